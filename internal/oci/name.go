@@ -1,0 +1,114 @@
+package oci
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// MaxNameLength is the longest repository name accepted (distribution's limit).
+const MaxNameLength = 255
+
+var (
+	// nameComponent is one path component of a repository name, as in the
+	// distribution spec: lower-case alphanumerics separated by '.', '_', '__' or '-'s.
+	nameComponent = `[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*`
+	nameRegexp    = regexp.MustCompile(`^` + nameComponent + `(?:/` + nameComponent + `)*$`)
+	tagRegexp     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+)
+
+// ValidateName checks a repository name (or any slash-separated path built
+// from name components, such as a group path).
+func ValidateName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: the name is empty", ErrNameInvalid)
+	case len(name) > MaxNameLength:
+		return fmt.Errorf("%w: %q is %d characters long, the limit is %d", ErrNameInvalid, clip(name), len(name), MaxNameLength)
+	case !nameRegexp.MatchString(name):
+		return fmt.Errorf("%w: %q must be lower-case letters, digits and separators (. _ __ -) in components joined by /", ErrNameInvalid, clip(name))
+	}
+	return nil
+}
+
+// ValidateTag checks a tag.
+func ValidateTag(tag string) error {
+	if !tagRegexp.MatchString(tag) {
+		return fmt.Errorf("%w: %q must be 1 to 128 characters of letters, digits, _ . -, not starting with . or -", ErrTagInvalid, clip(tag))
+	}
+	return nil
+}
+
+// Reference is what a manifest is asked for by: a tag or a digest.
+type Reference struct {
+	Tag    string
+	Digest Digest
+}
+
+// ParseReference parses the last path segment of a manifest URL.
+func ParseReference(s string) (Reference, error) {
+	if strings.Contains(s, ":") {
+		d, err := ParseDigest(s)
+		if err != nil {
+			return Reference{}, err
+		}
+		return Reference{Digest: d}, nil
+	}
+	if err := ValidateTag(s); err != nil {
+		return Reference{}, err
+	}
+	return Reference{Tag: s}, nil
+}
+
+// IsDigest reports whether the reference names a digest (immutable content).
+func (r Reference) IsDigest() bool { return r.Digest != "" }
+
+// String returns the tag or the digest.
+func (r Reference) String() string {
+	if r.Digest != "" {
+		return string(r.Digest)
+	}
+	return r.Tag
+}
+
+// NormalizeImage returns the upstream repository for a Docker Hub image
+// name: a name without a '/' is an official image under "library/".
+func NormalizeImage(image string) string {
+	if !strings.Contains(image, "/") {
+		return "library/" + image
+	}
+	return image
+}
+
+// proxySeparator splits a dependency proxy repository name into the group
+// path and the image: "acme/ci/dependency_proxy/containers/node".
+const proxySeparator = "/dependency_proxy/containers/"
+
+// ProxyRepository is a dependency proxy repository: a group's view of an
+// upstream image.
+type ProxyRepository struct {
+	Group string // full group path
+	Image string // image as requested ("alpine", "bitnami/redis")
+}
+
+// Name returns the repository name clients use.
+func (r ProxyRepository) Name() string { return r.Group + proxySeparator + r.Image }
+
+// Upstream returns the upstream repository ("library/alpine" for "alpine").
+func (r ProxyRepository) Upstream() string { return NormalizeImage(r.Image) }
+
+// ParseProxyRepository splits and validates a dependency proxy repository
+// name. ok is false when name is not a dependency proxy path at all.
+func ParseProxyRepository(name string) (repo ProxyRepository, ok bool, err error) {
+	group, image, found := strings.Cut(name, proxySeparator)
+	if !found {
+		return ProxyRepository{}, false, nil
+	}
+	if err := ValidateName(group); err != nil {
+		return ProxyRepository{}, true, fmt.Errorf("group path: %w", err)
+	}
+	if err := ValidateName(image); err != nil {
+		return ProxyRepository{}, true, fmt.Errorf("image: %w", err)
+	}
+	return ProxyRepository{Group: group, Image: image}, true, nil
+}

@@ -1,0 +1,140 @@
+package store
+
+import (
+	"errors"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/oci"
+)
+
+// Errors returned by the store. Callers translate them once, at their layer.
+var (
+	// ErrNotFound means no row matched.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means a unique key (a group path, a username, …) is taken.
+	ErrConflict = errors.New("already exists")
+)
+
+// Role is a member's role in a group. Higher roles include lower ones.
+type Role int
+
+// Roles, in GitLab's order and with GitLab's access-level numbers.
+const (
+	RoleNone       Role = 0
+	RoleGuest      Role = 10
+	RoleReporter   Role = 20
+	RoleDeveloper  Role = 30
+	RoleMaintainer Role = 40
+	RoleOwner      Role = 50
+)
+
+// User is a person (or bot) who signs in with a password or a personal token.
+type User struct {
+	ID           int64
+	Username     string
+	PasswordHash string // bcrypt; empty means password sign-in is disabled
+	Admin        bool
+	CreatedAt    time.Time
+}
+
+// Group is a namespace. Path is the full path ("acme/platform/ci");
+// ParentID is 0 for a top-level group.
+type Group struct {
+	ID        int64
+	ParentID  int64
+	Path      string
+	CreatedAt time.Time
+}
+
+// TokenKind says who a token belongs to.
+type TokenKind string
+
+// Token kinds.
+const (
+	TokenPersonal TokenKind = "personal" // UserID is set
+	TokenGroup    TokenKind = "group"    // GroupID is set: a group access token
+	TokenDeploy   TokenKind = "deploy"   // GroupID and Username are set
+)
+
+// Token is an API/registry token. Only the SHA-256 of its secret is stored.
+type Token struct {
+	ID         int64
+	Kind       TokenKind
+	Name       string
+	UserID     int64  // personal tokens
+	GroupID    int64  // group access and deploy tokens
+	Username   string // deploy tokens: the username clients log in with
+	Role       Role   // group access tokens: the role the token acts with
+	Scopes     []string
+	Hash       []byte // sha256 of the secret
+	ExpiresAt  *time.Time
+	RevokedAt  *time.Time
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+}
+
+// ProxySetting is a group's dependency proxy setting. Secret is plaintext in
+// memory only; the store encrypts it at rest and never logs it.
+type ProxySetting struct {
+	GroupID            int64
+	Enabled            bool
+	Identity           string
+	Secret             string
+	FreshnessWindow    time.Duration
+	AllowAnonymousPull bool
+	UpdatedAt          time.Time
+}
+
+// TTLPolicy is a group's image TTL policy.
+type TTLPolicy struct {
+	GroupID   int64
+	Enabled   bool
+	TTLDays   int
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// HubCredentials is a Docker Hub identity and its secret (plaintext in memory).
+type HubCredentials struct {
+	Identity string
+	Secret   string
+}
+
+// Manifest statuses.
+const (
+	StatusDefault            = "default"
+	StatusPendingDestruction = "pending_destruction"
+)
+
+// Manifest is a cached manifest of a group. Image is the upstream repository
+// ("library/alpine"); Reference is the tag or digest it was asked for.
+type Manifest struct {
+	ID        int64
+	GroupID   int64
+	Image     string
+	Reference string
+	Digest    oci.Digest
+	MediaType string
+	Size      int64
+	Content   []byte
+	ETag      string
+	Status    string
+	CreatedAt time.Time
+	UpdatedAt time.Time // last time the upstream confirmed or replaced it
+	ReadAt    time.Time
+}
+
+// Blob is a group's reference to a stored blob.
+type Blob struct {
+	GroupID   int64
+	Digest    oci.Digest
+	Size      int64
+	CreatedAt time.Time
+	ReadAt    time.Time
+}
+
+// BlobKey names a group's blob reference.
+type BlobKey struct {
+	GroupID int64
+	Digest  oci.Digest
+}
