@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -74,7 +75,7 @@ func New() *Metrics {
 	}
 	reg.MustRegister(m.requests, m.requestSeconds, m.cacheResults, m.upstreamRequests, m.bytesServed,
 		m.inflight, m.rateLimitLimit, m.rateLimitRemain, m.revalidationFails,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

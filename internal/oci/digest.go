@@ -23,11 +23,11 @@ func ParseDigest(s string) (Digest, error) {
 		return "", fmt.Errorf("%w: %q uses algorithm %q, only sha256 is supported", ErrDigestInvalid, clip(s), clip(alg))
 	}
 	if len(hexPart) != 64 {
-		return "", fmt.Errorf("%w: %q must have 64 hex characters after sha256:, has %d", ErrDigestInvalid, clip(s), len(hexPart))
+		return "", fmt.Errorf("%w: %q must have 64 hex characters after the sha256: prefix, has %d", ErrDigestInvalid, clip(s), len(hexPart))
 	}
 	for _, c := range hexPart {
 		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return "", fmt.Errorf("%w: %q must be lower-case hex after sha256:", ErrDigestInvalid, clip(s))
+			return "", fmt.Errorf("%w: %q must be lower-case hex (0-9, a-f) after the sha256: prefix", ErrDigestInvalid, clip(s))
 		}
 	}
 	return Digest(s), nil

@@ -2,6 +2,8 @@ package store
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dproxy/dproxy/internal/oci"
@@ -20,13 +22,66 @@ type Role int
 
 // Roles, in GitLab's order and with GitLab's access-level numbers.
 const (
-	RoleNone       Role = 0
-	RoleGuest      Role = 10
-	RoleReporter   Role = 20
-	RoleDeveloper  Role = 30
-	RoleMaintainer Role = 40
-	RoleOwner      Role = 50
+	RoleNone          Role = 0
+	RoleMinimalAccess Role = 5 // a member below guest: sees the group, may not pull
+	RoleGuest         Role = 10
+	RoleReporter      Role = 20
+	RoleDeveloper     Role = 30
+	RoleMaintainer    Role = 40
+	RoleOwner         Role = 50
 )
+
+var roleNames = []struct {
+	role Role
+	name string
+}{
+	{RoleMinimalAccess, "minimal_access"},
+	{RoleGuest, "guest"},
+	{RoleReporter, "reporter"},
+	{RoleDeveloper, "developer"},
+	{RoleMaintainer, "maintainer"},
+	{RoleOwner, "owner"},
+}
+
+// String returns the role's name as ParseRole accepts it ("none" for
+// RoleNone).
+func (r Role) String() string {
+	if r == RoleNone {
+		return "none"
+	}
+	for _, n := range roleNames {
+		if n.role == r {
+			return n.name
+		}
+	}
+	return fmt.Sprintf("role(%d)", int(r))
+}
+
+// Valid reports whether r is a role a member can have (not RoleNone).
+func (r Role) Valid() bool {
+	for _, n := range roleNames {
+		if n.role == r {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseRole parses a member role name: minimal_access, guest, reporter,
+// developer, maintainer or owner (case-insensitive; "-" may stand for "_").
+func ParseRole(s string) (Role, error) {
+	key := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), "-", "_")
+	for _, n := range roleNames {
+		if n.name == key {
+			return n.role, nil
+		}
+	}
+	names := make([]string, len(roleNames))
+	for i, n := range roleNames {
+		names[i] = n.name
+	}
+	return RoleNone, fmt.Errorf("unknown role %q: use one of %s", s, strings.Join(names, ", "))
+}
 
 // User is a person (or bot) who signs in with a password or a personal token.
 type User struct {
@@ -43,6 +98,15 @@ type Group struct {
 	ID        int64
 	ParentID  int64
 	Path      string
+	CreatedAt time.Time
+}
+
+// Member is a user's membership of one group.
+type Member struct {
+	GroupID   int64
+	UserID    int64
+	Username  string
+	Role      Role
 	CreatedAt time.Time
 }
 

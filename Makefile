@@ -1,0 +1,47 @@
+# dproxy — `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/dproxy/dproxy/internal/commands.Version=$(VERSION)
+
+GOTESTSUM_VERSION := v1.13.0
+STATICCHECK_VERSION := v0.8.2
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-10s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Build bin/dproxy
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dproxy ./cmd/dproxy
+
+.PHONY: run
+run: build ## Run dproxy on its embedded default (SQLite + a blob folder in ./dproxy-data)
+	$(BIN)/dproxy serve
+
+.PHONY: test
+test: $(BIN)/gotestsum ## Run every test with the race detector
+	$(BIN)/gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg -- -race -shuffle=on -count=1 -timeout 20m ./...
+
+.PHONY: lint
+lint: $(BIN)/staticcheck ## gofmt, go vet, staticcheck, go mod tidy check
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
+	$(GO) mod tidy -diff
+
+.PHONY: bench
+bench: ## Run the Go benchmarks (hot paths, cached blob throughput)
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+
+.PHONY: ci
+ci: lint test ## What CI runs: lint and the tests
+
+$(BIN)/gotestsum:
+	GOBIN=$(BIN) $(GO) install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
+
+$(BIN)/staticcheck:
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -1,0 +1,249 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/dproxy/dproxy/internal/auth"
+	"github.com/dproxy/dproxy/internal/blobstore"
+	"github.com/dproxy/dproxy/internal/commands"
+	"github.com/dproxy/dproxy/internal/config"
+	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/secretbox"
+	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/testregistry"
+)
+
+// TestMain lets a test run this test binary as `dproxy`.
+func TestMain(m *testing.M) {
+	if os.Getenv("DPROXY_TEST_RUN_MAIN") == "1" {
+		os.Exit(commands.Main())
+	}
+	os.Exit(m.Run())
+}
+
+// serveProcess runs `dproxy serve` as a child process on a free port.
+func serveProcess(t testing.TB, dataDir, upstreamURL string) (*exec.Cmd, string) {
+	cmd, base, _ := serveProcessLog(t, dataDir, upstreamURL)
+	return cmd, base
+}
+
+// serveProcessLog is serveProcess that also returns the path of the log.
+func serveProcessLog(t testing.TB, dataDir, upstreamURL string) (*exec.Cmd, string, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(os.Args[0], "serve", "--addr", addr, "--data-dir", dataDir,
+		"--upstream", upstreamURL, "--external-url", "http://"+addr, "--log-format", "json")
+	cmd.Env = append(os.Environ(), "DPROXY_TEST_RUN_MAIN=1")
+	logf, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		logf.Close()
+	})
+	waitFor(t, "dproxy serve to answer", func() bool {
+		res, err := http.Get("http://" + addr + "/-/health")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	})
+	return cmd, "http://" + addr, logf.Name()
+}
+
+func TestKilledDuringDownloadServesNoPartialBlob(t *testing.T) {
+	t.Parallel()
+	up := testregistry.New(t, testregistry.Options{})
+	img := up.PushRandomImage(t, "library/big", "v1", 1, 16<<20)
+	layers, _ := img.Layers()
+	d, _ := layers[0].Digest()
+	up.SetBandwidth(2 << 20)
+
+	dir := t.TempDir()
+	secret := prepareDataDir(t, dir)
+	cfg := config.Default()
+	cfg.DataDir = dir
+	ctx := context.Background()
+
+	repo := "acme/dependency_proxy/containers/big"
+	get := func(base string) (*http.Response, error) {
+		tok := fetchJWT(t, base, "alice", secret, repo)
+		req, _ := http.NewRequest(http.MethodGet, base+"/v2/"+repo+"/blobs/"+d.String(), nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return http.DefaultClient.Do(req)
+	}
+
+	cmd, base := serveProcess(t, dir, up.URL)
+	res, err := get(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(res.Body, make([]byte, 2<<20)); err != nil {
+		t.Fatalf("read the first bytes: %v", err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if _, err := io.Copy(io.Discard, res.Body); err == nil {
+		t.Errorf("the client's body ended cleanly although the server was killed mid-download")
+	}
+	res.Body.Close()
+
+	fs, err := blobstore.NewFS(cfg.BlobDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Stat(ctx, oci.Digest(d.String())); !errors.Is(err, oci.ErrBlobUnknown) {
+		t.Fatalf("a partial blob is in place after the kill: %v", err)
+	}
+
+	up.SetBandwidth(0)
+	_, base = serveProcess(t, dir, up.URL)
+	res, err = get(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != 200 || digestOf(body) != d.String() {
+		t.Fatalf("after restart: status %d, err %v, digest %s", res.StatusCode, err, digestOf(body))
+	}
+	if n := up.CountBlob("GET", d.String()); n != 2 {
+		t.Errorf("%d upstream GETs of the blob, want 2 (one killed, one after restart)", n)
+	}
+	waitFor(t, "temp files to be gone", func() bool {
+		entries, _ := os.ReadDir(filepath.Join(cfg.BlobDir(), "tmp"))
+		return len(entries) == 0
+	})
+}
+
+// prepareDataDir creates, in a data dir a server will open, group acme with
+// guest alice; it returns alice's token secret.
+func prepareDataDir(t testing.TB, dir string) string {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = dir
+	key, err := secretbox.LoadOrCreateKey(cfg.SecretKeyPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := secretbox.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, cfg.DBPath(), box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	g, err := st.CreateGroup(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := st.CreateUser(ctx, store.User{Username: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetMember(ctx, g.ID, u.ID, store.RoleGuest); err != nil {
+		t.Fatal(err)
+	}
+	secret, hash := auth.NewTokenSecret(store.TokenPersonal)
+	if _, err := st.CreateToken(ctx, store.Token{Kind: store.TokenPersonal, Name: "t", UserID: u.ID, Scopes: []string{auth.ScopeReadRegistry}, Hash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// fetchJWT asks a server's token endpoint for a pull token on repo.
+func fetchJWT(t testing.TB, base, user, secret, repo string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/jwt/auth?service=dependency_proxy&scope=repository:"+repo+":pull", nil)
+	req.SetBasicAuth(user, secret)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body struct{ Token string }
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil || body.Token == "" {
+		t.Fatalf("token answer %d: %v", res.StatusCode, err)
+	}
+	return body.Token
+}
+
+func TestServeLifecycle(t *testing.T) {
+	t.Parallel()
+	up := testregistry.New(t, testregistry.Options{})
+	dir := t.TempDir()
+	cmd, base, logPath := serveProcessLog(t, dir, up.URL)
+
+	tokenPath := filepath.Join(dir, "initial_admin_token")
+	fi, err := os.Stat(tokenPath)
+	if err != nil {
+		t.Fatalf("initial admin token: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("initial admin token mode %v, want 0600", fi.Mode().Perm())
+	}
+	tok, _ := os.ReadFile(tokenPath)
+	for _, path := range []string{"/-/health", "/-/readiness", "/metrics"} {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("%s: %d %s", path, res.StatusCode, body)
+		}
+		if path == "/metrics" && !strings.Contains(string(body), "dproxy_http_requests_total") {
+			t.Errorf("/metrics lacks dproxy_http_requests_total")
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("dproxy serve exited with %v after SIGTERM, want 0", err)
+	}
+	logs, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(logs), tokenPath) {
+		t.Errorf("the log does not name the token file %s:\n%s", tokenPath, logs)
+	}
+	if secret := strings.TrimSpace(string(tok)); secret == "" || strings.Contains(string(logs), secret) {
+		t.Errorf("the log contains the admin token (or the token file is empty)")
+	}
+	// A second start keeps the admin token.
+	_, _ = serveProcess(t, dir, up.URL)
+	tok2, _ := os.ReadFile(tokenPath)
+	if string(tok2) != string(tok) {
+		t.Errorf("the initial admin token changed on restart")
+	}
+}

@@ -1,0 +1,80 @@
+// Package auth owns who may do what in dproxy: password hashing, API and
+// registry token secrets, the registry's JWTs (minting and verification),
+// signing in with a password or a token, and the permission checks for
+// pulling from a group's dependency proxy.
+//
+// It reads users, groups, memberships and tokens through the small Accounts
+// interface (which *store.Store satisfies) and uses only the store's data
+// types and oci's sentinel errors. It must not import server, cache,
+// upstream, blobstore, commands or tui. Secrets never leave this package in
+// a log line, an error message or a JWT: only their SHA-256 goes to the
+// store and only principal ids go into tokens.
+package auth
+
+import (
+	"strconv"
+
+	"github.com/dproxy/dproxy/internal/store"
+)
+
+// Principal is who a request acts as. A user signed in with a password has
+// only User; a personal token has both User and Token; group access and
+// deploy tokens have only Token. The zero Principal is nobody.
+type Principal struct {
+	User  *store.User
+	Token *store.Token
+}
+
+// Subject identifies the principal in a JWT: "token:<id>" for any token,
+// "user:<id>" for a password sign-in, "" for the zero Principal. It never
+// contains a secret.
+func (p Principal) Subject() string {
+	switch {
+	case p.Token != nil:
+		return subjectToken + strconv.FormatInt(p.Token.ID, 10)
+	case p.User != nil:
+		return subjectUser + strconv.FormatInt(p.User.ID, 10)
+	}
+	return ""
+}
+
+// Name is the principal's display name: the username of a user or personal
+// token, the username of a deploy token, "group-token-<id>" for a group
+// access token.
+func (p Principal) Name() string {
+	switch {
+	case p.User != nil:
+		return p.User.Username
+	case p.Token == nil:
+		return ""
+	case p.Token.Kind == store.TokenDeploy:
+		return p.Token.Username
+	}
+	return "group-token-" + strconv.FormatInt(p.Token.ID, 10)
+}
+
+// IsZero reports whether p is nobody.
+func (p Principal) IsZero() bool { return p.User == nil && p.Token == nil }
+
+// IsAdmin reports whether p acts for an instance admin (with a password or
+// one of the admin's personal tokens).
+func (p Principal) IsAdmin() bool { return p.User != nil && p.User.Admin }
+
+// HasScope reports whether p may use scope: a password sign-in has every
+// scope, a token only those it was created with, nobody has none.
+func (p Principal) HasScope(scope string) bool {
+	if p.Token == nil {
+		return p.User != nil
+	}
+	for _, s := range p.Token.Scopes {
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
+
+const (
+	subjectUser  = "user:"
+	subjectToken = "token:"
+)

@@ -1,0 +1,336 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/store"
+)
+
+// Accounts is what the Service reads and writes: users, groups,
+// memberships and tokens. *store.Store satisfies it. Lookups of missing
+// rows return errors wrapping store.ErrNotFound.
+type Accounts interface {
+	UserByID(ctx context.Context, id int64) (store.User, error)
+	UserByUsername(ctx context.Context, username string) (store.User, error)
+	GroupByPath(ctx context.Context, path string) (store.Group, error)
+	// EffectiveRole is the user's highest role in the group or any
+	// ancestor, RoleNone when they have none.
+	EffectiveRole(ctx context.Context, userID, groupID int64) (store.Role, error)
+	// IsAncestorOrSelf reports whether groupID is ancestorID or below it.
+	IsAncestorOrSelf(ctx context.Context, ancestorID, groupID int64) (bool, error)
+	TokenByHash(ctx context.Context, hash []byte) (store.Token, error)
+	TokenByID(ctx context.Context, id int64) (store.Token, error)
+	TouchToken(ctx context.Context, id int64, at time.Time) error
+}
+
+// ServiceOptions configure a Service. Zero values mean the defaults.
+type ServiceOptions struct {
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives failures that do not fail a request (recording a
+	// token's last use). Default: discard.
+	Logger *slog.Logger
+	// TouchInterval is how stale a token's last-used time may get before a
+	// sign-in records it again (default 1 minute), so busy tokens do not
+	// turn every sign-in into a database write.
+	TouchInterval time.Duration
+}
+
+// Service signs principals in and decides what they may pull. It is safe
+// for concurrent use.
+type Service struct {
+	accounts Accounts
+	issuer   *Issuer
+	opts     ServiceOptions
+}
+
+// NewService returns a Service reading accounts from a and verifying JWTs
+// with iss.
+func NewService(a Accounts, iss *Issuer, opts ServiceOptions) *Service {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.TouchInterval <= 0 {
+		opts.TouchInterval = time.Minute
+	}
+	return &Service{accounts: a, issuer: iss, opts: opts}
+}
+
+// errBadCredentials is the one answer to every failed sign-in, so that
+// nothing tells a wrong password from an unknown user or a revoked token.
+var errBadCredentials = fmt.Errorf("%w: invalid username or password/token", oci.ErrUnauthorized)
+
+// Authenticate signs in with a username and a password or token secret.
+// A token secret is tried first: a personal token needs its user's
+// username, a deploy token its deploy username, a group access token any
+// username (as GitLab). Otherwise password is the user's password.
+// Unknown users, wrong passwords, wrong usernames, revoked and expired
+// tokens all give the same error wrapping oci.ErrUnauthorized; other
+// errors are the store's. The secret never appears in an error.
+func (s *Service) Authenticate(ctx context.Context, username, password string) (Principal, error) {
+	if password == "" {
+		return Principal{}, errBadCredentials
+	}
+	p, err := s.authenticateToken(ctx, password, &username)
+	if !errors.Is(err, store.ErrNotFound) {
+		return p, err
+	}
+	return s.authenticatePassword(ctx, username, password)
+}
+
+// AuthenticateToken signs in with a token secret alone, as a Bearer
+// credential (the admin API) carries it; no username is checked. Failures
+// are errors wrapping oci.ErrUnauthorized.
+func (s *Service) AuthenticateToken(ctx context.Context, secret string) (Principal, error) {
+	if secret == "" {
+		return Principal{}, errBadCredentials
+	}
+	p, err := s.authenticateToken(ctx, secret, nil)
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, errBadCredentials
+	}
+	return p, err
+}
+
+// authenticateToken looks secret up as a token. It returns an error
+// wrapping store.ErrNotFound when no token has that secret, so the caller
+// can try it as a password. A non-nil username must match the token's.
+func (s *Service) authenticateToken(ctx context.Context, secret string, username *string) (Principal, error) {
+	t, err := s.accounts.TokenByHash(ctx, HashToken(secret))
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return Principal{}, err
+		}
+		return Principal{}, fmt.Errorf("sign in with a token: %w", err)
+	}
+	now := s.opts.Now()
+	p, err := s.principalOfToken(ctx, t, now)
+	if err != nil {
+		return Principal{}, err
+	}
+	if username != nil {
+		want := *username
+		switch t.Kind {
+		case store.TokenPersonal:
+			want = p.User.Username
+		case store.TokenDeploy:
+			want = t.Username
+		}
+		if *username != want {
+			return Principal{}, errBadCredentials
+		}
+	}
+	s.touch(ctx, t, now)
+	return p, nil
+}
+
+func (s *Service) authenticatePassword(ctx context.Context, username, password string) (Principal, error) {
+	u, err := s.accounts.UserByUsername(ctx, username)
+	if errors.Is(err, store.ErrNotFound) {
+		CheckPassword(dummyHash, password) // as slow as a wrong password
+		return Principal{}, errBadCredentials
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("sign in as %q: %w", username, err)
+	}
+	// An empty hash means password sign-in is disabled for this user.
+	if !CheckPassword(u.PasswordHash, password) {
+		return Principal{}, errBadCredentials
+	}
+	return Principal{User: &u}, nil
+}
+
+// touch records a token's use unless it was recorded recently. A failure
+// is logged, not returned: bookkeeping must not fail a sign-in.
+func (s *Service) touch(ctx context.Context, t store.Token, now time.Time) {
+	if t.LastUsedAt != nil && now.Sub(*t.LastUsedAt) < s.opts.TouchInterval {
+		return
+	}
+	if err := s.accounts.TouchToken(ctx, t.ID, now); err != nil {
+		s.opts.Logger.WarnContext(ctx, "record token use", "token_id", t.ID, "err", err)
+	}
+}
+
+// principalOfToken checks that t is usable at now and loads its user.
+func (s *Service) principalOfToken(ctx context.Context, t store.Token, now time.Time) (Principal, error) {
+	if t.RevokedAt != nil || (t.ExpiresAt != nil && !now.Before(*t.ExpiresAt)) {
+		return Principal{}, errBadCredentials
+	}
+	p := Principal{Token: &t}
+	if t.Kind != store.TokenPersonal {
+		return p, nil
+	}
+	u, err := s.accounts.UserByID(ctx, t.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, errBadCredentials
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("load user %d of token %d: %w", t.UserID, t.ID, err)
+	}
+	p.User = &u
+	return p, nil
+}
+
+// PrincipalFromSubject loads the principal a verified JWT names ("user:<id>"
+// or "token:<id>") as it is now: a deleted user, or a revoked, expired or
+// deleted token, gives an error wrapping oci.ErrUnauthorized.
+func (s *Service) PrincipalFromSubject(ctx context.Context, subject string) (Principal, error) {
+	expired := fmt.Errorf("%w: the credentials this token was issued for are no longer valid; log in again", oci.ErrUnauthorized)
+	if rest, ok := strings.CutPrefix(subject, subjectToken); ok {
+		id, err := strconv.ParseInt(rest, 10, 64)
+		if err != nil || id <= 0 {
+			return Principal{}, fmt.Errorf("%w: malformed token subject %q", oci.ErrUnauthorized, clip(subject))
+		}
+		t, err := s.accounts.TokenByID(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return Principal{}, expired
+		}
+		if err != nil {
+			return Principal{}, fmt.Errorf("load token %d: %w", id, err)
+		}
+		p, err := s.principalOfToken(ctx, t, s.opts.Now())
+		if errors.Is(err, errBadCredentials) {
+			return Principal{}, expired
+		}
+		return p, err
+	}
+	if rest, ok := strings.CutPrefix(subject, subjectUser); ok {
+		id, err := strconv.ParseInt(rest, 10, 64)
+		if err != nil || id <= 0 {
+			return Principal{}, fmt.Errorf("%w: malformed user subject %q", oci.ErrUnauthorized, clip(subject))
+		}
+		u, err := s.accounts.UserByID(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return Principal{}, expired
+		}
+		if err != nil {
+			return Principal{}, fmt.Errorf("load user %d: %w", id, err)
+		}
+		return Principal{User: &u}, nil
+	}
+	return Principal{}, fmt.Errorf("%w: unknown token subject %q", oci.ErrUnauthorized, clip(subject))
+}
+
+// PrincipalFromAccessToken verifies an access JWT and loads its principal
+// live (PrincipalFromSubject).
+func (s *Service) PrincipalFromAccessToken(ctx context.Context, token string) (Claims, Principal, error) {
+	c, err := s.issuer.Verify(token)
+	if err != nil {
+		return Claims{}, Principal{}, err
+	}
+	p, err := s.PrincipalFromSubject(ctx, c.Subject)
+	if err != nil {
+		return Claims{}, Principal{}, err
+	}
+	return c, p, nil
+}
+
+// PrincipalFromRefreshToken verifies a refresh JWT and loads its principal
+// live (PrincipalFromSubject).
+func (s *Service) PrincipalFromRefreshToken(ctx context.Context, token string) (Principal, error) {
+	c, err := s.issuer.VerifyRefresh(token)
+	if err != nil {
+		return Principal{}, err
+	}
+	return s.PrincipalFromSubject(ctx, c.Subject)
+}
+
+// AuthorizePull decides whether p may pull from the dependency proxy of the
+// group at groupPath, and returns the group.
+//
+//   - The token must allow pulling (see missingPullScope), else an error
+//     wrapping oci.ErrDenied names the missing scope. A password sign-in
+//     has every scope.
+//   - An unknown group and a group p cannot see give the same error
+//     wrapping oci.ErrNameUnknown. Instance admins see every group; users
+//     see groups where their effective (inherited) role is at least
+//     minimal access; group access and deploy tokens see their group and
+//     its subgroups.
+//   - A visible group with a role below guest (a minimal-access member, or
+//     a group access token with such a role) gives oci.ErrDenied.
+//
+// The zero Principal gets oci.ErrUnauthorized.
+func (s *Service) AuthorizePull(ctx context.Context, p Principal, groupPath string) (store.Group, error) {
+	if p.IsZero() {
+		return store.Group{}, fmt.Errorf("%w: log in to pull from group %s", oci.ErrUnauthorized, groupPath)
+	}
+	if msg := missingPullScope(p.HasScope); msg != "" {
+		return store.Group{}, fmt.Errorf("%w: %s", oci.ErrDenied, msg)
+	}
+	unknown := fmt.Errorf("%w: group %s does not exist or you do not have access to it", oci.ErrNameUnknown, groupPath)
+	g, err := s.accounts.GroupByPath(ctx, groupPath)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Group{}, unknown
+	}
+	if err != nil {
+		return store.Group{}, fmt.Errorf("authorize pull from group %s: %w", groupPath, err)
+	}
+
+	var role store.Role
+	switch {
+	case p.IsAdmin():
+		return g, nil
+	case p.User != nil:
+		if role, err = s.accounts.EffectiveRole(ctx, p.User.ID, g.ID); err != nil {
+			return store.Group{}, fmt.Errorf("authorize pull of %s from group %s: %w", p.Name(), groupPath, err)
+		}
+		if role < store.RoleMinimalAccess {
+			return store.Group{}, unknown
+		}
+	default: // a group access or deploy token
+		in, err := s.accounts.IsAncestorOrSelf(ctx, p.Token.GroupID, g.ID)
+		if err != nil {
+			return store.Group{}, fmt.Errorf("authorize pull of %s from group %s: %w", p.Name(), groupPath, err)
+		}
+		if !in {
+			return store.Group{}, unknown
+		}
+		if p.Token.Kind == store.TokenDeploy {
+			return g, nil
+		}
+		role = p.Token.Role
+	}
+	if role < store.RoleGuest {
+		return store.Group{}, fmt.Errorf("%w: pulling from the dependency proxy of group %s needs at least the guest role; %s has the %s role",
+			oci.ErrDenied, g.Path, p.Name(), role)
+	}
+	return g, nil
+}
+
+// GrantedActions returns the actions of a Docker token scope
+// ("repository:<group>/dependency_proxy/containers/<image>:pull") that p
+// is granted: the requested ones intersected with what p may do. Only
+// "pull" (also asked for as "*") on a dependency proxy repository can be
+// granted; malformed scopes, other resource types and repositories give
+// none.
+func (s *Service) GrantedActions(ctx context.Context, p Principal, scope string) []string {
+	a, err := ParseScope(scope)
+	if err != nil || a.Type != "repository" {
+		return nil
+	}
+	if !slices.Contains(a.Actions, "pull") && !slices.Contains(a.Actions, "*") {
+		return nil
+	}
+	repo, ok, err := oci.ParseProxyRepository(a.Name)
+	if !ok || err != nil {
+		return nil
+	}
+	if _, err := s.AuthorizePull(ctx, p, repo.Group); err != nil {
+		if !errors.Is(err, oci.ErrNameUnknown) && !errors.Is(err, oci.ErrDenied) && !errors.Is(err, oci.ErrUnauthorized) {
+			s.opts.Logger.WarnContext(ctx, "authorize token scope", "scope", clip(scope), "principal", p.Subject(), "err", err)
+		}
+		return nil
+	}
+	return []string{"pull"}
+}

@@ -1,0 +1,433 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/metrics"
+	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/store"
+)
+
+// Blob is a blob as served to a client. Close it when done.
+type Blob struct {
+	// ReadCloser yields the content. When Cached is true it is also an
+	// io.ReadSeeker, so Range requests can be answered.
+	io.ReadCloser
+	// Size is the content length, or -1 when the upstream did not say.
+	Size int64
+	// Cached is true when the bytes come from storage rather than from a
+	// download in progress.
+	Cached bool
+}
+
+// Blob returns the content of blob d of t.Image. A blob the group has
+// cached is served from storage without contacting the upstream. On a miss,
+// exactly one upstream download runs per digest however many clients ask;
+// every client streams from it as bytes arrive. The download carries on
+// when clients go away, and its bytes are verified before the blob is
+// committed; a client never receives the last byte of an unverified blob.
+func (c *Cache) Blob(ctx context.Context, t Target, d oci.Digest) (*Blob, error) {
+	for {
+		b, retry, err := c.blob(ctx, t, d)
+		if !retry {
+			return b, err
+		}
+	}
+}
+
+// blob makes one attempt; retry is true when a download finished while we
+// looked and the lookup must start over.
+func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retry bool, _ error) {
+	key := store.BlobKey{GroupID: t.GroupID, Digest: d}
+	_, err := c.meta.Blob(ctx, t.GroupID, d)
+	switch {
+	case err == nil:
+		f, err := c.blobs.Open(ctx, d)
+		if err == nil {
+			c.touch.blob(key)
+			c.opts.Metrics.CacheResult("blob", metrics.ResultHit)
+			return &Blob{ReadCloser: f, Size: f.Size(), Cached: true}, false, nil
+		}
+		if !errors.Is(err, oci.ErrBlobUnknown) {
+			return nil, false, fmt.Errorf("open cached blob %s: %w", d, err)
+		}
+		// The row outlived its file: drop it and fetch again.
+		c.log.WarnContext(ctx, "cached blob file missing, fetching again", "digest", d, "group_id", t.GroupID)
+		if err := c.meta.DeleteBlob(ctx, t.GroupID, d); err != nil {
+			return nil, false, fmt.Errorf("drop blob reference %s: %w", d, err)
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, false, fmt.Errorf("look up blob %s: %w", d, err)
+	}
+
+	c.mu.Lock()
+	dl := c.downloads[d]
+	gen := c.generation
+	c.mu.Unlock()
+
+	if dl == nil {
+		// Stored for another group? Share the file once the upstream has
+		// confirmed this group's credentials may read it.
+		if f, err := c.blobs.Open(ctx, d); err == nil {
+			if err := c.confirm(ctx, t, d); err != nil {
+				f.Close()
+				return nil, false, err
+			}
+			c.reference(ctx, t.GroupID, d, f.Size())
+			c.opts.Metrics.CacheResult("blob", metrics.ResultHit)
+			return &Blob{ReadCloser: f, Size: f.Size(), Cached: true}, false, nil
+		} else if !errors.Is(err, oci.ErrBlobUnknown) {
+			return nil, false, fmt.Errorf("open blob %s: %w", d, err)
+		}
+	} else if !dl.hasGroup(t.GroupID) {
+		if err := c.confirm(ctx, t, d); err != nil {
+			return nil, false, err
+		}
+	}
+
+	r, dl, retry, err := c.join(ctx, t, d, gen)
+	if retry || err != nil {
+		return nil, retry, err
+	}
+	select {
+	case <-dl.ready:
+	case <-ctx.Done():
+		r.Close()
+		return nil, false, ctx.Err()
+	}
+	size, err := dl.header()
+	if err != nil {
+		r.Close()
+		return nil, false, err
+	}
+	c.opts.Metrics.CacheResult("blob", metrics.ResultMiss)
+	return &Blob{ReadCloser: r, Size: size}, false, nil
+}
+
+// confirm asks the upstream, with t's credentials, whether blob d exists in
+// t.Image: a group only shares content it could have fetched itself.
+func (c *Cache) confirm(ctx context.Context, t Target, d oci.Digest) error {
+	_, err := c.remote.HeadBlob(ctx, t.Creds, t.Image, d)
+	return err
+}
+
+// reference records that a group uses a stored blob.
+func (c *Cache) reference(ctx context.Context, groupID int64, d oci.Digest, size int64) {
+	now := c.opts.Now()
+	if err := c.meta.PutBlob(ctx, store.Blob{GroupID: groupID, Digest: d, Size: size, CreatedAt: now, ReadAt: now}); err != nil {
+		c.log.ErrorContext(ctx, "store blob reference", "digest", d, "group_id", groupID, "err", err)
+	}
+}
+
+// join attaches a reader to the download of d, starting the download when
+// none runs. retry is true when the download of d was being committed, or a
+// download finished since gen: the caller looks the blob up again.
+func (c *Cache) join(ctx context.Context, t Target, d oci.Digest, gen uint64) (*downloadReader, *download, bool, error) {
+	c.mu.Lock()
+	dl := c.downloads[d]
+	switch {
+	case dl != nil && dl.sealed:
+		c.mu.Unlock()
+		select {
+		case <-dl.done:
+		case <-ctx.Done():
+			return nil, nil, false, ctx.Err()
+		}
+		if _, err := dl.header(); err != nil {
+			return nil, nil, false, err
+		}
+		return nil, nil, true, nil
+	case dl == nil && c.generation != gen:
+		c.mu.Unlock()
+		return nil, nil, true, nil
+	case dl == nil:
+		tmp, err := c.blobs.CreateTemp()
+		if err != nil {
+			c.mu.Unlock()
+			return nil, nil, false, fmt.Errorf("create temp file for blob %s: %w", d, err)
+		}
+		dl = newDownload(d, tmp, t.GroupID)
+		c.downloads[d] = dl
+		c.wg.Add(1)
+		go c.run(dl, t)
+	}
+	// The temp file cannot be renamed while we hold c.mu and dl is not sealed.
+	f, err := os.Open(dl.tmp.Name())
+	if err == nil {
+		dl.addGroup(t.GroupID)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("open download of blob %s: %w", d, err)
+	}
+	return &downloadReader{dl: dl, f: f, ctx: ctx}, dl, false, nil
+}
+
+// download is one upstream fetch of a blob into a temp file, read by any
+// number of clients while it grows.
+type download struct {
+	digest oci.Digest
+	tmp    *os.File
+	ready  chan struct{} // closed once the size is known or the download failed
+	done   chan struct{} // closed when committed or failed
+
+	// sealed is guarded by Cache.mu: once set, no reader may open tmp.
+	sealed bool
+
+	mu       sync.Mutex
+	size     int64 // -1 until known or when the upstream did not say
+	written  int64
+	verified bool
+	err      error
+	progress chan struct{} // closed and replaced whenever the fields above change
+	groups   map[int64]struct{}
+}
+
+func newDownload(d oci.Digest, tmp *os.File, groupID int64) *download {
+	return &download{
+		digest: d, tmp: tmp, size: -1,
+		ready: make(chan struct{}), done: make(chan struct{}),
+		progress: make(chan struct{}),
+		groups:   map[int64]struct{}{groupID: {}},
+	}
+}
+
+func (dl *download) hasGroup(id int64) bool {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	_, ok := dl.groups[id]
+	return ok
+}
+
+func (dl *download) addGroup(id int64) {
+	dl.mu.Lock()
+	dl.groups[id] = struct{}{}
+	dl.mu.Unlock()
+}
+
+// header returns the size once ready, or the error that ended the download
+// before its body started.
+func (dl *download) header() (int64, error) {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	if dl.err != nil && dl.written == 0 {
+		return 0, dl.err
+	}
+	return dl.size, nil
+}
+
+// update changes the shared state under the lock and wakes every reader.
+func (dl *download) update(fn func()) {
+	dl.mu.Lock()
+	fn()
+	close(dl.progress)
+	dl.progress = make(chan struct{})
+	dl.mu.Unlock()
+}
+
+// run downloads dl, detached from the clients that asked for it.
+func (c *Cache) run(dl *download, t Target) {
+	defer c.wg.Done()
+	c.opts.Metrics.InflightDownloads(1)
+	defer c.opts.Metrics.InflightDownloads(-1)
+	start := time.Now()
+
+	err := c.fetchBlob(dl, t)
+	if err == nil {
+		err = c.commit(dl)
+	} else {
+		c.blobs.Abort(dl.tmp)
+	}
+
+	c.mu.Lock()
+	dl.sealed = true
+	delete(c.downloads, dl.digest)
+	c.generation++
+	c.mu.Unlock()
+
+	if err != nil {
+		c.log.Error("blob download failed", "digest", dl.digest, "image", t.Image, "err", err)
+		dl.update(func() { dl.err = err })
+	} else {
+		c.log.Info("blob cached", "digest", dl.digest, "image", t.Image, "size", dl.written, "duration", time.Since(start))
+	}
+	select {
+	case <-dl.ready:
+	default:
+		close(dl.ready)
+	}
+	close(dl.done)
+}
+
+// fetchBlob streams the upstream body into the temp file and verifies it.
+// Readers see every byte but the last until the digest is verified.
+func (c *Cache) fetchBlob(dl *download, t Target) error {
+	ctx, cancel := context.WithCancelCause(c.ctx)
+	defer cancel(nil)
+	idle := time.AfterFunc(c.opts.IdleTimeout, func() {
+		cancel(fmt.Errorf("%w: no data from upstream for %s", oci.ErrTimeout, c.opts.IdleTimeout))
+	})
+	defer idle.Stop()
+
+	body, size, err := c.remote.GetBlob(ctx, t.Creds, t.Image, dl.digest)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if size > c.opts.MaxBlobSize {
+		return fmt.Errorf("%w: blob %s of %s is %d bytes, the limit is %d", oci.ErrSizeInvalid, dl.digest, t.Image, size, c.opts.MaxBlobSize)
+	}
+	dl.update(func() { dl.size = size })
+	close(dl.ready)
+
+	v := oci.NewVerifier(dl.digest)
+	buf := make([]byte, 256<<10)
+	var written int64
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			idle.Reset(c.opts.IdleTimeout)
+			if _, err := dl.tmp.Write(buf[:n]); err != nil {
+				return fmt.Errorf("write blob %s to temp file: %w", dl.digest, err)
+			}
+			v.Write(buf[:n])
+			written += int64(n)
+			if written > c.opts.MaxBlobSize || (size >= 0 && written > size) {
+				return fmt.Errorf("%w: blob %s from upstream is longer than announced (%d bytes) or the limit", oci.ErrSizeInvalid, dl.digest, size)
+			}
+			dl.update(func() { dl.written = written })
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+				return fmt.Errorf("download blob %s of %s: %w", dl.digest, t.Image, cause)
+			}
+			return fmt.Errorf("%w: download blob %s of %s: %w", oci.ErrUnavailable, dl.digest, t.Image, rerr)
+		}
+	}
+	if size >= 0 && written != size {
+		return fmt.Errorf("%w: blob %s from upstream ended after %d of %d bytes", oci.ErrUnavailable, dl.digest, written, size)
+	}
+	if !v.Verified() {
+		return fmt.Errorf("%w: blob from upstream has digest %s, expected %s for %s", oci.ErrUnavailable, v.Sum(), dl.digest, t.Image)
+	}
+	dl.update(func() { dl.verified = true; dl.size = written })
+	return nil
+}
+
+// commit moves a verified temp file into place and records the blob for
+// every group that asked for it.
+func (c *Cache) commit(dl *download) error {
+	c.mu.Lock()
+	dl.sealed = true // readers that joined hold their own descriptor
+	c.mu.Unlock()
+	// Commit runs on the cache's context: a shutdown may cancel it, never a client.
+	if err := c.blobs.Commit(c.ctx, dl.digest, dl.tmp); err != nil {
+		return fmt.Errorf("commit blob %s: %w", dl.digest, err)
+	}
+	dl.mu.Lock()
+	groups := make([]int64, 0, len(dl.groups))
+	for g := range dl.groups {
+		groups = append(groups, g)
+	}
+	size := dl.written
+	dl.mu.Unlock()
+	for _, g := range groups {
+		c.reference(context.WithoutCancel(c.ctx), g, dl.digest, size)
+	}
+	return nil
+}
+
+// downloadReader streams a download in progress to one client.
+type downloadReader struct {
+	dl  *download
+	f   *os.File
+	off int64
+	ctx context.Context
+}
+
+func (r *downloadReader) Read(p []byte) (int, error) {
+	for {
+		r.dl.mu.Lock()
+		avail := r.dl.written
+		if !r.dl.verified {
+			avail-- // the last byte waits for verification
+		}
+		verified, err, wake := r.dl.verified, r.dl.err, r.dl.progress
+		total := r.dl.written
+		r.dl.mu.Unlock()
+
+		if r.off < avail {
+			n := int64(len(p))
+			if rest := avail - r.off; rest < n {
+				n = rest
+			}
+			m, err := r.f.ReadAt(p[:n], r.off)
+			r.off += int64(m)
+			if m > 0 {
+				return m, nil
+			}
+			if err != nil && err != io.EOF {
+				return 0, fmt.Errorf("read download of blob %s: %w", r.dl.digest, err)
+			}
+		}
+		if err != nil {
+			return 0, err
+		}
+		if verified && r.off >= total {
+			return 0, io.EOF
+		}
+		select {
+		case <-wake:
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		}
+	}
+}
+
+func (r *downloadReader) Close() error { return r.f.Close() }
+
+// StatBlob returns the size of blob d without reading it: from storage when
+// the group has it, from a download in progress, or from an upstream HEAD
+// (never a GET).
+func (c *Cache) StatBlob(ctx context.Context, t Target, d oci.Digest) (int64, error) {
+	if _, err := c.meta.Blob(ctx, t.GroupID, d); err == nil {
+		if size, err := c.blobs.Stat(ctx, d); err == nil {
+			return size, nil
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return 0, fmt.Errorf("look up blob %s: %w", d, err)
+	}
+	c.mu.Lock()
+	dl := c.downloads[d]
+	c.mu.Unlock()
+	if dl != nil && dl.hasGroup(t.GroupID) {
+		select {
+		case <-dl.ready:
+			if size, err := dl.header(); err == nil && size >= 0 {
+				return size, nil
+			}
+		default:
+		}
+	}
+	desc, err := c.remote.HeadBlob(ctx, t.Creds, t.Image, d)
+	if err != nil {
+		return 0, err
+	}
+	return desc.Size, nil
+}
+
+// InFlight returns the number of blob downloads in progress.
+func (c *Cache) InFlight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.downloads)
+}

@@ -1,0 +1,158 @@
+// Package cache is the pull-through logic of dproxy: manifest freshness and
+// revalidation, serving stale content when the upstream fails, one upstream
+// fetch per blob shared by every concurrent client, digest verification
+// before anything is stored, and batched read-time updates.
+//
+// It depends on small interfaces of the store, the blob store and the
+// upstream client, and must not import server, commands or tui.
+package cache
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/dproxy/dproxy/internal/blobstore"
+	"github.com/dproxy/dproxy/internal/metrics"
+	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/upstream"
+)
+
+// metaStore is what the cache needs of the metadata store.
+type metaStore interface {
+	Manifest(ctx context.Context, groupID int64, image, reference string) (store.Manifest, error)
+	PutManifest(ctx context.Context, m store.Manifest) (store.Manifest, error)
+	ConfirmManifest(ctx context.Context, id int64, at time.Time) error
+	TouchManifests(ctx context.Context, ids []int64, at time.Time) error
+	Blob(ctx context.Context, groupID int64, d oci.Digest) (store.Blob, error)
+	PutBlob(ctx context.Context, b store.Blob) error
+	DeleteBlob(ctx context.Context, groupID int64, d oci.Digest) error
+	TouchBlobs(ctx context.Context, keys []store.BlobKey, at time.Time) error
+}
+
+// blobStore is what the cache needs of blob storage. Temp files live on
+// the same filesystem as committed blobs.
+type blobStore interface {
+	CreateTemp() (*os.File, error)
+	Commit(ctx context.Context, d oci.Digest, tmp *os.File) error
+	Abort(tmp *os.File)
+	Open(ctx context.Context, d oci.Digest) (blobstore.Blob, error)
+	Stat(ctx context.Context, d oci.Digest) (int64, error)
+}
+
+// Remote is what the cache needs of an upstream registry.
+type Remote interface {
+	HeadManifest(ctx context.Context, creds upstream.Credentials, repo string, ref oci.Reference) (upstream.Descriptor, error)
+	GetManifest(ctx context.Context, creds upstream.Credentials, repo string, ref oci.Reference) (upstream.Manifest, error)
+	GetBlob(ctx context.Context, creds upstream.Credentials, repo string, d oci.Digest) (io.ReadCloser, int64, error)
+	HeadBlob(ctx context.Context, creds upstream.Credentials, repo string, d oci.Digest) (upstream.Descriptor, error)
+}
+
+// Options tune a Cache. Zero values take the defaults.
+type Options struct {
+	// RevalidateTimeout bounds the upstream HEAD that revalidates a cached
+	// tag; when it passes, the cached copy is served. Default 5s.
+	RevalidateTimeout time.Duration
+	// FetchTimeout bounds an upstream manifest GET. Default 60s.
+	FetchTimeout time.Duration
+	// IdleTimeout aborts a blob download when no byte arrived for this long.
+	// There is no overall timeout while bytes keep flowing. Default 60s.
+	IdleTimeout time.Duration
+	// MaxBlobSize refuses larger blobs. Default 50 GiB.
+	MaxBlobSize int64
+	// TouchInterval is how often batched read times are written. Default 5s.
+	TouchInterval time.Duration
+	Logger        *slog.Logger
+	Metrics       *metrics.Metrics
+	Now           func() time.Time
+}
+
+// Cache serves manifests and blobs of groups, from storage when it can and
+// from the upstream when it must.
+type Cache struct {
+	meta   metaStore
+	blobs  blobStore
+	remote Remote
+	opts   Options
+	log    *slog.Logger
+
+	flights singleflight.Group // manifest revalidations and fetches
+
+	mu         sync.Mutex
+	downloads  map[oci.Digest]*download
+	generation uint64 // counts finished downloads, guarded by mu
+
+	touch *toucher
+
+	ctx    context.Context // cancelled by Close: stops downloads and the toucher
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a Cache. Call Close to flush pending read times and stop
+// background downloads.
+func New(meta metaStore, blobs blobStore, remote Remote, opts Options) *Cache {
+	if opts.RevalidateTimeout <= 0 {
+		opts.RevalidateTimeout = 5 * time.Second
+	}
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = 60 * time.Second
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 60 * time.Second
+	}
+	if opts.MaxBlobSize <= 0 {
+		opts.MaxBlobSize = 50 << 30
+	}
+	if opts.TouchInterval <= 0 {
+		opts.TouchInterval = 5 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Cache{
+		meta:      meta,
+		blobs:     blobs,
+		remote:    remote,
+		opts:      opts,
+		log:       opts.Logger,
+		downloads: make(map[oci.Digest]*download),
+		ctx:       ctx,
+		cancel:    cancel,
+	}
+	c.touch = newToucher(meta, opts.Now, opts.Logger)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.touch.run(ctx, opts.TouchInterval)
+	}()
+	return c
+}
+
+// Close stops in-flight downloads (their temp files are removed, nothing is
+// committed) and flushes pending read times.
+func (c *Cache) Close() {
+	c.cancel()
+	c.wg.Wait()
+}
+
+// Target says where a request goes: the group whose cache it uses, the
+// upstream repository and the credentials to reach it.
+type Target struct {
+	GroupID int64
+	// Image is the upstream repository, e.g. "library/alpine".
+	Image string
+	Creds upstream.Credentials
+	// FreshnessWindow skips revalidation of tags confirmed more recently.
+	FreshnessWindow time.Duration
+}

@@ -1,0 +1,169 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/metrics"
+	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/store"
+)
+
+// Manifest is a manifest as served to a client: the upstream's exact bytes
+// and headers, and where it came from.
+type Manifest struct {
+	Content   []byte
+	Digest    oci.Digest
+	MediaType string
+	ETag      string
+	// Result is metrics.ResultHit, ResultMiss or ResultStale.
+	Result string
+}
+
+func fromRow(m store.Manifest, result string) Manifest {
+	return Manifest{Content: m.Content, Digest: m.Digest, MediaType: m.MediaType, ETag: m.ETag, Result: result}
+}
+
+// Manifest returns the manifest of t.Image at ref. A digest reference that
+// is cached never contacts the upstream. A cached tag is revalidated with an
+// upstream HEAD (unless younger than t.FreshnessWindow); when the upstream
+// fails, the cached copy is served. Concurrent requests for the same tag
+// share one upstream HEAD and at most one GET.
+func (c *Cache) Manifest(ctx context.Context, t Target, ref oci.Reference) (Manifest, error) {
+	row, err := c.meta.Manifest(ctx, t.GroupID, t.Image, ref.String())
+	switch {
+	case err == nil:
+		if ref.IsDigest() || c.fresh(row, t.FreshnessWindow) {
+			return c.served(row, metrics.ResultHit), nil
+		}
+		return c.shared(ctx, t, ref, func(ctx context.Context) (Manifest, error) { return c.revalidate(ctx, t, ref, row) })
+	case errors.Is(err, store.ErrNotFound):
+		return c.shared(ctx, t, ref, func(ctx context.Context) (Manifest, error) { return c.fetch(ctx, t, ref) })
+	default:
+		return Manifest{}, fmt.Errorf("look up manifest %s:%s: %w", t.Image, ref, err)
+	}
+}
+
+func (c *Cache) fresh(row store.Manifest, window time.Duration) bool {
+	return window > 0 && c.opts.Now().Sub(row.UpdatedAt) < window
+}
+
+// served records a read of a cached row and returns it.
+func (c *Cache) served(row store.Manifest, result string) Manifest {
+	c.touch.manifest(row.ID)
+	c.opts.Metrics.CacheResult("manifest", result)
+	return fromRow(row, result)
+}
+
+// shared runs fn once for all concurrent callers asking for the same
+// manifest. fn runs detached from any one client, so a client that goes
+// away does not fail the others; each caller still stops waiting when its
+// own ctx ends.
+func (c *Cache) shared(ctx context.Context, t Target, ref oci.Reference, fn func(context.Context) (Manifest, error)) (Manifest, error) {
+	key := strconv.FormatInt(t.GroupID, 10) + "\x00" + t.Image + "\x00" + ref.String()
+	ch := c.flights.DoChan(key, func() (any, error) {
+		return fn(context.WithoutCancel(ctx))
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return Manifest{}, res.Err
+		}
+		return res.Val.(Manifest), nil
+	case <-ctx.Done():
+		return Manifest{}, ctx.Err()
+	}
+}
+
+// revalidate asks the upstream whether a cached tag still points at the
+// cached manifest, and replaces it when it moved.
+func (c *Cache) revalidate(ctx context.Context, t Target, ref oci.Reference, row store.Manifest) (Manifest, error) {
+	hctx, cancel := context.WithTimeout(ctx, c.opts.RevalidateTimeout)
+	desc, err := c.remote.HeadManifest(hctx, t.Creds, t.Image, ref)
+	cancel()
+	if err != nil {
+		if upstreamFailed(err) {
+			return c.stale(ctx, row, err), nil
+		}
+		return Manifest{}, err
+	}
+	if desc.Digest == row.Digest && (desc.MediaType == "" || desc.MediaType == row.MediaType) {
+		if err := c.meta.ConfirmManifest(ctx, row.ID, c.opts.Now()); err != nil {
+			c.log.WarnContext(ctx, "record manifest revalidation", "image", t.Image, "ref", ref.String(), "err", err)
+		}
+		return c.served(row, metrics.ResultHit), nil
+	}
+	c.log.InfoContext(ctx, "tag moved upstream", "image", t.Image, "ref", ref.String(), "old", row.Digest, "new", desc.Digest)
+	m, err := c.fetch(ctx, t, ref)
+	if err != nil && upstreamFailed(err) {
+		return c.stale(ctx, row, err), nil
+	}
+	return m, err
+}
+
+// stale serves a cached row because the upstream failed.
+func (c *Cache) stale(ctx context.Context, row store.Manifest, cause error) Manifest {
+	c.log.WarnContext(ctx, "upstream failed, serving cached manifest",
+		"image", row.Image, "ref", row.Reference, "digest", row.Digest, "err", cause)
+	c.touch.manifest(row.ID)
+	c.opts.Metrics.StaleServed("manifest", reason(cause))
+	return fromRow(row, metrics.ResultStale)
+}
+
+// fetch GETs a manifest upstream, verifies it and stores it under the
+// reference asked for and, for a tag, under its digest too (Docker clients
+// HEAD the tag and then GET the digest).
+func (c *Cache) fetch(ctx context.Context, t Target, ref oci.Reference) (Manifest, error) {
+	fctx, cancel := context.WithTimeout(ctx, c.opts.FetchTimeout)
+	defer cancel()
+	um, err := c.remote.GetManifest(fctx, t.Creds, t.Image, ref)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if ref.IsDigest() && um.Digest != ref.Digest {
+		return Manifest{}, fmt.Errorf("%w: upstream manifest digest %s does not match requested %s for %s", oci.ErrUnavailable, um.Digest, ref.Digest, t.Image)
+	}
+	c.opts.Metrics.CacheResult("manifest", metrics.ResultMiss)
+	now := c.opts.Now()
+	row := store.Manifest{
+		GroupID: t.GroupID, Image: t.Image, Reference: ref.String(),
+		Digest: um.Digest, MediaType: um.MediaType, Size: int64(len(um.Content)),
+		Content: um.Content, ETag: um.ETag, Status: store.StatusDefault,
+		CreatedAt: now, UpdatedAt: now, ReadAt: now,
+	}
+	refs := []string{ref.String()}
+	if !ref.IsDigest() {
+		refs = append(refs, string(um.Digest))
+	}
+	for _, r := range refs {
+		row.Reference = r
+		if _, err := c.meta.PutManifest(ctx, row); err != nil {
+			// The client still gets verified bytes; the next pull retries the write.
+			c.log.ErrorContext(ctx, "store manifest", "image", t.Image, "ref", r, "err", err)
+		}
+	}
+	return Manifest{Content: um.Content, Digest: um.Digest, MediaType: um.MediaType, ETag: um.ETag, Result: metrics.ResultMiss}, nil
+}
+
+// upstreamFailed reports whether err means the upstream could not answer
+// (as opposed to answering "no such manifest"), so cached content may be
+// served instead.
+func upstreamFailed(err error) bool {
+	return errors.Is(err, oci.ErrUnavailable) || errors.Is(err, oci.ErrTimeout) ||
+		errors.Is(err, oci.ErrTooManyRequests) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// reason is a short label of an upstream failure for metrics.
+func reason(err error) string {
+	switch {
+	case errors.Is(err, oci.ErrTooManyRequests):
+		return "rate_limited"
+	case errors.Is(err, oci.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	default:
+		return "unavailable"
+	}
+}

@@ -1,0 +1,70 @@
+// Package commands is dproxy's cobra command tree: `serve` and the admin
+// and operations CLI. Commands gather input into options and hand them to
+// run functions; nothing below imports this package.
+package commands
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dproxy/dproxy/internal/commands/cmdutil"
+)
+
+// Version is set at build time with -ldflags "-X .../commands.Version=…".
+var Version = "dev"
+
+// Main runs the command line and returns the process exit code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ios := cmdutil.System()
+	root := NewRootCmd(ios)
+	root.SetArgs(os.Args[1:])
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return cmdutil.ExitOK
+	}
+	fmt.Fprintln(ios.ErrOut, "dproxy: "+err.Error())
+	return cmdutil.ExitCode(err)
+}
+
+// NewRootCmd builds the command tree.
+func NewRootCmd(ios *cmdutil.IOStreams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "dproxy <command>",
+		Short: "A pull-through cache for container images",
+		Long: "dproxy is a self-hosted dependency proxy for container images: a pull-through cache\n" +
+			"between CI runners and Docker Hub (or any OCI registry).\n\n" +
+			"`dproxy serve` runs the proxy; the other commands administer a running server.",
+		Example: "  $ dproxy serve --data-dir /var/lib/dproxy\n" +
+			"  $ docker pull 127.0.0.1:5000/acme/dependency_proxy/containers/alpine:latest",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(ios.In)
+	root.SetOut(ios.Out)
+	root.SetErr(ios.ErrOut)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &cmdutil.FlagError{Err: fmt.Errorf("%w\nSee '%s --help'", err, cmd.CommandPath())}
+	})
+	root.AddCommand(newCmdServe(ios, nil), newCmdVersion(ios))
+	return root
+}
+
+func newCmdVersion(ios *cmdutil.IOStreams) *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print the dproxy version",
+		Args:    cobra.NoArgs,
+		Example: "  $ dproxy version",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := fmt.Fprintf(ios.Out, "dproxy %s\n", Version)
+			return err
+		},
+	}
+}

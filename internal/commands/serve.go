@@ -1,0 +1,77 @@
+package commands
+
+import (
+	"context"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dproxy/dproxy/internal/app"
+	"github.com/dproxy/dproxy/internal/commands/cmdutil"
+	"github.com/dproxy/dproxy/internal/config"
+)
+
+type serveOptions struct {
+	IO         *cmdutil.IOStreams
+	ConfigFile string
+	Config     config.Config
+}
+
+func newCmdServe(ios *cmdutil.IOStreams, runF func(context.Context, *serveOptions) error) *cobra.Command {
+	opts := &serveOptions{IO: ios}
+	def := config.Default()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the dependency proxy server",
+		Long: "Run the dependency proxy: the registry pull API, the token endpoint, health and metrics.\n\n" +
+			"Settings come from defaults < the config file (--config) < DPROXY_* environment variables < flags.\n" +
+			"On first start an admin user and an admin token are created; the token is written to\n" +
+			"<data-dir>/initial_admin_token (mode 0600) and only that path is logged.",
+		Example: "  $ dproxy serve\n" +
+			"  $ dproxy serve --addr :5000 --data-dir /var/lib/dproxy --external-url https://dproxy.example.com\n" +
+			"  $ DPROXY_UPSTREAM=http://127.0.0.1:5001 dproxy serve --config /etc/dproxy.yaml",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config.Load(opts.ConfigFile, cmd.Flags(), os.Environ())
+			if err != nil {
+				return &cmdutil.FlagError{Err: err}
+			}
+			opts.Config = cfg
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runServe(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.ConfigFile, "config", "", "YAML config file")
+	f.String("addr", def.Addr, "address to listen on")
+	f.String("data-dir", def.DataDir, "directory for the database, blobs and keys")
+	f.String("external-url", "", "URL clients reach this server at (default: derived from --addr)")
+	f.String("upstream", def.Upstream, "upstream registry URL")
+	f.String("mirror-group", def.MirrorGroup, "group that serves plain Docker Hub paths (mirror mode)")
+	f.String("tls-cert", "", "TLS certificate file (with --tls-key)")
+	f.String("tls-key", "", "TLS key file (with --tls-cert)")
+	f.Duration("token-expiry", def.TokenExpiry, "lifetime of registry tokens")
+	f.String("log-format", def.LogFormat, "log format: auto, json or text")
+	f.String("log-level", def.LogLevel, "log level: debug, info, warn or error")
+	f.Duration("revalidate-timeout", def.RevalidateTimeout, "give up revalidating a cached tag upstream after this long and serve the cached copy")
+	f.Duration("upstream-connect-timeout", def.UpstreamConnectTimeout, "upstream connect timeout")
+	f.Duration("upstream-response-header-timeout", def.UpstreamResponseHeaderTimeout, "upstream response-header timeout")
+	f.Duration("shutdown-timeout", def.ShutdownTimeout, "how long in-flight responses may take to finish on SIGTERM")
+	return cmd
+}
+
+func runServe(ctx context.Context, opts *serveOptions) error {
+	cfg := opts.Config
+	log, err := app.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return &cmdutil.FlagError{Err: err}
+	}
+	a, err := app.Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return a.Run(ctx)
+}

@@ -1,0 +1,286 @@
+// Package config owns dproxy's server configuration: the settings, their
+// defaults, loading them from a YAML file, DPROXY_* environment variables
+// and command-line flags (in that order of precedence, lowest first), and
+// validating them. docs/configuration.md lists every option.
+//
+// It must not import cobra or any other package of this module; the command
+// layer defines the flags on a *pflag.FlagSet and calls Load.
+package config
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the server configuration. Each field's koanf tag is its key in
+// the config file, its flag name (--key) and, upper-cased with "-" turned
+// into "_" and prefixed with DPROXY_, its environment variable.
+type Config struct {
+	// Addr is the address the server listens on.
+	Addr string `koanf:"addr"`
+	// DataDir holds the database, the blob folder and the keys.
+	DataDir string `koanf:"data-dir"`
+	// ExternalURL is the URL clients reach the server at, without a trailing
+	// slash; the token realm is built from it. Load derives it from Addr
+	// when it is not set.
+	ExternalURL string `koanf:"external-url"`
+	// Upstream is the registry images are pulled from.
+	Upstream string `koanf:"upstream"`
+	// MirrorGroup is the group that serves plain Docker Hub paths; "" turns
+	// mirror mode off.
+	MirrorGroup string `koanf:"mirror-group"`
+	// TLSCert and TLSKey are PEM files; both or neither.
+	TLSCert string `koanf:"tls-cert"`
+	TLSKey  string `koanf:"tls-key"`
+	// TokenExpiry is the lifetime of registry tokens the server issues.
+	TokenExpiry time.Duration `koanf:"token-expiry"`
+	// LogFormat is "auto" (text on a terminal, JSON otherwise), "json" or "text".
+	LogFormat string `koanf:"log-format"`
+	// LogLevel is "debug", "info", "warn" or "error".
+	LogLevel string `koanf:"log-level"`
+	// SecretKey is the key that encrypts secrets at rest, 64 hex characters.
+	// "" means the key file at SecretKeyPath (created on first start).
+	SecretKey string `koanf:"secret-key"`
+	// RevalidateTimeout bounds the upstream check of a cached tag; after it
+	// the cached copy is served.
+	RevalidateTimeout time.Duration `koanf:"revalidate-timeout"`
+	// UpstreamConnectTimeout bounds connecting to the upstream.
+	UpstreamConnectTimeout time.Duration `koanf:"upstream-connect-timeout"`
+	// UpstreamResponseHeaderTimeout bounds waiting for the upstream's
+	// response headers. A body has no overall timeout while bytes flow.
+	UpstreamResponseHeaderTimeout time.Duration `koanf:"upstream-response-header-timeout"`
+	// MaxManifestSize and MaxBlobSize are in bytes; in the file, the
+	// environment and flags they may carry a unit ("10MiB", see ParseSize).
+	MaxManifestSize int64 `koanf:"max-manifest-size"`
+	MaxBlobSize     int64 `koanf:"max-blob-size"`
+	// ShutdownTimeout is how long in-flight requests may take to finish on
+	// SIGTERM; 0 stops at once.
+	ShutdownTimeout time.Duration `koanf:"shutdown-timeout"`
+	// Database selects the metadata database; "" is SQLite at DBPath.
+	// No other database is supported yet.
+	Database string `koanf:"database"`
+	// Storage selects the blob storage; "" is the folder at BlobDir.
+	// No other storage is supported yet.
+	Storage string `koanf:"storage"`
+}
+
+// Default returns the built-in configuration.
+func Default() Config {
+	return Config{
+		Addr:                          ":5000",
+		DataDir:                       "./dproxy-data",
+		ExternalURL:                   "http://127.0.0.1:5000",
+		Upstream:                      "https://registry-1.docker.io",
+		TokenExpiry:                   15 * time.Minute,
+		LogFormat:                     "auto",
+		LogLevel:                      "info",
+		RevalidateTimeout:             5 * time.Second,
+		UpstreamConnectTimeout:        10 * time.Second,
+		UpstreamResponseHeaderTimeout: 30 * time.Second,
+		MaxManifestSize:               10 << 20,
+		MaxBlobSize:                   50 << 30,
+		ShutdownTimeout:               30 * time.Second,
+	}
+}
+
+// DBPath is the SQLite database file.
+func (c Config) DBPath() string { return filepath.Join(c.DataDir, "dproxy.db") }
+
+// BlobDir is the blob folder.
+func (c Config) BlobDir() string { return filepath.Join(c.DataDir, "blobs") }
+
+// SecretKeyPath is the file holding the secrets key when SecretKey is "".
+func (c Config) SecretKeyPath() string { return filepath.Join(c.DataDir, "secret.key") }
+
+// JWTKeyPath is the file holding the key that signs registry tokens.
+func (c Config) JWTKeyPath() string { return filepath.Join(c.DataDir, "jwt.pem") }
+
+// InitialTokenPath is the file the first admin token is written to.
+func (c Config) InitialTokenPath() string { return filepath.Join(c.DataDir, "initial_admin_token") }
+
+// EnvVar returns the environment variable that sets key, e.g.
+// "DPROXY_DATA_DIR" for "data-dir".
+func EnvVar(key string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
+}
+
+// Keys returns every configuration key in the order of Config's fields.
+func Keys() []string {
+	fs := fields()
+	keys := make([]string, len(fs))
+	for i, f := range fs {
+		keys[i] = f.key
+	}
+	return keys
+}
+
+// LogValue renders the configuration for a log line with the secret key
+// redacted.
+func (c Config) LogValue() slog.Value {
+	v := reflect.ValueOf(c)
+	var attrs []slog.Attr
+	for _, f := range fields() {
+		val := v.Field(f.index).Interface()
+		if f.key == "secret-key" && c.SecretKey != "" {
+			val = "[redacted]"
+		}
+		attrs = append(attrs, slog.Any(f.key, val))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// Validate reports every invalid setting, one per line.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	addrErr := checkAddr(c.Addr)
+	if addrErr != nil {
+		add("addr %q: %w", c.Addr, addrErr)
+	}
+	if c.DataDir == "" {
+		add("data-dir must be set")
+	}
+	// An empty external-url next to a bad addr is the failed derivation:
+	// the addr message says what to fix.
+	if err := checkHTTPURL(c.ExternalURL); err != nil && (c.ExternalURL != "" || addrErr == nil) {
+		add("external-url %q: %w; it is the URL clients reach this server at", c.ExternalURL, err)
+	}
+	if err := checkHTTPURL(c.Upstream); err != nil {
+		add("upstream %q: %w", c.Upstream, err)
+	}
+	if g := c.MirrorGroup; g != "" && (strings.HasPrefix(g, "/") || strings.HasSuffix(g, "/") ||
+		strings.Contains(g, "//") || strings.ContainsAny(g, " \t\r\n")) {
+		add("mirror-group %q: want a group path such as acme or acme/team, without leading or trailing slashes or spaces", g)
+	}
+	switch {
+	case c.TLSCert != "" && c.TLSKey == "":
+		add("tls-cert is set but tls-key is not: set both or neither")
+	case c.TLSCert == "" && c.TLSKey != "":
+		add("tls-key is set but tls-cert is not: set both or neither")
+	}
+	for _, d := range []struct {
+		key    string
+		v      time.Duration
+		zeroOK bool
+	}{
+		{"token-expiry", c.TokenExpiry, false},
+		{"revalidate-timeout", c.RevalidateTimeout, false},
+		{"upstream-connect-timeout", c.UpstreamConnectTimeout, false},
+		{"upstream-response-header-timeout", c.UpstreamResponseHeaderTimeout, false},
+		{"shutdown-timeout", c.ShutdownTimeout, true},
+	} {
+		switch {
+		case d.v < 0:
+			add("%s must not be negative, got %s", d.key, d.v)
+		case d.v == 0 && !d.zeroOK:
+			add("%s must be positive, got 0", d.key)
+		}
+	}
+	if !oneOf(c.LogFormat, "auto", "json", "text") {
+		add("log-format %q: want auto, json or text", c.LogFormat)
+	}
+	if !oneOf(c.LogLevel, "debug", "info", "warn", "error") {
+		add("log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.SecretKey != "" {
+		if k, err := hex.DecodeString(strings.TrimSpace(c.SecretKey)); err != nil || len(k) != 32 {
+			// Never quote the value: it is a secret.
+			add("secret-key must be 64 hex characters (32 bytes), e.g. from: openssl rand -hex 32")
+		}
+	}
+	for _, s := range []struct {
+		key string
+		v   int64
+	}{
+		{"max-manifest-size", c.MaxManifestSize},
+		{"max-blob-size", c.MaxBlobSize},
+	} {
+		if s.v <= 0 {
+			add("%s must be positive, got %d", s.key, s.v)
+		}
+	}
+	if c.Database != "" {
+		add("database %q: only the built-in SQLite database is supported so far; leave database empty", redactURL(c.Database))
+	}
+	if c.Storage != "" {
+		add("storage %q: only the built-in blob folder is supported so far; leave storage empty", redactURL(c.Storage))
+	}
+	return errors.Join(errs...)
+}
+
+func oneOf(s string, allowed ...string) bool {
+	for _, a := range allowed {
+		if strings.EqualFold(s, a) {
+			return true
+		}
+	}
+	return false
+}
+
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New(`want host:port or :port, e.g. ":5000" or "127.0.0.1:5000"`)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+func checkHTTPURL(s string) error {
+	if s == "" {
+		return errors.New("must be set")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return errors.New("want an absolute http:// or https:// URL")
+	case u.Host == "" || u.Hostname() == "":
+		return errors.New("the URL has no host")
+	case u.User != nil:
+		return errors.New("the URL must not carry credentials")
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return errors.New("the URL must not have a query or fragment")
+	}
+	return nil
+}
+
+// redactURL hides a password in a connection URL quoted in an error.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}
+
+// deriveExternalURL turns a listen address into the URL a client on this
+// machine reaches it at: an empty or unspecified host becomes 127.0.0.1.
+func deriveExternalURL(addr string, tls bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return (&url.URL{Scheme: scheme, Host: net.JoinHostPort(host, port)}).String()
+}

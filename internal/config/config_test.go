@@ -1,0 +1,481 @@
+package config
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// newFlags defines flags the way the command layer does (names equal to
+// keys, typed durations, sizes as strings, plus --config) and parses args.
+func newFlags(t *testing.T, args ...string) *pflag.FlagSet {
+	t.Helper()
+	def := Default()
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	fs.String("config", "", "")
+	v := reflect.ValueOf(def)
+	for _, f := range fields() {
+		switch f.kind {
+		case kindString:
+			fs.String(f.key, v.Field(f.index).String(), "")
+		case kindDuration:
+			fs.Duration(f.key, time.Duration(v.Field(f.index).Int()), "")
+		case kindSize:
+			fs.String(f.key, "", "")
+		}
+	}
+	fs.Int64("max-size-as-int", 0, "") // not a key: ignored
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("parse flags %v: %v", args, err)
+	}
+	return fs
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "dproxy.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefault(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+	want := Config{
+		Addr: ":5000", DataDir: "./dproxy-data", ExternalURL: "http://127.0.0.1:5000",
+		Upstream: "https://registry-1.docker.io", TokenExpiry: 15 * time.Minute,
+		LogFormat: "auto", LogLevel: "info", RevalidateTimeout: 5 * time.Second,
+		UpstreamConnectTimeout: 10 * time.Second, UpstreamResponseHeaderTimeout: 30 * time.Second,
+		MaxManifestSize: 10 << 20, MaxBlobSize: 50 << 30, ShutdownTimeout: 30 * time.Second,
+	}
+	if c != want {
+		t.Errorf("Default() = %+v\nwant %+v", c, want)
+	}
+	c.DataDir = "/var/lib/dproxy"
+	for got, want := range map[string]string{
+		c.DBPath():           "/var/lib/dproxy/dproxy.db",
+		c.BlobDir():          "/var/lib/dproxy/blobs",
+		c.SecretKeyPath():    "/var/lib/dproxy/secret.key",
+		c.JWTKeyPath():       "/var/lib/dproxy/jwt.pem",
+		c.InitialTokenPath(): "/var/lib/dproxy/initial_admin_token",
+	} {
+		if got != want {
+			t.Errorf("path %s, want %s", got, want)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		file  string // YAML; "" means no config file
+		env   []string
+		flags []string
+		check func(t *testing.T, c Config)
+	}{
+		{
+			name: "defaults",
+			check: func(t *testing.T, c Config) {
+				if c != Default() {
+					t.Errorf("Load with no sources = %+v, want Default()", c)
+				}
+			},
+		},
+		{
+			name: "file overrides defaults",
+			file: "addr: 127.0.0.1:6000\nupstream: http://127.0.0.1:5001\ntoken-expiry: 1h\n" +
+				"max-blob-size: 1GiB\nmax-manifest-size: 2048\nmirror-group: acme/team\nshutdown-timeout: 0\n",
+			check: func(t *testing.T, c Config) {
+				want := Default()
+				want.Addr = "127.0.0.1:6000"
+				want.ExternalURL = "http://127.0.0.1:6000"
+				want.Upstream = "http://127.0.0.1:5001"
+				want.TokenExpiry = time.Hour
+				want.MaxBlobSize = 1 << 30
+				want.MaxManifestSize = 2048
+				want.MirrorGroup = "acme/team"
+				want.ShutdownTimeout = 0
+				if c != want {
+					t.Errorf("got  %+v\nwant %+v", c, want)
+				}
+			},
+		},
+		{
+			name: "env overrides file",
+			file: "addr: :6000\nlog-level: warn\n",
+			env:  []string{"DPROXY_ADDR=:7000", "DPROXY_MAX_MANIFEST_SIZE=1MiB", "DPROXY_REVALIDATE_TIMEOUT=2s"},
+			check: func(t *testing.T, c Config) {
+				if c.Addr != ":7000" || c.LogLevel != "warn" || c.MaxManifestSize != 1<<20 || c.RevalidateTimeout != 2*time.Second {
+					t.Errorf("addr %q log-level %q max-manifest-size %d revalidate-timeout %s; want :7000 warn 1048576 2s",
+						c.Addr, c.LogLevel, c.MaxManifestSize, c.RevalidateTimeout)
+				}
+			},
+		},
+		{
+			name:  "flags override env",
+			file:  "addr: :6000\n",
+			env:   []string{"DPROXY_ADDR=:7000", "DPROXY_TOKEN_EXPIRY=1h", "DPROXY_DATA_DIR=/env"},
+			flags: []string{"--addr", ":8000", "--token-expiry", "2m", "--max-blob-size", "3GB"},
+			check: func(t *testing.T, c Config) {
+				if c.Addr != ":8000" || c.TokenExpiry != 2*time.Minute || c.MaxBlobSize != 3e9 || c.DataDir != "/env" {
+					t.Errorf("addr %q token-expiry %s max-blob-size %d data-dir %q; want :8000 2m0s 3000000000 /env",
+						c.Addr, c.TokenExpiry, c.MaxBlobSize, c.DataDir)
+				}
+			},
+		},
+		{
+			name:  "flags left at their defaults do not override",
+			file:  "upstream: http://file.example\ntoken-expiry: 1h\n",
+			env:   []string{"DPROXY_DATA_DIR=/env"},
+			flags: []string{"--config", "ignored.yaml"},
+			check: func(t *testing.T, c Config) {
+				if c.Upstream != "http://file.example" || c.TokenExpiry != time.Hour || c.DataDir != "/env" {
+					t.Errorf("upstream %q token-expiry %s data-dir %q; want the file's and env's values", c.Upstream, c.TokenExpiry, c.DataDir)
+				}
+			},
+		},
+		{
+			name: "empty, unknown and unprefixed env vars are ignored",
+			env: []string{"DPROXY_ADDR=", "DPROXY_SERVER=http://x", "DPROXY_TOKEN=t", "ADDR=:1",
+				"DPROXY_TEST_PG=postgres://x", "NOEQUALS"},
+			check: func(t *testing.T, c Config) {
+				if c != Default() {
+					t.Errorf("got %+v, want Default()", c)
+				}
+			},
+		},
+		{
+			name: "external-url derived from addr",
+			env:  []string{"DPROXY_ADDR=0.0.0.0:6001"},
+			check: func(t *testing.T, c Config) {
+				if c.ExternalURL != "http://127.0.0.1:6001" {
+					t.Errorf("external-url %q, want http://127.0.0.1:6001", c.ExternalURL)
+				}
+			},
+		},
+		{
+			name: "external-url derived from a named host",
+			env:  []string{"DPROXY_ADDR=localhost:7000"},
+			check: func(t *testing.T, c Config) {
+				if c.ExternalURL != "http://localhost:7000" {
+					t.Errorf("external-url %q, want http://localhost:7000", c.ExternalURL)
+				}
+			},
+		},
+		{
+			name: "external-url derived from IPv6 addresses",
+			file: "addr: '[::1]:5000'\n",
+			check: func(t *testing.T, c Config) {
+				if c.ExternalURL != "http://[::1]:5000" {
+					t.Errorf("external-url %q, want http://[::1]:5000", c.ExternalURL)
+				}
+			},
+		},
+		{
+			name:  "external-url derived with TLS",
+			flags: []string{"--addr", "[::]:8443", "--tls-cert", "c.pem", "--tls-key", "k.pem"},
+			check: func(t *testing.T, c Config) {
+				if c.ExternalURL != "https://127.0.0.1:8443" {
+					t.Errorf("external-url %q, want https://127.0.0.1:8443", c.ExternalURL)
+				}
+			},
+		},
+		{
+			name:  "explicit external-url kept without trailing slash",
+			env:   []string{"DPROXY_EXTERNAL_URL=https://dproxy.example.com/"},
+			flags: []string{"--addr", ":9000"},
+			check: func(t *testing.T, c Config) {
+				if c.ExternalURL != "https://dproxy.example.com" {
+					t.Errorf("external-url %q, want https://dproxy.example.com", c.ExternalURL)
+				}
+			},
+		},
+		{
+			name: "null YAML values keep the default; case is normalised",
+			file: "tls-cert:\ntoken-expiry:\nlog-level: DEBUG\nlog-format: JSON\n",
+			check: func(t *testing.T, c Config) {
+				if c.TokenExpiry != 15*time.Minute || c.LogLevel != "debug" || c.LogFormat != "json" {
+					t.Errorf("token-expiry %s log-level %q log-format %q; want 15m0s debug json", c.TokenExpiry, c.LogLevel, c.LogFormat)
+				}
+			},
+		},
+		{
+			name: "secret key from env",
+			env:  []string{"DPROXY_SECRET_KEY=" + strings.Repeat("ab", 32)},
+			check: func(t *testing.T, c Config) {
+				if c.SecretKey != strings.Repeat("ab", 32) {
+					t.Errorf("secret-key %q, want the env value", c.SecretKey)
+				}
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			file := ""
+			if tc.file != "" {
+				file = writeFile(t, tc.file)
+			}
+			c, err := Load(file, newFlags(t, tc.flags...), tc.env)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+func TestLoadNilFlags(t *testing.T) {
+	t.Parallel()
+	c, err := Load("", nil, []string{"DPROXY_ADDR=:5001"})
+	if err != nil || c.Addr != ":5001" {
+		t.Errorf("Load without flags = %q, %v; want :5001, nil", c.Addr, err)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		file    string
+		noFile  bool // point at a file that does not exist
+		env     []string
+		flags   []string
+		want    []string
+		notWant string
+	}{
+		{name: "unknown file key", file: "addr: :5000\nbogus: 1\n", want: []string{"config file", `key "bogus"`, "unknown key"}},
+		{name: "misspelt file key", file: "data_dir: /x\n", want: []string{`key "data_dir"`, `did you mean "data-dir"`}},
+		{name: "nested unknown key", file: "upstream2:\n  url: x\n", want: []string{`key "upstream2.url"`, "unknown key"}},
+		{name: "value of the wrong shape", file: "addr: [a, b]\n", want: []string{`key "addr"`, "want a string"}},
+		{name: "bad duration in file", file: "token-expiry: soon\n", want: []string{`key "token-expiry"`, `invalid duration "soon"`}},
+		{name: "duration without unit", file: "revalidate-timeout: 10\n", want: []string{`key "revalidate-timeout"`, "has no unit"}},
+		{name: "bad size in file", file: "max-blob-size: 1.5KiBs\n", want: []string{`key "max-blob-size"`, "unknown unit"}},
+		{name: "fractional size in file", file: "max-manifest-size: 1.5\n", want: []string{`key "max-manifest-size"`, "whole number"}},
+		{name: "bad size in env", env: []string{"DPROXY_MAX_BLOB_SIZE=lots"}, want: []string{"environment variable DPROXY_MAX_BLOB_SIZE", `invalid size "lots"`}},
+		{name: "bad duration in env", env: []string{"DPROXY_SHUTDOWN_TIMEOUT=forever"}, want: []string{"environment variable DPROXY_SHUTDOWN_TIMEOUT", "invalid duration"}},
+		{name: "bad size flag", flags: []string{"--max-manifest-size", "big"}, want: []string{"flag --max-manifest-size", `invalid size "big"`}},
+		{name: "missing file", noFile: true, want: []string{"read config file", "no such file"}},
+		{name: "malformed YAML", file: "addr: [\n", want: []string{"read config file"}},
+		{name: "invalid after merge", env: []string{"DPROXY_LOG_LEVEL=loud"}, want: []string{"invalid configuration", `log-level "loud"`}},
+		{name: "bad addr without derived noise", env: []string{"DPROXY_ADDR=nope"}, want: []string{`addr "nope": want host:port`}, notWant: "external-url"},
+		{name: "flag makes it invalid", file: "tls-cert: c.pem\ntls-key: k.pem\n", flags: []string{"--tls-key", ""}, want: []string{"tls-cert is set but tls-key is not"}},
+		{
+			name:    "secret key never quoted",
+			env:     []string{"DPROXY_SECRET_KEY=hunter2-very-secret"},
+			want:    []string{"secret-key must be 64 hex characters"},
+			notWant: "hunter2",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			file := ""
+			switch {
+			case tc.noFile:
+				file = filepath.Join(t.TempDir(), "missing.yaml")
+			case tc.file != "":
+				file = writeFile(t, tc.file)
+			}
+			c, err := Load(file, newFlags(t, tc.flags...), tc.env)
+			if err == nil {
+				t.Fatalf("Load = %+v, nil; want an error containing %q", c, tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			if file != "" && strings.Contains(tc.want[0], "config file") && !strings.Contains(err.Error(), file) {
+				t.Errorf("error %q does not name the file %s", err, file)
+			}
+			if tc.notWant != "" && strings.Contains(err.Error(), tc.notWant) {
+				t.Errorf("error %q contains %q", err, tc.notWant)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   string // "" means valid
+	}{
+		{"default", func(*Config) {}, ""},
+		{"addr without port", func(c *Config) { c.Addr = "localhost" }, `addr "localhost": want host:port`},
+		{"addr with bad port", func(c *Config) { c.Addr = ":http" }, `addr ":http": port "http" is not a number`},
+		{"addr port too large", func(c *Config) { c.Addr = ":70000" }, `port "70000"`},
+		{"addr port 0", func(c *Config) { c.Addr = "127.0.0.1:0" }, ""},
+		{"empty data dir", func(c *Config) { c.DataDir = "" }, "data-dir must be set"},
+		{"external-url not http", func(c *Config) { c.ExternalURL = "ftp://x" }, `external-url "ftp://x": want an absolute http:// or https:// URL`},
+		{"external-url relative", func(c *Config) { c.ExternalURL = "dproxy.example.com" }, `external-url "dproxy.example.com": want an absolute`},
+		{"external-url empty", func(c *Config) { c.ExternalURL = "" }, `external-url "": must be set`},
+		{"external-url without host", func(c *Config) { c.ExternalURL = "https://:5000" }, "has no host"},
+		{"external-url with query", func(c *Config) { c.ExternalURL = "https://x?a=b" }, "query or fragment"},
+		{"external-url with credentials", func(c *Config) { c.ExternalURL = "https://u:p@x" }, "credentials"},
+		{"external-url with path", func(c *Config) { c.ExternalURL = "https://x.example/dproxy" }, ""},
+		{"upstream not a URL", func(c *Config) { c.Upstream = "registry-1.docker.io" }, `upstream "registry-1.docker.io": want an absolute`},
+		{"upstream unparsable", func(c *Config) { c.Upstream = "http://[::1" }, `upstream "http://[::1": not a URL`},
+		{"mirror group with slash", func(c *Config) { c.MirrorGroup = "/acme" }, `mirror-group "/acme"`},
+		{"mirror group nested", func(c *Config) { c.MirrorGroup = "acme/team" }, ""},
+		{"tls cert without key", func(c *Config) { c.TLSCert = "c.pem" }, "tls-cert is set but tls-key is not"},
+		{"tls key without cert", func(c *Config) { c.TLSKey = "k.pem" }, "tls-key is set but tls-cert is not"},
+		{"tls both", func(c *Config) { c.TLSCert, c.TLSKey = "c.pem", "k.pem" }, ""},
+		{"negative token expiry", func(c *Config) { c.TokenExpiry = -time.Second }, "token-expiry must not be negative, got -1s"},
+		{"zero token expiry", func(c *Config) { c.TokenExpiry = 0 }, "token-expiry must be positive"},
+		{"zero revalidate timeout", func(c *Config) { c.RevalidateTimeout = 0 }, "revalidate-timeout must be positive"},
+		{"negative connect timeout", func(c *Config) { c.UpstreamConnectTimeout = -1 }, "upstream-connect-timeout must not be negative"},
+		{"zero response header timeout", func(c *Config) { c.UpstreamResponseHeaderTimeout = 0 }, "upstream-response-header-timeout must be positive"},
+		{"negative shutdown timeout", func(c *Config) { c.ShutdownTimeout = -time.Second }, "shutdown-timeout must not be negative"},
+		{"zero shutdown timeout", func(c *Config) { c.ShutdownTimeout = 0 }, ""},
+		{"unknown log format", func(c *Config) { c.LogFormat = "xml" }, `log-format "xml": want auto, json or text`},
+		{"unknown log level", func(c *Config) { c.LogLevel = "trace" }, `log-level "trace": want debug, info, warn or error`},
+		{"short secret key", func(c *Config) { c.SecretKey = "abcd" }, "secret-key must be 64 hex characters"},
+		{"non-hex secret key", func(c *Config) { c.SecretKey = strings.Repeat("zz", 32) }, "secret-key must be 64 hex characters"},
+		{"good secret key", func(c *Config) { c.SecretKey = strings.Repeat("0f", 32) }, ""},
+		{"zero manifest size", func(c *Config) { c.MaxManifestSize = 0 }, "max-manifest-size must be positive, got 0"},
+		{"negative blob size", func(c *Config) { c.MaxBlobSize = -5 }, "max-blob-size must be positive, got -5"},
+		{"database set", func(c *Config) { c.Database = "postgres://u:pw@db/dproxy" }, "only the built-in SQLite database"},
+		{"storage set", func(c *Config) { c.Storage = "s3://bucket" }, "only the built-in blob folder"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := Default()
+			tc.change(&c)
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("Validate() = %v, want nil", err)
+			case tc.want != "" && err == nil:
+				t.Errorf("Validate() = nil, want an error containing %q", tc.want)
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Errorf("Validate() = %q, want it to contain %q", err, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "pw@") {
+				t.Errorf("Validate() = %q leaks a password", err)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Addr = "nope"
+	c.LogLevel = "loud"
+	c.MaxBlobSize = 0
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate() = nil")
+	}
+	if lines := strings.Split(err.Error(), "\n"); len(lines) != 3 {
+		t.Errorf("Validate() reported %d problems, want 3: %q", len(lines), err)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    int64
+		wantErr string
+	}{
+		{"1024", 1024, ""},
+		{"0", 0, ""},
+		{"10MiB", 10 << 20, ""},
+		{"50GiB", 50 << 30, ""},
+		{"200GB", 200e9, ""},
+		{"1kb", 1000, ""},
+		{"2KiB", 2048, ""},
+		{"1TiB", 1 << 40, ""},
+		{"3 TB", 3e12, ""},
+		{"7B", 7, ""},
+		{"1.5GiB", 3 << 29, ""},
+		{" 64mib ", 64 << 20, ""},
+		{"", 0, "want a number of bytes"},
+		{"MiB", 0, "want a number of bytes"},
+		{"-1", 0, "want a number of bytes"},
+		{".", 0, "want a number of bytes"},
+		{"10M", 0, `unknown unit "M"`},
+		{"10 bytes", 0, "unknown unit"},
+		{"1.2.3", 0, "unknown unit"},
+		{"1.5B", 0, "whole number"},
+		{"0.1KiB", 0, "whole number"},
+		{"9223372036854775807", 1<<63 - 1, ""},
+		{"9223372036854775808", 0, "too large"},
+		{"10000000TiB", 0, "too large"},
+	}
+	for _, tc := range tests {
+		got, err := ParseSize(tc.in)
+		switch {
+		case tc.wantErr == "" && (err != nil || got != tc.want):
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("ParseSize(%q) = %d, %v; want an error containing %q", tc.in, got, err, tc.wantErr)
+		}
+	}
+}
+
+func TestEnvVar(t *testing.T) {
+	t.Parallel()
+	for key, want := range map[string]string{
+		"addr":                             "DPROXY_ADDR",
+		"data-dir":                         "DPROXY_DATA_DIR",
+		"upstream-response-header-timeout": "DPROXY_UPSTREAM_RESPONSE_HEADER_TIMEOUT",
+	} {
+		if got := EnvVar(key); got != want {
+			t.Errorf("EnvVar(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+func TestLogValueRedactsSecret(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.SecretKey = strings.Repeat("ab", 32)
+	var b strings.Builder
+	slog.New(slog.NewTextHandler(&b, nil)).Info("config", "config", c)
+	out := b.String()
+	if strings.Contains(out, c.SecretKey) {
+		t.Errorf("log line leaks the secret key: %s", out)
+	}
+	if !strings.Contains(out, "config.secret-key=[redacted]") || !strings.Contains(out, "config.addr=:5000") {
+		t.Errorf("log line lacks the redacted key or the address: %s", out)
+	}
+}
+
+// TestDocsListEveryOption keeps docs/configuration.md in step with Config.
+func TestDocsListEveryOption(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
+	if err != nil {
+		t.Fatalf("read docs: %v", err)
+	}
+	doc := string(b)
+	keys := Keys()
+	if len(keys) != reflect.TypeFor[Config]().NumField() {
+		t.Fatalf("Keys() has %d keys for %d fields", len(keys), reflect.TypeFor[Config]().NumField())
+	}
+	for _, key := range keys {
+		for _, want := range []string{"`" + key + "`", "`--" + key + "`", "`" + EnvVar(key) + "`"} {
+			if !strings.Contains(doc, want) {
+				t.Errorf("docs/configuration.md does not mention %s", want)
+			}
+		}
+	}
+}

@@ -1,0 +1,82 @@
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/metrics"
+	"github.com/dproxy/dproxy/internal/server/registry"
+)
+
+// observe logs one line per request and records request metrics. The log
+// line carries method, path, status, duration, cache result and bytes —
+// never a header value, so no token or password reaches the log.
+func observe(next http.Handler, log *slog.Logger, m *metrics.Metrics) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			d := time.Since(start)
+			rt := routeOf(r.URL.Path)
+			m.HTTPRequest(rt, r.Method, rec.status, d.Seconds())
+			level := slog.LevelInfo
+			if rt == "health" || rt == "metrics" {
+				level = slog.LevelDebug
+			}
+			log.Log(r.Context(), level, "request",
+				"method", r.Method, "path", r.URL.Path, "status", rec.status,
+				"duration", d, "cache", rec.Header().Get(registry.CacheHeader), "bytes", rec.bytes,
+				"remote", r.RemoteAddr)
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// routeOf is a low-cardinality route label for metrics.
+func routeOf(path string) string {
+	switch {
+	case strings.HasPrefix(path, "/v2/") && strings.Contains(path, "/manifests/"):
+		return "manifest"
+	case strings.HasPrefix(path, "/v2/") && strings.Contains(path, "/blobs/"):
+		return "blob"
+	case path == "/v2/" || path == "/v2":
+		return "base"
+	case strings.HasPrefix(path, "/v2/"):
+		return "v2_other"
+	case path == "/jwt/auth":
+		return "token"
+	case strings.HasPrefix(path, "/-/"):
+		return "health"
+	case path == "/metrics":
+		return "metrics"
+	}
+	return "other"
+}
+
+// recorder captures the status and body size of a response.
+type recorder struct {
+	http.ResponseWriter
+	status      int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (r *recorder) WriteHeader(status int) {
+	if !r.wroteHeader {
+		r.status = status
+		r.wroteHeader = true
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.wroteHeader = true
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection (flush, deadlines).
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

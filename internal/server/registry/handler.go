@@ -1,0 +1,247 @@
+// Package registry serves the OCI distribution pull API of dproxy's
+// dependency proxy and the Docker v2 token endpoint. Handlers return errors;
+// one adapter renders every failure as an OCI error envelope.
+//
+// It depends on small interfaces that auth, cache and store satisfy, and
+// must not import server, graphql, commands or tui.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/auth"
+	"github.com/dproxy/dproxy/internal/cache"
+	"github.com/dproxy/dproxy/internal/metrics"
+	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/upstream"
+)
+
+// Service is the token service name clients are challenged with.
+const Service = "dependency_proxy"
+
+// CacheHeader reports how a response was served: hit, miss or stale.
+const CacheHeader = "X-Dproxy-Cache"
+
+// authenticator checks credentials and permissions.
+type authenticator interface {
+	Authenticate(ctx context.Context, username, password string) (auth.Principal, error)
+	PrincipalFromSubject(ctx context.Context, subject string) (auth.Principal, error)
+	AuthorizePull(ctx context.Context, p auth.Principal, groupPath string) (store.Group, error)
+	GrantedActions(ctx context.Context, p auth.Principal, scope string) []string
+}
+
+// issuer mints and verifies the registry's JWTs.
+type issuer interface {
+	Mint(p auth.Principal, access []auth.Access) (token string, issuedAt, expiresAt time.Time, err error)
+	MintRefresh(p auth.Principal) (string, error)
+	Verify(token string) (auth.Claims, error)
+	VerifyRefresh(token string) (auth.Claims, error)
+}
+
+// puller serves content through the cache.
+type puller interface {
+	Manifest(ctx context.Context, t cache.Target, ref oci.Reference) (cache.Manifest, error)
+	Blob(ctx context.Context, t cache.Target, d oci.Digest) (*cache.Blob, error)
+	StatBlob(ctx context.Context, t cache.Target, d oci.Digest) (int64, error)
+}
+
+// settings reads a group's proxy setting and the instance defaults.
+type settings interface {
+	ProxySetting(ctx context.Context, groupID int64) (store.ProxySetting, error)
+	DefaultHubCredentials(ctx context.Context) (store.HubCredentials, error)
+}
+
+// Options configure a Handler.
+type Options struct {
+	// ExternalURL is the URL clients reach this server at; the token realm
+	// is ExternalURL + "/jwt/auth".
+	ExternalURL string
+	Logger      *slog.Logger
+	Metrics     *metrics.Metrics
+}
+
+// Handler serves /v2/ and /jwt/auth.
+type Handler struct {
+	auth     authenticator
+	issuer   issuer
+	cache    puller
+	settings settings
+	realm    string
+	log      *slog.Logger
+	metrics  *metrics.Metrics
+}
+
+// New returns a Handler.
+func New(a authenticator, iss issuer, c puller, s settings, opts Options) *Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{
+		auth: a, issuer: iss, cache: c, settings: s,
+		realm:   strings.TrimSuffix(opts.ExternalURL, "/") + "/jwt/auth",
+		log:     opts.Logger,
+		metrics: opts.Metrics,
+	}
+}
+
+// V2 serves every /v2/ path.
+func (h *Handler) V2(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+	if err := h.serveV2(w, r); err != nil {
+		if errors.Is(err, oci.ErrUnauthorized) && w.Header().Get("WWW-Authenticate") == "" {
+			h.challenge(w, "", "")
+		}
+		writeError(w, r, h.log, err)
+	}
+}
+
+// Token serves the Docker v2 token endpoint.
+func (h *Handler) Token(w http.ResponseWriter, r *http.Request) {
+	if err := h.token(w, r); err != nil {
+		writeError(w, r, h.log, err)
+	}
+}
+
+// challenge sets the Bearer challenge of a 401, with the scope the client
+// should ask for when the repository is known.
+func (h *Handler) challenge(w http.ResponseWriter, name, errCode string) {
+	c := fmt.Sprintf("Bearer realm=%q,service=%q", h.realm, Service)
+	if name != "" {
+		c += fmt.Sprintf(",scope=%q", "repository:"+name+":pull")
+	}
+	if errCode != "" {
+		c += fmt.Sprintf(",error=%q", errCode)
+	}
+	w.Header().Set("WWW-Authenticate", c)
+}
+
+func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
+	if r.URL.Path == "/v2/" || r.URL.Path == "/v2" {
+		if _, _, err := h.authenticate(r); err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("{}"))
+		return nil
+	}
+	if err := checkRawPath(r.URL.RawPath, r.URL.Path); err != nil {
+		return err
+	}
+	rt, ok := parsePath(r.URL.Path)
+	if !ok {
+		return fmt.Errorf("%w: %s is not a registry API path", oci.ErrNameUnknown, r.URL.Path)
+	}
+	if err := oci.ValidateName(rt.name); err != nil {
+		if _, _, aerr := h.authenticate(r); aerr != nil {
+			return aerr
+		}
+		return err
+	}
+	claims, p, err := h.authenticate(r)
+	if err != nil {
+		h.challenge(w, rt.name, "")
+		return err
+	}
+	if rt.kind != kindManifests && rt.kind != kindBlobs || r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return fmt.Errorf("%w: %s on %s; dproxy is a pull-through cache and serves only GET and HEAD of manifests and blobs", oci.ErrUnsupported, r.Method, rt.kind)
+	}
+	repo, isProxy, err := oci.ParseProxyRepository(rt.name)
+	if err != nil {
+		return err
+	}
+	if !isProxy {
+		return fmt.Errorf("%w: %s; pull through <group>/dependency_proxy/containers/<image>", oci.ErrNameUnknown, rt.name)
+	}
+	var ref oci.Reference
+	if rt.kind == kindManifests {
+		ref, err = oci.ParseReference(rt.arg)
+	} else {
+		ref.Digest, err = oci.ParseDigest(rt.arg)
+	}
+	if err != nil {
+		return err
+	}
+
+	t, err := h.target(r.Context(), p, repo)
+	if err != nil {
+		return err
+	}
+	if !allows(claims, rt.name) {
+		// A valid token for another repository: ask the client for a new one.
+		h.challenge(w, rt.name, "insufficient_scope")
+		return fmt.Errorf("%w: the token does not grant pull access to %s; request a token with scope repository:%s:pull", oci.ErrUnauthorized, rt.name, rt.name)
+	}
+	if rt.kind == kindManifests {
+		return h.manifest(w, r, t, ref)
+	}
+	return h.blob(w, r, t, ref.Digest)
+}
+
+// authenticate verifies the request's Bearer token and loads its principal
+// live, so a deleted user or a revoked token stops working at once.
+func (h *Handler) authenticate(r *http.Request) (auth.Claims, auth.Principal, error) {
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || raw == "" {
+		return auth.Claims{}, auth.Principal{}, fmt.Errorf("%w: log in first, for example `docker login %s` with a username and a personal, group or deploy token", oci.ErrUnauthorized, hostOf(h.realm))
+	}
+	claims, err := h.issuer.Verify(strings.TrimSpace(raw))
+	if err != nil {
+		return auth.Claims{}, auth.Principal{}, err
+	}
+	p, err := h.auth.PrincipalFromSubject(r.Context(), claims.Subject)
+	if err != nil {
+		return auth.Claims{}, auth.Principal{}, err
+	}
+	return claims, p, nil
+}
+
+// target authorises a pull from a group's dependency proxy and says where it goes.
+func (h *Handler) target(ctx context.Context, p auth.Principal, repo oci.ProxyRepository) (cache.Target, error) {
+	g, err := h.auth.AuthorizePull(ctx, p, repo.Group)
+	if err != nil {
+		return cache.Target{}, err
+	}
+	s, err := h.settings.ProxySetting(ctx, g.ID)
+	if err != nil {
+		return cache.Target{}, fmt.Errorf("read dependency proxy setting of %s: %w", g.Path, err)
+	}
+	if !s.Enabled {
+		return cache.Target{}, fmt.Errorf("%w: the dependency proxy is disabled for group %s; an owner of the group can enable it with `dproxy group enable %s`", oci.ErrDenied, g.Path, g.Path)
+	}
+	creds := upstream.Credentials{Username: s.Identity, Password: s.Secret}
+	if s.Identity == "" {
+		def, err := h.settings.DefaultHubCredentials(ctx)
+		if err != nil {
+			return cache.Target{}, fmt.Errorf("read default Docker Hub credentials: %w", err)
+		}
+		creds = upstream.Credentials{Username: def.Identity, Password: def.Secret}
+	}
+	return cache.Target{GroupID: g.ID, Image: repo.Upstream(), Creds: creds, FreshnessWindow: s.FreshnessWindow}, nil
+}
+
+// allows reports whether the token's access list grants pull on name.
+func allows(c auth.Claims, name string) bool {
+	for _, a := range c.Access {
+		if a.Type == "repository" && a.Name == name {
+			for _, act := range a.Actions {
+				if act == "pull" || act == "*" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func hostOf(u string) string {
+	u = strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
+	host, _, _ := strings.Cut(u, "/")
+	return host
+}

@@ -1,0 +1,117 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/auth"
+	"github.com/dproxy/dproxy/internal/oci"
+)
+
+// tokenResponse is the Docker v2 / OAuth2 token answer.
+type tokenResponse struct {
+	Token        string `json:"token"`
+	AccessToken  string `json:"access_token"`
+	ExpiresIn    int    `json:"expires_in"`
+	IssuedAt     string `json:"issued_at"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+// token implements the Docker v2 token endpoint: GET with Basic auth
+// (optionally offline_token=true for a refresh token), and the OAuth2 POST
+// forms grant_type=password and grant_type=refresh_token. The access it
+// grants is what was requested intersected with what the principal may do.
+func (h *Handler) token(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	var (
+		p       auth.Principal
+		scopes  []string
+		refresh bool
+		err     error
+	)
+	switch r.Method {
+	case http.MethodGet:
+		q := r.URL.Query()
+		user, pass, ok := r.BasicAuth()
+		if !ok {
+			return fmt.Errorf("%w: send a username and a password or token with Basic authentication (docker login %s)", oci.ErrUnauthorized, hostOf(h.realm))
+		}
+		if p, err = h.auth.Authenticate(ctx, user, pass); err != nil {
+			return err
+		}
+		scopes = q["scope"]
+		refresh = q.Get("offline_token") == "true"
+	case http.MethodPost:
+		if err := r.ParseForm(); err != nil {
+			return fmt.Errorf("%w: read token request form: %v", oci.ErrUnauthorized, err)
+		}
+		switch gt := r.PostForm.Get("grant_type"); gt {
+		case "password":
+			if p, err = h.auth.Authenticate(ctx, r.PostForm.Get("username"), r.PostForm.Get("password")); err != nil {
+				return err
+			}
+			refresh = r.PostForm.Get("access_type") == "offline"
+		case "refresh_token":
+			claims, err := h.issuer.VerifyRefresh(r.PostForm.Get("refresh_token"))
+			if err != nil {
+				return err
+			}
+			if p, err = h.auth.PrincipalFromSubject(ctx, claims.Subject); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%w: unsupported grant_type %q; use password or refresh_token", oci.ErrUnauthorized, clipText(gt))
+		}
+		scopes = r.PostForm["scope"]
+	default:
+		return fmt.Errorf("%w: %s on the token endpoint; use GET or POST", oci.ErrUnsupported, r.Method)
+	}
+
+	access := h.grant(r, p, scopes)
+	tok, issued, expires, err := h.issuer.Mint(p, access)
+	if err != nil {
+		return fmt.Errorf("mint token: %w", err)
+	}
+	resp := tokenResponse{
+		Token: tok, AccessToken: tok,
+		ExpiresIn: int(expires.Sub(issued) / time.Second),
+		IssuedAt:  issued.UTC().Format(time.RFC3339),
+	}
+	if refresh {
+		if resp.RefreshToken, err = h.issuer.MintRefresh(p); err != nil {
+			return fmt.Errorf("mint refresh token: %w", err)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	return json.NewEncoder(w).Encode(resp)
+}
+
+// grant returns the access entries the principal gets for the requested
+// scopes. A scope parameter may hold several space-separated scopes.
+func (h *Handler) grant(r *http.Request, p auth.Principal, scopes []string) []auth.Access {
+	var access []auth.Access
+	for _, param := range scopes {
+		for _, s := range strings.Fields(param) {
+			a, err := auth.ParseScope(s)
+			if err != nil {
+				h.log.DebugContext(r.Context(), "ignoring malformed token scope", "scope", clipText(s), "err", err)
+				continue
+			}
+			if actions := h.auth.GrantedActions(r.Context(), p, s); len(actions) > 0 {
+				access = append(access, auth.Access{Type: a.Type, Name: a.Name, Actions: actions})
+			}
+		}
+	}
+	return access
+}
+
+func clipText(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}

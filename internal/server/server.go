@@ -1,0 +1,124 @@
+// Package server owns the HTTP server of `dproxy serve`: the route table,
+// request logging and metrics middleware, health endpoints and the
+// listen/shutdown lifecycle. It wires handlers from its sub-packages and
+// must not import commands or tui.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/metrics"
+	"github.com/dproxy/dproxy/internal/server/registry"
+)
+
+// Options configure a Server.
+type Options struct {
+	Addr            string
+	TLSCert, TLSKey string
+	// ShutdownTimeout bounds how long in-flight responses may take to
+	// finish after a shutdown starts. Default 30s.
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+	Metrics         *metrics.Metrics
+}
+
+// Server is dproxy's HTTP server.
+type Server struct {
+	handler http.Handler
+	opts    Options
+	log     *slog.Logger
+}
+
+// New builds the route table. ready reports whether the server can serve
+// (database reachable, data dir writable).
+func New(reg *registry.Handler, ready func(context.Context) error, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 30 * time.Second
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /-/health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /-/readiness", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(r.Context()); err != nil {
+			opts.Logger.WarnContext(r.Context(), "not ready", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, fmt.Sprintf(`{"status":"unavailable","reason":%q}`, err.Error()))
+			return
+		}
+		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
+	})
+	if opts.Metrics != nil {
+		mux.Handle("GET /metrics", opts.Metrics.Handler())
+	}
+	mux.HandleFunc("/jwt/auth", reg.Token)
+
+	// /v2/ bypasses ServeMux, which would clean or redirect the paths the
+	// registry must validate and reject itself.
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
+			reg.V2(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	return &Server{handler: observe(root, opts.Logger, opts.Metrics), opts: opts, log: opts.Logger}
+}
+
+// Handler returns the complete handler, middleware included.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves on ln until ctx ends, then shuts down gracefully: it stops
+// accepting, lets in-flight responses finish within ShutdownTimeout, and
+// returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	if s.opts.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(s.opts.TLSCert, s.opts.TLSKey)
+		if err != nil {
+			return fmt.Errorf("load TLS certificate %s and key %s: %w", s.opts.TLSCert, s.opts.TLSKey, err)
+		}
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, hs.TLSConfig)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "timeout", s.opts.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		hs.Close()
+		return fmt.Errorf("shut down: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write([]byte(body))
+}

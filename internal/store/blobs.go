@@ -1,0 +1,218 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/oci"
+)
+
+const blobColumns = `group_id, digest, size, created_at, read_at`
+
+func scanBlob(row interface{ Scan(...any) error }) (Blob, error) {
+	var b Blob
+	var digest string
+	if err := row.Scan(&b.GroupID, &digest, &b.Size, &b.CreatedAt, &b.ReadAt); err != nil {
+		return Blob{}, err
+	}
+	b.Digest = oci.Digest(digest)
+	b.CreatedAt, b.ReadAt = b.CreatedAt.UTC(), b.ReadAt.UTC()
+	return b, nil
+}
+
+// Blob returns a group's reference to the blob d, or an error wrapping
+// ErrNotFound.
+func (s *Store) Blob(ctx context.Context, groupID int64, d oci.Digest) (Blob, error) {
+	b, err := scanBlob(s.r.QueryRowContext(ctx,
+		`SELECT `+blobColumns+` FROM blobs WHERE group_id = $1 AND digest = $2`, groupID, string(d)))
+	if err != nil {
+		return Blob{}, notFound(err, fmt.Sprintf("blob %s of group %d", d, groupID))
+	}
+	return b, nil
+}
+
+// PutBlob inserts or updates a group's reference to a blob. Zero times mean
+// now; an existing reference keeps its CreatedAt. An unknown group is an
+// error wrapping ErrNotFound.
+func (s *Store) PutBlob(ctx context.Context, b Blob) error {
+	now := s.now()
+	_, err := s.w.ExecContext(ctx,
+		`INSERT INTO blobs (group_id, digest, size, created_at, read_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (group_id, digest) DO UPDATE SET size = excluded.size, read_at = excluded.read_at`,
+		b.GroupID, string(b.Digest), b.Size, dbTime(orNow(b.CreatedAt, now)), dbTime(orNow(b.ReadAt, now)))
+	if s.isForeignKey(err) {
+		return fmt.Errorf("store blob %s: group %d: %w", b.Digest, b.GroupID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("store blob %s of group %d: %w", b.Digest, b.GroupID, err)
+	}
+	return nil
+}
+
+// TouchBlobs sets the read time of the given blob references to at, in one
+// transaction. References that no longer exist are skipped.
+func (s *Store) TouchBlobs(ctx context.Context, keys []BlobKey, at time.Time) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	at = s.stamp(at)
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `UPDATE blobs SET read_at = $1 WHERE group_id = $2 AND digest = $3`)
+		if err != nil {
+			return fmt.Errorf("record read time of %d blobs: %w", len(keys), err)
+		}
+		defer stmt.Close()
+		for _, k := range keys {
+			if _, err := stmt.ExecContext(ctx, at, k.GroupID, string(k.Digest)); err != nil {
+				return fmt.Errorf("record read time of blob %s of group %d: %w", k.Digest, k.GroupID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteBlob removes a group's reference to a blob. It is idempotent: a
+// reference that is already gone is not an error, so concurrent healers and
+// purges do not fail each other. The blob file is not touched.
+func (s *Store) DeleteBlob(ctx context.Context, groupID int64, d oci.Digest) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM blobs WHERE group_id = $1 AND digest = $2`, groupID, string(d)); err != nil {
+		return fmt.Errorf("delete blob %s of group %d: %w", d, groupID, err)
+	}
+	return nil
+}
+
+// BlobReferenced reports whether any group still references the blob d,
+// i.e. whether its file must be kept.
+func (s *Store) BlobReferenced(ctx context.Context, d oci.Digest) (bool, error) {
+	var ok bool
+	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = $1)`, string(d)).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("is blob %s referenced: %w", d, err)
+	}
+	return ok, nil
+}
+
+// BlobsOfGroup returns up to limit of a group's blob references ordered by
+// digest, starting after the digest after when it is non-empty.
+func (s *Store) BlobsOfGroup(ctx context.Context, groupID int64, after oci.Digest, limit int) ([]Blob, error) {
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT `+blobColumns+` FROM blobs WHERE group_id = $1 AND digest > $2 ORDER BY digest LIMIT $3`,
+		groupID, string(after), listLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("list blobs of group %d: %w", groupID, err)
+	}
+	defer rows.Close()
+	var out []Blob
+	for rows.Next() {
+		b, err := scanBlob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list blobs of group %d: %w", groupID, err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list blobs of group %d: %w", groupID, err)
+	}
+	return out, nil
+}
+
+// Usage is what a group's cache holds.
+type Usage struct {
+	Manifests     int
+	Blobs         int
+	ManifestBytes int64
+	BlobBytes     int64
+}
+
+// GroupUsage counts a group's cached manifests and blob references and
+// adds up their sizes.
+func (s *Store) GroupUsage(ctx context.Context, groupID int64) (Usage, error) {
+	var u Usage
+	err := s.r.QueryRowContext(ctx,
+		`SELECT (SELECT COUNT(*) FROM manifests WHERE group_id = $1),
+			(SELECT COALESCE(SUM(size), 0) FROM manifests WHERE group_id = $1),
+			(SELECT COUNT(*) FROM blobs WHERE group_id = $1),
+			(SELECT COALESCE(SUM(size), 0) FROM blobs WHERE group_id = $1)`, groupID).
+		Scan(&u.Manifests, &u.ManifestBytes, &u.Blobs, &u.BlobBytes)
+	if err != nil {
+		return Usage{}, fmt.Errorf("cache usage of group %d: %w", groupID, err)
+	}
+	return u, nil
+}
+
+// PurgeGroupCache deletes all of a group's manifests and blob references in
+// one transaction and returns the digests of the blobs it referenced; the
+// caller removes the files that BlobReferenced then reports as unused.
+func (s *Store) PurgeGroupCache(ctx context.Context, groupID int64) ([]oci.Digest, error) {
+	var digests []oci.Digest
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `DELETE FROM blobs WHERE group_id = $1 RETURNING digest`, groupID)
+		if err != nil {
+			return fmt.Errorf("purge blobs of group %d: %w", groupID, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var d string
+			if err := rows.Scan(&d); err != nil {
+				return fmt.Errorf("purge blobs of group %d: %w", groupID, err)
+			}
+			digests = append(digests, oci.Digest(d))
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("purge blobs of group %d: %w", groupID, err)
+		}
+		rows.Close()
+		if _, err := tx.ExecContext(ctx, `DELETE FROM manifests WHERE group_id = $1`, groupID); err != nil {
+			return fmt.Errorf("purge manifests of group %d: %w", groupID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return digests, nil
+}
+
+// Expired is what ExpireGroupCache removed.
+type Expired struct {
+	Manifests int64
+	Blobs     []oci.Digest // digests whose reference was removed
+}
+
+// ExpireGroupCache deletes, in one transaction, a group's manifests and
+// blob references last read before before (the TTL policy's cut-off).
+func (s *Store) ExpireGroupCache(ctx context.Context, groupID int64, before time.Time) (Expired, error) {
+	var e Expired
+	cut := dbTime(before)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM manifests WHERE group_id = $1 AND read_at < $2`, groupID, cut)
+		if err != nil {
+			return fmt.Errorf("expire manifests of group %d: %w", groupID, err)
+		}
+		if e.Manifests, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("expire manifests of group %d: %w", groupID, err)
+		}
+		rows, err := tx.QueryContext(ctx, `DELETE FROM blobs WHERE group_id = $1 AND read_at < $2 RETURNING digest`, groupID, cut)
+		if err != nil {
+			return fmt.Errorf("expire blobs of group %d: %w", groupID, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var d string
+			if err := rows.Scan(&d); err != nil {
+				return fmt.Errorf("expire blobs of group %d: %w", groupID, err)
+			}
+			e.Blobs = append(e.Blobs, oci.Digest(d))
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("expire blobs of group %d: %w", groupID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Expired{}, err
+	}
+	return e, nil
+}

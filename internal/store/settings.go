@@ -1,0 +1,198 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// hubCredentialsKey is the instance_settings row holding the instance-wide
+// default Docker Hub credentials: identity in value, secret in value_sealed.
+const hubCredentialsKey = "default_hub_credentials"
+
+// proxySecretAD binds a sealed group secret to its row.
+func proxySecretAD(groupID int64) string {
+	return fmt.Sprintf("dependency_proxy_settings:%d:secret", groupID)
+}
+
+// instanceSecretAD binds a sealed instance secret to its row.
+func instanceSecretAD(key string) string {
+	return "instance_settings:" + key + ":value_sealed"
+}
+
+// seal encrypts a secret; "" is stored as NULL.
+func (s *Store) seal(secret, ad string) (any, error) {
+	if secret == "" {
+		return nil, nil
+	}
+	return s.box.Seal([]byte(secret), ad)
+}
+
+// open decrypts a sealed secret; NULL is "".
+func (s *Store) open(sealed []byte, ad string) (string, error) {
+	if sealed == nil {
+		return "", nil
+	}
+	pt, err := s.box.Open(sealed, ad)
+	if err != nil {
+		return "", fmt.Errorf("%w (was the secret key changed?)", err)
+	}
+	return string(pt), nil
+}
+
+// ProxySetting returns a group's dependency proxy setting with its secret
+// decrypted, or an error wrapping ErrNotFound for an unknown group.
+func (s *Store) ProxySetting(ctx context.Context, groupID int64) (ProxySetting, error) {
+	p := ProxySetting{GroupID: groupID}
+	var sealed []byte
+	var windowMS int64
+	err := s.r.QueryRowContext(ctx,
+		`SELECT enabled, identity, secret_sealed, freshness_window_ms, allow_anonymous_pull, updated_at
+		FROM dependency_proxy_settings WHERE group_id = $1`, groupID).
+		Scan(&p.Enabled, &p.Identity, &sealed, &windowMS, &p.AllowAnonymousPull, &p.UpdatedAt)
+	if err != nil {
+		return ProxySetting{}, notFound(err, fmt.Sprintf("dependency proxy setting of group %d", groupID))
+	}
+	p.FreshnessWindow = time.Duration(windowMS) * time.Millisecond
+	p.UpdatedAt = p.UpdatedAt.UTC()
+	if p.Secret, err = s.open(sealed, proxySecretAD(groupID)); err != nil {
+		return ProxySetting{}, fmt.Errorf("docker hub secret of group %d: %w", groupID, err)
+	}
+	return p, nil
+}
+
+// UpdateProxySetting replaces every field of a group's setting (an empty
+// Secret clears it; a zero UpdatedAt means now). The freshness window is
+// kept in milliseconds. An unknown group is an error wrapping ErrNotFound.
+func (s *Store) UpdateProxySetting(ctx context.Context, p ProxySetting) error {
+	if p.FreshnessWindow < 0 {
+		return fmt.Errorf("update dependency proxy setting of group %d: negative freshness window %s", p.GroupID, p.FreshnessWindow)
+	}
+	sealed, err := s.seal(p.Secret, proxySecretAD(p.GroupID))
+	if err != nil {
+		return fmt.Errorf("update dependency proxy setting of group %d: seal secret: %w", p.GroupID, err)
+	}
+	_, err = s.w.ExecContext(ctx,
+		`INSERT INTO dependency_proxy_settings
+			(group_id, enabled, identity, secret_sealed, freshness_window_ms, allow_anonymous_pull, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (group_id) DO UPDATE SET enabled = excluded.enabled, identity = excluded.identity,
+			secret_sealed = excluded.secret_sealed, freshness_window_ms = excluded.freshness_window_ms,
+			allow_anonymous_pull = excluded.allow_anonymous_pull, updated_at = excluded.updated_at`,
+		p.GroupID, p.Enabled, p.Identity, sealed, p.FreshnessWindow.Milliseconds(), p.AllowAnonymousPull,
+		s.stamp(p.UpdatedAt))
+	if s.isForeignKey(err) {
+		return fmt.Errorf("update dependency proxy setting of group %d: group %w", p.GroupID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("update dependency proxy setting of group %d: %w", p.GroupID, err)
+	}
+	return nil
+}
+
+// TTLPolicy returns a group's image TTL policy, or an error wrapping
+// ErrNotFound for an unknown group.
+func (s *Store) TTLPolicy(ctx context.Context, groupID int64) (TTLPolicy, error) {
+	p := TTLPolicy{GroupID: groupID}
+	err := s.r.QueryRowContext(ctx,
+		`SELECT enabled, ttl_days, created_at, updated_at FROM ttl_policies WHERE group_id = $1`, groupID).
+		Scan(&p.Enabled, &p.TTLDays, &p.CreatedAt, &p.UpdatedAt)
+	if err != nil {
+		return TTLPolicy{}, notFound(err, fmt.Sprintf("ttl policy of group %d", groupID))
+	}
+	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+	return p, nil
+}
+
+// UpdateTTLPolicy sets a group's TTL policy (a zero UpdatedAt means now;
+// CreatedAt is kept). An unknown group is an error wrapping ErrNotFound.
+func (s *Store) UpdateTTLPolicy(ctx context.Context, p TTLPolicy) error {
+	if p.TTLDays < 0 {
+		return fmt.Errorf("update ttl policy of group %d: negative ttl %d days", p.GroupID, p.TTLDays)
+	}
+	at := s.stamp(p.UpdatedAt)
+	_, err := s.w.ExecContext(ctx,
+		`INSERT INTO ttl_policies (group_id, enabled, ttl_days, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (group_id) DO UPDATE SET enabled = excluded.enabled, ttl_days = excluded.ttl_days,
+			updated_at = excluded.updated_at`,
+		p.GroupID, p.Enabled, p.TTLDays, s.stamp(p.CreatedAt), at)
+	if s.isForeignKey(err) {
+		return fmt.Errorf("update ttl policy of group %d: group %w", p.GroupID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("update ttl policy of group %d: %w", p.GroupID, err)
+	}
+	return nil
+}
+
+// DefaultHubCredentials returns the instance-wide Docker Hub credentials;
+// the zero value and no error when none are set.
+func (s *Store) DefaultHubCredentials(ctx context.Context) (HubCredentials, error) {
+	var c HubCredentials
+	var sealed []byte
+	err := s.r.QueryRowContext(ctx, `SELECT value, value_sealed FROM instance_settings WHERE key = $1`,
+		hubCredentialsKey).Scan(&c.Identity, &sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return HubCredentials{}, nil
+	}
+	if err != nil {
+		return HubCredentials{}, fmt.Errorf("read default docker hub credentials: %w", err)
+	}
+	if c.Secret, err = s.open(sealed, instanceSecretAD(hubCredentialsKey)); err != nil {
+		return HubCredentials{}, fmt.Errorf("default docker hub secret: %w", err)
+	}
+	return c, nil
+}
+
+// SetDefaultHubCredentials sets the instance-wide Docker Hub credentials;
+// the zero value clears them.
+func (s *Store) SetDefaultHubCredentials(ctx context.Context, c HubCredentials) error {
+	if c == (HubCredentials{}) {
+		if _, err := s.w.ExecContext(ctx, `DELETE FROM instance_settings WHERE key = $1`, hubCredentialsKey); err != nil {
+			return fmt.Errorf("clear default docker hub credentials: %w", err)
+		}
+		return nil
+	}
+	sealed, err := s.seal(c.Secret, instanceSecretAD(hubCredentialsKey))
+	if err != nil {
+		return fmt.Errorf("set default docker hub credentials: seal secret: %w", err)
+	}
+	_, err = s.w.ExecContext(ctx,
+		`INSERT INTO instance_settings (key, value, value_sealed, updated_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value, value_sealed = excluded.value_sealed,
+			updated_at = excluded.updated_at`,
+		hubCredentialsKey, c.Identity, sealed, s.stamp(s.now()))
+	if err != nil {
+		return fmt.Errorf("set default docker hub credentials: %w", err)
+	}
+	return nil
+}
+
+// InstanceValue returns an instance setting, or an error wrapping
+// ErrNotFound.
+func (s *Store) InstanceValue(ctx context.Context, key string) (string, error) {
+	var v string
+	err := s.r.QueryRowContext(ctx, `SELECT value FROM instance_settings WHERE key = $1`, key).Scan(&v)
+	if err != nil {
+		return "", notFound(err, fmt.Sprintf("instance setting %q", key))
+	}
+	return v, nil
+}
+
+// SetInstanceValue sets an instance setting. The key
+// "default_hub_credentials" is reserved for SetDefaultHubCredentials.
+func (s *Store) SetInstanceValue(ctx context.Context, key, value string) error {
+	if key == hubCredentialsKey {
+		return fmt.Errorf("set instance setting %q: reserved key", key)
+	}
+	_, err := s.w.ExecContext(ctx,
+		`INSERT INTO instance_settings (key, value, updated_at) VALUES ($1, $2, $3)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+		key, value, s.stamp(s.now()))
+	if err != nil {
+		return fmt.Errorf("set instance setting %q: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,168 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/oci"
+)
+
+// Error is a failed upstream request. errors.Is matches the oci sentinel it
+// maps to (ErrManifestUnknown, ErrBlobUnknown, ErrTooManyRequests,
+// ErrUnavailable, ErrTimeout, ErrManifestInvalid) and the underlying cause.
+type Error struct {
+	Op      string // "HEAD manifest", "GET blob", ...
+	Host    string // upstream host:port
+	Repo    string
+	Ref     string // tag or digest; "" when none
+	Status  int    // HTTP status of the failing response; 0 when none
+	Code    string // first error code of the upstream's OCI error body
+	Message string // what went wrong, from the upstream's error body or from us
+	Err     error  // underlying cause (network error, context error), may be nil
+
+	sentinel   error
+	retryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Op)
+	if e.Repo != "" {
+		b.WriteString(" " + e.Repo)
+		switch {
+		case strings.HasPrefix(e.Ref, "sha256:"):
+			b.WriteString("@" + e.Ref)
+		case e.Ref != "":
+			b.WriteString(":" + e.Ref)
+		}
+	}
+	b.WriteString(" from " + e.Host)
+	if e.Status != 0 {
+		fmt.Fprintf(&b, ": status %d", e.Status)
+	}
+	if e.Code != "" {
+		b.WriteString(": " + e.Code)
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	if e.Err != nil {
+		b.WriteString(": " + e.Err.Error())
+	}
+	if e.sentinel != nil {
+		b.WriteString(" (" + e.sentinel.Error() + ")")
+	}
+	return b.String()
+}
+
+// Unwrap returns the oci sentinel and the underlying cause.
+func (e *Error) Unwrap() []error {
+	var errs []error
+	if e.sentinel != nil {
+		errs = append(errs, e.sentinel)
+	}
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	return errs
+}
+
+// RetryAfter is the upstream's Retry-After delay of a 429 or 503; 0 if none.
+func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
+
+var _ oci.RetryAfterError = (*Error)(nil)
+
+// op names one request for errors.
+type op struct {
+	name, kind, host, repo, ref string
+}
+
+func (o op) error(sentinel error, status int, msg string, cause error) *Error {
+	return &Error{Op: o.name, Host: o.host, Repo: o.repo, Ref: o.ref, Status: status,
+		Message: msg, Err: cause, sentinel: sentinel}
+}
+
+// transportError maps an error of http.Client.Do to ErrTimeout (deadline,
+// network timeout) or ErrUnavailable.
+func (o op) transportError(err error) *Error {
+	if isTimeout(err) {
+		return o.error(oci.ErrTimeout, 0, "", err)
+	}
+	return o.error(oci.ErrUnavailable, 0, "", err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// statusError maps an unexpected response to an *Error, reading at most
+// 64 KiB of its body for the upstream's error code and message.
+func (o op) statusError(res *http.Response) *Error {
+	var sentinel error
+	switch {
+	case res.StatusCode == http.StatusNotFound && o.kind == kindManifest:
+		sentinel = oci.ErrManifestUnknown
+	case res.StatusCode == http.StatusNotFound && o.kind == kindBlob:
+		sentinel = oci.ErrBlobUnknown
+	case res.StatusCode == http.StatusTooManyRequests:
+		sentinel = oci.ErrTooManyRequests
+	default:
+		sentinel = oci.ErrUnavailable
+	}
+	e := o.error(sentinel, res.StatusCode, "", nil)
+	e.Code, e.Message = parseErrorBody(res.Body)
+	if res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusServiceUnavailable {
+		e.retryAfter = parseRetryAfter(res.Header.Get("Retry-After"), time.Now())
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(res.StatusCode)
+	}
+	return e
+}
+
+// parseErrorBody reads the OCI error envelope {"errors":[{"code","message"}]}
+// or a token service's {"details": "..."}.
+func parseErrorBody(body io.Reader) (code, message string) {
+	if body == nil {
+		return "", ""
+	}
+	b, _ := io.ReadAll(io.LimitReader(body, 64<<10))
+	var env struct {
+		Errors []struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"errors"`
+		Details string `json:"details"`
+	}
+	if json.Unmarshal(b, &env) != nil {
+		return "", ""
+	}
+	if len(env.Errors) > 0 {
+		return env.Errors[0].Code, env.Errors[0].Message
+	}
+	return "", env.Details
+}
+
+// parseRetryAfter reads a Retry-After value in seconds or as an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil {
+		return max(time.Duration(secs)*time.Second, 0)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
+}
