@@ -89,7 +89,7 @@ type Cache struct {
 
 	mu         sync.Mutex
 	downloads  map[oci.Digest]*download
-	generation uint64 // counts finished downloads, guarded by mu
+	generation uint64  // counts finished downloads, guarded by mu
 	pins       *pinSet // blobs in use, guarded by mu
 
 	touch *toucher
