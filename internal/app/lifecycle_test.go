@@ -129,7 +129,7 @@ func TestTTLExpiryOnFakeClock(t *testing.T) {
 	clock.Add(60 * 24 * time.Hour)
 	pullAll(t, e.ref("acme", "kept:v1"), opts) // read within the window
 	e.settle()
-	clock.Add(40 * 24 * time.Hour)             // gone: last read 100 days ago; kept: 40
+	clock.Add(40 * 24 * time.Hour) // gone: last read 100 days ago; kept: 40
 
 	res, err := e.app.Lifecycle.Expire(ctx)
 	if err != nil {
