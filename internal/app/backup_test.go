@@ -86,6 +86,11 @@ func TestBackupWhilePullingRestoresEverything(t *testing.T) {
 	if n := e.up.Count("GET", testregistry.KindBlob) + e.up.Count("GET", testregistry.KindManifest); n != 0 {
 		t.Errorf("the restored server made %d upstream GETs for cached images, want 0", n)
 	}
+	res, body := e2.do("GET", "/metrics", "")
+	if res.StatusCode != 200 || !strings.Contains(string(body), `dproxy_cache_size_bytes{group="acme"}`) ||
+		!strings.Contains(string(body), "dproxy_cache_stored_bytes") {
+		t.Errorf("/metrics lacks the cache size gauges (status %d)", res.StatusCode)
+	}
 	g2, err := e2.app.Store.GroupByPath(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)
