@@ -13,11 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/dproxy/dproxy/internal/auth"
 	"github.com/dproxy/dproxy/internal/blobstore"
 	"github.com/dproxy/dproxy/internal/cache"
 	"github.com/dproxy/dproxy/internal/config"
+	"github.com/dproxy/dproxy/internal/lifecycle"
 	"github.com/dproxy/dproxy/internal/metrics"
 	"github.com/dproxy/dproxy/internal/secretbox"
 	"github.com/dproxy/dproxy/internal/server"
@@ -36,13 +39,33 @@ type App struct {
 	Cache   *cache.Cache
 	Metrics *metrics.Metrics
 	Server  *server.Server
-	log     *slog.Logger
+	// Lifecycle runs TTL expiry, garbage collection and the size cap; Run
+	// starts its schedule.
+	Lifecycle *lifecycle.Manager
+	log       *slog.Logger
+}
+
+// Option changes how Open assembles the server.
+type Option func(*options)
+
+type options struct {
+	now func() time.Time
+}
+
+// WithClock makes the cache and the background jobs read the time from
+// now (tests move it forward to expire entries).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
 }
 
 // Open prepares the data dir (creating keys on first start, removing
 // leftover temp files), opens the store, bootstraps the admin token when the
 // instance has no user yet, and builds the server. It listens on nothing.
-func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err error) {
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (_ *App, err error) {
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
 	}
@@ -97,9 +120,22 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err
 		MaxBlobSize:       cfg.MaxBlobSize,
 		Logger:            log,
 		Metrics:           m,
+		Now:               o.now,
+	})
+	lm, err := metrics.NewLifecycle(m, cacheSizes(st))
+	if err != nil {
+		return nil, fmt.Errorf("register lifecycle metrics: %w", err)
+	}
+	lc := lifecycle.New(st, blobs, c, lifecycle.Options{
+		TTLInterval: cfg.TTLInterval,
+		GCInterval:  cfg.GCInterval,
+		MaxSize:     cfg.CacheMaxSize,
+		Now:         o.now,
+		Logger:      log,
+		Metrics:     lm,
 	})
 	reg := registry.New(svc, iss, c, st, registry.Options{ExternalURL: cfg.ExternalURL, Logger: log, Metrics: m})
-	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Metrics: m, log: log}
+	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Metrics: m, Lifecycle: lc, log: log}
 	a.Server = server.New(reg, a.ready, server.Options{
 		Addr: cfg.Addr, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Metrics: m,
@@ -115,7 +151,32 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("dproxy listening", "addr", ln.Addr().String(), "external_url", a.Config.ExternalURL,
 		"upstream", a.Config.Upstream, "data_dir", a.Config.DataDir)
-	return a.Server.Serve(ctx, ln)
+	bg, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.Lifecycle.Run(bg) })
+	err = a.Server.Serve(ctx, ln)
+	stop()
+	wg.Wait()
+	return err
+}
+
+// cacheSizes feeds the cache size gauges from the store on each scrape.
+func cacheSizes(st *store.Store) metrics.SizeFunc {
+	return func(ctx context.Context) ([]metrics.GroupSize, int64, error) {
+		groups, err := st.GroupCacheSizes(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		stored, err := st.CachedBlobBytes(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		out := make([]metrics.GroupSize, len(groups))
+		for i, g := range groups {
+			out[i] = metrics.GroupSize{Group: g.Path, Bytes: g.ManifestBytes + g.BlobBytes}
+		}
+		return out, stored, nil
+	}
 }
 
 // Close stops background work and closes the store.

@@ -42,6 +42,7 @@ type envOptions struct {
 	configure    func(*config.Config)
 	keepUpstream *testregistry.Upstream
 	keepDataDir  string
+	appOptions   []app.Option
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -67,7 +68,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := app.Open(context.Background(), cfg, log)
+	a, err := app.Open(context.Background(), cfg, log, o.appOptions...)
 	if err != nil {
 		t.Fatalf("open app: %v", err)
 	}

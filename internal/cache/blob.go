@@ -45,14 +45,25 @@ func (c *Cache) Blob(ctx context.Context, t Target, d oci.Digest) (*Blob, error)
 // looked and the lookup must start over.
 func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retry bool, _ error) {
 	key := store.BlobKey{GroupID: t.GroupID, Digest: d}
-	_, err := c.meta.Blob(ctx, t.GroupID, d)
+	row, err := c.meta.Blob(ctx, t.GroupID, d)
 	switch {
 	case err == nil:
+		release, err := c.pin(ctx, d)
+		if err != nil {
+			return nil, false, err
+		}
 		f, err := c.blobs.Open(ctx, d)
-		if err == nil {
+		if err == nil && f.Size() == row.Size {
 			c.touch.blob(key)
 			c.opts.Metrics.CacheResult("blob", metrics.ResultHit)
-			return &Blob{ReadCloser: f, Size: f.Size(), Cached: true}, false, nil
+			return &Blob{ReadCloser: c.serve(ctx, f, d, release), Size: f.Size(), Cached: true}, false, nil
+		}
+		release()
+		if err == nil {
+			// The file was truncated or replaced on disk.
+			f.Close()
+			c.discardCorrupt(ctx, d, fmt.Sprintf("file has %d bytes, the cache recorded %d", f.Size(), row.Size))
+			return nil, true, nil
 		}
 		if !errors.Is(err, oci.ErrBlobUnknown) {
 			return nil, false, fmt.Errorf("open cached blob %s: %w", d, err)
@@ -74,17 +85,25 @@ func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retr
 	if dl == nil {
 		// Stored for another group? Share the file once the upstream has
 		// confirmed this group's credentials may read it.
+		// The pin keeps garbage collection away until the reference exists.
+		release, err := c.pin(ctx, d)
+		if err != nil {
+			return nil, false, err
+		}
 		if f, err := c.blobs.Open(ctx, d); err == nil {
 			if err := c.confirm(ctx, t, d); err != nil {
 				f.Close()
+				release()
 				return nil, false, err
 			}
 			c.reference(ctx, t.GroupID, d, f.Size())
 			c.opts.Metrics.CacheResult("blob", metrics.ResultHit)
-			return &Blob{ReadCloser: f, Size: f.Size(), Cached: true}, false, nil
+			return &Blob{ReadCloser: c.serve(ctx, f, d, release), Size: f.Size(), Cached: true}, false, nil
 		} else if !errors.Is(err, oci.ErrBlobUnknown) {
+			release()
 			return nil, false, fmt.Errorf("open blob %s: %w", d, err)
 		}
+		release()
 	} else if !dl.hasGroup(t.GroupID) {
 		if err := c.confirm(ctx, t, d); err != nil {
 			return nil, false, err
@@ -329,6 +348,14 @@ func (c *Cache) commit(dl *download) error {
 	c.mu.Lock()
 	dl.sealed = true // readers that joined hold their own descriptor
 	c.mu.Unlock()
+	// A delete of an unreferenced older copy must not run between the
+	// commit (which keeps an existing file) and the references below.
+	release, err := c.pin(c.ctx, dl.digest)
+	if err != nil {
+		c.blobs.Abort(dl.tmp)
+		return fmt.Errorf("commit blob %s: %w", dl.digest, err)
+	}
+	defer release()
 	// Commit runs on the cache's context: a shutdown may cancel it, never a client.
 	if err := c.blobs.Commit(c.ctx, dl.digest, dl.tmp); err != nil {
 		return fmt.Errorf("commit blob %s: %w", dl.digest, err)

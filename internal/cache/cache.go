@@ -34,6 +34,8 @@ type metaStore interface {
 	PutBlob(ctx context.Context, b store.Blob) error
 	DeleteBlob(ctx context.Context, groupID int64, d oci.Digest) error
 	TouchBlobs(ctx context.Context, keys []store.BlobKey, at time.Time) error
+	BlobReferenced(ctx context.Context, d oci.Digest) (bool, error)
+	DropBlob(ctx context.Context, d oci.Digest) (int64, error)
 }
 
 // blobStore is what the cache needs of blob storage. Temp files live on
@@ -44,6 +46,7 @@ type blobStore interface {
 	Abort(tmp *os.File)
 	Open(ctx context.Context, d oci.Digest) (blobstore.Blob, error)
 	Stat(ctx context.Context, d oci.Digest) (int64, error)
+	Delete(ctx context.Context, d oci.Digest) error
 }
 
 // Remote is what the cache needs of an upstream registry.
@@ -86,7 +89,8 @@ type Cache struct {
 
 	mu         sync.Mutex
 	downloads  map[oci.Digest]*download
-	generation uint64 // counts finished downloads, guarded by mu
+	generation uint64  // counts finished downloads, guarded by mu
+	pins       *pinSet // blobs in use, guarded by mu
 
 	touch *toucher
 
@@ -127,6 +131,7 @@ func New(meta metaStore, blobs blobStore, remote Remote, opts Options) *Cache {
 		opts:      opts,
 		log:       opts.Logger,
 		downloads: make(map[oci.Digest]*download),
+		pins:      newPinSet(),
 		ctx:       ctx,
 		cancel:    cancel,
 	}

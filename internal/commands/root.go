@@ -53,6 +53,8 @@ func NewRootCmd(ios *cmdutil.IOStreams) *cobra.Command {
 		return &cmdutil.FlagError{Err: fmt.Errorf("%w\nSee '%s --help'", err, cmd.CommandPath())}
 	})
 	root.AddCommand(newCmdServe(ios, nil), newCmdVersion(ios))
+	root.AddCommand(newCmdFsck(ios, nil))
+	root.AddCommand(newCmdBackup(ios))
 	return root
 }
 

@@ -59,6 +59,9 @@ func newCmdServe(ios *cmdutil.IOStreams, runF func(context.Context, *serveOption
 	f.Duration("upstream-connect-timeout", def.UpstreamConnectTimeout, "upstream connect timeout")
 	f.Duration("upstream-response-header-timeout", def.UpstreamResponseHeaderTimeout, "upstream response-header timeout")
 	f.Duration("shutdown-timeout", def.ShutdownTimeout, "how long in-flight responses may take to finish on SIGTERM")
+	f.Duration("ttl-interval", def.TTLInterval, "how often the groups' image TTL policies are applied")
+	f.Duration("gc-interval", def.GCInterval, "how often unreferenced blob files are deleted and the size cap enforced")
+	f.String("cache-max-size", "0", "cap on the bytes of stored blobs, e.g. 200GiB; 0 means no cap")
 	return cmd
 }
 

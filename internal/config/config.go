@@ -65,6 +65,14 @@ type Config struct {
 	// ShutdownTimeout is how long in-flight requests may take to finish on
 	// SIGTERM; 0 stops at once.
 	ShutdownTimeout time.Duration `koanf:"shutdown-timeout"`
+	// TTLInterval is how often the groups' TTL policies are applied.
+	TTLInterval time.Duration `koanf:"ttl-interval"`
+	// GCInterval is how often blob files no group references are deleted
+	// and the size cap is enforced.
+	GCInterval time.Duration `koanf:"gc-interval"`
+	// CacheMaxSize caps the bytes of stored blobs (a blob shared by groups
+	// counted once); 0 means no cap.
+	CacheMaxSize int64 `koanf:"cache-max-size"`
 	// Database selects the metadata database; "" is SQLite at DBPath.
 	// No other database is supported yet.
 	Database string `koanf:"database"`
@@ -89,6 +97,8 @@ func Default() Config {
 		MaxManifestSize:               10 << 20,
 		MaxBlobSize:                   50 << 30,
 		ShutdownTimeout:               30 * time.Second,
+		TTLInterval:                   24 * time.Hour,
+		GCInterval:                    time.Hour,
 	}
 }
 
@@ -178,6 +188,8 @@ func (c Config) Validate() error {
 		{"upstream-connect-timeout", c.UpstreamConnectTimeout, false},
 		{"upstream-response-header-timeout", c.UpstreamResponseHeaderTimeout, false},
 		{"shutdown-timeout", c.ShutdownTimeout, true},
+		{"ttl-interval", c.TTLInterval, false},
+		{"gc-interval", c.GCInterval, false},
 	} {
 		switch {
 		case d.v < 0:
@@ -208,6 +220,9 @@ func (c Config) Validate() error {
 		if s.v <= 0 {
 			add("%s must be positive, got %d", s.key, s.v)
 		}
+	}
+	if c.CacheMaxSize < 0 {
+		add("cache-max-size must not be negative, got %d; 0 means no cap", c.CacheMaxSize)
 	}
 	if c.Database != "" {
 		add("database %q: only the built-in SQLite database is supported so far; leave database empty", redactURL(c.Database))

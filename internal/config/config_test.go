@@ -58,6 +58,7 @@ func TestDefault(t *testing.T) {
 		LogFormat: "auto", LogLevel: "info", RevalidateTimeout: 5 * time.Second,
 		UpstreamConnectTimeout: 10 * time.Second, UpstreamResponseHeaderTimeout: 30 * time.Second,
 		MaxManifestSize: 10 << 20, MaxBlobSize: 50 << 30, ShutdownTimeout: 30 * time.Second,
+		TTLInterval: 24 * time.Hour, GCInterval: time.Hour,
 	}
 	if c != want {
 		t.Errorf("Default() = %+v\nwant %+v", c, want)
@@ -115,8 +116,11 @@ func TestLoad(t *testing.T) {
 		{
 			name: "env overrides file",
 			file: "addr: :6000\nlog-level: warn\n",
-			env:  []string{"DPROXY_ADDR=:7000", "DPROXY_MAX_MANIFEST_SIZE=1MiB", "DPROXY_REVALIDATE_TIMEOUT=2s"},
+			env:  []string{"DPROXY_ADDR=:7000", "DPROXY_MAX_MANIFEST_SIZE=1MiB", "DPROXY_REVALIDATE_TIMEOUT=2s", "DPROXY_CACHE_MAX_SIZE=200GiB", "DPROXY_TTL_INTERVAL=6h"},
 			check: func(t *testing.T, c Config) {
+				if c.CacheMaxSize != 200<<30 || c.TTLInterval != 6*time.Hour {
+					t.Errorf("cache-max-size %d ttl-interval %s; want 200GiB 6h", c.CacheMaxSize, c.TTLInterval)
+				}
 				if c.Addr != ":7000" || c.LogLevel != "warn" || c.MaxManifestSize != 1<<20 || c.RevalidateTimeout != 2*time.Second {
 					t.Errorf("addr %q log-level %q max-manifest-size %d revalidate-timeout %s; want :7000 warn 1048576 2s",
 						c.Addr, c.LogLevel, c.MaxManifestSize, c.RevalidateTimeout)
@@ -349,6 +353,10 @@ func TestValidate(t *testing.T) {
 		{"good secret key", func(c *Config) { c.SecretKey = strings.Repeat("0f", 32) }, ""},
 		{"zero manifest size", func(c *Config) { c.MaxManifestSize = 0 }, "max-manifest-size must be positive, got 0"},
 		{"negative blob size", func(c *Config) { c.MaxBlobSize = -5 }, "max-blob-size must be positive, got -5"},
+		{"zero ttl interval", func(c *Config) { c.TTLInterval = 0 }, "ttl-interval must be positive"},
+		{"negative gc interval", func(c *Config) { c.GCInterval = -time.Minute }, "gc-interval must not be negative"},
+		{"negative cache cap", func(c *Config) { c.CacheMaxSize = -1 }, "cache-max-size must not be negative"},
+		{"no cache cap", func(c *Config) { c.CacheMaxSize = 0 }, ""},
 		{"database set", func(c *Config) { c.Database = "postgres://u:pw@db/dproxy" }, "only the built-in SQLite database"},
 		{"storage set", func(c *Config) { c.Storage = "s3://bucket" }, "only the built-in blob folder"},
 	}

@@ -1,0 +1,455 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/dproxy/dproxy/internal/app"
+	"github.com/dproxy/dproxy/internal/cache"
+	"github.com/dproxy/dproxy/internal/commands"
+	"github.com/dproxy/dproxy/internal/commands/cmdutil"
+	"github.com/dproxy/dproxy/internal/config"
+	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/testregistry"
+)
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// blobsOf returns the digests of an image's config and layers.
+func blobsOf(t testing.TB, img v1.Image) []oci.Digest {
+	t.Helper()
+	cfg, err := img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []oci.Digest{oci.Digest(cfg.String())}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range layers {
+		d, _ := l.Digest()
+		out = append(out, oci.Digest(d.String()))
+	}
+	return out
+}
+
+// settle waits until no blob download is in flight (a client has every
+// byte before the blob is committed and referenced) and writes the
+// pending read times.
+func (e *env) settle() {
+	e.t.Helper()
+	waitFor(e.t, "blob downloads to be committed", func() bool { return e.app.Cache.InFlight() == 0 })
+	e.app.Cache.FlushReads(context.Background())
+}
+
+// stored reports whether blob d's file is in e's blob folder.
+func (e *env) stored(d oci.Digest) bool {
+	_, err := e.app.Blobs.Stat(context.Background(), d)
+	return err == nil
+}
+
+// pull is pullAll that returns the error instead of failing the test, for
+// use from other goroutines.
+func pull(ref string, opts []remote.Option) error {
+	r, err := parseRefErr(ref)
+	if err != nil {
+		return err
+	}
+	img, err := remote.Image(r, opts...)
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return fmt.Errorf("layers of %s: %w", ref, err)
+	}
+	if _, err := img.ConfigFile(); err != nil {
+		return fmt.Errorf("config of %s: %w", ref, err)
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			return fmt.Errorf("layer of %s: %w", ref, err)
+		}
+		_, err = io.Copy(io.Discard, rc)
+		if cerr := rc.Close(); err == nil {
+			err = cerr // the digest check
+		}
+		if err != nil {
+			return fmt.Errorf("read layer of %s: %w", ref, err)
+		}
+	}
+	return nil
+}
+
+func TestTTLExpiryOnFakeClock(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	e := newEnv(t, envOptions{appOptions: []app.Option{app.WithClock(clock.Now)}})
+	e.group("acme")
+	opts := pullOpts("alice", e.user("alice", "acme", store.RoleGuest))
+	ctx := context.Background()
+	kept := e.up.PushRandomImage(t, "library/kept", "v1", 1, 2048)
+	gone := e.up.PushRandomImage(t, "library/gone", "v1", 1, 2048)
+	pullAll(t, e.ref("acme", "kept:v1"), opts)
+	pullAll(t, e.ref("acme", "gone:v1"), opts)
+	e.settle()
+
+	clock.Add(60 * 24 * time.Hour)
+	pullAll(t, e.ref("acme", "kept:v1"), opts) // read within the window
+	e.settle()
+	clock.Add(40 * 24 * time.Hour) // gone: last read 100 days ago; kept: 40
+
+	res, err := e.app.Lifecycle.Expire(ctx)
+	if err != nil {
+		t.Fatalf("Expire: %v", err)
+	}
+	// The tag and digest rows of gone, and the digest row of kept (its
+	// pull read the tag); the config and layer of gone.
+	if res.Manifests != 3 || res.Blobs != 2 {
+		t.Errorf("expired %d manifests and %d blobs, want 3 and 2", res.Manifests, res.Blobs)
+	}
+	gc, err := e.app.Lifecycle.CollectGarbage(ctx)
+	if err != nil || gc.Deleted != 2 {
+		t.Fatalf("CollectGarbage = %+v, %v; want the 2 blobs of the expired image deleted", gc, err)
+	}
+	g, _ := e.app.Store.GroupByPath(ctx, "acme")
+	if _, err := e.app.Store.Manifest(ctx, g.ID, "library/gone", "v1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("manifest read 100 days ago survived a 90-day TTL: %v", err)
+	}
+	if _, err := e.app.Store.Manifest(ctx, g.ID, "library/kept", "v1"); err != nil {
+		t.Errorf("manifest read 40 days ago was expired: %v", err)
+	}
+	for _, d := range blobsOf(t, kept) {
+		if !e.stored(d) {
+			t.Errorf("blob %s of the kept image was deleted", d)
+		}
+	}
+	layer := blobsOf(t, gone)[1]
+	for _, d := range blobsOf(t, gone) {
+		if e.stored(d) {
+			t.Errorf("blob %s of the expired image is still stored", d)
+		}
+	}
+	before := e.up.CountBlob("GET", string(layer))
+	pullAll(t, e.ref("acme", "gone:v1"), opts)
+	if n := e.up.CountBlob("GET", string(layer)); n != before+1 {
+		t.Errorf("the pull after expiry made %d upstream GETs of the layer, want 1", n-before)
+	}
+}
+
+func TestGCAndPurgeWhileClientsPull(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.group("acme")
+	opts := pullOpts("alice", e.user("alice", "acme", store.RoleGuest))
+	ctx := context.Background()
+	const images = 3
+	for i := range images {
+		e.up.PushRandomImage(t, fmt.Sprintf("library/img%d", i), "v1", 2, 256<<10)
+	}
+	g, _ := e.app.Store.GroupByPath(ctx, "acme")
+
+	const clients, rounds = 10, 4
+	errs := make(chan error, clients*rounds)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for r := range rounds {
+				if err := pull(e.ref("acme", fmt.Sprintf("img%d:v1", (c+r)%images)), opts); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	purges := 0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		if _, err := e.app.Store.PurgeGroupCache(ctx, g.ID); err != nil {
+			t.Fatalf("purge: %v", err)
+		}
+		if _, err := e.app.Lifecycle.CollectGarbage(ctx); err != nil {
+			t.Fatalf("gc: %v", err)
+		}
+		purges++
+	}
+	close(errs)
+	for err := range errs {
+		t.Errorf("a client failed while the cache was purged and collected: %v", err)
+	}
+	// The last purge may have run before the last pull: purge and collect
+	// once more with nobody pulling, and everything must be gone.
+	if _, err := e.app.Store.PurgeGroupCache(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.app.Lifecycle.CollectGarbage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	left := 0
+	e.app.Blobs.Walk(ctx, func(oci.Digest, int64) error { left++; return nil })
+	if left != 0 {
+		t.Errorf("%d blob files left after purge and GC, want 0", left)
+	}
+	t.Logf("%d purge+gc rounds ran while %d clients pulled", purges, clients)
+}
+
+func TestSizeCapEvictsLeastRecentlyRead(t *testing.T) {
+	t.Parallel()
+	const layer = 100 << 10
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	var imgs []v1.Image
+	up := testregistry.New(t, testregistry.Options{})
+	var perImage int64
+	for i := range 7 {
+		img := up.PushRandomImage(t, fmt.Sprintf("library/img%d", i), "v1", 1, layer)
+		imgs = append(imgs, img)
+		if i == 0 {
+			cfg, _ := img.RawConfigFile()
+			perImage = layer + int64(len(cfg))
+		}
+	}
+	maxSize := 3*perImage + perImage/2
+	e := newEnv(t, envOptions{keepUpstream: up, appOptions: []app.Option{app.WithClock(clock.Now)},
+		configure: func(c *config.Config) { c.CacheMaxSize = maxSize }})
+	e.group("acme")
+	opts := pullOpts("alice", e.user("alice", "acme", store.RoleGuest))
+	ctx := context.Background()
+
+	for i := range 6 {
+		clock.Add(time.Minute)
+		pullAll(t, e.ref("acme", fmt.Sprintf("img%d:v1", i)), opts)
+		e.settle()
+		if _, err := e.app.Lifecycle.EnforceSizeCap(ctx); err != nil {
+			t.Fatalf("EnforceSizeCap: %v", err)
+		}
+		if n, _ := e.app.Store.CachedBlobBytes(ctx); n > maxSize {
+			t.Fatalf("after pulling image %d the cache holds %d bytes, over the cap of %d", i, n, maxSize)
+		}
+	}
+	// Blob by blob, least recently read first: the layers of the three
+	// oldest images went (their small configs may be what is left of them);
+	// the three newest images are whole.
+	for i := range 6 {
+		bs := blobsOf(t, imgs[i])
+		if i < 3 && e.stored(bs[1]) {
+			t.Errorf("layer of image %d (among the least recently read) was kept", i)
+		}
+		for _, d := range bs {
+			if i >= 3 && !e.stored(d) {
+				t.Errorf("blob %s of image %d (among the most recently read) was evicted", d, i)
+			}
+		}
+	}
+
+	// A client starts reading image 3's layer; then images 4 and 5 are read
+	// again and image 6 is pulled. Image 3's layer is now the least recently
+	// read of the complete images, but it is in use: the cap must evict
+	// others instead.
+	g, _ := e.app.Store.GroupByPath(ctx, "acme")
+	inUse := blobsOf(t, imgs[3])[1]
+	b, err := e.app.Cache.Blob(ctx, cache.Target{GroupID: g.ID, Image: "library/img3"}, inUse)
+	if err != nil || !b.Cached {
+		t.Fatalf("open cached layer: %v (cached %v)", err, b != nil && b.Cached)
+	}
+	e.settle()
+	clock.Add(time.Minute)
+	pullAll(t, e.ref("acme", "img4:v1"), opts)
+	pullAll(t, e.ref("acme", "img5:v1"), opts)
+	e.settle()
+	clock.Add(time.Minute)
+	pullAll(t, e.ref("acme", "img6:v1"), opts)
+	e.settle()
+	if _, err := e.app.Lifecycle.EnforceSizeCap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !e.stored(inUse) {
+		t.Error("the size cap evicted a blob a client is reading")
+	}
+	if e.stored(blobsOf(t, imgs[4])[1]) && e.stored(blobsOf(t, imgs[5])[1]) {
+		t.Error("nothing newer than the blob in use was evicted to make room")
+	}
+	got, err := io.ReadAll(b)
+	b.Close()
+	if err != nil || digestOf(got) != string(inUse) {
+		t.Errorf("the client reading the blob got %d bytes (digest %s), %v", len(got), digestOf(got), err)
+	}
+	if _, err := e.app.Lifecycle.EnforceSizeCap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.app.Store.CachedBlobBytes(ctx); n > maxSize {
+		t.Errorf("once the reader is gone the cache holds %d bytes, over the cap of %d", n, maxSize)
+	}
+}
+
+// runCLI runs dproxy with args in this process and returns its exit code
+// and output.
+func runCLI(args ...string) (int, string) {
+	var out bytes.Buffer
+	ios := &cmdutil.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out}
+	root := commands.NewRootCmd(ios)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	if err != nil {
+		fmt.Fprintln(&out, "error:", err)
+	}
+	return cmdutil.ExitCode(err), out.String()
+}
+
+func TestFsckFindsAndRepairs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	e := newEnv(t, envOptions{keepDataDir: dir})
+	e.group("acme")
+	tok := e.user("alice", "acme", store.RoleGuest)
+	opts := pullOpts("alice", tok)
+	var imgs []v1.Image
+	for i := range 4 {
+		imgs = append(imgs, e.up.PushRandomImage(t, fmt.Sprintf("library/img%d", i), "v1", 1, 4096))
+		pullAll(t, e.ref("acme", fmt.Sprintf("img%d:v1", i)), opts)
+	}
+	e.settle()
+	e.close()
+
+	cfg := config.Config{DataDir: dir}
+	missing, corrupt := blobsOf(t, imgs[0])[1], blobsOf(t, imgs[1])[1]
+	blobPath := func(d oci.Digest) string {
+		return filepath.Join(cfg.BlobDir(), "sha256", d.Hex()[:2], d.Hex())
+	}
+	if err := os.Remove(blobPath(missing)); err != nil {
+		t.Fatal(err)
+	}
+	content, _ := os.ReadFile(blobPath(corrupt))
+	content[100] ^= 0xff // same size, wrong bytes
+	if err := os.WriteFile(blobPath(corrupt), content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	orphanContent := []byte("a blob no group references")
+	orphan := oci.FromBytes(orphanContent)
+	os.MkdirAll(filepath.Dir(blobPath(orphan)), 0o750)
+	if err := os.WriteFile(blobPath(orphan), orphanContent, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stray := filepath.Join(cfg.BlobDir(), "tmp", "download-12345")
+	if err := os.WriteFile(stray, []byte("half a layer"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour) // fsck spares files written in the last hour
+	os.Chtimes(blobPath(orphan), old, old)
+	os.Chtimes(stray, old, old)
+
+	code, out := runCLI("fsck", "--data-dir", dir, "--verify-content")
+	if code != 1 {
+		t.Errorf("fsck of a damaged cache exited %d, want 1:\n%s", code, out)
+	}
+	for _, want := range []string{
+		"missing-file\t" + string(missing), "corrupt-file\t" + string(corrupt),
+		"orphan-file\t" + string(orphan), "temp-file\tdownload-12345",
+	} {
+		if !strings.Contains(out, want+"\tfound") {
+			t.Errorf("fsck output lacks %q:\n%s", want, out)
+		}
+	}
+	if code, out := runCLI("fsck", "--data-dir", dir, "--verify-content", "--repair"); code != 0 || strings.Count(out, "\trepaired\t") != 4 {
+		t.Errorf("fsck --repair exited %d and repaired %d problems, want 0 and 4:\n%s", code, strings.Count(out, "\trepaired\t"), out)
+	}
+	if code, out := runCLI("fsck", "--data-dir", dir, "--verify-content"); code != 0 || !strings.Contains(out, ": 0 problems") {
+		t.Errorf("fsck after --repair exited %d:\n%s", code, out)
+	}
+
+	// Every image is served correctly again; the dropped blobs come from upstream.
+	e2 := newEnv(t, envOptions{keepDataDir: dir, keepUpstream: e.up})
+	e.up.ResetCounts()
+	for i := range 4 {
+		pullAll(t, e2.ref("acme", fmt.Sprintf("img%d:v1", i)), opts)
+	}
+	for _, d := range []oci.Digest{missing, corrupt} {
+		if n := e.up.CountBlob("GET", string(d)); n != 1 {
+			t.Errorf("blob %s dropped by fsck was fetched %d times, want 1", d, n)
+		}
+	}
+	if n := e.up.CountBlob("GET", string(blobsOf(t, imgs[2])[1])); n != 0 {
+		t.Errorf("an intact blob was fetched again %d times", n)
+	}
+}
+
+func TestCorruptFileIsHealedDuringPull(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	f := e.aliceBlob("heal", 64<<10)
+	if res, body := e.do("GET", f.path, f.jwt); res.StatusCode != 200 || digestOf(body) != f.digest.String() {
+		t.Fatalf("first pull: %d", res.StatusCode)
+	}
+	e.settle()
+	path := e.app.Blobs.Path(oci.Digest(f.digest.String()))
+	content, _ := os.ReadFile(path)
+	for _, tc := range []struct {
+		name    string
+		corrupt []byte
+	}{
+		{"flipped byte", func() []byte { c := bytes.Clone(content); c[10] ^= 1; return c }()},
+		{"truncated", content[:len(content)/2]},
+	} {
+		if err := os.WriteFile(path, tc.corrupt, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before := e.up.CountBlob("GET", f.digest.String())
+		// A flipped byte is caught while serving: that response is cut short,
+		// and the entry is dropped. A wrong size is caught before serving.
+		res, body := e.do("GET", f.path, f.jwt)
+		if res.StatusCode == 200 && digestOf(body) == f.digest.String() && tc.name == "flipped byte" {
+			t.Errorf("%s: the corrupt file was served as the blob", tc.name)
+		}
+		if tc.name == "flipped byte" && bytes.Equal(body, tc.corrupt) {
+			t.Errorf("%s: the client received every corrupt byte", tc.name)
+		}
+		res, body = e.do("GET", f.path, f.jwt)
+		e.settle()
+		if res.StatusCode != 200 || digestOf(body) != f.digest.String() {
+			t.Errorf("%s: pull after the corruption got %d with digest %s", tc.name, res.StatusCode, digestOf(body))
+		}
+		if n := e.up.CountBlob("GET", f.digest.String()) - before; n != 1 {
+			t.Errorf("%s: %d upstream GETs to heal, want 1", tc.name, n)
+		}
+	}
+}
+
+func parseRefErr(s string) (name.Reference, error) {
+	return name.ParseReference(s, name.Insecure)
+}

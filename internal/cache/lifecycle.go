@@ -1,0 +1,193 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/dproxy/dproxy/internal/blobstore"
+	"github.com/dproxy/dproxy/internal/oci"
+)
+
+// What the cache does for the lifecycle of stored blobs: it knows which
+// blobs are in use (downloading, being served, or gaining a reference) and
+// is the only place that removes a blob file while serving, so that a file
+// is never removed while a reference to it is being added.
+//
+// The protocol: every path that adds a reference to a stored file, or reads
+// one, first pins the digest; RemoveUnusedBlob marks the digest as being
+// deleted only when it is neither pinned nor downloading, re-checks in the
+// store that no group references it, deletes the file and clears the mark.
+// A pin waits while the mark is set. So a reference is either added before
+// the re-check (and the file is kept) or after the delete (and the file is
+// fetched again by the download that then starts).
+
+// pinSet counts the users of each digest. Guarded by Cache.mu.
+type pinSet struct {
+	count    map[oci.Digest]int
+	deleting map[oci.Digest]chan struct{} // closed when the delete is over
+}
+
+func newPinSet() *pinSet {
+	return &pinSet{count: make(map[oci.Digest]int), deleting: make(map[oci.Digest]chan struct{})}
+}
+
+// pin marks d in use, waiting for a delete of d in progress to finish.
+// Call the returned function, once, when done.
+func (c *Cache) pin(ctx context.Context, d oci.Digest) (func(), error) {
+	for {
+		c.mu.Lock()
+		wait, ok := c.pins.deleting[d]
+		if !ok {
+			c.pins.count[d]++
+			c.mu.Unlock()
+			var once sync.Once
+			return func() { once.Do(func() { c.unpin(d) }) }, nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (c *Cache) unpin(d oci.Digest) {
+	c.mu.Lock()
+	if c.pins.count[d]--; c.pins.count[d] <= 0 {
+		delete(c.pins.count, d)
+	}
+	c.mu.Unlock()
+}
+
+// InUse reports whether blob d is being downloaded, served from storage or
+// gaining a group's reference.
+func (c *Cache) InUse(d oci.Digest) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.downloads[d] != nil || c.pins.count[d] > 0
+}
+
+// markDeleting sets the delete mark of d unless it is in use (or force is
+// set and only a download would stop it). It returns the function that
+// clears the mark, or nil when d is in use.
+func (c *Cache) markDeleting(d oci.Digest, force bool) func() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, deleting := c.pins.deleting[d]
+	if deleting || c.downloads[d] != nil || (!force && c.pins.count[d] > 0) {
+		return nil
+	}
+	done := make(chan struct{})
+	c.pins.deleting[d] = done
+	return func() {
+		c.mu.Lock()
+		delete(c.pins.deleting, d)
+		c.mu.Unlock()
+		close(done)
+	}
+}
+
+// RemoveUnusedBlob deletes the file of blob d when no group references it
+// and nothing uses it, and reports whether it did. It is safe while the
+// cache serves: see the protocol above.
+func (c *Cache) RemoveUnusedBlob(ctx context.Context, d oci.Digest) (bool, error) {
+	clear := c.markDeleting(d, false)
+	if clear == nil {
+		return false, nil
+	}
+	defer clear()
+	referenced, err := c.meta.BlobReferenced(ctx, d)
+	if err != nil {
+		return false, fmt.Errorf("remove unused blob %s: %w", d, err)
+	}
+	if referenced {
+		return false, nil
+	}
+	if err := c.blobs.Delete(ctx, d); err != nil {
+		return false, fmt.Errorf("remove unused blob %s: %w", d, err)
+	}
+	return true, nil
+}
+
+// discardCorrupt removes a stored blob file that does not match its digest
+// and every reference to it, so that the next pull fetches it again.
+// Readers holding the file open keep their descriptor.
+func (c *Cache) discardCorrupt(ctx context.Context, d oci.Digest, why string) {
+	c.log.WarnContext(ctx, "stored blob is corrupt, dropping it so the next pull fetches it again", "digest", d, "reason", why)
+	ctx = context.WithoutCancel(ctx)
+	if _, err := c.meta.DropBlob(ctx, d); err != nil {
+		c.log.ErrorContext(ctx, "drop references of corrupt blob", "digest", d, "err", err)
+		return
+	}
+	clear := c.markDeleting(d, true)
+	if clear == nil {
+		return // a download of d is replacing it, or another delete runs
+	}
+	defer clear()
+	if err := c.blobs.Delete(ctx, d); err != nil {
+		c.log.ErrorContext(ctx, "delete corrupt blob file", "digest", d, "err", err)
+	}
+}
+
+// FlushReads writes the read times collected since the last flush now,
+// instead of at the next interval (for the size cap and for tests).
+func (c *Cache) FlushReads(ctx context.Context) {
+	c.touch.flush(ctx)
+}
+
+// servedBlob is a stored blob opened for a client: it keeps the digest
+// pinned until closed, and verifies the content when it is read in one
+// pass from the start, so a file corrupted on disk is caught: the last
+// bytes are withheld (the client sees a short body, never a wrong blob)
+// and the blob is dropped from the cache.
+type servedBlob struct {
+	blobstore.Blob
+	c       *Cache
+	ctx     context.Context
+	digest  oci.Digest
+	release func()
+
+	pos      int64         // where the next Read starts
+	hashed   int64         // bytes fed to verifier
+	verifier *oci.Verifier // nil once the reads stopped being one pass
+}
+
+func (c *Cache) serve(ctx context.Context, f blobstore.Blob, d oci.Digest, release func()) *servedBlob {
+	return &servedBlob{Blob: f, c: c, ctx: ctx, digest: d, release: release, verifier: oci.NewVerifier(d)}
+}
+
+func (b *servedBlob) Read(p []byte) (int, error) {
+	if b.verifier != nil && b.pos != b.hashed {
+		b.verifier = nil // a Range request: the whole blob is not read in order
+	}
+	n, err := b.Blob.Read(p)
+	if b.verifier != nil && n > 0 {
+		b.verifier.Write(p[:n])
+		b.hashed += int64(n)
+		if b.hashed >= b.Size() && !b.verifier.Verified() {
+			b.verifier = nil
+			b.c.discardCorrupt(b.ctx, b.digest, "content does not hash to its digest")
+			return 0, fmt.Errorf("%w: stored blob %s does not match its digest", oci.ErrDigestInvalid, b.digest)
+		}
+	}
+	b.pos += int64(n)
+	return n, err
+}
+
+// Seek moves the read position; http.ServeContent seeks to the end and
+// back to learn the size, which keeps the verification going.
+func (b *servedBlob) Seek(off int64, whence int) (int64, error) {
+	pos, err := b.Blob.Seek(off, whence)
+	if err == nil {
+		b.pos = pos
+	}
+	return pos, err
+}
+
+func (b *servedBlob) Close() error {
+	err := b.Blob.Close()
+	b.release()
+	return err
+}

@@ -1,0 +1,214 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/progress"
+	"github.com/spf13/cobra"
+
+	"github.com/dproxy/dproxy/internal/commands/cmdutil"
+	"github.com/dproxy/dproxy/internal/lifecycle"
+)
+
+func newCmdBackup(ios *cmdutil.IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "backup <command>",
+		Short: "Back up a data dir, or restore one from a backup",
+		Long: "A backup is one tar archive (gzip-compressed when the name ends in .gz or .tgz) with a\n" +
+			"consistent snapshot of the database, every cached blob and the key files. It holds the\n" +
+			"secret key that decrypts stored Docker Hub secrets: keep it as safe as that key.",
+	}
+	cmd.AddCommand(newCmdBackupCreate(ios, nil), newCmdBackupRestore(ios, nil))
+	return cmd
+}
+
+type backupCreateOptions struct {
+	IO      *cmdutil.IOStreams
+	DataDir string
+	Out     string
+	Now     func() time.Time
+}
+
+func newCmdBackupCreate(ios *cmdutil.IOStreams, runF func(context.Context, *backupCreateOptions) error) *cobra.Command {
+	opts := &backupCreateOptions{IO: ios, Now: time.Now}
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Write a backup archive of a data dir",
+		Long: "Write a backup archive of a data dir. It works while the server runs: the database is\n" +
+			"snapshotted consistently and the blobs it references are copied. The archive is written\n" +
+			"to a temp file next to --out and renamed when complete, so an interrupted backup never\n" +
+			"leaves a partial archive under the final name. The archive is created with mode 0600.",
+		Example: "  $ dproxy backup create --data-dir /var/lib/dproxy\n" +
+			"  $ dproxy backup create --data-dir /var/lib/dproxy --out /backups/dproxy.tar.gz",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Out == "" {
+				opts.Out = "dproxy-backup-" + opts.Now().UTC().Format("20060102-150405") + ".tar.gz"
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runBackupCreate(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.DataDir, "data-dir", defaultDataDir(), "data dir to back up (default $DPROXY_DATA_DIR or ./dproxy-data)")
+	cmd.Flags().StringVarP(&opts.Out, "out", "o", "", "archive to write (default dproxy-backup-<time>.tar.gz)")
+	return cmd
+}
+
+func runBackupCreate(ctx context.Context, opts *backupCreateOptions) (err error) {
+	if _, err := os.Lstat(opts.Out); err == nil {
+		return &cmdutil.FlagError{Err: fmt.Errorf("%s already exists: choose another --out", opts.Out)}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(opts.Out), "."+filepath.Base(opts.Out)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create backup archive: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return fmt.Errorf("create backup archive: %w", err)
+	}
+	bar := newProgressWriter(opts.IO.ErrOut, "backup")
+	res, err := lifecycle.CreateBackup(ctx, opts.DataDir, tmp, isCompressed(opts.Out), bar.update)
+	bar.finish()
+	if err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("write backup archive: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write backup archive: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), opts.Out); err != nil {
+		return fmt.Errorf("write backup archive: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(opts.Out)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	fmt.Fprintf(opts.IO.Out, "wrote %s: %d blobs (%s), key files %s\n", opts.Out, res.Blobs, humanBytes(res.BlobBytes), strings.Join(res.Keys, ", "))
+	fmt.Fprintln(opts.IO.Out, "the archive holds the secret key: store it encrypted and readable only by operators")
+	return nil
+}
+
+func isCompressed(name string) bool {
+	return strings.HasSuffix(name, ".gz") || strings.HasSuffix(name, ".tgz")
+}
+
+type backupRestoreOptions struct {
+	IO      *cmdutil.IOStreams
+	File    string
+	DataDir string
+}
+
+func newCmdBackupRestore(ios *cmdutil.IOStreams, runF func(context.Context, *backupRestoreOptions) error) *cobra.Command {
+	opts := &backupRestoreOptions{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "restore <file>",
+		Short: "Restore a backup archive into an empty data dir",
+		Long: "Restore a backup archive into a new or empty data dir, verifying every blob against its\n" +
+			"digest. Nothing is overwritten; if anything is wrong with the archive the data dir is left\n" +
+			"empty. Then start `dproxy serve --data-dir DIR` on it.",
+		Example: "  $ dproxy backup restore dproxy-backup-20260301-120000.tar.gz --data-dir /var/lib/dproxy",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.File = args[0]
+			if opts.DataDir == "" {
+				return &cmdutil.FlagError{Err: fmt.Errorf("--data-dir is required: the new or empty directory to restore into")}
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runBackupRestore(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.DataDir, "data-dir", "", "new or empty data dir to restore into")
+	return cmd
+}
+
+func runBackupRestore(ctx context.Context, opts *backupRestoreOptions) error {
+	f, err := os.Open(opts.File)
+	if err != nil {
+		return &cmdutil.FlagError{Err: fmt.Errorf("open backup archive: %w", err)}
+	}
+	defer f.Close()
+	bar := newProgressWriter(opts.IO.ErrOut, "restore")
+	res, err := lifecycle.RestoreBackup(ctx, f, opts.DataDir, bar.update)
+	bar.finish()
+	if err != nil {
+		return fmt.Errorf("restore %s into %s: %w", opts.File, opts.DataDir, err)
+	}
+	fmt.Fprintf(opts.IO.Out, "restored %d verified blobs (%s) and key files %s into %s (backup of %s)\n",
+		res.Blobs, humanBytes(res.BlobBytes), strings.Join(res.Keys, ", "), opts.DataDir, res.CreatedAt.Format(time.RFC3339))
+	return nil
+}
+
+// progressWriter shows progress on stderr: a bar redrawn in place on a
+// terminal, otherwise a plain line at each whole percent.
+type progressWriter struct {
+	w     io.Writer
+	verb  string
+	tty   bool
+	bar   progress.Model
+	last  int
+	drawn bool
+}
+
+func newProgressWriter(w io.Writer, verb string) *progressWriter {
+	f, ok := w.(*os.File)
+	tty := false
+	if ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return &progressWriter{w: w, verb: verb, tty: tty, bar: progress.New(progress.WithDefaultGradient(), progress.WithWidth(40)), last: -1}
+}
+
+func (p *progressWriter) update(pr lifecycle.Progress) {
+	frac := 1.0
+	if pr.Total > 0 {
+		frac = min(1, float64(pr.Done)/float64(pr.Total))
+	}
+	if p.tty {
+		fmt.Fprintf(p.w, "\r%s %s %s / %s", p.verb, p.bar.ViewAs(frac), humanBytes(pr.Done), humanBytes(pr.Total))
+		p.drawn = true
+		return
+	}
+	if pct := int(frac * 100); pct != p.last {
+		p.last = pct
+		fmt.Fprintf(p.w, "%s: %d%% (%s of %s)\n", p.verb, pct, humanBytes(pr.Done), humanBytes(pr.Total))
+	}
+}
+
+func (p *progressWriter) finish() {
+	if p.drawn {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// humanBytes renders a byte count with a binary unit.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

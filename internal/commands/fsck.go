@@ -1,0 +1,98 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dproxy/dproxy/internal/blobstore"
+	"github.com/dproxy/dproxy/internal/commands/cmdutil"
+	"github.com/dproxy/dproxy/internal/config"
+	"github.com/dproxy/dproxy/internal/lifecycle"
+)
+
+type fsckOptions struct {
+	IO            *cmdutil.IOStreams
+	DataDir       string
+	Repair        bool
+	VerifyContent bool
+}
+
+func newCmdFsck(ios *cmdutil.IOStreams, runF func(context.Context, *fsckOptions) error) *cobra.Command {
+	opts := &fsckOptions{IO: ios}
+	cmd := &cobra.Command{
+		Use:   "fsck",
+		Short: "Check a data dir's cache for missing, corrupt, orphan and temp files",
+		Long: "Check that the database and the blob folder of a data dir agree: every cached blob has its\n" +
+			"file with the recorded size (and with --verify-content, the right content), every blob file\n" +
+			"is referenced by a group, and no download left a temp file behind.\n\n" +
+			"With --repair, references to missing or corrupt blobs are dropped (the next pull fetches them\n" +
+			"again) and corrupt, orphan and leftover temp files are deleted. It may run while a server uses\n" +
+			"the data dir; files written in the last hour are left alone then, as they may belong to a\n" +
+			"download in progress. It exits with status 1 when it leaves problems unrepaired.",
+		Example: "  $ dproxy fsck --data-dir /var/lib/dproxy\n" +
+			"  $ dproxy fsck --data-dir /var/lib/dproxy --verify-content --repair",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runFsck(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.DataDir, "data-dir", defaultDataDir(), "data dir to check (default $DPROXY_DATA_DIR or ./dproxy-data)")
+	f.BoolVar(&opts.Repair, "repair", false, "drop bad entries and delete unused files")
+	f.BoolVar(&opts.VerifyContent, "verify-content", false, "re-hash every cached blob (reads them all)")
+	return cmd
+}
+
+// defaultDataDir is the data dir `serve` would use without a config file.
+func defaultDataDir() string {
+	if d := os.Getenv(config.EnvVar("data-dir")); d != "" {
+		return d
+	}
+	return config.Default().DataDir
+}
+
+func runFsck(ctx context.Context, opts *fsckOptions) error {
+	cfg := config.Config{DataDir: opts.DataDir}
+	if _, err := os.Stat(cfg.DBPath()); err != nil {
+		return &cmdutil.FlagError{Err: fmt.Errorf("no dproxy database in %s (%w): pass the server's --data-dir", opts.DataDir, err)}
+	}
+	st, err := lifecycle.OpenStoreForMaintenance(ctx, cfg.DBPath())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	files, err := blobstore.NewFS(cfg.BlobDir())
+	if err != nil {
+		return err
+	}
+	rep, err := lifecycle.Fsck(ctx, st, files, lifecycle.FsckOptions{Repair: opts.Repair, VerifyContent: opts.VerifyContent})
+	out := opts.IO.Out
+	for _, f := range rep.Findings {
+		what := string(f.Digest)
+		if what == "" {
+			what = f.Name
+		}
+		state := "found"
+		if f.Repaired {
+			state = "repaired"
+		}
+		fmt.Fprintf(out, "%s\t%s\t%s\t%s\n", f.Kind, what, state, f.Detail)
+	}
+	if err != nil {
+		return fmt.Errorf("fsck %s: %w", opts.DataDir, err)
+	}
+	fmt.Fprintf(out, "checked %d cached blobs, %d blob files, %d temp files: %d problems, %d repaired\n",
+		rep.Referenced, rep.Files, rep.Temps, len(rep.Findings), len(rep.Findings)-rep.Unrepaired())
+	if n := rep.Unrepaired(); n > 0 {
+		return &cmdutil.ExitError{Code: cmdutil.ExitFailure,
+			Err: errors.New(fmt.Sprint(n, " problems found; run again with --repair to drop the bad entries (the next pull fetches them again)"))}
+	}
+	return nil
+}

@@ -1,0 +1,306 @@
+// Package lifecycle looks after the cache over time: it applies each
+// group's TTL policy, deletes blob files no group references any more
+// (garbage collection), keeps the stored blobs under an optional size cap
+// by evicting the least recently read, checks a data dir for damage (fsck)
+// and takes and restores backups.
+//
+// It uses cache, store, blobstore, metrics and oci; only app and commands
+// may import it.
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/metrics"
+	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/store"
+)
+
+// metaStore is what the background jobs need of the store.
+type metaStore interface {
+	EnabledTTLPolicies(ctx context.Context) ([]store.TTLPolicy, error)
+	ExpireGroupCache(ctx context.Context, groupID int64, before time.Time) (store.Expired, error)
+	CachedBlobBytes(ctx context.Context) (int64, error)
+	LeastRecentlyRead(ctx context.Context, limit int) ([]store.StoredBlob, error)
+	EvictBlob(ctx context.Context, d oci.Digest, readAt time.Time) (int64, error)
+}
+
+// blobFiles lists the stored blob files.
+type blobFiles interface {
+	Walk(ctx context.Context, fn func(d oci.Digest, size int64) error) error
+}
+
+// blobUsers is the cache: it knows which blobs are in use and removes
+// files without racing a reference being added.
+type blobUsers interface {
+	InUse(d oci.Digest) bool
+	RemoveUnusedBlob(ctx context.Context, d oci.Digest) (bool, error)
+	FlushReads(ctx context.Context)
+}
+
+// Options tune a Manager. Zero values take the defaults.
+type Options struct {
+	// TTLInterval is how often the TTL policies are applied. Default 24h.
+	TTLInterval time.Duration
+	// GCInterval is how often unreferenced blob files are deleted and the
+	// size cap is enforced. Default 1h.
+	GCInterval time.Duration
+	// MaxSize caps the bytes of stored blobs; 0 means no cap.
+	MaxSize int64
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Metrics *metrics.Lifecycle
+}
+
+// Manager runs the cache's background jobs. Its methods may run
+// concurrently with serving and with each other; runs of one job are
+// serialised.
+type Manager struct {
+	meta  metaStore
+	files blobFiles
+	cache blobUsers
+	opts  Options
+	log   *slog.Logger
+
+	mu   sync.Mutex // serialises the jobs
+	kick chan struct{}
+}
+
+// New returns a Manager; Run starts its schedule.
+func New(meta metaStore, files blobFiles, cache blobUsers, opts Options) *Manager {
+	if opts.TTLInterval <= 0 {
+		opts.TTLInterval = 24 * time.Hour
+	}
+	if opts.GCInterval <= 0 {
+		opts.GCInterval = time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{meta: meta, files: files, cache: cache, opts: opts, log: opts.Logger, kick: make(chan struct{}, 1)}
+}
+
+// Run applies the TTL policies at start and every TTLInterval, and
+// collects garbage and enforces the size cap every GCInterval and when
+// Kick is called, until ctx ends. Failures are logged and retried at the
+// next tick.
+func (m *Manager) Run(ctx context.Context) {
+	ttl := time.NewTicker(m.opts.TTLInterval)
+	defer ttl.Stop()
+	gc := time.NewTicker(m.opts.GCInterval)
+	defer gc.Stop()
+	m.runTTL(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ttl.C:
+			m.runTTL(ctx)
+		case <-gc.C:
+			m.runGC(ctx)
+		case <-m.kick:
+			m.runGC(ctx)
+		}
+	}
+}
+
+// Kick asks Run to collect garbage and enforce the size cap soon, for
+// example after a purge. It never blocks.
+func (m *Manager) Kick() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Manager) runTTL(ctx context.Context) {
+	if _, err := m.Expire(ctx); err != nil && ctx.Err() == nil {
+		m.log.ErrorContext(ctx, "apply ttl policies", "err", err)
+	}
+	m.runGC(ctx)
+}
+
+func (m *Manager) runGC(ctx context.Context) {
+	if _, err := m.EnforceSizeCap(ctx); err != nil && ctx.Err() == nil {
+		m.log.ErrorContext(ctx, "enforce cache size cap", "err", err)
+	}
+	if _, err := m.CollectGarbage(ctx); err != nil && ctx.Err() == nil {
+		m.log.ErrorContext(ctx, "collect garbage", "err", err)
+	}
+}
+
+// ExpireResult is what one application of the TTL policies removed.
+type ExpireResult struct {
+	Groups    int // groups with an enabled policy
+	Manifests int64
+	Blobs     int // blob references; their files go at the next GC
+}
+
+// Expire applies every enabled TTL policy once: a group's manifests and
+// blob references not read for its ttl days are removed. Read times not
+// yet written are flushed first, so a recent read always counts.
+func (m *Manager) Expire(ctx context.Context) (ExpireResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var res ExpireResult
+	err := m.expire(ctx, &res)
+	m.opts.Metrics.Run("ttl", err, m.opts.Now())
+	return res, err
+}
+
+func (m *Manager) expire(ctx context.Context, res *ExpireResult) error {
+	m.cache.FlushReads(ctx)
+	policies, err := m.meta.EnabledTTLPolicies(ctx)
+	if err != nil {
+		return err
+	}
+	now := m.opts.Now()
+	var errs []error
+	for _, p := range policies {
+		res.Groups++
+		cut := now.Add(-time.Duration(p.TTLDays) * 24 * time.Hour)
+		e, err := m.meta.ExpireGroupCache(ctx, p.GroupID, cut)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res.Manifests += e.Manifests
+		res.Blobs += len(e.Blobs)
+		m.opts.Metrics.Expired("manifest", int(e.Manifests))
+		m.opts.Metrics.Expired("blob", len(e.Blobs))
+		if e.Manifests > 0 || len(e.Blobs) > 0 {
+			m.log.InfoContext(ctx, "expired cache entries", "group_id", p.GroupID, "ttl_days", p.TTLDays,
+				"not_read_since", cut, "manifests", e.Manifests, "blobs", len(e.Blobs))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// GCResult is what one garbage collection did.
+type GCResult struct {
+	Scanned    int
+	Deleted    int
+	FreedBytes int64
+}
+
+// CollectGarbage deletes every blob file that no group references and
+// nothing uses (see cache.RemoveUnusedBlob for why that is race-free).
+func (m *Manager) CollectGarbage(ctx context.Context) (GCResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	res, err := m.collect(ctx)
+	m.opts.Metrics.Run("gc", err, m.opts.Now())
+	if res.Deleted > 0 {
+		m.log.InfoContext(ctx, "garbage collection deleted unreferenced blob files",
+			"scanned", res.Scanned, "deleted", res.Deleted, "freed_bytes", res.FreedBytes)
+	}
+	return res, err
+}
+
+func (m *Manager) collect(ctx context.Context) (GCResult, error) {
+	var res GCResult
+	err := m.files.Walk(ctx, func(d oci.Digest, size int64) error {
+		res.Scanned++
+		removed, err := m.cache.RemoveUnusedBlob(ctx, d)
+		if err != nil {
+			return err
+		}
+		if removed {
+			res.Deleted++
+			res.FreedBytes += size
+			m.opts.Metrics.Collected(size)
+			m.log.DebugContext(ctx, "deleted unreferenced blob file", "digest", d, "size", size)
+		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("collect garbage: %w", err)
+	}
+	return res, nil
+}
+
+// CapResult is what one enforcement of the size cap did.
+type CapResult struct {
+	Before, After int64 // stored blob bytes
+	Evicted       int
+	EvictedBytes  int64
+}
+
+// EnforceSizeCap evicts the least recently read blobs, across all groups,
+// until the stored blobs take at most MaxSize bytes; a blob shared by
+// several groups counts once and is evicted from all of them at once. A
+// blob in use is skipped. Evicted files are deleted at once. With no cap
+// it does nothing.
+func (m *Manager) EnforceSizeCap(ctx context.Context) (CapResult, error) {
+	if m.opts.MaxSize <= 0 {
+		return CapResult{}, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	res, err := m.enforce(ctx)
+	m.opts.Metrics.Run("sizecap", err, m.opts.Now())
+	if res.Evicted > 0 {
+		m.log.InfoContext(ctx, "evicted least recently read blobs to stay under the cache size cap",
+			"max_bytes", m.opts.MaxSize, "before_bytes", res.Before, "after_bytes", res.After,
+			"evicted", res.Evicted, "evicted_bytes", res.EvictedBytes)
+	}
+	return res, err
+}
+
+func (m *Manager) enforce(ctx context.Context) (CapResult, error) {
+	m.cache.FlushReads(ctx)
+	total, err := m.meta.CachedBlobBytes(ctx)
+	if err != nil {
+		return CapResult{}, err
+	}
+	res := CapResult{Before: total, After: total}
+	skipped := make(map[oci.Digest]bool) // in use this round
+	for res.After > m.opts.MaxSize {
+		cands, err := m.meta.LeastRecentlyRead(ctx, len(skipped)+100)
+		if err != nil {
+			return res, err
+		}
+		progress := false
+		for _, c := range cands {
+			if res.After <= m.opts.MaxSize {
+				break
+			}
+			if skipped[c.Digest] {
+				continue
+			}
+			if m.cache.InUse(c.Digest) {
+				skipped[c.Digest] = true
+				continue
+			}
+			n, err := m.meta.EvictBlob(ctx, c.Digest, c.ReadAt)
+			if err != nil {
+				return res, err
+			}
+			if n == 0 {
+				continue // read since we listed it
+			}
+			progress = true
+			res.After -= c.Size
+			res.Evicted++
+			res.EvictedBytes += c.Size
+			m.opts.Metrics.Evicted(c.Size)
+			if _, err := m.cache.RemoveUnusedBlob(ctx, c.Digest); err != nil {
+				return res, err
+			}
+		}
+		if !progress {
+			m.log.WarnContext(ctx, "cache is over its size cap but every remaining blob is in use",
+				"max_bytes", m.opts.MaxSize, "stored_bytes", res.After)
+			break
+		}
+	}
+	return res, nil
+}

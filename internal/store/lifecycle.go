@@ -1,0 +1,225 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/oci"
+)
+
+// Queries of the cache's lifecycle: TTL expiry, the size cap, garbage
+// collection, fsck and backups.
+
+// EnabledTTLPolicies returns the TTL policies that are enabled with a
+// positive TTL, ordered by group ID.
+func (s *Store) EnabledTTLPolicies(ctx context.Context) ([]TTLPolicy, error) {
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT group_id, enabled, ttl_days, created_at, updated_at FROM ttl_policies
+		WHERE enabled = $1 AND ttl_days > 0 ORDER BY group_id`, true)
+	if err != nil {
+		return nil, fmt.Errorf("list enabled ttl policies: %w", err)
+	}
+	defer rows.Close()
+	var out []TTLPolicy
+	for rows.Next() {
+		var p TTLPolicy
+		if err := rows.Scan(&p.GroupID, &p.Enabled, &p.TTLDays, &p.CreatedAt, &p.UpdatedAt); err != nil {
+			return nil, fmt.Errorf("list enabled ttl policies: %w", err)
+		}
+		p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list enabled ttl policies: %w", err)
+	}
+	return out, nil
+}
+
+// StoredBlob is a blob as the whole instance sees it: one digest, whatever
+// number of groups reference it.
+type StoredBlob struct {
+	Digest oci.Digest
+	Size   int64
+	// ReadAt is the latest read time over every group's reference.
+	ReadAt time.Time
+}
+
+// ReferencedBlobs returns up to limit digests that at least one group
+// references, ordered by digest, starting after after when it is
+// non-empty. ReadAt is left zero.
+func (s *Store) ReferencedBlobs(ctx context.Context, after oci.Digest, limit int) ([]StoredBlob, error) {
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT digest, MAX(size) FROM blobs WHERE digest > $1 GROUP BY digest ORDER BY digest LIMIT $2`,
+		string(after), listLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("list referenced blobs: %w", err)
+	}
+	defer rows.Close()
+	var out []StoredBlob
+	for rows.Next() {
+		var b StoredBlob
+		var d string
+		if err := rows.Scan(&d, &b.Size); err != nil {
+			return nil, fmt.Errorf("list referenced blobs: %w", err)
+		}
+		b.Digest = oci.Digest(d)
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list referenced blobs: %w", err)
+	}
+	return out, nil
+}
+
+// CachedBlobBytes adds up the sizes of the referenced blobs, counting a blob
+// shared by several groups once: the space the blob files take.
+func (s *Store) CachedBlobBytes(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.r.QueryRowContext(ctx,
+		`SELECT COALESCE(SUM(size), 0) FROM (SELECT digest, MAX(size) AS size FROM blobs GROUP BY digest) AS d`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("add up cached blob sizes: %w", err)
+	}
+	return n, nil
+}
+
+// LeastRecentlyRead returns up to limit referenced blobs, least recently
+// read first, where a blob's read time is the latest over all groups.
+func (s *Store) LeastRecentlyRead(ctx context.Context, limit int) ([]StoredBlob, error) {
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT b.digest, b.size, b.read_at FROM blobs b
+		WHERE b.read_at = (SELECT MAX(c.read_at) FROM blobs c WHERE c.digest = b.digest)
+		ORDER BY b.read_at, b.digest LIMIT $1`, listLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("list least recently read blobs: %w", err)
+	}
+	defer rows.Close()
+	var out []StoredBlob
+	for rows.Next() {
+		var b StoredBlob
+		var d string
+		if err := rows.Scan(&d, &b.Size, &b.ReadAt); err != nil {
+			return nil, fmt.Errorf("list least recently read blobs: %w", err)
+		}
+		b.Digest, b.ReadAt = oci.Digest(d), b.ReadAt.UTC()
+		// Two groups may have read a blob at the same instant.
+		if n := len(out); n > 0 && out[n-1].Digest == b.Digest {
+			continue
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list least recently read blobs: %w", err)
+	}
+	return out, nil
+}
+
+// EvictBlob deletes every group's reference to blob d, unless one of them
+// was read after readAt (the blob was read since the caller chose it). It
+// returns how many references it deleted. The file is not touched.
+func (s *Store) EvictBlob(ctx context.Context, d oci.Digest, readAt time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx,
+		`DELETE FROM blobs WHERE digest = $1
+		AND NOT EXISTS (SELECT 1 FROM blobs c WHERE c.digest = $1 AND c.read_at > $2)`,
+		string(d), dbTime(readAt))
+	if err != nil {
+		return 0, fmt.Errorf("evict blob %s: %w", d, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("evict blob %s: %w", d, err)
+	}
+	return n, nil
+}
+
+// DropBlob deletes every group's reference to blob d (its file is missing
+// or corrupt; the next pull fetches it again) and returns how many it
+// deleted. The file is not touched.
+func (s *Store) DropBlob(ctx context.Context, d oci.Digest) (int64, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM blobs WHERE digest = $1`, string(d))
+	if err != nil {
+		return 0, fmt.Errorf("drop blob %s: %w", d, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("drop blob %s: %w", d, err)
+	}
+	return n, nil
+}
+
+// GroupCacheSize is the space a group's cache accounts for.
+type GroupCacheSize struct {
+	GroupID       int64
+	Path          string
+	ManifestBytes int64
+	BlobBytes     int64 // a blob shared with other groups counts in each
+}
+
+// GroupCacheSizes returns the cache size of every group, ordered by path.
+func (s *Store) GroupCacheSizes(ctx context.Context) ([]GroupCacheSize, error) {
+	rows, err := s.r.QueryContext(ctx,
+		`SELECT g.id, g.path,
+			(SELECT COALESCE(SUM(m.size), 0) FROM manifests m WHERE m.group_id = g.id),
+			(SELECT COALESCE(SUM(b.size), 0) FROM blobs b WHERE b.group_id = g.id)
+		FROM groups g ORDER BY g.path`)
+	if err != nil {
+		return nil, fmt.Errorf("cache size of groups: %w", err)
+	}
+	defer rows.Close()
+	var out []GroupCacheSize
+	for rows.Next() {
+		var u GroupCacheSize
+		if err := rows.Scan(&u.GroupID, &u.Path, &u.ManifestBytes, &u.BlobBytes); err != nil {
+			return nil, fmt.Errorf("cache size of groups: %w", err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cache size of groups: %w", err)
+	}
+	return out, nil
+}
+
+// SnapshotSQLite writes a consistent copy of the SQLite database at dbPath
+// to dst (which must not exist) with VACUUM INTO, through a connection of
+// its own: it works while a server uses the database, and sees only
+// committed transactions. dst is created readable by its owner only.
+func SnapshotSQLite(ctx context.Context, dbPath, dst string) error {
+	abs, err := filepath.Abs(dbPath)
+	if err != nil {
+		return fmt.Errorf("snapshot database %s: %w", dbPath, err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return fmt.Errorf("snapshot database %s: %w", abs, err)
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		return fmt.Errorf("snapshot database %s: %s already exists", abs, dst)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("snapshot database %s: %w", abs, err)
+	}
+	// Create the file first so its mode is 0600; VACUUM INTO accepts an
+	// empty file as its target.
+	f, err := os.OpenFile(dst, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("snapshot database %s: %w", abs, err)
+	}
+	f.Close()
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: abs}).EscapedPath()+"?"+sqlitePragmas)
+	if err != nil {
+		os.Remove(dst)
+		return fmt.Errorf("snapshot database %s: %w", abs, err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, `VACUUM INTO $1`, dst); err != nil {
+		os.Remove(dst)
+		return fmt.Errorf("snapshot database %s into %s: %w", abs, dst, err)
+	}
+	return nil
+}

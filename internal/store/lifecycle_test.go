@@ -1,0 +1,238 @@
+package store
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/oci"
+)
+
+// runLifecycleContract is the behaviour of the lifecycle queries every
+// backend must have. open returns a new, empty, migrated store.
+func runLifecycleContract(t *testing.T, open func(t *testing.T) *Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s *Store)
+	}{
+		{"EnabledTTLPolicies", contractEnabledTTLPolicies},
+		{"ReferencedBlobs", contractReferencedBlobs},
+		{"LeastRecentlyRead", contractLeastRecentlyRead},
+		{"EvictBlob", contractEvictBlob},
+		{"DropBlob", contractDropBlob},
+		{"GroupCacheSizes", contractGroupCacheSizes},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, open(t))
+		})
+	}
+}
+
+func TestSQLiteLifecycleContract(t *testing.T) {
+	t.Parallel()
+	runLifecycleContract(t, openTestSQLite)
+}
+
+func putRef(t *testing.T, s *Store, groupID int64, name string, size int64, readAt time.Time) {
+	t.Helper()
+	if err := s.PutBlob(t.Context(), Blob{GroupID: groupID, Digest: digestOf(name), Size: size, ReadAt: readAt}); err != nil {
+		t.Fatalf("PutBlob(%s): %v", name, err)
+	}
+}
+
+func contractEnabledTTLPolicies(t *testing.T, s *Store) {
+	ctx := t.Context()
+	a, b, c := mustGroup(t, s, "a"), mustGroup(t, s, "b"), mustGroup(t, s, "c")
+	if err := s.UpdateTTLPolicy(ctx, TTLPolicy{GroupID: b.ID, Enabled: false, TTLDays: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateTTLPolicy(ctx, TTLPolicy{GroupID: c.ID, Enabled: true, TTLDays: 3}); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := s.EnabledTTLPolicies(ctx)
+	if err != nil {
+		t.Fatalf("EnabledTTLPolicies: %v", err)
+	}
+	got := make(map[int64]int)
+	for _, p := range ps {
+		got[p.GroupID] = p.TTLDays
+	}
+	want := map[int64]int{a.ID: DefaultTTLDays, c.ID: 3}
+	if len(got) != len(want) || got[a.ID] != want[a.ID] || got[c.ID] != want[c.ID] {
+		t.Errorf("enabled policies %v, want %v (a new group has %d days, b is disabled)", got, want, DefaultTTLDays)
+	}
+}
+
+func contractReferencedBlobs(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g1, g2 := mustGroup(t, s, "a"), mustGroup(t, s, "b")
+	names := []string{"x", "y", "z"}
+	for _, n := range names {
+		putRef(t, s, g1.ID, n, 10, t0)
+	}
+	putRef(t, s, g2.ID, "x", 10, t0) // shared: listed once
+	var all []oci.Digest
+	var after oci.Digest
+	for {
+		page, err := s.ReferencedBlobs(ctx, after, 2)
+		if err != nil {
+			t.Fatalf("ReferencedBlobs: %v", err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, b := range page {
+			if b.Size != 10 {
+				t.Errorf("blob %s size %d, want 10", b.Digest, b.Size)
+			}
+			all = append(all, b.Digest)
+		}
+		after = page[len(page)-1].Digest
+	}
+	var want []oci.Digest
+	for _, n := range names {
+		want = append(want, digestOf(n))
+	}
+	slices.Sort(want)
+	if !slices.Equal(all, want) {
+		t.Errorf("referenced blobs %v, want %v", all, want)
+	}
+	n, err := s.CachedBlobBytes(ctx)
+	if err != nil || n != 30 {
+		t.Errorf("CachedBlobBytes = %d, %v; want 30 (the shared blob once)", n, err)
+	}
+}
+
+func contractLeastRecentlyRead(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g1, g2 := mustGroup(t, s, "a"), mustGroup(t, s, "b")
+	// "shared" was read long ago by a but recently by b: it is the newest.
+	putRef(t, s, g1.ID, "shared", 5, t0.Add(-10*time.Hour))
+	putRef(t, s, g2.ID, "shared", 5, t0)
+	putRef(t, s, g1.ID, "old", 5, t0.Add(-5*time.Hour))
+	putRef(t, s, g2.ID, "mid", 5, t0.Add(-time.Hour))
+	putRef(t, s, g1.ID, "tie", 5, t0.Add(-30*time.Minute))
+	putRef(t, s, g2.ID, "tie", 5, t0.Add(-30*time.Minute))
+	got, err := s.LeastRecentlyRead(ctx, 10)
+	if err != nil {
+		t.Fatalf("LeastRecentlyRead: %v", err)
+	}
+	var order []oci.Digest
+	for _, b := range got {
+		order = append(order, b.Digest)
+	}
+	want := []oci.Digest{digestOf("old"), digestOf("mid"), digestOf("tie"), digestOf("shared")}
+	if !slices.Equal(order, want) {
+		t.Errorf("order %v, want old, mid, tie, shared %v", order, want)
+	}
+	if len(got) > 0 && !got[0].ReadAt.Equal(t0.Add(-5*time.Hour)) {
+		t.Errorf("ReadAt of the oldest = %v, want %v", got[0].ReadAt, t0.Add(-5*time.Hour))
+	}
+}
+
+func contractEvictBlob(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g1, g2 := mustGroup(t, s, "a"), mustGroup(t, s, "b")
+	putRef(t, s, g1.ID, "x", 5, t0)
+	putRef(t, s, g2.ID, "x", 5, t0.Add(-time.Hour))
+	// Read since the caller looked: kept.
+	n, err := s.EvictBlob(ctx, digestOf("x"), t0.Add(-time.Minute))
+	if err != nil || n != 0 {
+		t.Fatalf("EvictBlob of a blob read since = %d, %v; want 0, nil", n, err)
+	}
+	if ok, _ := s.BlobReferenced(ctx, digestOf("x")); !ok {
+		t.Fatal("a blob read after the eviction cut-off lost its references")
+	}
+	n, err = s.EvictBlob(ctx, digestOf("x"), t0)
+	if err != nil || n != 2 {
+		t.Fatalf("EvictBlob = %d, %v; want 2 references, nil", n, err)
+	}
+	if ok, _ := s.BlobReferenced(ctx, digestOf("x")); ok {
+		t.Error("evicted blob is still referenced")
+	}
+}
+
+func contractDropBlob(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g1, g2 := mustGroup(t, s, "a"), mustGroup(t, s, "b")
+	putRef(t, s, g1.ID, "x", 5, t0)
+	putRef(t, s, g2.ID, "x", 5, t0)
+	putRef(t, s, g2.ID, "y", 5, t0)
+	n, err := s.DropBlob(ctx, digestOf("x"))
+	if err != nil || n != 2 {
+		t.Fatalf("DropBlob = %d, %v; want 2, nil", n, err)
+	}
+	if n, err := s.DropBlob(ctx, digestOf("x")); err != nil || n != 0 {
+		t.Errorf("second DropBlob = %d, %v; want 0, nil", n, err)
+	}
+	if _, err := s.Blob(ctx, g2.ID, digestOf("y")); err != nil {
+		t.Errorf("another blob was dropped too: %v", err)
+	}
+}
+
+func contractGroupCacheSizes(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g1, g2 := mustGroup(t, s, "a"), mustGroup(t, s, "b")
+	mustGroup(t, s, "empty")
+	putRef(t, s, g1.ID, "x", 100, t0)
+	putRef(t, s, g2.ID, "x", 100, t0)
+	putRef(t, s, g2.ID, "y", 50, t0)
+	if _, err := s.PutManifest(ctx, testManifest(g1.ID, "library/a", "v1", "12345")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GroupCacheSizes(ctx)
+	if err != nil {
+		t.Fatalf("GroupCacheSizes: %v", err)
+	}
+	want := []GroupCacheSize{
+		{GroupID: g1.ID, Path: "a", ManifestBytes: 5, BlobBytes: 100},
+		{GroupID: g2.ID, Path: "b", BlobBytes: 150},
+	}
+	if len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2].BlobBytes != 0 || got[2].ManifestBytes != 0 {
+		t.Errorf("GroupCacheSizes = %+v, want %+v and an empty third", got, want)
+	}
+}
+
+func TestSnapshotSQLite(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dproxy.db")
+	s := openSQLiteAt(t, path, testBox(t, 1))
+	ctx := t.Context()
+	g := mustGroup(t, s, "acme")
+	putRef(t, s, g.ID, "x", 1, t0)
+
+	dst := filepath.Join(dir, "snap.db")
+	if err := SnapshotSQLite(ctx, path, dst); err != nil {
+		t.Fatalf("SnapshotSQLite: %v", err)
+	}
+	fi, err := os.Stat(dst)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("snapshot file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	// A write after the snapshot is not in it.
+	mustGroup(t, s, "later")
+	snap := openSQLiteAt(t, dst, testBox(t, 1))
+	if _, err := snap.GroupByPath(ctx, "acme"); err != nil {
+		t.Errorf("snapshot lacks group acme: %v", err)
+	}
+	if _, err := snap.GroupByPath(ctx, "later"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("snapshot has a group created after it: %v", err)
+	}
+	if ok, _ := snap.BlobReferenced(ctx, digestOf("x")); !ok {
+		t.Error("snapshot lacks the blob reference")
+	}
+	for _, tc := range []struct{ name, db, dst string }{
+		{"existing target", path, dst},
+		{"missing database", filepath.Join(dir, "nope.db"), filepath.Join(dir, "snap2.db")},
+	} {
+		if err := SnapshotSQLite(ctx, tc.db, tc.dst); err == nil {
+			t.Errorf("%s: SnapshotSQLite succeeded", tc.name)
+		}
+	}
+}
