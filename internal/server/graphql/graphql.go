@@ -94,8 +94,8 @@ func New(st *store.Store, svc *auth.Service, c purger, opts Options) *Handler {
 	srv := handler.New(generated.NewExecutableSchema(cfg))
 	srv.AddTransport(transport.POST{})
 	srv.Use(extension.Introspection{}) // only authenticated callers get this far
-	srv.Use(extension.FixedComplexityLimit(MaxComplexity))
 	srv.Use(depthLimit{max: MaxDepth})
+	srv.Use(extension.FixedComplexityLimit(MaxComplexity))
 	srv.SetErrorPresenter(h.presentError)
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
 		h.log.ErrorContext(ctx, "admin API resolver panicked", "panic", v)
