@@ -3,10 +3,13 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/store"
 )
 
@@ -391,5 +394,39 @@ func TestInstanceHubCredentials(t *testing.T) {
 	user := e.user("bob", "", 0, "api")
 	if r := e.gql(user, `{ instanceDockerHubCredentials { identity } }`, nil); !strings.Contains(r.messages(), "needs an instance admin; you are bob") {
 		t.Errorf("non-admin reads instance credentials: %q", r.messages())
+	}
+}
+
+// TestPurgeDuringDownload: a download that finishes after a purge does
+// not record the purged group's blob reference again.
+func TestPurgeDuringDownload(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	b := e.aliceBlob("slow", 2<<20)
+	e.up.SetBandwidth(1 << 20)
+
+	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+b.path, nil)
+	req.Header.Set("Authorization", "Bearer "+b.jwt)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("get blob: %v", err)
+	}
+	defer res.Body.Close()
+	if !e.downloading() {
+		t.Fatal("no download in flight after the response started")
+	}
+	var got struct{ PurgeDependencyProxyCache struct{ Errors []string } }
+	e.ok(e.adminToken(), `mutation { purgeDependencyProxyCache(input: {groupPath: "acme"}) { errors } }`, nil, &got)
+	e.up.SetBandwidth(0)
+	body, err := io.ReadAll(res.Body)
+	if err != nil || digestOf(body) != b.digest.String() {
+		t.Fatalf("the client streaming during the purge got %d bytes, %v", len(body), err)
+	}
+	waitFor(t, "the download to commit", func() bool { return !e.downloading() })
+	if _, err := e.app.Blobs.Stat(context.Background(), oci.Digest(b.digest.String())); err != nil {
+		t.Fatalf("the blob file was not committed: %v", err)
+	}
+	if _, err := e.app.Store.Blob(context.Background(), e.groupID("acme"), oci.Digest(b.digest.String())); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the purged group's blob reference came back: %v", err)
 	}
 }
