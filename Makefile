@@ -37,8 +37,17 @@ lint: $(BIN)/staticcheck ## gofmt, go vet, staticcheck, go mod tidy check
 bench: ## Run the Go benchmarks (hot paths, cached blob throughput)
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 
+.PHONY: generate
+generate: ## Regenerate generated code (GraphQL server)
+	cd internal/server/graphql && $(GO) tool gqlgen generate --config gqlgen.yml
+
+.PHONY: check-generate
+check-generate: generate ## Fail when generated code is not current
+	@git diff --exit-code -- internal/server/graphql/generated || { echo "generated code is stale: run make generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- internal/server/graphql/generated)" || { echo "untracked generated files: run make generate and commit"; exit 1; }
+
 .PHONY: ci
-ci: lint test ## What CI runs: lint and the tests
+ci: lint check-generate test ## What CI runs: lint, the generated-code check and the tests
 
 $(BIN)/gotestsum:
 	GOBIN=$(BIN) $(GO) install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)

@@ -24,6 +24,7 @@ import (
 	"github.com/dproxy/dproxy/internal/metrics"
 	"github.com/dproxy/dproxy/internal/secretbox"
 	"github.com/dproxy/dproxy/internal/server"
+	"github.com/dproxy/dproxy/internal/server/graphql"
 	"github.com/dproxy/dproxy/internal/server/registry"
 	"github.com/dproxy/dproxy/internal/store"
 	"github.com/dproxy/dproxy/internal/upstream"
@@ -136,9 +137,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	})
 	reg := registry.New(svc, iss, c, st, registry.Options{ExternalURL: cfg.ExternalURL, Logger: log, Metrics: m})
 	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Metrics: m, Lifecycle: lc, log: log}
+	admin := graphql.New(st, svc, c, graphql.Options{ExternalURL: cfg.ExternalURL, Logger: log})
 	a.Server = server.New(reg, a.ready, server.Options{
 		Addr: cfg.Addr, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Metrics: m,
+		GraphQL: admin.GraphQL(), GitLabAPI: admin.REST(),
 	})
 	return a, nil
 }

@@ -12,7 +12,8 @@ import (
 
 // observe logs one line per request and records request metrics. The log
 // line carries method, path, status, duration, cache result and bytes —
-// never a header value, so no token or password reaches the log.
+// never a header value or a body (the admin API's bodies carry Docker Hub
+// secrets and passwords), so no secret reaches the log.
 func observe(next http.Handler, log *slog.Logger, m *metrics.Metrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -51,6 +52,10 @@ func routeOf(path string) string {
 		return "health"
 	case path == "/metrics":
 		return "metrics"
+	case path == "/api/graphql":
+		return "graphql"
+	case strings.HasPrefix(path, "/api/v4/"):
+		return "api_v4"
 	}
 	return "other"
 }

@@ -28,6 +28,10 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
 	Metrics         *metrics.Metrics
+	// GraphQL serves POST /api/graphql (the admin API); nil leaves it out.
+	GraphQL http.Handler
+	// GitLabAPI serves /api/v4/ (GitLab's REST purge); nil leaves it out.
+	GitLabAPI http.Handler
 }
 
 // Server is dproxy's HTTP server.
@@ -62,6 +66,12 @@ func New(reg *registry.Handler, ready func(context.Context) error, opts Options)
 		mux.Handle("GET /metrics", opts.Metrics.Handler())
 	}
 	mux.HandleFunc("/jwt/auth", reg.Token)
+	if opts.GraphQL != nil {
+		mux.Handle("POST /api/graphql", opts.GraphQL)
+	}
+	if opts.GitLabAPI != nil {
+		mux.Handle("/api/v4/", opts.GitLabAPI)
+	}
 
 	// /v2/ bypasses ServeMux, which would clean or redirect the paths the
 	// registry must validate and reject itself.

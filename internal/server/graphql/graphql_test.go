@@ -1,0 +1,134 @@
+package graphql
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/dproxy/dproxy/internal/server/graphql/model"
+)
+
+func TestHumanSize(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		n    int64
+		want string
+	}{
+		{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {1536, "1.5 KiB"},
+		{12*1024*1024 + 512*1024, "12.5 MiB"}, {3 << 30, "3.0 GiB"}, {5 << 40, "5.0 TiB"},
+	} {
+		if got := humanSize(c.n); got != c.want {
+			t.Errorf("humanSize(%d) = %q, want %q", c.n, got, c.want)
+		}
+	}
+}
+
+func TestValidateGroupPath(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		path, want string // want "" = valid
+	}{
+		{"acme", ""},
+		{"acme/platform/ci-2", ""},
+		{"Acme", "lower-case"},
+		{"acme//ci", "lower-case"},
+		{"/acme", "lower-case"},
+		{"", "lower-case"},
+		{strings.Repeat("a", 201), "limit is 200"},
+		{strings.Repeat("a/", 20) + "a", "levels deep"},
+		{"acme/dependency_proxy", "reserved"},
+		{"virtual_registries", "reserved"},
+	} {
+		err := validateGroupPath(c.path)
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("validateGroupPath(%q) = %v, want %q", clip(c.path), err, c.want)
+		}
+	}
+}
+
+func TestValidateCredentials(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr3t-value"
+	for _, c := range []struct {
+		identity, secret, want string
+	}{
+		{"", "", ""},
+		{"bob", secret, ""},
+		{"bob", "", "needs a secret"},
+		{"", secret, "needs an identity"},
+		{"bo b", secret, "without spaces"},
+		{"bob", "a\nb", "control characters"},
+	} {
+		err := validateCredentials(c.identity, c.secret)
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("validateCredentials(%q) = %v, want %q", c.identity, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), secret) {
+			t.Errorf("the error shows the secret: %v", err)
+		}
+	}
+}
+
+func TestCursors(t *testing.T) {
+	t.Parallel()
+	c := encodeCursor("m", "42")
+	if pos, ok, err := decodeCursor("m", &c); pos != "42" || !ok || err != nil {
+		t.Errorf("decode own cursor = %q, %v, %v", pos, ok, err)
+	}
+	if _, _, err := decodeCursor("b", &c); err == nil {
+		t.Error("a manifest cursor was accepted for blobs")
+	}
+	bad := "!!!"
+	if _, _, err := decodeCursor("m", &bad); err == nil {
+		t.Error("garbage accepted as a cursor")
+	}
+	if _, ok, err := decodeCursor("m", nil); ok || err != nil {
+		t.Errorf("no cursor = %v, %v", ok, err)
+	}
+	for _, first := range []int{-1, MaxPageSize + 1} {
+		if _, err := pageSize(&first); err == nil {
+			t.Errorf("pageSize(%d) accepted", first)
+		}
+	}
+	if n, err := pageSize(nil); n != DefaultPageSize || err != nil {
+		t.Errorf("pageSize(nil) = %d, %v", n, err)
+	}
+}
+
+func TestBigInt(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	model.BigInt(1 << 40).MarshalGQL(&buf)
+	if buf.String() != `"1099511627776"` {
+		t.Errorf("marshal = %s, want a quoted decimal", buf.String())
+	}
+	for _, c := range []struct {
+		in   any
+		want model.BigInt
+		ok   bool
+	}{
+		{"12", 12, true}, {int64(7), 7, true}, {"x", 0, false}, {1.5, 0, false},
+	} {
+		var b model.BigInt
+		err := b.UnmarshalGQL(c.in)
+		if (err == nil) != c.ok || b != c.want {
+			t.Errorf("unmarshal %v = %d, %v", c.in, b, err)
+		}
+	}
+}
+
+func TestParseGID(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{gid(gidToken, 7), 7, true}, {"7", 7, true}, {gid(gidGroup, 7), 0, false}, {"0", 0, false}, {"-3", 0, false}, {"", 0, false},
+	} {
+		n, ok := parseGID(gidToken, c.in)
+		if ok != c.ok || (ok && n != c.want) {
+			t.Errorf("parseGID(%q) = %d, %v", c.in, n, ok)
+		}
+	}
+}

@@ -1,0 +1,220 @@
+package graphql
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/server/graphql/generated"
+	"github.com/dproxy/dproxy/internal/server/graphql/model"
+	"github.com/dproxy/dproxy/internal/store"
+)
+
+// groupResolver resolves the fields of a Group. A Group node is only ever
+// made for a group the principal may read, so its fields need no further
+// check.
+type groupResolver struct{ h *Handler }
+
+// groupID is the store id inside a Group node's global id.
+func groupID(obj *generated.Group) (int64, error) {
+	id, ok := parseGID(gidGroup, obj.ID)
+	if !ok {
+		return 0, fmt.Errorf("malformed group id %q", obj.ID)
+	}
+	return id, nil
+}
+
+func (g groupResolver) group(ctx context.Context, obj *generated.Group) (store.Group, error) {
+	id, err := groupID(obj)
+	if err != nil {
+		return store.Group{}, err
+	}
+	return g.h.store.GroupByID(ctx, id)
+}
+
+func (g groupResolver) MyRole(ctx context.Context, obj *generated.Group) (*generated.Role, error) {
+	grp, err := g.group(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	role, err := g.h.auth.GroupRole(ctx, principal(ctx), grp)
+	if err != nil {
+		return nil, err
+	}
+	return gqlRole(role), nil
+}
+
+func (g groupResolver) DependencyProxySetting(ctx context.Context, obj *generated.Group) (*generated.DependencyProxySetting, error) {
+	id, err := groupID(obj)
+	if err != nil {
+		return nil, err
+	}
+	s, err := g.h.store.ProxySetting(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return settingNode(s), nil
+}
+
+func (g groupResolver) DependencyProxyImageTTLPolicy(ctx context.Context, obj *generated.Group) (*generated.DependencyProxyImageTTLGroupPolicy, error) {
+	id, err := groupID(obj)
+	if err != nil {
+		return nil, err
+	}
+	p, err := g.h.store.TTLPolicy(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return ttlNode(p), nil
+}
+
+// DependencyProxyImagePrefix uses the top-level group, as GitLab does.
+func (g groupResolver) DependencyProxyImagePrefix(ctx context.Context, obj *generated.Group) (string, error) {
+	top, _, _ := strings.Cut(obj.FullPath, "/")
+	return g.h.host + "/" + top + "/dependency_proxy/containers", nil
+}
+
+func (g groupResolver) DependencyProxyDirectImagePrefix(ctx context.Context, obj *generated.Group) (string, error) {
+	return g.h.host + "/" + obj.FullPath + "/dependency_proxy/containers", nil
+}
+
+func (g groupResolver) DependencyProxyManifests(ctx context.Context, obj *generated.Group, first *int, after *string) (*generated.DependencyProxyManifestConnection, error) {
+	n, err := pageSize(first)
+	if err != nil {
+		return nil, err
+	}
+	pos, hasPrev, err := decodeCursor("m", after)
+	if err != nil {
+		return nil, err
+	}
+	var afterID int64
+	if hasPrev {
+		if afterID, err = strconv.ParseInt(pos, 10, 64); err != nil || afterID <= 0 {
+			return nil, fail(fmt.Sprintf("invalid cursor %q: pass an endCursor this connection returned", clip(*after)))
+		}
+	}
+	id, err := groupID(obj)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := g.h.store.ManifestsOfGroup(ctx, id, afterID, n+1)
+	if err != nil {
+		return nil, err
+	}
+	items, cursors, info := pageOf(ms, n, hasPrev, func(m store.Manifest) string {
+		return encodeCursor("m", strconv.FormatInt(m.ID, 10))
+	})
+	out := &generated.DependencyProxyManifestConnection{PageInfo: info,
+		Nodes: []*generated.DependencyProxyManifest{}, Edges: []*generated.DependencyProxyManifestEdge{}}
+	for i, m := range items {
+		node := manifestNode(m)
+		out.Nodes = append(out.Nodes, node)
+		out.Edges = append(out.Edges, &generated.DependencyProxyManifestEdge{Cursor: cursors[i], Node: node})
+	}
+	return out, nil
+}
+
+func (g groupResolver) DependencyProxyBlobs(ctx context.Context, obj *generated.Group, first *int, after *string) (*generated.DependencyProxyBlobConnection, error) {
+	n, err := pageSize(first)
+	if err != nil {
+		return nil, err
+	}
+	pos, hasPrev, err := decodeCursor("b", after)
+	if err != nil {
+		return nil, err
+	}
+	var from *store.BlobCursor
+	if hasPrev {
+		ts, d, _ := strings.Cut(pos, "|")
+		at, terr := time.Parse(time.RFC3339Nano, ts)
+		if _, derr := oci.ParseDigest(d); terr != nil || derr != nil {
+			return nil, fail(fmt.Sprintf("invalid cursor %q: pass an endCursor this connection returned", clip(*after)))
+		}
+		from = &store.BlobCursor{CreatedAt: at, Digest: oci.Digest(d)}
+	}
+	id, err := groupID(obj)
+	if err != nil {
+		return nil, err
+	}
+	bs, err := g.h.store.BlobsOfGroupNewest(ctx, id, from, n+1)
+	if err != nil {
+		return nil, err
+	}
+	items, cursors, info := pageOf(bs, n, hasPrev, func(b store.Blob) string {
+		return encodeCursor("b", b.CreatedAt.UTC().Format(time.RFC3339Nano)+"|"+string(b.Digest))
+	})
+	out := &generated.DependencyProxyBlobConnection{PageInfo: info,
+		Nodes: []*generated.DependencyProxyBlob{}, Edges: []*generated.DependencyProxyBlobEdge{}}
+	for i, b := range items {
+		node := blobNode(b)
+		out.Nodes = append(out.Nodes, node)
+		out.Edges = append(out.Edges, &generated.DependencyProxyBlobEdge{Cursor: cursors[i], Node: node})
+	}
+	return out, nil
+}
+
+func (g groupResolver) usage(ctx context.Context, obj *generated.Group) (store.Usage, error) {
+	id, err := groupID(obj)
+	if err != nil {
+		return store.Usage{}, err
+	}
+	return g.h.store.GroupUsage(ctx, id)
+}
+
+func (g groupResolver) DependencyProxyImageCount(ctx context.Context, obj *generated.Group) (int, error) {
+	u, err := g.usage(ctx, obj)
+	return u.Manifests, err
+}
+
+func (g groupResolver) DependencyProxyBlobCount(ctx context.Context, obj *generated.Group) (int, error) {
+	u, err := g.usage(ctx, obj)
+	return u.Blobs, err
+}
+
+// DependencyProxyTotalSize counts blobs and manifests, as GitLab does.
+func (g groupResolver) DependencyProxyTotalSize(ctx context.Context, obj *generated.Group) (string, error) {
+	u, err := g.usage(ctx, obj)
+	return humanSize(u.BlobBytes + u.ManifestBytes), err
+}
+
+func (g groupResolver) DependencyProxyTotalSizeBytes(ctx context.Context, obj *generated.Group) (model.BigInt, error) {
+	u, err := g.usage(ctx, obj)
+	return bigInt(u.BlobBytes + u.ManifestBytes), err
+}
+
+func (g groupResolver) Subgroups(ctx context.Context, obj *generated.Group) ([]generated.Group, error) {
+	id, err := groupID(obj)
+	if err != nil {
+		return nil, err
+	}
+	all, err := g.h.store.Groups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []generated.Group{}
+	for _, sub := range all {
+		if sub.ParentID == id {
+			out = append(out, *groupNode(sub))
+		}
+	}
+	return out, nil
+}
+
+func (g groupResolver) Members(ctx context.Context, obj *generated.Group) ([]generated.Member, error) {
+	id, err := groupID(obj)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := g.h.store.Members(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]generated.Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, *memberNode(m, obj.FullPath))
+	}
+	return out, nil
+}

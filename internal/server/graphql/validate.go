@@ -1,0 +1,107 @@
+package graphql
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"unicode"
+
+	"github.com/dproxy/dproxy/internal/oci"
+)
+
+// Input limits.
+const (
+	maxGroupPath      = 200 // leaves room for /dependency_proxy/containers/<image> in a 255-character name
+	maxGroupDepth     = 20  // GitLab's limit
+	maxUsername       = 255
+	maxTokenName      = 255
+	maxIdentity       = 255
+	maxSecret         = 4096
+	maxFreshness      = 7 * 24 * 3600 // seconds
+	minTTL, maxTTL    = 1, 3650       // days
+	minPasswordLength = 8
+)
+
+var usernameRegexp = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]*$`)
+
+// reservedSegments may not be group path segments: they would make
+// registry paths ambiguous.
+var reservedSegments = []string{"dependency_proxy", "virtual_registries"}
+
+// validateGroupPath checks a group's full path: lower-case name components
+// (as image names), at most maxGroupPath characters and maxGroupDepth
+// levels, no reserved segment.
+func validateGroupPath(path string) error {
+	if len(path) > maxGroupPath {
+		return fmt.Errorf("group path %q is %d characters long; the limit is %d", clip(path), len(path), maxGroupPath)
+	}
+	if err := oci.ValidateName(path); err != nil {
+		return fmt.Errorf("group path %q: use lower-case letters, digits and . _ - in segments joined by /", clip(path))
+	}
+	segs := strings.Split(path, "/")
+	if len(segs) > maxGroupDepth {
+		return fmt.Errorf("group path %q is %d levels deep; the limit is %d", clip(path), len(segs), maxGroupDepth)
+	}
+	for _, s := range segs {
+		for _, r := range reservedSegments {
+			if s == r {
+				return fmt.Errorf("group path %q: %q is reserved and cannot be a group name", clip(path), s)
+			}
+		}
+	}
+	return nil
+}
+
+func validateUsername(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("the username is empty")
+	case len(name) > maxUsername:
+		return fmt.Errorf("username %q is %d characters long; the limit is %d", clip(name), len(name), maxUsername)
+	case !usernameRegexp.MatchString(name):
+		return fmt.Errorf("username %q: use letters, digits and _ . + -, starting with a letter, digit or _", clip(name))
+	}
+	return nil
+}
+
+func validatePassword(pw string) error {
+	switch {
+	case len(pw) < minPasswordLength:
+		return fmt.Errorf("the password is too short: use at least %d characters", minPasswordLength)
+	case len(pw) > 72:
+		return fmt.Errorf("the password is %d bytes long; the limit is 72 bytes", len(pw))
+	}
+	return nil
+}
+
+// validateText checks a free-text name: not blank, no control characters,
+// at most limit bytes.
+func validateText(what, s string, limit int) error {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return fmt.Errorf("the %s is empty", what)
+	case len(s) > limit:
+		return fmt.Errorf("the %s is %d characters long; the limit is %d", what, len(s), limit)
+	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+		return fmt.Errorf("the %s contains control characters", what)
+	}
+	return nil
+}
+
+// validateCredentials checks a Docker Hub identity and secret: both set,
+// or both empty to clear. The secret never appears in a message.
+func validateCredentials(identity, secret string) error {
+	switch {
+	case identity == "" && secret == "":
+		return nil
+	case identity == "":
+		return fmt.Errorf("a secret needs an identity: set both, or both to empty strings to clear them")
+	case secret == "":
+		return fmt.Errorf("identity %q needs a secret: set both, or both to empty strings to clear them", clip(identity))
+	case len(identity) > maxIdentity || strings.IndexFunc(identity, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return fmt.Errorf("identity %q: use at most %d characters without spaces", clip(identity), maxIdentity)
+	case len(secret) > maxSecret || strings.IndexFunc(secret, unicode.IsControl) >= 0:
+		return fmt.Errorf("the secret must be at most %d characters without control characters", maxSecret)
+	}
+	return nil
+}
