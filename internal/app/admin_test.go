@@ -430,3 +430,27 @@ func TestPurgeDuringDownload(t *testing.T) {
 		t.Errorf("the purged group's blob reference came back: %v", err)
 	}
 }
+
+// TestPurgeFreesFilesSoon checks a purge through the admin API wakes the
+// garbage collector, so the files go without waiting for the next GC tick.
+func TestPurgeFreesFilesSoon(t *testing.T) {
+	t.Parallel()
+	e, _ := pulledEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.app.Lifecycle.Run(ctx)
+
+	stored, err := e.app.Store.ReferencedBlobs(ctx, "", 100)
+	if err != nil || len(stored) == 0 {
+		t.Fatalf("referenced blobs after a pull: %v %v", stored, err)
+	}
+	e.ok(e.adminToken(), `mutation { purgeDependencyProxyCache(input: {groupPath: "acme"}) { errors } }`, nil, nil)
+	waitFor(t, "the purged blob files to be collected", func() bool {
+		for _, b := range stored {
+			if _, err := e.app.Blobs.Stat(ctx, b.Digest); err == nil {
+				return false
+			}
+		}
+		return true
+	})
+}

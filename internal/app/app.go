@@ -137,7 +137,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	})
 	reg := registry.New(svc, iss, c, st, registry.Options{ExternalURL: cfg.ExternalURL, Logger: log, Metrics: m})
 	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Metrics: m, Lifecycle: lc, log: log}
-	admin := graphql.New(st, svc, c, graphql.Options{ExternalURL: cfg.ExternalURL, Logger: log})
+	admin := graphql.New(st, svc, c, graphql.Options{ExternalURL: cfg.ExternalURL, Logger: log, Released: lc.Kick})
 	a.Server = server.New(reg, a.ready, server.Options{
 		Addr: cfg.Addr, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Metrics: m,

@@ -61,6 +61,9 @@ type Options struct {
 	Logger      *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Released, when set, is called after a purge or a group delete
+	// dropped blob references, so unreferenced files can be collected soon.
+	Released func()
 }
 
 // Handler serves the admin API.

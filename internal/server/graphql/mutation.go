@@ -115,6 +115,12 @@ func (m mutationResolver) UpdateDependencyProxyImageTTLGroupPolicy(ctx context.C
 	return out, nil
 }
 
+func (h *Handler) released() {
+	if h.opts.Released != nil {
+		h.opts.Released()
+	}
+}
+
 // purgeGroup removes a group's cache rows so the next pull goes upstream.
 // Blob files stay for the garbage collector.
 func (h *Handler) purgeGroup(ctx context.Context, g store.Group) (store.Purged, error) {
@@ -125,6 +131,7 @@ func (h *Handler) purgeGroup(ctx context.Context, g store.Group) (store.Purged, 
 	}
 	h.log.InfoContext(ctx, "dependency proxy cache purged", "group", g.Path, "by", principal(ctx).Name(),
 		"manifests", p.Manifests, "blobs", len(p.Blobs), "bytes", p.Bytes)
+	h.released()
 	return p, nil
 }
 
@@ -246,6 +253,7 @@ func (m mutationResolver) GroupDelete(ctx context.Context, in generated.GroupDel
 		return nil, err
 	}
 	m.h.log.InfoContext(ctx, "group deleted", "group", g.Path, "by", principal(ctx).Name())
+	m.h.released()
 	return &generated.GroupDeletePayload{Errors: noErrors()}, nil
 }
 
