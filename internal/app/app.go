@@ -8,10 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +20,7 @@ import (
 	"github.com/dproxy/dproxy/internal/blobstore"
 	"github.com/dproxy/dproxy/internal/cache"
 	"github.com/dproxy/dproxy/internal/config"
+	"github.com/dproxy/dproxy/internal/keyfile"
 	"github.com/dproxy/dproxy/internal/lifecycle"
 	"github.com/dproxy/dproxy/internal/metrics"
 	"github.com/dproxy/dproxy/internal/secretbox"
@@ -238,36 +239,14 @@ func bootstrap(ctx context.Context, st *store.Store, path string, log *slog.Logg
 	}); err != nil {
 		return fmt.Errorf("create admin token: %w", err)
 	}
-	if err := writeSecretFile(path, secret+"\n"); err != nil {
+	if err := keyfile.WriteAtomic(path, 0o600, func(w io.Writer) error {
+		_, err := io.WriteString(w, secret+"\n")
+		return err
+	}); err != nil {
 		return fmt.Errorf("write initial admin token: %w", err)
 	}
 	log.Info("created the admin user and an admin token; the token is in the file", "path", path)
 	return nil
-}
-
-// writeSecretFile writes content to path with mode 0600, atomically.
-func writeSecretFile(path, content string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.WriteString(content); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // NewLogger returns the server logger: JSON, or text when format is "text"

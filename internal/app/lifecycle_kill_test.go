@@ -69,7 +69,7 @@ func TestKilledDuringBackupLeavesCleanCacheAndNoArchive(t *testing.T) {
 	}
 	w.Close()
 	waitFor(t, "the backup to start writing its temp archive", func() bool {
-		m, _ := filepath.Glob(filepath.Join(outDir, ".backup.tar.gz.tmp-*"))
+		m, _ := filepath.Glob(filepath.Join(outDir, ".tmp-backup.tar.gz-*"))
 		return len(m) == 1
 	})
 	// The pipe is full, so the child cannot get past its first progress line.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
+	"github.com/dproxy/dproxy/internal/keyfile"
 	"github.com/dproxy/dproxy/internal/lifecycle"
 )
 
@@ -62,41 +62,23 @@ func newCmdBackupCreate(ios *cmdutil.IOStreams, runF func(context.Context, *back
 	return cmd
 }
 
-func runBackupCreate(ctx context.Context, opts *backupCreateOptions) (err error) {
+func runBackupCreate(ctx context.Context, opts *backupCreateOptions) error {
 	if _, err := os.Lstat(opts.Out); err == nil {
 		return &cmdutil.FlagError{Err: fmt.Errorf("%s already exists: choose another --out", opts.Out)}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(opts.Out), "."+filepath.Base(opts.Out)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create backup archive: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("create backup archive: %w", err)
-	}
-	bar := newProgressWriter(opts.IO.ErrOut, "backup")
-	res, err := lifecycle.CreateBackup(ctx, opts.DataDir, tmp, isCompressed(opts.Out), bar.update)
-	bar.finish()
-	if err != nil {
+	if _, err := existingDataDir(opts.DataDir); err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write backup archive: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write backup archive: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), opts.Out); err != nil {
-		return fmt.Errorf("write backup archive: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(opts.Out)); err == nil {
-		d.Sync()
-		d.Close()
+	bar := newProgressWriter(opts.IO.ErrOut, "backup")
+	var res lifecycle.BackupResult
+	err := keyfile.WriteAtomic(opts.Out, 0o600, func(w io.Writer) error {
+		var err error
+		res, err = lifecycle.CreateBackup(ctx, opts.DataDir, w, isCompressed(opts.Out), bar.update)
+		bar.finish()
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	fmt.Fprintf(opts.IO.Out, "wrote %s: %d blobs (%s), key files %s\n", opts.Out, res.Blobs, humanBytes(res.BlobBytes), strings.Join(res.Keys, ", "))
 	fmt.Fprintln(opts.IO.Out, "the archive holds the secret key: store it encrypted and readable only by operators")

@@ -58,10 +58,20 @@ func defaultDataDir() string {
 	return config.Default().DataDir
 }
 
-func runFsck(ctx context.Context, opts *fsckOptions) error {
-	cfg := config.Config{DataDir: opts.DataDir}
+// existingDataDir is the configuration of a data dir that holds a dproxy
+// database; a usage error otherwise.
+func existingDataDir(dir string) (config.Config, error) {
+	cfg := config.Config{DataDir: dir}
 	if _, err := os.Stat(cfg.DBPath()); err != nil {
-		return &cmdutil.FlagError{Err: fmt.Errorf("no dproxy database in %s (%w): pass the server's --data-dir", opts.DataDir, err)}
+		return cfg, &cmdutil.FlagError{Err: fmt.Errorf("no dproxy database in %s (%w): pass the server's --data-dir", dir, err)}
+	}
+	return cfg, nil
+}
+
+func runFsck(ctx context.Context, opts *fsckOptions) error {
+	cfg, err := existingDataDir(opts.DataDir)
+	if err != nil {
+		return err
 	}
 	st, err := lifecycle.OpenStoreForMaintenance(ctx, cfg.DBPath())
 	if err != nil {

@@ -1,9 +1,11 @@
-// Package keyfile reads and creates the small private files dproxy keeps its
-// keys in. A file is created completely under a temporary name with mode
-// 0600 and then linked into place, so a crash never leaves a half-written
-// key and two processes starting at once end up with the same key. An
-// existing file that group or others may access, or that is not a regular
-// file, is refused.
+// Package keyfile reads and writes dproxy's private files: the keys, the
+// initial admin token, and the database and archives of backups. A file is
+// written completely under a temporary name in its folder, synced, and
+// then moved into place, so a crash never leaves a half-written file under
+// the final name. A key is linked into place rather than renamed, so that
+// two processes starting at once end up with the same key. An existing key
+// file that group or others may access, or that is not a regular file, is
+// refused. It imports nothing of dproxy.
 package keyfile
 
 import (
@@ -68,32 +70,55 @@ func create(path, what string, content []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create directory for %s %s: %w", what, path, err)
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	tmp, err := writeTemp(path, 0o600, func(w io.Writer) error {
+		_, err := w.Write(content)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("create %s %s: %w", what, path, err)
 	}
-	defer os.Remove(tmp.Name())
-	if err := writeSynced(tmp, content); err != nil {
-		return fmt.Errorf("write %s %s: %w", what, path, err)
-	}
+	defer os.Remove(tmp)
 	// Link refuses to replace an existing file: if another process created
 	// the key first, keep its key.
-	err = os.Link(tmp.Name(), path)
+	err = os.Link(tmp, path)
 	if err != nil && !errors.Is(err, fs.ErrExist) {
 		// Some filesystems have no hard links; a rename is still atomic.
-		err = os.Rename(tmp.Name(), path)
+		err = os.Rename(tmp, path)
 	}
 	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create %s %s: %w", what, path, err)
 	}
+	syncDir(dir)
 	return nil
 }
 
-// writeSynced writes content to f with mode 0600, syncs and closes it.
-func writeSynced(f *os.File, content []byte) error {
-	err := f.Chmod(0o600)
+// WriteAtomic replaces path with what write writes, created with mode
+// perm: either path is left as it was (on an error, or a crash at any
+// moment) or it holds everything write wrote. The folder of path must
+// exist. A crash may leave a temp file named .tmp-<name>-* next to path.
+func WriteAtomic(path string, perm fs.FileMode, write func(w io.Writer) error) error {
+	tmp, err := writeTemp(path, perm, write)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	syncDir(filepath.Dir(path))
+	return nil
+}
+
+// writeTemp writes a complete, synced and closed temp file next to path
+// with mode perm and returns its name; on an error it leaves nothing.
+func writeTemp(path string, perm fs.FileMode, write func(w io.Writer) error) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return "", err
+	}
+	err = f.Chmod(perm)
 	if err == nil {
-		_, err = f.Write(content)
+		err = write(f)
 	}
 	if err == nil {
 		err = f.Sync()
@@ -101,5 +126,18 @@ func writeSynced(f *os.File, content []byte) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// syncDir makes a rename or link in dir durable. It is best effort: some
+// systems cannot sync a directory, and the file is complete either way.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dproxy/dproxy/internal/blobstore"
 	"github.com/dproxy/dproxy/internal/config"
+	"github.com/dproxy/dproxy/internal/keyfile"
 	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/secretbox"
 	"github.com/dproxy/dproxy/internal/store"
@@ -322,12 +323,12 @@ func RestoreBackup(ctx context.Context, r io.Reader, dataDir string, progress fu
 			if !slices.Contains(backupKeys, key) {
 				return res, fmt.Errorf("archive entry %q is not a key file dproxy knows", name)
 			}
-			if err := writeFileSynced(filepath.Join(dataDir, key), io.LimitReader(tr, 1<<20)); err != nil {
+			if err := restoreFile(filepath.Join(dataDir, key), io.LimitReader(tr, 1<<20)); err != nil {
 				return res, err
 			}
 			res.Keys = append(res.Keys, key)
 		case name == backupDBName:
-			if err := writeFileSynced(cfg.DBPath(), tr); err != nil {
+			if err := restoreFile(cfg.DBPath(), tr); err != nil {
 				return res, err
 			}
 			sawDB = true
@@ -385,31 +386,13 @@ func restoreBlob(ctx context.Context, files *blobstore.FS, d oci.Digest, r io.Re
 	return files.Commit(ctx, d, tmp)
 }
 
-// writeFileSynced writes r to path (mode 0600) through a temp file that is
-// synced and renamed.
-func writeFileSynced(path string, r io.Reader) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".restore-*")
-	if err != nil {
-		return fmt.Errorf("restore %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("restore %s: %w", path, err)
-	}
-	if _, err := io.Copy(tmp, r); err != nil {
-		tmp.Close()
-		return fmt.Errorf("restore %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("restore %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("restore %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("restore %s: %w", path, err)
+// restoreFile writes r to path (mode 0600) atomically.
+func restoreFile(path string, r io.Reader) error {
+	if err := keyfile.WriteAtomic(path, 0o600, func(w io.Writer) error {
+		_, err := io.Copy(w, r)
+		return err
+	}); err != nil {
+		return fmt.Errorf("restore %s: %w", filepath.Base(path), err)
 	}
 	return nil
 }

@@ -4,8 +4,8 @@
 // by evicting the least recently read, checks a data dir for damage (fsck)
 // and takes and restores backups.
 //
-// It uses cache, store, blobstore, metrics and oci; only app and commands
-// may import it.
+// It uses store, blobstore, config, keyfile, secretbox, metrics and oci;
+// only app and commands may import it.
 package lifecycle
 
 import (
