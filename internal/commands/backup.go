@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +24,10 @@ func newCmdBackup(ios *cmdutil.IOStreams) *cobra.Command {
 		Long: "A backup is one tar archive (gzip-compressed when the name ends in .gz or .tgz) with a\n" +
 			"consistent snapshot of the database, every cached blob and the key files. It holds the\n" +
 			"secret key that decrypts stored Docker Hub secrets: keep it as safe as that key.",
+		Example: "  $ dproxy backup create --data-dir /var/lib/dproxy --out /backups/dproxy.tar.gz\n" +
+			"  $ dproxy backup restore /backups/dproxy.tar.gz --data-dir /var/lib/dproxy-restored",
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newCmdBackupCreate(ios, nil), newCmdBackupRestore(ios, nil))
 	return cmd
@@ -46,7 +51,7 @@ func newCmdBackupCreate(ios *cmdutil.IOStreams, runF func(context.Context, *back
 			"leaves a partial archive under the final name. The archive is created with mode 0600.",
 		Example: "  $ dproxy backup create --data-dir /var/lib/dproxy\n" +
 			"  $ dproxy backup create --data-dir /var/lib/dproxy --out /backups/dproxy.tar.gz",
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Out == "" {
 				opts.Out = "dproxy-backup-" + opts.Now().UTC().Format("20060102-150405") + ".tar.gz"
@@ -104,11 +109,16 @@ func newCmdBackupRestore(ios *cmdutil.IOStreams, runF func(context.Context, *bac
 			"digest. Nothing is overwritten; if anything is wrong with the archive the data dir is left\n" +
 			"empty. Then start `dproxy serve --data-dir DIR` on it.",
 		Example: "  $ dproxy backup restore dproxy-backup-20260301-120000.tar.gz --data-dir /var/lib/dproxy",
-		Args:    cobra.ExactArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError(cmd, fmt.Errorf("%s takes one backup archive, got %d arguments", cmd.CommandPath(), len(args)))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.File = args[0]
 			if opts.DataDir == "" {
-				return &cmdutil.FlagError{Err: fmt.Errorf("--data-dir is required: the new or empty directory to restore into")}
+				return usageError(cmd, fmt.Errorf("--data-dir is required: the new or empty directory to restore into"))
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -129,6 +139,9 @@ func runBackupRestore(ctx context.Context, opts *backupRestoreOptions) error {
 	bar := newProgressWriter(opts.IO.ErrOut, "restore")
 	res, err := lifecycle.RestoreBackup(ctx, f, opts.DataDir, bar.update)
 	bar.finish()
+	if errors.Is(err, lifecycle.ErrNotEmpty) {
+		return &cmdutil.FlagError{Err: err}
+	}
 	if err != nil {
 		return fmt.Errorf("restore %s into %s: %w", opts.File, opts.DataDir, err)
 	}

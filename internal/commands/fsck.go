@@ -35,7 +35,7 @@ func newCmdFsck(ios *cmdutil.IOStreams, runF func(context.Context, *fsckOptions)
 			"download in progress. It exits with status 1 when it leaves problems unrepaired.",
 		Example: "  $ dproxy fsck --data-dir /var/lib/dproxy\n" +
 			"  $ dproxy fsck --data-dir /var/lib/dproxy --verify-content --repair",
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
 				return runF(cmd.Context(), opts)

@@ -22,9 +22,14 @@ var Version = "dev"
 func Main() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ios := cmdutil.System()
+	return run(ctx, cmdutil.System(), os.Args[1:])
+}
+
+// run runs the command line args and returns the exit code; an error is
+// reported as one line on ios.ErrOut.
+func run(ctx context.Context, ios *cmdutil.IOStreams, args []string) int {
 	root := NewRootCmd(ios)
-	root.SetArgs(os.Args[1:])
+	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return cmdutil.ExitOK
@@ -49,20 +54,35 @@ func NewRootCmd(ios *cmdutil.IOStreams) *cobra.Command {
 	root.SetIn(ios.In)
 	root.SetOut(ios.Out)
 	root.SetErr(ios.ErrOut)
-	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return &cmdutil.FlagError{Err: fmt.Errorf("%w\nSee '%s --help'", err, cmd.CommandPath())}
-	})
+	root.SetFlagErrorFunc(usageError)
 	root.AddCommand(newCmdServe(ios, nil), newCmdVersion(ios))
 	root.AddCommand(newCmdFsck(ios, nil))
 	root.AddCommand(newCmdBackup(ios))
 	return root
 }
 
+// usageError makes err a usage error (exit 2) whose one line points at
+// the command's help.
+func usageError(cmd *cobra.Command, err error) error {
+	return &cmdutil.FlagError{Err: fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())}
+}
+
+// noArgs refuses positional arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if cmd.HasSubCommands() {
+		return usageError(cmd, fmt.Errorf("unknown command %q for %s", args[0], cmd.CommandPath()))
+	}
+	return usageError(cmd, fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args[0]))
+}
+
 func newCmdVersion(ios *cmdutil.IOStreams) *cobra.Command {
 	return &cobra.Command{
 		Use:     "version",
 		Short:   "Print the dproxy version",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		Example: "  $ dproxy version",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, err := fmt.Fprintf(ios.Out, "dproxy %s\n", Version)

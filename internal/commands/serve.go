@@ -30,7 +30,7 @@ func newCmdServe(ios *cmdutil.IOStreams, runF func(context.Context, *serveOption
 		Example: "  $ dproxy serve\n" +
 			"  $ dproxy serve --addr :5000 --data-dir /var/lib/dproxy --external-url https://dproxy.example.com\n" +
 			"  $ DPROXY_UPSTREAM=http://127.0.0.1:5001 dproxy serve --config /etc/dproxy.yaml",
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.Load(opts.ConfigFile, cmd.Flags(), os.Environ())
 			if err != nil {

@@ -238,6 +238,10 @@ func writeEntry(tw *tar.Writer, name string, mod time.Time, size int64, r io.Rea
 	return nil
 }
 
+// ErrNotEmpty is returned by RestoreBackup for a data dir that holds
+// something already; nothing is written then.
+var ErrNotEmpty = errors.New("is not empty")
+
 // RestoreResult says what a restore wrote.
 type RestoreResult struct {
 	Blobs     int
@@ -247,7 +251,7 @@ type RestoreResult struct {
 }
 
 // RestoreBackup unpacks an archive made by CreateBackup into dataDir,
-// which must be missing or empty. Every blob is verified against its
+// which must be missing or empty (or ErrNotEmpty is returned). Every blob is verified against its
 // digest as it is written, and at the end every blob the database
 // references must be present. On any error, what was written is removed
 // again, leaving dataDir empty.
@@ -410,7 +414,7 @@ func emptyDir(dir string) error {
 		return fmt.Errorf("read data dir %s: %w", dir, err)
 	}
 	if len(entries) > 0 {
-		return fmt.Errorf("data dir %s is not empty: restore only into a new or empty directory, so nothing is overwritten", dir)
+		return fmt.Errorf("data dir %s %w: restore only into a new or empty directory, so nothing is overwritten", dir, ErrNotEmpty)
 	}
 	return nil
 }
