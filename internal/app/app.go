@@ -135,6 +135,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		Now:         o.now,
 		Logger:      log,
 		Metrics:     lm,
+		AfterDelete: gcPauseHook(log),
 	})
 	reg := registry.New(svc, iss, c, st, registry.Options{ExternalURL: cfg.ExternalURL, Logger: log, Metrics: m})
 	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Metrics: m, Lifecycle: lc, log: log}

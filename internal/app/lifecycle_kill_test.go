@@ -1,14 +1,21 @@
 package app_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/dproxy/dproxy/internal/app"
+	"github.com/dproxy/dproxy/internal/blobstore"
+	"github.com/dproxy/dproxy/internal/config"
+	"github.com/dproxy/dproxy/internal/lifecycle"
+	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/store"
 )
 
@@ -87,4 +94,155 @@ func TestKilledDuringBackupLeavesCleanCacheAndNoArchive(t *testing.T) {
 	if code, out := runCLI("backup", "create", "--data-dir", dir, "--out", archive); code != 0 {
 		t.Errorf("a backup after the killed one exited %d:\n%s", code, out)
 	}
+}
+
+// TestKilledDuringGCLeavesCleanCache kills `dproxy serve` in the middle of
+// a garbage collection: after it deleted one unreferenced blob file and
+// before the next. GC holds no transaction and deletes only files no row
+// references, so "clean" holds in full: no referenced blob is missing or
+// corrupt and no temp file is left; fsck exits 0. What the kill leaves is
+// the unreferenced files GC had not reached yet: fsck without its grace
+// period lists exactly those as orphans and nothing else, and the next
+// server's first collection deletes them. Then every image pulls again,
+// the untouched group's without going upstream.
+func TestKilledDuringGCLeavesCleanCache(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	e := newEnv(t, envOptions{keepDataDir: dir})
+	e.group("acme", "beta")
+	secret := e.user("alice", "acme", store.RoleGuest)
+	beta, err := e.app.Store.GroupByPath(ctx, "beta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, err := e.app.Store.UserByUsername(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.app.Store.SetMember(ctx, beta.ID, alice.ID, store.RoleGuest); err != nil {
+		t.Fatal(err)
+	}
+	opts := pullOpts("alice", secret)
+	images := map[string][]oci.Digest{} // "group/image:tag" → blobs
+	for i, group := range []string{"acme", "acme", "beta", "beta"} {
+		image := fmt.Sprintf("img%d:v1", i)
+		img := e.up.PushRandomImage(t, "library/"+strings.TrimSuffix(image, ":v1"), "v1", 2, 64<<10)
+		pullAll(t, e.ref(group, image), opts)
+		images[group+"/"+image] = blobsOf(t, img)
+	}
+	e.settle()
+	// Purging beta leaves its 6 blob files to the garbage collector.
+	if _, err := e.app.Store.PurgeGroupCache(ctx, beta.ID); err != nil {
+		t.Fatal(err)
+	}
+	unreferenced := map[oci.Digest]bool{}
+	for _, image := range []string{"beta/img2:v1", "beta/img3:v1"} {
+		for _, d := range images[image] {
+			unreferenced[d] = true
+		}
+	}
+	e.close()
+
+	pause := filepath.Join(t.TempDir(), "gc-paused")
+	cmd, _ := serveProcessEnv(t, dir, e.up.URL, app.GCPauseEnv+"="+pause)
+	// The first collection runs at start; it stops after its first delete.
+	waitFor(t, "garbage collection to delete its first file", func() bool {
+		_, err := os.Stat(pause)
+		return err == nil
+	})
+	b, err := os.ReadFile(pause)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := oci.Digest(b)
+	if !unreferenced[deleted] {
+		t.Fatalf("garbage collection deleted %s, which is not one of the purged group's blobs", deleted)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	// fsck as an operator runs it: clean.
+	if code, out := runCLI("fsck", "--data-dir", dir, "--verify-content"); code != 0 {
+		t.Errorf("fsck after a kill during GC exited %d:\n%s", code, out)
+	}
+	// Without the grace period: only the files GC had not reached yet.
+	files, err := blobstore.NewFS(config.Config{DataDir: dir}.BlobDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphans := fsckOrphans(t, dir, files)
+	delete(unreferenced, deleted)
+	if len(orphans) != len(unreferenced) || len(orphans) == 0 {
+		t.Errorf("fsck found %d orphans, want the %d files GC had not reached: %v", len(orphans), len(unreferenced), orphans)
+	}
+	for _, d := range orphans {
+		if !unreferenced[d] {
+			t.Errorf("fsck found an orphan %s that GC had not been asked to delete", d)
+		}
+	}
+
+	// The next server's first collection finishes the job.
+	cmd, base := serveProcessEnv(t, dir, e.up.URL)
+	waitFor(t, "the next collection to delete the remaining unreferenced files", func() bool {
+		for d := range unreferenced {
+			if _, err := files.Stat(ctx, d); err == nil {
+				return false
+			}
+		}
+		return true
+	})
+	before := map[oci.Digest]int{}
+	for _, blobs := range images {
+		for _, d := range blobs {
+			before[d] = e.up.CountBlob("GET", string(d))
+		}
+	}
+	host := strings.TrimPrefix(base, "http://")
+	for image, blobs := range images {
+		group, ref, _ := strings.Cut(image, "/")
+		pullAll(t, host+"/"+group+"/dependency_proxy/containers/"+ref, opts)
+		for _, d := range blobs {
+			fetched := e.up.CountBlob("GET", string(d)) - before[d]
+			if want := map[string]int{"acme": 0, "beta": 1}[group]; fetched != want {
+				t.Errorf("%s: blob %s fetched upstream %d times after the restart, want %d", image, d, fetched, want)
+			}
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("dproxy serve exited with %v after SIGTERM", err)
+	}
+	if orphans := fsckOrphans(t, dir, files); len(orphans) != 0 {
+		t.Errorf("orphans after the next collection and the pulls: %v", orphans)
+	}
+}
+
+// fsckOrphans runs fsck on the data dir without a grace period and
+// returns the orphan files it finds; any other finding fails the test.
+func fsckOrphans(t *testing.T, dir string, files *blobstore.FS) []oci.Digest {
+	t.Helper()
+	ctx := context.Background()
+	st, err := lifecycle.OpenStoreForMaintenance(ctx, config.Config{DataDir: dir}.DBPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rep, err := lifecycle.Fsck(ctx, st, files, lifecycle.FsckOptions{VerifyContent: true, Grace: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var orphans []oci.Digest
+	for _, f := range rep.Findings {
+		if f.Kind != lifecycle.FindingOrphanFile {
+			t.Errorf("fsck finding %s %s%s: %s", f.Kind, f.Digest, f.Name, f.Detail)
+			continue
+		}
+		orphans = append(orphans, f.Digest)
+	}
+	return orphans
 }

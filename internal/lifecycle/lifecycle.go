@@ -55,6 +55,10 @@ type Options struct {
 	Now     func() time.Time
 	Logger  *slog.Logger
 	Metrics *metrics.Lifecycle
+	// AfterDelete, when set, is called each time garbage collection has
+	// deleted a blob file, before it goes on; ctx ends when the run does.
+	// It lets a test stop a collection at a known point.
+	AfterDelete func(ctx context.Context, d oci.Digest)
 }
 
 // Manager runs the cache's background jobs. Its methods may run
@@ -218,6 +222,9 @@ func (m *Manager) collect(ctx context.Context) (GCResult, error) {
 			res.FreedBytes += size
 			m.opts.Metrics.Collected(size)
 			m.log.DebugContext(ctx, "deleted unreferenced blob file", "digest", d, "size", size)
+			if m.opts.AfterDelete != nil {
+				m.opts.AfterDelete(ctx, d)
+			}
 		}
 		return nil
 	})
