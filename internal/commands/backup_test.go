@@ -33,15 +33,7 @@ func TestNewCmdBackupCreate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ios, _, _ := testIO()
-			var got *backupCreateOptions
-			cmd := newCmdBackupCreate(ios, func(_ context.Context, o *backupCreateOptions) error { got = o; return nil })
-			if err := execCmd(cmd, tt.args...); err != nil {
-				t.Fatalf("backup create %v: %v", tt.args, err)
-			}
-			if got == nil {
-				t.Fatal("the run function was not called")
-			}
+			got, ios := parseFlags(t, newCmdBackupCreate, tt.args...)
 			if got.IO != ios || got.DataDir != tt.dataDir || !tt.out.MatchString(got.Out) {
 				t.Errorf("backup create %v: data dir %q, out %q; want %q, %v", tt.args, got.DataDir, got.Out, tt.dataDir, tt.out)
 			}
@@ -64,15 +56,7 @@ func TestNewCmdBackupRestore(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ios, _, _ := testIO()
-			var got *backupRestoreOptions
-			cmd := newCmdBackupRestore(ios, func(_ context.Context, o *backupRestoreOptions) error { got = o; return nil })
-			if err := execCmd(cmd, tt.args...); err != nil {
-				t.Fatalf("backup restore %v: %v", tt.args, err)
-			}
-			if got == nil {
-				t.Fatal("the run function was not called")
-			}
+			got, ios := parseFlags(t, newCmdBackupRestore, tt.args...)
 			if got.IO != ios {
 				t.Errorf("the options do not carry the command's streams")
 			}

@@ -29,15 +29,7 @@ func TestNewCmdFsck(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ios, _, _ := testIO()
-			var got *fsckOptions
-			cmd := newCmdFsck(ios, func(_ context.Context, o *fsckOptions) error { got = o; return nil })
-			if err := execCmd(cmd, tt.args...); err != nil {
-				t.Fatalf("fsck %v: %v", tt.args, err)
-			}
-			if got == nil {
-				t.Fatal("the run function was not called")
-			}
+			got, ios := parseFlags(t, newCmdFsck, tt.args...)
 			if got.IO != ios {
 				t.Errorf("the options do not carry the command's streams")
 			}

@@ -34,6 +34,23 @@ func execCmd(cmd *cobra.Command, args ...string) error {
 	return cmd.ExecuteContext(context.Background())
 }
 
+// parseFlags runs the command newCmd builds with args as its command line
+// and returns the options its run function was called with, and the
+// streams the command was built with.
+func parseFlags[O any](t *testing.T, newCmd func(*cmdutil.IOStreams, func(context.Context, *O) error) *cobra.Command, args ...string) (*O, *cmdutil.IOStreams) {
+	t.Helper()
+	ios, _, _ := testIO()
+	var got *O
+	cmd := newCmd(ios, func(_ context.Context, o *O) error { got = o; return nil })
+	if err := execCmd(cmd, args...); err != nil {
+		t.Fatalf("%s %v: %v", cmd.Name(), args, err)
+	}
+	if got == nil {
+		t.Fatalf("%s %v: the run function was not called", cmd.Name(), args)
+	}
+	return got, ios
+}
+
 // runMain runs the whole command line as Main does and returns the exit
 // code, stdout and stderr.
 func runMain(args ...string) (int, string, string) {
