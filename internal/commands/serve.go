@@ -59,6 +59,9 @@ func newCmdServe(ios *cmdutil.IOStreams, runF func(context.Context, *serveOption
 	f.Duration("upstream-connect-timeout", def.UpstreamConnectTimeout, "upstream connect timeout")
 	f.Duration("upstream-response-header-timeout", def.UpstreamResponseHeaderTimeout, "upstream response-header timeout")
 	f.Duration("shutdown-timeout", def.ShutdownTimeout, "how long in-flight responses may take to finish on SIGTERM")
+	f.String("database", "", "metadata database: sqlite (default) or postgres://user:password@host/db (prefer DPROXY_DATABASE: flags are visible to other users)")
+	f.String("storage", "", "blob storage: the data-dir folder (default) or s3://bucket[/prefix]?endpoint=…&region=…&path_style=true")
+	f.Bool("storage-redirect", false, "with S3 storage, redirect cached blob GETs to presigned bucket URLs")
 	return cmd
 }
 
