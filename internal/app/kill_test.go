@@ -41,6 +41,13 @@ func serveProcess(t testing.TB, dataDir, upstreamURL string) (*exec.Cmd, string)
 // serveProcessLog is serveProcess that also returns the path of the log.
 func serveProcessLog(t testing.TB, dataDir, upstreamURL string) (*exec.Cmd, string, string) {
 	t.Helper()
+	return serveProcessEnv(t, dataDir, upstreamURL, nil)
+}
+
+// serveProcessEnv is serveProcessLog with extra environment variables
+// (DPROXY_* settings) for the child.
+func serveProcessEnv(t testing.TB, dataDir, upstreamURL string, env []string) (*exec.Cmd, string, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +56,7 @@ func serveProcessLog(t testing.TB, dataDir, upstreamURL string) (*exec.Cmd, stri
 	ln.Close()
 	cmd := exec.Command(os.Args[0], "serve", "--addr", addr, "--data-dir", dataDir,
 		"--upstream", upstreamURL, "--external-url", "http://"+addr, "--log-format", "json")
-	cmd.Env = append(os.Environ(), "DPROXY_TEST_RUN_MAIN=1")
+	cmd.Env = append(append(os.Environ(), "DPROXY_TEST_RUN_MAIN=1"), env...)
 	logf, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
 	if err != nil {
 		t.Fatal(err)

@@ -352,7 +352,9 @@ func TestValidate(t *testing.T) {
 		{"database sqlite", func(c *Config) { c.Database = "sqlite" }, ""},
 		{"database postgres without secret key", func(c *Config) { c.Database = "postgres://u:pw@db/dproxy" }, "set secret-key (DPROXY_SECRET_KEY) to the same 64-hex key on every replica"},
 		{"database postgres", func(c *Config) { c.Database, c.SecretKey = "postgres://u:pw@db/dproxy", strings.Repeat("0f", 32) }, ""},
-		{"database postgresql scheme", func(c *Config) { c.Database, c.SecretKey = "postgresql://db/dproxy?password=pw", strings.Repeat("0f", 32) }, ""},
+		{"database postgresql scheme", func(c *Config) {
+			c.Database, c.SecretKey = "postgresql://db/dproxy?password=pw", strings.Repeat("0f", 32)
+		}, ""},
 		{"database postgres without host", func(c *Config) { c.Database, c.SecretKey = "postgres:///x", strings.Repeat("0f", 32) }, "not a valid postgres://"},
 		{"database mysql", func(c *Config) { c.Database = "mysql://u:pw@db/dproxy" }, `database "mysql://u:xxxxx@db/dproxy": want sqlite`},
 		{"storage s3", func(c *Config) { c.Storage = "s3://bucket?endpoint=http://127.0.0.1:9000&path_style=true" }, ""},
