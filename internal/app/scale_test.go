@@ -266,3 +266,43 @@ func TestReplicaKilledMidDownload(t *testing.T) {
 		t.Errorf("the blob replica 2 stored: %v", err)
 	}
 }
+
+// With storage-redirect, a cached blob GET is answered with a redirect to a
+// presigned bucket URL that yields the blob; a blob still downloading is
+// streamed as usual.
+func TestStorageRedirect(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	up := testregistry.New(t, testregistry.Options{})
+	e := newEnv(t, envOptions{keepUpstream: up, configure: func(cfg *config.Config) {
+		c.configure(cfg)
+		cfg.StorageRedirect = true
+	}})
+	fx := e.aliceBlob("small", 64<<10)
+	if res, body := e.do(http.MethodGet, fx.path, fx.jwt); res.StatusCode != http.StatusOK || digestOf(body) != fx.digest.String() {
+		t.Fatalf("first GET (a miss, streamed): %d, digest %s", res.StatusCode, digestOf(body))
+	}
+	waitFor(t, "the blob to be committed", func() bool { return !e.downloading() })
+
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+fx.path, nil)
+	req.Header.Set("Authorization", "Bearer "+fx.jwt)
+	res, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	loc := res.Header.Get("Location")
+	if res.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(loc, "X-Amz-Signature=") {
+		t.Fatalf("cached GET = %d Location %q, want 307 to a presigned URL", res.StatusCode, loc)
+	}
+	got, err := http.Get(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(got.Body)
+	got.Body.Close()
+	if err != nil || got.StatusCode != http.StatusOK || digestOf(body) != fx.digest.String() {
+		t.Errorf("GET of the presigned URL: %d, %v, digest %s", got.StatusCode, err, digestOf(body))
+	}
+}
