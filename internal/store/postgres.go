@@ -87,7 +87,8 @@ func OpenPostgres(ctx context.Context, dsn string, box *secretbox.Box, opts Post
 		db.Close()
 		return nil, fmt.Errorf("connect to postgres database %s: %w", safe, redactErr(err, dsn))
 	}
-	locker, err := lock.NewPostgresSessionLocker()
+	// Waiting replicas retry every second, for up to five minutes.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate postgres database %s: %w", safe, err)

@@ -146,27 +146,7 @@ func TestOpenPostgresErrorHidesPassword(t *testing.T) {
 
 func TestTryLock(t *testing.T) {
 	t.Parallel()
-	for _, b := range []struct {
-		name string
-		// open returns two handles on one database, as two replicas hold.
-		// SQLite is owned by one process, so there they are one Store.
-		open func(t *testing.T) (*Store, *Store)
-	}{
-		{"sqlite", func(t *testing.T) (*Store, *Store) { s := openTestSQLite(t); return s, s }},
-		{"postgres", func(t *testing.T) (*Store, *Store) {
-			dsn := storetest.PostgresDSN(t)
-			var two [2]*Store
-			for i := range two {
-				s, err := OpenPostgres(t.Context(), dsn, testBox(t, 1), PostgresOptions{MaxConns: 4})
-				if err != nil {
-					t.Fatalf("OpenPostgres: %v", err)
-				}
-				t.Cleanup(func() { s.Close() })
-				two[i] = s
-			}
-			return two[0], two[1]
-		}},
-	} {
+	for _, b := range twoHandles {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			a, other := b.open(t)
@@ -197,4 +177,26 @@ func TestTryLock(t *testing.T) {
 			}
 		})
 	}
+}
+
+// twoHandles open two handles on one new database of each backend, as two
+// replicas hold. SQLite is owned by one process, so there they are one Store.
+var twoHandles = []struct {
+	name string
+	open func(t *testing.T) (*Store, *Store)
+}{
+	{"sqlite", func(t *testing.T) (*Store, *Store) { s := openTestSQLite(t); return s, s }},
+	{"postgres", func(t *testing.T) (*Store, *Store) {
+		dsn := storetest.PostgresDSN(t)
+		var two [2]*Store
+		for i := range two {
+			s, err := OpenPostgres(t.Context(), dsn, testBox(t, 1), PostgresOptions{MaxConns: 8})
+			if err != nil {
+				t.Fatalf("OpenPostgres: %v", err)
+			}
+			t.Cleanup(func() { s.Close() })
+			two[i] = s
+		}
+		return two[0], two[1]
+	}},
 }

@@ -6,31 +6,11 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-
-	"github.com/dproxy/dproxy/internal/store/storetest"
 )
 
 func TestSharedSecret(t *testing.T) {
 	t.Parallel()
-	for _, b := range []struct {
-		name string
-		open func(t *testing.T) (*Store, *Store)
-	}{
-		{"sqlite", func(t *testing.T) (*Store, *Store) { s := openTestSQLite(t); return s, s }},
-		{"postgres", func(t *testing.T) (*Store, *Store) {
-			dsn := storetest.PostgresDSN(t)
-			var two [2]*Store
-			for i := range two {
-				s, err := OpenPostgres(t.Context(), dsn, testBox(t, 1), PostgresOptions{MaxConns: 8})
-				if err != nil {
-					t.Fatalf("OpenPostgres: %v", err)
-				}
-				t.Cleanup(func() { s.Close() })
-				two[i] = s
-			}
-			return two[0], two[1]
-		}},
-	} {
+	for _, b := range twoHandles {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			a, other := b.open(t)
