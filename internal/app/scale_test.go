@@ -116,6 +116,21 @@ func TestReplicasShareCacheTokensSettingsAndPurges(t *testing.T) {
 		t.Fatalf("replica 2 with replica 1's token: %d %s", res.StatusCode, body)
 	}
 
+	// Replica 2 answers Range requests from the bucket.
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, _ := layers[0].Digest()
+	bpath := "/v2/" + repo + "/blobs/" + ld.String()
+	_, whole := r2.do(http.MethodGet, bpath, jwt)
+	if digestOf(whole) != ld.String() {
+		t.Fatalf("replica 2 served a layer hashing to %s, want %s", digestOf(whole), ld)
+	}
+	if res, part := r2.do(http.MethodGet, bpath, jwt, "Range", "bytes=1000-1999"); res.StatusCode != http.StatusPartialContent || string(part) != string(whole[1000:2000]) {
+		t.Errorf("replica 2 Range bytes=1000-1999: %d, %d bytes; want 206 and those bytes", res.StatusCode, len(part))
+	}
+
 	// A setting changed on replica 2 takes effect on replica 1's next pull.
 	g, err := r2.app.Store.GroupByPath(ctx, "acme")
 	if err != nil {

@@ -248,16 +248,19 @@ func (s *S3) objectErr(action string, d oci.Digest, key string, err error) error
 	return fmt.Errorf("%s blob %s: s3 object %s: %w", action, d, key, err)
 }
 
-// s3Blob reads an object from its current offset; a Seek drops the open
-// response and the next Read asks for the rest from the new offset.
+// s3Blob reads an object from its current offset. A Seek only moves the
+// offset: the open response is kept while reads continue where it is, so
+// http.ServeContent's probe (seek to the end and back) costs no request;
+// a read elsewhere replaces it with a ranged GET from the offset.
 type s3Blob struct {
 	s      *S3
 	ctx    context.Context // of the Open call: the request the blob is served to
 	digest oci.Digest
 	key    string
 	size   int64
-	off    int64
+	off    int64         // where the next Read starts
 	body   io.ReadCloser // nil until needed
+	bodyAt int64         // the offset body's next byte is at
 }
 
 func (b *s3Blob) Size() int64 { return b.size }
@@ -265,6 +268,10 @@ func (b *s3Blob) Size() int64 { return b.size }
 func (b *s3Blob) Read(p []byte) (int, error) {
 	if b.off >= b.size {
 		return 0, io.EOF
+	}
+	if b.body != nil && b.bodyAt != b.off {
+		b.body.Close()
+		b.body = nil
 	}
 	if b.body == nil {
 		var opts minio.GetObjectOptions
@@ -277,10 +284,11 @@ func (b *s3Blob) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, b.s.objectErr("read", b.digest, b.key, err)
 		}
-		b.body = body
+		b.body, b.bodyAt = body, b.off
 	}
 	n, err := b.body.Read(p)
 	b.off += int64(n)
+	b.bodyAt = b.off
 	if err == io.EOF && b.off < b.size {
 		err = fmt.Errorf("read blob %s: s3 object %s ended after %d of %d bytes: %w", b.digest, b.key, b.off, b.size, io.ErrUnexpectedEOF)
 	}
@@ -301,10 +309,6 @@ func (b *s3Blob) Seek(offset int64, whence int) (int64, error) {
 	}
 	if abs < 0 {
 		return 0, fmt.Errorf("seek blob %s: negative position %d", b.digest, abs)
-	}
-	if abs != b.off && b.body != nil {
-		b.body.Close()
-		b.body = nil
 	}
 	b.off = abs
 	return abs, nil

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -226,5 +227,69 @@ func TestParseS3URL(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("ParseS3URL(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+// countingTransport counts GET requests.
+type countingTransport struct {
+	mu   sync.Mutex
+	gets int
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodGet {
+		c.mu.Lock()
+		c.gets++
+		c.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (c *countingTransport) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gets
+}
+
+// Serving a blob whole costs one GET, even after http.ServeContent's size
+// probe (seek to the end and back); a read elsewhere costs a ranged GET.
+func TestS3ReadsReuseTheOpenResponse(t *testing.T) {
+	t.Parallel()
+	o := fakeS3(t)
+	s := newTestS3(t, o)
+	content := randomBytes(t, 300_000)
+	d := put(t, s, content)
+
+	ct := &countingTransport{}
+	o.Transport = ct
+	counted := newTestS3(t, o)
+	before := ct.count()
+	b, err := counted.Open(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Seek(0, io.SeekEnd); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(b)
+	if err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("read %d bytes, %v; want the blob", len(got), err)
+	}
+	if n := ct.count() - before; n != 1 {
+		t.Errorf("open, probe and read whole made %d GETs, want 1", n)
+	}
+	if _, err := b.Seek(1000, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	part := make([]byte, 10)
+	if _, err := io.ReadFull(b, part); err != nil || !bytes.Equal(part, content[1000:1010]) {
+		t.Errorf("read after seek = %x, %v; want %x", part, err, content[1000:1010])
+	}
+	if n := ct.count() - before; n != 2 {
+		t.Errorf("a read after a seek made %d GETs in all, want 2", n)
 	}
 }
