@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"github.com/dproxy/dproxy/internal/keyfile"
 	"github.com/dproxy/dproxy/internal/lifecycle"
 	"github.com/dproxy/dproxy/internal/metrics"
+	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/secretbox"
 	"github.com/dproxy/dproxy/internal/server"
 	"github.com/dproxy/dproxy/internal/server/graphql"
@@ -35,7 +37,7 @@ import (
 type App struct {
 	Config  config.Config
 	Store   *store.Store
-	Blobs   *blobstore.FS
+	Blobs   BlobStore
 	Auth    *auth.Service
 	Issuer  *auth.Issuer
 	Cache   *cache.Cache
@@ -60,6 +62,26 @@ func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
 }
 
+// BlobStore is blob storage as the server uses it: blobstore.FS or
+// blobstore.S3.
+type BlobStore interface {
+	CreateTemp() (*os.File, error)
+	Commit(ctx context.Context, d oci.Digest, tmp *os.File) error
+	Abort(tmp *os.File)
+	Open(ctx context.Context, d oci.Digest) (blobstore.Blob, error)
+	Stat(ctx context.Context, d oci.Digest) (int64, error)
+	Delete(ctx context.Context, d oci.Digest) error
+	CleanTemp() (int, error)
+	Walk(ctx context.Context, fn func(d oci.Digest, size int64) error) error
+	Verify(ctx context.Context, d oci.Digest) error
+}
+
+// jwtKeySetting names the JWT signing key replicas share through PostgreSQL.
+const jwtKeySetting = "jwt_signing_key"
+
+// redirectExpiry is the lifetime of presigned blob URLs (storage-redirect).
+const redirectExpiry = 20 * time.Minute
+
 // Open prepares the data dir (creating keys on first start, removing
 // leftover temp files), opens the store, bootstraps the admin token when the
 // instance has no user yet, and builds the server. It listens on nothing.
@@ -75,18 +97,18 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.OpenSQLite(ctx, cfg.DBPath(), box)
+	st, err := store.Open(ctx, cfg.Database, cfg.DBPath(), box)
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", cfg.DBPath(), err)
+		return nil, fmt.Errorf("open database %s: %w", databaseName(cfg), err)
 	}
 	defer func() {
 		if err != nil {
 			st.Close()
 		}
 	}()
-	blobs, err := blobstore.NewFS(cfg.BlobDir())
+	blobs, err := openBlobs(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open blob folder %s: %w", cfg.BlobDir(), err)
+		return nil, err
 	}
 	if n, err := blobs.CleanTemp(); err != nil {
 		return nil, fmt.Errorf("remove leftover temp files in %s: %w", cfg.BlobDir(), err)
@@ -94,7 +116,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		log.Info("removed leftover temp files of interrupted downloads", "count", n)
 	}
 
-	key, err := auth.LoadOrCreateSigningKey(cfg.JWTKeyPath())
+	key, err := signingKey(ctx, cfg, st)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +177,8 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", a.Config.Addr, err)
 	}
 	a.log.Info("dproxy listening", "addr", ln.Addr().String(), "external_url", a.Config.ExternalURL,
-		"upstream", a.Config.Upstream, "data_dir", a.Config.DataDir)
+		"upstream", a.Config.Upstream, "data_dir", a.Config.DataDir,
+		"database", databaseName(a.Config), "storage", storageName(a.Config))
 	bg, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Lifecycle.Run(bg) })
@@ -203,6 +226,67 @@ func (a *App) ready(ctx context.Context) error {
 	return nil
 }
 
+// databaseName names the database for logs and errors, without a password.
+func databaseName(cfg config.Config) string {
+	if store.IsPostgres(cfg.Database) {
+		return store.RedactDSN(cfg.Database)
+	}
+	return cfg.DBPath()
+}
+
+// storageName names the blob storage for logs and errors.
+func storageName(cfg config.Config) string {
+	if cfg.Storage != "" {
+		return cfg.Storage // credentials never go in the URL (config checks)
+	}
+	return cfg.BlobDir()
+}
+
+// openBlobs opens the blob folder, or the S3 bucket spooling downloads to
+// the blob folder's temp directory.
+func openBlobs(ctx context.Context, cfg config.Config) (BlobStore, error) {
+	if cfg.Storage == "" {
+		fs, err := blobstore.NewFS(cfg.BlobDir())
+		if err != nil {
+			return nil, fmt.Errorf("open blob folder %s: %w", cfg.BlobDir(), err)
+		}
+		return fs, nil
+	}
+	opts, err := blobstore.ParseS3URL(cfg.Storage)
+	if err != nil {
+		return nil, err
+	}
+	opts.AccessKeyID, opts.SecretAccessKey = cfg.S3AccessKeyID, cfg.S3SecretAccessKey
+	opts.SpoolDir = cfg.BlobDir()
+	if cfg.StorageRedirect {
+		opts.RedirectExpiry = redirectExpiry
+	}
+	s3, err := blobstore.NewS3(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open blob storage %s: %w", cfg.Storage, err)
+	}
+	return s3, nil
+}
+
+// signingKey loads the JWT signing key: on PostgreSQL the one every
+// replica shares through the database (sealed with the secret key; the
+// first replica creates it), so a token minted by one replica is accepted
+// by all; otherwise the key file in the data dir.
+func signingKey(ctx context.Context, cfg config.Config, st *store.Store) (*ecdsa.PrivateKey, error) {
+	if !store.IsPostgres(cfg.Database) {
+		return auth.LoadOrCreateSigningKey(cfg.JWTKeyPath())
+	}
+	pem, err := st.SharedSecret(ctx, jwtKeySetting, auth.NewSigningKeyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("load the shared JWT signing key: %w", err)
+	}
+	key, err := auth.ParseSigningKey(pem)
+	if err != nil {
+		return nil, fmt.Errorf("shared JWT signing key in the database: %w", err)
+	}
+	return key, nil
+}
+
 // openBox loads the secret-encryption key from the configuration
 // (DPROXY_SECRET_KEY) or from <data-dir>/secret.key, created on first start.
 func openBox(cfg config.Config) (*secretbox.Box, error) {
@@ -230,6 +314,9 @@ func bootstrap(ctx context.Context, st *store.Store, path string, log *slog.Logg
 		return nil
 	}
 	u, err := st.CreateUser(ctx, store.User{Username: "admin", Admin: true})
+	if errors.Is(err, store.ErrConflict) {
+		return nil // another replica sharing the database bootstrapped it just now
+	}
 	if err != nil {
 		return fmt.Errorf("create admin user: %w", err)
 	}

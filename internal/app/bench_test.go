@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/dproxy/dproxy/internal/blobstore"
 	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/testregistry"
 )
@@ -50,7 +51,7 @@ func BenchmarkCachedBlob(b *testing.B) {
 	}
 	get() // fills the cache
 	waitFor(b, "blob to be committed", func() bool { return e.app.Cache.InFlight() == 0 })
-	path := e.app.Blobs.Path(oci.Digest(d.String()))
+	path := e.app.Blobs.(*blobstore.FS).Path(oci.Digest(d.String()))
 
 	b.Run("dproxy-1-client", func(b *testing.B) {
 		b.SetBytes(realSize)

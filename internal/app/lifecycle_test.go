@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/dproxy/dproxy/internal/app"
+	"github.com/dproxy/dproxy/internal/blobstore"
 	"github.com/dproxy/dproxy/internal/cache"
 	"github.com/dproxy/dproxy/internal/commands"
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
@@ -417,7 +418,7 @@ func TestCorruptFileIsHealedDuringPull(t *testing.T) {
 		t.Fatalf("first pull: %d", res.StatusCode)
 	}
 	e.settle()
-	path := e.app.Blobs.Path(oci.Digest(f.digest.String()))
+	path := e.app.Blobs.(*blobstore.FS).Path(oci.Digest(f.digest.String()))
 	content, _ := os.ReadFile(path)
 	for _, tc := range []struct {
 		name    string

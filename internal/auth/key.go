@@ -75,3 +75,11 @@ func parseSigningKey(data []byte) (*ecdsa.PrivateKey, error) {
 	}
 	return key, nil
 }
+
+// NewSigningKeyPEM generates a new JWT signing key (P-256, PKCS #8 PEM), for
+// keys kept elsewhere than a file, such as a database replicas share.
+func NewSigningKeyPEM() ([]byte, error) { return newSigningKeyPEM() }
+
+// ParseSigningKey parses a JWT signing key in the forms
+// LoadOrCreateSigningKey accepts.
+func ParseSigningKey(data []byte) (*ecdsa.PrivateKey, error) { return parseSigningKey(data) }

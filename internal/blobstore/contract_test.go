@@ -15,10 +15,28 @@ import (
 	"github.com/dproxy/dproxy/internal/oci"
 )
 
+// contractStore is every method a blob store implementation has.
+type contractStore interface {
+	CreateTemp() (*os.File, error)
+	Commit(ctx context.Context, d oci.Digest, tmp *os.File) error
+	Abort(tmp *os.File)
+	Open(ctx context.Context, d oci.Digest) (Blob, error)
+	Stat(ctx context.Context, d oci.Digest) (int64, error)
+	Delete(ctx context.Context, d oci.Digest) error
+	CleanTemp() (int, error)
+	Walk(ctx context.Context, fn func(d oci.Digest, size int64) error) error
+	Verify(ctx context.Context, d oci.Digest) error
+}
+
+var (
+	_ contractStore = (*FS)(nil)
+	_ contractStore = (*S3)(nil)
+)
+
 // testStoreContract checks the behaviour every blob store promises (see the
 // package comment), using only the store's API. Each subtest gets a new
 // store from newStore.
-func testStoreContract(t *testing.T, newStore func(t *testing.T) *FS) {
+func testStoreContract(t *testing.T, newStore func(t *testing.T) contractStore) {
 	t.Run("commit open read seek", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
@@ -358,7 +376,7 @@ func randomBytes(t *testing.T, n int) []byte {
 }
 
 // writeTemp returns an open temp file of s holding content.
-func writeTemp(t *testing.T, s *FS, content []byte) *os.File {
+func writeTemp(t *testing.T, s contractStore, content []byte) *os.File {
 	t.Helper()
 	tmp, err := s.CreateTemp()
 	if err != nil {
@@ -372,7 +390,7 @@ func writeTemp(t *testing.T, s *FS, content []byte) *os.File {
 }
 
 // put stores content and returns its digest.
-func put(t *testing.T, s *FS, content []byte) oci.Digest {
+func put(t *testing.T, s contractStore, content []byte) oci.Digest {
 	t.Helper()
 	d := oci.FromBytes(content)
 	if err := s.Commit(context.Background(), d, writeTemp(t, s, content)); err != nil {
@@ -381,7 +399,7 @@ func put(t *testing.T, s *FS, content []byte) oci.Digest {
 	return d
 }
 
-func assertContent(t *testing.T, s *FS, d oci.Digest, want []byte) {
+func assertContent(t *testing.T, s contractStore, d oci.Digest, want []byte) {
 	t.Helper()
 	b, err := s.Open(context.Background(), d)
 	if err != nil {
@@ -408,7 +426,7 @@ type walked struct {
 
 func (w walked) String() string { return fmt.Sprintf("%s(%d)", w.d.Short(), w.size) }
 
-func walkAll(t *testing.T, s *FS) []walked {
+func walkAll(t *testing.T, s contractStore) []walked {
 	t.Helper()
 	var got []walked
 	err := s.Walk(context.Background(), func(d oci.Digest, size int64) error {

@@ -1,10 +1,10 @@
 // Package blobstore owns content-addressed blob storage: layers and configs
 // stored once by digest, written through a temp file and committed only after
-// the caller has verified the digest. FS keeps them in a folder; an S3 store
-// will implement the same contract.
+// the caller has verified the digest. FS keeps them in a folder; S3 in an
+// S3-compatible bucket, spooling downloads to a local folder.
 //
-// It knows nothing of groups, the database or HTTP, and imports only
-// internal/oci from this module.
+// It knows nothing of groups or the database, and imports only internal/oci
+// from this module. minio-go is used here and nowhere else.
 //
 // The contract every store keeps:
 //   - A blob is visible (Open, Stat, Walk) only after Commit returned nil,
@@ -350,13 +350,19 @@ func (f *FS) Verify(ctx context.Context, d oci.Digest) error {
 		return fmt.Errorf("verify: %w", err)
 	}
 	defer b.Close()
+	return verify(ctx, d, b, f.Path(d))
+}
+
+// verify hashes r and checks the sum is d; where names the stored copy in
+// the error.
+func verify(ctx context.Context, d oci.Digest, r io.Reader, where string) error {
 	h := sha256.New()
 	buf := make([]byte, 256<<10)
 	for {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("verify blob %s: %w", d, err)
 		}
-		n, err := b.Read(buf)
+		n, err := r.Read(buf)
 		h.Write(buf[:n])
 		if err == io.EOF {
 			break
@@ -366,7 +372,7 @@ func (f *FS) Verify(ctx context.Context, d oci.Digest) error {
 		}
 	}
 	if got := algorithm + ":" + hex.EncodeToString(h.Sum(nil)); got != string(d) {
-		return fmt.Errorf("verify blob %s: %w: the stored file %s hashes to %s", d, oci.ErrDigestInvalid, f.Path(d), got)
+		return fmt.Errorf("verify blob %s: %w: the stored copy %s hashes to %s", d, oci.ErrDigestInvalid, where, got)
 	}
 	return nil
 }

@@ -22,7 +22,7 @@ func newTestFS(t *testing.T) *FS {
 
 func TestFSContract(t *testing.T) {
 	t.Parallel()
-	testStoreContract(t, newTestFS)
+	testStoreContract(t, func(t *testing.T) contractStore { return newTestFS(t) })
 }
 
 func TestNewFSCreatesLayout(t *testing.T) {

@@ -62,6 +62,9 @@ func newCmdServe(ios *cmdutil.IOStreams, runF func(context.Context, *serveOption
 	f.Duration("ttl-interval", def.TTLInterval, "how often the groups' image TTL policies are applied")
 	f.Duration("gc-interval", def.GCInterval, "how often unreferenced blob files are deleted and the size cap enforced")
 	f.String("cache-max-size", "0", "cap on the bytes of stored blobs, e.g. 200GiB; 0 means no cap")
+	f.String("database", "", "metadata database: sqlite (default) or postgres://user:password@host/db (prefer DPROXY_DATABASE: flags are visible to other users)")
+	f.String("storage", "", "blob storage: the data-dir folder (default) or s3://bucket[/prefix]?endpoint=…&region=…&path_style=true")
+	f.Bool("storage-redirect", false, "with S3 storage, redirect cached blob GETs to presigned bucket URLs")
 	return cmd
 }
 

@@ -73,12 +73,22 @@ type Config struct {
 	// CacheMaxSize caps the bytes of stored blobs (a blob shared by groups
 	// counted once); 0 means no cap.
 	CacheMaxSize int64 `koanf:"cache-max-size"`
-	// Database selects the metadata database; "" is SQLite at DBPath.
-	// No other database is supported yet.
+	// Database selects the metadata database: "" or "sqlite" is SQLite at
+	// DBPath; a postgres:// URL is PostgreSQL, shared by replicas (then
+	// SecretKey must be set, the same on every replica).
 	Database string `koanf:"database"`
-	// Storage selects the blob storage; "" is the folder at BlobDir.
-	// No other storage is supported yet.
+	// Storage selects the blob storage: "" is the folder at BlobDir;
+	// s3://bucket[/prefix]?endpoint=…&region=…&path_style=true is an
+	// S3-compatible bucket.
 	Storage string `koanf:"storage"`
+	// StorageRedirect answers cached blob GETs with a redirect to a
+	// presigned bucket URL instead of streaming them (S3 storage only).
+	StorageRedirect bool `koanf:"storage-redirect"`
+	// S3AccessKeyID and S3SecretAccessKey sign S3 requests. Load takes them
+	// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when no dproxy
+	// source sets them.
+	S3AccessKeyID     string `koanf:"s3-access-key-id"`
+	S3SecretAccessKey string `koanf:"s3-secret-access-key"`
 }
 
 // Default returns the built-in configuration.
@@ -140,8 +150,11 @@ func (c Config) LogValue() slog.Value {
 	var attrs []slog.Attr
 	for _, f := range fields() {
 		val := v.Field(f.index).Interface()
-		if f.key == "secret-key" && c.SecretKey != "" {
+		switch {
+		case f.key == "secret-key" && c.SecretKey != "", f.key == "s3-secret-access-key" && c.S3SecretAccessKey != "":
 			val = "[redacted]"
+		case f.key == "database":
+			val = redactURL(c.Database)
 		}
 		attrs = append(attrs, slog.Any(f.key, val))
 	}
@@ -224,11 +237,29 @@ func (c Config) Validate() error {
 	if c.CacheMaxSize < 0 {
 		add("cache-max-size must not be negative, got %d; 0 means no cap", c.CacheMaxSize)
 	}
-	if c.Database != "" {
-		add("database %q: only the built-in SQLite database is supported so far; leave database empty", redactURL(c.Database))
+	switch {
+	case c.Database == "" || c.Database == "sqlite":
+	case strings.HasPrefix(c.Database, "postgres://") || strings.HasPrefix(c.Database, "postgresql://"):
+		if u, err := url.Parse(c.Database); err != nil || u.Host == "" {
+			add("database: not a valid postgres://user:password@host:port/dbname URL")
+		} else if c.SecretKey == "" {
+			add("database %q is PostgreSQL, shared by replicas: set secret-key (DPROXY_SECRET_KEY) to the same 64-hex key on every replica (openssl rand -hex 32); a key file in one replica's data-dir cannot be shared", redactURL(c.Database))
+		}
+	default:
+		add("database %q: want sqlite (the default) or a postgres:// URL", redactURL(c.Database))
 	}
 	if c.Storage != "" {
-		add("storage %q: only the built-in blob folder is supported so far; leave storage empty", redactURL(c.Storage))
+		if u, err := url.Parse(c.Storage); err != nil || u.Scheme != "s3" || u.Host == "" {
+			add("storage %q: want empty (the blob folder) or s3://bucket[/prefix]?endpoint=…&region=…&path_style=true", redactURL(c.Storage))
+		} else if u.User != nil {
+			add("storage: credentials do not go in the URL; set s3-access-key-id and s3-secret-access-key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+		}
+	}
+	if c.StorageRedirect && c.Storage == "" {
+		add("storage-redirect needs S3 storage: the blob folder is only reachable through dproxy")
+	}
+	if (c.S3AccessKeyID == "") != (c.S3SecretAccessKey == "") {
+		add("s3-access-key-id and s3-secret-access-key: set both or neither")
 	}
 	return errors.Join(errs...)
 }
@@ -274,11 +305,19 @@ func checkHTTPURL(s string) error {
 	return nil
 }
 
-// redactURL hides a password in a connection URL quoted in an error.
+// redactURL hides a password in a connection URL quoted in an error or a
+// log line, in the user info or a password= parameter.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
+	if err != nil {
+		if strings.Contains(s, "@") || strings.Contains(s, "password") {
+			return "[unparsable URL]"
+		}
 		return s
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }

@@ -357,8 +357,21 @@ func TestValidate(t *testing.T) {
 		{"negative gc interval", func(c *Config) { c.GCInterval = -time.Minute }, "gc-interval must not be negative"},
 		{"negative cache cap", func(c *Config) { c.CacheMaxSize = -1 }, "cache-max-size must not be negative"},
 		{"no cache cap", func(c *Config) { c.CacheMaxSize = 0 }, ""},
-		{"database set", func(c *Config) { c.Database = "postgres://u:pw@db/dproxy" }, "only the built-in SQLite database"},
-		{"storage set", func(c *Config) { c.Storage = "s3://bucket" }, "only the built-in blob folder"},
+		{"database sqlite", func(c *Config) { c.Database = "sqlite" }, ""},
+		{"database postgres without secret key", func(c *Config) { c.Database = "postgres://u:pw@db/dproxy" }, "set secret-key (DPROXY_SECRET_KEY) to the same 64-hex key on every replica"},
+		{"database postgres", func(c *Config) { c.Database, c.SecretKey = "postgres://u:pw@db/dproxy", strings.Repeat("0f", 32) }, ""},
+		{"database postgresql scheme", func(c *Config) {
+			c.Database, c.SecretKey = "postgresql://db/dproxy?password=pw", strings.Repeat("0f", 32)
+		}, ""},
+		{"database postgres without host", func(c *Config) { c.Database, c.SecretKey = "postgres:///x", strings.Repeat("0f", 32) }, "not a valid postgres://"},
+		{"database mysql", func(c *Config) { c.Database = "mysql://u:pw@db/dproxy" }, `database "mysql://u:xxxxx@db/dproxy": want sqlite`},
+		{"storage s3", func(c *Config) { c.Storage = "s3://bucket?endpoint=http://127.0.0.1:9000&path_style=true" }, ""},
+		{"storage not s3", func(c *Config) { c.Storage = "gs://bucket" }, `storage "gs://bucket": want empty`},
+		{"storage s3 without bucket", func(c *Config) { c.Storage = "s3:///x" }, "want empty (the blob folder) or s3://bucket"},
+		{"storage with credentials", func(c *Config) { c.Storage = "s3://k:pw@bucket" }, "credentials do not go in the URL"},
+		{"storage redirect without s3", func(c *Config) { c.StorageRedirect = true }, "storage-redirect needs S3 storage"},
+		{"storage redirect with s3", func(c *Config) { c.Storage, c.StorageRedirect = "s3://bucket", true }, ""},
+		{"s3 key id without secret", func(c *Config) { c.S3AccessKeyID = "AKIA" }, "set both or neither"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -464,6 +477,61 @@ func TestLogValueRedactsSecret(t *testing.T) {
 	}
 	if !strings.Contains(out, "config.secret-key=[redacted]") || !strings.Contains(out, "config.addr=:5000") {
 		t.Errorf("log line lacks the redacted key or the address: %s", out)
+	}
+
+	c.Database = "postgres://dproxy:db-pw-77@db:5432/dproxy"
+	c.S3SecretAccessKey = "s3-secret-88"
+	b.Reset()
+	slog.New(slog.NewTextHandler(&b, nil)).Info("config", "config", c)
+	out = b.String()
+	for _, secret := range []string{"db-pw-77", "s3-secret-88"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log line leaks %s: %s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "config.s3-secret-access-key=[redacted]") || !strings.Contains(out, "dproxy:xxxxx@db:5432") {
+		t.Errorf("log line lacks the redacted S3 secret or database URL: %s", out)
+	}
+}
+
+func TestLoadS3CredentialsAndRedirect(t *testing.T) {
+	t.Parallel()
+	aws := []string{"AWS_ACCESS_KEY_ID=aws-id", "AWS_SECRET_ACCESS_KEY=aws-secret"}
+	tests := []struct {
+		name               string
+		environ            []string
+		file               string
+		wantID, wantSecret string
+		wantRedirect       bool
+	}{
+		{name: "from the AWS variables", environ: aws, wantID: "aws-id", wantSecret: "aws-secret"},
+		{name: "dproxy variables win", environ: append(aws, "DPROXY_S3_ACCESS_KEY_ID=d-id", "DPROXY_S3_SECRET_ACCESS_KEY=d-secret"), wantID: "d-id", wantSecret: "d-secret"},
+		{name: "config file wins", environ: aws, file: "s3-access-key-id: f-id\ns3-secret-access-key: f-secret\nstorage-redirect: true\n", wantID: "f-id", wantSecret: "f-secret", wantRedirect: true},
+		{name: "redirect from the environment", environ: []string{"DPROXY_STORAGE_REDIRECT=true"}, wantRedirect: true},
+		{name: "none", environ: nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			file := ""
+			if tc.file != "" {
+				file = filepath.Join(t.TempDir(), "dproxy.yaml")
+				if err := os.WriteFile(file, []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			env := append([]string{"DPROXY_STORAGE=s3://bucket"}, tc.environ...)
+			c, err := Load(file, nil, env)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if c.S3AccessKeyID != tc.wantID || c.S3SecretAccessKey != tc.wantSecret || c.StorageRedirect != tc.wantRedirect {
+				t.Errorf("got id %q secret %q redirect %v; want %q %q %v", c.S3AccessKeyID, c.S3SecretAccessKey, c.StorageRedirect, tc.wantID, tc.wantSecret, tc.wantRedirect)
+			}
+		})
+	}
+	if _, err := Load("", nil, []string{"DPROXY_STORAGE_REDIRECT=maybe", "DPROXY_STORAGE=s3://b"}); err == nil || !strings.Contains(err.Error(), `invalid boolean "maybe"`) {
+		t.Errorf("Load with storage-redirect=maybe = %v, want an invalid boolean error", err)
 	}
 }
 

@@ -82,6 +82,12 @@ func Load(configFile string, flags *pflag.FlagSet, environ []string) (Config, er
 		}
 	}
 
+	// The standard AWS variables are the fallback for S3 credentials.
+	if !set["s3-access-key-id"] && !set["s3-secret-access-key"] {
+		aws := environMap(environ)
+		cfg.S3AccessKeyID, cfg.S3SecretAccessKey = aws["AWS_ACCESS_KEY_ID"], aws["AWS_SECRET_ACCESS_KEY"]
+	}
+
 	cfg.ExternalURL = strings.TrimRight(cfg.ExternalURL, "/")
 	if !set["external-url"] || cfg.ExternalURL == "" {
 		cfg.ExternalURL = deriveExternalURL(cfg.Addr, cfg.TLSCert != "")
@@ -94,12 +100,24 @@ func Load(configFile string, flags *pflag.FlagSet, environ []string) (Config, er
 	return cfg, nil
 }
 
+// environMap turns os.Environ() form into a map; later entries win.
+func environMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
 type kind int
 
 const (
 	kindString kind = iota
 	kindDuration
 	kindSize
+	kindBool
 )
 
 type field struct {
@@ -122,6 +140,8 @@ func fields() []field {
 			f.kind = kindDuration
 		case reflect.TypeFor[int64]():
 			f.kind = kindSize
+		case reflect.TypeFor[bool]():
+			f.kind = kindBool
 		default:
 			panic(fmt.Sprintf("config field %s has unsupported type %s", sf.Name, sf.Type))
 		}
@@ -173,6 +193,11 @@ func apply(cfg *Config, values map[string]any, byKey map[string]field, src func(
 			if n, err = toSize(raw); err == nil {
 				v.Field(f.index).SetInt(n)
 			}
+		case kindBool:
+			var b bool
+			if b, err = toBool(raw); err == nil {
+				v.Field(f.index).SetBool(b)
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", src(key), err)
@@ -203,6 +228,20 @@ func toString(raw any) (string, error) {
 		return strconv.FormatUint(x, 10), nil
 	}
 	return "", fmt.Errorf("want a string, got %v (%T)", raw, raw)
+}
+
+func toBool(raw any) (bool, error) {
+	switch x := raw.(type) {
+	case bool:
+		return x, nil
+	case string:
+		b, err := strconv.ParseBool(strings.TrimSpace(x))
+		if err != nil {
+			return false, fmt.Errorf("invalid boolean %q: want true or false", x)
+		}
+		return b, nil
+	}
+	return false, fmt.Errorf("want true or false, got %v (%T)", raw, raw)
 }
 
 func toDuration(raw any) (time.Duration, error) {

@@ -2,10 +2,12 @@
 // forward-only migrations and every query (users, groups, memberships,
 // tokens, settings, cached manifests and blob references).
 //
-// SQLite (modernc.org/sqlite) is the default backend. Queries are written
+// SQLite (modernc.org/sqlite) is the default backend; PostgreSQL (pgx
+// through database/sql) serves several replicas sharing one database. Queries are written
 // once, in a dialect both SQLite and PostgreSQL accept ($n placeholders,
 // INSERT … ON CONFLICT … DO UPDATE, RETURNING, WITH RECURSIVE); only the
-// DDL lives in one migrations folder per dialect.
+// DDL lives in one migrations folder per dialect, and the error codes and
+// locks differ (postgres.go, lock.go).
 //
 // Secrets (Docker Hub secrets) are sealed with a secretbox.Box before they
 // reach the database. Times are stored in UTC with microsecond precision.
@@ -53,6 +55,10 @@ type Store struct {
 	// migrations/postgres; every query is shared.
 	isUnique     func(error) bool
 	isForeignKey func(error) bool
+
+	// tryLock backs TryLock: a PostgreSQL advisory lock, or an in-process
+	// lock for SQLite (one process owns a SQLite file).
+	tryLock func(ctx context.Context, name string) (unlock func(), ok bool, err error)
 }
 
 // sqlitePragmas are shared by the writer and the reader connections.
@@ -93,6 +99,7 @@ func OpenSQLite(ctx context.Context, path string, box *secretbox.Box) (*Store, e
 	s := &Store{
 		w: w, box: box, now: time.Now,
 		isUnique: sqliteIsUnique, isForeignKey: sqliteIsForeignKey,
+		tryLock: newProcessLocks().tryLock,
 	}
 	// Migrate before the readers open: the first connection switches the
 	// file to WAL, which a query-only connection could not do.
@@ -119,12 +126,12 @@ func OpenSQLite(ctx context.Context, path string, box *secretbox.Box) (*Store, e
 }
 
 // migrate applies the pending migrations of dir through the writer.
-func (s *Store) migrate(ctx context.Context, dialect goose.Dialect, dir string) error {
+func (s *Store) migrate(ctx context.Context, dialect goose.Dialect, dir string, opts ...goose.ProviderOption) error {
 	fsys, err := fs.Sub(migrations, dir)
 	if err != nil {
 		return err
 	}
-	p, err := goose.NewProvider(dialect, s.w, fsys, goose.WithDisableGlobalRegistry(true))
+	p, err := goose.NewProvider(dialect, s.w, fsys, append(opts, goose.WithDisableGlobalRegistry(true))...)
 	if err != nil {
 		return err
 	}

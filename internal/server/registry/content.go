@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -72,6 +73,16 @@ func (h *Handler) blob(w http.ResponseWriter, r *http.Request, t cache.Target, d
 
 	if b.Cached {
 		hd.Set(CacheHeader, metrics.ResultHit)
+		if rd, ok := b.ReadCloser.(redirecter); ok {
+			loc, err := rd.RedirectURL(r.Context())
+			if err != nil {
+				return err
+			}
+			if loc != "" {
+				http.Redirect(w, r, loc, http.StatusTemporaryRedirect)
+				return nil
+			}
+		}
 		rs, ok := b.ReadCloser.(io.ReadSeeker)
 		if !ok {
 			return errors.New("cached blob is not seekable")
@@ -98,6 +109,12 @@ func (h *Handler) blob(w http.ResponseWriter, r *http.Request, t cache.Target, d
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// redirecter is a stored blob clients may fetch from storage directly
+// (S3 with storage-redirect); "" means serve it here.
+type redirecter interface {
+	RedirectURL(ctx context.Context) (string, error)
 }
 
 // readerOnly hides every method but Read (no WriterTo/ReaderFrom shortcuts).
