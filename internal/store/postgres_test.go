@@ -28,6 +28,16 @@ func TestPostgresContract(t *testing.T) {
 	runStoreContract(t, openTestPostgres)
 }
 
+func TestPostgresAdminContract(t *testing.T) {
+	t.Parallel()
+	runAdminContract(t, openTestPostgres)
+}
+
+func TestPostgresLifecycleContract(t *testing.T) {
+	t.Parallel()
+	runLifecycleContract(t, openTestPostgres)
+}
+
 // Replicas starting together on an empty database apply each migration
 // exactly once and all come up.
 func TestPostgresConcurrentMigration(t *testing.T) {
