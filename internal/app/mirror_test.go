@@ -282,4 +282,3 @@ func TestAnonymousPull(t *testing.T) {
 		}
 	})
 }
-
