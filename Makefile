@@ -46,8 +46,12 @@ check-generate: generate ## Fail when generated code is not current
 	@git diff --exit-code -- internal/server/graphql/generated || { echo "generated code is stale: run make generate and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- internal/server/graphql/generated)" || { echo "untracked generated files: run make generate and commit"; exit 1; }
 
+.PHONY: e2e
+e2e: ## End-to-end: docker, podman, skopeo, containerd, crane, regctl pull through dproxy (root; installs what is missing)
+	bash e2e/run.sh
+
 .PHONY: ci
-ci: lint check-generate test ## What CI runs: lint, the generated-code check and the tests
+ci: lint check-generate test e2e ## What CI runs: lint, the generated-code check, the tests and the end-to-end suite
 
 $(BIN)/gotestsum:
 	GOBIN=$(BIN) $(GO) install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)

@@ -121,7 +121,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		return nil, err
 	}
 	iss := auth.NewIssuer(key, auth.IssuerOptions{TTL: cfg.TokenExpiry})
-	svc := auth.NewService(st, iss, auth.ServiceOptions{})
+	svc := auth.NewService(st, iss, auth.ServiceOptions{MirrorGroup: cfg.MirrorGroup})
 	if err := bootstrap(ctx, st, cfg.InitialTokenPath(), log); err != nil {
 		return nil, err
 	}
@@ -159,7 +159,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		Metrics:     lm,
 		AfterDelete: gcPauseHook(log),
 	})
-	reg := registry.New(svc, iss, c, st, registry.Options{ExternalURL: cfg.ExternalURL, Logger: log, Metrics: m})
+	reg := registry.New(svc, iss, c, st, registry.Options{ExternalURL: cfg.ExternalURL, MirrorGroup: cfg.MirrorGroup, Logger: log, Metrics: m})
 	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Metrics: m, Lifecycle: lc, log: log}
 	admin := graphql.New(st, svc, c, graphql.Options{ExternalURL: cfg.ExternalURL, Logger: log, Released: lc.Kick})
 	a.Server = server.New(reg, a.ready, server.Options{
@@ -177,7 +177,7 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", a.Config.Addr, err)
 	}
 	a.log.Info("dproxy listening", "addr", ln.Addr().String(), "external_url", a.Config.ExternalURL,
-		"upstream", a.Config.Upstream, "data_dir", a.Config.DataDir,
+		"upstream", a.Config.Upstream, "data_dir", a.Config.DataDir, "mirror_group", a.Config.MirrorGroup,
 		"database", databaseName(a.Config), "storage", storageName(a.Config))
 	bg, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup

@@ -20,10 +20,19 @@ import (
 // Principal is who a request acts as. A user signed in with a password has
 // only User; a personal token has both User and Token; group access and
 // deploy tokens have only Token. The zero Principal is nobody.
+//
+// Anonymous is a client that sent no credentials to the token endpoint of
+// a group that allows anonymous pulls: it has no user, no token and no
+// scope, and may only pull from groups whose dependency proxy setting
+// allows anonymous pulls, checked on every request.
 type Principal struct {
-	User  *store.User
-	Token *store.Token
+	User      *store.User
+	Token     *store.Token
+	Anonymous bool
 }
+
+// AnonymousPrincipal is the principal of a client without credentials.
+var AnonymousPrincipal = Principal{Anonymous: true}
 
 // Subject identifies the principal in a JWT: "token:<id>" for any token,
 // "user:<id>" for a password sign-in, "" for the zero Principal. It never
@@ -34,6 +43,8 @@ func (p Principal) Subject() string {
 		return subjectToken + strconv.FormatInt(p.Token.ID, 10)
 	case p.User != nil:
 		return subjectUser + strconv.FormatInt(p.User.ID, 10)
+	case p.Anonymous:
+		return subjectAnonymous
 	}
 	return ""
 }
@@ -45,6 +56,8 @@ func (p Principal) Name() string {
 	switch {
 	case p.User != nil:
 		return p.User.Username
+	case p.Token == nil && p.Anonymous:
+		return subjectAnonymous
 	case p.Token == nil:
 		return ""
 	case p.Token.Kind == store.TokenDeploy:
@@ -53,8 +66,8 @@ func (p Principal) Name() string {
 	return "group-token-" + strconv.FormatInt(p.Token.ID, 10)
 }
 
-// IsZero reports whether p is nobody.
-func (p Principal) IsZero() bool { return p.User == nil && p.Token == nil }
+// IsZero reports whether p is nobody (not even an anonymous client).
+func (p Principal) IsZero() bool { return p.User == nil && p.Token == nil && !p.Anonymous }
 
 // IsAdmin reports whether p acts for an instance admin (with a password or
 // one of the admin's personal tokens).
@@ -75,6 +88,7 @@ func (p Principal) HasScope(scope string) bool {
 }
 
 const (
-	subjectUser  = "user:"
-	subjectToken = "token:"
+	subjectUser      = "user:"
+	subjectToken     = "token:"
+	subjectAnonymous = "anonymous"
 )

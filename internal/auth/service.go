@@ -29,6 +29,9 @@ type Accounts interface {
 	TokenByHash(ctx context.Context, hash []byte) (store.Token, error)
 	TokenByID(ctx context.Context, id int64) (store.Token, error)
 	TouchToken(ctx context.Context, id int64, at time.Time) error
+	// ProxySetting is a group's dependency proxy setting; only its
+	// AllowAnonymousPull is read here.
+	ProxySetting(ctx context.Context, groupID int64) (store.ProxySetting, error)
 }
 
 // ServiceOptions configure a Service. Zero values mean the defaults.
@@ -42,6 +45,9 @@ type ServiceOptions struct {
 	// sign-in records it again (default 1 minute), so busy tokens do not
 	// turn every sign-in into a database write.
 	TouchInterval time.Duration
+	// MirrorGroup is the group serving plain Docker Hub repository names
+	// (mirror mode); "" means such names are never granted.
+	MirrorGroup string
 }
 
 // Service signs principals in and decides what they may pull. It is safe
@@ -187,6 +193,9 @@ func (s *Service) principalOfToken(ctx context.Context, t store.Token, now time.
 // deleted token, gives an error wrapping oci.ErrUnauthorized.
 func (s *Service) PrincipalFromSubject(ctx context.Context, subject string) (Principal, error) {
 	expired := fmt.Errorf("%w: the credentials this token was issued for are no longer valid; log in again", oci.ErrUnauthorized)
+	if subject == subjectAnonymous {
+		return AnonymousPrincipal, nil
+	}
 	if rest, ok := strings.CutPrefix(subject, subjectToken); ok {
 		id, err := strconv.ParseInt(rest, 10, 64)
 		if err != nil || id <= 0 {
@@ -260,10 +269,16 @@ func (s *Service) PrincipalFromRefreshToken(ctx context.Context, token string) (
 //   - A visible group with a role below guest (a minimal-access member, or
 //     a group access token with such a role) gives oci.ErrDenied.
 //
-// The zero Principal gets oci.ErrUnauthorized.
+// The zero Principal gets oci.ErrUnauthorized. The anonymous principal may
+// pull only from a group whose setting allows anonymous pulls (not
+// inherited by subgroups); any other group, existing or not, gives the same
+// oci.ErrUnauthorized, so the client is asked to log in.
 func (s *Service) AuthorizePull(ctx context.Context, p Principal, groupPath string) (store.Group, error) {
 	if p.IsZero() {
 		return store.Group{}, fmt.Errorf("%w: log in to pull from group %s", oci.ErrUnauthorized, groupPath)
+	}
+	if p.Anonymous {
+		return s.authorizeAnonymousPull(ctx, groupPath)
 	}
 	if msg := missingPullScope(p.HasScope); msg != "" {
 		return store.Group{}, fmt.Errorf("%w: %s", oci.ErrDenied, msg)
@@ -308,12 +323,48 @@ func (s *Service) AuthorizePull(ctx context.Context, p Principal, groupPath stri
 	return g, nil
 }
 
+// authorizeAnonymousPull lets a client without credentials pull from the
+// group at groupPath when its setting allows anonymous pulls.
+func (s *Service) authorizeAnonymousPull(ctx context.Context, groupPath string) (store.Group, error) {
+	refused := fmt.Errorf("%w: log in to pull from group %s (anonymous pulls work only from a group whose owner allowed them)", oci.ErrUnauthorized, groupPath)
+	g, err := s.accounts.GroupByPath(ctx, groupPath)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Group{}, refused
+	}
+	if err != nil {
+		return store.Group{}, fmt.Errorf("authorize anonymous pull from group %s: %w", groupPath, err)
+	}
+	ps, err := s.accounts.ProxySetting(ctx, g.ID)
+	if err != nil {
+		return store.Group{}, fmt.Errorf("authorize anonymous pull from group %s: %w", groupPath, err)
+	}
+	if !ps.AllowAnonymousPull {
+		return store.Group{}, refused
+	}
+	return g, nil
+}
+
+// PullGroup returns the group a repository name pulls from: the group of
+// a dependency proxy repository ("<group>/dependency_proxy/containers/<image>"),
+// else the mirror group for a plain Docker Hub name ("library/alpine",
+// "alpine") when mirror mode is on. ok is false when the name is neither.
+func (s *Service) PullGroup(name string) (group string, ok bool) {
+	repo, isProxy, err := oci.ParseProxyRepository(name)
+	switch {
+	case isProxy:
+		return repo.Group, err == nil
+	case s.opts.MirrorGroup == "":
+		return "", false
+	}
+	return s.opts.MirrorGroup, oci.ValidateName(name) == nil
+}
+
 // GrantedActions returns the actions of a Docker token scope
-// ("repository:<group>/dependency_proxy/containers/<image>:pull") that p
-// is granted: the requested ones intersected with what p may do. Only
-// "pull" (also asked for as "*") on a dependency proxy repository can be
-// granted; malformed scopes, other resource types and repositories give
-// none.
+// ("repository:<group>/dependency_proxy/containers/<image>:pull", or in
+// mirror mode "repository:library/alpine:pull") that p is granted: the
+// requested ones intersected with what p may do. Only "pull" (also asked
+// for as "*") on a repository PullGroup resolves can be granted; malformed
+// scopes, other resource types and repositories give none.
 func (s *Service) GrantedActions(ctx context.Context, p Principal, scope string) []string {
 	a, err := ParseScope(scope)
 	if err != nil || a.Type != "repository" {
@@ -322,11 +373,11 @@ func (s *Service) GrantedActions(ctx context.Context, p Principal, scope string)
 	if !slices.Contains(a.Actions, "pull") && !slices.Contains(a.Actions, "*") {
 		return nil
 	}
-	repo, ok, err := oci.ParseProxyRepository(a.Name)
-	if !ok || err != nil {
+	group, ok := s.PullGroup(a.Name)
+	if !ok {
 		return nil
 	}
-	if _, err := s.AuthorizePull(ctx, p, repo.Group); err != nil {
+	if _, err := s.AuthorizePull(ctx, p, group); err != nil {
 		if !errors.Is(err, oci.ErrNameUnknown) && !errors.Is(err, oci.ErrDenied) && !errors.Is(err, oci.ErrUnauthorized) {
 			s.opts.Logger.WarnContext(ctx, "authorize token scope", "scope", clip(scope), "principal", p.Subject(), "err", err)
 		}

@@ -606,3 +606,64 @@ func TestConcurrentSignIns(t *testing.T) {
 		}
 	}
 }
+
+// TestMirrorAndAnonymousGrants covers mirror-mode names (served by the
+// mirror group "a") and the anonymous principal, which may pull only from a
+// group whose setting allows it (b here; not inherited by a/sub).
+func TestMirrorAndAnonymousGrants(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	ps, err := w.st.ProxySetting(ctx, w.groups["b"].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps.AllowAnonymousPull = true
+	if err := w.st.UpdateProxySetting(ctx, ps); err != nil {
+		t.Fatal(err)
+	}
+	mirrorA := NewService(w.st, w.iss, ServiceOptions{Now: fixedClock(t0), MirrorGroup: "a"})
+	mirrorB := NewService(w.st, w.iss, ServiceOptions{Now: fixedClock(t0), MirrorGroup: "b"})
+	repo := func(g string) string { return "repository:" + g + "/dependency_proxy/containers/alpine:pull" }
+	cases := []struct {
+		name  string
+		svc   *Service
+		p     Principal
+		scope string
+		want  []string
+	}{
+		{"member of the mirror group", mirrorA, w.principal(t, "alice"), "repository:library/alpine:pull", []string{"pull"}},
+		{"short official name", mirrorA, w.principal(t, "alice"), "repository:alpine:pull", []string{"pull"}},
+		{"non-member of the mirror group", mirrorA, w.principal(t, "bob"), "repository:library/alpine:pull", nil},
+		{"invalid mirror name", mirrorA, w.principal(t, "alice"), "repository:Library/Alpine:pull", nil},
+		{"proxy names win over the mirror", mirrorA, w.principal(t, "alice"), repo("b"), nil},
+		{"anonymous on an allowing group", mirrorA, AnonymousPrincipal, repo("b"), []string{"pull"}},
+		{"anonymous on a group without the setting", mirrorA, AnonymousPrincipal, repo("a"), nil},
+		{"anonymous on a subgroup of an allowing group", mirrorB, AnonymousPrincipal, "repository:b/sub/dependency_proxy/containers/alpine:pull", nil},
+		{"anonymous on an unknown group", mirrorA, AnonymousPrincipal, repo("nope"), nil},
+		{"anonymous through the mirror of an allowing group", mirrorB, AnonymousPrincipal, "repository:library/alpine:pull", []string{"pull"}},
+		{"anonymous through the mirror of a group without the setting", mirrorA, AnonymousPrincipal, "repository:library/alpine:pull", nil},
+		{"anonymous push", mirrorB, AnonymousPrincipal, "repository:library/alpine:push", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			if got := c.svc.GrantedActions(ctx, c.p, c.scope); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("GrantedActions(%s, %q) = %q, want %q", c.p.Name(), c.scope, got, c.want)
+			}
+		})
+	}
+
+	t.Run("the anonymous subject round-trips and has no scope", func(t *testing.T) {
+		p, err := mirrorA.PrincipalFromSubject(ctx, AnonymousPrincipal.Subject())
+		if err != nil || !p.Anonymous || p.IsZero() {
+			t.Fatalf("PrincipalFromSubject(anonymous) = %+v, %v", p, err)
+		}
+		if p.HasScope(ScopeReadRegistry) || p.HasScope(ScopeAPI) || AuthorizeAPI(p) == nil {
+			t.Error("the anonymous principal has a scope or admin API access")
+		}
+		if _, err := mirrorA.AuthorizePull(ctx, p, "a"); !errors.Is(err, oci.ErrUnauthorized) {
+			t.Errorf("anonymous pull from a group without the setting: %v, want ErrUnauthorized", err)
+		}
+	})
+}

@@ -5,7 +5,8 @@
 // hangs, dropped connections, corrupted blobs, CDN redirects).
 //
 // It serves only on 127.0.0.0/8. It is imported by tests and test programs
-// only, and must not import any other dproxy package.
+// (the end-to-end suite runs it as a process through Start) only, and must
+// not import any other dproxy package.
 package testregistry
 
 import (
@@ -15,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -97,6 +99,13 @@ type issuedToken struct {
 // New starts an upstream on 127.0.0.1; t.Cleanup stops it.
 func New(t testing.TB, opts Options) *Upstream {
 	t.Helper()
+	u := Start(opts)
+	t.Cleanup(u.Close)
+	return u
+}
+
+// Start starts an upstream on 127.0.0.1 for a program; Close stops it.
+func Start(opts Options) *Upstream {
 	if opts.TokenTTL <= 0 {
 		opts.TokenTTL = 300 * time.Second
 	}
@@ -113,17 +122,30 @@ func New(t testing.TB, opts Options) *Upstream {
 	u.URL = u.front.URL
 	u.push = httptest.NewServer(u.inner)
 	u.cdn = httptest.NewServer(http.HandlerFunc(u.serveCDN))
-	t.Cleanup(u.close)
 	return u
 }
 
-func (u *Upstream) close() {
+// Close stops the upstream's servers, dropping open connections.
+func (u *Upstream) Close() {
 	close(u.done)
 	u.SetHang(false)
 	for _, s := range []*httptest.Server{u.front, u.cdn, u.push} {
 		s.CloseClientConnections()
 		s.Close()
 	}
+}
+
+// PushURL returns the base URL of the bare registry behind the front: no
+// auth, no counting, no faults. Tests and the end-to-end suite push their
+// images there.
+func (u *Upstream) PushURL() string { return u.push.URL }
+
+// Counts returns a copy of every request counter, keyed "<METHOD> <kind>"
+// (as Count reads them).
+func (u *Upstream) Counts() map[string]int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return maps.Clone(u.counts)
 }
 
 // Host returns "127.0.0.1:port" of the front.

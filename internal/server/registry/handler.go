@@ -63,6 +63,10 @@ type Options struct {
 	// ExternalURL is the URL clients reach this server at; the token realm
 	// is ExternalURL + "/jwt/auth".
 	ExternalURL string
+	// MirrorGroup turns mirror mode on: plain Docker Hub repository names
+	// ("library/alpine", "alpine", "bitnami/redis") are served through this
+	// group's dependency proxy. "" turns it off.
+	MirrorGroup string
 	Logger      *slog.Logger
 	Metrics     *metrics.Metrics
 }
@@ -74,6 +78,7 @@ type Handler struct {
 	cache    puller
 	settings settings
 	realm    string
+	mirror   string
 	log      *slog.Logger
 	metrics  *metrics.Metrics
 }
@@ -86,6 +91,7 @@ func New(a authenticator, iss issuer, c puller, s settings, opts Options) *Handl
 	return &Handler{
 		auth: a, issuer: iss, cache: c, settings: s,
 		realm:   strings.TrimSuffix(opts.ExternalURL, "/") + "/jwt/auth",
+		mirror:  opts.MirrorGroup,
 		log:     opts.Logger,
 		metrics: opts.Metrics,
 	}
@@ -144,6 +150,9 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
+	if err := h.checkNamespace(r, rt.name); err != nil {
+		return err
+	}
 	claims, p, err := h.authenticate(r)
 	if err != nil {
 		h.challenge(w, rt.name, "")
@@ -152,12 +161,9 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 	if rt.kind != kindManifests && rt.kind != kindBlobs || r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return fmt.Errorf("%w: %s on %s; dproxy is a pull-through cache and serves only GET and HEAD of manifests and blobs", oci.ErrUnsupported, r.Method, rt.kind)
 	}
-	repo, isProxy, err := oci.ParseProxyRepository(rt.name)
+	repo, err := h.pullRepository(rt.name)
 	if err != nil {
 		return err
-	}
-	if !isProxy {
-		return fmt.Errorf("%w: %s; pull through <group>/dependency_proxy/containers/<image>", oci.ErrNameUnknown, rt.name)
 	}
 	var ref oci.Reference
 	if rt.kind == kindManifests {
@@ -182,6 +188,39 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 		return h.manifest(w, r, t, ref)
 	}
 	return h.blob(w, r, t, ref.Digest)
+}
+
+// dockerHub is the only registry namespace mirror mode serves.
+const dockerHub = "docker.io"
+
+// pullRepository resolves a repository name to the group and image it
+// pulls: a dependency proxy name as it says (such names always win), else,
+// in mirror mode, a plain Docker Hub name through the mirror group.
+func (h *Handler) pullRepository(name string) (oci.ProxyRepository, error) {
+	repo, isProxy, err := oci.ParseProxyRepository(name)
+	switch {
+	case isProxy:
+		return repo, err
+	case h.mirror == "":
+		return oci.ProxyRepository{}, fmt.Errorf("%w: %s; pull through <group>/dependency_proxy/containers/<image> (this server has no mirror group for plain Docker Hub names)", oci.ErrNameUnknown, name)
+	}
+	return oci.ProxyRepository{Group: h.mirror, Image: name}, nil
+}
+
+// checkNamespace refuses a mirror request for another registry than Docker
+// Hub: containerd names the registry a hosts.toml mirror stands in for with
+// ?ns=<registry>, and the mirror group serves Docker Hub content only.
+// Dependency proxy names ignore ns.
+func (h *Handler) checkNamespace(r *http.Request, name string) error {
+	if _, isProxy, _ := oci.ParseProxyRepository(name); isProxy || h.mirror == "" {
+		return nil
+	}
+	for _, ns := range r.URL.Query()["ns"] {
+		if ns != dockerHub {
+			return fmt.Errorf("%w: this server mirrors only %s, not %q; remove it from the hosts.toml of that registry, or pull through <group>/dependency_proxy/containers/<image>", oci.ErrNameUnknown, dockerHub, clipText(ns))
+		}
+	}
+	return nil
 }
 
 // authenticate verifies the request's Bearer token and loads its principal

@@ -35,14 +35,16 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) error {
 	switch r.Method {
 	case http.MethodGet:
 		q := r.URL.Query()
+		scopes = q["scope"]
 		user, pass, ok := r.BasicAuth()
 		if !ok {
-			return fmt.Errorf("%w: send a username and a password or token with Basic authentication (docker login %s)", oci.ErrUnauthorized, hostOf(h.realm))
+			// Anonymous: served only for groups that allow anonymous pulls.
+			p = auth.AnonymousPrincipal
+			break
 		}
 		if p, err = h.auth.Authenticate(ctx, user, pass); err != nil {
 			return err
 		}
-		scopes = q["scope"]
 		refresh = q.Get("offline_token") == "true"
 	case http.MethodPost:
 		if err := r.ParseForm(); err != nil {
@@ -71,6 +73,9 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	access := h.grant(r, p, scopes)
+	if p.Anonymous && len(access) == 0 {
+		return fmt.Errorf("%w: send a username and a password or token with Basic authentication (docker login %s); anonymous pulls work only from a group whose owner allowed them", oci.ErrUnauthorized, hostOf(h.realm))
+	}
 	tok, issued, expires, err := h.issuer.Mint(p, access)
 	if err != nil {
 		return fmt.Errorf("mint token: %w", err)

@@ -1,0 +1,473 @@
+#!/usr/bin/env bash
+# End-to-end suite: real container clients pulling through a real
+# `dproxy serve` built from this tree, in front of a Docker-Hub-like upstream
+# (e2e/upstream) on loopback. Run as root, without stdin: `make e2e`.
+#
+# Rounds: crane (cold cache), regctl, skopeo, podman, docker, containerd
+# (warm cache: no upstream blob fetch allowed), then mirror mode with dockerd
+# --registry-mirror, containerd hosts.toml and podman registries.conf, with
+# the daemons' fallback to Docker Hub blocked so a broken mirror fails.
+#
+# Everything it starts is stopped by PID on exit. A failure prints the
+# client, the reference, the command, its output and the tail of dproxy's log.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CRANE_VERSION=v0.22.1
+REGCTL_VERSION=v0.11.7
+DEBIAN_PACKAGES=(docker.io containerd podman runc skopeo tmux)
+GROUP=e2e # also the mirror group
+EXPECT="hello from dproxy e2e"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dproxy-e2e.XXXXXX")
+BIN=$WORK/bin
+mkdir -p "$BIN"
+PIDS=()
+SUMMARY=()
+START_ALL=$(date +%s)
+
+# ---------------------------------------------------------------- helpers
+
+log() { printf '\n=== %s\n' "$*"; }
+
+cleanup() {
+	local rc=$?
+	set +e
+	local i
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		kill "${PIDS[i]}" 2>/dev/null
+	done
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		local n=0
+		while kill -0 "${PIDS[i]}" 2>/dev/null && ((n < 100)); do sleep 0.1; n=$((n + 1)); done
+		kill -9 "${PIDS[i]}" 2>/dev/null
+	done
+	# dockerd and containerd leave mounts under their roots.
+	grep -o " $WORK[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
+	if ((rc == 0)) && [[ -z ${E2E_KEEP:-} ]]; then
+		rm -rf "$WORK"
+	else
+		echo "work dir kept: $WORK"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+
+# start NAME LOGFILE CMD...: run CMD in the background, remember its PID.
+start() {
+	local name=$1 logf=$2
+	shift 2
+	"$@" >"$logf" 2>&1 </dev/null &
+	PIDS+=($!)
+	echo "started $name (pid $!)"
+}
+
+# wait_for WHAT CMD...: retry CMD for up to 60 s.
+wait_for() {
+	local what=$1 i
+	shift
+	for ((i = 0; i < 600; i++)); do
+		if "$@" >/dev/null 2>&1; then return 0; fi
+		sleep 0.1
+	done
+	echo "FAIL: $what did not come up in 60 s" >&2
+	for f in "$WORK"/*.log; do echo "--- tail of $f"; tail -n 20 "$f"; done >&2
+	exit 1
+}
+
+CLIENT=setup
+REF=-
+# run CMD...: run a client command; on failure report it and stop the suite.
+run() {
+	local out=$WORK/last.out
+	if ! "$@" >"$out" 2>&1 </dev/null; then
+		fail "command failed" "$@"
+	fi
+	cat "$out"
+}
+
+fail() {
+	local why=$1
+	shift
+	{
+		echo
+		echo "FAIL: $why"
+		echo "  client:    $CLIENT"
+		echo "  reference: $REF"
+		local cmd="$*"
+		[[ -n ${PULL_TOKEN:-} ]] && cmd=${cmd//"$PULL_TOKEN"/<token>}
+		echo "  command:   $cmd"
+		echo "--- output (tail)"
+		tail -n 30 "$WORK/last.out" 2>/dev/null
+		echo "--- dproxy log (tail)"
+		tail -n 40 "$WORK/dproxy.log" 2>/dev/null
+	} >&2
+	exit 1
+}
+
+# expect_digest WANT CMD...: CMD's output must mention the digest WANT.
+expect_digest() {
+	local want=$1
+	shift
+	run "$@" >/dev/null
+	grep -q "$want" "$WORK/last.out" || fail "digest $want (the upstream's) not in the client's output" "$@"
+}
+
+# expect_output WANT CMD...: CMD's output must contain WANT.
+expect_output() {
+	local want=$1
+	shift
+	run "$@" >/dev/null
+	grep -qF "$want" "$WORK/last.out" || fail "output lacks \"$want\"" "$@"
+}
+
+# must_fail CMD...: CMD must fail (a broken or refused mirror).
+must_fail() {
+	if "$@" >"$WORK/last.out" 2>&1 </dev/null; then
+		fail "command succeeded but must fail" "$@"
+	fi
+}
+
+ROUND_START=0
+round_begin() {
+	CLIENT=$1
+	ROUND_START=$(date +%s.%N)
+	log "round: $CLIENT"
+}
+round_end() {
+	local version=$1 secs
+	secs=$(awk -v a="$ROUND_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+	SUMMARY+=("$(printf '%-32s %-32s %6ss' "$CLIENT" "$version" "$secs")")
+	echo "round $CLIENT passed in ${secs}s"
+}
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+upstream_count() { # upstream_count "GET blob"
+	curl -sf "$UPSTREAM_CONTROL/-/counts" | python3 -c 'import json, sys; print(json.load(sys.stdin).get(sys.argv[1], 0))' "$1"
+}
+
+# ---------------------------------------------------------------- install
+
+log "install what is missing"
+need_apt=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+	dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
+done
+if ((${#need_apt[@]})); then
+	echo "apt-get install ${need_apt[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+GOBIN_DIR=$ROOT/bin
+mkdir -p "$GOBIN_DIR"
+if ! "$GOBIN_DIR/crane" version 2>/dev/null | grep -qx "${CRANE_VERSION#v}"; then
+	GOBIN=$GOBIN_DIR go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
+fi
+if ! "$GOBIN_DIR/regctl" version 2>/dev/null | grep -q "$REGCTL_VERSION"; then
+	GOBIN=$GOBIN_DIR go install "github.com/regclient/regclient/cmd/regctl@$REGCTL_VERSION"
+fi
+CRANE=$GOBIN_DIR/crane
+REGCTL=$GOBIN_DIR/regctl
+DOCKER=/usr/bin/docker # Debian's client, whatever else is on PATH
+
+# ---------------------------------------------------------------- build
+
+log "build dproxy, the upstream and the hello binaries"
+(cd "$ROOT" && go build -o "$BIN/dproxy" ./cmd/dproxy && go build -o "$BIN/upstream" ./e2e/upstream)
+for arch in amd64 arm64; do
+	mkdir -p "$WORK/hello-$arch"
+	(cd "$ROOT" && CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -ldflags '-s -w' -o "$WORK/hello-$arch/hello" ./e2e/hello)
+	tar -C "$WORK/hello-$arch" --owner=0 --group=0 -cf "$WORK/hello-$arch.tar" hello
+done
+
+# ---------------------------------------------------------------- upstream
+
+log "start the upstream registry"
+start upstream "$WORK/upstream.log" "$BIN/upstream" -env "$WORK/upstream.env"
+wait_for "the upstream" test -s "$WORK/upstream.env"
+# shellcheck disable=SC1091
+source "$WORK/upstream.env"
+PUSH=${UPSTREAM_PUSH#http://}
+echo "upstream $UPSTREAM_URL (push $PUSH, control $UPSTREAM_CONTROL)"
+
+log "build and push the test images (no internet)"
+export DOCKER_CONFIG=$WORK/crane-config # crane's credentials, away from the host's
+mkdir -p "$DOCKER_CONFIG"
+echo '{}' >"$DOCKER_CONFIG/config.json"
+"$CRANE" append -f "$WORK/hello-amd64.tar" -t "$PUSH/tmp/hello-docker" >/dev/null
+"$CRANE" mutate --entrypoint /hello --set-platform linux/amd64 -t "$PUSH/library/hello:latest" "$PUSH/tmp/hello-docker" >/dev/null
+"$CRANE" append --oci-empty-base -f "$WORK/hello-amd64.tar" -t "$PUSH/tmp/hello-oci" >/dev/null
+"$CRANE" mutate --entrypoint /hello --set-platform linux/amd64 -t "$PUSH/library/hello-oci:latest" "$PUSH/tmp/hello-oci" >/dev/null
+"$CRANE" append --oci-empty-base -f "$WORK/hello-arm64.tar" -t "$PUSH/tmp/hello-arm64" >/dev/null
+"$CRANE" mutate --entrypoint /hello --set-platform linux/arm64 -t "$PUSH/tmp/hello-arm64:latest" "$PUSH/tmp/hello-arm64" >/dev/null
+"$CRANE" index append -m "$PUSH/library/hello-oci:latest" -m "$PUSH/tmp/hello-arm64:latest" -t "$PUSH/library/multi:latest" >/dev/null
+mkdir -p "$WORK/big"
+head -c 200M /dev/urandom >"$WORK/big/big.bin"
+tar -C "$WORK/big" --owner=0 --group=0 -cf "$WORK/big.tar" big.bin
+rm -f "$WORK/big/big.bin"
+"$CRANE" append -f "$WORK/hello-amd64.tar" -f "$WORK/big.tar" -t "$PUSH/tmp/big" >/dev/null
+"$CRANE" mutate --entrypoint /hello --set-platform linux/amd64 -t "$PUSH/library/big:latest" "$PUSH/tmp/big" >/dev/null
+rm -f "$WORK/big.tar"
+IMAGES=(hello hello-oci multi big)
+declare -A WANT
+for img in "${IMAGES[@]}"; do
+	WANT[$img]=$("$CRANE" digest "$PUSH/library/$img:latest")
+	printf '  %-10s %s %s\n' "$img" "${WANT[$img]}" "$("$CRANE" manifest "$PUSH/library/$img:latest" | python3 -c 'import json, sys; print(json.load(sys.stdin).get("mediaType", "?"))')"
+done
+
+# ---------------------------------------------------------------- dproxy
+
+log "start dproxy serve"
+PORT=$(free_port)
+DP=127.0.0.1:$PORT
+start dproxy "$WORK/dproxy.log" "$BIN/dproxy" serve --addr "$DP" --external-url "http://$DP" \
+	--data-dir "$WORK/dproxy-data" --upstream "$UPSTREAM_URL" --mirror-group "$GROUP" --log-format text
+wait_for "dproxy" curl -sf "http://$DP/-/readiness"
+"$BIN/dproxy" version
+
+log "set dproxy up: group, member, token"
+ADMIN_TOKEN=$(cat "$WORK/dproxy-data/initial_admin_token")
+# gql QUERY: run an admin GraphQL request; fails on transport or GraphQL errors.
+gql() {
+	local out
+	out=$(curl -sS -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+		--data-binary "$(python3 -c 'import json, sys; print(json.dumps({"query": sys.argv[1]}))' "$1")" "http://$DP/api/graphql")
+	if ! python3 -c 'import json, sys
+d = json.loads(sys.argv[1])
+errs = d.get("errors") or []
+for v in (d.get("data") or {}).values():
+    if isinstance(v, dict): errs += v.get("errors") or []
+sys.exit(1 if errs else 0)' "$out"; then
+		echo "admin API error for $1: $out" >&2
+		exit 1
+	fi
+	printf '%s' "$out"
+}
+E2E_USER=ci-puller
+gql "mutation { groupCreate(input: {path: \"$GROUP\"}) { errors } }" >/dev/null
+gql "mutation { userCreate(input: {username: \"$E2E_USER\"}) { errors } }" >/dev/null
+gql "mutation { memberAdd(input: {groupPath: \"$GROUP\", username: \"$E2E_USER\", role: GUEST}) { errors } }" >/dev/null
+PULL_TOKEN=$(gql "mutation { tokenCreate(input: {kind: PERSONAL, name: \"e2e\", username: \"$E2E_USER\", scopes: [\"read_registry\"]}) { secret errors } }" |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["tokenCreate"]["secret"])')
+set_anonymous() {
+	gql "mutation { updateDependencyProxySettings(input: {groupPath: \"$GROUP\", allowAnonymousPull: $1}) { errors } }" >/dev/null
+}
+echo "group $GROUP, member $E2E_USER (guest), a read_registry token"
+
+ref() { echo "$DP/$GROUP/dependency_proxy/containers/$1:latest"; }
+
+# ---------------------------------------------------------------- crane (cold)
+
+round_begin crane
+run "$CRANE" auth login "$DP" -u "$E2E_USER" -p "$PULL_TOKEN" >/dev/null
+for img in "${IMAGES[@]}"; do
+	REF=$(ref "$img")
+	expect_digest "${WANT[$img]}" "$CRANE" digest "$REF"
+	run "$CRANE" pull --format oci "$REF" "$WORK/crane-$img" >/dev/null
+	grep -q "${WANT[$img]}" "$WORK/crane-$img/index.json" || fail "pulled layout lacks the upstream digest" "$CRANE" pull "$REF"
+done
+blob_gets_cold=$(upstream_count "GET blob")
+echo "cold round: $blob_gets_cold upstream blob GETs"
+((blob_gets_cold > 0)) || fail "the cold round made no upstream blob GET: is the upstream counting?" "$CRANE" pull
+REF=-
+run curl -sf -X POST "$UPSTREAM_CONTROL/-/reset" >/dev/null
+round_end "crane $("$CRANE" version)"
+
+# ---------------------------------------------------------------- regctl
+
+round_begin regctl
+for img in "${IMAGES[@]}"; do
+	REF=$(ref "$img")
+	expect_digest "${WANT[$img]}" "$REGCTL" --host "reg=$DP,tls=disabled,user=$E2E_USER,pass=$PULL_TOKEN" image digest "$REF"
+	run "$REGCTL" --host "reg=$DP,tls=disabled,user=$E2E_USER,pass=$PULL_TOKEN" image copy "$REF" "ocidir://$WORK/regctl-$img:t" >/dev/null
+	grep -q "${WANT[$img]}" "$WORK/regctl-$img/index.json" || fail "pulled layout lacks the upstream digest" "$REGCTL" image copy "$REF"
+done
+round_end "regctl $("$REGCTL" version --format '{{.VCSTag}}' 2>/dev/null || echo "$REGCTL_VERSION")"
+
+# ---------------------------------------------------------------- skopeo
+
+round_begin skopeo
+for img in "${IMAGES[@]}"; do
+	REF=$(ref "$img")
+	run skopeo copy --multi-arch all --src-tls-verify=false --src-creds "$E2E_USER:$PULL_TOKEN" "docker://$REF" "dir:$WORK/skopeo-$img" >/dev/null
+	# The manifest's exact bytes as served, hashed here.
+	run skopeo inspect --raw --tls-verify=false --creds "$E2E_USER:$PULL_TOKEN" "docker://$REF" >"$WORK/skopeo-$img.manifest"
+	[[ "sha256:$(sha256sum <"$WORK/skopeo-$img.manifest" | cut -d' ' -f1)" == "${WANT[$img]}" ]] ||
+		fail "the manifest's digest is not the upstream's" skopeo inspect --raw "docker://$REF"
+done
+round_end "$(skopeo --version)"
+
+# ---------------------------------------------------------------- podman
+
+PODMAN=(podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" --storage-driver vfs
+	--cgroup-manager cgroupfs --events-backend file --runtime runc)
+PODMAN_RUN=(run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
+round_begin podman
+for img in "${IMAGES[@]}"; do
+	REF=$(ref "$img")
+	run "${PODMAN[@]}" pull --tls-verify=false --creds "$E2E_USER:$PULL_TOKEN" "$REF" >/dev/null
+	expect_digest "${WANT[$img]}" "${PODMAN[@]}" image inspect "$REF"
+done
+REF=$(ref hello)
+expect_output "$EXPECT" "${PODMAN[@]}" "${PODMAN_RUN[@]}" "$REF"
+REF=$(ref multi)
+expect_output "$EXPECT (linux/amd64)" "${PODMAN[@]}" "${PODMAN_RUN[@]}" "$REF"
+round_end "$(podman --version)"
+
+# ---------------------------------------------------------------- docker
+
+# One dockerd for both docker rounds: plain pulls from dproxy, and dproxy as
+# its registry mirror. The proxy variables make its Docker Hub fallback fail
+# on the machine instead of leaving it, so a broken mirror fails the pull.
+DOCKER_SOCK=$WORK/docker.sock
+start dockerd "$WORK/dockerd.log" env HTTPS_PROXY=http://127.0.0.1:1 HTTP_PROXY=http://127.0.0.1:1 NO_PROXY=127.0.0.1,localhost \
+	dockerd --storage-driver=vfs --iptables=false --ip6tables=false --bridge=none \
+	--data-root "$WORK/docker/data" --exec-root "$WORK/docker/exec" --pidfile "$WORK/docker/dockerd.pid" \
+	-H "unix://$DOCKER_SOCK" --registry-mirror "http://$DP"
+export DOCKER_HOST=unix://$DOCKER_SOCK
+wait_for "dockerd" "$DOCKER" version
+round_begin docker
+REF=$DP
+echo "$PULL_TOKEN" >"$WORK/token"
+if ! "$DOCKER" login "$DP" -u "$E2E_USER" --password-stdin <"$WORK/token" >"$WORK/last.out" 2>&1; then
+	fail "docker login failed" "$DOCKER" login "$DP" -u "$E2E_USER" --password-stdin
+fi
+for img in "${IMAGES[@]}"; do
+	REF=$(ref "$img")
+	run "$DOCKER" pull "$REF" >/dev/null
+	expect_digest "${WANT[$img]}" "$DOCKER" image inspect "$REF"
+done
+REF=$(ref hello)
+expect_output "$EXPECT" "$DOCKER" run --rm --network none "$REF"
+REF=$(ref big)
+expect_output "$EXPECT" "$DOCKER" run --rm --network none "$REF"
+round_end "$("$DOCKER" version --format 'docker {{.Server.Version}}')"
+
+# ---------------------------------------------------------------- containerd
+
+CTR_SOCK=$WORK/containerd/containerd.sock
+mkdir -p "$WORK/containerd"
+cat >"$WORK/containerd/config.toml" <<EOF
+version = 2
+root = "$WORK/containerd/root"
+state = "$WORK/containerd/state"
+[grpc]
+  address = "$CTR_SOCK"
+EOF
+start containerd "$WORK/containerd.log" containerd --config "$WORK/containerd/config.toml"
+wait_for "containerd" ctr --address "$CTR_SOCK" version
+CTR=(ctr --address "$CTR_SOCK")
+round_begin containerd
+for img in "${IMAGES[@]}"; do
+	REF=$(ref "$img")
+	run "${CTR[@]}" images pull --plain-http --user "$E2E_USER:$PULL_TOKEN" "$REF" >/dev/null
+	expect_digest "${WANT[$img]}" "${CTR[@]}" images ls "name==$REF"
+done
+REF=$(ref hello)
+expect_output "$EXPECT" "${CTR[@]}" run --rm "$REF" e2e-hello
+round_end "containerd $("${CTR[@]}" version | awk '/Server:/ { s = 1 } s && /Version:/ { print $2; exit }')"
+
+# ---------------------------------------------------------------- warm cache
+
+CLIENT="warm cache"
+REF=-
+blob_gets=$(upstream_count "GET blob")
+manifest_gets=$(upstream_count "GET manifest")
+echo "upstream since the cold round: $blob_gets blob GETs, $manifest_gets manifest GETs, $(upstream_count "HEAD manifest") manifest HEADs"
+((blob_gets == 0)) || fail "pulls of cached images fetched $blob_gets blobs upstream" "(all warm rounds)"
+
+# ---------------------------------------------------------------- mirror mode
+
+# The test images sit upstream under library/, so `docker pull hello` means
+# docker.io/library/hello through the mirror group.
+round_begin "mirror: dockerd"
+REF=docker.io/library/hello-oci:latest
+must_fail "$DOCKER" pull hello-oci # anonymous pulls are still off: the mirror refuses, the fallback is blocked
+set_anonymous true
+run "$DOCKER" pull hello-oci >/dev/null
+expect_digest "${WANT[hello-oci]}" "$DOCKER" image inspect hello-oci
+expect_output "$EXPECT" "$DOCKER" run --rm --network none hello-oci
+REF=docker.io/library/multi:latest
+run "$DOCKER" pull multi >/dev/null
+expect_digest "${WANT[multi]}" "$DOCKER" image inspect multi
+round_end "$("$DOCKER" version --format 'docker {{.Server.Version}}')"
+
+round_begin "mirror: containerd hosts.toml"
+mkdir -p "$WORK/certs.d/docker.io"
+cat >"$WORK/certs.d/docker.io/hosts.toml" <<EOF
+server = "https://registry-1.docker.io"
+
+[host."http://$DP"]
+  capabilities = ["pull", "resolve"]
+EOF
+CTR_MIRROR=(env HTTPS_PROXY=http://127.0.0.1:1 NO_PROXY=127.0.0.1,localhost "${CTR[@]}" images pull --hosts-dir "$WORK/certs.d")
+REF=docker.io/library/hello:latest
+run "${CTR_MIRROR[@]}" "$REF" >/dev/null # anonymous
+expect_digest "${WANT[hello]}" "${CTR[@]}" images ls "name==$REF"
+expect_output "$EXPECT" "${CTR[@]}" run --rm "$REF" e2e-mirror
+REF=docker.io/library/multi:latest
+set_anonymous false
+run "${CTR_MIRROR[@]}" --user "$E2E_USER:$PULL_TOKEN" "$REF" >/dev/null # with credentials
+expect_digest "${WANT[multi]}" "${CTR[@]}" images ls "name==$REF"
+REF=docker.io/library/big:latest
+must_fail "${CTR_MIRROR[@]}" "$REF" # anonymous again, now refused
+round_end "containerd $("${CTR[@]}" version | awk '/Server:/ { s = 1 } s && /Version:/ { print $2; exit }')"
+
+round_begin "mirror: podman registries.conf"
+cat >"$WORK/registries.conf" <<EOF
+unqualified-search-registries = ["docker.io"]
+
+[[registry]]
+prefix = "docker.io"
+location = "registry-1.docker.io"
+
+[[registry.mirror]]
+location = "$DP"
+insecure = true
+EOF
+# Empty auth files: no credentials saved by the rounds above (the logins in
+# $DOCKER_CONFIG, which podman reads too) may leak into the anonymous pulls.
+mkdir -p "$WORK/no-auth"
+echo '{"auths": {}}' >"$WORK/no-auth/config.json"
+# podman_mirror AUTH_DIR ARGS...: podman with the mirror configuration and
+# the credentials in AUTH_DIR/config.json only.
+podman_mirror() {
+	local auth=$1
+	shift
+	env CONTAINERS_REGISTRIES_CONF="$WORK/registries.conf" REGISTRY_AUTH_FILE="$auth/config.json" DOCKER_CONFIG="$auth" \
+		HTTPS_PROXY=http://127.0.0.1:1 NO_PROXY=127.0.0.1,localhost "${PODMAN[@]}" "$@"
+}
+REF=docker.io/library/hello-oci:latest
+# With credentials: --creds is for docker.io itself, so the mirror's
+# credentials go into an auth file under the mirror's host.
+mkdir -p "$WORK/podman-auth"
+echo '{"auths": {}}' >"$WORK/podman-auth/config.json"
+if ! DOCKER_CONFIG="$WORK/podman-auth" podman login --authfile "$WORK/podman-auth/config.json" --tls-verify=false -u "$E2E_USER" --password-stdin "$DP" <"$WORK/token" >"$WORK/last.out" 2>&1; then
+	fail "podman login failed" podman login --authfile "$WORK/podman-auth/config.json" "$DP"
+fi
+run podman_mirror "$WORK/podman-auth" pull "$REF" >/dev/null
+expect_digest "${WANT[hello-oci]}" "${PODMAN[@]}" image inspect "$REF"
+REF=docker.io/library/big:latest
+must_fail podman_mirror "$WORK/no-auth" pull "$REF" # anonymous, refused
+set_anonymous true
+run podman_mirror "$WORK/no-auth" pull "$REF" >/dev/null # anonymous, allowed
+expect_digest "${WANT[big]}" "${PODMAN[@]}" image inspect "$REF"
+expect_output "$EXPECT" podman_mirror "$WORK/no-auth" "${PODMAN_RUN[@]}" "$REF"
+round_end "$(podman --version)"
+
+CLIENT="warm cache (after mirror rounds)"
+REF=-
+blob_gets=$(upstream_count "GET blob")
+((blob_gets == 0)) || fail "mirror pulls of cached images fetched $blob_gets blobs upstream" "(mirror rounds)"
+
+# ---------------------------------------------------------------- summary
+
+log "summary"
+printf '%-32s %-32s %7s\n' "ROUND" "CLIENT VERSION" "TIME"
+printf '%s\n' "${SUMMARY[@]}"
+echo "upstream blob GETs: $blob_gets_cold in the cold round, 0 in every later round"
+echo "e2e passed in $(($(date +%s) - START_ALL))s"
