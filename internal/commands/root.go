@@ -42,6 +42,7 @@ func NewRootCmd(ios *cmdutil.IOStreams) *cobra.Command {
 			"between CI runners and Docker Hub (or any OCI registry).\n\n" +
 			"`dproxy serve` runs the proxy; the other commands administer a running server.",
 		Example: "  $ dproxy serve --data-dir /var/lib/dproxy\n" +
+			"  $ dproxy group create acme && dproxy group enable acme\n" +
 			"  $ docker pull 127.0.0.1:5000/acme/dependency_proxy/containers/alpine:latest",
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -50,9 +51,17 @@ func NewRootCmd(ios *cmdutil.IOStreams) *cobra.Command {
 	root.SetOut(ios.Out)
 	root.SetErr(ios.ErrOut)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return &cmdutil.FlagError{Err: fmt.Errorf("%w\nSee '%s --help'", err, cmd.CommandPath())}
+		return &cmdutil.FlagError{Err: fmt.Errorf("%w; see '%s --help'", err, cmd.CommandPath())}
 	})
-	root.AddCommand(newCmdServe(ios, nil), newCmdVersion(ios))
+	root.CompletionOptions.DisableDefaultCmd = true
+	f := cmdutil.NewFactory(ios)
+	root.AddCommand(
+		newCmdServe(ios, nil), newCmdVersion(ios),
+		newCmdLogin(f, nil), newCmdLogout(f, nil),
+		newCmdGroup(f), newCmdHubCreds(f), newCmdTTLPolicy(f), newCmdCache(f),
+		newCmdUser(f), newCmdMember(f), newCmdToken(f), newCmdCIEnv(f, nil),
+		newCmdCompletion(ios),
+	)
 	return root
 }
 
