@@ -32,6 +32,18 @@ func addConnectionFlags(cmd *cobra.Command, f *cmdutil.Factory) {
 	pf.StringVar(&f.Flags.Token, "token", "", "API token with the api scope (default $DPROXY_TOKEN, the login profile, or <data-dir>/initial_admin_token)")
 	pf.StringVar(&f.Flags.DataDir, "data-dir", "", "data dir of a local `dproxy serve`, for its initial admin token (default $DPROXY_DATA_DIR or "+cmdutil.DefaultDataDir+")")
 	pf.StringVarP(&f.Flags.Output, "output", "o", "", "output format: table or json")
+	if cmd.HasSubCommands() || cmd.RunE == nil {
+		cmd.RunE = nounHelp
+	}
+}
+
+// nounHelp runs a noun without a verb: it prints the help, or refuses an
+// unknown verb as a usage error.
+func nounHelp(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return &cmdutil.FlagError{Err: fmt.Errorf("unknown command %q for %q; see '%s --help'", args[0], cmd.CommandPath(), cmd.CommandPath())}
+	}
+	return cmd.Help()
 }
 
 func newCmdGroup(f *cmdutil.Factory) *cobra.Command {

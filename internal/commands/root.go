@@ -5,13 +5,16 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/dproxy/dproxy/internal/adminclient"
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
 )
 
@@ -29,8 +32,23 @@ func Main() int {
 	if err == nil {
 		return cmdutil.ExitOK
 	}
-	fmt.Fprintln(ios.ErrOut, "dproxy: "+err.Error())
+	fmt.Fprintln(ios.ErrOut, "dproxy: "+message(err))
 	return cmdutil.ExitCode(err)
+}
+
+// message is the one line printed for a failed command. Connection and
+// sign-in failures are the same whatever the command was doing, so they
+// are printed without the action's prefix.
+func message(err error) string {
+	var unreachable *adminclient.UnreachableError
+	if errors.As(err, &unreachable) {
+		return unreachable.Error()
+	}
+	var unauthorized *adminclient.UnauthorizedError
+	if errors.As(err, &unauthorized) {
+		return unauthorized.Error()
+	}
+	return strings.ReplaceAll(err.Error(), "\n", " ")
 }
 
 // NewRootCmd builds the command tree.
