@@ -38,13 +38,16 @@ bench: ## Run the Go benchmarks (hot paths, cached blob throughput)
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 
 .PHONY: generate
-generate: ## Regenerate generated code (GraphQL server)
+generate: ## Regenerate generated code (GraphQL server, CLI docs, completions)
 	cd internal/server/graphql && $(GO) tool gqlgen generate --config gqlgen.yml
+	$(GO) run ./internal/commands/gen -docs docs/cli -completions completions
+
+GENERATED := internal/server/graphql/generated docs/cli completions
 
 .PHONY: check-generate
 check-generate: generate ## Fail when generated code is not current
-	@git diff --exit-code -- internal/server/graphql/generated || { echo "generated code is stale: run make generate and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- internal/server/graphql/generated)" || { echo "untracked generated files: run make generate and commit"; exit 1; }
+	@git diff --exit-code -- $(GENERATED) || { echo "generated code is stale: run make generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || { echo "untracked generated files: run make generate and commit"; exit 1; }
 
 .PHONY: e2e
 e2e: ## End-to-end: docker, podman, skopeo, containerd, crane, regctl pull through dproxy (root; installs what is missing)

@@ -5,13 +5,16 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/dproxy/dproxy/internal/adminclient"
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
 )
 
@@ -34,8 +37,23 @@ func run(ctx context.Context, ios *cmdutil.IOStreams, args []string) int {
 	if err == nil {
 		return cmdutil.ExitOK
 	}
-	fmt.Fprintln(ios.ErrOut, "dproxy: "+err.Error())
+	fmt.Fprintln(ios.ErrOut, "dproxy: "+message(err))
 	return cmdutil.ExitCode(err)
+}
+
+// message is the one line printed for a failed command. Connection and
+// sign-in failures are the same whatever the command was doing, so they
+// are printed without the action's prefix.
+func message(err error) string {
+	var unreachable *adminclient.UnreachableError
+	if errors.As(err, &unreachable) {
+		return unreachable.Error()
+	}
+	var unauthorized *adminclient.UnauthorizedError
+	if errors.As(err, &unauthorized) {
+		return unauthorized.Error()
+	}
+	return strings.ReplaceAll(err.Error(), "\n", " ")
 }
 
 // NewRootCmd builds the command tree.
@@ -47,6 +65,7 @@ func NewRootCmd(ios *cmdutil.IOStreams) *cobra.Command {
 			"between CI runners and Docker Hub (or any OCI registry).\n\n" +
 			"`dproxy serve` runs the proxy; the other commands administer a running server.",
 		Example: "  $ dproxy serve --data-dir /var/lib/dproxy\n" +
+			"  $ dproxy group create acme && dproxy group enable acme\n" +
 			"  $ docker pull 127.0.0.1:5000/acme/dependency_proxy/containers/alpine:latest",
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -55,9 +74,16 @@ func NewRootCmd(ios *cmdutil.IOStreams) *cobra.Command {
 	root.SetOut(ios.Out)
 	root.SetErr(ios.ErrOut)
 	root.SetFlagErrorFunc(usageError)
-	root.AddCommand(newCmdServe(ios, nil), newCmdVersion(ios))
-	root.AddCommand(newCmdFsck(ios, nil))
-	root.AddCommand(newCmdBackup(ios))
+	root.CompletionOptions.DisableDefaultCmd = true
+	f := cmdutil.NewFactory(ios)
+	root.AddCommand(
+		newCmdServe(ios, nil), newCmdVersion(ios),
+		newCmdLogin(f, nil), newCmdLogout(f, nil),
+		newCmdGroup(f), newCmdHubCreds(f), newCmdTTLPolicy(f), newCmdCache(f),
+		newCmdUser(f), newCmdMember(f), newCmdToken(f), newCmdCIEnv(f, nil),
+		newCmdFsck(ios, nil), newCmdBackup(ios),
+		newCmdCompletion(ios),
+	)
 	return root
 }
 

@@ -4,9 +4,11 @@
 package cmdutil
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"os"
+	"strings"
 )
 
 // IOStreams are the standard streams of a command; tests use buffers.
@@ -14,6 +16,17 @@ type IOStreams struct {
 	In     io.Reader
 	Out    io.Writer
 	ErrOut io.Writer
+	// StdinTTY and StdoutTTY override terminal detection (tests).
+	StdinTTY  *bool
+	StdoutTTY *bool
+}
+
+// Test returns streams on buffers: stdin reads in, stdout and stderr are
+// returned. The streams are not terminals unless the caller says so.
+func Test(in string) (*IOStreams, *bytes.Buffer, *bytes.Buffer) {
+	out, errOut := &bytes.Buffer{}, &bytes.Buffer{}
+	no := false
+	return &IOStreams{In: strings.NewReader(in), Out: out, ErrOut: errOut, StdinTTY: &no, StdoutTTY: &no}, out, errOut
 }
 
 // System returns the process's streams.

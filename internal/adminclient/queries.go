@@ -1,0 +1,232 @@
+package adminclient
+
+import (
+	"context"
+
+	graphql "github.com/hasura/go-graphql-client"
+)
+
+// CurrentUser returns who the token signs in as; login uses it to verify a
+// token before saving it.
+func (c *Client) CurrentUser(ctx context.Context) (CurrentUser, error) {
+	var q struct {
+		CurrentUser CurrentUser
+	}
+	if err := c.query(ctx, &q, nil); err != nil {
+		return CurrentUser{}, err
+	}
+	return q.CurrentUser, nil
+}
+
+// GroupPage is one page of groups.
+type GroupPage struct {
+	Groups   []GroupSummary
+	PageInfo PageInfo
+}
+
+// Groups returns a page of the groups the caller can read, ordered by full
+// path, optionally only those whose path contains search.
+func (c *Client) Groups(ctx context.Context, search string, p Page) (GroupPage, error) {
+	var q struct {
+		Groups struct {
+			Nodes    []GroupSummary
+			PageInfo PageInfo
+		} `graphql:"groups(search: $search, first: $first, after: $after)"`
+	}
+	var s *string
+	if search != "" {
+		s = &search
+	}
+	if err := c.query(ctx, &q, p.vars(map[string]any{"search": s})); err != nil {
+		return GroupPage{}, err
+	}
+	return GroupPage{Groups: q.Groups.Nodes, PageInfo: q.Groups.PageInfo}, nil
+}
+
+// AllGroups returns every group the caller can read, following pages.
+func (c *Client) AllGroups(ctx context.Context, search string) ([]GroupSummary, error) {
+	var all []GroupSummary
+	p := Page{First: 100}
+	for {
+		page, err := c.Groups(ctx, search, p)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page.Groups...)
+		if !page.PageInfo.HasNextPage || page.PageInfo.EndCursor == "" {
+			return all, nil
+		}
+		p.After = page.PageInfo.EndCursor
+	}
+}
+
+// Group returns one group; a NotFoundError when it does not exist or the
+// caller cannot read it.
+func (c *Client) Group(ctx context.Context, path string) (Group, error) {
+	var q struct {
+		Group *Group `graphql:"group(fullPath: $path)"`
+	}
+	if err := c.query(ctx, &q, map[string]any{"path": graphql.ID(path)}); err != nil {
+		return Group{}, err
+	}
+	if q.Group == nil {
+		return Group{}, &NotFoundError{Kind: "group", Name: path}
+	}
+	return *q.Group, nil
+}
+
+// ManifestPage is one page of a group's cached manifests, newest first.
+type ManifestPage struct {
+	Manifests []Manifest
+	PageInfo  PageInfo
+}
+
+// Manifests returns a page of a group's cached manifests.
+func (c *Client) Manifests(ctx context.Context, group string, p Page) (ManifestPage, error) {
+	var q struct {
+		Group *struct {
+			Manifests struct {
+				Nodes    []Manifest
+				PageInfo PageInfo
+			} `graphql:"dependencyProxyManifests(first: $first, after: $after)"`
+		} `graphql:"group(fullPath: $path)"`
+	}
+	if err := c.query(ctx, &q, p.vars(map[string]any{"path": graphql.ID(group)})); err != nil {
+		return ManifestPage{}, err
+	}
+	if q.Group == nil {
+		return ManifestPage{}, &NotFoundError{Kind: "group", Name: group}
+	}
+	return ManifestPage{Manifests: q.Group.Manifests.Nodes, PageInfo: q.Group.Manifests.PageInfo}, nil
+}
+
+// BlobPage is one page of a group's cached blob references, newest first.
+type BlobPage struct {
+	Blobs    []Blob
+	PageInfo PageInfo
+}
+
+// Blobs returns a page of a group's cached blob references.
+func (c *Client) Blobs(ctx context.Context, group string, p Page) (BlobPage, error) {
+	var q struct {
+		Group *struct {
+			Blobs struct {
+				Nodes    []Blob
+				PageInfo PageInfo
+			} `graphql:"dependencyProxyBlobs(first: $first, after: $after)"`
+		} `graphql:"group(fullPath: $path)"`
+	}
+	if err := c.query(ctx, &q, p.vars(map[string]any{"path": graphql.ID(group)})); err != nil {
+		return BlobPage{}, err
+	}
+	if q.Group == nil {
+		return BlobPage{}, &NotFoundError{Kind: "group", Name: group}
+	}
+	return BlobPage{Blobs: q.Group.Blobs.Nodes, PageInfo: q.Group.Blobs.PageInfo}, nil
+}
+
+// Members returns a group's direct members.
+func (c *Client) Members(ctx context.Context, group string) ([]Member, error) {
+	var q struct {
+		Group *struct {
+			Members []Member
+		} `graphql:"group(fullPath: $path)"`
+	}
+	if err := c.query(ctx, &q, map[string]any{"path": graphql.ID(group)}); err != nil {
+		return nil, err
+	}
+	if q.Group == nil {
+		return nil, &NotFoundError{Kind: "group", Name: group}
+	}
+	return q.Group.Members, nil
+}
+
+// UserPage is one page of users, ordered by username.
+type UserPage struct {
+	Users    []User
+	PageInfo PageInfo
+}
+
+// Users returns a page of users (instance admins only).
+func (c *Client) Users(ctx context.Context, p Page) (UserPage, error) {
+	var q struct {
+		Users struct {
+			Nodes    []User
+			PageInfo PageInfo
+		} `graphql:"users(first: $first, after: $after)"`
+	}
+	if err := c.query(ctx, &q, p.vars(map[string]any{})); err != nil {
+		return UserPage{}, err
+	}
+	return UserPage{Users: q.Users.Nodes, PageInfo: q.Users.PageInfo}, nil
+}
+
+// AllUsers returns every user, following pages.
+func (c *Client) AllUsers(ctx context.Context) ([]User, error) {
+	var all []User
+	p := Page{First: 100}
+	for {
+		page, err := c.Users(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page.Users...)
+		if !page.PageInfo.HasNextPage || page.PageInfo.EndCursor == "" {
+			return all, nil
+		}
+		p.After = page.PageInfo.EndCursor
+	}
+}
+
+// User returns one user; a NotFoundError when there is none.
+func (c *Client) User(ctx context.Context, username string) (User, error) {
+	var q struct {
+		User *User `graphql:"user(username: $username)"`
+	}
+	if err := c.query(ctx, &q, map[string]any{"username": username}); err != nil {
+		return User{}, err
+	}
+	if q.User == nil {
+		return User{}, &NotFoundError{Kind: "user", Name: username}
+	}
+	return *q.User, nil
+}
+
+// TokenFilter selects whose tokens Tokens lists: a user's personal tokens
+// (Username), a group's access and deploy tokens (GroupPath), or, with
+// neither, the caller's own personal tokens.
+type TokenFilter struct {
+	Username  string
+	GroupPath string
+}
+
+// Tokens lists tokens, newest first, without secrets.
+func (c *Client) Tokens(ctx context.Context, f TokenFilter) ([]Token, error) {
+	var q struct {
+		Tokens []Token `graphql:"tokens(username: $username, groupPath: $groupPath)"`
+	}
+	var user *string
+	if f.Username != "" {
+		user = &f.Username
+	}
+	var group *graphql.ID
+	if f.GroupPath != "" {
+		group = graphql.NewID(f.GroupPath)
+	}
+	if err := c.query(ctx, &q, map[string]any{"username": user, "groupPath": group}); err != nil {
+		return nil, err
+	}
+	return q.Tokens, nil
+}
+
+// InstanceDockerHubCredentials returns the instance default Docker Hub
+// identity (instance admins only).
+func (c *Client) InstanceDockerHubCredentials(ctx context.Context) (DockerHubCredentials, error) {
+	var q struct {
+		Creds DockerHubCredentials `graphql:"instanceDockerHubCredentials"`
+	}
+	if err := c.query(ctx, &q, nil); err != nil {
+		return DockerHubCredentials{}, err
+	}
+	return q.Creds, nil
+}

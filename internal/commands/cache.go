@@ -1,0 +1,230 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dproxy/dproxy/internal/adminclient"
+	"github.com/dproxy/dproxy/internal/commands/cmdutil"
+	"github.com/dproxy/dproxy/internal/commands/output"
+)
+
+func newCmdCache(f *cmdutil.Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cache <command>",
+		Short: "List, purge and delete a group's cached images",
+		Example: "  $ dproxy cache list acme\n" +
+			"  $ dproxy cache delete acme alpine:latest\n" +
+			"  $ dproxy cache purge acme --yes",
+	}
+	addConnectionFlags(cmd, f)
+	cmd.AddCommand(newCmdCacheList(f, nil), newCmdCachePurge(f, nil), newCmdCacheDelete(f, nil))
+	return cmd
+}
+
+type cacheListOptions struct {
+	api
+	Group string
+	Blobs bool
+	Limit int
+}
+
+func newCmdCacheList(f *cmdutil.Factory, runF func(context.Context, *cacheListOptions) error) *cobra.Command {
+	opts := &cacheListOptions{api: newAPI(f)}
+	cmd := &cobra.Command{
+		Use:     "list <group> [--blobs]",
+		Aliases: []string{"ls"},
+		Short:   "List a group's cached images (or blobs), newest first",
+		Example: "  $ dproxy cache list acme\n" +
+			"  $ dproxy cache list acme --blobs -o json",
+		Args: exactArgs(1, "a group path"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Group = args[0]
+			if opts.Limit < 0 {
+				return &cmdutil.FlagError{Err: fmt.Errorf("invalid --limit %d: want 0 (everything) or more", opts.Limit)}
+			}
+			return dispatch(cmd, opts, runF, runCacheList)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.Blobs, "blobs", false, "list blobs (layers and configs) instead of images")
+	cmd.Flags().IntVar(&opts.Limit, "limit", 0, "list at most this many (0: all)")
+	return cmd
+}
+
+// cachePageSize is the page size the list asks for.
+const cachePageSize = 100
+
+func runCacheList(ctx context.Context, opts *cacheListOptions) error {
+	c, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
+	if opts.Blobs {
+		blobs, err := collect(opts.Limit, func(pg adminclient.Page) ([]adminclient.Blob, adminclient.PageInfo, error) {
+			r, err := c.Blobs(ctx, opts.Group, pg)
+			return r.Blobs, r.PageInfo, err
+		})
+		if err != nil {
+			return fmt.Errorf("list the cached blobs of %s: %w", opts.Group, err)
+		}
+		t := output.Table{Header: []string{"DIGEST", "SIZE", "CACHED", "LAST READ"}}
+		for _, b := range blobs {
+			t.Rows = append(t.Rows, []string{b.Digest, p.Size(int64(b.Size)), p.Time(b.CreatedAt), p.Time(b.ReadAt)})
+		}
+		return p.Print(blobs, t)
+	}
+	manifests, err := collect(opts.Limit, func(pg adminclient.Page) ([]adminclient.Manifest, adminclient.PageInfo, error) {
+		r, err := c.Manifests(ctx, opts.Group, pg)
+		return r.Manifests, r.PageInfo, err
+	})
+	if err != nil {
+		return fmt.Errorf("list the cached images of %s: %w", opts.Group, err)
+	}
+	t := output.Table{Header: []string{"IMAGE", "TAG/DIGEST", "DIGEST", "SIZE", "UPDATED", "LAST PULLED"}}
+	for _, m := range manifests {
+		digest := m.Digest
+		if p.TTY && len(digest) > 19 {
+			digest = digest[:19]
+		}
+		t.Rows = append(t.Rows, []string{m.ImageName, m.Reference, digest, p.Size(int64(m.Size)), p.Time(m.UpdatedAt), p.Time(m.ReadAt)})
+	}
+	return p.Print(manifests, t)
+}
+
+// collect follows pages until limit items (0: all) or the end.
+func collect[T any](limit int, page func(adminclient.Page) ([]T, adminclient.PageInfo, error)) ([]T, error) {
+	all := []T{}
+	pg := adminclient.Page{First: cachePageSize}
+	for {
+		if limit > 0 {
+			pg.First = min(cachePageSize, limit-len(all))
+		}
+		items, info, err := page(pg)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if !info.HasNextPage || info.EndCursor == "" || (limit > 0 && len(all) >= limit) {
+			return all, nil
+		}
+		pg.After = info.EndCursor
+	}
+}
+
+type cachePurgeOptions struct {
+	api
+	Group string
+	Yes   bool
+}
+
+func newCmdCachePurge(f *cmdutil.Factory, runF func(context.Context, *cachePurgeOptions) error) *cobra.Command {
+	opts := &cachePurgeOptions{api: newAPI(f)}
+	cmd := &cobra.Command{
+		Use:   "purge <group> [--yes]",
+		Short: "Remove every cached image and blob of a group",
+		Long: "Remove every cached manifest and blob reference of a group (owner); the next pull goes\n" +
+			"upstream. Asks for confirmation on a terminal unless --yes; without a terminal --yes is required.",
+		Example: "  $ dproxy cache purge acme\n" +
+			"  $ dproxy cache purge acme --yes",
+		Args: exactArgs(1, "a group path"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Group = args[0]
+			return dispatch(cmd, opts, runF, runCachePurge)
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
+}
+
+func runCachePurge(ctx context.Context, opts *cachePurgeOptions) error {
+	if err := confirm(opts.IO, opts.Yes, fmt.Sprintf("Remove every cached image of %s?", opts.Group)); err != nil {
+		return err
+	}
+	c, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
+	r, err := c.PurgeCache(ctx, opts.Group)
+	if err != nil {
+		return fmt.Errorf("purge the cache of %s: %w", opts.Group, err)
+	}
+	if p.JSON() {
+		return p.PrintJSON(r)
+	}
+	_, err = fmt.Fprintf(opts.IO.Out, "Purged %s: %d manifests, %d blobs, %s freed\n",
+		opts.Group, r.ManifestCount, r.BlobCount, output.HumanSize(int64(r.FreedBytes)))
+	return err
+}
+
+type cacheDeleteOptions struct {
+	api
+	Group     string
+	Image     string
+	Reference string
+}
+
+func newCmdCacheDelete(f *cmdutil.Factory, runF func(context.Context, *cacheDeleteOptions) error) *cobra.Command {
+	opts := &cacheDeleteOptions{api: newAPI(f)}
+	return &cobra.Command{
+		Use:   "delete <group> <image>{:<tag> | @<digest>}",
+		Short: "Remove one cached image of a group",
+		Long:  "Remove one cached manifest of a group (owner); the next pull of it goes upstream.",
+		Example: "  $ dproxy cache delete acme alpine:latest\n" +
+			"  $ dproxy cache delete acme library/node@sha256:0123…",
+		Args: exactArgs(2, "a group path and an image reference"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Group = args[0]
+			img, ref, err := splitImageRef(args[1])
+			if err != nil {
+				return &cmdutil.FlagError{Err: err}
+			}
+			opts.Image, opts.Reference = img, ref
+			return dispatch(cmd, opts, runF, runCacheDelete)
+		},
+	}
+}
+
+// splitImageRef splits "alpine:3.20" and "alpine@sha256:…" (a registry
+// port is not part of these names, so the last ':' after the last '/' is
+// the tag).
+func splitImageRef(s string) (image, ref string, err error) {
+	if i := strings.Index(s, "@"); i > 0 && i < len(s)-1 {
+		return s[:i], s[i+1:], nil
+	}
+	slash := strings.LastIndex(s, "/")
+	if i := strings.LastIndex(s, ":"); i > slash+1 && i < len(s)-1 {
+		return s[:i], s[i+1:], nil
+	}
+	return "", "", fmt.Errorf("invalid image %q: want <image>:<tag> or <image>@<digest>, e.g. alpine:latest", s)
+}
+
+func runCacheDelete(ctx context.Context, opts *cacheDeleteOptions) error {
+	c, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	m, err := c.DeleteManifest(ctx, opts.Group, opts.Image, opts.Reference)
+	if err != nil {
+		return fmt.Errorf("delete %s:%s from the cache of %s: %w", opts.Image, opts.Reference, opts.Group, err)
+	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
+	if p.JSON() {
+		return p.PrintJSON(m)
+	}
+	_, err = fmt.Fprintf(opts.IO.Out, "Deleted %s:%s (%s) from the cache of %s\n", opts.Image, opts.Reference, m.Digest, opts.Group)
+	return err
+}

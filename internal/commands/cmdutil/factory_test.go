@@ -1,0 +1,104 @@
+package cmdutil
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestConnection(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dataDir, "initial_admin_token"), []byte("dpxp_initial\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		flags      Flags
+		env        map[string]string
+		profile    *Profile
+		wantServer string
+		wantToken  string
+	}{
+		{"defaults use the initial token", Flags{DataDir: dataDir}, nil, nil, DefaultServer, "dpxp_initial"},
+		{"data dir from the environment", Flags{}, map[string]string{"DPROXY_DATA_DIR": dataDir}, nil, DefaultServer, "dpxp_initial"},
+		{"flag beats env", Flags{Server: "http://a:1", Token: "t-flag"}, map[string]string{"DPROXY_SERVER": "http://b:2", "DPROXY_TOKEN": "t-env"}, nil, "http://a:1", "t-flag"},
+		{"env beats profile", Flags{}, map[string]string{"DPROXY_SERVER": "http://b:2", "DPROXY_TOKEN": "t-env"}, &Profile{Server: "http://b:2", Token: "t-prof"}, "http://b:2", "t-env"},
+		{"profile", Flags{DataDir: dataDir}, nil, &Profile{Server: "http://127.0.0.1:5000/", Token: "t-prof"}, DefaultServer, "t-prof"},
+		{"profile of another server is not sent", Flags{Server: "http://other:5000", DataDir: dataDir}, nil, &Profile{Server: "http://p:1", Token: "t-prof"}, "http://other:5000", ""},
+		{"initial token never leaves the machine", Flags{Server: "https://dproxy.example.com", DataDir: dataDir}, nil, nil, "https://dproxy.example.com", ""},
+		{"localhost is local", Flags{Server: "http://localhost:5000", DataDir: dataDir}, nil, nil, "http://localhost:5000", "dpxp_initial"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := t.TempDir()
+			env := map[string]string{"XDG_CONFIG_HOME": cfg, "DPROXY_DATA_DIR": filepath.Join(cfg, "none")}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			getenv := func(k string) string { return env[k] }
+			if tt.profile != nil {
+				if _, err := SaveProfile(getenv, *tt.profile); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ios, _, _ := Test("")
+			f := NewFactory(ios)
+			f.Getenv, f.Flags = getenv, tt.flags
+			c, err := f.Connection()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Server != tt.wantServer || c.Token != tt.wantToken {
+				t.Fatalf("connection = %s %q, want %s %q", c.Server, c.Token, tt.wantServer, tt.wantToken)
+			}
+		})
+	}
+}
+
+func TestSaveProfile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	getenv := func(k string) string { return map[string]string{"XDG_CONFIG_HOME": dir}[k] }
+	path, err := SaveProfile(getenv, Profile{Server: "http://x:1", Token: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if path != filepath.Join(dir, "dproxy", "config.yaml") {
+		t.Fatalf("path = %s", path)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode = %v, %v; want 0600", st.Mode(), err)
+	}
+	p, err := LoadProfile(getenv)
+	if err != nil || p.Token != "secret" || p.Server != "http://x:1" {
+		t.Fatalf("LoadProfile = %+v, %v", p, err)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Fatalf("leftover files: %v", entries)
+	}
+}
+
+func TestReadSecret(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want, wantErr string }{
+		{"s3cret\n", "s3cret", ""},
+		{"s3cret", "s3cret", ""},
+		{"s3cret\r\nmore", "s3cret", ""},
+		{"", "", "is empty"},
+		{"\n", "", "is empty"},
+	}
+	for _, tt := range tests {
+		ios, _, _ := Test(tt.in)
+		got, err := ios.ReadSecret("secret")
+		if got != tt.want || (err == nil) != (tt.wantErr == "") {
+			t.Errorf("ReadSecret(%q) = %q, %v", tt.in, got, err)
+		}
+		if err != nil && ExitCode(err) != ExitUsage {
+			t.Errorf("ReadSecret(%q) error exit code = %d, want %d", tt.in, ExitCode(err), ExitUsage)
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package cmdutil
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+)
+
+// fdOf returns the file descriptor of a stream that is an *os.File.
+func fdOf(v any) (int, bool) {
+	f, ok := v.(*os.File)
+	if !ok {
+		return 0, false
+	}
+	return int(f.Fd()), true
+}
+
+// IsStdoutTTY reports whether Out is a terminal; tests set StdoutTTY.
+func (s *IOStreams) IsStdoutTTY() bool {
+	if s.StdoutTTY != nil {
+		return *s.StdoutTTY
+	}
+	fd, ok := fdOf(s.Out)
+	return ok && term.IsTerminal(fd)
+}
+
+// IsStdinTTY reports whether In is a terminal; tests set StdinTTY.
+func (s *IOStreams) IsStdinTTY() bool {
+	if s.StdinTTY != nil {
+		return *s.StdinTTY
+	}
+	fd, ok := fdOf(s.In)
+	return ok && term.IsTerminal(fd)
+}
+
+// ReadSecret reads a secret: from In when it is not a terminal (one line,
+// or everything up to EOF, without the trailing newline), else by
+// prompting on ErrOut without echo. An empty secret is an error naming
+// what was asked for.
+func (s *IOStreams) ReadSecret(what string) (string, error) {
+	var secret string
+	if fd, ok := fdOf(s.In); ok && s.StdinTTY == nil && term.IsTerminal(fd) {
+		fmt.Fprintf(s.ErrOut, "%s: ", what)
+		b, err := term.ReadPassword(fd)
+		fmt.Fprintln(s.ErrOut)
+		if err != nil {
+			return "", fmt.Errorf("read %s from the terminal: %w", what, err)
+		}
+		secret = string(b)
+	} else {
+		line, err := bufio.NewReader(s.In).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("read %s from stdin: %w", what, err)
+		}
+		secret = strings.TrimRight(line, "\r\n")
+	}
+	if secret == "" {
+		return "", &FlagError{Err: fmt.Errorf("%s is empty: pipe it on stdin (e.g. `printf %%s \"$SECRET\" | dproxy …`) or type it at the prompt", what)}
+	}
+	return secret, nil
+}
+
+// Confirm asks a yes/no question on a terminal; anything but y or yes is no.
+func (s *IOStreams) Confirm(question string) (bool, error) {
+	fmt.Fprintf(s.ErrOut, "%s [y/N]: ", question)
+	line, err := bufio.NewReader(s.In).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("read the answer: %w", err)
+	}
+	a := strings.ToLower(strings.TrimSpace(line))
+	return a == "y" || a == "yes", nil
+}

@@ -1,0 +1,231 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dproxy/dproxy/internal/adminclient"
+	"github.com/dproxy/dproxy/internal/commands/cmdutil"
+	"github.com/dproxy/dproxy/internal/testserver"
+)
+
+// execute runs cmd with a command line and returns the error.
+func execute(cmd *cobra.Command, line string) error {
+	cmd.SetArgs(strings.Fields(line))
+	cmd.SetIn(&bytes.Buffer{})
+	cmd.SetOut(&bytes.Buffer{})
+	cmd.SetErr(&bytes.Buffer{})
+	_, err := cmd.ExecuteC()
+	return err
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestFlagsToOptions checks what each command makes of its command line,
+// without a server: runF captures the options.
+func TestFlagsToOptions(t *testing.T) {
+	t.Parallel()
+	type tc struct {
+		name    string
+		build   func(f *cmdutil.Factory, got *any) *cobra.Command
+		stdin   string
+		line    string
+		want    any
+		wantErr string
+	}
+	capture := func(got *any) func(v any) error { return func(v any) error { *got = v; return nil } }
+	tests := []tc{
+		{"ttl set", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdTTLPolicySet(f, func(_ context.Context, o *ttlPolicySetOptions) error { o.api = api{}; return capture(got)(*o) })
+		}, "", "acme --enabled --ttl 30", ttlPolicySetOptions{Group: "acme", Enabled: ptr(true), TTL: ptr(30)}, ""},
+		{"ttl disable only", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdTTLPolicySet(f, func(_ context.Context, o *ttlPolicySetOptions) error { o.api = api{}; return capture(got)(*o) })
+		}, "", "acme --enabled=false", ttlPolicySetOptions{Group: "acme", Enabled: ptr(false)}, ""},
+		{"ttl zero", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdTTLPolicySet(f, nil)
+		}, "", "acme --ttl 0", nil, "invalid --ttl 0"},
+		{"ttl not a number", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdTTLPolicySet(f, nil)
+		}, "", "acme --ttl 1.5", nil, `invalid --ttl "1.5"`},
+		{"hub-creds set from stdin", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdHubCredsSet(f, func(_ context.Context, o *hubCredsSetOptions) error { o.api = api{}; return capture(got)(*o) })
+		}, "s3cret\n", "acme --identity bot --secret-stdin",
+			hubCredsSetOptions{hubCredsTarget: hubCredsTarget{Group: "acme"}, Identity: "bot", SecretStdin: true, Secret: "s3cret"}, ""},
+		{"hub-creds set default", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdHubCredsSet(f, func(_ context.Context, o *hubCredsSetOptions) error { o.api = api{}; return capture(got)(*o) })
+		}, "s3cret", "--default --identity bot --secret-stdin",
+			hubCredsSetOptions{hubCredsTarget: hubCredsTarget{Default: true}, Identity: "bot", SecretStdin: true, Secret: "s3cret"}, ""},
+		{"hub-creds secret is no flag", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdHubCredsSet(f, nil)
+		}, "", "acme --identity bot --secret s3cret", nil, "unknown flag: --secret"},
+		{"hub-creds group and default", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdHubCredsSet(f, nil)
+		}, "x", "acme --default --identity bot --secret-stdin", nil, "not both"},
+		{"member add role any case", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdMemberAdd(f, func(_ context.Context, o *memberAddOptions) error { o.api = api{}; return capture(got)(*o) })
+		}, "", "acme alice --role Reporter", memberAddOptions{Group: "acme", Username: "alice", Role: "REPORTER"}, ""},
+		{"member add no role", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdMemberAdd(f, nil)
+		}, "", "acme alice", nil, `unknown role ""`},
+		{"deploy token", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdTokenCreate(f, func(_ context.Context, o *tokenCreateOptions) error { return capture(got)(o.Input) })
+		}, "", "--group acme --deploy --scopes read_registry --name ci",
+			adminclient.TokenInput{Kind: adminclient.TokenDeploy, Name: "ci", GroupPath: "acme", Scopes: []string{"read_registry"}}, ""},
+		{"group access token", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdTokenCreate(f, func(_ context.Context, o *tokenCreateOptions) error { return capture(got)(o.Input) })
+		}, "", "--group acme --role developer --scopes api,read_registry",
+			adminclient.TokenInput{Kind: adminclient.TokenGroupAccess, Name: "dproxy-cli", GroupPath: "acme", Role: "DEVELOPER", Scopes: []string{"api", "read_registry"}}, ""},
+		{"token deploy without group", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdTokenCreate(f, nil)
+		}, "", "--deploy --scopes read_registry", nil, "--deploy needs --group"},
+		{"token past expiry", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdTokenCreate(f, nil)
+		}, "", "--scopes api --expires-at 2001-01-01", nil, "in the past"},
+		{"cache delete digest", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdCacheDelete(f, func(_ context.Context, o *cacheDeleteOptions) error { o.api = api{}; return capture(got)(*o) })
+		}, "", "acme library/node@sha256:abc", cacheDeleteOptions{Group: "acme", Image: "library/node", Reference: "sha256:abc"}, ""},
+		{"cache delete tag", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdCacheDelete(f, func(_ context.Context, o *cacheDeleteOptions) error { o.api = api{}; return capture(got)(*o) })
+		}, "", "acme alpine:3.20", cacheDeleteOptions{Group: "acme", Image: "alpine", Reference: "3.20"}, ""},
+		{"group update", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdGroupUpdate(f, func(_ context.Context, o *groupUpdateOptions) error {
+				return capture(got)([2]any{*o.FreshnessWindow, *o.AllowAnonymousPull})
+			})
+		}, "", "acme --freshness-window 5m --allow-anonymous-pull", [2]any{300, true}, ""},
+		{"ci-env format", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdCIEnv(f, nil)
+		}, "", "acme --format yaml", nil, `unknown --format "yaml"`},
+		{"user password never a flag", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdUserSetPassword(f, nil)
+		}, "", "alice", nil, "--password-stdin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ios, _, _ := cmdutil.Test(tt.stdin)
+			f := cmdutil.NewFactory(ios)
+			var got any
+			cmd := tt.build(f, &got)
+			err := execute(cmd, tt.line)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("options = %+v\nwant      %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestOptionsToOutput runs commands' run functions against a real server
+// and checks what they print, on a terminal and piped.
+func TestOptionsToOutput(t *testing.T) {
+	t.Parallel()
+	s := testserver.New(t, testserver.Options{})
+	c, err := adminclient.New(s.URL, s.AdminToken, adminclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.CreateGroup(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	newAPIFor := func(tty bool, format string) (api, *bytes.Buffer) {
+		ios, out, _ := cmdutil.Test("")
+		ios.StdoutTTY = &tty
+		f := cmdutil.NewFactory(ios)
+		f.Flags.Output = format
+		f.AdminClient = func() (*adminclient.Client, error) { return c, nil }
+		return newAPI(f), out
+	}
+	tests := []struct {
+		name   string
+		tty    bool
+		format string
+		run    func(api) error
+		want   []string
+		not    []string
+	}{
+		{"group list on a terminal", true, "", func(a api) error { return runGroupList(ctx, &groupListOptions{api: a}) },
+			[]string{"GROUP", "PROXY", "│ acme", "0 B", "just now"}, nil},
+		{"group list piped", false, "", func(a api) error { return runGroupList(ctx, &groupListOptions{api: a}) },
+			[]string{"acme\tenabled\t0\t0\t0\t-\t"}, []string{"GROUP", "│"}},
+		{"group list json", false, "json", func(a api) error { return runGroupList(ctx, &groupListOptions{api: a}) },
+			[]string{`"fullPath": "acme"`}, nil},
+		{"enable", true, "", func(a api) error {
+			return runGroupEnable(ctx, &groupEnableOptions{api: a, Path: "acme", Enabled: true})
+		}, []string{"Dependency proxy:", "enabled"}, nil},
+		{"purge", false, "", func(a api) error { return runCachePurge(ctx, &cachePurgeOptions{api: a, Group: "acme", Yes: true}) },
+			[]string{"Purged acme: 0 manifests, 0 blobs, 0 B freed"}, nil},
+		{"ttl show json", false, "json", func(a api) error { return runTTLPolicyShow(ctx, &ttlPolicyShowOptions{api: a, Group: "acme"}) },
+			[]string{`"ttl": 90`}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, out := newAPIFor(tt.tty, tt.format)
+			if err := tt.run(a); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("output has %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+func TestPurgeConfirmation(t *testing.T) {
+	t.Parallel()
+	yes, no := true, false
+	tests := []struct {
+		name    string
+		tty     *bool
+		answer  string
+		yesFlag bool
+		wantErr error
+		usage   bool
+	}{
+		{"no terminal, no --yes", &no, "", false, nil, true},
+		{"terminal, answer n", &yes, "n\n", false, errCancelled, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ios, _, stderr := cmdutil.Test(tt.answer)
+			ios.StdinTTY = tt.tty
+			called := false
+			a := api{IO: ios, Client: func() (*adminclient.Client, error) { called = true; return nil, errors.New("no server") }}
+			err := runCachePurge(context.Background(), &cachePurgeOptions{api: a, Group: "acme", Yes: tt.yesFlag})
+			if called {
+				t.Fatal("the server was contacted before confirmation")
+			}
+			if tt.usage && cmdutil.ExitCode(err) != cmdutil.ExitUsage {
+				t.Fatalf("err = %v, want a usage error", err)
+			}
+			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if *tt.tty && !strings.Contains(stderr.String(), "[y/N]") {
+				t.Fatalf("no question asked: %q", stderr)
+			}
+		})
+	}
+}

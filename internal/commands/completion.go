@@ -1,0 +1,42 @@
+package commands
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dproxy/dproxy/internal/commands/cmdutil"
+)
+
+func newCmdCompletion(ios *cmdutil.IOStreams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "completion {bash|zsh|fish|powershell}",
+		Short: "Print a shell completion script",
+		Long: "Print the completion script of a shell. Load it in the current shell, or install it\n" +
+			"where your shell looks for completions (the repository's completions/ folder has them too).",
+		Example: "  $ source <(dproxy completion bash)\n" +
+			"  $ dproxy completion zsh > \"${fpath[1]}/_dproxy\"\n" +
+			"  $ dproxy completion fish > ~/.config/fish/completions/dproxy.fish\n" +
+			"  $ dproxy completion powershell | Out-String | Invoke-Expression",
+		ValidArgs: []string{"bash", "zsh", "fish", "powershell"},
+		Args:      exactArgs(1, "a shell: bash, zsh, fish or powershell"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return writeCompletion(cmd.Root(), args[0], ios)
+		},
+	}
+}
+
+// writeCompletion writes the completion script of shell for root.
+func writeCompletion(root *cobra.Command, shell string, ios *cmdutil.IOStreams) error {
+	switch shell {
+	case "bash":
+		return root.GenBashCompletionV2(ios.Out, true)
+	case "zsh":
+		return root.GenZshCompletion(ios.Out)
+	case "fish":
+		return root.GenFishCompletion(ios.Out, true)
+	case "powershell":
+		return root.GenPowerShellCompletionWithDesc(ios.Out)
+	}
+	return &cmdutil.FlagError{Err: fmt.Errorf("unknown shell %q: want bash, zsh, fish or powershell", shell)}
+}

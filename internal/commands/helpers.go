@@ -1,0 +1,113 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dproxy/dproxy/internal/adminclient"
+	"github.com/dproxy/dproxy/internal/commands/cmdutil"
+)
+
+// dispatch hands opts to runF when a test gave one, else to the real run
+// function.
+func dispatch[O any](cmd *cobra.Command, opts O, runF, real func(context.Context, O) error) error {
+	if runF != nil {
+		return runF(cmd.Context(), opts)
+	}
+	return real(cmd.Context(), opts)
+}
+
+// exactArgs requires n arguments and names what is missing.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return &cmdutil.FlagError{Err: fmt.Errorf("%s takes %s (got %d arguments); see '%s --help'", cmd.CommandPath(), what, len(args), cmd.CommandPath())}
+		}
+		return nil
+	}
+}
+
+// errCancelled is returned when the user answers no.
+var errCancelled = errors.New("cancelled; nothing was changed")
+
+// confirm asks before a destructive action: on a terminal unless yes;
+// without a terminal only yes lets it proceed.
+func confirm(ios *cmdutil.IOStreams, yes bool, question string) error {
+	if yes {
+		return nil
+	}
+	if !ios.IsStdinTTY() {
+		return &cmdutil.FlagError{Err: errors.New("refusing to ask for confirmation without a terminal; add --yes")}
+	}
+	ok, err := ios.Confirm(question)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errCancelled
+	}
+	return nil
+}
+
+func enabledWord(on bool) string {
+	if on {
+		return "enabled"
+	}
+	return "disabled"
+}
+
+func enableVerb(on bool) string {
+	if on {
+		return "enable"
+	}
+	return "disable"
+}
+
+func allowedWord(on bool) string {
+	if on {
+		return "allowed"
+	}
+	return "not allowed"
+}
+
+func roleWord(r adminclient.Role) string {
+	if r == "" {
+		return "-"
+	}
+	return strings.ToLower(string(r))
+}
+
+func identityText(identity string, secretSet bool) string {
+	switch {
+	case identity == "":
+		return "(none: the instance default, else anonymous)"
+	case secretSet:
+		return identity + " (secret set)"
+	}
+	return identity + " (no secret)"
+}
+
+func ttlText(p adminclient.TTLPolicy) string {
+	if !p.Enabled {
+		return fmt.Sprintf("disabled (ttl %d days)", p.TTL)
+	}
+	return fmt.Sprintf("enabled: entries unread for %d days are removed", p.TTL)
+}
+
+// parseSeconds accepts a Go duration ("5m") or a number of seconds.
+func parseSeconds(s string) (int, error) {
+	if n, err := strconv.Atoi(s); err == nil && n >= 0 {
+		return n, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 || d%time.Second != 0 {
+		return 0, fmt.Errorf("invalid duration %q: want whole seconds like 30s, 5m or 1h", s)
+	}
+	return int(d / time.Second), nil
+}

@@ -1,0 +1,187 @@
+package commands_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/dproxy/dproxy/internal/commands"
+	"github.com/dproxy/dproxy/internal/testregistry"
+	"github.com/dproxy/dproxy/internal/testserver"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"dproxy": func() { os.Exit(commands.Main()) },
+	})
+}
+
+// Docker Hub credentials the test upstream accepts.
+const (
+	hubUser   = "hubuser"
+	hubSecret = "hub-secret-do-not-log"
+)
+
+// TestScripts runs each testdata/script/*.txtar against its own real
+// dproxy server (temp data dir, SQLite) in front of a real registry
+// upstream. The scripts drive the built CLI with `exec dproxy …`; the
+// server's URL is $DPROXY_SERVER, its data dir $DPROXY_DATA_DIR (so the CLI
+// finds the initial admin token there), its host:port $HOST.
+func TestScripts(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("testdata/script/*.txtar")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scripts: %v", err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
+			t.Parallel()
+			up := testregistry.New(t, testregistry.Options{Users: map[string]string{hubUser: hubSecret}})
+			srv := testserver.New(t, testserver.Options{Upstream: up})
+			testscript.Run(t, testscript.Params{
+				Files:               []string{file},
+				RequireExplicitExec: true,
+				Setup: func(env *testscript.Env) error {
+					env.Setenv("DPROXY_SERVER", srv.URL)
+					env.Setenv("DPROXY_DATA_DIR", srv.DataDir)
+					env.Setenv("HOST", srv.Host)
+					env.Setenv("HUB_USER", hubUser)
+					env.Setenv("HUB_SECRET", hubSecret)
+					env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
+					env.Setenv("HOME", env.WorkDir)
+					return nil
+				},
+				Cmds: scriptCmds(t, srv),
+			})
+		})
+	}
+}
+
+// scriptCmds are the scripts' commands beyond the CLI: they act on the
+// upstream and pull through the proxy like a registry client.
+func scriptCmds(t *testing.T, srv *testserver.Server) map[string]func(ts *testscript.TestScript, neg bool, args []string) {
+	up := srv.Upstream
+	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		// push-image REPO TAG: push a random two-layer image upstream.
+		"push-image": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) != 2 {
+				ts.Fatalf("usage: push-image REPO TAG")
+			}
+			up.PushRandomImage(t, args[0], args[1], 2, 2048)
+		},
+		// pull REF [USER PASSWORD]: pull a manifest and its layers through
+		// dproxy (REF without the host); PASSWORD @FILE reads it from FILE.
+		// The error goes to stderr.
+		"pull": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) != 1 && len(args) != 3 {
+				ts.Fatalf("usage: pull REF [USER PASSWORD]")
+			}
+			var auth authn.Authenticator = authn.Anonymous
+			if len(args) == 3 {
+				pw := args[2]
+				if f, ok := strings.CutPrefix(pw, "@"); ok {
+					pw = strings.TrimSpace(ts.ReadFile(f))
+				}
+				auth = &authn.Basic{Username: args[1], Password: pw}
+			}
+			err := pullImage(srv.Host+"/"+args[0], auth)
+			if err != nil {
+				fmt.Fprintln(ts.Stderr(), err)
+			}
+			switch {
+			case err != nil && !neg:
+				ts.Fatalf("pull %s: %v", args[0], err)
+			case err == nil && neg:
+				ts.Fatalf("pull %s succeeded, want a failure", args[0])
+			}
+		},
+		// upstream-token-users: print the Basic usernames the upstream's
+		// token service saw, one a line ("-" for anonymous).
+		"upstream-token-users": func(ts *testscript.TestScript, neg bool, args []string) {
+			for _, r := range up.TokenRequests() {
+				u := r.Username
+				if u == "" {
+					u = "-"
+				}
+				fmt.Fprintln(ts.Stdout(), u)
+			}
+		},
+		// upstream-manifest-gets: print how many manifest GETs the upstream
+		// answered; upstream-reset zeroes the counters.
+		"upstream-manifest-gets": func(ts *testscript.TestScript, neg bool, args []string) {
+			fmt.Fprintln(ts.Stdout(), strconv.Itoa(up.Count("GET", testregistry.KindManifest)))
+		},
+		"upstream-reset": func(ts *testscript.TestScript, neg bool, args []string) {
+			up.ResetCounts()
+		},
+		// json FILE [KEY=VALUE ...]: FILE must parse as JSON; with KEY=VALUE
+		// pairs it must be an object (or an array whose first element is
+		// one) with those top-level string or number values.
+		"json": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) < 1 {
+				ts.Fatalf("usage: json FILE [KEY=VALUE ...]")
+			}
+			var v any
+			if err := json.Unmarshal([]byte(ts.ReadFile(args[0])), &v); err != nil {
+				ts.Fatalf("%s is not JSON: %v", args[0], err)
+			}
+			if arr, ok := v.([]any); ok && len(arr) > 0 {
+				v = arr[0]
+			}
+			obj, _ := v.(map[string]any)
+			for _, kv := range args[1:] {
+				k, want, _ := strings.Cut(kv, "=")
+				got := fmt.Sprint(obj[k])
+				if (got == want) == neg {
+					ts.Fatalf("%s: %s = %q, want %q (negated: %v)", args[0], k, got, want, neg)
+				}
+			}
+		},
+		// server-log-contains TEXT: whether the server's log has TEXT.
+		"server-log-contains": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) != 1 {
+				ts.Fatalf("usage: server-log-contains TEXT")
+			}
+			if strings.Contains(srv.Logs(), args[0]) == neg {
+				ts.Fatalf("server log contains %q: %v, want %v", args[0], !neg, neg)
+			}
+		},
+	}
+}
+
+func pullImage(ref string, auth authn.Authenticator) error {
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return err
+	}
+	img, err := remote.Image(r, remote.WithAuth(auth))
+	if err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

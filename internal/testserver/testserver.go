@@ -1,0 +1,103 @@
+// Package testserver runs a real dproxy server for tests of its clients:
+// the assembled app (SQLite and a blob folder in a temp data dir) behind an
+// httptest listener on 127.0.0.1, in front of a testregistry upstream.
+//
+// Only tests import it. It must not import commands, adminclient or tui.
+package testserver
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/dproxy/dproxy/internal/app"
+	"github.com/dproxy/dproxy/internal/config"
+	"github.com/dproxy/dproxy/internal/testregistry"
+)
+
+// Server is a running dproxy.
+type Server struct {
+	// URL is http://127.0.0.1:port; Host is 127.0.0.1:port.
+	URL  string
+	Host string
+	// DataDir holds the database, blobs, keys and initial_admin_token.
+	DataDir string
+	// AdminToken is the initial admin token (api scope).
+	AdminToken string
+	Upstream   *testregistry.Upstream
+	App        *app.App
+	logs       *logBuffer
+}
+
+// Options configure New.
+type Options struct {
+	// DataDir is used instead of a fresh temp dir when set.
+	DataDir string
+	// Upstream is used instead of a new testregistry when set.
+	Upstream *testregistry.Upstream
+}
+
+// New starts a server that stops when the test ends.
+func New(t testing.TB, o Options) *Server {
+	t.Helper()
+	up := o.Upstream
+	if up == nil {
+		up = testregistry.New(t, testregistry.Options{})
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	cfg := config.Default()
+	cfg.DataDir = o.DataDir
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	cfg.Upstream = up.URL
+	cfg.Addr = srv.Listener.Addr().String()
+	cfg.ExternalURL = "http://" + cfg.Addr
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := app.Open(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatalf("open dproxy: %v", err)
+	}
+	srv.Config.Handler = a.Server.Handler()
+	srv.Start()
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+		a.Close()
+	})
+	tok, err := os.ReadFile(cfg.InitialTokenPath())
+	if err != nil {
+		t.Fatalf("read initial admin token: %v", err)
+	}
+	return &Server{
+		URL: srv.URL, Host: cfg.Addr, DataDir: cfg.DataDir,
+		AdminToken: strings.TrimSpace(string(tok)), Upstream: up, App: a, logs: logs,
+	}
+}
+
+// Logs returns what the server logged so far.
+func (s *Server) Logs() string { return s.logs.String() }
+
+// logBuffer is a bytes.Buffer safe for concurrent writers.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
