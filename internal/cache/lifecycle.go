@@ -191,3 +191,14 @@ func (b *servedBlob) Close() error {
 	b.release()
 	return err
 }
+
+// RedirectURL forwards to the stored blob when its storage can send
+// clients to it directly (S3 with storage-redirect); "" means serve it here.
+func (b *servedBlob) RedirectURL(ctx context.Context) (string, error) {
+	if rd, ok := b.Blob.(interface {
+		RedirectURL(context.Context) (string, error)
+	}); ok {
+		return rd.RedirectURL(ctx)
+	}
+	return "", nil
+}
