@@ -145,9 +145,6 @@ func runGroupList(ctx context.Context, opts *groupListOptions) error {
 			strconv.Itoa(g.BlobCount), p.Size(int64(g.TotalSizeBytes)), roleWord(g.MyRole), p.Time(g.CreatedAt),
 		})
 	}
-	if groups == nil {
-		groups = []adminclient.GroupSummary{}
-	}
 	return p.Print(groups, t)
 }
 
