@@ -47,6 +47,7 @@ func pull(t *testing.T, s *testserver.Server, group, image, user, secret string)
 			t.Fatalf("read layer: %v", err)
 		}
 	}
+	s.WaitDownloads(t)
 }
 
 func newClient(t *testing.T, url, token string) *adminclient.Client {

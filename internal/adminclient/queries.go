@@ -45,18 +45,34 @@ func (c *Client) Groups(ctx context.Context, search string, p Page) (GroupPage, 
 
 // AllGroups returns every group the caller can read, following pages.
 func (c *Client) AllGroups(ctx context.Context, search string) ([]GroupSummary, error) {
-	var all []GroupSummary
-	p := Page{First: 100}
+	return Collect(0, func(p Page) ([]GroupSummary, PageInfo, error) {
+		r, err := c.Groups(ctx, search, p)
+		return r.Groups, r.PageInfo, err
+	})
+}
+
+// maxPage is the page size Collect asks for (the server's maximum).
+const maxPage = 100
+
+// Collect follows the pages of a connection until it has limit items
+// (0: all of them) or the last page. It returns an empty, non-nil slice
+// when there are none.
+func Collect[T any](limit int, page func(Page) ([]T, PageInfo, error)) ([]T, error) {
+	all := []T{}
+	p := Page{First: maxPage}
 	for {
-		page, err := c.Groups(ctx, search, p)
+		if limit > 0 {
+			p.First = min(maxPage, limit-len(all))
+		}
+		items, info, err := page(p)
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, page.Groups...)
-		if !page.PageInfo.HasNextPage || page.PageInfo.EndCursor == "" {
+		all = append(all, items...)
+		if !info.HasNextPage || info.EndCursor == "" || (limit > 0 && len(all) >= limit) {
 			return all, nil
 		}
-		p.After = page.PageInfo.EndCursor
+		p.After = info.EndCursor
 	}
 }
 
@@ -163,19 +179,10 @@ func (c *Client) Users(ctx context.Context, p Page) (UserPage, error) {
 
 // AllUsers returns every user, following pages.
 func (c *Client) AllUsers(ctx context.Context) ([]User, error) {
-	var all []User
-	p := Page{First: 100}
-	for {
-		page, err := c.Users(ctx, p)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, page.Users...)
-		if !page.PageInfo.HasNextPage || page.PageInfo.EndCursor == "" {
-			return all, nil
-		}
-		p.After = page.PageInfo.EndCursor
-	}
+	return Collect(0, func(p Page) ([]User, PageInfo, error) {
+		r, err := c.Users(ctx, p)
+		return r.Users, r.PageInfo, err
+	})
 }
 
 // User returns one user; a NotFoundError when there is none.

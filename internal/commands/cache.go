@@ -54,9 +54,6 @@ func newCmdCacheList(f *cmdutil.Factory, runF func(context.Context, *cacheListOp
 	return cmd
 }
 
-// cachePageSize is the page size the list asks for.
-const cachePageSize = 100
-
 func runCacheList(ctx context.Context, opts *cacheListOptions) error {
 	c, err := opts.Client()
 	if err != nil {
@@ -67,7 +64,7 @@ func runCacheList(ctx context.Context, opts *cacheListOptions) error {
 		return err
 	}
 	if opts.Blobs {
-		blobs, err := collect(opts.Limit, func(pg adminclient.Page) ([]adminclient.Blob, adminclient.PageInfo, error) {
+		blobs, err := adminclient.Collect(opts.Limit, func(pg adminclient.Page) ([]adminclient.Blob, adminclient.PageInfo, error) {
 			r, err := c.Blobs(ctx, opts.Group, pg)
 			return r.Blobs, r.PageInfo, err
 		})
@@ -80,7 +77,7 @@ func runCacheList(ctx context.Context, opts *cacheListOptions) error {
 		}
 		return p.Print(blobs, t)
 	}
-	manifests, err := collect(opts.Limit, func(pg adminclient.Page) ([]adminclient.Manifest, adminclient.PageInfo, error) {
+	manifests, err := adminclient.Collect(opts.Limit, func(pg adminclient.Page) ([]adminclient.Manifest, adminclient.PageInfo, error) {
 		r, err := c.Manifests(ctx, opts.Group, pg)
 		return r.Manifests, r.PageInfo, err
 	})
@@ -96,26 +93,6 @@ func runCacheList(ctx context.Context, opts *cacheListOptions) error {
 		t.Rows = append(t.Rows, []string{m.ImageName, m.Reference, digest, p.Size(int64(m.Size)), p.Time(m.UpdatedAt), p.Time(m.ReadAt)})
 	}
 	return p.Print(manifests, t)
-}
-
-// collect follows pages until limit items (0: all) or the end.
-func collect[T any](limit int, page func(adminclient.Page) ([]T, adminclient.PageInfo, error)) ([]T, error) {
-	all := []T{}
-	pg := adminclient.Page{First: cachePageSize}
-	for {
-		if limit > 0 {
-			pg.First = min(cachePageSize, limit-len(all))
-		}
-		items, info, err := page(pg)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, items...)
-		if !info.HasNextPage || info.EndCursor == "" || (limit > 0 && len(all) >= limit) {
-			return all, nil
-		}
-		pg.After = info.EndCursor
-	}
 }
 
 type cachePurgeOptions struct {

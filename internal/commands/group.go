@@ -30,7 +30,7 @@ func addConnectionFlags(cmd *cobra.Command, f *cmdutil.Factory) {
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.Flags.Server, "server", "", "dproxy server URL (default $DPROXY_SERVER, the login profile, or "+cmdutil.DefaultServer+")")
 	pf.StringVar(&f.Flags.Token, "token", "", "API token with the api scope (default $DPROXY_TOKEN, the login profile, or <data-dir>/initial_admin_token)")
-	pf.StringVar(&f.Flags.DataDir, "data-dir", "", "data dir of a local `dproxy serve`, for its initial admin token (default $DPROXY_DATA_DIR or "+cmdutil.DefaultDataDir+")")
+	pf.StringVar(&f.Flags.DataDir, "data-dir", "", "data dir of a local dproxy server, for its initial admin token (default $DPROXY_DATA_DIR or "+cmdutil.DefaultDataDir+")")
 	pf.StringVarP(&f.Flags.Output, "output", "o", "", "output format: table or json")
 	if cmd.HasSubCommands() || cmd.RunE == nil {
 		cmd.RunE = nounHelp
@@ -144,9 +144,6 @@ func runGroupList(ctx context.Context, opts *groupListOptions) error {
 			g.FullPath, enabledWord(g.Setting != nil && g.Setting.Enabled), strconv.Itoa(g.ImageCount),
 			strconv.Itoa(g.BlobCount), p.Size(int64(g.TotalSizeBytes)), roleWord(g.MyRole), p.Time(g.CreatedAt),
 		})
-	}
-	if groups == nil {
-		groups = []adminclient.GroupSummary{}
 	}
 	return p.Print(groups, t)
 }

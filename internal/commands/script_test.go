@@ -95,6 +95,7 @@ func scriptCmds(t *testing.T, srv *testserver.Server) map[string]func(ts *testsc
 				auth = &authn.Basic{Username: args[1], Password: pw}
 			}
 			err := pullImage(srv.Host+"/"+args[0], auth)
+			srv.WaitDownloads(t)
 			if err != nil {
 				fmt.Fprintln(ts.Stderr(), err)
 			}

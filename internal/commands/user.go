@@ -116,9 +116,6 @@ func runUserList(ctx context.Context, opts *userListOptions) error {
 	for _, u := range users {
 		t.Rows = append(t.Rows, []string{u.Username, strconv.FormatBool(u.Admin), strconv.FormatBool(u.PasswordSet), p.Time(u.CreatedAt)})
 	}
-	if users == nil {
-		users = []adminclient.User{}
-	}
 	return p.Print(users, t)
 }
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dproxy/dproxy/internal/app"
 	"github.com/dproxy/dproxy/internal/config"
@@ -78,6 +79,21 @@ func New(t testing.TB, o Options) *Server {
 	return &Server{
 		URL: srv.URL, Host: cfg.Addr, DataDir: cfg.DataDir,
 		AdminToken: strings.TrimSpace(string(tok)), Upstream: up, App: a, logs: logs,
+	}
+}
+
+// WaitDownloads waits until no blob download is in flight: clients get a
+// blob's bytes while it downloads, and the cache records it for the group
+// just after, so tests that count cached blobs wait for that first. It
+// fails the test if downloads are still running after a minute (a hang).
+func (s *Server) WaitDownloads(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for s.App.Cache.InFlight() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("blob downloads still in flight after a minute")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

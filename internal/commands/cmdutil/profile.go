@@ -3,11 +3,14 @@ package cmdutil
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/dproxy/dproxy/internal/keyfile"
 )
 
 // Profile is what `dproxy login` saves: the server and its token.
@@ -68,26 +71,12 @@ func SaveProfile(getenv func(string) string, p Profile) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create profile folder %s: %w", dir, err)
 	}
-	tmp, err := os.CreateTemp(dir, ".config-*.yaml")
+	err = keyfile.WriteAtomic(path, 0o600, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
 	if err != nil {
-		return "", fmt.Errorf("write profile %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	err = tmp.Chmod(0o600)
-	if err == nil {
-		_, err = tmp.Write(b)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return "", fmt.Errorf("write profile %s: %w", path, err)
+		return "", fmt.Errorf("write profile: %w", err)
 	}
 	return path, nil
 }
