@@ -97,6 +97,14 @@ type issuedToken struct {
 // New starts an upstream on 127.0.0.1; t.Cleanup stops it.
 func New(t testing.TB, opts Options) *Upstream {
 	t.Helper()
+	u := Start(opts)
+	t.Cleanup(u.Close)
+	return u
+}
+
+// Start starts an upstream on 127.0.0.1 for a program that is not a test
+// (a load generator); the caller must Close it.
+func Start(opts Options) *Upstream {
 	if opts.TokenTTL <= 0 {
 		opts.TokenTTL = 300 * time.Second
 	}
@@ -113,11 +121,11 @@ func New(t testing.TB, opts Options) *Upstream {
 	u.URL = u.front.URL
 	u.push = httptest.NewServer(u.inner)
 	u.cdn = httptest.NewServer(http.HandlerFunc(u.serveCDN))
-	t.Cleanup(u.close)
 	return u
 }
 
-func (u *Upstream) close() {
+// Close stops the upstream's servers and releases hanging requests.
+func (u *Upstream) Close() {
 	close(u.done)
 	u.SetHang(false)
 	for _, s := range []*httptest.Server{u.front, u.cdn, u.push} {
