@@ -81,8 +81,9 @@ func goals(o Options) map[rowKey]goal {
 		{"S6", "upstream manifest GETs"}:              {"0", func(m medians) bool { return m.dproxy == 0 }},
 		{"S6", "upstream manifest HEADs"}: {fmt.Sprintf("≤ %d", o.Pulls),
 			func(m medians) bool { return m.dproxy <= float64(o.Pulls) }},
-		{"S6", "upstream token GETs"}:                  {"≤ 1", func(m medians) bool { return m.dproxy <= 1 }},
-		{"S7", "time to serve (s)"}:                    {"≤ 5", func(m medians) bool { return m.dproxy <= 5 }},
+		{"S6", "upstream token GETs"}: {"≤ 1", func(m medians) bool { return m.dproxy <= 1 }},
+		{"S7", "time to serve (s)"}: {"≤ 5 (the revalidation timeout, + 0.1 s to answer)",
+			func(m medians) bool { return m.dproxy <= 5.1 }},
 		{"S7", "served the cached manifest (1 = yes)"}: {"1", func(m medians) bool { return m.dproxy == 1 }},
 	}
 }
