@@ -45,7 +45,7 @@ func main() {
 	defer stop()
 	res, err := bench.Run(ctx, o)
 	if res != nil {
-		cmd := "dproxy-bench " + strings.Join(os.Args[1:], " ")
+		cmd := "dproxy-bench " + strings.Join(relative(os.Args[1:]), " ")
 		section := res.Markdown(o, strings.TrimSpace(cmd))
 		if err != nil {
 			section = "**The run failed: " + err.Error() + "**\n\n" + section
@@ -61,4 +61,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "dproxy-bench:", err)
 		os.Exit(1)
 	}
+}
+
+// relative rewrites arguments under the working directory relative to it,
+// so the report names no paths of this machine.
+func relative(args []string) []string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return args
+	}
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = strings.ReplaceAll(a, wd+string(os.PathSeparator), "")
+	}
+	return out
 }

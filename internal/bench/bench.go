@@ -423,7 +423,7 @@ func versionOf(bin string, args ...string) string {
 		return "unknown (" + err.Error() + ")"
 	}
 	first, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
-	return first
+	return strings.ReplaceAll(first, bin, filepath.Base(bin)) // no paths of this machine in the report
 }
 
 var errNoOutput = errors.New("no output")
