@@ -33,9 +33,27 @@ lint: $(BIN)/staticcheck ## gofmt, go vet, staticcheck, go mod tidy check
 	$(BIN)/staticcheck ./...
 	$(GO) mod tidy -diff
 
+DISTRIBUTION_VERSION := v3.1.2
+BENCH_FLAGS ?=
+
 .PHONY: bench
-bench: ## Run the Go benchmarks (hot paths, cached blob throughput)
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+bench: bench-go bench-e2e ## Run the Go benchmarks and the end-to-end bench (writes docs/performance.md)
+
+.PHONY: bench-go
+bench-go: ## Run the Go benchmarks (hot paths with allocations, cached blob throughput)
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
+
+.PHONY: bench-e2e
+bench-e2e: build $(BIN)/registry $(BIN)/dproxy-bench ## dproxy vs CNCF Distribution vs nginx on loopback; table into docs/performance.md
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || apt-get install -y nginx-light
+	$(BIN)/dproxy-bench -dproxy $(BIN)/dproxy -registry $(BIN)/registry -nginx $$(command -v nginx || echo /usr/sbin/nginx) $(BENCH_FLAGS)
+
+.PHONY: $(BIN)/dproxy-bench
+$(BIN)/dproxy-bench:
+	$(GO) build -o $@ ./cmd/dproxy-bench
+
+$(BIN)/registry:
+	GOBIN=$(BIN) $(GO) install github.com/distribution/distribution/v3/cmd/registry@$(DISTRIBUTION_VERSION)
 
 .PHONY: generate
 generate: ## Regenerate generated code (GraphQL server, CLI docs, completions)

@@ -454,3 +454,70 @@ func TestCorruptFileIsHealedDuringPull(t *testing.T) {
 func parseRefErr(s string) (name.Reference, error) {
 	return name.ParseReference(s, name.Insecure)
 }
+
+// A file served (and so verified) before is not hashed again while it is
+// unchanged; a file replaced or rewritten since is hashed again, and a
+// corrupt one is still never served whole.
+func TestRewrittenFileIsVerifiedAgain(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		corrupt func(t *testing.T, path string, content []byte)
+	}{
+		{"replaced by rename", func(t *testing.T, path string, content []byte) {
+			tmp := path + ".new"
+			if err := os.WriteFile(tmp, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"rewritten in place", func(t *testing.T, path string, content []byte) {
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			// A coarse filesystem clock could keep the old mtime; any change counts.
+			if err := os.Chtimes(path, fi.ModTime().Add(time.Second), fi.ModTime().Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, envOptions{})
+			f := e.aliceBlob("reverify", 64<<10)
+			for i := range 3 { // a miss, then two cached serves: the first verifies
+				if res, body := e.do("GET", f.path, f.jwt); res.StatusCode != 200 || digestOf(body) != f.digest.String() {
+					t.Fatalf("pull %d: %d, digest %s", i, res.StatusCode, digestOf(body))
+				}
+				e.settle()
+			}
+			path := e.app.Blobs.Path(oci.Digest(f.digest.String()))
+			content, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad := bytes.Clone(content)
+			bad[10] ^= 1
+			tc.corrupt(t, path, bad)
+			before := e.up.CountBlob("GET", f.digest.String())
+			res, body := e.do("GET", f.path, f.jwt)
+			if res.StatusCode == 200 && bytes.Equal(body, bad) {
+				t.Fatalf("the corrupt file was served whole")
+			}
+			res, body = e.do("GET", f.path, f.jwt)
+			e.settle()
+			if res.StatusCode != 200 || digestOf(body) != f.digest.String() {
+				t.Errorf("pull after the corruption got %d with digest %s", res.StatusCode, digestOf(body))
+			}
+			if n := e.up.CountBlob("GET", f.digest.String()) - before; n != 1 {
+				t.Errorf("%d upstream GETs to heal, want 1", n)
+			}
+		})
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -407,4 +408,45 @@ func TestLoadOrCreateSigningKey(t *testing.T) {
 			t.Errorf("directory: %v", err)
 		}
 	})
+}
+
+// A token verified once is remembered, but never past its expiry, never
+// as another kind, and a changed token is checked afresh.
+func TestVerifyMemoKeepsExpiryAndKind(t *testing.T) {
+	t.Parallel()
+	key := newTestKey(t)
+	var now atomic.Pointer[time.Time]
+	start := t0
+	now.Store(&start)
+	iss := NewIssuer(key, IssuerOptions{Now: func() time.Time { return *now.Load() }})
+	p := Principal{User: &store.User{ID: 1}}
+	tok, _, exp, err := iss.Mint(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := iss.Verify(tok); err != nil {
+		t.Fatalf("first verify: %v", err)
+	}
+	for _, c := range []struct {
+		name   string
+		at     time.Time
+		verify func(*Issuer, string) (Claims, error)
+		token  string
+		ok     bool
+	}{
+		{"remembered, before expiry", exp.Add(-time.Second), (*Issuer).Verify, tok, true},
+		{"remembered access token as a refresh token", exp.Add(-time.Second), (*Issuer).VerifyRefresh, tok, false},
+		{"tampered signature", exp.Add(-time.Second), (*Issuer).Verify, tok[:len(tok)-2] + "AA", false},
+		{"expired beyond the leeway", exp.Add(DefaultLeeway + time.Second), (*Issuer).Verify, tok, false},
+	} {
+		at := c.at
+		now.Store(&at)
+		_, err := c.verify(iss, c.token)
+		if c.ok && err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+		if !c.ok && !errors.Is(err, oci.ErrUnauthorized) {
+			t.Errorf("%s: err %v, want oci.ErrUnauthorized", c.name, err)
+		}
+	}
 }

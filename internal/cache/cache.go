@@ -92,7 +92,8 @@ type Cache struct {
 	generation uint64  // counts finished downloads, guarded by mu
 	pins       *pinSet // blobs in use, guarded by mu
 
-	touch *toucher
+	touch    *toucher
+	verified *verifiedFiles // stored files hashed while served, unchanged since
 
 	ctx    context.Context // cancelled by Close: stops downloads and the toucher
 	cancel context.CancelFunc
@@ -132,6 +133,7 @@ func New(meta metaStore, blobs blobStore, remote Remote, opts Options) *Cache {
 		log:       opts.Logger,
 		downloads: make(map[oci.Digest]*download),
 		pins:      newPinSet(),
+		verified:  newVerifiedFiles(),
 		ctx:       ctx,
 		cancel:    cancel,
 	}

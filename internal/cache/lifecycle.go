@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 
 	"github.com/dproxy/dproxy/internal/blobstore"
@@ -149,13 +150,20 @@ type servedBlob struct {
 	digest  oci.Digest
 	release func()
 
+	file     os.FileInfo   // identity of the opened file; nil when unknown
 	pos      int64         // where the next Read starts
 	hashed   int64         // bytes fed to verifier
-	verifier *oci.Verifier // nil once the reads stopped being one pass
+	verifier *oci.Verifier // nil once the reads stopped being one pass, or when verified before
 }
 
+// serve wraps an opened stored blob for a client; a file verified before
+// and unchanged since is not hashed again (see verifiedFiles).
 func (c *Cache) serve(ctx context.Context, f blobstore.Blob, d oci.Digest, release func()) *servedBlob {
-	return &servedBlob{Blob: f, c: c, ctx: ctx, digest: d, release: release, verifier: oci.NewVerifier(d)}
+	b := &servedBlob{Blob: f, c: c, ctx: ctx, digest: d, release: release, file: identity(f)}
+	if !c.verified.known(d, b.file) {
+		b.verifier = oci.NewVerifier(d)
+	}
+	return b
 }
 
 func (b *servedBlob) Read(p []byte) (int, error) {
@@ -166,10 +174,15 @@ func (b *servedBlob) Read(p []byte) (int, error) {
 	if b.verifier != nil && n > 0 {
 		b.verifier.Write(p[:n])
 		b.hashed += int64(n)
-		if b.hashed >= b.Size() && !b.verifier.Verified() {
+		if b.hashed >= b.Size() {
+			ok := b.verifier.Verified()
 			b.verifier = nil
-			b.c.discardCorrupt(b.ctx, b.digest, "content does not hash to its digest")
-			return 0, fmt.Errorf("%w: stored blob %s does not match its digest", oci.ErrDigestInvalid, b.digest)
+			if !ok {
+				b.c.verified.forget(b.digest)
+				b.c.discardCorrupt(b.ctx, b.digest, "content does not hash to its digest")
+				return 0, fmt.Errorf("%w: stored blob %s does not match its digest", oci.ErrDigestInvalid, b.digest)
+			}
+			b.c.verified.add(b.digest, b.file)
 		}
 	}
 	b.pos += int64(n)

@@ -1,6 +1,7 @@
 package testregistry
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -18,12 +19,27 @@ import (
 // each as repo:tag (repo like "library/alpine") and returns it.
 func (u *Upstream) PushRandomImage(t testing.TB, repo, tag string, layers int, layerSize int64) v1.Image {
 	t.Helper()
+	img, err := u.PushRandom(repo, tag, layers, layerSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// PushRandom is PushRandomImage for programs that are not tests.
+func (u *Upstream) PushRandom(repo, tag string, layers int, layerSize int64) (v1.Image, error) {
 	img, err := random.Image(layerSize, int64(layers))
 	if err != nil {
-		t.Fatalf("build random image for %s:%s: %v", repo, tag, err)
+		return nil, fmt.Errorf("build random image for %s:%s: %w", repo, tag, err)
 	}
-	u.PushImage(t, repo, tag, img)
-	return img
+	ref, err := name.NewTag(u.push.Listener.Addr().String()+"/"+repo+":"+tag, name.Insecure, name.StrictValidation)
+	if err != nil {
+		return nil, fmt.Errorf("parse reference %s:%s: %w", repo, tag, err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		return nil, fmt.Errorf("push image %s:%s: %w", repo, tag, err)
+	}
+	return img, nil
 }
 
 // PushImage pushes img as repo:tag.

@@ -104,7 +104,8 @@ func New(t testing.TB, opts Options) *Upstream {
 	return u
 }
 
-// Start starts an upstream on 127.0.0.1 for a program; Close stops it.
+// Start starts an upstream on 127.0.0.1 for a program that is not a test
+// (a load generator); the caller must Close it.
 func Start(opts Options) *Upstream {
 	if opts.TokenTTL <= 0 {
 		opts.TokenTTL = 300 * time.Second
@@ -125,7 +126,7 @@ func Start(opts Options) *Upstream {
 	return u
 }
 
-// Close stops the upstream's servers, dropping open connections.
+// Close stops the upstream's servers and releases hanging requests.
 func (u *Upstream) Close() {
 	close(u.done)
 	u.SetHang(false)

@@ -1,0 +1,78 @@
+// Command dproxy-bench runs dproxy's end-to-end load benchmark against CNCF
+// Distribution (proxy mode) and nginx on loopback and writes the table of
+// medians into docs/performance.md. `make bench-e2e` builds what it needs
+// and runs it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/dproxy/dproxy/internal/bench"
+)
+
+func main() {
+	var o bench.Options
+	var out string
+	var bwMB, coldMB, bigMiB int64
+	flag.StringVar(&o.Dproxy, "dproxy", "bin/dproxy", "dproxy binary to run as `dproxy serve`")
+	flag.StringVar(&o.Registry, "registry", "bin/registry", "CNCF Distribution v3 registry binary (the peer)")
+	flag.StringVar(&o.Nginx, "nginx", "/usr/sbin/nginx", "nginx binary (the physical reference)")
+	flag.StringVar(&out, "out", "docs/performance.md", "file whose generated section receives the table; empty prints it")
+	flag.IntVar(&o.Runs, "runs", 3, "repetitions of every scenario (medians are reported)")
+	flag.DurationVar(&o.Latency, "latency", 0, "upstream latency per request (default 50ms)")
+	flag.Int64Var(&bwMB, "bandwidth-mb", 50, "upstream blob bandwidth per connection, MB/s")
+	flag.DurationVar(&o.LoadDuration, "load-duration", 0, "length of each S2 measurement (default 5s)")
+	flag.IntVar(&o.Clients, "clients", 50, "S2 concurrent clients")
+	flag.IntVar(&o.ColdClients, "cold-clients", 20, "S3 concurrent clients")
+	flag.Int64Var(&coldMB, "cold-mb", 100, "S3 blob size, MB")
+	flag.Int64Var(&bigMiB, "big-mib", 1024, "S4 blob size, MiB")
+	flag.IntVar(&o.Pulls, "pulls", 360, "S6 sequential pulls")
+	flag.DurationVar(&o.Window, "window", 0, "S2f freshness window (default 30s)")
+	flag.DurationVar(&o.HangTimeout, "hang-timeout", 0, "S7: the client gives up after (default 40s)")
+	flag.StringVar(&o.Dir, "dir", "", "work dir, kept afterwards (default a temp dir, removed)")
+	flag.Parse()
+	o.Bandwidth, o.ColdSize, o.BigSize = bwMB*1_000_000, coldMB*1_000_000, bigMiB<<20
+	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.Run(ctx, o)
+	if res != nil {
+		cmd := "dproxy-bench " + strings.Join(relative(os.Args[1:]), " ")
+		section := res.Markdown(o, strings.TrimSpace(cmd))
+		if err != nil {
+			section = "**The run failed: " + err.Error() + "**\n\n" + section
+		}
+		if out == "" {
+			fmt.Print(section)
+		} else if werr := bench.WriteReport(out, section); werr != nil {
+			fmt.Fprintln(os.Stderr, "dproxy-bench:", werr)
+			os.Exit(1)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dproxy-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// relative rewrites arguments under the working directory relative to it,
+// so the report names no paths of this machine.
+func relative(args []string) []string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return args
+	}
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = strings.ReplaceAll(a, wd+string(os.PathSeparator), "")
+	}
+	return out
+}

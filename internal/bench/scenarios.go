@@ -1,0 +1,271 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// upstreamCounts records the upstream requests of a scenario.
+func (r *run) upstreamCounts(scenario, target string, kinds ...string) {
+	for _, k := range kinds {
+		var method, kind string
+		fmt.Sscan(k, &method, &kind)
+		r.res.add(scenario, "upstream "+kind+" "+method+"s", target, float64(r.up.Count(method, kind)))
+	}
+}
+
+// s1: a cold pull of a 5 × 1 MB image by one client.
+func (r *run) s1(ctx context.Context, t *target, image string) error {
+	r.up.ResetCounts()
+	c := newClient(r.hc, t.base, t.repo(image, false), t.user, t.pass)
+	start := time.Now()
+	if _, err := c.pull(ctx, "v1"); err != nil {
+		return err
+	}
+	r.res.add("S1", "wall (ms)", t.name, ms(time.Since(start)))
+	r.upstreamCounts("S1", t.name, "GET token", "GET manifest", "HEAD manifest", "GET blob")
+	return nil
+}
+
+// loadResult is what a closed-loop load measured.
+type loadResult struct {
+	requests  int
+	elapsed   time.Duration
+	manifests []time.Duration
+}
+
+// load runs n clients pulling (or only GETting the manifest of) image:v1
+// in a closed loop for the load duration. Every client pulls once before
+// the clock starts, so tokens are fetched and caches are warm.
+func (r *run) load(ctx context.Context, t *target, image string, fresh, manifestOnly bool) (loadResult, error) {
+	n := r.opts.Clients
+	clients := make([]*client, n)
+	for i := range clients {
+		clients[i] = newClient(r.hc, t.base, t.repo(image, fresh), t.user, t.pass)
+		if _, err := clients[i].pull(ctx, "v1"); err != nil {
+			return loadResult{}, fmt.Errorf("warm-up pull: %w", err)
+		}
+		clients[i].requests = 0
+	}
+	r.up.ResetCounts()
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lats := make([][]time.Duration, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(r.opts.LoadDuration)
+	for i, c := range clients {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				var lat time.Duration
+				var err error
+				if manifestOnly {
+					s := time.Now()
+					_, _, err = c.getManifest(lctx, "v1")
+					lat = time.Since(s)
+				} else {
+					lat, err = c.pull(lctx, "v1")
+				}
+				if err != nil {
+					errs[i] = err
+					cancel()
+					return
+				}
+				lats[i] = append(lats[i], lat)
+			}
+		})
+	}
+	wg.Wait()
+	res := loadResult{elapsed: time.Since(start)}
+	if err := errors.Join(errs...); err != nil {
+		return res, err
+	}
+	for i, c := range clients {
+		res.requests += c.requests
+		res.manifests = append(res.manifests, lats[i]...)
+	}
+	return res, nil
+}
+
+// percentile returns the p-th percentile (0 < p ≤ 100) of ds in ms.
+func percentile(ds []time.Duration, p float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s))*p/100+0.999999) - 1
+	return ms(s[max(0, min(i, len(s)-1))])
+}
+
+// s2: warm pulls by many clients; every manifest GET revalidates.
+func (r *run) s2(ctx context.Context, t *target, image string) error {
+	res, err := r.load(ctx, t, image, false, false)
+	if err != nil {
+		return err
+	}
+	r.res.add("S2", "pull requests/s (manifest + 6 blobs per pull)", t.name, float64(res.requests)/res.elapsed.Seconds())
+	r.res.add("S2", "manifest p50 (ms)", t.name, percentile(res.manifests, 50))
+	r.res.add("S2", "manifest p99 (ms)", t.name, percentile(res.manifests, 99))
+	r.res.add("S2", "upstream manifest HEADs per 1000 manifest requests", t.name,
+		1000*float64(r.up.Count("HEAD", "manifest"))/float64(len(res.manifests)))
+	r.upstreamCounts("S2", t.name, "GET manifest", "GET token")
+
+	res, err = r.load(ctx, t, image, false, true)
+	if err != nil {
+		return err
+	}
+	r.res.add("S2m", "manifest requests/s, revalidating", t.name, float64(res.requests)/res.elapsed.Seconds())
+	r.res.add("S2m", "manifest p99 (ms)", t.name, percentile(res.manifests, 99))
+	return nil
+}
+
+// s2f: manifest GETs by many clients within dproxy's freshness window.
+// The peer has no such setting; it is measured as it is.
+func (r *run) s2f(ctx context.Context, t *target, image string) error {
+	res, err := r.load(ctx, t, image, true, true)
+	if err != nil {
+		return err
+	}
+	r.res.add("S2f", "manifest requests/s", t.name, float64(res.requests)/res.elapsed.Seconds())
+	r.res.add("S2f", "manifest p99 (ms)", t.name, percentile(res.manifests, 99))
+	r.upstreamCounts("S2f", t.name, "HEAD manifest")
+	return nil
+}
+
+// s3: a cold blob pulled by many clients at once.
+func (r *run) s3(ctx context.Context, t *target, image, digest string) error {
+	r.up.ResetCounts()
+	n := r.opts.ColdClients
+	manifest := make([]time.Duration, n)
+	ttfb := make([]time.Duration, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		wg.Go(func() {
+			c := newClient(r.hc, t.base, t.repo(image, false), t.user, t.pass)
+			s := time.Now()
+			m, _, err := c.getManifest(ctx, "v1")
+			manifest[i] = time.Since(s)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			if len(m.Layers) != 1 || m.Layers[0].Digest != digest {
+				errs[i] = fmt.Errorf("manifest of %s lists %v, want the one layer %s", image, m.Layers, digest)
+				return
+			}
+			_, ttfb[i], errs[i] = c.getBlob(ctx, digest, true)
+		})
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	r.res.add("S3", "wall (s)", t.name, wall.Seconds())
+	r.res.add("S3", "upstream GETs of the blob", t.name, float64(r.up.CountBlob("GET", digest)))
+	r.res.add("S3", "slowest manifest (ms)", t.name, ms(slices.Max(manifest)))
+	r.res.add("S3", "slowest first blob byte (ms)", t.name, ms(slices.Max(ttfb)))
+	return nil
+}
+
+// s4: the cached 1 GiB blob to 1 and 4 clients, beside nginx serving the
+// same file. Each target's body is verified once before the timed reads;
+// timed reads check the length only, so the client's hashing does not cap
+// what is measured.
+func (r *run) s4(ctx context.Context, i int) error {
+	type ref struct {
+		name string
+		c    func() *client
+		path string
+	}
+	refs := []ref{
+		{NginxOn, func() *client { return newClient(r.hc, r.nginxOn, "", "", "") }, "/blob"},
+		{NginxOff, func() *client { return newClient(r.hc, r.nginxOf, "", "", "") }, "/blob"},
+	}
+	for _, t := range r.targets(i) {
+		repo := t.repo("big", false)
+		refs = append(refs, ref{t.name, func() *client { return newClient(r.hc, t.base, repo, t.user, t.pass) }, "/v2/" + repo + "/blobs/" + r.big})
+	}
+	for _, rf := range refs {
+		c := rf.c()
+		size, _, err := c.getFile(ctx, rf.path, r.big, true)
+		if err != nil {
+			return fmt.Errorf("S4 on %s: %w", rf.name, err)
+		}
+		for _, clients := range []int{1, 4} {
+			cs := make([]*client, clients)
+			for k := range cs {
+				cs[k] = rf.c()
+				cs[k].token = c.token
+			}
+			errs := make([]error, clients)
+			var wg sync.WaitGroup
+			start := time.Now()
+			for k, c := range cs {
+				wg.Go(func() {
+					n, _, err := c.getFile(ctx, rf.path, r.big, false)
+					if err == nil && n != size {
+						err = fmt.Errorf("read %d of %d bytes", n, size)
+					}
+					errs[k] = err
+				})
+			}
+			wg.Wait()
+			el := time.Since(start)
+			if err := errors.Join(errs...); err != nil {
+				return fmt.Errorf("S4 on %s: %w", rf.name, err)
+			}
+			r.res.add("S4", fmt.Sprintf("%d client(s), aggregate MB/s", clients), rf.name, float64(clients)*float64(size)/el.Seconds()/1e6)
+		}
+	}
+	return nil
+}
+
+// s6: sequential pulls of an unchanged tag.
+func (r *run) s6(ctx context.Context, t *target, image string) error {
+	c := newClient(r.hc, t.base, t.repo(image, false), t.user, t.pass)
+	if _, err := c.pull(ctx, "v1"); err != nil {
+		return err
+	}
+	r.up.ResetCounts()
+	for range r.opts.Pulls {
+		if _, err := c.pull(ctx, "v1"); err != nil {
+			return err
+		}
+	}
+	r.upstreamCounts("S6", t.name, "GET manifest", "HEAD manifest", "GET token")
+	return nil
+}
+
+// s7: a cached tag while the upstream hangs.
+func (r *run) s7(ctx context.Context, t *target, image string) error {
+	c := newClient(r.hc, t.base, t.repo(image, false), t.user, t.pass)
+	if _, err := c.pull(ctx, "v1"); err != nil {
+		return err
+	}
+	r.up.SetHang(true)
+	defer r.up.SetHang(false)
+	hctx, cancel := context.WithTimeout(ctx, r.opts.HangTimeout)
+	defer cancel()
+	start := time.Now()
+	_, _, err := c.getManifest(hctx, "v1")
+	el := time.Since(start)
+	r.res.add("S7", "time to serve (s)", t.name, el.Seconds())
+	ok := 1.0
+	if err != nil {
+		ok = 0
+		r.opts.Logger.Info("S7 failed", "target", t.name, "after", el, "err", err)
+	}
+	r.res.add("S7", "served the cached manifest (1 = yes)", t.name, ok)
+	return nil
+}
