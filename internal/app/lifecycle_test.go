@@ -497,7 +497,7 @@ func TestRewrittenFileIsVerifiedAgain(t *testing.T) {
 				}
 				e.settle()
 			}
-			path := e.app.Blobs.Path(oci.Digest(f.digest.String()))
+			path := e.app.Blobs.(*blobstore.FS).Path(oci.Digest(f.digest.String()))
 			content, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
