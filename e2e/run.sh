@@ -96,6 +96,8 @@ fail() {
 		echo "  reference: $REF"
 		local cmd="$*"
 		[[ -n ${PULL_TOKEN:-} ]] && cmd=${cmd//"$PULL_TOKEN"/<token>}
+		[[ -n ${E2E_PASSWORD:-} ]] && cmd=${cmd//"$E2E_PASSWORD"/<password>}
+		[[ -n ${CI_DEPENDENCY_PROXY_PASSWORD:-} ]] && cmd=${cmd//"$CI_DEPENDENCY_PROXY_PASSWORD"/<deploy token>}
 		echo "  command:   $cmd"
 		echo "--- output (tail)"
 		tail -n 30 "$WORK/last.out" 2>/dev/null
@@ -229,34 +231,38 @@ start dproxy "$WORK/dproxy.log" "$BIN/dproxy" serve --addr "$DP" --external-url 
 wait_for "dproxy" curl -sf "http://$DP/-/readiness"
 "$BIN/dproxy" version
 
-log "set dproxy up: group, member, token"
+log "set dproxy up with its CLI: group, member, token"
+# The admin commands talk to the server over its admin API with the initial
+# admin token, given to the CLI alone in DPROXY_TOKEN (not on its command line).
 ADMIN_TOKEN=$(cat "$WORK/dproxy-data/initial_admin_token")
-# gql QUERY: run an admin GraphQL request; fails on transport or GraphQL errors.
-gql() {
-	local out
-	out=$(curl -sS -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
-		--data-binary "$(python3 -c 'import json, sys; print(json.dumps({"query": sys.argv[1]}))' "$1")" "http://$DP/api/graphql")
-	if ! python3 -c 'import json, sys
-d = json.loads(sys.argv[1])
-errs = d.get("errors") or []
-for v in (d.get("data") or {}).values():
-    if isinstance(v, dict): errs += v.get("errors") or []
-sys.exit(1 if errs else 0)' "$out"; then
-		echo "admin API error for $1: $out" >&2
-		exit 1
-	fi
-	printf '%s' "$out"
-}
+# dpx ARGS...: the dproxy CLI against the server under test; a failure is
+# reported like a client's. Piped, `token create` prints only the secret.
+dpx() { DPROXY_TOKEN=$ADMIN_TOKEN run "$BIN/dproxy" "$@" --server "http://$DP"; }
 E2E_USER=ci-puller
-gql "mutation { groupCreate(input: {path: \"$GROUP\"}) { errors } }" >/dev/null
-gql "mutation { userCreate(input: {username: \"$E2E_USER\"}) { errors } }" >/dev/null
-gql "mutation { memberAdd(input: {groupPath: \"$GROUP\", username: \"$E2E_USER\", role: GUEST}) { errors } }" >/dev/null
-PULL_TOKEN=$(gql "mutation { tokenCreate(input: {kind: PERSONAL, name: \"e2e\", username: \"$E2E_USER\", scopes: [\"read_registry\"]}) { secret errors } }" |
-	python3 -c 'import json, sys; print(json.load(sys.stdin)["data"]["tokenCreate"]["secret"])')
+E2E_PASSWORD=$(head -c 18 /dev/urandom | base64)
+dpx group create "$GROUP" >/dev/null
+if ! DPROXY_TOKEN=$ADMIN_TOKEN "$BIN/dproxy" user create "$E2E_USER" --password-stdin --server "http://$DP" <<<"$E2E_PASSWORD" >"$WORK/last.out" 2>&1; then
+	fail "dproxy user create failed" "$BIN/dproxy" user create "$E2E_USER" --password-stdin --server "http://$DP"
+fi
+dpx member add "$GROUP" "$E2E_USER" --role guest >/dev/null
+PULL_TOKEN=$(dpx token create --user "$E2E_USER" --scopes read_registry --name e2e)
+[[ $PULL_TOKEN =~ ^[^[:space:]]+$ ]] || fail "piped, dproxy token create did not print only the secret" "$BIN/dproxy" token create
 set_anonymous() {
-	gql "mutation { updateDependencyProxySettings(input: {groupPath: \"$GROUP\", allowAnonymousPull: $1}) { errors } }" >/dev/null
+	dpx group update "$GROUP" --allow-anonymous-pull="$1" >/dev/null
+	dpx group show "$GROUP" -o json | grep -q "\"allowAnonymousPull\": *$1" ||
+		fail "group show does not say allowAnonymousPull: $1" "$BIN/dproxy" group show "$GROUP" -o json
 }
-echo "group $GROUP, member $E2E_USER (guest), a read_registry token"
+# What GitLab CI would get: the server, the image prefixes and a deploy
+# token's credentials, checked in the skopeo round.
+dpx ci-env "$GROUP" --format shell --create-deploy-token >"$WORK/ci-env.sh"
+# shellcheck disable=SC1091
+source "$WORK/ci-env.sh"
+rm -f "$WORK/ci-env.sh"
+[[ $CI_DEPENDENCY_PROXY_SERVER == "$DP" ]] ||
+	fail "ci-env's CI_DEPENDENCY_PROXY_SERVER is $CI_DEPENDENCY_PROXY_SERVER, want $DP" "$BIN/dproxy" ci-env "$GROUP"
+[[ $CI_DEPENDENCY_PROXY_DIRECT_GROUP_IMAGE_PREFIX == "$DP/$GROUP/dependency_proxy/containers" ]] ||
+	fail "ci-env's CI_DEPENDENCY_PROXY_DIRECT_GROUP_IMAGE_PREFIX is $CI_DEPENDENCY_PROXY_DIRECT_GROUP_IMAGE_PREFIX" "$BIN/dproxy" ci-env "$GROUP"
+echo "group $GROUP, member $E2E_USER (guest, with a password), a read_registry token, ci-env deploy user $CI_DEPENDENCY_PROXY_USER"
 
 ref() { echo "$DP/$GROUP/dependency_proxy/containers/$1:latest"; }
 
@@ -299,6 +305,14 @@ for img in "${IMAGES[@]}"; do
 	[[ "sha256:$(sha256sum <"$WORK/skopeo-$img.manifest" | cut -d' ' -f1)" == "${WANT[$img]}" ]] ||
 		fail "the manifest's digest is not the upstream's" skopeo inspect --raw "docker://$REF"
 done
+# The same manifest with the deploy token `dproxy ci-env` made, under the
+# prefix it printed, and with the user's password instead of a token.
+REF=$CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX/hello:latest
+run skopeo inspect --raw --tls-verify=false --creds "$CI_DEPENDENCY_PROXY_USER:$CI_DEPENDENCY_PROXY_PASSWORD" "docker://$REF" >"$WORK/skopeo-ci.manifest"
+cmp -s "$WORK/skopeo-ci.manifest" "$WORK/skopeo-hello.manifest" || fail "the ci-env deploy token got another manifest" skopeo inspect --raw "docker://$REF"
+REF=$(ref hello)
+run skopeo inspect --raw --tls-verify=false --creds "$E2E_USER:$E2E_PASSWORD" "docker://$REF" >"$WORK/skopeo-pw.manifest"
+cmp -s "$WORK/skopeo-pw.manifest" "$WORK/skopeo-hello.manifest" || fail "the user's password got another manifest" skopeo inspect --raw "docker://$REF"
 round_end "$(skopeo --version)"
 
 # ---------------------------------------------------------------- podman
