@@ -173,7 +173,19 @@ func TestContract(t *testing.T) {
 		t.Fatalf("Tokens(own) = %+v, %v", own, err)
 	}
 
+	if rls, err := c.UpstreamRateLimits(ctx); err != nil || len(rls) != 0 {
+		t.Fatalf("UpstreamRateLimits before any pull = %+v, %v; want none", rls, err)
+	}
+	s.Upstream.SetRateLimit(100, 97)
 	pull(t, s, "acme", "alpine:latest", "alice", tok.Secret)
+	rls, err := c.UpstreamRateLimits(ctx)
+	if err != nil || len(rls) != 1 {
+		t.Fatalf("UpstreamRateLimits = %+v, %v; want one credential", rls, err)
+	}
+	if rl := rls[0]; rl.Credential != "hubuser" || rl.Limit != 100 || rl.Remaining != 97 ||
+		rl.WindowSeconds == nil || *rl.WindowSeconds != 21600 || rl.Source == nil || *rl.Source != "127.0.0.1" || rl.SeenAt.IsZero() {
+		t.Fatalf("UpstreamRateLimits[0] = %+v; want hubuser 97/100 per 21600 s from 127.0.0.1", rl)
+	}
 	mp, err := c.Manifests(ctx, "acme", adminclient.Page{First: 10})
 	var latest *adminclient.Manifest
 	for i, m := range mp.Manifests {

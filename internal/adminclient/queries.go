@@ -18,6 +18,19 @@ func (c *Client) CurrentUser(ctx context.Context) (CurrentUser, error) {
 	return q.CurrentUser, nil
 }
 
+// UpstreamRateLimits returns the upstream rate limits the server last saw,
+// one per credential (only the anonymous one unless the caller is an
+// instance admin).
+func (c *Client) UpstreamRateLimits(ctx context.Context) ([]UpstreamRateLimit, error) {
+	var q struct {
+		UpstreamRateLimits []UpstreamRateLimit
+	}
+	if err := c.query(ctx, &q, nil); err != nil {
+		return nil, err
+	}
+	return q.UpstreamRateLimits, nil
+}
+
 // GroupPage is one page of groups.
 type GroupPage struct {
 	Groups   []GroupSummary

@@ -80,6 +80,18 @@ type CurrentUser struct {
 	Scopes   []string `json:"scopes"`
 }
 
+// UpstreamRateLimit is the rate limit the server last saw from its upstream
+// for one credential.
+type UpstreamRateLimit struct {
+	Upstream      string    `json:"upstream"`
+	Credential    string    `json:"credential"`
+	Limit         int       `json:"limit"`
+	Remaining     int       `json:"remaining"`
+	WindowSeconds *int      `json:"windowSeconds"`
+	Source        *string   `json:"source"`
+	SeenAt        time.Time `json:"seenAt"`
+}
+
 // ProxySetting is a group's dependency proxy setting. The secret is never
 // returned; SecretSet says whether one is stored.
 type ProxySetting struct {

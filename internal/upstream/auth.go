@@ -18,11 +18,14 @@ import (
 // Credentials authenticate to the upstream; the zero value is anonymous.
 type Credentials struct{ Username, Password string }
 
+// AnonymousID is the ID of the zero Credentials.
+const AnonymousID = "anonymous"
+
 // ID is a stable identifier of the credentials that never contains the
-// password: "anonymous" or the username.
+// password: AnonymousID or the username.
 func (c Credentials) ID() string {
 	if c.Username == "" {
-		return "anonymous"
+		return AnonymousID
 	}
 	return c.Username
 }

@@ -3,6 +3,7 @@ package upstream
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -82,4 +83,24 @@ func (c *Client) recordRateLimit(creds Credentials, h http.Header) (RateLimit, b
 	c.mu.Unlock()
 	c.opts.Metrics.RateLimit(c.host, creds.ID(), rl.Limit, rl.Remaining)
 	return rl, true
+}
+
+// CredentialRateLimit is the last rate limit seen for one credential.
+type CredentialRateLimit struct {
+	Upstream   string // the upstream's host
+	Credential string // Credentials.ID: "anonymous" or the username
+	RateLimit
+}
+
+// RateLimits returns the last rate limit seen for every credential that
+// has met one, ordered by credential.
+func (c *Client) RateLimits() []CredentialRateLimit {
+	c.mu.Lock()
+	out := make([]CredentialRateLimit, 0, len(c.rateLimits))
+	for id, rl := range c.rateLimits {
+		out = append(out, CredentialRateLimit{Upstream: c.host, Credential: id, RateLimit: rl})
+	}
+	c.mu.Unlock()
+	slices.SortFunc(out, func(a, b CredentialRateLimit) int { return strings.Compare(a.Credential, b.Credential) })
+	return out
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/server/graphql/generated"
 	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/upstream"
 )
 
 // Limits of a request.
@@ -64,6 +65,8 @@ type Options struct {
 	// Released, when set, is called after a purge or a group delete
 	// dropped blob references, so unreferenced files can be collected soon.
 	Released func()
+	// RateLimits, when set, reports the upstream rate limits last seen.
+	RateLimits func() []upstream.CredentialRateLimit
 }
 
 // Handler serves the admin API.

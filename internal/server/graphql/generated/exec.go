@@ -227,6 +227,7 @@ type ComplexityRoot struct {
 		Groups                       func(childComplexity int, search *string, first *int, after *string) int
 		InstanceDockerHubCredentials func(childComplexity int) int
 		Tokens                       func(childComplexity int, username *string, groupPath *string) int
+		UpstreamRateLimits           func(childComplexity int) int
 		User                         func(childComplexity int, username string) int
 		Users                        func(childComplexity int, first *int, after *string) int
 	}
@@ -257,6 +258,16 @@ type ComplexityRoot struct {
 	UpdateInstanceDockerHubCredentialsPayload struct {
 		DockerHubCredentials func(childComplexity int) int
 		Errors               func(childComplexity int) int
+	}
+
+	UpstreamRateLimit struct {
+		Credential    func(childComplexity int) int
+		Limit         func(childComplexity int) int
+		Remaining     func(childComplexity int) int
+		SeenAt        func(childComplexity int) int
+		Source        func(childComplexity int) int
+		Upstream      func(childComplexity int) int
+		WindowSeconds func(childComplexity int) int
 	}
 
 	User struct {
@@ -336,6 +347,7 @@ type QueryResolver interface {
 	User(ctx context.Context, username string) (*User, error)
 	Tokens(ctx context.Context, username *string, groupPath *string) ([]AccessToken, error)
 	InstanceDockerHubCredentials(ctx context.Context) (*DockerHubCredentials, error)
+	UpstreamRateLimits(ctx context.Context) ([]UpstreamRateLimit, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1189,6 +1201,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Tokens(childComplexity, args["username"].(*string), args["groupPath"].(*string)), true
+	case "Query.upstreamRateLimits":
+		if e.ComplexityRoot.Query.UpstreamRateLimits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.UpstreamRateLimits(childComplexity), true
 	case "Query.user":
 		if e.ComplexityRoot.Query.User == nil {
 			break
@@ -1294,6 +1312,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UpdateInstanceDockerHubCredentialsPayload.Errors(childComplexity), true
+
+	case "UpstreamRateLimit.credential":
+		if e.ComplexityRoot.UpstreamRateLimit.Credential == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpstreamRateLimit.Credential(childComplexity), true
+	case "UpstreamRateLimit.limit":
+		if e.ComplexityRoot.UpstreamRateLimit.Limit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpstreamRateLimit.Limit(childComplexity), true
+	case "UpstreamRateLimit.remaining":
+		if e.ComplexityRoot.UpstreamRateLimit.Remaining == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpstreamRateLimit.Remaining(childComplexity), true
+	case "UpstreamRateLimit.seenAt":
+		if e.ComplexityRoot.UpstreamRateLimit.SeenAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpstreamRateLimit.SeenAt(childComplexity), true
+	case "UpstreamRateLimit.source":
+		if e.ComplexityRoot.UpstreamRateLimit.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpstreamRateLimit.Source(childComplexity), true
+	case "UpstreamRateLimit.upstream":
+		if e.ComplexityRoot.UpstreamRateLimit.Upstream == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpstreamRateLimit.Upstream(childComplexity), true
+	case "UpstreamRateLimit.windowSeconds":
+		if e.ComplexityRoot.UpstreamRateLimit.WindowSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UpstreamRateLimit.WindowSeconds(childComplexity), true
 
 	case "User.admin":
 		if e.ComplexityRoot.User.Admin == nil {
@@ -1488,6 +1549,29 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/ratelimit.graphqls", Input: `extend type Query {
+  "The upstream rate-limit headers last seen by this server, one entry per upstream credential. Instance admins see every credential; others see the anonymous one only."
+  upstreamRateLimits: [UpstreamRateLimit!]!
+}
+
+"Docker Hub's RateLimit-Limit / RateLimit-Remaining / Docker-RateLimit-Source, as last seen."
+type UpstreamRateLimit {
+  "The upstream's host."
+  upstream: String!
+  "The credential counted: ` + "`" + `anonymous` + "`" + ` or the Docker Hub identity."
+  credential: String!
+  "Pulls allowed per window."
+  limit: Int!
+  "Pulls left in the window."
+  remaining: Int!
+  "The window in seconds; null when the headers named none."
+  windowSeconds: Int
+  "Docker-RateLimit-Source: the IP address or account the upstream counted; null when absent."
+  source: String
+  "When the headers were seen."
+  seenAt: Time!
+}
+`, BuiltIn: false},
 	{Name: "../schema/schema.graphqls", Input: `# dproxy admin API. Names follow GitLab's GraphQL schema wherever GitLab has
 # the concept (Group.dependencyProxy*, updateDependencyProxySettings,
 # updateDependencyProxyImageTtlGroupPolicy); everything else is dproxy's own.
@@ -2335,6 +2419,26 @@ func (ec *executionContext) childFields_UpdateInstanceDockerHubCredentialsPayloa
 		return ec.fieldContext_UpdateInstanceDockerHubCredentialsPayload_errors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UpdateInstanceDockerHubCredentialsPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_UpstreamRateLimit(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "upstream":
+		return ec.fieldContext_UpstreamRateLimit_upstream(ctx, field)
+	case "credential":
+		return ec.fieldContext_UpstreamRateLimit_credential(ctx, field)
+	case "limit":
+		return ec.fieldContext_UpstreamRateLimit_limit(ctx, field)
+	case "remaining":
+		return ec.fieldContext_UpstreamRateLimit_remaining(ctx, field)
+	case "windowSeconds":
+		return ec.fieldContext_UpstreamRateLimit_windowSeconds(ctx, field)
+	case "source":
+		return ec.fieldContext_UpstreamRateLimit_source(ctx, field)
+	case "seenAt":
+		return ec.fieldContext_UpstreamRateLimit_seenAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UpstreamRateLimit", field.Name)
 }
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6348,6 +6452,38 @@ func (ec *executionContext) fieldContext_Query_instanceDockerHubCredentials(_ co
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_upstreamRateLimits(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_upstreamRateLimits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().UpstreamRateLimits(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []UpstreamRateLimit) graphql.Marshaler {
+			return ec.marshalNUpstreamRateLimit2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐUpstreamRateLimitᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_upstreamRateLimits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UpstreamRateLimit(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6766,6 +6902,167 @@ func (ec *executionContext) _UpdateInstanceDockerHubCredentialsPayload_errors(ct
 }
 func (ec *executionContext) fieldContext_UpdateInstanceDockerHubCredentialsPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UpdateInstanceDockerHubCredentialsPayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _UpstreamRateLimit_upstream(ctx context.Context, field graphql.CollectedField, obj *UpstreamRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpstreamRateLimit_upstream(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Upstream, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UpstreamRateLimit_upstream(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UpstreamRateLimit", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _UpstreamRateLimit_credential(ctx context.Context, field graphql.CollectedField, obj *UpstreamRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpstreamRateLimit_credential(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Credential, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UpstreamRateLimit_credential(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UpstreamRateLimit", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _UpstreamRateLimit_limit(ctx context.Context, field graphql.CollectedField, obj *UpstreamRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpstreamRateLimit_limit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Limit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UpstreamRateLimit_limit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UpstreamRateLimit", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _UpstreamRateLimit_remaining(ctx context.Context, field graphql.CollectedField, obj *UpstreamRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpstreamRateLimit_remaining(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Remaining, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UpstreamRateLimit_remaining(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UpstreamRateLimit", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _UpstreamRateLimit_windowSeconds(ctx context.Context, field graphql.CollectedField, obj *UpstreamRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpstreamRateLimit_windowSeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WindowSeconds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_UpstreamRateLimit_windowSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UpstreamRateLimit", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _UpstreamRateLimit_source(ctx context.Context, field graphql.CollectedField, obj *UpstreamRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpstreamRateLimit_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Source, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_UpstreamRateLimit_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UpstreamRateLimit", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _UpstreamRateLimit_seenAt(ctx context.Context, field graphql.CollectedField, obj *UpstreamRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UpstreamRateLimit_seenAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SeenAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UpstreamRateLimit_seenAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UpstreamRateLimit", field, false, false, errors.New("field of type Time does not have child fields"))
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *User) (ret graphql.Marshaler) {
@@ -10818,6 +11115,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "upstreamRateLimits":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_upstreamRateLimits(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -11059,6 +11378,74 @@ func (ec *executionContext) _UpdateInstanceDockerHubCredentialsPayload(ctx conte
 			}
 		case "errors":
 			out.Values[i] = ec._UpdateInstanceDockerHubCredentialsPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var upstreamRateLimitImplementors = []string{"UpstreamRateLimit"}
+
+func (ec *executionContext) _UpstreamRateLimit(ctx context.Context, sel ast.SelectionSet, obj *UpstreamRateLimit) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, upstreamRateLimitImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UpstreamRateLimit")
+		case "upstream":
+			out.Values[i] = ec._UpstreamRateLimit_upstream(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "credential":
+			out.Values[i] = ec._UpstreamRateLimit_credential(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "limit":
+			out.Values[i] = ec._UpstreamRateLimit_limit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "remaining":
+			out.Values[i] = ec._UpstreamRateLimit_remaining(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "windowSeconds":
+			out.Values[i] = ec._UpstreamRateLimit_windowSeconds(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "source":
+			out.Values[i] = ec._UpstreamRateLimit_source(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "seenAt":
+			out.Values[i] = ec._UpstreamRateLimit_seenAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -12070,6 +12457,26 @@ func (ec *executionContext) unmarshalNUpdateDependencyProxySettingsInput2github�
 func (ec *executionContext) unmarshalNUpdateInstanceDockerHubCredentialsInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐUpdateInstanceDockerHubCredentialsInput(ctx context.Context, v any) (UpdateInstanceDockerHubCredentialsInput, error) {
 	res, err := ec.unmarshalInputUpdateInstanceDockerHubCredentialsInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNUpstreamRateLimit2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐUpstreamRateLimit(ctx context.Context, sel ast.SelectionSet, v UpstreamRateLimit) graphql.Marshaler {
+	return ec._UpstreamRateLimit(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNUpstreamRateLimit2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐUpstreamRateLimitᚄ(ctx context.Context, sel ast.SelectionSet, v []UpstreamRateLimit) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNUpstreamRateLimit2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐUpstreamRateLimit(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNUserConnection2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐUserConnection(ctx context.Context, sel ast.SelectionSet, v *UserConnection) graphql.Marshaler {

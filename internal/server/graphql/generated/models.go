@@ -325,6 +325,24 @@ type UpdateInstanceDockerHubCredentialsPayload struct {
 	Errors               []string              `json:"errors"`
 }
 
+// Docker Hub's RateLimit-Limit / RateLimit-Remaining / Docker-RateLimit-Source, as last seen.
+type UpstreamRateLimit struct {
+	// The upstream's host.
+	Upstream string `json:"upstream"`
+	// The credential counted: `anonymous` or the Docker Hub identity.
+	Credential string `json:"credential"`
+	// Pulls allowed per window.
+	Limit int `json:"limit"`
+	// Pulls left in the window.
+	Remaining int `json:"remaining"`
+	// The window in seconds; null when the headers named none.
+	WindowSeconds *int `json:"windowSeconds,omitempty"`
+	// Docker-RateLimit-Source: the IP address or account the upstream counted; null when absent.
+	Source *string `json:"source,omitempty"`
+	// When the headers were seen.
+	SeenAt time.Time `json:"seenAt"`
+}
+
 type User struct {
 	ID       string `json:"id"`
 	Username string `json:"username"`
