@@ -25,7 +25,7 @@ func scanBlob(row interface{ Scan(...any) error }) (Blob, error) {
 // Blob returns a group's reference to the blob d, or an error wrapping
 // ErrNotFound.
 func (s *Store) Blob(ctx context.Context, groupID int64, d oci.Digest) (Blob, error) {
-	b, err := scanBlob(s.r.QueryRowContext(ctx,
+	b, err := scanBlob(s.readRow(ctx,
 		`SELECT `+blobColumns+` FROM blobs WHERE group_id = $1 AND digest = $2`, groupID, string(d)))
 	if err != nil {
 		return Blob{}, notFound(err, fmt.Sprintf("blob %s of group %d", d, groupID))
@@ -87,7 +87,7 @@ func (s *Store) DeleteBlob(ctx context.Context, groupID int64, d oci.Digest) err
 // i.e. whether its file must be kept.
 func (s *Store) BlobReferenced(ctx context.Context, d oci.Digest) (bool, error) {
 	var ok bool
-	err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = $1)`, string(d)).Scan(&ok)
+	err := s.readRow(ctx, `SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = $1)`, string(d)).Scan(&ok)
 	if err != nil {
 		return false, fmt.Errorf("is blob %s referenced: %w", d, err)
 	}
@@ -97,7 +97,7 @@ func (s *Store) BlobReferenced(ctx context.Context, d oci.Digest) (bool, error) 
 // BlobsOfGroup returns up to limit of a group's blob references ordered by
 // digest, starting after the digest after when it is non-empty.
 func (s *Store) BlobsOfGroup(ctx context.Context, groupID int64, after oci.Digest, limit int) ([]Blob, error) {
-	rows, err := s.r.QueryContext(ctx,
+	rows, err := s.read(ctx,
 		`SELECT `+blobColumns+` FROM blobs WHERE group_id = $1 AND digest > $2 ORDER BY digest LIMIT $3`,
 		groupID, string(after), listLimit(limit))
 	if err != nil {
@@ -130,7 +130,7 @@ type Usage struct {
 // adds up their sizes.
 func (s *Store) GroupUsage(ctx context.Context, groupID int64) (Usage, error) {
 	var u Usage
-	err := s.r.QueryRowContext(ctx,
+	err := s.readRow(ctx,
 		`SELECT (SELECT COUNT(*) FROM manifests WHERE group_id = $1),
 			(SELECT COALESCE(SUM(size), 0) FROM manifests WHERE group_id = $1),
 			(SELECT COUNT(*) FROM blobs WHERE group_id = $1),

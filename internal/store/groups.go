@@ -84,7 +84,7 @@ func (s *Store) CreateGroup(ctx context.Context, path string) (Group, error) {
 
 // GroupByPath returns the group at path, or an error wrapping ErrNotFound.
 func (s *Store) GroupByPath(ctx context.Context, path string) (Group, error) {
-	g, err := scanGroup(s.r.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM groups WHERE path = $1`, path))
+	g, err := scanGroup(s.readRow(ctx, `SELECT `+groupColumns+` FROM groups WHERE path = $1`, path))
 	if err != nil {
 		return Group{}, notFound(err, fmt.Sprintf("group %q", path))
 	}
@@ -93,7 +93,7 @@ func (s *Store) GroupByPath(ctx context.Context, path string) (Group, error) {
 
 // GroupByID returns the group with id, or an error wrapping ErrNotFound.
 func (s *Store) GroupByID(ctx context.Context, id int64) (Group, error) {
-	g, err := scanGroup(s.r.QueryRowContext(ctx, `SELECT `+groupColumns+` FROM groups WHERE id = $1`, id))
+	g, err := scanGroup(s.readRow(ctx, `SELECT `+groupColumns+` FROM groups WHERE id = $1`, id))
 	if err != nil {
 		return Group{}, notFound(err, fmt.Sprintf("group %d", id))
 	}
@@ -103,7 +103,7 @@ func (s *Store) GroupByID(ctx context.Context, id int64) (Group, error) {
 // Groups returns every group, ordered by path (so parents come before
 // their subgroups).
 func (s *Store) Groups(ctx context.Context) ([]Group, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+groupColumns+` FROM groups ORDER BY path`)
+	rows, err := s.read(ctx, `SELECT `+groupColumns+` FROM groups ORDER BY path`)
 	if err != nil {
 		return nil, fmt.Errorf("list groups: %w", err)
 	}
@@ -165,7 +165,7 @@ func (s *Store) RemoveMember(ctx context.Context, groupID, userID int64) error {
 
 // Members returns the direct members of a group, ordered by username.
 func (s *Store) Members(ctx context.Context, groupID int64) ([]Member, error) {
-	rows, err := s.r.QueryContext(ctx,
+	rows, err := s.read(ctx,
 		`SELECT m.group_id, m.user_id, u.username, m.role, m.created_at
 		FROM members m JOIN users u ON u.id = m.user_id
 		WHERE m.group_id = $1 ORDER BY u.username`, groupID)
@@ -193,7 +193,7 @@ func (s *Store) Members(ctx context.Context, groupID int64) ([]Member, error) {
 // group does not exist.
 func (s *Store) EffectiveRole(ctx context.Context, userID, groupID int64) (Role, error) {
 	var role int
-	err := s.r.QueryRowContext(ctx, ancestorsCTE+
+	err := s.readRow(ctx, ancestorsCTE+
 		`SELECT COALESCE(MAX(m.role), 0) FROM members m JOIN anc ON m.group_id = anc.id WHERE m.user_id = $2`,
 		groupID, userID).Scan(&role)
 	if err != nil {
@@ -206,7 +206,7 @@ func (s *Store) EffectiveRole(ctx context.Context, userID, groupID int64) (Role,
 // subgroups at any depth. Unknown ids give false.
 func (s *Store) IsAncestorOrSelf(ctx context.Context, ancestorID, groupID int64) (bool, error) {
 	var ok bool
-	err := s.r.QueryRowContext(ctx, ancestorsCTE+`SELECT EXISTS (SELECT 1 FROM anc WHERE id = $2)`,
+	err := s.readRow(ctx, ancestorsCTE+`SELECT EXISTS (SELECT 1 FROM anc WHERE id = $2)`,
 		groupID, ancestorID).Scan(&ok)
 	if err != nil {
 		return false, fmt.Errorf("is group %d within group %d: %w", groupID, ancestorID, err)

@@ -28,7 +28,7 @@ func scanManifest(row interface{ Scan(...any) error }) (Manifest, error) {
 // Manifest returns a group's cached manifest for image and reference (a
 // tag or a digest), or an error wrapping ErrNotFound.
 func (s *Store) Manifest(ctx context.Context, groupID int64, image, reference string) (Manifest, error) {
-	m, err := scanManifest(s.r.QueryRowContext(ctx,
+	m, err := scanManifest(s.readRow(ctx,
 		`SELECT `+manifestColumns+` FROM manifests WHERE group_id = $1 AND image = $2 AND reference = $3`,
 		groupID, image, reference))
 	if err != nil {
@@ -40,7 +40,7 @@ func (s *Store) Manifest(ctx context.Context, groupID int64, image, reference st
 // ManifestByID returns the manifest with id, or an error wrapping
 // ErrNotFound.
 func (s *Store) ManifestByID(ctx context.Context, id int64) (Manifest, error) {
-	m, err := scanManifest(s.r.QueryRowContext(ctx, `SELECT `+manifestColumns+` FROM manifests WHERE id = $1`, id))
+	m, err := scanManifest(s.readRow(ctx, `SELECT `+manifestColumns+` FROM manifests WHERE id = $1`, id))
 	if err != nil {
 		return Manifest{}, notFound(err, fmt.Sprintf("manifest %d", id))
 	}
@@ -153,7 +153,7 @@ func (s *Store) ManifestsOfGroup(ctx context.Context, groupID, afterID int64, li
 	if after <= 0 {
 		after = 1<<63 - 1
 	}
-	rows, err := s.r.QueryContext(ctx,
+	rows, err := s.read(ctx,
 		`SELECT `+manifestColumns+` FROM manifests WHERE group_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`,
 		groupID, after, listLimit(limit))
 	if err != nil {

@@ -48,7 +48,7 @@ func (s *Store) ProxySetting(ctx context.Context, groupID int64) (ProxySetting, 
 	p := ProxySetting{GroupID: groupID}
 	var sealed []byte
 	var windowMS int64
-	err := s.r.QueryRowContext(ctx,
+	err := s.readRow(ctx,
 		`SELECT enabled, identity, secret_sealed, freshness_window_ms, allow_anonymous_pull, updated_at
 		FROM dependency_proxy_settings WHERE group_id = $1`, groupID).
 		Scan(&p.Enabled, &p.Identity, &sealed, &windowMS, &p.AllowAnonymousPull, &p.UpdatedAt)
@@ -96,7 +96,7 @@ func (s *Store) UpdateProxySetting(ctx context.Context, p ProxySetting) error {
 // ErrNotFound for an unknown group.
 func (s *Store) TTLPolicy(ctx context.Context, groupID int64) (TTLPolicy, error) {
 	p := TTLPolicy{GroupID: groupID}
-	err := s.r.QueryRowContext(ctx,
+	err := s.readRow(ctx,
 		`SELECT enabled, ttl_days, created_at, updated_at FROM ttl_policies WHERE group_id = $1`, groupID).
 		Scan(&p.Enabled, &p.TTLDays, &p.CreatedAt, &p.UpdatedAt)
 	if err != nil {
@@ -132,7 +132,7 @@ func (s *Store) UpdateTTLPolicy(ctx context.Context, p TTLPolicy) error {
 func (s *Store) DefaultHubCredentials(ctx context.Context) (HubCredentials, error) {
 	var c HubCredentials
 	var sealed []byte
-	err := s.r.QueryRowContext(ctx, `SELECT value, value_sealed FROM instance_settings WHERE key = $1`,
+	err := s.readRow(ctx, `SELECT value, value_sealed FROM instance_settings WHERE key = $1`,
 		hubCredentialsKey).Scan(&c.Identity, &sealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return HubCredentials{}, nil
@@ -174,7 +174,7 @@ func (s *Store) SetDefaultHubCredentials(ctx context.Context, c HubCredentials) 
 // ErrNotFound.
 func (s *Store) InstanceValue(ctx context.Context, key string) (string, error) {
 	var v string
-	err := s.r.QueryRowContext(ctx, `SELECT value FROM instance_settings WHERE key = $1`, key).Scan(&v)
+	err := s.readRow(ctx, `SELECT value FROM instance_settings WHERE key = $1`, key).Scan(&v)
 	if err != nil {
 		return "", notFound(err, fmt.Sprintf("instance setting %q", key))
 	}

@@ -53,6 +53,9 @@ type Store struct {
 	// Dialect-specific error classification. A PostgreSQL backend sets
 	// w = r to one pgx pool, maps SQLSTATE 23505 / 23503 here and migrates
 	// migrations/postgres; every query is shared.
+	// stmts caches the reader's prepared statements (SQLite only).
+	stmts *stmtCache
+
 	isUnique     func(error) bool
 	isForeignKey func(error) bool
 
@@ -118,6 +121,7 @@ func OpenSQLite(ctx context.Context, path string, box *secretbox.Box) (*Store, e
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxLifetime(0)
 	s.r = r
+	s.stmts = newStmtCache(r)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open sqlite database %s: %w", abs, err)
@@ -143,6 +147,9 @@ func (s *Store) migrate(ctx context.Context, dialect goose.Dialect, dir string, 
 // Close closes the database. For SQLite the last close checkpoints the WAL.
 func (s *Store) Close() error {
 	var errR error
+	if s.stmts != nil {
+		s.stmts.close()
+	}
 	if s.r != nil && s.r != s.w {
 		errR = s.r.Close()
 	}

@@ -100,7 +100,7 @@ func (s *Store) CreateToken(ctx context.Context, t Token) (Token, error) {
 // wrapping ErrNotFound. Expired and revoked tokens are returned too: the
 // caller decides.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (Token, error) {
-	t, err := scanToken(s.r.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, hash))
+	t, err := scanToken(s.readRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = $1`, hash))
 	if err != nil {
 		return Token{}, notFound(err, "token by hash")
 	}
@@ -109,7 +109,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash []byte) (Token, error) {
 
 // TokenByID returns the token with id, or an error wrapping ErrNotFound.
 func (s *Store) TokenByID(ctx context.Context, id int64) (Token, error) {
-	t, err := scanToken(s.r.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = $1`, id))
+	t, err := scanToken(s.readRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = $1`, id))
 	if err != nil {
 		return Token{}, notFound(err, fmt.Sprintf("token %d", id))
 	}
@@ -129,7 +129,7 @@ func (s *Store) TokensOfGroup(ctx context.Context, groupID int64) ([]Token, erro
 }
 
 func (s *Store) tokens(ctx context.Context, what, query string, args ...any) ([]Token, error) {
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	rows, err := s.read(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}

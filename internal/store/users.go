@@ -39,7 +39,7 @@ func (s *Store) CreateUser(ctx context.Context, u User) (User, error) {
 
 // UserByID returns the user with id, or an error wrapping ErrNotFound.
 func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
-	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+	u, err := scanUser(s.readRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
 	if err != nil {
 		return User{}, notFound(err, fmt.Sprintf("user %d", id))
 	}
@@ -49,7 +49,7 @@ func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
 // UserByUsername returns the user named username, or an error wrapping
 // ErrNotFound. Usernames are compared exactly.
 func (s *Store) UserByUsername(ctx context.Context, username string) (User, error) {
-	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE username = $1`, username))
+	u, err := scanUser(s.readRow(ctx, `SELECT `+userColumns+` FROM users WHERE username = $1`, username))
 	if err != nil {
 		return User{}, notFound(err, fmt.Sprintf("user %q", username))
 	}
@@ -59,7 +59,7 @@ func (s *Store) UserByUsername(ctx context.Context, username string) (User, erro
 // CountUsers returns the number of users.
 func (s *Store) CountUsers(ctx context.Context) (int, error) {
 	var n int
-	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
+	if err := s.readRow(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count users: %w", err)
 	}
 	return n, nil
@@ -67,7 +67,7 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 
 // Users returns every user, ordered by username.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY username`)
+	rows, err := s.read(ctx, `SELECT `+userColumns+` FROM users ORDER BY username`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
