@@ -526,13 +526,19 @@ func (f flipWriter) Write(p []byte) (int, error) {
 	return f.w.Write(q)
 }
 
-// throttledWriter writes in small chunks and sleeps between them so the
-// throughput stays under the upstream's current bandwidth setting, read
-// again for every chunk.
+// throttledWriter writes in small chunks and paces them so the
+// throughput stays at the upstream's current bandwidth setting, read again
+// for every chunk. It paces against the time the stream started (a
+// deadline per byte), so scheduling delays do not add up over a long body;
+// a changed setting starts a new pace.
 type throttledWriter struct {
 	w    http.ResponseWriter
 	u    *Upstream
 	done <-chan struct{}
+
+	bps   int64     // the setting the pace below was started with
+	start time.Time // when the pace started
+	sent  int64     // bytes written since start
 }
 
 func (t *throttledWriter) Write(p []byte) (int, error) {
@@ -545,9 +551,13 @@ func (t *throttledWriter) Write(p []byte) (int, error) {
 			n, err := t.w.Write(p)
 			return written + n, err
 		}
+		if bps != t.bps {
+			t.bps, t.start, t.sent = bps, time.Now(), 0
+		}
 		chunk := min(int64(32<<10), max(bps/20, 1), int64(len(p)))
 		n, err := t.w.Write(p[:chunk])
 		written += n
+		t.sent += int64(n)
 		if err != nil {
 			return written, err
 		}
@@ -555,8 +565,13 @@ func (t *throttledWriter) Write(p []byte) (int, error) {
 			f.Flush()
 		}
 		p = p[chunk:]
+		due := t.start.Add(time.Duration(float64(t.sent) / float64(bps) * float64(time.Second)))
+		wait := time.Until(due)
+		if wait <= 0 {
+			continue
+		}
 		select {
-		case <-time.After(time.Duration(chunk) * time.Second / time.Duration(bps)):
+		case <-time.After(wait):
 		case <-t.done:
 			return written, http.ErrAbortHandler
 		case <-t.u.done:
