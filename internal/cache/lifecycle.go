@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 
@@ -197,6 +198,16 @@ func (b *servedBlob) Seek(off int64, whence int) (int64, error) {
 		b.pos = pos
 	}
 	return pos, err
+}
+
+// Direct returns the stored blob itself when serving it needs no hashing
+// (verified before and unchanged since), so the server may let the kernel
+// copy it (sendfile); nil while reads must go through verification.
+func (b *servedBlob) Direct() io.ReadSeeker {
+	if b.verifier != nil {
+		return nil
+	}
+	return b.Blob
 }
 
 func (b *servedBlob) Close() error {
