@@ -31,6 +31,24 @@ func (c *Client) UpstreamRateLimits(ctx context.Context) ([]UpstreamRateLimit, e
 	return q.UpstreamRateLimits, nil
 }
 
+// DockerHubRateLimit has the server check the upstream's pull rate limit
+// with the credentials a pull in groupPath would use ("" = the instance
+// default, else anonymous).
+func (c *Client) DockerHubRateLimit(ctx context.Context, groupPath string) (DockerHubRateLimit, error) {
+	var q struct {
+		DockerHubRateLimit DockerHubRateLimit `graphql:"dockerHubRateLimit(groupPath: $groupPath)"`
+	}
+	var g *graphql.ID
+	if groupPath != "" {
+		id := graphql.ID(groupPath)
+		g = &id
+	}
+	if err := c.query(ctx, &q, map[string]any{"groupPath": g}); err != nil {
+		return DockerHubRateLimit{}, err
+	}
+	return q.DockerHubRateLimit, nil
+}
+
 // GroupPage is one page of groups.
 type GroupPage struct {
 	Groups   []GroupSummary

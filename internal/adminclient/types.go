@@ -92,6 +92,20 @@ type UpstreamRateLimit struct {
 	SeenAt        time.Time `json:"seenAt"`
 }
 
+// DockerHubRateLimit is the answer of a rate-limit check. Limit, Remaining
+// and WindowSeconds are nil when Unlimited.
+type DockerHubRateLimit struct {
+	Upstream         string    `json:"upstream"`
+	Unlimited        bool      `json:"unlimited"`
+	Limit            *int      `json:"limit"`
+	Remaining        *int      `json:"remaining"`
+	WindowSeconds    *int      `json:"windowSeconds"`
+	Source           *string   `json:"source"`
+	AuthenticatedAs  string    `json:"authenticatedAs"`
+	CredentialSource string    `json:"credentialSource"`
+	CheckedAt        time.Time `json:"checkedAt"`
+}
+
 // ProxySetting is a group's dependency proxy setting. The secret is never
 // returned; SecretSet says whether one is stored.
 type ProxySetting struct {

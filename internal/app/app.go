@@ -128,19 +128,23 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 
 	m := metrics.New()
 	up, err := upstream.New(upstream.Options{
-		URL:                   cfg.Upstream,
-		ConnectTimeout:        cfg.UpstreamConnectTimeout,
-		ResponseHeaderTimeout: cfg.UpstreamResponseHeaderTimeout,
-		MaxManifestSize:       cfg.MaxManifestSize,
-		UserAgent:             "dproxy",
-		Logger:                log,
-		Metrics:               m,
+		URL:                    cfg.Upstream,
+		ConnectTimeout:         cfg.UpstreamConnectTimeout,
+		ResponseHeaderTimeout:  cfg.UpstreamResponseHeaderTimeout,
+		MaxManifestSize:        cfg.MaxManifestSize,
+		UserAgent:              "dproxy",
+		RateLimitReserve:       reserve(cfg.RateLimitReserve),
+		TooManyRequestsBackoff: cfg.RateLimitBackoff,
+		Now:                    o.now,
+		Logger:                 log,
+		Metrics:                m,
 	})
 	if err != nil {
 		return nil, err
 	}
 	c := cache.New(st, blobs, up, cache.Options{
 		RevalidateTimeout: cfg.RevalidateTimeout,
+		RateLimitReserve:  reserve(cfg.RateLimitReserve),
 		MaxBlobSize:       cfg.MaxBlobSize,
 		Logger:            log,
 		Metrics:           m,
@@ -161,13 +165,23 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	})
 	reg := registry.New(svc, iss, c, st, registry.Options{ExternalURL: cfg.ExternalURL, MirrorGroup: cfg.MirrorGroup, Logger: log, Metrics: m})
 	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Metrics: m, Lifecycle: lc, log: log}
-	admin := graphql.New(st, svc, c, graphql.Options{ExternalURL: cfg.ExternalURL, Logger: log, Released: lc.Kick, RateLimits: up.RateLimits})
+	admin := graphql.New(st, svc, c, graphql.Options{ExternalURL: cfg.ExternalURL, Logger: log, Released: lc.Kick,
+		RateLimits: up.RateLimits, CheckRateLimit: up.CheckRateLimit})
 	a.Server = server.New(reg, a.ready, server.Options{
 		Addr: cfg.Addr, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Metrics: m,
 		GraphQL: admin.GraphQL(), GitLabAPI: admin.REST(),
 	})
 	return a, nil
+}
+
+// reserve maps the configured rate-limit reserve (0 = off) to the
+// options of cache and upstream (0 = default, negative = off).
+func reserve(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // Run listens on the configured address and serves until ctx ends.

@@ -55,6 +55,8 @@ type Remote interface {
 	GetManifest(ctx context.Context, creds upstream.Credentials, repo string, ref oci.Reference) (upstream.Manifest, error)
 	GetBlob(ctx context.Context, creds upstream.Credentials, repo string, d oci.Digest) (io.ReadCloser, int64, error)
 	HeadBlob(ctx context.Context, creds upstream.Credentials, repo string, d oci.Digest) (upstream.Descriptor, error)
+	// RateLimit is the rate limit last seen for creds.
+	RateLimit(creds upstream.Credentials) (upstream.RateLimit, bool)
 }
 
 // Options tune a Cache. Zero values take the defaults.
@@ -67,6 +69,11 @@ type Options struct {
 	// IdleTimeout aborts a blob download when no byte arrived for this long.
 	// There is no overall timeout while bytes keep flowing. Default 60s.
 	IdleTimeout time.Duration
+	// RateLimitReserve: when the upstream's last seen remaining pull count
+	// for a credential is at or below it, a moved tag with a cached copy is
+	// served from cache instead of spending a manifest GET. Default 10;
+	// negative turns the reserve off.
+	RateLimitReserve int
 	// MaxBlobSize refuses larger blobs. Default 50 GiB.
 	MaxBlobSize int64
 	// TouchInterval is how often batched read times are written. Default 5s.
@@ -114,6 +121,9 @@ func New(meta metaStore, blobs blobStore, remote Remote, opts Options) *Cache {
 	}
 	if opts.MaxBlobSize <= 0 {
 		opts.MaxBlobSize = 50 << 30
+	}
+	if opts.RateLimitReserve == 0 {
+		opts.RateLimitReserve = 10
 	}
 	if opts.TouchInterval <= 0 {
 		opts.TouchInterval = 5 * time.Second

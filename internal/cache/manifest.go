@@ -96,6 +96,10 @@ func (c *Cache) revalidate(ctx context.Context, t Target, ref oci.Reference, row
 		}
 		return c.served(row, metrics.ResultHit), nil
 	}
+	if rl, ok := c.remote.RateLimit(t.Creds); ok && rl.Remaining <= c.opts.RateLimitReserve {
+		return c.stale(ctx, row, fmt.Errorf("%w: %d pulls remaining for %s, reserve %d; the tag moved to %s upstream",
+			errReserve, rl.Remaining, t.Creds.ID(), c.opts.RateLimitReserve, desc.Digest)), nil
+	}
 	c.log.InfoContext(ctx, "tag moved upstream", "image", t.Image, "ref", ref.String(), "old", row.Digest, "new", desc.Digest)
 	m, err := c.fetch(ctx, t, ref)
 	if err != nil && upstreamFailed(err) {
@@ -104,9 +108,14 @@ func (c *Cache) revalidate(ctx context.Context, t Target, ref oci.Reference, row
 	return m, err
 }
 
-// stale serves a cached row because the upstream failed.
+// errReserve is the cause of serving a cached manifest to keep the
+// upstream's pull rate limit at its reserve.
+var errReserve = errors.New("the upstream pull rate limit is at the reserve, serving the cached copy instead of a manifest GET")
+
+// stale serves a cached row because the upstream failed or its rate limit
+// is at the reserve.
 func (c *Cache) stale(ctx context.Context, row store.Manifest, cause error) Manifest {
-	c.log.WarnContext(ctx, "upstream failed, serving cached manifest",
+	c.log.WarnContext(ctx, "serving cached manifest instead of the upstream's",
 		"image", row.Image, "ref", row.Reference, "digest", row.Digest, "err", cause)
 	c.touch.manifest(row.ID)
 	c.opts.Metrics.StaleServed("manifest", reason(cause))
@@ -159,6 +168,8 @@ func upstreamFailed(err error) bool {
 // reason is a short label of an upstream failure for metrics.
 func reason(err error) string {
 	switch {
+	case errors.Is(err, errReserve):
+		return "rate_limit_reserve"
 	case errors.Is(err, oci.ErrTooManyRequests):
 		return "rate_limited"
 	case errors.Is(err, oci.ErrTimeout), errors.Is(err, context.DeadlineExceeded):

@@ -2,9 +2,11 @@ package commands_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -57,6 +59,7 @@ func TestScripts(t *testing.T) {
 					env.Setenv("HOST", srv.Host)
 					env.Setenv("HUB_USER", hubUser)
 					env.Setenv("HUB_SECRET", hubSecret)
+					env.Setenv("UPSTREAM", up.URL)
 					env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
 					env.Setenv("HOME", env.WorkDir)
 					return nil
@@ -124,6 +127,41 @@ func scriptCmds(t *testing.T, srv *testserver.Server) map[string]func(ts *testsc
 		},
 		"upstream-reset": func(ts *testscript.TestScript, neg bool, args []string) {
 			up.ResetCounts()
+		},
+		// upstream-ratelimit LIMIT REMAINING: the upstream sends Docker
+		// Hub's rate-limit headers ("LIMIT;w=21600"); 0 0 removes them.
+		"upstream-ratelimit": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) != 2 {
+				ts.Fatalf("usage: upstream-ratelimit LIMIT REMAINING")
+			}
+			limit, err1 := strconv.Atoi(args[0])
+			remaining, err2 := strconv.Atoi(args[1])
+			if err1 != nil || err2 != nil {
+				ts.Fatalf("upstream-ratelimit: want two numbers, got %q", args)
+			}
+			up.SetRateLimit(limit, remaining)
+		},
+		// exit-status N PROG [ARGS...]: run PROG (output to stdout/stderr as
+		// exec does) and require exit status N.
+		"exit-status": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) < 2 {
+				ts.Fatalf("usage: exit-status N PROG [ARGS...]")
+			}
+			want, err := strconv.Atoi(args[0])
+			if err != nil {
+				ts.Fatalf("exit-status: %q is not a number", args[0])
+			}
+			got := 0
+			if err := ts.Exec(args[1], args[2:]...); err != nil {
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) {
+					ts.Fatalf("run %s: %v", args[1], err)
+				}
+				got = ee.ExitCode()
+			}
+			if got != want {
+				ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+			}
 		},
 		// json FILE [KEY=VALUE ...]: FILE must parse as JSON; with KEY=VALUE
 		// pairs it must be an object (or an array whose first element is

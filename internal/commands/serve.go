@@ -56,6 +56,8 @@ func newCmdServe(ios *cmdutil.IOStreams, runF func(context.Context, *serveOption
 	f.String("log-format", def.LogFormat, "log format: auto, json or text")
 	f.String("log-level", def.LogLevel, "log level: debug, info, warn or error")
 	f.Duration("revalidate-timeout", def.RevalidateTimeout, "give up revalidating a cached tag upstream after this long and serve the cached copy")
+	f.Int("ratelimit-reserve", def.RateLimitReserve, "at or below this many remaining upstream pulls, serve a moved tag's cached copy instead of a manifest GET (0: off)")
+	f.Duration("ratelimit-backoff", def.RateLimitBackoff, "after an upstream 429 without Retry-After, send nothing upstream with that credential for this long")
 	f.Duration("upstream-connect-timeout", def.UpstreamConnectTimeout, "upstream connect timeout")
 	f.Duration("upstream-response-header-timeout", def.UpstreamResponseHeaderTimeout, "upstream response-header timeout")
 	f.Duration("shutdown-timeout", def.ShutdownTimeout, "how long in-flight responses may take to finish on SIGTERM")

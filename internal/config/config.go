@@ -53,6 +53,13 @@ type Config struct {
 	// RevalidateTimeout bounds the upstream check of a cached tag; after it
 	// the cached copy is served.
 	RevalidateTimeout time.Duration `koanf:"revalidate-timeout"`
+	// RateLimitReserve: when the upstream's last seen remaining pull count
+	// for a credential is at or below it, a moved tag with a cached copy is
+	// served from cache instead of spending a manifest GET. 0 turns it off.
+	RateLimitReserve int `koanf:"ratelimit-reserve"`
+	// RateLimitBackoff is how long no request goes upstream with a
+	// credential after a 429 that carried no Retry-After.
+	RateLimitBackoff time.Duration `koanf:"ratelimit-backoff"`
 	// UpstreamConnectTimeout bounds connecting to the upstream.
 	UpstreamConnectTimeout time.Duration `koanf:"upstream-connect-timeout"`
 	// UpstreamResponseHeaderTimeout bounds waiting for the upstream's
@@ -102,6 +109,8 @@ func Default() Config {
 		LogFormat:                     "auto",
 		LogLevel:                      "info",
 		RevalidateTimeout:             5 * time.Second,
+		RateLimitReserve:              10,
+		RateLimitBackoff:              time.Minute,
 		UpstreamConnectTimeout:        10 * time.Second,
 		UpstreamResponseHeaderTimeout: 30 * time.Second,
 		MaxManifestSize:               10 << 20,
@@ -198,6 +207,7 @@ func (c Config) Validate() error {
 	}{
 		{"token-expiry", c.TokenExpiry, false},
 		{"revalidate-timeout", c.RevalidateTimeout, false},
+		{"ratelimit-backoff", c.RateLimitBackoff, false},
 		{"upstream-connect-timeout", c.UpstreamConnectTimeout, false},
 		{"upstream-response-header-timeout", c.UpstreamResponseHeaderTimeout, false},
 		{"shutdown-timeout", c.ShutdownTimeout, true},
@@ -210,6 +220,9 @@ func (c Config) Validate() error {
 		case d.v == 0 && !d.zeroOK:
 			add("%s must be positive, got 0", d.key)
 		}
+	}
+	if c.RateLimitReserve < 0 {
+		add("ratelimit-reserve must not be negative, got %d (0 turns the reserve off)", c.RateLimitReserve)
 	}
 	if !oneOf(c.LogFormat, "auto", "json", "text") {
 		add("log-format %q: want auto, json or text", c.LogFormat)

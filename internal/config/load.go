@@ -118,6 +118,7 @@ const (
 	kindDuration
 	kindSize
 	kindBool
+	kindInt
 )
 
 type field struct {
@@ -142,6 +143,8 @@ func fields() []field {
 			f.kind = kindSize
 		case reflect.TypeFor[bool]():
 			f.kind = kindBool
+		case reflect.TypeFor[int]():
+			f.kind = kindInt
 		default:
 			panic(fmt.Sprintf("config field %s has unsupported type %s", sf.Name, sf.Type))
 		}
@@ -197,6 +200,11 @@ func apply(cfg *Config, values map[string]any, byKey map[string]field, src func(
 			var b bool
 			if b, err = toBool(raw); err == nil {
 				v.Field(f.index).SetBool(b)
+			}
+		case kindInt:
+			var n int
+			if n, err = toInt(raw); err == nil {
+				v.Field(f.index).SetInt(int64(n))
 			}
 		}
 		if err != nil {
@@ -284,6 +292,30 @@ func toSize(raw any) (int64, error) {
 		return ParseSize(x)
 	}
 	return 0, fmt.Errorf("want a size such as 10MiB, got %v (%T)", raw, raw)
+}
+
+func toInt(raw any) (int, error) {
+	switch x := raw.(type) {
+	case int:
+		return x, nil
+	case int64:
+		if x >= math.MinInt32 && x <= math.MaxInt32 {
+			return int(x), nil
+		}
+	case uint64:
+		if x <= math.MaxInt32 {
+			return int(x), nil
+		}
+	case float64:
+		if x == math.Trunc(x) && x >= math.MinInt32 && x <= math.MaxInt32 {
+			return int(x), nil
+		}
+	case string:
+		if n, err := strconv.Atoi(strings.TrimSpace(x)); err == nil {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("want a whole number, got %v", raw)
 }
 
 // unitSize returns how many bytes one unit (lower case) stands for.

@@ -70,7 +70,7 @@ func New() *Metrics {
 			Name: "dproxy_upstream_ratelimit_remaining", Help: "Last RateLimit-Remaining seen from the upstream, by upstream host and credential.",
 		}, []string{"upstream", "credential"}),
 		revalidationFails: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "dproxy_stale_served_total", Help: "Cached content served because the upstream failed, by kind and reason.",
+			Name: "dproxy_stale_served_total", Help: "Cached content served instead of asking the upstream (it failed, answered 429, or its pull rate limit is at the reserve), by kind and reason.",
 		}, []string{"kind", "reason"}),
 	}
 	reg.MustRegister(m.requests, m.requestSeconds, m.cacheResults, m.upstreamRequests, m.bytesServed,

@@ -1,12 +1,16 @@
 package upstream
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dproxy/dproxy/internal/oci"
 )
 
 // RateLimit is the state of the upstream's pull rate limit for one
@@ -77,12 +81,116 @@ func (c *Client) recordRateLimit(creds Credentials, h http.Header) (RateLimit, b
 	if !ok {
 		return RateLimit{}, false
 	}
-	rl.SeenAt = time.Now()
+	rl.SeenAt = c.opts.Now()
 	c.mu.Lock()
+	prev, seen := c.rateLimits[creds.ID()]
 	c.rateLimits[creds.ID()] = rl
 	c.mu.Unlock()
 	c.opts.Metrics.RateLimit(c.host, creds.ID(), rl.Limit, rl.Remaining)
+	if lvl := c.lowLevel(rl); lvl != "" && (!seen || c.lowLevel(prev) != lvl) {
+		c.log.Warn("upstream pull rate limit "+lvl, "upstream", c.host, "credential", creds.ID(),
+			"remaining", rl.Remaining, "limit", rl.Limit, "window", rl.Window, "reserve", c.opts.RateLimitReserve)
+	}
 	return rl, true
+}
+
+// lowLevel names how close rl is to the wall: "" (not close), "below 20
+// percent", "at the reserve" or "exhausted". A warning is logged when the
+// level changes to a non-empty one, so crossing a threshold logs once.
+func (c *Client) lowLevel(rl RateLimit) string {
+	switch {
+	case rl.Remaining == 0:
+		return "exhausted"
+	case rl.Remaining <= c.opts.RateLimitReserve:
+		return "at the reserve"
+	case rl.Remaining*5 <= rl.Limit:
+		return "below 20 percent"
+	}
+	return ""
+}
+
+// backOff stops requests with creds for retryAfter (the upstream's
+// Retry-After, or Options.TooManyRequestsBackoff when it sent none).
+func (c *Client) backOff(ctx context.Context, creds Credentials, retryAfter time.Duration) {
+	if retryAfter <= 0 {
+		retryAfter = c.opts.TooManyRequestsBackoff
+	}
+	until := c.opts.Now().Add(retryAfter)
+	c.mu.Lock()
+	if until.After(c.blocked[creds.ID()]) {
+		c.blocked[creds.ID()] = until
+	}
+	c.mu.Unlock()
+	c.log.WarnContext(ctx, "upstream answered 429 Too Many Requests; not asking it again with this credential until the back-off ends",
+		"upstream", c.host, "credential", creds.ID(), "until", until.UTC().Format(time.RFC3339))
+}
+
+// backingOff returns a 429 *Error, without any request, while creds are
+// backing off after a 429; nil otherwise.
+func (c *Client) backingOff(o op, creds Credentials) error {
+	now := c.opts.Now()
+	c.mu.Lock()
+	until, ok := c.blocked[creds.ID()]
+	if ok && !now.Before(until) {
+		delete(c.blocked, creds.ID())
+		ok = false
+	}
+	c.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	e := o.error(oci.ErrTooManyRequests, http.StatusTooManyRequests,
+		fmt.Sprintf("the upstream's pull rate limit for %s was reached; dproxy asks it again after %s", creds.ID(), until.UTC().Format(time.RFC3339)), nil)
+	e.retryAfter = until.Sub(now)
+	return e
+}
+
+// BackingOff reports until when requests with creds are not sent because
+// the upstream answered 429.
+func (c *Client) BackingOff(creds Credentials) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	until, ok := c.blocked[creds.ID()]
+	return until, ok && c.opts.Now().Before(until)
+}
+
+// RateLimitCheck is what CheckRateLimit found.
+type RateLimitCheck struct {
+	RateLimit            // zero when Unlimited
+	Unlimited  bool      // the upstream sent no rate-limit headers
+	Credential string    // Credentials.ID of the credentials checked with
+	Upstream   string    // the upstream's host
+	CheckedAt  time.Time // when the answer arrived
+}
+
+// checkRepo is the repository Docker documents for checking the limit.
+const checkRepo = "ratelimitpreview/test"
+
+// CheckRateLimit asks the upstream for the pull rate limit of creds: a
+// token for ratelimitpreview/test (when the upstream asks for one), then a
+// HEAD of its latest manifest, which Docker Hub does not count as a pull.
+// It ignores and does not start a 429 back-off.
+func (c *Client) CheckRateLimit(ctx context.Context, creds Credentials) (RateLimitCheck, error) {
+	o := c.op("HEAD manifest", kindManifest, checkRepo, "latest")
+	res, err := c.attempt(ctx, o, creds, http.MethodHead, "manifests/latest", oci.AcceptManifests)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Status == http.StatusNotFound {
+			return RateLimitCheck{}, fmt.Errorf("%w (the upstream has no %s:latest to check with; is it Docker Hub?)", err, checkRepo)
+		}
+		return RateLimitCheck{}, err
+	}
+	res.Body.Close()
+	out := RateLimitCheck{Credential: creds.ID(), Upstream: c.host, CheckedAt: c.opts.Now()}
+	h := res.Header
+	rl, ok := ParseRateLimit(h.Get("RateLimit-Limit"), h.Get("RateLimit-Remaining"), h.Get("Docker-RateLimit-Source"))
+	if !ok {
+		out.Unlimited = true
+		return out, nil
+	}
+	rl.SeenAt = out.CheckedAt
+	out.RateLimit = rl
+	return out, nil
 }
 
 // CredentialRateLimit is the last rate limit seen for one credential.

@@ -51,8 +51,17 @@ type Options struct {
 	Retries           int
 	TokenExpiryMargin time.Duration // default 30s: tokens are dropped this long before they expire
 	UserAgent         string
-	Logger            *slog.Logger     // nil discards
-	Metrics           *metrics.Metrics // nil records nothing
+	// RateLimitReserve is the remaining pull count at or below which a
+	// warning is logged (crossing 20 % of the limit is logged too).
+	// Default 10.
+	RateLimitReserve int
+	// TooManyRequestsBackoff is how long requests with a credential are not
+	// sent after the upstream answered 429 without a Retry-After. Default 60s.
+	TooManyRequestsBackoff time.Duration
+	// Now is the clock of back-offs and rate-limit times. Default time.Now.
+	Now     func() time.Time
+	Logger  *slog.Logger     // nil discards
+	Metrics *metrics.Metrics // nil records nothing
 }
 
 // Client talks to one upstream registry. It is safe for concurrent use.
@@ -70,6 +79,7 @@ type Client struct {
 	challengeKnown bool
 	tokens         map[string]cachedToken // tokenKey → token
 	rateLimits     map[string]RateLimit   // Credentials.ID → last seen
+	blocked        map[string]time.Time   // Credentials.ID → no request before (after a 429)
 }
 
 // New returns a client of the registry at opts.URL.
@@ -98,6 +108,15 @@ func New(opts Options) (*Client, error) {
 	if opts.TokenExpiryMargin <= 0 {
 		opts.TokenExpiryMargin = 30 * time.Second
 	}
+	if opts.RateLimitReserve <= 0 {
+		opts.RateLimitReserve = 10
+	}
+	if opts.TooManyRequestsBackoff <= 0 {
+		opts.TooManyRequestsBackoff = time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -123,6 +142,7 @@ func New(opts Options) (*Client, error) {
 		log:        log,
 		tokens:     map[string]cachedToken{},
 		rateLimits: map[string]RateLimit{},
+		blocked:    map[string]time.Time{},
 	}
 	c.hc = &http.Client{Transport: tr, CheckRedirect: checkRedirect}
 	return c, nil
@@ -263,13 +283,20 @@ func (c *Client) HeadBlob(ctx context.Context, creds Credentials, repo string, d
 const maxBackoff = 5 * time.Second
 
 // do sends a registry request, retrying transient failures. It returns a 2xx
-// response or an *Error.
+// response or an *Error. After a 429 the credentials back off: requests
+// with them fail at once with a 429 *Error until Retry-After has passed.
 func (c *Client) do(ctx context.Context, o op, creds Credentials, method, path, accept string) (*http.Response, error) {
+	if err := c.backingOff(o, creds); err != nil {
+		return nil, err
+	}
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		res, err := c.attempt(ctx, o, creds, method, path, accept)
 		if err == nil {
 			return res, nil
+		}
+		if e := (*Error)(nil); errors.As(err, &e) && e.Status == http.StatusTooManyRequests {
+			c.backOff(ctx, creds, e.RetryAfter())
 		}
 		if attempt >= c.opts.Retries || !retryable(err) || ctx.Err() != nil {
 			return nil, err

@@ -467,7 +467,10 @@ func TestTooManyRequests(t *testing.T) {
 	up := testregistry.New(t, testregistry.Options{})
 	up.PushRandomImage(t, "library/alpine", "3", 1, 512)
 	m := metrics.New()
-	cl := newClient(t, up, Options{Metrics: m})
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	cl := newClient(t, up, Options{Metrics: m, Now: clock})
 	ctx := context.Background()
 	if _, ok := cl.RateLimit(Credentials{}); ok {
 		t.Error("rate limit known before any request")
@@ -491,8 +494,28 @@ func TestTooManyRequests(t *testing.T) {
 		t.Error("rate limit recorded for credentials that made no request")
 	}
 
-	// Recorded on successful responses too, and in metrics.
+	// The credentials back off for Retry-After: requests fail at once with
+	// the time left, without reaching the upstream; others are not held.
 	up.Set429(false, 0)
+	mu.Lock()
+	now = now.Add(5 * time.Second)
+	mu.Unlock()
+	_, err = cl.HeadManifest(ctx, Credentials{}, "library/alpine", tag("3"))
+	checkErr(t, "backing off", err, oci.ErrTooManyRequests, 429, "asks it again after 2026-01-01T00:00:07Z")
+	if d, ok := oci.RetryAfter(err); !ok || d != 2*time.Second {
+		t.Errorf("RetryAfter while backing off = %v %v, want 2s", d, ok)
+	}
+	if n := up.Count("HEAD", testregistry.KindManifest); n != 0 {
+		t.Errorf("%d HEADs reached the upstream while backing off", n)
+	}
+	if until, ok := cl.BackingOff(Credentials{}); !ok || !until.Equal(now.Add(2*time.Second)) {
+		t.Errorf("BackingOff = %v %v", until, ok)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Second)
+	mu.Unlock()
+
+	// Recorded on successful responses too, and in metrics.
 	up.SetRateLimit(100, 42)
 	if _, err := cl.HeadManifest(ctx, Credentials{}, "library/alpine", tag("3")); err != nil {
 		t.Fatal(err)

@@ -67,6 +67,8 @@ type Options struct {
 	Released func()
 	// RateLimits, when set, reports the upstream rate limits last seen.
 	RateLimits func() []upstream.CredentialRateLimit
+	// CheckRateLimit, when set, asks the upstream for a credential's limit.
+	CheckRateLimit func(ctx context.Context, creds upstream.Credentials) (upstream.RateLimitCheck, error)
 }
 
 // Handler serves the admin API.

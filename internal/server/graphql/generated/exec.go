@@ -132,6 +132,18 @@ type ComplexityRoot struct {
 		SecretSet func(childComplexity int) int
 	}
 
+	DockerHubRateLimit struct {
+		AuthenticatedAs  func(childComplexity int) int
+		CheckedAt        func(childComplexity int) int
+		CredentialSource func(childComplexity int) int
+		Limit            func(childComplexity int) int
+		Remaining        func(childComplexity int) int
+		Source           func(childComplexity int) int
+		Unlimited        func(childComplexity int) int
+		Upstream         func(childComplexity int) int
+		WindowSeconds    func(childComplexity int) int
+	}
+
 	Group struct {
 		CreatedAt                        func(childComplexity int) int
 		DependencyProxyBlobCount         func(childComplexity int) int
@@ -223,6 +235,7 @@ type ComplexityRoot struct {
 
 	Query struct {
 		CurrentUser                  func(childComplexity int) int
+		DockerHubRateLimit           func(childComplexity int, groupPath *string) int
 		Group                        func(childComplexity int, fullPath string) int
 		Groups                       func(childComplexity int, search *string, first *int, after *string) int
 		InstanceDockerHubCredentials func(childComplexity int) int
@@ -348,6 +361,7 @@ type QueryResolver interface {
 	Tokens(ctx context.Context, username *string, groupPath *string) ([]AccessToken, error)
 	InstanceDockerHubCredentials(ctx context.Context) (*DockerHubCredentials, error)
 	UpstreamRateLimits(ctx context.Context) ([]UpstreamRateLimit, error)
+	DockerHubRateLimit(ctx context.Context, groupPath *string) (*DockerHubRateLimit, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -727,6 +741,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DockerHubCredentials.SecretSet(childComplexity), true
+
+	case "DockerHubRateLimit.authenticatedAs":
+		if e.ComplexityRoot.DockerHubRateLimit.AuthenticatedAs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DockerHubRateLimit.AuthenticatedAs(childComplexity), true
+	case "DockerHubRateLimit.checkedAt":
+		if e.ComplexityRoot.DockerHubRateLimit.CheckedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DockerHubRateLimit.CheckedAt(childComplexity), true
+	case "DockerHubRateLimit.credentialSource":
+		if e.ComplexityRoot.DockerHubRateLimit.CredentialSource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DockerHubRateLimit.CredentialSource(childComplexity), true
+	case "DockerHubRateLimit.limit":
+		if e.ComplexityRoot.DockerHubRateLimit.Limit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DockerHubRateLimit.Limit(childComplexity), true
+	case "DockerHubRateLimit.remaining":
+		if e.ComplexityRoot.DockerHubRateLimit.Remaining == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DockerHubRateLimit.Remaining(childComplexity), true
+	case "DockerHubRateLimit.source":
+		if e.ComplexityRoot.DockerHubRateLimit.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DockerHubRateLimit.Source(childComplexity), true
+	case "DockerHubRateLimit.unlimited":
+		if e.ComplexityRoot.DockerHubRateLimit.Unlimited == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DockerHubRateLimit.Unlimited(childComplexity), true
+	case "DockerHubRateLimit.upstream":
+		if e.ComplexityRoot.DockerHubRateLimit.Upstream == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DockerHubRateLimit.Upstream(childComplexity), true
+	case "DockerHubRateLimit.windowSeconds":
+		if e.ComplexityRoot.DockerHubRateLimit.WindowSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DockerHubRateLimit.WindowSeconds(childComplexity), true
 
 	case "Group.createdAt":
 		if e.ComplexityRoot.Group.CreatedAt == nil {
@@ -1161,6 +1230,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.CurrentUser(childComplexity), true
+	case "Query.dockerHubRateLimit":
+		if e.ComplexityRoot.Query.DockerHubRateLimit == nil {
+			break
+		}
+
+		args, err := ec.field_Query_dockerHubRateLimit_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.DockerHubRateLimit(childComplexity, args["groupPath"].(*string)), true
 	case "Query.group":
 		if e.ComplexityRoot.Query.Group == nil {
 			break
@@ -1570,6 +1650,32 @@ type UpstreamRateLimit {
   source: String
   "When the headers were seen."
   seenAt: Time!
+}
+
+extend type Query {
+  "Ask the upstream for the pull rate limit now, with a group's Docker Hub credentials, else the instance default, else anonymously (reading the group needs guest; the secret never leaves the server). Uses a HEAD of ratelimitpreview/test:latest, which Docker Hub does not count as a pull."
+  dockerHubRateLimit(groupPath: ID): DockerHubRateLimit!
+}
+
+"The answer of a rate-limit check."
+type DockerHubRateLimit {
+  "The upstream's host."
+  upstream: String!
+  "True when the upstream sent no rate-limit headers: no limit applies."
+  unlimited: Boolean!
+  "Pulls allowed per window; null when unlimited."
+  limit: Int
+  "Pulls left in the window; null when unlimited."
+  remaining: Int
+  "The window in seconds; null when unlimited or not named."
+  windowSeconds: Int
+  "Docker-RateLimit-Source: the IP address or account counted; null when absent."
+  source: String
+  "The Docker Hub identity checked with, or ` + "`" + `anonymous` + "`" + `. The instance default's identity is shown to instance admins only (others see ` + "`" + `instance default` + "`" + `)."
+  authenticatedAs: String!
+  "Where the credentials came from: GROUP, INSTANCE_DEFAULT or ANONYMOUS."
+  credentialSource: String!
+  checkedAt: Time!
 }
 `, BuiltIn: false},
 	{Name: "../schema/schema.graphqls", Input: `# dproxy admin API. Names follow GitLab's GraphQL schema wherever GitLab has
@@ -2219,6 +2325,30 @@ func (ec *executionContext) childFields_DockerHubCredentials(ctx context.Context
 		return ec.fieldContext_DockerHubCredentials_secretSet(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DockerHubCredentials", field.Name)
+}
+
+func (ec *executionContext) childFields_DockerHubRateLimit(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "upstream":
+		return ec.fieldContext_DockerHubRateLimit_upstream(ctx, field)
+	case "unlimited":
+		return ec.fieldContext_DockerHubRateLimit_unlimited(ctx, field)
+	case "limit":
+		return ec.fieldContext_DockerHubRateLimit_limit(ctx, field)
+	case "remaining":
+		return ec.fieldContext_DockerHubRateLimit_remaining(ctx, field)
+	case "windowSeconds":
+		return ec.fieldContext_DockerHubRateLimit_windowSeconds(ctx, field)
+	case "source":
+		return ec.fieldContext_DockerHubRateLimit_source(ctx, field)
+	case "authenticatedAs":
+		return ec.fieldContext_DockerHubRateLimit_authenticatedAs(ctx, field)
+	case "credentialSource":
+		return ec.fieldContext_DockerHubRateLimit_credentialSource(ctx, field)
+	case "checkedAt":
+		return ec.fieldContext_DockerHubRateLimit_checkedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DockerHubRateLimit", field.Name)
 }
 
 func (ec *executionContext) childFields_Group(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2874,6 +3004,20 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_dockerHubRateLimit_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "groupPath",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["groupPath"] = arg0
 	return args, nil
 }
 
@@ -4452,6 +4596,213 @@ func (ec *executionContext) _DockerHubCredentials_secretSet(ctx context.Context,
 }
 func (ec *executionContext) fieldContext_DockerHubCredentials_secretSet(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DockerHubCredentials", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _DockerHubRateLimit_upstream(ctx context.Context, field graphql.CollectedField, obj *DockerHubRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DockerHubRateLimit_upstream(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Upstream, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DockerHubRateLimit_upstream(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DockerHubRateLimit", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _DockerHubRateLimit_unlimited(ctx context.Context, field graphql.CollectedField, obj *DockerHubRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DockerHubRateLimit_unlimited(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Unlimited, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DockerHubRateLimit_unlimited(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DockerHubRateLimit", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _DockerHubRateLimit_limit(ctx context.Context, field graphql.CollectedField, obj *DockerHubRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DockerHubRateLimit_limit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Limit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DockerHubRateLimit_limit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DockerHubRateLimit", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _DockerHubRateLimit_remaining(ctx context.Context, field graphql.CollectedField, obj *DockerHubRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DockerHubRateLimit_remaining(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Remaining, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DockerHubRateLimit_remaining(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DockerHubRateLimit", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _DockerHubRateLimit_windowSeconds(ctx context.Context, field graphql.CollectedField, obj *DockerHubRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DockerHubRateLimit_windowSeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WindowSeconds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DockerHubRateLimit_windowSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DockerHubRateLimit", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _DockerHubRateLimit_source(ctx context.Context, field graphql.CollectedField, obj *DockerHubRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DockerHubRateLimit_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Source, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DockerHubRateLimit_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DockerHubRateLimit", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _DockerHubRateLimit_authenticatedAs(ctx context.Context, field graphql.CollectedField, obj *DockerHubRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DockerHubRateLimit_authenticatedAs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AuthenticatedAs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DockerHubRateLimit_authenticatedAs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DockerHubRateLimit", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _DockerHubRateLimit_credentialSource(ctx context.Context, field graphql.CollectedField, obj *DockerHubRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DockerHubRateLimit_credentialSource(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CredentialSource, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DockerHubRateLimit_credentialSource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DockerHubRateLimit", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _DockerHubRateLimit_checkedAt(ctx context.Context, field graphql.CollectedField, obj *DockerHubRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DockerHubRateLimit_checkedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CheckedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DockerHubRateLimit_checkedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DockerHubRateLimit", field, false, false, errors.New("field of type Time does not have child fields"))
 }
 
 func (ec *executionContext) _Group_id(ctx context.Context, field graphql.CollectedField, obj *Group) (ret graphql.Marshaler) {
@@ -6480,6 +6831,50 @@ func (ec *executionContext) fieldContext_Query_upstreamRateLimits(_ context.Cont
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_UpstreamRateLimit(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_dockerHubRateLimit(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_dockerHubRateLimit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().DockerHubRateLimit(ctx, fc.Args["groupPath"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *DockerHubRateLimit) graphql.Marshaler {
+			return ec.marshalNDockerHubRateLimit2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐDockerHubRateLimit(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_dockerHubRateLimit(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DockerHubRateLimit(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_dockerHubRateLimit_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -9833,6 +10228,84 @@ func (ec *executionContext) _DockerHubCredentials(ctx context.Context, sel ast.S
 	return out
 }
 
+var dockerHubRateLimitImplementors = []string{"DockerHubRateLimit"}
+
+func (ec *executionContext) _DockerHubRateLimit(ctx context.Context, sel ast.SelectionSet, obj *DockerHubRateLimit) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dockerHubRateLimitImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DockerHubRateLimit")
+		case "upstream":
+			out.Values[i] = ec._DockerHubRateLimit_upstream(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unlimited":
+			out.Values[i] = ec._DockerHubRateLimit_unlimited(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "limit":
+			out.Values[i] = ec._DockerHubRateLimit_limit(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "remaining":
+			out.Values[i] = ec._DockerHubRateLimit_remaining(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "windowSeconds":
+			out.Values[i] = ec._DockerHubRateLimit_windowSeconds(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "source":
+			out.Values[i] = ec._DockerHubRateLimit_source(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "authenticatedAs":
+			out.Values[i] = ec._DockerHubRateLimit_authenticatedAs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "credentialSource":
+			out.Values[i] = ec._DockerHubRateLimit_credentialSource(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "checkedAt":
+			out.Values[i] = ec._DockerHubRateLimit_checkedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var groupImplementors = []string{"Group"}
 
 func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, obj *Group) graphql.Marshaler {
@@ -11137,6 +11610,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "dockerHubRateLimit":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_dockerHubRateLimit(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -12234,6 +12729,16 @@ func (ec *executionContext) marshalNDockerHubCredentials2ᚖgithubᚗcomᚋdprox
 		return graphql.Null
 	}
 	return ec._DockerHubCredentials(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDockerHubRateLimit2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐDockerHubRateLimit(ctx context.Context, sel ast.SelectionSet, v *DockerHubRateLimit) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._DockerHubRateLimit(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNGroup2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐGroup(ctx context.Context, sel ast.SelectionSet, v Group) graphql.Marshaler {

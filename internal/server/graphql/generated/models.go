@@ -135,6 +135,27 @@ type DockerHubCredentials struct {
 	SecretSet bool    `json:"secretSet"`
 }
 
+// The answer of a rate-limit check.
+type DockerHubRateLimit struct {
+	// The upstream's host.
+	Upstream string `json:"upstream"`
+	// True when the upstream sent no rate-limit headers: no limit applies.
+	Unlimited bool `json:"unlimited"`
+	// Pulls allowed per window; null when unlimited.
+	Limit *int `json:"limit,omitempty"`
+	// Pulls left in the window; null when unlimited.
+	Remaining *int `json:"remaining,omitempty"`
+	// The window in seconds; null when unlimited or not named.
+	WindowSeconds *int `json:"windowSeconds,omitempty"`
+	// Docker-RateLimit-Source: the IP address or account counted; null when absent.
+	Source *string `json:"source,omitempty"`
+	// The Docker Hub identity checked with, or `anonymous`. The instance default's identity is shown to instance admins only (others see `instance default`).
+	AuthenticatedAs string `json:"authenticatedAs"`
+	// Where the credentials came from: GROUP, INSTANCE_DEFAULT or ANONYMOUS.
+	CredentialSource string    `json:"credentialSource"`
+	CheckedAt        time.Time `json:"checkedAt"`
+}
+
 type Group struct {
 	ID string `json:"id"`
 	// The last path segment.
