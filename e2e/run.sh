@@ -6,7 +6,8 @@
 # Rounds: crane (cold cache), regctl, skopeo, podman, docker, containerd
 # (warm cache: no upstream blob fetch allowed), then mirror mode with dockerd
 # --registry-mirror, containerd hosts.toml and podman registries.conf, with
-# the daemons' fallback to Docker Hub blocked so a broken mirror fails.
+# the daemons' fallback to Docker Hub blocked so a broken mirror fails; last,
+# `dproxy tui` in tmux purges the group as a person would.
 #
 # Everything it starts is stopped by PID on exit. A failure prints the
 # client, the reference, the command, its output and the tail of dproxy's log.
@@ -477,6 +478,46 @@ CLIENT="warm cache (after mirror rounds)"
 REF=-
 blob_gets=$(upstream_count "GET blob")
 ((blob_gets == 0)) || fail "mirror pulls of cached images fetched $blob_gets blobs upstream" "(mirror rounds)"
+
+# ---------------------------------------------------------------- tui
+
+# A person at a terminal: `dproxy tui` in tmux against the running server
+# (signed in with the local initial admin token, read from --data-dir), keys
+# sent, the pane captured and read as a person would.
+round_begin "dproxy tui in tmux"
+TMUX_SOCK=$WORK/tmux.sock
+tm() { tmux -S "$TMUX_SOCK" "$@"; }
+# pane_shows TEXT: wait up to 20 s for the pane to show TEXT.
+pane_shows() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		tm capture-pane -p -t tui >"$WORK/pane.txt" 2>&1 && grep -qF -- "$1" "$WORK/pane.txt" && return 0
+		sleep 0.2
+	done
+	cp "$WORK/pane.txt" "$WORK/last.out"
+	fail "the tui never showed \"$1\"" tmux capture-pane -p -t tui
+}
+tm new-session -d -s tui -x 100 -y 30 \
+	"NO_COLOR=1 $BIN/dproxy tui --server http://$DP --data-dir $WORK/dproxy-data --refresh 0; sleep 30"
+PIDS+=("$(tm display-message -p '#{pid}')") # the tmux server, stopped on exit
+pane_shows "Groups"
+pane_shows "$GROUP "
+pane_shows "enabled"
+tm send-keys -t tui Enter
+pane_shows "Group $GROUP"
+pane_shows "library/hello"
+tm send-keys -t tui p
+pane_shows "Purge the cache of group $GROUP?"
+tm send-keys -t tui y
+pane_shows "purged $GROUP:"
+pane_shows "No cached images yet"
+cat "$WORK/pane.txt"
+dpx group show "$GROUP" -o json >"$WORK/group.json"
+grep -q '"dependencyProxyImageCount": *0' "$WORK/group.json" ||
+	fail "after purging in the tui the server still lists images of $GROUP" "$BIN/dproxy" group show "$GROUP" -o json
+tm send-keys -t tui q
+tm kill-server
+round_end "$(tmux -V)"
 
 # ---------------------------------------------------------------- summary
 

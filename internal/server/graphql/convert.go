@@ -128,6 +128,7 @@ func manifestNode(m store.Manifest) *generated.DependencyProxyManifest {
 		Reference: m.Reference,
 		MediaType: m.MediaType,
 		ReadAt:    m.ReadAt,
+		Content:   string(m.Content),
 	}
 }
 

@@ -95,6 +95,7 @@ type ComplexityRoot struct {
 	}
 
 	DependencyProxyManifest struct {
+		Content   func(childComplexity int) int
 		CreatedAt func(childComplexity int) int
 		Digest    func(childComplexity int) int
 		FileName  func(childComplexity int) int
@@ -599,6 +600,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DependencyProxyImageTtlGroupPolicy.UpdatedAt(childComplexity), true
 
+	case "DependencyProxyManifest.content":
+		if e.ComplexityRoot.DependencyProxyManifest.Content == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DependencyProxyManifest.Content(childComplexity), true
 	case "DependencyProxyManifest.createdAt":
 		if e.ComplexityRoot.DependencyProxyManifest.CreatedAt == nil {
 			break
@@ -1843,6 +1850,8 @@ type DependencyProxyManifest {
   reference: String!
   mediaType: String!
   readAt: Time!
+  "dproxy: the manifest's exact bytes as the upstream sent them (JSON)."
+  content: String!
 }
 
 type DependencyProxyManifestEdge {
@@ -2275,6 +2284,8 @@ func (ec *executionContext) childFields_DependencyProxyManifest(ctx context.Cont
 		return ec.fieldContext_DependencyProxyManifest_mediaType(ctx, field)
 	case "readAt":
 		return ec.fieldContext_DependencyProxyManifest_readAt(ctx, field)
+	case "content":
+		return ec.fieldContext_DependencyProxyManifest_content(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DependencyProxyManifest", field.Name)
 }
@@ -4284,6 +4295,29 @@ func (ec *executionContext) _DependencyProxyManifest_readAt(ctx context.Context,
 }
 func (ec *executionContext) fieldContext_DependencyProxyManifest_readAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DependencyProxyManifest", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _DependencyProxyManifest_content(ctx context.Context, field graphql.CollectedField, obj *DependencyProxyManifest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DependencyProxyManifest_content(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Content, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DependencyProxyManifest_content(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DependencyProxyManifest", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _DependencyProxyManifestConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *DependencyProxyManifestConnection) (ret graphql.Marshaler) {
@@ -10012,6 +10046,11 @@ func (ec *executionContext) _DependencyProxyManifest(ctx context.Context, sel as
 			}
 		case "readAt":
 			out.Values[i] = ec._DependencyProxyManifest_readAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "content":
+			out.Values[i] = ec._DependencyProxyManifest_content(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

@@ -105,6 +105,8 @@ type DependencyProxyManifest struct {
 	Reference string    `json:"reference"`
 	MediaType string    `json:"mediaType"`
 	ReadAt    time.Time `json:"readAt"`
+	// dproxy: the manifest's exact bytes as the upstream sent them (JSON).
+	Content string `json:"content"`
 }
 
 type DependencyProxyManifestConnection struct {

@@ -1,0 +1,80 @@
+// Package tui is `dproxy tui`, an interactive cache browser: groups with
+// their cache usage, a group's images and blobs, an image's manifest, and
+// the actions an operator takes there (delete an image, purge a group,
+// enable or disable the proxy), each confirmed first.
+//
+// It owns bubbletea and lipgloss and talks to the server only through
+// the API interface (satisfied by *adminclient.Client); sizes are rendered
+// by commands/output as on the command line. All I/O happens in tea.Cmds
+// that return typed messages; Update never blocks. It must not import
+// commands (the cobra package) or server.
+package tui
+
+import (
+	"context"
+	"io"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
+
+	"github.com/dproxy/dproxy/internal/adminclient"
+)
+
+// API is what the browser needs of the admin API.
+type API interface {
+	Server() string
+	CurrentUser(ctx context.Context) (adminclient.CurrentUser, error)
+	UpstreamRateLimits(ctx context.Context) ([]adminclient.UpstreamRateLimit, error)
+	BrowseGroups(ctx context.Context) ([]adminclient.BrowseGroup, error)
+	Group(ctx context.Context, path string) (adminclient.Group, error)
+	BrowseManifests(ctx context.Context, group string, limit int) ([]adminclient.ManifestWithContent, error)
+	BrowseBlobs(ctx context.Context, group string, limit int) ([]adminclient.Blob, error)
+	DeleteManifest(ctx context.Context, group, image, reference string) (adminclient.Manifest, error)
+	PurgeCache(ctx context.Context, group string) (adminclient.PurgeResult, error)
+	UpdateProxySettings(ctx context.Context, in adminclient.ProxySettingsInput) (adminclient.ProxySetting, error)
+}
+
+// Options configure the browser.
+type Options struct {
+	// RefreshEvery is the auto-refresh period; 0 turns auto-refresh off
+	// (the `a` key cannot turn it on then).
+	RefreshEvery time.Duration
+	// CallTimeout bounds each call to the server. Default 30s.
+	CallTimeout time.Duration
+	// NoColor renders without colours (NO_COLOR).
+	NoColor bool
+	// Now is the clock of relative times (default time.Now).
+	Now func() time.Time
+	// Limit caps the images and blobs loaded for a group. Default 1000.
+	Limit int
+}
+
+func (o Options) withDefaults() Options {
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 30 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Limit <= 0 {
+		o.Limit = 1000
+	}
+	return o
+}
+
+// Run runs the browser full-screen on in/out until the user quits.
+func Run(ctx context.Context, api API, in io.Reader, out io.Writer, opts Options) error {
+	r := lipgloss.NewRenderer(out)
+	if opts.NoColor {
+		r.SetColorProfile(termenv.Ascii)
+	}
+	m := New(api, r, opts)
+	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out), tea.WithAltScreen())
+	_, err := p.Run()
+	if err == tea.ErrProgramKilled && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}

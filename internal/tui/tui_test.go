@@ -1,0 +1,494 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/bubbles/spinner"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
+
+	"github.com/dproxy/dproxy/internal/adminclient"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden screens in testdata")
+
+var clock = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// fakeAPI is an in-memory admin API: what the model shows and does can be
+// checked without a server. Its err, when set, fails every call.
+type fakeAPI struct {
+	mu      sync.Mutex
+	groups  []adminclient.BrowseGroup
+	images  map[string][]adminclient.ManifestWithContent
+	blobs   map[string][]adminclient.Blob
+	limits  []adminclient.UpstreamRateLimit
+	err     error
+	actions []string
+}
+
+func (f *fakeAPI) Server() string { return "http://127.0.0.1:5000" }
+
+func (f *fakeAPI) fail() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+func (f *fakeAPI) CurrentUser(context.Context) (adminclient.CurrentUser, error) {
+	return adminclient.CurrentUser{Username: "admin", Admin: true}, f.fail()
+}
+
+func (f *fakeAPI) UpstreamRateLimits(context.Context) ([]adminclient.UpstreamRateLimit, error) {
+	return f.limits, f.fail()
+}
+
+func (f *fakeAPI) BrowseGroups(context.Context) ([]adminclient.BrowseGroup, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]adminclient.BrowseGroup(nil), f.groups...), nil
+}
+
+func (f *fakeAPI) Group(_ context.Context, path string) (adminclient.Group, error) {
+	if err := f.fail(); err != nil {
+		return adminclient.Group{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, g := range f.groups {
+		if g.FullPath == path {
+			return adminclient.Group{GroupSummary: g.GroupSummary, Name: path, TTLPolicy: g.TTLPolicy,
+				ImagePrefix:       "127.0.0.1:5000/" + strings.Split(path, "/")[0] + "/dependency_proxy/containers",
+				DirectImagePrefix: "127.0.0.1:5000/" + path + "/dependency_proxy/containers"}, nil
+		}
+	}
+	return adminclient.Group{}, &adminclient.NotFoundError{Kind: "group", Name: path}
+}
+
+func (f *fakeAPI) BrowseManifests(_ context.Context, group string, _ int) ([]adminclient.ManifestWithContent, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]adminclient.ManifestWithContent(nil), f.images[group]...), f.err
+}
+
+func (f *fakeAPI) BrowseBlobs(_ context.Context, group string, _ int) ([]adminclient.Blob, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]adminclient.Blob(nil), f.blobs[group]...), f.err
+}
+
+func (f *fakeAPI) DeleteManifest(_ context.Context, group, image, ref string) (adminclient.Manifest, error) {
+	if err := f.fail(); err != nil {
+		return adminclient.Manifest{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.actions = append(f.actions, "delete "+group+" "+image+":"+ref)
+	kept := f.images[group][:0]
+	for _, im := range f.images[group] {
+		if im.ImageName != image || im.Reference != ref {
+			kept = append(kept, im)
+		}
+	}
+	f.images[group] = kept
+	return adminclient.Manifest{}, nil
+}
+
+func (f *fakeAPI) PurgeCache(_ context.Context, group string) (adminclient.PurgeResult, error) {
+	if err := f.fail(); err != nil {
+		return adminclient.PurgeResult{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.actions = append(f.actions, "purge "+group)
+	n := len(f.images[group])
+	f.images[group], f.blobs[group] = nil, nil
+	for i := range f.groups {
+		if f.groups[i].FullPath == group {
+			f.groups[i].ImageCount, f.groups[i].BlobCount, f.groups[i].TotalSizeBytes = 0, 0, 0
+		}
+	}
+	return adminclient.PurgeResult{ManifestCount: n, BlobCount: 2, FreedBytes: 3 << 20}, nil
+}
+
+func (f *fakeAPI) UpdateProxySettings(_ context.Context, in adminclient.ProxySettingsInput) (adminclient.ProxySetting, error) {
+	if err := f.fail(); err != nil {
+		return adminclient.ProxySetting{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.actions = append(f.actions, fmt.Sprintf("enabled %s %v", in.GroupPath, *in.Enabled))
+	for i := range f.groups {
+		if f.groups[i].FullPath == in.GroupPath {
+			f.groups[i].Setting = &adminclient.ProxySetting{Enabled: *in.Enabled}
+		}
+	}
+	return adminclient.ProxySetting{Enabled: *in.Enabled}, nil
+}
+
+const indexJSON = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
+	`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":480,"platform":{"os":"linux","architecture":"amd64"}},` +
+	`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222","size":480,"platform":{"os":"linux","architecture":"arm64","variant":"v8"}}]}`
+
+const imageJSON = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",` +
+	`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333","size":1024},` +
+	`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:4444444444444444444444444444444444444444444444444444444444444444","size":3145728}]}`
+
+func newFake() *fakeAPI {
+	on := &adminclient.ProxySetting{Enabled: true}
+	ttl := &adminclient.TTLPolicy{Enabled: true, TTL: 90}
+	g := func(path string, images, blobs int, size int64, s *adminclient.ProxySetting) adminclient.BrowseGroup {
+		return adminclient.BrowseGroup{GroupSummary: adminclient.GroupSummary{FullPath: path, Setting: s,
+			ImageCount: images, BlobCount: blobs, TotalSizeBytes: adminclient.Bytes(size)}, TTLPolicy: ttl}
+	}
+	im := func(name, ref, digest, mt, content string, size int64, created, read time.Duration) adminclient.ManifestWithContent {
+		return adminclient.ManifestWithContent{Manifest: adminclient.Manifest{ID: name + ref, ImageName: name, Reference: ref,
+			Digest: digest, MediaType: mt, Size: adminclient.Bytes(size), CreatedAt: clock.Add(-created), ReadAt: clock.Add(-read)}, Content: content}
+	}
+	return &fakeAPI{
+		groups: []adminclient.BrowseGroup{
+			g("zeta", 0, 0, 0, &adminclient.ProxySetting{}),
+			g("acme", 2, 3, 5<<20, on),
+			g("acme/ci", 1, 1, 40<<20, on),
+		},
+		images: map[string][]adminclient.ManifestWithContent{
+			"acme": {
+				im("library/alpine", "latest", "sha256:aaaaaaaaaaaa0000000000000000000000000000000000000000000000000000",
+					"application/vnd.oci.image.index.v1+json", indexJSON, 1024, 3*time.Hour, 5*time.Minute),
+				im("library/redis", "7", "sha256:bbbbbbbbbbbb0000000000000000000000000000000000000000000000000000",
+					"application/vnd.oci.image.manifest.v1+json", imageJSON, 2048, 50*time.Hour, 2*time.Hour),
+			},
+		},
+		blobs: map[string][]adminclient.Blob{
+			"acme": {
+				{Digest: "sha256:4444444444444444444444444444444444444444444444444444444444444444", Size: 3 << 20, ReadAt: clock.Add(-time.Hour)},
+				{Digest: "sha256:3333333333333333333333333333333333333333333333333333333333333333", Size: 1024, ReadAt: clock.Add(-time.Hour)},
+			},
+		},
+		limits: []adminclient.UpstreamRateLimit{{Credential: "anonymous", Limit: 100, Remaining: 97}},
+	}
+}
+
+func newModel(api API, w, h int) Model {
+	r := lipgloss.NewRenderer(io.Discard)
+	r.SetColorProfile(termenv.Ascii)
+	m := New(api, r, Options{Now: func() time.Time { return clock }})
+	return drive(m, m.Init(), tea.WindowSizeMsg{Width: w, Height: h})
+}
+
+// drive runs cmd, then delivers each of msgs, each time with everything
+// its commands produce (as a user who waits for the screen to settle
+// before the next key), synchronously, dropping spinner ticks (which would
+// tick forever).
+func drive(m Model, cmd tea.Cmd, msgs ...tea.Msg) Model {
+	settle := func(queue []tea.Msg) {
+		for len(queue) > 0 {
+			msg := queue[0]
+			queue = queue[1:]
+			next, cmd := m.Update(msg)
+			m = next.(Model)
+			queue = append(queue, run(cmd)...)
+		}
+	}
+	settle(run(cmd))
+	for _, msg := range msgs {
+		settle([]tea.Msg{msg})
+	}
+	return m
+}
+
+func run(cmd tea.Cmd) []tea.Msg {
+	if cmd == nil {
+		return nil
+	}
+	switch msg := cmd().(type) {
+	case tea.BatchMsg:
+		var out []tea.Msg
+		for _, c := range msg {
+			out = append(out, run(c)...)
+		}
+		return out
+	case spinner.TickMsg, nil:
+		return nil
+	case tea.QuitMsg:
+		return nil
+	default:
+		return []tea.Msg{msg}
+	}
+}
+
+// keys turns "j", "enter", "esc", "tab", "ctrl+c" and plain text into key messages.
+func keys(ks ...string) []tea.Msg {
+	var out []tea.Msg
+	for _, k := range ks {
+		switch k {
+		case "enter":
+			out = append(out, tea.KeyMsg{Type: tea.KeyEnter})
+		case "esc":
+			out = append(out, tea.KeyMsg{Type: tea.KeyEsc})
+		case "tab":
+			out = append(out, tea.KeyMsg{Type: tea.KeyTab})
+		case "down":
+			out = append(out, tea.KeyMsg{Type: tea.KeyDown})
+		case "backspace":
+			out = append(out, tea.KeyMsg{Type: tea.KeyBackspace})
+		default:
+			for _, r := range k {
+				out = append(out, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+			}
+		}
+	}
+	return out
+}
+
+func press(m Model, ks ...string) Model { return drive(m, nil, keys(ks...)...) }
+
+func mustContain(t *testing.T, screen string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(screen, w) {
+			t.Errorf("screen lacks %q:\n%s", w, screen)
+		}
+	}
+}
+
+func mustNotContain(t *testing.T, screen string, bad ...string) {
+	t.Helper()
+	for _, b := range bad {
+		if strings.Contains(screen, b) {
+			t.Errorf("screen has %q:\n%s", b, screen)
+		}
+	}
+}
+
+func golden(t *testing.T, name, screen string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(screen), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read %s (run with -update to create it): %v", path, err)
+	}
+	if string(want) != screen {
+		t.Errorf("%s differs from the screen (run with -update after checking):\n--- want\n%s\n--- got\n%s", path, want, screen)
+	}
+}
+
+// Every screen fits the terminal: no line is wider and there are exactly
+// as many lines as rows.
+func checkFits(t *testing.T, screen string, w, h int) {
+	t.Helper()
+	lines := strings.Split(screen, "\n")
+	if len(lines) != h {
+		t.Errorf("%d lines on a %d-row terminal", len(lines), h)
+	}
+	for i, l := range lines {
+		if lipgloss.Width(l) > w {
+			t.Errorf("line %d is %d cells on a %d-column terminal: %q", i+1, lipgloss.Width(l), w, l)
+		}
+	}
+}
+
+func TestGoldenScreens(t *testing.T) {
+	t.Parallel()
+	for _, size := range []struct{ w, h int }{{80, 24}, {120, 40}} {
+		for _, tc := range []struct {
+			name string
+			keys []string
+		}{
+			{"groups", nil},
+			{"group-images", []string{"enter"}},
+			{"group-blobs", []string{"enter", "tab"}},
+			{"detail-index", []string{"enter", "enter"}},
+			{"confirm-purge", []string{"p"}},
+			{"help", []string{"?"}},
+		} {
+			name := fmt.Sprintf("%s-%dx%d", tc.name, size.w, size.h)
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				m := press(newModel(newFake(), size.w, size.h), tc.keys...)
+				screen := m.View()
+				checkFits(t, screen, size.w, size.h)
+				golden(t, name, screen)
+			})
+		}
+	}
+}
+
+func TestNavigation(t *testing.T) {
+	t.Parallel()
+	m := newModel(newFake(), 80, 24)
+	s := m.View()
+	mustContain(t, s, "admin", "Docker Hub 97/100 (anonymous)", "cache 45.0 MiB", "acme", "  ci", "zeta", "enabled", "90d")
+	// By name, acme/ci follows acme indented; the cursor starts on acme.
+	if i, j := strings.Index(s, "acme"), strings.Index(s, "  ci"); i < 0 || j < i {
+		t.Errorf("subgroup not under its parent:\n%s", s)
+	}
+
+	m = press(m, "j", "enter") // acme/ci: no images
+	mustContain(t, m.View(), "Group acme/ci", "No cached images yet — pull", "`127.0.0.1:5000/acme/ci/dependency_proxy/containers/alpine:latest`")
+	m = press(m, "esc", "k", "enter")
+	s = m.View()
+	mustContain(t, s, "Group acme", "library/alpine", "latest", "aaaaaaaaaaaa", "index", "single-arch", "5m ago", "3h ago")
+
+	m = press(m, "tab")
+	mustContain(t, m.View(), "sha256:4444", "3.0 MiB", "1h ago")
+	m = press(m, "tab", "j", "enter") // alpine is first by name; j → redis
+	s = m.View()
+	mustContain(t, s, "acme › library/redis:7", "Pull reference:", "  127.0.0.1:5000/acme/dependency_proxy/containers/library/redis:7",
+		"Config:      sha256:333333333333", "Layers:", "1 layers, 3.0 MiB", `"schemaVersion": 2`)
+	m = press(m, "esc", "k", "enter")
+	mustContain(t, m.View(), "Platforms:", "linux/amd64", "linux/arm64/v8")
+	m = press(m, "esc", "esc")
+	mustContain(t, m.View(), "Groups")
+
+	next, cmd := m.Update(keys("q")[0])
+	if _, ok := cmd().(tea.QuitMsg); !ok || next == nil {
+		t.Errorf("q did not quit")
+	}
+}
+
+func TestFilterAndSort(t *testing.T) {
+	t.Parallel()
+	m := newModel(newFake(), 80, 24)
+	m = press(m, "/", "ze")
+	s := m.View()
+	mustContain(t, s, "zeta")
+	mustNotContain(t, s, "acme")
+	m = press(m, "enter") // keep the filter
+	mustContain(t, m.View(), "filter /ze")
+	m = press(m, "/", "backspace", "backspace", "nothing", "enter")
+	mustContain(t, m.View(), "No group matches /nothing")
+	m = press(m, "/", "esc")
+	mustContain(t, m.View(), "acme", "zeta")
+
+	m = press(m, "s") // by size: acme/ci (40 MiB) first, full paths
+	s = m.View()
+	if i, j := strings.Index(s, "acme/ci"), strings.Index(s, "zeta"); i < 0 || j < i {
+		t.Errorf("by size, acme/ci should come before zeta:\n%s", s)
+	}
+	mustContain(t, s, "by size")
+
+	m = press(m, "s", "enter", "/", "redis", "enter")
+	s = m.View()
+	mustContain(t, s, "library/redis")
+	mustNotContain(t, s, "library/alpine")
+}
+
+func TestConfirmations(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		keys     []string
+		question string
+		action   string
+		result   string
+	}{
+		{"purge", []string{"p"}, "Purge the cache of group acme?", "purge acme", "purged acme: 2 manifests, 2 blobs, 3.0 MiB freed"},
+		{"disable", []string{"e"}, "Disable the dependency proxy of acme?", "enabled acme false", "dependency proxy of acme disabled"},
+		{"enable", []string{"j", "j", "e"}, "Enable the dependency proxy of zeta?", "enabled zeta true", "dependency proxy of zeta enabled"},
+		{"delete from the list", []string{"enter", "d"}, "Delete library/alpine:latest (sha256:aaaaaaaaaaaa) from the cache of acme?", "delete acme library/alpine:latest", "deleted library/alpine:latest from acme"},
+		{"delete from the detail", []string{"enter", "j", "enter", "d"}, "Delete library/redis:7", "delete acme library/redis:7", "deleted library/redis:7 from acme"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			api := newFake()
+			m := press(newModel(api, 100, 30), tc.keys...)
+			mustContain(t, m.View(), tc.question, "y: yes")
+
+			cancelled := press(m, "n")
+			mustContain(t, cancelled.View(), "cancelled; nothing was changed")
+			if len(api.actions) != 0 {
+				t.Fatalf("cancel ran %v", api.actions)
+			}
+
+			done := press(m, "y")
+			if len(api.actions) != 1 || api.actions[0] != tc.action {
+				t.Errorf("actions = %v, want [%s]", api.actions, tc.action)
+			}
+			s := done.View()
+			mustContain(t, s, tc.result)
+			mustNotContain(t, s, "y: yes")
+		})
+	}
+}
+
+func TestFailuresKeepRunning(t *testing.T) {
+	t.Parallel()
+	api := newFake()
+	m := newModel(api, 80, 24)
+
+	// An action the server refuses: the reason in the status line.
+	api.err = errors.New("permission denied: purging the cache of acme needs owner")
+	m = press(m, "p", "y")
+	mustContain(t, m.View(), "error: purge acme: permission denied: purging the cache of acme needs owner", "acme")
+
+	// The server goes away: refresh fails, the last data stays on screen,
+	// and the browser keeps answering keys.
+	api.err = &adminclient.UnreachableError{Server: api.Server(), Err: &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}}
+	m = press(m, "r")
+	s := m.View()
+	mustContain(t, s, "error: list groups: cannot reach dproxy at http://127.0.0.1:5000", "zeta")
+	m = press(m, "j", "enter")
+	mustContain(t, m.View(), "error:", "open group acme/ci")
+
+	// It comes back.
+	api.err = nil
+	m = press(m, "esc", "r")
+	mustNotContain(t, m.View(), "error:")
+}
+
+func TestResize(t *testing.T) {
+	t.Parallel()
+	m := newModel(newFake(), 120, 40)
+	for _, size := range []struct{ w, h int }{{80, 24}, {60, 15}, {200, 50}, {120, 40}} {
+		m = drive(m, nil, tea.WindowSizeMsg{Width: size.w, Height: size.h})
+		checkFits(t, m.View(), size.w, size.h)
+		m = press(m, "enter")
+		checkFits(t, m.View(), size.w, size.h)
+		m = press(m, "esc")
+	}
+}
+
+func TestAutoRefreshToggle(t *testing.T) {
+	t.Parallel()
+	r := lipgloss.NewRenderer(io.Discard)
+	m := New(newFake(), r, Options{RefreshEvery: time.Hour, Now: func() time.Time { return clock }})
+	m.SetSize(80, 24)
+	if !strings.Contains(m.View(), "auto 1h0m0s") {
+		t.Errorf("auto-refresh not shown as on:\n%s", m.View())
+	}
+	next, cmd := m.Update(keys("a")[0])
+	m = next.(Model)
+	if m.auto || cmd != nil || !strings.Contains(m.View(), "auto-refresh off") {
+		t.Errorf("a did not turn auto-refresh off (auto %v)", m.auto)
+	}
+	// A tick of the old generation is ignored.
+	if _, cmd := m.Update(refreshMsg{gen: 0}); cmd != nil {
+		t.Error("a stale refresh tick reloaded")
+	}
+	next, cmd = m.Update(keys("a")[0])
+	m = next.(Model)
+	if !m.auto || cmd == nil {
+		t.Error("a did not turn auto-refresh back on")
+	}
+}

@@ -1,0 +1,328 @@
+package tui
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/dproxy/dproxy/internal/adminclient"
+)
+
+// View renders the whole screen: header, title, body, status, help.
+func (m Model) View() string {
+	body := m.body()
+	switch {
+	case m.confirm != nil:
+		body = m.dialog(m.confirm.question + "\n\ny: yes   n/esc: no")
+	case m.showHelp:
+		body = m.help.FullHelpView(m.keys.FullHelp())
+	}
+	lines := []string{
+		fit(m.header(), m.width, false),
+		fit(m.title(), m.width, false),
+		lipgloss.NewStyle().Width(m.width).Height(m.bodyHeight()).MaxHeight(m.bodyHeight()).Render(body),
+	}
+	lines = append(lines, m.statusLines()...)
+	lines = append(lines, m.footer())
+	return strings.Join(lines, "\n")
+}
+
+func (m *Model) header() string {
+	user := "signing in…"
+	if m.user != nil {
+		user = m.user.Username
+	}
+	hub := "Docker Hub —"
+	if rl, ok := lowestLimit(m.limits); ok {
+		hub = fmt.Sprintf("Docker Hub %d/%d (%s)", rl.Remaining, rl.Limit, rl.Credential)
+	}
+	var total adminclient.Bytes
+	for _, g := range m.groups {
+		total += g.TotalSizeBytes
+	}
+	auto := ""
+	if m.auto {
+		auto = " · auto " + m.opts.RefreshEvery.String()
+	}
+	server := strings.TrimPrefix(strings.TrimPrefix(m.api.Server(), "https://"), "http://")
+	return m.st.Header.Render("dproxy") + " " + server + " · " + user + " · " + hub + " · cache " + size(int64(total)) + auto
+}
+
+// lowestLimit picks the credential closest to its limit.
+func lowestLimit(ls []adminclient.UpstreamRateLimit) (adminclient.UpstreamRateLimit, bool) {
+	if len(ls) == 0 {
+		return adminclient.UpstreamRateLimit{}, false
+	}
+	low := ls[0]
+	for _, l := range ls[1:] {
+		if l.Remaining < low.Remaining {
+			low = l
+		}
+	}
+	return low, true
+}
+
+func (m *Model) title() string {
+	switch m.screen {
+	case screenGroup:
+		tabs := []string{"images", "blobs"}
+		for i, t := range tabs {
+			st := m.st.Tab
+			if tab(i) == m.tab {
+				st = m.st.TabOn
+			}
+			tabs[i] = st.Render(t)
+		}
+		return m.st.Title.Render("Group "+m.groupPath) + "  " + strings.Join(tabs, " ") + m.listNote(m.current())
+	case screenDetail:
+		return m.st.Title.Render(m.groupPath + " › " + imageRef(m.detail.Manifest))
+	}
+	return m.st.Title.Render("Groups") + m.listNote(&m.groupList)
+}
+
+func (m *Model) listNote(l *list) string {
+	var notes []string
+	if l.filter != "" {
+		notes = append(notes, "filter /"+l.filter)
+	}
+	if l.bySize {
+		notes = append(notes, "by size")
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	return m.st.Muted.Render("  (" + strings.Join(notes, ", ") + ")")
+}
+
+func (m *Model) body() string {
+	if m.filtering {
+		return m.input.View() + "\n" + m.listBody(m.bodyHeight()-1)
+	}
+	if m.screen == screenDetail {
+		return m.vp.View()
+	}
+	return m.listBody(m.bodyHeight())
+}
+
+func (m *Model) listBody(height int) string {
+	now := m.opts.Now()
+	switch {
+	case m.screen == screenGroups:
+		if !m.groupsDone {
+			return m.st.Muted.Render("loading groups…")
+		}
+		gs := m.visibleGroups()
+		if len(gs) == 0 {
+			if len(m.groups) == 0 {
+				return "No groups yet — create one with `dproxy group create <path>`\nand enable its proxy with `dproxy group enable <path>`."
+			}
+			return fmt.Sprintf("No group matches /%s — esc in the filter clears it.", m.groupList.filter)
+		}
+		rows := make([][]string, len(gs))
+		for i, g := range gs {
+			name := g.FullPath
+			if !m.groupList.bySize && m.groupList.filter == "" {
+				depth := strings.Count(g.FullPath, "/")
+				name = strings.Repeat("  ", depth) + g.FullPath[strings.LastIndex(g.FullPath, "/")+1:]
+			}
+			proxy := "disabled"
+			if g.Setting != nil && g.Setting.Enabled {
+				proxy = "enabled"
+			}
+			ttl := "off"
+			if g.TTLPolicy != nil && g.TTLPolicy.Enabled {
+				ttl = strconv.Itoa(g.TTLPolicy.TTL) + "d"
+			}
+			rows[i] = []string{name, proxy, strconv.Itoa(g.ImageCount), strconv.Itoa(g.BlobCount), size(int64(g.TotalSizeBytes)), ttl}
+		}
+		return m.table([]column{
+			{title: "GROUP", flex: true}, {title: "PROXY", width: 8}, {title: "IMAGES", width: 6, right: true},
+			{title: "BLOBS", width: 6, right: true}, {title: "SIZE", width: 10, right: true}, {title: "TTL", width: 4, right: true},
+		}, rows, &m.groupList, m.width, height)
+	case !m.groupDone:
+		return m.st.Muted.Render("loading " + m.groupPath + "…")
+	case m.tab == tabImages:
+		ims := m.visibleImages()
+		if len(ims) == 0 {
+			if len(m.images) == 0 {
+				return "No cached images yet — pull `" + m.group.DirectImagePrefix + "/alpine:latest` to fill the cache."
+			}
+			return fmt.Sprintf("No image matches /%s — esc in the filter clears it.", m.imageList.filter)
+		}
+		rows := make([][]string, len(ims))
+		for i, im := range ims {
+			rows[i] = []string{im.ImageName, im.Reference, strings.TrimPrefix(shortDigest(im.Digest), "sha256:"), kind(im.MediaType),
+				size(int64(im.Size)), age(now, im.CreatedAt), age(now, im.ReadAt)}
+		}
+		return m.table([]column{
+			{title: "IMAGE", flex: true}, {title: "TAG/DIGEST", width: 10}, {title: "DIGEST", width: 12},
+			{title: "TYPE", width: 11}, {title: "SIZE", width: 9, right: true}, {title: "CREATED", width: 7, right: true},
+			{title: "PULLED", width: 7, right: true},
+		}, rows, &m.imageList, m.width, height)
+	default:
+		bs := m.visibleBlobs()
+		if len(bs) == 0 {
+			if len(m.blobs) == 0 {
+				return "No cached blobs yet — they arrive with the first pull through " + m.group.DirectImagePrefix + "."
+			}
+			return fmt.Sprintf("No blob matches /%s — esc in the filter clears it.", m.blobList.filter)
+		}
+		rows := make([][]string, len(bs))
+		for i, b := range bs {
+			rows[i] = []string{b.Digest, size(int64(b.Size)), age(now, b.ReadAt)}
+		}
+		return m.table([]column{{title: "DIGEST", flex: true}, {title: "SIZE", width: 10, right: true}, {title: "READ", width: 8, right: true}},
+			rows, &m.blobList, m.width, height)
+	}
+}
+
+// kind names a manifest's media type for people.
+func kind(mediaType string) string {
+	switch {
+	case strings.Contains(mediaType, "index"), strings.Contains(mediaType, "manifest.list"):
+		return "index"
+	case strings.Contains(mediaType, "manifest"):
+		return "single-arch"
+	}
+	return mediaType
+}
+
+// refreshDetail renders the open image into the viewport.
+func (m *Model) refreshDetail() {
+	im := *m.detail
+	for _, cur := range m.images {
+		if cur.ID == im.ID {
+			im = cur
+		}
+	}
+	m.detail = &im
+	var b strings.Builder
+	prefix := ""
+	if m.group != nil {
+		prefix = m.group.DirectImagePrefix + "/"
+	}
+	ref := im.ImageName + ":" + im.Reference
+	if strings.HasPrefix(im.Reference, "sha256:") {
+		ref = im.ImageName + "@" + im.Reference
+	}
+	fmt.Fprintf(&b, "Pull reference:\n  %s%s\n\n", prefix, ref)
+	fmt.Fprintf(&b, "Digest:      %s\n", im.Digest)
+	fmt.Fprintf(&b, "Media type:  %s (%s)\n", im.MediaType, kind(im.MediaType))
+	fmt.Fprintf(&b, "Size:        %s\n", size(int64(im.Size)))
+	var doc struct {
+		Manifests []struct {
+			Digest   string `json:"digest"`
+			Size     int64  `json:"size"`
+			Platform *struct {
+				OS           string `json:"os"`
+				Architecture string `json:"architecture"`
+				Variant      string `json:"variant"`
+			} `json:"platform"`
+		} `json:"manifests"`
+		Config *struct {
+			Digest string `json:"digest"`
+			Size   int64  `json:"size"`
+		} `json:"config"`
+		Layers []struct {
+			Digest string `json:"digest"`
+			Size   int64  `json:"size"`
+		} `json:"layers"`
+	}
+	if err := json.Unmarshal([]byte(im.Content), &doc); err == nil {
+		if len(doc.Manifests) > 0 {
+			b.WriteString("\nPlatforms:\n")
+			for _, p := range doc.Manifests {
+				name := "unknown"
+				if p.Platform != nil {
+					name = p.Platform.OS + "/" + p.Platform.Architecture
+					if p.Platform.Variant != "" {
+						name += "/" + p.Platform.Variant
+					}
+				}
+				fmt.Fprintf(&b, "  %-16s %s  %s\n", name, shortDigest(p.Digest), size(int64(p.Size)))
+			}
+		}
+		if doc.Config != nil {
+			fmt.Fprintf(&b, "\nConfig:      %s  %s\n", shortDigest(doc.Config.Digest), size(int64(doc.Config.Size)))
+		}
+		if len(doc.Layers) > 0 {
+			var total int64
+			b.WriteString("Layers:\n")
+			for _, l := range doc.Layers {
+				total += l.Size
+				fmt.Fprintf(&b, "  %s  %s\n", shortDigest(l.Digest), size(int64(l.Size)))
+			}
+			fmt.Fprintf(&b, "  %d layers, %s\n", len(doc.Layers), size(int64(total)))
+		}
+	}
+	b.WriteString("\nManifest:\n")
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, []byte(im.Content), "", "  ") == nil {
+		b.Write(pretty.Bytes())
+	} else {
+		b.WriteString(im.Content)
+	}
+	// Long lines wrap: the pull reference and digests must be readable
+	// and copyable whole at any width.
+	m.vp.SetContent(lipgloss.NewStyle().Width(m.width).Render(b.String()))
+}
+
+func (m *Model) dialog(text string) string {
+	widest := 0
+	for _, l := range strings.Split(text, "\n") {
+		widest = max(widest, lipgloss.Width(l))
+	}
+	// Width counts the padding, not the border: the box is 2 wider.
+	box := m.st.Dialog.Width(max(min(widest+2, m.width-4), 10)).Render(text)
+	return lipgloss.Place(m.width, m.bodyHeight(), lipgloss.Center, lipgloss.Center, box)
+}
+
+// maxStatusLines bounds how many lines an error may take, so its reason
+// shows on a narrow terminal.
+const maxStatusLines = 3
+
+// statusLines is the status (or error) wrapped to the width: at least one
+// line, at most maxStatusLines.
+func (m *Model) statusLines() []string {
+	s := m.status
+	if m.statusErr {
+		s = "error: " + s
+	}
+	if m.busy > 0 {
+		s = m.spin.View() + " " + s
+	}
+	wrapped := strings.Split(lipgloss.NewStyle().Width(m.width).Render(s), "\n")
+	if len(wrapped) > maxStatusLines {
+		wrapped = wrapped[:maxStatusLines]
+		wrapped[maxStatusLines-1] = fit(wrapped[maxStatusLines-1]+" …", m.width, false)
+	}
+	st := m.st.Status
+	if m.statusErr {
+		st = m.st.Error
+	}
+	for i, l := range wrapped {
+		wrapped[i] = st.Render(fit(strings.TrimRight(l, " "), m.width, false))
+	}
+	return wrapped
+}
+
+func (m *Model) footer() string {
+	if m.filtering {
+		return m.st.Help.Render("enter: keep filter · esc: clear filter")
+	}
+	keys := m.keys.ShortHelp()
+	switch m.screen {
+	case screenGroups:
+		keys = append(keys[:4:4], m.keys.Purge, m.keys.Toggle, m.keys.Help, m.keys.Quit)
+	case screenGroup:
+		keys = append(keys[:2:2], m.keys.Tab, m.keys.Delete, m.keys.Purge, m.keys.Filter, m.keys.Help, m.keys.Quit)
+	case screenDetail:
+		keys = []key.Binding{m.keys.Up, m.keys.Down, m.keys.Back, m.keys.Delete, m.keys.Help, m.keys.Quit}
+	}
+	return m.help.ShortHelpView(keys)
+}
