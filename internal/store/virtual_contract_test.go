@@ -1,0 +1,244 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// runVirtualContract is the behaviour of virtual registries every backend
+// must have.
+func runVirtualContract(t *testing.T, open func(t *testing.T) *Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s *Store)
+	}{
+		{"Registries", contractVirtualRegistries},
+		{"RegistryLimitRace", contractVirtualRegistryLimitRace},
+		{"Upstreams", contractVirtualUpstreams},
+		{"UpstreamOrder", contractVirtualUpstreamOrder},
+		{"Cascade", contractVirtualCascade},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, open(t))
+		})
+	}
+}
+
+func TestSQLiteVirtualContract(t *testing.T) {
+	t.Parallel()
+	runVirtualContract(t, openTestSQLite)
+}
+
+func TestPostgresVirtualContract(t *testing.T) {
+	t.Parallel()
+	runVirtualContract(t, openTestPostgres)
+}
+
+func contractVirtualRegistries(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g := mustGroup(t, s, "acme")
+	r, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "mirrors", Description: "hub and quay"}, 2)
+	if err != nil || r.ID == 0 || r.CreatedAt.IsZero() {
+		t.Fatalf("CreateVirtualRegistry = %+v, %v", r, err)
+	}
+	if _, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "mirrors"}, 2); !errors.Is(err, ErrConflict) {
+		t.Errorf("duplicate name: %v, want ErrConflict", err)
+	}
+	if _, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "internal"}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "third"}, 2); !errors.Is(err, ErrLimit) {
+		t.Errorf("third registry with max 2: %v, want ErrLimit", err)
+	}
+	if _, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: 999, Name: "x"}, 2); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown group: %v, want ErrNotFound", err)
+	}
+	list, err := s.VirtualRegistriesOfGroup(ctx, g.ID)
+	if err != nil || len(list) != 2 || list[0].Name != "internal" || list[1].Name != "mirrors" {
+		t.Fatalf("VirtualRegistriesOfGroup = %+v, %v", list, err)
+	}
+	r.Name, r.Description = "public", ""
+	if got, err := s.UpdateVirtualRegistry(ctx, r); err != nil || got.Name != "public" || got.Description != "" {
+		t.Errorf("UpdateVirtualRegistry = %+v, %v", got, err)
+	}
+	r.Name = "internal"
+	if _, err := s.UpdateVirtualRegistry(ctx, r); !errors.Is(err, ErrConflict) {
+		t.Errorf("rename onto a taken name: %v, want ErrConflict", err)
+	}
+	if err := s.DeleteVirtualRegistry(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.VirtualRegistry(ctx, r.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted registry: %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteVirtualRegistry(ctx, r.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("delete twice: %v, want ErrNotFound", err)
+	}
+}
+
+// Concurrent creates never pass the limit.
+func contractVirtualRegistryLimitRace(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g := mustGroup(t, s, "acme")
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			_, _ = s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: string(rune('a' + i))}, 5)
+		})
+	}
+	wg.Wait()
+	if list, err := s.VirtualRegistriesOfGroup(ctx, g.ID); err != nil || len(list) != 5 {
+		t.Errorf("after 8 concurrent creates with max 5: %d registries, %v", len(list), err)
+	}
+}
+
+func contractVirtualUpstreams(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g := mustGroup(t, s, "acme")
+	r, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "all"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r.ID, Name: "private", URL: "https://registry.example.com",
+		Username: "bot", Password: "pa55-word-sealed", CacheValidityHours: 24}, 2)
+	if err != nil || u.ID == 0 || u.Position != 0 {
+		t.Fatalf("AddVirtualUpstream = %+v, %v", u, err)
+	}
+	got, err := s.VirtualUpstream(ctx, u.ID)
+	if err != nil || got.Password != "pa55-word-sealed" || got.Username != "bot" || got.CacheValidityHours != 24 {
+		t.Errorf("VirtualUpstream = %+v, %v; want the password decrypted", got, err)
+	}
+	if _, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r.ID, Name: "private", URL: "https://x"}, 2); !errors.Is(err, ErrConflict) {
+		t.Errorf("duplicate upstream name: %v, want ErrConflict", err)
+	}
+	if _, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r.ID, Name: "hub", URL: "https://registry-1.docker.io"}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r.ID, Name: "third", URL: "https://x"}, 2); !errors.Is(err, ErrLimit) {
+		t.Errorf("third upstream with max 2: %v, want ErrLimit", err)
+	}
+
+	u.Name, u.URL, u.Username, u.CacheValidityHours = "private2", "https://registry2.example.com", "bot2", 0
+	up, err := s.UpdateVirtualUpstream(ctx, u, false)
+	if err != nil || up.Name != "private2" || up.Password != "pa55-word-sealed" || up.CacheValidityHours != 0 {
+		t.Errorf("update keeping the password = %+v, %v", up, err)
+	}
+	u.Password = ""
+	if up, err := s.UpdateVirtualUpstream(ctx, u, true); err != nil || up.Password != "" {
+		t.Errorf("clear the password = %+v, %v", up, err)
+	}
+	u.Password = "n3w-secret-value"
+	if up, err := s.UpdateVirtualUpstream(ctx, u, true); err != nil || up.Password != "n3w-secret-value" {
+		t.Errorf("set a new password = %+v, %v", up, err)
+	}
+	if _, err := s.UpdateVirtualUpstream(ctx, VirtualUpstream{ID: 999, Name: "x", URL: "https://x"}, false); !errors.Is(err, ErrNotFound) {
+		t.Errorf("update unknown upstream: %v, want ErrNotFound", err)
+	}
+	if _, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: 999, Name: "x", URL: "https://x"}, 5); !errors.Is(err, ErrNotFound) {
+		t.Errorf("add to unknown registry: %v, want ErrNotFound", err)
+	}
+
+	// The password is sealed at rest: not in the SQLite files.
+	if s.w != s.r { // SQLite
+		var path string
+		if err := s.r.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&path); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{path, path + "-wal"} {
+			b, err := os.ReadFile(filepath.Clean(f))
+			if err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			if bytes.Contains(b, []byte("n3w-secret-value")) || bytes.Contains(b, []byte("pa55-word-sealed")) {
+				t.Errorf("an upstream password is in plaintext in %s", f)
+			}
+		}
+	}
+}
+
+func contractVirtualUpstreamOrder(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g := mustGroup(t, s, "acme")
+	r, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "all"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int64{}
+	for _, n := range []string{"a", "b", "c", "d"} {
+		u, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r.ID, Name: n, URL: "https://" + n + ".example"}, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[n] = u.ID
+	}
+	order := func() string {
+		t.Helper()
+		us, err := s.VirtualUpstreams(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := ""
+		for i, u := range us {
+			if u.Position != i {
+				t.Errorf("upstream %s at position %d, index %d: positions must be dense", u.Name, u.Position, i)
+			}
+			out += u.Name
+		}
+		return out
+	}
+	for _, step := range []struct {
+		name string
+		pos  int
+		want string
+	}{
+		{"d", 0, "dabc"}, {"d", 99, "abcd"}, {"a", 2, "bcad"}, {"c", -5, "cbad"},
+	} {
+		if _, err := s.MoveVirtualUpstream(ctx, ids[step.name], step.pos); err != nil {
+			t.Fatal(err)
+		}
+		if got := order(); got != step.want {
+			t.Errorf("move %s to %d: order %s, want %s", step.name, step.pos, got, step.want)
+		}
+	}
+	if err := s.DeleteVirtualUpstream(ctx, ids["b"]); err != nil {
+		t.Fatal(err)
+	}
+	if got := order(); got != "cad" {
+		t.Errorf("after deleting b: %s, want cad", got)
+	}
+	if _, err := s.MoveVirtualUpstream(ctx, ids["b"], 0); !errors.Is(err, ErrNotFound) {
+		t.Errorf("move a deleted upstream: %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteVirtualUpstream(ctx, ids["b"]); !errors.Is(err, ErrNotFound) {
+		t.Errorf("delete twice: %v, want ErrNotFound", err)
+	}
+}
+
+// Deleting a group deletes its registries and their upstreams.
+func contractVirtualCascade(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g := mustGroup(t, s, "acme")
+	r, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "all"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r.ID, Name: "hub", URL: "https://hub.example"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteGroup(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.VirtualRegistry(ctx, r.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("registry after group delete: %v", err)
+	}
+	if _, err := s.VirtualUpstream(ctx, u.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("upstream after group delete: %v", err)
+	}
+}
