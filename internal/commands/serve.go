@@ -58,6 +58,8 @@ func newCmdServe(ios *cmdutil.IOStreams, runF func(context.Context, *serveOption
 	f.Duration("revalidate-timeout", def.RevalidateTimeout, "give up revalidating a cached tag upstream after this long and serve the cached copy")
 	f.Int("ratelimit-reserve", def.RateLimitReserve, "at or below this many remaining upstream pulls, serve a moved tag's cached copy instead of a manifest GET (0: off)")
 	f.Duration("ratelimit-backoff", def.RateLimitBackoff, "after an upstream 429 without Retry-After, send nothing upstream with that credential for this long")
+	f.Int("virtual-registries-per-group", def.VirtualRegistriesPerGroup, "most container virtual registries a top-level group may have")
+	f.Int("virtual-registry-upstreams", def.VirtualRegistryUpstreams, "most upstreams a container virtual registry may have")
 	f.Duration("upstream-connect-timeout", def.UpstreamConnectTimeout, "upstream connect timeout")
 	f.Duration("upstream-response-header-timeout", def.UpstreamResponseHeaderTimeout, "upstream response-header timeout")
 	f.Duration("shutdown-timeout", def.ShutdownTimeout, "how long in-flight responses may take to finish on SIGTERM")

@@ -60,6 +60,10 @@ type Config struct {
 	// RateLimitBackoff is how long no request goes upstream with a
 	// credential after a 429 that carried no Retry-After.
 	RateLimitBackoff time.Duration `koanf:"ratelimit-backoff"`
+	// VirtualRegistriesPerGroup caps the container virtual registries of a
+	// top-level group; VirtualRegistryUpstreams the upstreams of one.
+	VirtualRegistriesPerGroup int `koanf:"virtual-registries-per-group"`
+	VirtualRegistryUpstreams  int `koanf:"virtual-registry-upstreams"`
 	// UpstreamConnectTimeout bounds connecting to the upstream.
 	UpstreamConnectTimeout time.Duration `koanf:"upstream-connect-timeout"`
 	// UpstreamResponseHeaderTimeout bounds waiting for the upstream's
@@ -111,6 +115,8 @@ func Default() Config {
 		RevalidateTimeout:             5 * time.Second,
 		RateLimitReserve:              10,
 		RateLimitBackoff:              time.Minute,
+		VirtualRegistriesPerGroup:     5,
+		VirtualRegistryUpstreams:      5,
 		UpstreamConnectTimeout:        10 * time.Second,
 		UpstreamResponseHeaderTimeout: 30 * time.Second,
 		MaxManifestSize:               10 << 20,
@@ -219,6 +225,14 @@ func (c Config) Validate() error {
 			add("%s must not be negative, got %s", d.key, d.v)
 		case d.v == 0 && !d.zeroOK:
 			add("%s must be positive, got 0", d.key)
+		}
+	}
+	for _, l := range []struct {
+		key string
+		v   int
+	}{{"virtual-registries-per-group", c.VirtualRegistriesPerGroup}, {"virtual-registry-upstreams", c.VirtualRegistryUpstreams}} {
+		if l.v < 1 || l.v > 100 {
+			add("%s must be between 1 and 100, got %d", l.key, l.v)
 		}
 	}
 	if c.RateLimitReserve < 0 {

@@ -55,7 +55,7 @@ func TestDefault(t *testing.T) {
 	want := Config{
 		Addr: ":5000", DataDir: "./dproxy-data", ExternalURL: "http://127.0.0.1:5000",
 		Upstream: "https://registry-1.docker.io", TokenExpiry: 15 * time.Minute,
-		LogFormat: "auto", LogLevel: "info", RevalidateTimeout: 5 * time.Second, RateLimitReserve: 10, RateLimitBackoff: time.Minute,
+		LogFormat: "auto", LogLevel: "info", RevalidateTimeout: 5 * time.Second, RateLimitReserve: 10, RateLimitBackoff: time.Minute, VirtualRegistriesPerGroup: 5, VirtualRegistryUpstreams: 5,
 		UpstreamConnectTimeout: 10 * time.Second, UpstreamResponseHeaderTimeout: 30 * time.Second,
 		MaxManifestSize: 10 << 20, MaxBlobSize: 50 << 30, ShutdownTimeout: 30 * time.Second,
 		TTLInterval: 24 * time.Hour, GCInterval: time.Hour,
@@ -343,6 +343,7 @@ func TestValidate(t *testing.T) {
 		{"negative token expiry", func(c *Config) { c.TokenExpiry = -time.Second }, "token-expiry must not be negative, got -1s"},
 		{"zero token expiry", func(c *Config) { c.TokenExpiry = 0 }, "token-expiry must be positive"},
 		{"zero revalidate timeout", func(c *Config) { c.RevalidateTimeout = 0 }, "revalidate-timeout must be positive"},
+		{"no virtual registries", func(c *Config) { c.VirtualRegistriesPerGroup = 0 }, "virtual-registries-per-group must be between 1 and 100"},
 		{"negative rate-limit reserve", func(c *Config) { c.RateLimitReserve = -1 }, "ratelimit-reserve must not be negative"},
 		{"zero rate-limit back-off", func(c *Config) { c.RateLimitBackoff = 0 }, "ratelimit-backoff must be positive"},
 		{"negative connect timeout", func(c *Config) { c.UpstreamConnectTimeout = -1 }, "upstream-connect-timeout must not be negative"},

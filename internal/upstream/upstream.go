@@ -82,16 +82,26 @@ type Client struct {
 	blocked        map[string]time.Time   // Credentials.ID → no request before (after a 429)
 }
 
-// New returns a client of the registry at opts.URL.
-func New(opts Options) (*Client, error) {
-	u, err := url.Parse(opts.URL)
+// ParseURL checks a registry's base URL: http(s)://host[:port][/path]
+// without credentials, query or fragment. The path loses trailing slashes.
+func ParseURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
 	if err != nil {
-		return nil, fmt.Errorf("parse upstream url %q: %w", opts.URL, err)
+		return nil, fmt.Errorf("parse upstream url %q: %w", s, err)
 	}
 	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("upstream url %q must be http(s)://host[:port][/path] without credentials, query or fragment", opts.URL)
+		return nil, fmt.Errorf("upstream url %q must be http(s)://host[:port][/path] without credentials, query or fragment", s)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
+	return u, nil
+}
+
+// New returns a client of the registry at opts.URL.
+func New(opts Options) (*Client, error) {
+	u, err := ParseURL(opts.URL)
+	if err != nil {
+		return nil, err
+	}
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = 10 * time.Second
 	}

@@ -67,6 +67,9 @@ type Options struct {
 	Released func()
 	// RateLimits, when set, reports the upstream rate limits last seen.
 	RateLimits func() []upstream.CredentialRateLimit
+	// VirtualRegistries and VirtualUpstreams cap the virtual registries of
+	// a group and the upstreams of a registry (0: GitLab's 5).
+	VirtualRegistries, VirtualUpstreams int
 	// CheckRateLimit, when set, asks the upstream for a credential's limit.
 	CheckRateLimit func(ctx context.Context, creds upstream.Credentials) (upstream.RateLimitCheck, error)
 }

@@ -54,6 +54,34 @@ type ComplexityRoot struct {
 		Username       func(childComplexity int) int
 	}
 
+	ContainerVirtualRegistry struct {
+		CreatedAt   func(childComplexity int) int
+		Description func(childComplexity int) int
+		GroupPath   func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Name        func(childComplexity int) int
+		PullPrefix  func(childComplexity int) int
+		UpdatedAt   func(childComplexity int) int
+		Upstreams   func(childComplexity int) int
+	}
+
+	ContainerVirtualRegistryPayload struct {
+		ContainerVirtualRegistry func(childComplexity int) int
+		Errors                   func(childComplexity int) int
+	}
+
+	ContainerVirtualRegistryUpstream struct {
+		CacheValidityHours func(childComplexity int) int
+		CreatedAt          func(childComplexity int) int
+		ID                 func(childComplexity int) int
+		Name               func(childComplexity int) int
+		PasswordSet        func(childComplexity int) int
+		Position           func(childComplexity int) int
+		URL                func(childComplexity int) int
+		UpdatedAt          func(childComplexity int) int
+		Username           func(childComplexity int) int
+	}
+
 	CurrentUser struct {
 		Admin    func(childComplexity int) int
 		Kind     func(childComplexity int) int
@@ -146,6 +174,7 @@ type ComplexityRoot struct {
 	}
 
 	Group struct {
+		ContainerVirtualRegistries       func(childComplexity int) int
 		CreatedAt                        func(childComplexity int) int
 		DependencyProxyBlobCount         func(childComplexity int) int
 		DependencyProxyBlobs             func(childComplexity int, first *int, after *string) int
@@ -203,6 +232,13 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		ContainerVirtualRegistryCreate           func(childComplexity int, input ContainerVirtualRegistryCreateInput) int
+		ContainerVirtualRegistryDelete           func(childComplexity int, input ContainerVirtualRegistryDeleteInput) int
+		ContainerVirtualRegistryUpdate           func(childComplexity int, input ContainerVirtualRegistryUpdateInput) int
+		ContainerVirtualRegistryUpstreamCreate   func(childComplexity int, input ContainerVirtualRegistryUpstreamCreateInput) int
+		ContainerVirtualRegistryUpstreamDelete   func(childComplexity int, input ContainerVirtualRegistryUpstreamDeleteInput) int
+		ContainerVirtualRegistryUpstreamMove     func(childComplexity int, input ContainerVirtualRegistryUpstreamMoveInput) int
+		ContainerVirtualRegistryUpstreamUpdate   func(childComplexity int, input ContainerVirtualRegistryUpstreamUpdateInput) int
 		DeleteDependencyProxyManifest            func(childComplexity int, input DeleteDependencyProxyManifestInput) int
 		GroupCreate                              func(childComplexity int, input GroupCreateInput) int
 		GroupDelete                              func(childComplexity int, input GroupDeleteInput) int
@@ -235,6 +271,7 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		ContainerVirtualRegistry     func(childComplexity int, id string) int
 		CurrentUser                  func(childComplexity int) int
 		DockerHubRateLimit           func(childComplexity int, groupPath *string) int
 		Group                        func(childComplexity int, fullPath string) int
@@ -336,6 +373,7 @@ type GroupResolver interface {
 	DependencyProxyTotalSizeBytes(ctx context.Context, obj *Group) (model.BigInt, error)
 	Subgroups(ctx context.Context, obj *Group) ([]Group, error)
 	Members(ctx context.Context, obj *Group) ([]Member, error)
+	ContainerVirtualRegistries(ctx context.Context, obj *Group) ([]ContainerVirtualRegistry, error)
 }
 type MutationResolver interface {
 	UpdateDependencyProxySettings(ctx context.Context, input UpdateDependencyProxySettingsInput) (*UpdateDependencyProxySettingsPayload, error)
@@ -352,6 +390,13 @@ type MutationResolver interface {
 	MemberRemove(ctx context.Context, input MemberRemoveInput) (*MemberRemovePayload, error)
 	TokenCreate(ctx context.Context, input TokenCreateInput) (*TokenCreatePayload, error)
 	TokenRevoke(ctx context.Context, input TokenRevokeInput) (*TokenRevokePayload, error)
+	ContainerVirtualRegistryCreate(ctx context.Context, input ContainerVirtualRegistryCreateInput) (*ContainerVirtualRegistryPayload, error)
+	ContainerVirtualRegistryUpdate(ctx context.Context, input ContainerVirtualRegistryUpdateInput) (*ContainerVirtualRegistryPayload, error)
+	ContainerVirtualRegistryDelete(ctx context.Context, input ContainerVirtualRegistryDeleteInput) (*ContainerVirtualRegistryPayload, error)
+	ContainerVirtualRegistryUpstreamCreate(ctx context.Context, input ContainerVirtualRegistryUpstreamCreateInput) (*ContainerVirtualRegistryPayload, error)
+	ContainerVirtualRegistryUpstreamUpdate(ctx context.Context, input ContainerVirtualRegistryUpstreamUpdateInput) (*ContainerVirtualRegistryPayload, error)
+	ContainerVirtualRegistryUpstreamMove(ctx context.Context, input ContainerVirtualRegistryUpstreamMoveInput) (*ContainerVirtualRegistryPayload, error)
+	ContainerVirtualRegistryUpstreamDelete(ctx context.Context, input ContainerVirtualRegistryUpstreamDeleteInput) (*ContainerVirtualRegistryPayload, error)
 }
 type QueryResolver interface {
 	CurrentUser(ctx context.Context) (*CurrentUser, error)
@@ -363,6 +408,7 @@ type QueryResolver interface {
 	InstanceDockerHubCredentials(ctx context.Context) (*DockerHubCredentials, error)
 	UpstreamRateLimits(ctx context.Context) ([]UpstreamRateLimit, error)
 	DockerHubRateLimit(ctx context.Context, groupPath *string) (*DockerHubRateLimit, error)
+	ContainerVirtualRegistry(ctx context.Context, id string) (*ContainerVirtualRegistry, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -461,6 +507,123 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AccessToken.Username(childComplexity), true
+
+	case "ContainerVirtualRegistry.createdAt":
+		if e.ComplexityRoot.ContainerVirtualRegistry.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistry.CreatedAt(childComplexity), true
+	case "ContainerVirtualRegistry.description":
+		if e.ComplexityRoot.ContainerVirtualRegistry.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistry.Description(childComplexity), true
+	case "ContainerVirtualRegistry.groupPath":
+		if e.ComplexityRoot.ContainerVirtualRegistry.GroupPath == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistry.GroupPath(childComplexity), true
+	case "ContainerVirtualRegistry.id":
+		if e.ComplexityRoot.ContainerVirtualRegistry.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistry.ID(childComplexity), true
+	case "ContainerVirtualRegistry.name":
+		if e.ComplexityRoot.ContainerVirtualRegistry.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistry.Name(childComplexity), true
+	case "ContainerVirtualRegistry.pullPrefix":
+		if e.ComplexityRoot.ContainerVirtualRegistry.PullPrefix == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistry.PullPrefix(childComplexity), true
+	case "ContainerVirtualRegistry.updatedAt":
+		if e.ComplexityRoot.ContainerVirtualRegistry.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistry.UpdatedAt(childComplexity), true
+	case "ContainerVirtualRegistry.upstreams":
+		if e.ComplexityRoot.ContainerVirtualRegistry.Upstreams == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistry.Upstreams(childComplexity), true
+
+	case "ContainerVirtualRegistryPayload.containerVirtualRegistry":
+		if e.ComplexityRoot.ContainerVirtualRegistryPayload.ContainerVirtualRegistry == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryPayload.ContainerVirtualRegistry(childComplexity), true
+	case "ContainerVirtualRegistryPayload.errors":
+		if e.ComplexityRoot.ContainerVirtualRegistryPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryPayload.Errors(childComplexity), true
+
+	case "ContainerVirtualRegistryUpstream.cacheValidityHours":
+		if e.ComplexityRoot.ContainerVirtualRegistryUpstream.CacheValidityHours == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryUpstream.CacheValidityHours(childComplexity), true
+	case "ContainerVirtualRegistryUpstream.createdAt":
+		if e.ComplexityRoot.ContainerVirtualRegistryUpstream.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryUpstream.CreatedAt(childComplexity), true
+	case "ContainerVirtualRegistryUpstream.id":
+		if e.ComplexityRoot.ContainerVirtualRegistryUpstream.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryUpstream.ID(childComplexity), true
+	case "ContainerVirtualRegistryUpstream.name":
+		if e.ComplexityRoot.ContainerVirtualRegistryUpstream.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryUpstream.Name(childComplexity), true
+	case "ContainerVirtualRegistryUpstream.passwordSet":
+		if e.ComplexityRoot.ContainerVirtualRegistryUpstream.PasswordSet == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryUpstream.PasswordSet(childComplexity), true
+	case "ContainerVirtualRegistryUpstream.position":
+		if e.ComplexityRoot.ContainerVirtualRegistryUpstream.Position == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryUpstream.Position(childComplexity), true
+	case "ContainerVirtualRegistryUpstream.url":
+		if e.ComplexityRoot.ContainerVirtualRegistryUpstream.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryUpstream.URL(childComplexity), true
+	case "ContainerVirtualRegistryUpstream.updatedAt":
+		if e.ComplexityRoot.ContainerVirtualRegistryUpstream.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryUpstream.UpdatedAt(childComplexity), true
+	case "ContainerVirtualRegistryUpstream.username":
+		if e.ComplexityRoot.ContainerVirtualRegistryUpstream.Username == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryUpstream.Username(childComplexity), true
 
 	case "CurrentUser.admin":
 		if e.ComplexityRoot.CurrentUser.Admin == nil {
@@ -804,6 +967,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DockerHubRateLimit.WindowSeconds(childComplexity), true
 
+	case "Group.containerVirtualRegistries":
+		if e.ComplexityRoot.Group.ContainerVirtualRegistries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.ContainerVirtualRegistries(childComplexity), true
 	case "Group.createdAt":
 		if e.ComplexityRoot.Group.CreatedAt == nil {
 			break
@@ -1020,6 +1189,83 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MemberRemovePayload.Errors(childComplexity), true
 
+	case "Mutation.containerVirtualRegistryCreate":
+		if e.ComplexityRoot.Mutation.ContainerVirtualRegistryCreate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_containerVirtualRegistryCreate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ContainerVirtualRegistryCreate(childComplexity, args["input"].(ContainerVirtualRegistryCreateInput)), true
+	case "Mutation.containerVirtualRegistryDelete":
+		if e.ComplexityRoot.Mutation.ContainerVirtualRegistryDelete == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_containerVirtualRegistryDelete_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ContainerVirtualRegistryDelete(childComplexity, args["input"].(ContainerVirtualRegistryDeleteInput)), true
+	case "Mutation.containerVirtualRegistryUpdate":
+		if e.ComplexityRoot.Mutation.ContainerVirtualRegistryUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_containerVirtualRegistryUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ContainerVirtualRegistryUpdate(childComplexity, args["input"].(ContainerVirtualRegistryUpdateInput)), true
+	case "Mutation.containerVirtualRegistryUpstreamCreate":
+		if e.ComplexityRoot.Mutation.ContainerVirtualRegistryUpstreamCreate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_containerVirtualRegistryUpstreamCreate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ContainerVirtualRegistryUpstreamCreate(childComplexity, args["input"].(ContainerVirtualRegistryUpstreamCreateInput)), true
+	case "Mutation.containerVirtualRegistryUpstreamDelete":
+		if e.ComplexityRoot.Mutation.ContainerVirtualRegistryUpstreamDelete == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_containerVirtualRegistryUpstreamDelete_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ContainerVirtualRegistryUpstreamDelete(childComplexity, args["input"].(ContainerVirtualRegistryUpstreamDeleteInput)), true
+	case "Mutation.containerVirtualRegistryUpstreamMove":
+		if e.ComplexityRoot.Mutation.ContainerVirtualRegistryUpstreamMove == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_containerVirtualRegistryUpstreamMove_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ContainerVirtualRegistryUpstreamMove(childComplexity, args["input"].(ContainerVirtualRegistryUpstreamMoveInput)), true
+	case "Mutation.containerVirtualRegistryUpstreamUpdate":
+		if e.ComplexityRoot.Mutation.ContainerVirtualRegistryUpstreamUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_containerVirtualRegistryUpstreamUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ContainerVirtualRegistryUpstreamUpdate(childComplexity, args["input"].(ContainerVirtualRegistryUpstreamUpdateInput)), true
 	case "Mutation.deleteDependencyProxyManifest":
 		if e.ComplexityRoot.Mutation.DeleteDependencyProxyManifest == nil {
 			break
@@ -1231,6 +1477,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PurgeDependencyProxyCachePayload.ManifestCount(childComplexity), true
 
+	case "Query.containerVirtualRegistry":
+		if e.ComplexityRoot.Query.ContainerVirtualRegistry == nil {
+			break
+		}
+
+		args, err := ec.field_Query_containerVirtualRegistry_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ContainerVirtualRegistry(childComplexity, args["id"].(string)), true
 	case "Query.currentUser":
 		if e.ComplexityRoot.Query.CurrentUser == nil {
 			break
@@ -1547,6 +1804,13 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
+		ec.unmarshalInputContainerVirtualRegistryCreateInput,
+		ec.unmarshalInputContainerVirtualRegistryDeleteInput,
+		ec.unmarshalInputContainerVirtualRegistryUpdateInput,
+		ec.unmarshalInputContainerVirtualRegistryUpstreamCreateInput,
+		ec.unmarshalInputContainerVirtualRegistryUpstreamDeleteInput,
+		ec.unmarshalInputContainerVirtualRegistryUpstreamMoveInput,
+		ec.unmarshalInputContainerVirtualRegistryUpstreamUpdateInput,
 		ec.unmarshalInputDeleteDependencyProxyManifestInput,
 		ec.unmarshalInputGroupCreateInput,
 		ec.unmarshalInputGroupDeleteInput,
@@ -2141,6 +2405,123 @@ type TokenRevokePayload {
   errors: [String!]!
 }
 `, BuiltIn: false},
+	{Name: "../schema/virtual_registries.graphqls", Input: `# Container virtual registries (GitLab: experimental, Premium): a top-level
+# group's registries, each an ordered list of upstream registries pulled
+# through one address, <host>/virtual_registries/container/<id>/<image>:<tag>.
+# Reading needs guest in the group; creating, changing and deleting need
+# owner. Upstream passwords are write-only.
+
+extend type Query {
+  "A container virtual registry by id (gid://dproxy/VirtualRegistries::Container::Registry/<n> or <n>); null when unknown or not visible."
+  containerVirtualRegistry(id: ID!): ContainerVirtualRegistry
+}
+
+extend type Group {
+  "The group's container virtual registries, by name (top-level groups only have any)."
+  containerVirtualRegistries: [ContainerVirtualRegistry!]!
+}
+
+type ContainerVirtualRegistry {
+  "gid://dproxy/VirtualRegistries::Container::Registry/<n>"
+  id: ID!
+  name: String!
+  description: String!
+  "The group the registry belongs to."
+  groupPath: ID!
+  "What clients pull through: <host>/virtual_registries/container/<n>."
+  pullPrefix: String!
+  "The upstreams in the order they are asked."
+  upstreams: [ContainerVirtualRegistryUpstream!]!
+  createdAt: Time!
+  updatedAt: Time!
+}
+
+type ContainerVirtualRegistryUpstream {
+  "gid://dproxy/VirtualRegistries::Container::Upstream/<n>"
+  id: ID!
+  name: String!
+  url: String!
+  "The username sent to the upstream; empty for anonymous."
+  username: String!
+  "Whether a password is stored; the password itself is never returned."
+  passwordSet: Boolean!
+  "Hours a cached copy is served without asking this upstream; 0 = never ask again."
+  cacheValidityHours: Int!
+  "0 for the first upstream asked."
+  position: Int!
+  createdAt: Time!
+  updatedAt: Time!
+}
+
+extend type Mutation {
+  "Create a virtual registry in a top-level group (owner)."
+  containerVirtualRegistryCreate(input: ContainerVirtualRegistryCreateInput!): ContainerVirtualRegistryPayload
+  "Rename a virtual registry or change its description (owner)."
+  containerVirtualRegistryUpdate(input: ContainerVirtualRegistryUpdateInput!): ContainerVirtualRegistryPayload
+  "Delete a virtual registry and its upstreams (owner)."
+  containerVirtualRegistryDelete(input: ContainerVirtualRegistryDeleteInput!): ContainerVirtualRegistryPayload
+  "Add an upstream after the registry's last one (owner)."
+  containerVirtualRegistryUpstreamCreate(input: ContainerVirtualRegistryUpstreamCreateInput!): ContainerVirtualRegistryPayload
+  "Change an upstream; a password is set with ` + "`" + `password` + "`" + ` and cleared with an empty string (owner)."
+  containerVirtualRegistryUpstreamUpdate(input: ContainerVirtualRegistryUpstreamUpdateInput!): ContainerVirtualRegistryPayload
+  "Move an upstream to a position (0 = asked first; past the end = last) (owner)."
+  containerVirtualRegistryUpstreamMove(input: ContainerVirtualRegistryUpstreamMoveInput!): ContainerVirtualRegistryPayload
+  "Delete an upstream; those after it move up (owner)."
+  containerVirtualRegistryUpstreamDelete(input: ContainerVirtualRegistryUpstreamDeleteInput!): ContainerVirtualRegistryPayload
+}
+
+input ContainerVirtualRegistryCreateInput {
+  groupPath: ID!
+  name: String!
+  description: String
+}
+
+input ContainerVirtualRegistryUpdateInput {
+  id: ID!
+  name: String
+  description: String
+}
+
+input ContainerVirtualRegistryDeleteInput {
+  id: ID!
+}
+
+input ContainerVirtualRegistryUpstreamCreateInput {
+  "The registry's id."
+  registryId: ID!
+  name: String!
+  "http(s)://host[:port][/path] of any OCI registry, without credentials."
+  url: String!
+  username: String
+  password: String
+  "Default 24; 0 = never ask again once cached."
+  cacheValidityHours: Int
+}
+
+input ContainerVirtualRegistryUpstreamUpdateInput {
+  id: ID!
+  name: String
+  url: String
+  username: String
+  password: String
+  cacheValidityHours: Int
+}
+
+input ContainerVirtualRegistryUpstreamMoveInput {
+  id: ID!
+  position: Int!
+}
+
+input ContainerVirtualRegistryUpstreamDeleteInput {
+  id: ID!
+}
+
+"The registry after the change (null after a delete), or why nothing changed."
+type ContainerVirtualRegistryPayload {
+  containerVirtualRegistry: ContainerVirtualRegistry
+  errors: [String!]!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -2178,6 +2559,62 @@ func (ec *executionContext) childFields_AccessToken(ctx context.Context, field g
 		return ec.fieldContext_AccessToken_active(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AccessToken", field.Name)
+}
+
+func (ec *executionContext) childFields_ContainerVirtualRegistry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ContainerVirtualRegistry_id(ctx, field)
+	case "name":
+		return ec.fieldContext_ContainerVirtualRegistry_name(ctx, field)
+	case "description":
+		return ec.fieldContext_ContainerVirtualRegistry_description(ctx, field)
+	case "groupPath":
+		return ec.fieldContext_ContainerVirtualRegistry_groupPath(ctx, field)
+	case "pullPrefix":
+		return ec.fieldContext_ContainerVirtualRegistry_pullPrefix(ctx, field)
+	case "upstreams":
+		return ec.fieldContext_ContainerVirtualRegistry_upstreams(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_ContainerVirtualRegistry_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_ContainerVirtualRegistry_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ContainerVirtualRegistry", field.Name)
+}
+
+func (ec *executionContext) childFields_ContainerVirtualRegistryPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "containerVirtualRegistry":
+		return ec.fieldContext_ContainerVirtualRegistryPayload_containerVirtualRegistry(ctx, field)
+	case "errors":
+		return ec.fieldContext_ContainerVirtualRegistryPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ContainerVirtualRegistryPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ContainerVirtualRegistryUpstream(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ContainerVirtualRegistryUpstream_id(ctx, field)
+	case "name":
+		return ec.fieldContext_ContainerVirtualRegistryUpstream_name(ctx, field)
+	case "url":
+		return ec.fieldContext_ContainerVirtualRegistryUpstream_url(ctx, field)
+	case "username":
+		return ec.fieldContext_ContainerVirtualRegistryUpstream_username(ctx, field)
+	case "passwordSet":
+		return ec.fieldContext_ContainerVirtualRegistryUpstream_passwordSet(ctx, field)
+	case "cacheValidityHours":
+		return ec.fieldContext_ContainerVirtualRegistryUpstream_cacheValidityHours(ctx, field)
+	case "position":
+		return ec.fieldContext_ContainerVirtualRegistryUpstream_position(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_ContainerVirtualRegistryUpstream_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_ContainerVirtualRegistryUpstream_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ContainerVirtualRegistryUpstream", field.Name)
 }
 
 func (ec *executionContext) childFields_CurrentUser(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2400,6 +2837,8 @@ func (ec *executionContext) childFields_Group(ctx context.Context, field graphql
 		return ec.fieldContext_Group_subgroups(ctx, field)
 	case "members":
 		return ec.fieldContext_Group_members(ctx, field)
+	case "containerVirtualRegistries":
+		return ec.fieldContext_Group_containerVirtualRegistries(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Group", field.Name)
 }
@@ -2808,6 +3247,104 @@ func (ec *executionContext) field_Group_dependencyProxyManifests_args(ctx contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_containerVirtualRegistryCreate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ContainerVirtualRegistryCreateInput, error) {
+			return ec.unmarshalNContainerVirtualRegistryCreateInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryCreateInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_containerVirtualRegistryDelete_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ContainerVirtualRegistryDeleteInput, error) {
+			return ec.unmarshalNContainerVirtualRegistryDeleteInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryDeleteInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_containerVirtualRegistryUpdate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ContainerVirtualRegistryUpdateInput, error) {
+			return ec.unmarshalNContainerVirtualRegistryUpdateInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryUpdateInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_containerVirtualRegistryUpstreamCreate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ContainerVirtualRegistryUpstreamCreateInput, error) {
+			return ec.unmarshalNContainerVirtualRegistryUpstreamCreateInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryUpstreamCreateInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_containerVirtualRegistryUpstreamDelete_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ContainerVirtualRegistryUpstreamDeleteInput, error) {
+			return ec.unmarshalNContainerVirtualRegistryUpstreamDeleteInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryUpstreamDeleteInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_containerVirtualRegistryUpstreamMove_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ContainerVirtualRegistryUpstreamMoveInput, error) {
+			return ec.unmarshalNContainerVirtualRegistryUpstreamMoveInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryUpstreamMoveInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_containerVirtualRegistryUpstreamUpdate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ContainerVirtualRegistryUpstreamUpdateInput, error) {
+			return ec.unmarshalNContainerVirtualRegistryUpstreamUpdateInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryUpstreamUpdateInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_deleteDependencyProxyManifest_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3015,6 +3552,20 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_containerVirtualRegistry_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -3491,6 +4042,461 @@ func (ec *executionContext) _AccessToken_active(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_AccessToken_active(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AccessToken", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistry_id(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistry_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistry_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistry", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistry_name(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistry_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistry_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistry_description(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistry_description(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Description, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistry_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistry_groupPath(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistry_groupPath(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.GroupPath, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistry_groupPath(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistry", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistry_pullPrefix(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistry_pullPrefix(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PullPrefix, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistry_pullPrefix(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistry_upstreams(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistry_upstreams(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Upstreams, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []ContainerVirtualRegistryUpstream) graphql.Marshaler {
+			return ec.marshalNContainerVirtualRegistryUpstream2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryUpstreamᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistry_upstreams(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ContainerVirtualRegistry",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContainerVirtualRegistryUpstream(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ContainerVirtualRegistry_createdAt(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistry_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistry_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistry", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistry_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistry_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistry_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistry", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryPayload_containerVirtualRegistry(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryPayload_containerVirtualRegistry(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ContainerVirtualRegistry, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ContainerVirtualRegistry) graphql.Marshaler {
+			return ec.marshalOContainerVirtualRegistry2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistry(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryPayload_containerVirtualRegistry(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ContainerVirtualRegistryPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContainerVirtualRegistry(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryPayload_errors(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryPayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryUpstream_id(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryUpstream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryUpstream_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryUpstream_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryUpstream", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryUpstream_name(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryUpstream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryUpstream_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryUpstream_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryUpstream", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryUpstream_url(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryUpstream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryUpstream_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.URL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryUpstream_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryUpstream", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryUpstream_username(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryUpstream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryUpstream_username(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Username, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryUpstream_username(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryUpstream", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryUpstream_passwordSet(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryUpstream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryUpstream_passwordSet(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PasswordSet, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryUpstream_passwordSet(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryUpstream", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryUpstream_cacheValidityHours(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryUpstream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryUpstream_cacheValidityHours(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CacheValidityHours, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryUpstream_cacheValidityHours(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryUpstream", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryUpstream_position(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryUpstream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryUpstream_position(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Position, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryUpstream_position(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryUpstream", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryUpstream_createdAt(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryUpstream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryUpstream_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryUpstream_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryUpstream", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryUpstream_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryUpstream) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryUpstream_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryUpstream_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryUpstream", field, false, false, errors.New("field of type Time does not have child fields"))
 }
 
 func (ec *executionContext) _CurrentUser_username(ctx context.Context, field graphql.CollectedField, obj *CurrentUser) (ret graphql.Marshaler) {
@@ -5331,6 +6337,38 @@ func (ec *executionContext) fieldContext_Group_members(_ context.Context, field 
 	return fc, nil
 }
 
+func (ec *executionContext) _Group_containerVirtualRegistries(ctx context.Context, field graphql.CollectedField, obj *Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_containerVirtualRegistries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Group().ContainerVirtualRegistries(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []ContainerVirtualRegistry) graphql.Marshaler {
+			return ec.marshalNContainerVirtualRegistry2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Group_containerVirtualRegistries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Group",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContainerVirtualRegistry(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _GroupConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *GroupConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6346,6 +7384,314 @@ func (ec *executionContext) fieldContext_Mutation_tokenRevoke(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_containerVirtualRegistryCreate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_containerVirtualRegistryCreate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ContainerVirtualRegistryCreate(ctx, fc.Args["input"].(ContainerVirtualRegistryCreateInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ContainerVirtualRegistryPayload) graphql.Marshaler {
+			return ec.marshalOContainerVirtualRegistryPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_containerVirtualRegistryCreate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContainerVirtualRegistryPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_containerVirtualRegistryCreate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_containerVirtualRegistryUpdate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_containerVirtualRegistryUpdate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ContainerVirtualRegistryUpdate(ctx, fc.Args["input"].(ContainerVirtualRegistryUpdateInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ContainerVirtualRegistryPayload) graphql.Marshaler {
+			return ec.marshalOContainerVirtualRegistryPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_containerVirtualRegistryUpdate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContainerVirtualRegistryPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_containerVirtualRegistryUpdate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_containerVirtualRegistryDelete(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_containerVirtualRegistryDelete(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ContainerVirtualRegistryDelete(ctx, fc.Args["input"].(ContainerVirtualRegistryDeleteInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ContainerVirtualRegistryPayload) graphql.Marshaler {
+			return ec.marshalOContainerVirtualRegistryPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_containerVirtualRegistryDelete(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContainerVirtualRegistryPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_containerVirtualRegistryDelete_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_containerVirtualRegistryUpstreamCreate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_containerVirtualRegistryUpstreamCreate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ContainerVirtualRegistryUpstreamCreate(ctx, fc.Args["input"].(ContainerVirtualRegistryUpstreamCreateInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ContainerVirtualRegistryPayload) graphql.Marshaler {
+			return ec.marshalOContainerVirtualRegistryPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_containerVirtualRegistryUpstreamCreate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContainerVirtualRegistryPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_containerVirtualRegistryUpstreamCreate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_containerVirtualRegistryUpstreamUpdate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_containerVirtualRegistryUpstreamUpdate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ContainerVirtualRegistryUpstreamUpdate(ctx, fc.Args["input"].(ContainerVirtualRegistryUpstreamUpdateInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ContainerVirtualRegistryPayload) graphql.Marshaler {
+			return ec.marshalOContainerVirtualRegistryPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_containerVirtualRegistryUpstreamUpdate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContainerVirtualRegistryPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_containerVirtualRegistryUpstreamUpdate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_containerVirtualRegistryUpstreamMove(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_containerVirtualRegistryUpstreamMove(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ContainerVirtualRegistryUpstreamMove(ctx, fc.Args["input"].(ContainerVirtualRegistryUpstreamMoveInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ContainerVirtualRegistryPayload) graphql.Marshaler {
+			return ec.marshalOContainerVirtualRegistryPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_containerVirtualRegistryUpstreamMove(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContainerVirtualRegistryPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_containerVirtualRegistryUpstreamMove_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_containerVirtualRegistryUpstreamDelete(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_containerVirtualRegistryUpstreamDelete(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ContainerVirtualRegistryUpstreamDelete(ctx, fc.Args["input"].(ContainerVirtualRegistryUpstreamDeleteInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ContainerVirtualRegistryPayload) graphql.Marshaler {
+			return ec.marshalOContainerVirtualRegistryPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_containerVirtualRegistryUpstreamDelete(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContainerVirtualRegistryPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_containerVirtualRegistryUpstreamDelete_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6907,6 +8253,50 @@ func (ec *executionContext) fieldContext_Query_dockerHubRateLimit(ctx context.Co
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_dockerHubRateLimit_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_containerVirtualRegistry(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_containerVirtualRegistry(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ContainerVirtualRegistry(ctx, fc.Args["id"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ContainerVirtualRegistry) graphql.Marshaler {
+			return ec.marshalOContainerVirtualRegistry2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistry(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_containerVirtualRegistry(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContainerVirtualRegistry(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_containerVirtualRegistry_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -8952,6 +10342,321 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputContainerVirtualRegistryCreateInput(ctx context.Context, obj any) (ContainerVirtualRegistryCreateInput, error) {
+	var it ContainerVirtualRegistryCreateInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"groupPath", "name", "description"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "groupPath":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupPath"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupPath = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "description":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Description = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputContainerVirtualRegistryDeleteInput(ctx context.Context, obj any) (ContainerVirtualRegistryDeleteInput, error) {
+	var it ContainerVirtualRegistryDeleteInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputContainerVirtualRegistryUpdateInput(ctx context.Context, obj any) (ContainerVirtualRegistryUpdateInput, error) {
+	var it ContainerVirtualRegistryUpdateInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "name", "description"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "description":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Description = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputContainerVirtualRegistryUpstreamCreateInput(ctx context.Context, obj any) (ContainerVirtualRegistryUpstreamCreateInput, error) {
+	var it ContainerVirtualRegistryUpstreamCreateInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"registryId", "name", "url", "username", "password", "cacheValidityHours"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "registryId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("registryId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RegistryID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "url":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("url"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.URL = data
+		case "username":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("username"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Username = data
+		case "password":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("password"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Password = data
+		case "cacheValidityHours":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cacheValidityHours"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CacheValidityHours = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputContainerVirtualRegistryUpstreamDeleteInput(ctx context.Context, obj any) (ContainerVirtualRegistryUpstreamDeleteInput, error) {
+	var it ContainerVirtualRegistryUpstreamDeleteInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputContainerVirtualRegistryUpstreamMoveInput(ctx context.Context, obj any) (ContainerVirtualRegistryUpstreamMoveInput, error) {
+	var it ContainerVirtualRegistryUpstreamMoveInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "position"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "position":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("position"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Position = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputContainerVirtualRegistryUpstreamUpdateInput(ctx context.Context, obj any) (ContainerVirtualRegistryUpstreamUpdateInput, error) {
+	var it ContainerVirtualRegistryUpstreamUpdateInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"id", "name", "url", "username", "password", "cacheValidityHours"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "url":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("url"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.URL = data
+		case "username":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("username"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Username = data
+		case "password":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("password"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Password = data
+		case "cacheValidityHours":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("cacheValidityHours"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CacheValidityHours = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputDeleteDependencyProxyManifestInput(ctx context.Context, obj any) (DeleteDependencyProxyManifestInput, error) {
 	var it DeleteDependencyProxyManifestInput
 	if obj == nil {
@@ -9650,6 +11355,200 @@ func (ec *executionContext) _AccessToken(ctx context.Context, sel ast.SelectionS
 			}
 		case "active":
 			out.Values[i] = ec._AccessToken_active(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var containerVirtualRegistryImplementors = []string{"ContainerVirtualRegistry"}
+
+func (ec *executionContext) _ContainerVirtualRegistry(ctx context.Context, sel ast.SelectionSet, obj *ContainerVirtualRegistry) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, containerVirtualRegistryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ContainerVirtualRegistry")
+		case "id":
+			out.Values[i] = ec._ContainerVirtualRegistry_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._ContainerVirtualRegistry_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "description":
+			out.Values[i] = ec._ContainerVirtualRegistry_description(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "groupPath":
+			out.Values[i] = ec._ContainerVirtualRegistry_groupPath(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pullPrefix":
+			out.Values[i] = ec._ContainerVirtualRegistry_pullPrefix(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "upstreams":
+			out.Values[i] = ec._ContainerVirtualRegistry_upstreams(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._ContainerVirtualRegistry_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._ContainerVirtualRegistry_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var containerVirtualRegistryPayloadImplementors = []string{"ContainerVirtualRegistryPayload"}
+
+func (ec *executionContext) _ContainerVirtualRegistryPayload(ctx context.Context, sel ast.SelectionSet, obj *ContainerVirtualRegistryPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, containerVirtualRegistryPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ContainerVirtualRegistryPayload")
+		case "containerVirtualRegistry":
+			out.Values[i] = ec._ContainerVirtualRegistryPayload_containerVirtualRegistry(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._ContainerVirtualRegistryPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var containerVirtualRegistryUpstreamImplementors = []string{"ContainerVirtualRegistryUpstream"}
+
+func (ec *executionContext) _ContainerVirtualRegistryUpstream(ctx context.Context, sel ast.SelectionSet, obj *ContainerVirtualRegistryUpstream) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, containerVirtualRegistryUpstreamImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ContainerVirtualRegistryUpstream")
+		case "id":
+			out.Values[i] = ec._ContainerVirtualRegistryUpstream_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._ContainerVirtualRegistryUpstream_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "url":
+			out.Values[i] = ec._ContainerVirtualRegistryUpstream_url(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "username":
+			out.Values[i] = ec._ContainerVirtualRegistryUpstream_username(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "passwordSet":
+			out.Values[i] = ec._ContainerVirtualRegistryUpstream_passwordSet(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cacheValidityHours":
+			out.Values[i] = ec._ContainerVirtualRegistryUpstream_cacheValidityHours(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "position":
+			out.Values[i] = ec._ContainerVirtualRegistryUpstream_position(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._ContainerVirtualRegistryUpstream_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._ContainerVirtualRegistryUpstream_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -10876,6 +12775,44 @@ func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, ob
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "containerVirtualRegistries":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Group_containerVirtualRegistries(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -11321,6 +13258,55 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "containerVirtualRegistryCreate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_containerVirtualRegistryCreate(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "containerVirtualRegistryUpdate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_containerVirtualRegistryUpdate(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "containerVirtualRegistryDelete":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_containerVirtualRegistryDelete(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "containerVirtualRegistryUpstreamCreate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_containerVirtualRegistryUpstreamCreate(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "containerVirtualRegistryUpstreamUpdate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_containerVirtualRegistryUpstreamUpdate(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "containerVirtualRegistryUpstreamMove":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_containerVirtualRegistryUpstreamMove(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "containerVirtualRegistryUpstreamDelete":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_containerVirtualRegistryUpstreamDelete(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -11660,6 +13646,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				}()
 				res = ec._Query_dockerHubRateLimit(ctx, field)
 				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "containerVirtualRegistry":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_containerVirtualRegistry(ctx, field)
+				if res == graphql.RequiredNull {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
 				return res
@@ -12715,6 +14723,81 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNContainerVirtualRegistry2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistry(ctx context.Context, sel ast.SelectionSet, v ContainerVirtualRegistry) graphql.Marshaler {
+	return ec._ContainerVirtualRegistry(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNContainerVirtualRegistry2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryᚄ(ctx context.Context, sel ast.SelectionSet, v []ContainerVirtualRegistry) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNContainerVirtualRegistry2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistry(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNContainerVirtualRegistryCreateInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryCreateInput(ctx context.Context, v any) (ContainerVirtualRegistryCreateInput, error) {
+	res, err := ec.unmarshalInputContainerVirtualRegistryCreateInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNContainerVirtualRegistryDeleteInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryDeleteInput(ctx context.Context, v any) (ContainerVirtualRegistryDeleteInput, error) {
+	res, err := ec.unmarshalInputContainerVirtualRegistryDeleteInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNContainerVirtualRegistryUpdateInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryUpdateInput(ctx context.Context, v any) (ContainerVirtualRegistryUpdateInput, error) {
+	res, err := ec.unmarshalInputContainerVirtualRegistryUpdateInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNContainerVirtualRegistryUpstream2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryUpstream(ctx context.Context, sel ast.SelectionSet, v ContainerVirtualRegistryUpstream) graphql.Marshaler {
+	return ec._ContainerVirtualRegistryUpstream(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNContainerVirtualRegistryUpstream2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryUpstreamᚄ(ctx context.Context, sel ast.SelectionSet, v []ContainerVirtualRegistryUpstream) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNContainerVirtualRegistryUpstream2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryUpstream(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNContainerVirtualRegistryUpstreamCreateInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryUpstreamCreateInput(ctx context.Context, v any) (ContainerVirtualRegistryUpstreamCreateInput, error) {
+	res, err := ec.unmarshalInputContainerVirtualRegistryUpstreamCreateInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNContainerVirtualRegistryUpstreamDeleteInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryUpstreamDeleteInput(ctx context.Context, v any) (ContainerVirtualRegistryUpstreamDeleteInput, error) {
+	res, err := ec.unmarshalInputContainerVirtualRegistryUpstreamDeleteInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNContainerVirtualRegistryUpstreamMoveInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryUpstreamMoveInput(ctx context.Context, v any) (ContainerVirtualRegistryUpstreamMoveInput, error) {
+	res, err := ec.unmarshalInputContainerVirtualRegistryUpstreamMoveInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNContainerVirtualRegistryUpstreamUpdateInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryUpstreamUpdateInput(ctx context.Context, v any) (ContainerVirtualRegistryUpstreamUpdateInput, error) {
+	res, err := ec.unmarshalInputContainerVirtualRegistryUpstreamUpdateInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNCurrentUser2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCurrentUser(ctx context.Context, sel ast.SelectionSet, v *CurrentUser) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -13223,6 +15306,20 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
 	return res
+}
+
+func (ec *executionContext) marshalOContainerVirtualRegistry2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistry(ctx context.Context, sel ast.SelectionSet, v *ContainerVirtualRegistry) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ContainerVirtualRegistry(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOContainerVirtualRegistryPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryPayload(ctx context.Context, sel ast.SelectionSet, v *ContainerVirtualRegistryPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ContainerVirtualRegistryPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalODeleteDependencyProxyManifestPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐDeleteDependencyProxyManifestPayload(ctx context.Context, sel ast.SelectionSet, v *DeleteDependencyProxyManifestPayload) graphql.Marshaler {

@@ -33,6 +33,90 @@ type AccessToken struct {
 	Active bool `json:"active"`
 }
 
+type ContainerVirtualRegistry struct {
+	// gid://dproxy/VirtualRegistries::Container::Registry/<n>
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	// The group the registry belongs to.
+	GroupPath string `json:"groupPath"`
+	// What clients pull through: <host>/virtual_registries/container/<n>.
+	PullPrefix string `json:"pullPrefix"`
+	// The upstreams in the order they are asked.
+	Upstreams []ContainerVirtualRegistryUpstream `json:"upstreams"`
+	CreatedAt time.Time                          `json:"createdAt"`
+	UpdatedAt time.Time                          `json:"updatedAt"`
+}
+
+type ContainerVirtualRegistryCreateInput struct {
+	GroupPath   string  `json:"groupPath"`
+	Name        string  `json:"name"`
+	Description *string `json:"description,omitempty"`
+}
+
+type ContainerVirtualRegistryDeleteInput struct {
+	ID string `json:"id"`
+}
+
+// The registry after the change (null after a delete), or why nothing changed.
+type ContainerVirtualRegistryPayload struct {
+	ContainerVirtualRegistry *ContainerVirtualRegistry `json:"containerVirtualRegistry,omitempty"`
+	Errors                   []string                  `json:"errors"`
+}
+
+type ContainerVirtualRegistryUpdateInput struct {
+	ID          string  `json:"id"`
+	Name        *string `json:"name,omitempty"`
+	Description *string `json:"description,omitempty"`
+}
+
+type ContainerVirtualRegistryUpstream struct {
+	// gid://dproxy/VirtualRegistries::Container::Upstream/<n>
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	// The username sent to the upstream; empty for anonymous.
+	Username string `json:"username"`
+	// Whether a password is stored; the password itself is never returned.
+	PasswordSet bool `json:"passwordSet"`
+	// Hours a cached copy is served without asking this upstream; 0 = never ask again.
+	CacheValidityHours int `json:"cacheValidityHours"`
+	// 0 for the first upstream asked.
+	Position  int       `json:"position"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+type ContainerVirtualRegistryUpstreamCreateInput struct {
+	// The registry's id.
+	RegistryID string `json:"registryId"`
+	Name       string `json:"name"`
+	// http(s)://host[:port][/path] of any OCI registry, without credentials.
+	URL      string  `json:"url"`
+	Username *string `json:"username,omitempty"`
+	Password *string `json:"password,omitempty"`
+	// Default 24; 0 = never ask again once cached.
+	CacheValidityHours *int `json:"cacheValidityHours,omitempty"`
+}
+
+type ContainerVirtualRegistryUpstreamDeleteInput struct {
+	ID string `json:"id"`
+}
+
+type ContainerVirtualRegistryUpstreamMoveInput struct {
+	ID       string `json:"id"`
+	Position int    `json:"position"`
+}
+
+type ContainerVirtualRegistryUpstreamUpdateInput struct {
+	ID                 string  `json:"id"`
+	Name               *string `json:"name,omitempty"`
+	URL                *string `json:"url,omitempty"`
+	Username           *string `json:"username,omitempty"`
+	Password           *string `json:"password,omitempty"`
+	CacheValidityHours *int    `json:"cacheValidityHours,omitempty"`
+}
+
 type CurrentUser struct {
 	// The username, or the token's name for group access and deploy tokens.
 	Username string `json:"username"`
@@ -187,6 +271,8 @@ type Group struct {
 	Subgroups []Group `json:"subgroups"`
 	// Direct members (needs guest).
 	Members []Member `json:"members"`
+	// The group's container virtual registries, by name (top-level groups only have any).
+	ContainerVirtualRegistries []ContainerVirtualRegistry `json:"containerVirtualRegistries"`
 }
 
 type GroupConnection struct {
