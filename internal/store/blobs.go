@@ -25,10 +25,13 @@ func scanBlob(row interface{ Scan(...any) error }) (Blob, error) {
 // Blob returns a group's reference to the blob d, or an error wrapping
 // ErrNotFound.
 func (s *Store) Blob(ctx context.Context, groupID int64, d oci.Digest) (Blob, error) {
-	b, err := scanBlob(s.readRow(ctx,
-		`SELECT `+blobColumns+` FROM blobs WHERE group_id = $1 AND digest = $2`, groupID, string(d)))
+	return s.cachedBlob(ctx, &groupCache, groupID, d)
+}
+
+func (s *Store) cachedBlob(ctx context.Context, t *cacheTables, owner int64, d oci.Digest) (Blob, error) {
+	b, err := scanBlob(s.readRow(ctx, t.blob, owner, string(d)))
 	if err != nil {
-		return Blob{}, notFound(err, fmt.Sprintf("blob %s of group %d", d, groupID))
+		return Blob{}, notFound(err, fmt.Sprintf("blob %s of %s %d", d, t.owner, owner))
 	}
 	return b, nil
 }
@@ -37,16 +40,18 @@ func (s *Store) Blob(ctx context.Context, groupID int64, d oci.Digest) (Blob, er
 // now; an existing reference keeps its CreatedAt. An unknown group is an
 // error wrapping ErrNotFound.
 func (s *Store) PutBlob(ctx context.Context, b Blob) error {
+	return s.putBlob(ctx, &groupCache, b)
+}
+
+func (s *Store) putBlob(ctx context.Context, t *cacheTables, b Blob) error {
 	now := s.now()
-	_, err := s.w.ExecContext(ctx,
-		`INSERT INTO blobs (group_id, digest, size, created_at, read_at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (group_id, digest) DO UPDATE SET size = excluded.size, read_at = excluded.read_at`,
+	_, err := s.w.ExecContext(ctx, t.putBlob,
 		b.GroupID, string(b.Digest), b.Size, dbTime(orNow(b.CreatedAt, now)), dbTime(orNow(b.ReadAt, now)))
 	if s.isForeignKey(err) {
-		return fmt.Errorf("store blob %s: group %d: %w", b.Digest, b.GroupID, ErrNotFound)
+		return fmt.Errorf("store blob %s: %s %d: %w", b.Digest, t.owner, b.GroupID, ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("store blob %s of group %d: %w", b.Digest, b.GroupID, err)
+		return fmt.Errorf("store blob %s of %s %d: %w", b.Digest, t.owner, b.GroupID, err)
 	}
 	return nil
 }
@@ -54,19 +59,23 @@ func (s *Store) PutBlob(ctx context.Context, b Blob) error {
 // TouchBlobs sets the read time of the given blob references to at, in one
 // transaction. References that no longer exist are skipped.
 func (s *Store) TouchBlobs(ctx context.Context, keys []BlobKey, at time.Time) error {
+	return s.touchBlobs(ctx, &groupCache, keys, at)
+}
+
+func (s *Store) touchBlobs(ctx context.Context, t *cacheTables, keys []BlobKey, at time.Time) error {
 	if len(keys) == 0 {
 		return nil
 	}
 	at = s.stamp(at)
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE blobs SET read_at = $1 WHERE group_id = $2 AND digest = $3`)
+		stmt, err := tx.PrepareContext(ctx, t.touchBlob)
 		if err != nil {
 			return fmt.Errorf("record read time of %d blobs: %w", len(keys), err)
 		}
 		defer stmt.Close()
 		for _, k := range keys {
 			if _, err := stmt.ExecContext(ctx, at, k.GroupID, string(k.Digest)); err != nil {
-				return fmt.Errorf("record read time of blob %s of group %d: %w", k.Digest, k.GroupID, err)
+				return fmt.Errorf("record read time of blob %s of %s %d: %w", k.Digest, t.owner, k.GroupID, err)
 			}
 		}
 		return nil
@@ -77,17 +86,22 @@ func (s *Store) TouchBlobs(ctx context.Context, keys []BlobKey, at time.Time) er
 // reference that is already gone is not an error, so concurrent healers and
 // purges do not fail each other. The blob file is not touched.
 func (s *Store) DeleteBlob(ctx context.Context, groupID int64, d oci.Digest) error {
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM blobs WHERE group_id = $1 AND digest = $2`, groupID, string(d)); err != nil {
-		return fmt.Errorf("delete blob %s of group %d: %w", d, groupID, err)
+	return s.deleteBlob(ctx, &groupCache, groupID, d)
+}
+
+func (s *Store) deleteBlob(ctx context.Context, t *cacheTables, owner int64, d oci.Digest) error {
+	if _, err := s.w.ExecContext(ctx, t.deleteBlob, owner, string(d)); err != nil {
+		return fmt.Errorf("delete blob %s of %s %d: %w", d, t.owner, owner, err)
 	}
 	return nil
 }
 
-// BlobReferenced reports whether any group still references the blob d,
+// BlobReferenced reports whether any group or virtual registry upstream
+// still references the blob d,
 // i.e. whether its file must be kept.
 func (s *Store) BlobReferenced(ctx context.Context, d oci.Digest) (bool, error) {
 	var ok bool
-	err := s.readRow(ctx, `SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = $1)`, string(d)).Scan(&ok)
+	err := s.readRow(ctx, `SELECT EXISTS (SELECT 1 FROM blob_refs WHERE digest = $1)`, string(d)).Scan(&ok)
 	if err != nil {
 		return false, fmt.Errorf("is blob %s referenced: %w", d, err)
 	}

@@ -55,7 +55,7 @@ type StoredBlob struct {
 // non-empty. ReadAt is left zero.
 func (s *Store) ReferencedBlobs(ctx context.Context, after oci.Digest, limit int) ([]StoredBlob, error) {
 	rows, err := s.r.QueryContext(ctx,
-		`SELECT digest, MAX(size) FROM blobs WHERE digest > $1 GROUP BY digest ORDER BY digest LIMIT $2`,
+		`SELECT digest, MAX(size) FROM blob_refs WHERE digest > $1 GROUP BY digest ORDER BY digest LIMIT $2`,
 		string(after), listLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("list referenced blobs: %w", err)
@@ -82,7 +82,7 @@ func (s *Store) ReferencedBlobs(ctx context.Context, after oci.Digest, limit int
 func (s *Store) CachedBlobBytes(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.r.QueryRowContext(ctx,
-		`SELECT COALESCE(SUM(size), 0) FROM (SELECT digest, MAX(size) AS size FROM blobs GROUP BY digest) AS d`).Scan(&n)
+		`SELECT COALESCE(SUM(size), 0) FROM (SELECT digest, MAX(size) AS size FROM blob_refs GROUP BY digest) AS d`).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("add up cached blob sizes: %w", err)
 	}
@@ -93,8 +93,8 @@ func (s *Store) CachedBlobBytes(ctx context.Context) (int64, error) {
 // read first, where a blob's read time is the latest over all groups.
 func (s *Store) LeastRecentlyRead(ctx context.Context, limit int) ([]StoredBlob, error) {
 	rows, err := s.r.QueryContext(ctx,
-		`SELECT b.digest, b.size, b.read_at FROM blobs b
-		WHERE b.read_at = (SELECT MAX(c.read_at) FROM blobs c WHERE c.digest = b.digest)
+		`SELECT b.digest, b.size, b.read_at FROM blob_refs b
+		WHERE b.read_at = (SELECT MAX(c.read_at) FROM blob_refs c WHERE c.digest = b.digest)
 		ORDER BY b.read_at, b.digest LIMIT $1`, listLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("list least recently read blobs: %w", err)
@@ -120,37 +120,59 @@ func (s *Store) LeastRecentlyRead(ctx context.Context, limit int) ([]StoredBlob,
 	return out, nil
 }
 
-// EvictBlob deletes every group's reference to blob d, unless one of them
-// was read after readAt (the blob was read since the caller chose it). It
-// returns how many references it deleted. The file is not touched.
+// EvictBlob deletes every reference to blob d (groups' and virtual
+// registry upstreams'), unless one of them was read after readAt (the blob
+// was read since the caller chose it). It returns how many references it
+// deleted. The file is not touched.
 func (s *Store) EvictBlob(ctx context.Context, d oci.Digest, readAt time.Time) (int64, error) {
-	res, err := s.w.ExecContext(ctx,
-		`DELETE FROM blobs WHERE digest = $1
-		AND NOT EXISTS (SELECT 1 FROM blobs c WHERE c.digest = $1 AND c.read_at > $2)`,
-		string(d), dbTime(readAt))
-	if err != nil {
-		return 0, fmt.Errorf("evict blob %s: %w", d, err)
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var recent bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM blob_refs WHERE digest = $1 AND read_at > $2)`,
+			string(d), dbTime(readAt)).Scan(&recent); err != nil || recent {
+			return err
+		}
+		var err error
+		n, err = dropRefs(ctx, tx, d)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("evict blob %s: %w", d, err)
 	}
 	return n, nil
 }
 
-// DropBlob deletes every group's reference to blob d (its file is missing
-// or corrupt; the next pull fetches it again) and returns how many it
+// DropBlob deletes every reference to blob d (its file is missing or
+// corrupt; the next pull fetches it again) and returns how many it
 // deleted. The file is not touched.
 func (s *Store) DropBlob(ctx context.Context, d oci.Digest) (int64, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM blobs WHERE digest = $1`, string(d))
-	if err != nil {
-		return 0, fmt.Errorf("drop blob %s: %w", d, err)
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		n, err = dropRefs(ctx, tx, d)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("drop blob %s: %w", d, err)
 	}
 	return n, nil
+}
+
+// dropRefs deletes the groups' and the upstreams' references to d.
+func dropRefs(ctx context.Context, tx *sql.Tx, d oci.Digest) (int64, error) {
+	var total int64
+	for _, q := range []string{`DELETE FROM blobs WHERE digest = $1`, `DELETE FROM virtual_blobs WHERE digest = $1`} {
+		res, err := tx.ExecContext(ctx, q, string(d))
+		if err != nil {
+			return 0, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
 }
 
 // GroupCacheSize is the space a group's cache accounts for.

@@ -28,11 +28,13 @@ func scanManifest(row interface{ Scan(...any) error }) (Manifest, error) {
 // Manifest returns a group's cached manifest for image and reference (a
 // tag or a digest), or an error wrapping ErrNotFound.
 func (s *Store) Manifest(ctx context.Context, groupID int64, image, reference string) (Manifest, error) {
-	m, err := scanManifest(s.readRow(ctx,
-		`SELECT `+manifestColumns+` FROM manifests WHERE group_id = $1 AND image = $2 AND reference = $3`,
-		groupID, image, reference))
+	return s.cachedManifest(ctx, &groupCache, groupID, image, reference)
+}
+
+func (s *Store) cachedManifest(ctx context.Context, t *cacheTables, owner int64, image, reference string) (Manifest, error) {
+	m, err := scanManifest(s.readRow(ctx, t.manifest, owner, image, reference))
 	if err != nil {
-		return Manifest{}, notFound(err, fmt.Sprintf("manifest %s:%s of group %d", image, reference, groupID))
+		return Manifest{}, notFound(err, fmt.Sprintf("manifest %s:%s of %s %d", image, reference, t.owner, owner))
 	}
 	return m, nil
 }
@@ -53,6 +55,10 @@ func (s *Store) ManifestByID(ctx context.Context, id int64) (Manifest, error) {
 // StatusDefault, a zero Size means len(Content). An unknown group is an
 // error wrapping ErrNotFound.
 func (s *Store) PutManifest(ctx context.Context, m Manifest) (Manifest, error) {
+	return s.putManifest(ctx, &groupCache, m)
+}
+
+func (s *Store) putManifest(ctx context.Context, t *cacheTables, m Manifest) (Manifest, error) {
 	now := s.now()
 	m.CreatedAt = dbTime(orNow(m.CreatedAt, now))
 	m.UpdatedAt = dbTime(orNow(m.UpdatedAt, now))
@@ -64,22 +70,14 @@ func (s *Store) PutManifest(ctx context.Context, m Manifest) (Manifest, error) {
 		m.Size = int64(len(m.Content))
 	}
 	m.Content = append(make([]byte, 0, len(m.Content)), m.Content...) // never nil: the column is NOT NULL
-	err := s.w.QueryRowContext(ctx,
-		`INSERT INTO manifests (group_id, image, reference, digest, media_type, size, content, etag, status,
-			created_at, updated_at, read_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-		ON CONFLICT (group_id, image, reference) DO UPDATE SET digest = excluded.digest,
-			media_type = excluded.media_type, size = excluded.size, content = excluded.content,
-			etag = excluded.etag, status = excluded.status, updated_at = excluded.updated_at,
-			read_at = excluded.read_at
-		RETURNING id, created_at`,
+	err := s.w.QueryRowContext(ctx, t.putManifest,
 		m.GroupID, m.Image, m.Reference, string(m.Digest), m.MediaType, m.Size, m.Content, m.ETag, m.Status,
 		m.CreatedAt, m.UpdatedAt, m.ReadAt).Scan(&m.ID, &m.CreatedAt)
 	if s.isForeignKey(err) {
-		return Manifest{}, fmt.Errorf("store manifest %s:%s: group %d: %w", m.Image, m.Reference, m.GroupID, ErrNotFound)
+		return Manifest{}, fmt.Errorf("store manifest %s:%s: %s %d: %w", m.Image, m.Reference, t.owner, m.GroupID, ErrNotFound)
 	}
 	if err != nil {
-		return Manifest{}, fmt.Errorf("store manifest %s:%s of group %d: %w", m.Image, m.Reference, m.GroupID, err)
+		return Manifest{}, fmt.Errorf("store manifest %s:%s of %s %d: %w", m.Image, m.Reference, t.owner, m.GroupID, err)
 	}
 	m.CreatedAt = m.CreatedAt.UTC()
 	return m, nil
@@ -95,7 +93,11 @@ func orNow(t, now time.Time) time.Time {
 // ConfirmManifest records that the upstream revalidated a manifest at at
 // (UpdatedAt). An unknown id is an error wrapping ErrNotFound.
 func (s *Store) ConfirmManifest(ctx context.Context, id int64, at time.Time) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE manifests SET updated_at = $1 WHERE id = $2`, s.stamp(at), id)
+	return s.confirmManifest(ctx, &groupCache, id, at)
+}
+
+func (s *Store) confirmManifest(ctx context.Context, t *cacheTables, id int64, at time.Time) error {
+	res, err := s.w.ExecContext(ctx, t.confirmManifest, s.stamp(at), id)
 	return affected(res, err, fmt.Sprintf("confirm manifest %d", id))
 }
 
@@ -119,12 +121,16 @@ func (s *Store) DeleteManifest(ctx context.Context, id int64) error {
 // TouchManifests sets the read time of the manifests with ids to at, in one
 // transaction. Ids that no longer exist are skipped.
 func (s *Store) TouchManifests(ctx context.Context, ids []int64, at time.Time) error {
+	return s.touchManifests(ctx, &groupCache, ids, at)
+}
+
+func (s *Store) touchManifests(ctx context.Context, t *cacheTables, ids []int64, at time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	at = s.stamp(at)
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE manifests SET read_at = $1 WHERE id = $2`)
+		stmt, err := tx.PrepareContext(ctx, t.touchManifest)
 		if err != nil {
 			return fmt.Errorf("record read time of %d manifests: %w", len(ids), err)
 		}

@@ -118,7 +118,7 @@ func TestPostgresSchemaMatchesSQLite(t *testing.T) {
 		return out
 	}
 	want := columns(lite, `SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
-		WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> 'goose_db_version'`)
+		WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite_%' AND m.name <> 'goose_db_version'`)
 	got := columns(pg, `SELECT table_name, column_name FROM information_schema.columns
 		WHERE table_schema = current_schema() AND table_name <> 'goose_db_version'`)
 	if !slices.Equal(got, want) {

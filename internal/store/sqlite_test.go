@@ -304,9 +304,11 @@ func TestSQLiteLookupsUseIndexes(t *testing.T) {
 	s := openTestSQLite(t)
 	queries := map[string]string{
 		"TokenByHash":      `SELECT ` + tokenColumns + ` FROM tokens WHERE hash = $1`,
-		"Manifest":         `SELECT ` + manifestColumns + ` FROM manifests WHERE group_id = $1 AND image = $2 AND reference = $3`,
-		"Blob":             `SELECT ` + blobColumns + ` FROM blobs WHERE group_id = $1 AND digest = $2`,
-		"BlobReferenced":   `SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = $1)`,
+		"Manifest":         groupCache.manifest,
+		"Blob":             groupCache.blob,
+		"VirtualManifest":  upstreamCache.manifest,
+		"VirtualBlob":      upstreamCache.blob,
+		"BlobReferenced":   `SELECT EXISTS (SELECT 1 FROM blob_refs WHERE digest = $1)`,
 		"GroupByPath":      `SELECT ` + groupColumns + ` FROM groups WHERE path = $1`,
 		"UserByUsername":   `SELECT ` + userColumns + ` FROM users WHERE username = $1`,
 		"ExpireManifests":  `DELETE FROM manifests WHERE group_id = $1 AND read_at < $2`,

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/dproxy/dproxy/internal/oci"
 )
 
 // runVirtualContract is the behaviour of virtual registries every backend
@@ -21,6 +24,7 @@ func runVirtualContract(t *testing.T, open func(t *testing.T) *Store) {
 		{"Upstreams", contractVirtualUpstreams},
 		{"UpstreamOrder", contractVirtualUpstreamOrder},
 		{"Cascade", contractVirtualCascade},
+		{"UpstreamCache", contractUpstreamCache},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -240,5 +244,68 @@ func contractVirtualCascade(t *testing.T, s *Store) {
 	}
 	if _, err := s.VirtualUpstream(ctx, u.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("upstream after group delete: %v", err)
+	}
+}
+
+// An upstream's cached content keeps its blob files alive for garbage
+// collection and the size cap, and goes with the upstream.
+func contractUpstreamCache(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g := mustGroup(t, s, "acme")
+	r, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "all"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r.ID, Name: "hub", URL: "https://hub.example"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc := s.UpstreamCache()
+	d := oci.Digest("sha256:" + strings.Repeat("ab", 32))
+	m, err := uc.PutManifest(ctx, Manifest{GroupID: u.ID, Image: "library/alpine", Reference: "latest", Digest: d, MediaType: "application/vnd.oci.image.manifest.v1+json", Content: []byte("{}")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := uc.Manifest(ctx, u.ID, "library/alpine", "latest"); err != nil || got.ID != m.ID {
+		t.Fatalf("Manifest = %+v, %v", got, err)
+	}
+	if _, err := s.Manifest(ctx, u.ID, "library/alpine", "latest"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an upstream's manifest is visible as a group's: %v", err)
+	}
+	if err := uc.PutBlob(ctx, Blob{GroupID: u.ID, Digest: d, Size: 42}); err != nil {
+		t.Fatal(err)
+	}
+	if err := uc.PutBlob(ctx, Blob{GroupID: 999, Digest: d, Size: 42}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("PutBlob for an unknown upstream: %v, want ErrNotFound", err)
+	}
+	if ok, err := s.BlobReferenced(ctx, d); err != nil || !ok {
+		t.Errorf("BlobReferenced = %v, %v; an upstream's reference keeps the file", ok, err)
+	}
+	if refs, err := s.ReferencedBlobs(ctx, "", 10); err != nil || len(refs) != 1 || refs[0].Size != 42 {
+		t.Errorf("ReferencedBlobs = %+v, %v", refs, err)
+	}
+	if n, err := s.CachedBlobBytes(ctx); err != nil || n != 42 {
+		t.Errorf("CachedBlobBytes = %d, %v", n, err)
+	}
+	if err := s.PutBlob(ctx, Blob{GroupID: g.ID, Digest: d, Size: 42}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.CachedBlobBytes(ctx); err != nil || n != 42 {
+		t.Errorf("CachedBlobBytes with a group sharing the file = %d, %v; want it counted once", n, err)
+	}
+	if n, err := s.DropBlob(ctx, d); err != nil || n != 2 {
+		t.Errorf("DropBlob = %d, %v; want both references gone", n, err)
+	}
+	if err := uc.PutBlob(ctx, Blob{GroupID: u.ID, Digest: d, Size: 42}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteVirtualUpstream(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.BlobReferenced(ctx, d); err != nil || ok {
+		t.Errorf("after the upstream's deletion BlobReferenced = %v, %v", ok, err)
+	}
+	if _, err := uc.Manifest(ctx, u.ID, "library/alpine", "latest"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the upstream's manifest outlived it: %v", err)
 	}
 }

@@ -1,0 +1,43 @@
+package store
+
+import "strings"
+
+// cacheTables holds the queries of one kind of cache owner: groups (the
+// dependency proxy: manifests, blobs) or virtual registry upstreams
+// (virtual_manifests, virtual_blobs). Both kinds of table have the same
+// columns but the owner's, so one set of functions serves both. The
+// queries are built once; owner is what errors call an owner.
+type cacheTables struct {
+	owner                                                 string
+	manifest, putManifest, confirmManifest, touchManifest string
+	blob, putBlob, touchBlob, deleteBlob                  string
+}
+
+var (
+	groupCache    = newCacheTables("group", "manifests", "blobs", "group_id")
+	upstreamCache = newCacheTables("virtual registry upstream", "virtual_manifests", "virtual_blobs", "upstream_id")
+)
+
+func newCacheTables(owner, manifests, blobs, ownerCol string) cacheTables {
+	r := strings.NewReplacer("{m}", manifests, "{b}", blobs, "{owner}", ownerCol)
+	cols := `id, {owner}, image, reference, digest, media_type, size, content, etag, status, created_at, updated_at, read_at`
+	return cacheTables{
+		owner:    owner,
+		manifest: r.Replace(`SELECT ` + cols + ` FROM {m} WHERE {owner} = $1 AND image = $2 AND reference = $3`),
+		putManifest: r.Replace(`INSERT INTO {m} ({owner}, image, reference, digest, media_type, size, content, etag, status,
+			created_at, updated_at, read_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		ON CONFLICT ({owner}, image, reference) DO UPDATE SET digest = excluded.digest,
+			media_type = excluded.media_type, size = excluded.size, content = excluded.content,
+			etag = excluded.etag, status = excluded.status, updated_at = excluded.updated_at,
+			read_at = excluded.read_at
+		RETURNING id, created_at`),
+		confirmManifest: r.Replace(`UPDATE {m} SET updated_at = $1 WHERE id = $2`),
+		touchManifest:   r.Replace(`UPDATE {m} SET read_at = $1 WHERE id = $2`),
+		blob:            r.Replace(`SELECT {owner}, digest, size, created_at, read_at FROM {b} WHERE {owner} = $1 AND digest = $2`),
+		putBlob: r.Replace(`INSERT INTO {b} ({owner}, digest, size, created_at, read_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT ({owner}, digest) DO UPDATE SET size = excluded.size, read_at = excluded.read_at`),
+		touchBlob:  r.Replace(`UPDATE {b} SET read_at = $1 WHERE {owner} = $2 AND digest = $3`),
+		deleteBlob: r.Replace(`DELETE FROM {b} WHERE {owner} = $1 AND digest = $2`),
+	}
+}
