@@ -35,12 +35,14 @@ import (
 
 // App is an assembled dproxy server. Close releases what Open acquired.
 type App struct {
-	Config  config.Config
-	Store   *store.Store
-	Blobs   BlobStore
-	Auth    *auth.Service
-	Issuer  *auth.Issuer
-	Cache   *cache.Cache
+	Config config.Config
+	Store  *store.Store
+	Blobs  BlobStore
+	Auth   *auth.Service
+	Issuer *auth.Issuer
+	Cache  *cache.Cache
+	// Virtual serves the container virtual registries.
+	Virtual *cache.Virtual
 	Metrics *metrics.Metrics
 	Server  *server.Server
 	// Lifecycle runs TTL expiry, garbage collection and the size cap; Run
@@ -127,34 +129,41 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	}
 
 	m := metrics.New()
-	up, err := upstream.New(upstream.Options{
-		URL:                    cfg.Upstream,
-		ConnectTimeout:         cfg.UpstreamConnectTimeout,
-		ResponseHeaderTimeout:  cfg.UpstreamResponseHeaderTimeout,
-		MaxManifestSize:        cfg.MaxManifestSize,
-		UserAgent:              "dproxy",
-		RateLimitReserve:       reserve(cfg.RateLimitReserve),
-		TooManyRequestsBackoff: cfg.RateLimitBackoff,
-		Now:                    o.now,
-		Logger:                 log,
-		Metrics:                m,
-	})
+	// newUpstream makes the client of an upstream registry: Docker Hub (or
+	// the configured upstream) and each virtual registry upstream.
+	newUpstream := func(url string) (*upstream.Client, error) {
+		return upstream.New(upstream.Options{
+			URL:                    url,
+			ConnectTimeout:         cfg.UpstreamConnectTimeout,
+			ResponseHeaderTimeout:  cfg.UpstreamResponseHeaderTimeout,
+			MaxManifestSize:        cfg.MaxManifestSize,
+			UserAgent:              "dproxy",
+			RateLimitReserve:       reserve(cfg.RateLimitReserve),
+			TooManyRequestsBackoff: cfg.RateLimitBackoff,
+			Now:                    o.now,
+			Logger:                 log,
+			Metrics:                m,
+		})
+	}
+	up, err := newUpstream(cfg.Upstream)
 	if err != nil {
 		return nil, err
 	}
-	c := cache.New(st, blobs, up, cache.Options{
+	cacheOpts := cache.Options{
 		RevalidateTimeout: cfg.RevalidateTimeout,
 		RateLimitReserve:  reserve(cfg.RateLimitReserve),
 		MaxBlobSize:       cfg.MaxBlobSize,
 		Logger:            log,
 		Metrics:           m,
 		Now:               o.now,
-	})
+	}
+	c := cache.New(st, blobs, up, cacheOpts)
+	vc := cache.NewVirtual(st, st.UpstreamCache(), blobs, func(url string) (cache.Remote, error) { return newUpstream(url) }, cacheOpts)
 	lm, err := metrics.NewLifecycle(m, cacheSizes(st))
 	if err != nil {
 		return nil, fmt.Errorf("register lifecycle metrics: %w", err)
 	}
-	lc := lifecycle.New(st, blobs, c, lifecycle.Options{
+	lc := lifecycle.New(st, blobs, cache.Users{Main: c, Virtual: vc}, lifecycle.Options{
 		TTLInterval: cfg.TTLInterval,
 		GCInterval:  cfg.GCInterval,
 		MaxSize:     cfg.CacheMaxSize,
@@ -163,8 +172,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		Metrics:     lm,
 		AfterDelete: gcPauseHook(log),
 	})
-	reg := registry.New(svc, iss, c, st, registry.Options{ExternalURL: cfg.ExternalURL, MirrorGroup: cfg.MirrorGroup, Logger: log, Metrics: m})
-	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Metrics: m, Lifecycle: lc, log: log}
+	reg := registry.New(svc, iss, c, st, registry.Options{ExternalURL: cfg.ExternalURL, MirrorGroup: cfg.MirrorGroup, Virtual: vc, Logger: log, Metrics: m})
+	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Virtual: vc, Metrics: m, Lifecycle: lc, log: log}
 	admin := graphql.New(st, svc, c, graphql.Options{ExternalURL: cfg.ExternalURL, Logger: log, Released: lc.Kick,
 		RateLimits: up.RateLimits, CheckRateLimit: up.CheckRateLimit,
 		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams})
@@ -225,6 +234,7 @@ func cacheSizes(st *store.Store) metrics.SizeFunc {
 // Close stops background work and closes the store.
 func (a *App) Close() error {
 	a.Cache.Close()
+	a.Virtual.Close()
 	return a.Store.Close()
 }
 

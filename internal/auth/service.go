@@ -32,6 +32,8 @@ type Accounts interface {
 	// ProxySetting is a group's dependency proxy setting; only its
 	// AllowAnonymousPull is read here.
 	ProxySetting(ctx context.Context, groupID int64) (store.ProxySetting, error)
+	VirtualRegistry(ctx context.Context, id int64) (store.VirtualRegistry, error)
+	GroupByID(ctx context.Context, id int64) (store.Group, error)
 }
 
 // ServiceOptions configure a Service. Zero values mean the defaults.
@@ -373,15 +375,59 @@ func (s *Service) GrantedActions(ctx context.Context, p Principal, scope string)
 	if !slices.Contains(a.Actions, "pull") && !slices.Contains(a.Actions, "*") {
 		return nil
 	}
-	group, ok := s.PullGroup(a.Name)
-	if !ok {
-		return nil
+	var authorize func() error
+	if vr, isVirtual, err := oci.ParseVirtualRepository(a.Name); isVirtual {
+		if err != nil {
+			return nil
+		}
+		authorize = func() error { _, err := s.AuthorizeVirtualPull(ctx, p, vr.RegistryID); return err }
+	} else {
+		group, ok := s.PullGroup(a.Name)
+		if !ok {
+			return nil
+		}
+		authorize = func() error { _, err := s.AuthorizePull(ctx, p, group); return err }
 	}
-	if _, err := s.AuthorizePull(ctx, p, group); err != nil {
+	if err := authorize(); err != nil {
 		if !errors.Is(err, oci.ErrNameUnknown) && !errors.Is(err, oci.ErrDenied) && !errors.Is(err, oci.ErrUnauthorized) {
 			s.opts.Logger.WarnContext(ctx, "authorize token scope", "scope", clip(scope), "principal", p.Subject(), "err", err)
 		}
 		return nil
 	}
 	return []string{"pull"}
+}
+
+// AuthorizeVirtualPull checks that p may pull from container virtual
+// registry id: a token needs the api scope or read_virtual_registry with
+// read_registry (write_virtual_registry with write_registry), as GitLab;
+// and read access to the registry's group as for its dependency proxy. An
+// unknown registry and one p may not see give the same NAME_UNKNOWN.
+func (s *Service) AuthorizeVirtualPull(ctx context.Context, p Principal, id int64) (store.VirtualRegistry, error) {
+	if p.IsZero() || p.Anonymous {
+		return store.VirtualRegistry{}, fmt.Errorf("%w: log in to pull from virtual registry %d", oci.ErrUnauthorized, id)
+	}
+	if !p.HasScope(ScopeAPI) &&
+		!(p.HasScope(ScopeReadVirtualRegistry) && p.HasScope(ScopeReadRegistry)) &&
+		!(p.HasScope(ScopeWriteVirtualRegistry) && p.HasScope(ScopeWriteRegistry)) {
+		return store.VirtualRegistry{}, fmt.Errorf("%w: pulling from a virtual registry needs a token with the read_virtual_registry and read_registry scopes (or api)", oci.ErrDenied)
+	}
+	unknown := fmt.Errorf("%w: virtual registry %d does not exist or you do not have access to it", oci.ErrNameUnknown, id)
+	r, err := s.accounts.VirtualRegistry(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.VirtualRegistry{}, unknown
+	}
+	if err != nil {
+		return store.VirtualRegistry{}, fmt.Errorf("authorize pull from virtual registry %d: %w", id, err)
+	}
+	g, err := s.accounts.GroupByID(ctx, r.GroupID)
+	if err != nil {
+		return store.VirtualRegistry{}, fmt.Errorf("authorize pull from virtual registry %d: %w", id, err)
+	}
+	if _, err := s.AuthorizePull(ctx, p, g.Path); err != nil {
+		if errors.Is(err, oci.ErrNameUnknown) {
+			return store.VirtualRegistry{}, unknown
+		}
+		return store.VirtualRegistry{}, err
+	}
+	return r, nil
 }

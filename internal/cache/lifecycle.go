@@ -95,11 +95,27 @@ func (c *Cache) markDeleting(d oci.Digest, force bool) func() {
 // and nothing uses it, and reports whether it did. It is safe while the
 // cache serves: see the protocol above.
 func (c *Cache) RemoveUnusedBlob(ctx context.Context, d oci.Digest) (bool, error) {
-	clear := c.markDeleting(d, false)
-	if clear == nil {
-		return false, nil
+	return removeUnused(ctx, []*Cache{c}, d)
+}
+
+// removeUnused runs the delete protocol over caches that share the blob
+// files and the store: the delete mark is set in each of them first, so a
+// pin in any of them waits for the delete.
+func removeUnused(ctx context.Context, caches []*Cache, d oci.Digest) (bool, error) {
+	var clears []func()
+	defer func() {
+		for _, clear := range clears {
+			clear()
+		}
+	}()
+	for _, c := range caches {
+		clear := c.markDeleting(d, false)
+		if clear == nil {
+			return false, nil
+		}
+		clears = append(clears, clear)
 	}
-	defer clear()
+	c := caches[0]
 	referenced, err := c.meta.BlobReferenced(ctx, d)
 	if err != nil {
 		return false, fmt.Errorf("remove unused blob %s: %w", d, err)

@@ -3,6 +3,7 @@ package oci
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -111,4 +112,32 @@ func ParseProxyRepository(name string) (repo ProxyRepository, ok bool, err error
 		return ProxyRepository{}, true, fmt.Errorf("image: %w", err)
 	}
 	return ProxyRepository{Group: group, Image: image}, true, nil
+}
+
+// virtualPrefix starts a container virtual registry repository name:
+// "virtual_registries/container/<id>/<image>".
+const virtualPrefix = "virtual_registries/container/"
+
+// VirtualRepository is an image of a container virtual registry.
+type VirtualRepository struct {
+	RegistryID int64
+	Image      string // as requested ("alpine", "prometheus/node-exporter")
+}
+
+// ParseVirtualRepository splits and validates a virtual registry
+// repository name. ok is false when name is not a virtual registry path.
+func ParseVirtualRepository(name string) (repo VirtualRepository, ok bool, err error) {
+	rest, found := strings.CutPrefix(name, virtualPrefix)
+	if !found {
+		return VirtualRepository{}, false, nil
+	}
+	id, image, _ := strings.Cut(rest, "/")
+	n, perr := strconv.ParseInt(id, 10, 64)
+	if perr != nil || n <= 0 || strings.HasPrefix(id, "0") {
+		return VirtualRepository{}, true, fmt.Errorf("%w: %q is not a virtual registry id: the path is virtual_registries/container/<id>/<image>", ErrNameInvalid, id)
+	}
+	if err := ValidateName(image); err != nil {
+		return VirtualRepository{}, true, fmt.Errorf("image: %w", err)
+	}
+	return VirtualRepository{RegistryID: n, Image: image}, true, nil
 }

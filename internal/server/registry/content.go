@@ -15,8 +15,8 @@ import (
 
 // manifest answers GET and HEAD of a manifest with the upstream's exact
 // bytes and headers; HEAD carries the same headers and no body.
-func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, t cache.Target, ref oci.Reference) error {
-	m, err := h.cache.Manifest(r.Context(), t, ref)
+func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, src source, ref oci.Reference) error {
+	m, err := src.Manifest(r.Context(), ref)
 	if err != nil {
 		return err
 	}
@@ -34,11 +34,11 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, t cache.Targe
 		return nil
 	}
 	n, _ := w.Write(m.Content)
-	h.metrics.BytesServed(source(m.Result), int64(n))
+	h.metrics.BytesServed(sourceOf(m.Result), int64(n))
 	return nil
 }
 
-func source(result string) string {
+func sourceOf(result string) string {
 	if result == metrics.ResultMiss {
 		return metrics.SourceUpstream
 	}
@@ -48,10 +48,10 @@ func source(result string) string {
 // blob answers GET and HEAD of a blob. A cached blob supports Range; a
 // blob being downloaded streams as it arrives, and a failed download
 // aborts the connection so the client never mistakes a prefix for the blob.
-func (h *Handler) blob(w http.ResponseWriter, r *http.Request, t cache.Target, d oci.Digest) error {
+func (h *Handler) blob(w http.ResponseWriter, r *http.Request, src source, d oci.Digest) error {
 	hd := w.Header()
 	if r.Method == http.MethodHead {
-		size, err := h.cache.StatBlob(r.Context(), t, d)
+		size, err := src.StatBlob(r.Context(), d)
 		if err != nil {
 			return err
 		}
@@ -62,7 +62,7 @@ func (h *Handler) blob(w http.ResponseWriter, r *http.Request, t cache.Target, d
 		hd.Set("Accept-Ranges", "bytes")
 		return nil
 	}
-	b, err := h.cache.Blob(r.Context(), t, d)
+	b, err := src.Blob(r.Context(), d)
 	if err != nil {
 		return err
 	}
@@ -115,6 +115,51 @@ func (h *Handler) blob(w http.ResponseWriter, r *http.Request, t cache.Target, d
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// source is where a repository's content comes from: a group's dependency
+// proxy or a container virtual registry.
+type source interface {
+	Manifest(ctx context.Context, ref oci.Reference) (cache.Manifest, error)
+	Blob(ctx context.Context, d oci.Digest) (*cache.Blob, error)
+	StatBlob(ctx context.Context, d oci.Digest) (int64, error)
+}
+
+// proxySource is a group's dependency proxy.
+type proxySource struct {
+	c puller
+	t cache.Target
+}
+
+func (s proxySource) Manifest(ctx context.Context, ref oci.Reference) (cache.Manifest, error) {
+	return s.c.Manifest(ctx, s.t, ref)
+}
+
+func (s proxySource) Blob(ctx context.Context, d oci.Digest) (*cache.Blob, error) {
+	return s.c.Blob(ctx, s.t, d)
+}
+
+func (s proxySource) StatBlob(ctx context.Context, d oci.Digest) (int64, error) {
+	return s.c.StatBlob(ctx, s.t, d)
+}
+
+// virtualSource is an image of a container virtual registry.
+type virtualSource struct {
+	v     virtualPuller
+	id    int64
+	image string
+}
+
+func (s virtualSource) Manifest(ctx context.Context, ref oci.Reference) (cache.Manifest, error) {
+	return s.v.Manifest(ctx, s.id, s.image, ref)
+}
+
+func (s virtualSource) Blob(ctx context.Context, d oci.Digest) (*cache.Blob, error) {
+	return s.v.Blob(ctx, s.id, s.image, d)
+}
+
+func (s virtualSource) StatBlob(ctx context.Context, d oci.Digest) (int64, error) {
+	return s.v.StatBlob(ctx, s.id, s.image, d)
 }
 
 // redirecter is a stored blob clients may fetch from storage directly

@@ -34,6 +34,7 @@ type authenticator interface {
 	Authenticate(ctx context.Context, username, password string) (auth.Principal, error)
 	PrincipalFromSubject(ctx context.Context, subject string) (auth.Principal, error)
 	AuthorizePull(ctx context.Context, p auth.Principal, groupPath string) (store.Group, error)
+	AuthorizeVirtualPull(ctx context.Context, p auth.Principal, id int64) (store.VirtualRegistry, error)
 	GrantedActions(ctx context.Context, p auth.Principal, scope string) []string
 }
 
@@ -52,6 +53,13 @@ type puller interface {
 	StatBlob(ctx context.Context, t cache.Target, d oci.Digest) (int64, error)
 }
 
+// virtualPuller serves container virtual registries.
+type virtualPuller interface {
+	Manifest(ctx context.Context, registryID int64, image string, ref oci.Reference) (cache.Manifest, error)
+	Blob(ctx context.Context, registryID int64, image string, d oci.Digest) (*cache.Blob, error)
+	StatBlob(ctx context.Context, registryID int64, image string, d oci.Digest) (int64, error)
+}
+
 // settings reads a group's proxy setting and the instance defaults.
 type settings interface {
 	ProxySetting(ctx context.Context, groupID int64) (store.ProxySetting, error)
@@ -67,8 +75,11 @@ type Options struct {
 	// ("library/alpine", "alpine", "bitnami/redis") are served through this
 	// group's dependency proxy. "" turns it off.
 	MirrorGroup string
-	Logger      *slog.Logger
-	Metrics     *metrics.Metrics
+	// Virtual serves /v2/virtual_registries/container/<id>/…; nil answers
+	// NAME_UNKNOWN there.
+	Virtual virtualPuller
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
 }
 
 // Handler serves /v2/ and /jwt/auth.
@@ -79,6 +90,7 @@ type Handler struct {
 	settings settings
 	realm    string
 	mirror   string
+	virtual  virtualPuller
 	log      *slog.Logger
 	metrics  *metrics.Metrics
 }
@@ -92,6 +104,7 @@ func New(a authenticator, iss issuer, c puller, s settings, opts Options) *Handl
 		auth: a, issuer: iss, cache: c, settings: s,
 		realm:   strings.TrimSuffix(opts.ExternalURL, "/") + "/jwt/auth",
 		mirror:  opts.MirrorGroup,
+		virtual: opts.Virtual,
 		log:     opts.Logger,
 		metrics: opts.Metrics,
 	}
@@ -161,10 +174,6 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 	if rt.kind != kindManifests && rt.kind != kindBlobs || r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return fmt.Errorf("%w: %s on %s; dproxy is a pull-through cache and serves only GET and HEAD of manifests and blobs", oci.ErrUnsupported, r.Method, rt.kind)
 	}
-	repo, err := h.pullRepository(rt.name)
-	if err != nil {
-		return err
-	}
 	var ref oci.Reference
 	if rt.kind == kindManifests {
 		ref, err = oci.ParseReference(rt.arg)
@@ -174,8 +183,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-
-	t, err := h.target(r.Context(), p, repo)
+	src, err := h.source(r.Context(), p, rt.name)
 	if err != nil {
 		return err
 	}
@@ -185,9 +193,35 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("%w: the token does not grant pull access to %s; request a token with scope repository:%s:pull", oci.ErrUnauthorized, rt.name, rt.name)
 	}
 	if rt.kind == kindManifests {
-		return h.manifest(w, r, t, ref)
+		return h.manifest(w, r, src, ref)
 	}
-	return h.blob(w, r, t, ref.Digest)
+	return h.blob(w, r, src, ref.Digest)
+}
+
+// source authorises a pull of repository name and says where it is served
+// from: a container virtual registry, or a group's dependency proxy.
+func (h *Handler) source(ctx context.Context, p auth.Principal, name string) (source, error) {
+	if vr, ok, err := oci.ParseVirtualRepository(name); ok {
+		if err != nil {
+			return nil, err
+		}
+		if h.virtual == nil {
+			return nil, fmt.Errorf("%w: this server has no virtual registries", oci.ErrNameUnknown)
+		}
+		if _, err := h.auth.AuthorizeVirtualPull(ctx, p, vr.RegistryID); err != nil {
+			return nil, err
+		}
+		return virtualSource{v: h.virtual, id: vr.RegistryID, image: vr.Image}, nil
+	}
+	repo, err := h.pullRepository(name)
+	if err != nil {
+		return nil, err
+	}
+	t, err := h.target(ctx, p, repo)
+	if err != nil {
+		return nil, err
+	}
+	return proxySource{c: h.cache, t: t}, nil
 }
 
 // dockerHub is the only registry namespace mirror mode serves.

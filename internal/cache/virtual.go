@@ -1,0 +1,268 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/upstream"
+)
+
+// Virtual serves container virtual registries: one pull address over an
+// ordered list of upstream registries. Each upstream has a Cache of its
+// own (its own tables through store.UpstreamCache, its own upstream
+// client), so every guarantee of the dependency proxy holds per upstream:
+// exact bytes, verification, one fetch per blob, streaming, serve-stale.
+//
+// Resolution of a manifest: a cached copy from any upstream, in order,
+// wins while it is valid for that upstream (cache_validity_hours; 0 =
+// always), then a HEAD to that upstream decides; a 404 there moves on.
+// Uncached content is asked of the upstreams in order: a 404 or a failure
+// moves on to the next one; when none has it, the first failure (naming
+// its upstream) or a 404 is returned.
+type Virtual struct {
+	registries upstreamLister
+	meta       metaStore
+	blobs      blobStore
+	newRemote  func(url string) (Remote, error)
+	opts       Options
+
+	mu     sync.Mutex
+	caches map[int64]*upstreamCache // upstream id → its cache
+	closed bool
+}
+
+// upstreamLister reads a registry's upstreams in order.
+type upstreamLister interface {
+	VirtualUpstreams(ctx context.Context, registryID int64) ([]store.VirtualUpstream, error)
+}
+
+// upstreamCache is the cache of one upstream, for one URL.
+type upstreamCache struct {
+	url string
+	c   *Cache
+}
+
+// neverStale is the freshness window of an upstream whose cached copies
+// are never checked again (cache_validity_hours 0).
+const neverStale = time.Duration(1<<63 - 1)
+
+// NewVirtual returns the resolver of virtual registries. meta is the
+// upstreams' cache store (store.UpstreamCache); newRemote makes the client
+// of an upstream URL.
+func NewVirtual(registries upstreamLister, meta metaStore, blobs blobStore, newRemote func(url string) (Remote, error), opts Options) *Virtual {
+	return &Virtual{registries: registries, meta: meta, blobs: blobs, newRemote: newRemote, opts: opts, caches: map[int64]*upstreamCache{}}
+}
+
+// Close stops every upstream cache.
+func (v *Virtual) Close() {
+	v.mu.Lock()
+	v.closed = true
+	caches := v.caches
+	v.caches = map[int64]*upstreamCache{}
+	v.mu.Unlock()
+	for _, uc := range caches {
+		uc.c.Close()
+	}
+}
+
+// cacheOf returns the cache of upstream u, made on first use and made
+// again when its URL changed.
+func (v *Virtual) cacheOf(u store.VirtualUpstream) (*Cache, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed {
+		return nil, fmt.Errorf("%w: the server is shutting down", oci.ErrUnavailable)
+	}
+	if uc, ok := v.caches[u.ID]; ok && uc.url == u.URL {
+		return uc.c, nil
+	} else if ok {
+		go uc.c.Close() // the URL changed: stop the old client's downloads
+	}
+	remote, err := v.newRemote(u.URL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: upstream %s: %w", oci.ErrUnavailable, u.Name, err)
+	}
+	c := New(v.meta, v.blobs, remote, v.opts)
+	v.caches[u.ID] = &upstreamCache{url: u.URL, c: c}
+	return c, nil
+}
+
+// all returns every upstream cache made so far.
+func (v *Virtual) all() []*Cache {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := make([]*Cache, 0, len(v.caches))
+	for _, uc := range v.caches {
+		out = append(out, uc.c)
+	}
+	return out
+}
+
+// target is the request of image to upstream u.
+func target(u store.VirtualUpstream, image string) Target {
+	window := neverStale
+	if u.CacheValidityHours > 0 {
+		window = time.Duration(u.CacheValidityHours) * time.Hour
+	}
+	return Target{GroupID: u.ID, Image: upstreamImage(u.URL, image),
+		Creds: upstream.Credentials{Username: u.Username, Password: u.Password}, FreshnessWindow: window}
+}
+
+// upstreamImage is the repository to ask an upstream for: Docker Hub keeps
+// official images under library/, other registries take the name as is.
+func upstreamImage(url, image string) string {
+	host := strings.TrimPrefix(strings.TrimPrefix(url, "https://"), "http://")
+	host, _, _ = strings.Cut(host, "/")
+	switch host {
+	case "registry-1.docker.io", "index.docker.io", "docker.io", "registry.hub.docker.com":
+		return oci.NormalizeImage(image)
+	}
+	return image
+}
+
+// notThere reports whether err means the upstream does not have it.
+func notThere(err error) bool {
+	return errors.Is(err, oci.ErrManifestUnknown) || errors.Is(err, oci.ErrBlobUnknown) || errors.Is(err, oci.ErrNameUnknown)
+}
+
+// resolve asks the upstreams of a registry for something: first those that
+// have it cached (cached reports that), in order, then all of them in order.
+func resolve[T any](ctx context.Context, v *Virtual, registryID int64, what string,
+	cached func(ctx context.Context, u store.VirtualUpstream) bool,
+	get func(ctx context.Context, c *Cache, u store.VirtualUpstream) (T, error),
+) (T, error) {
+	var zero T
+	ups, err := v.registries.VirtualUpstreams(ctx, registryID)
+	if err != nil {
+		return zero, err
+	}
+	if len(ups) == 0 {
+		return zero, fmt.Errorf("%w: virtual registry %d has no upstreams; an owner adds one with `dproxy virtual-registry upstream add %d <name> <url>`",
+			oci.ErrNameUnknown, registryID, registryID)
+	}
+	var firstErr error
+	tried := make(map[int64]bool, len(ups))
+	for pass := 0; pass < 2; pass++ {
+		for _, u := range ups {
+			if tried[u.ID] || (pass == 0 && !cached(ctx, u)) {
+				continue
+			}
+			tried[u.ID] = true
+			c, err := v.cacheOf(u)
+			if err == nil {
+				var out T
+				if out, err = get(ctx, c, u); err == nil {
+					return out, nil
+				}
+			}
+			if ctx.Err() != nil {
+				return zero, err
+			}
+			if !notThere(err) && firstErr == nil {
+				firstErr = fmt.Errorf("upstream %s (%s): %w", u.Name, u.URL, err)
+			}
+		}
+	}
+	if firstErr != nil {
+		return zero, firstErr
+	}
+	names := make([]string, len(ups))
+	for i, u := range ups {
+		names[i] = u.Name
+	}
+	return zero, fmt.Errorf("%w: %s is in none of the upstreams of virtual registry %d (%s)",
+		oci.ErrManifestUnknown, what, registryID, strings.Join(names, ", "))
+}
+
+// Manifest returns image:ref of a virtual registry.
+func (v *Virtual) Manifest(ctx context.Context, registryID int64, image string, ref oci.Reference) (Manifest, error) {
+	return resolve(ctx, v, registryID, image+refSep(ref)+ref.String(),
+		func(ctx context.Context, u store.VirtualUpstream) bool {
+			_, err := v.meta.Manifest(ctx, u.ID, upstreamImage(u.URL, image), ref.String())
+			return err == nil
+		},
+		func(ctx context.Context, c *Cache, u store.VirtualUpstream) (Manifest, error) {
+			return c.Manifest(ctx, target(u, image), ref)
+		})
+}
+
+// Blob returns blob d of image in a virtual registry.
+func (v *Virtual) Blob(ctx context.Context, registryID int64, image string, d oci.Digest) (*Blob, error) {
+	return resolve(ctx, v, registryID, "blob "+string(d),
+		func(ctx context.Context, u store.VirtualUpstream) bool {
+			_, err := v.meta.Blob(ctx, u.ID, d)
+			return err == nil
+		},
+		func(ctx context.Context, c *Cache, u store.VirtualUpstream) (*Blob, error) {
+			return c.Blob(ctx, target(u, image), d)
+		})
+}
+
+// StatBlob returns the size of blob d of image in a virtual registry.
+func (v *Virtual) StatBlob(ctx context.Context, registryID int64, image string, d oci.Digest) (int64, error) {
+	return resolve(ctx, v, registryID, "blob "+string(d),
+		func(ctx context.Context, u store.VirtualUpstream) bool {
+			_, err := v.meta.Blob(ctx, u.ID, d)
+			return err == nil
+		},
+		func(ctx context.Context, c *Cache, u store.VirtualUpstream) (int64, error) {
+			return c.StatBlob(ctx, target(u, image), d)
+		})
+}
+
+func refSep(ref oci.Reference) string {
+	if ref.IsDigest() {
+		return "@"
+	}
+	return ":"
+}
+
+// Users is every cache at once for the lifecycle: which blobs are in use,
+// and removing a file only when no cache uses it.
+type Users struct {
+	Main    *Cache
+	Virtual *Virtual
+}
+
+func (u Users) caches() []*Cache {
+	return append([]*Cache{u.Main}, u.Virtual.all()...)
+}
+
+// InUse reports whether any cache downloads, serves or references blob d.
+func (u Users) InUse(d oci.Digest) bool {
+	for _, c := range u.caches() {
+		if c.InUse(d) {
+			return true
+		}
+	}
+	return false
+}
+
+// FlushReads writes every cache's pending read times.
+func (u Users) FlushReads(ctx context.Context) {
+	for _, c := range u.caches() {
+		c.FlushReads(ctx)
+	}
+}
+
+// RemoveUnusedBlob deletes the file of blob d when nothing references it
+// and no cache uses it (see the protocol in lifecycle.go).
+func (u Users) RemoveUnusedBlob(ctx context.Context, d oci.Digest) (bool, error) {
+	return removeUnused(ctx, u.caches(), d)
+}
+
+// InFlight returns the number of blob downloads in progress from the
+// upstreams of virtual registries.
+func (v *Virtual) InFlight() int {
+	n := 0
+	for _, c := range v.all() {
+		n += c.InFlight()
+	}
+	return n
+}
