@@ -163,3 +163,73 @@ func (c *Client) MoveVirtualUpstream(ctx context.Context, id string, position in
 func (c *Client) DeleteVirtualUpstream(ctx context.Context, id string) (VirtualRegistry, error) {
 	return c.virtualMutation(ctx, "containerVirtualRegistryUpstreamDelete", "ContainerVirtualRegistryUpstreamDeleteInput", idInput{ID: id})
 }
+
+// VirtualCacheEntry is one entry of an upstream's cache.
+type VirtualCacheEntry struct {
+	Path              string    `json:"path"`
+	Digest            string    `json:"digest"`
+	Size              Bytes     `json:"size"`
+	UpstreamCheckedAt time.Time `json:"upstreamCheckedAt"`
+	ReadAt            time.Time `json:"readAt"`
+}
+
+// VirtualCacheEntries returns every cache entry of an upstream, by path.
+func (c *Client) VirtualCacheEntries(ctx context.Context, upstreamID string) ([]VirtualCacheEntry, error) {
+	return Collect(0, func(p Page) ([]VirtualCacheEntry, PageInfo, error) {
+		var q struct {
+			Entries struct {
+				Nodes    []VirtualCacheEntry
+				PageInfo PageInfo
+			} `graphql:"containerVirtualRegistryCacheEntries(upstreamId: $id, first: $first, after: $after)"`
+		}
+		if err := c.query(ctx, &q, p.vars(map[string]any{"id": graphql.ID(upstreamID)})); err != nil {
+			return nil, PageInfo{}, err
+		}
+		return q.Entries.Nodes, q.Entries.PageInfo, nil
+	})
+}
+
+type cacheEntryInput struct {
+	UpstreamID string `json:"upstreamId"`
+	Path       string `json:"path"`
+}
+
+func (cacheEntryInput) GetGraphQLType() string {
+	return "ContainerVirtualRegistryCacheEntryDeleteInput"
+}
+
+type cacheClearInput struct {
+	RegistryID string  `json:"registryId"`
+	UpstreamID *string `json:"upstreamId,omitempty"`
+}
+
+func (cacheClearInput) GetGraphQLType() string { return "ContainerVirtualRegistryCacheClearInput" }
+
+// DeleteVirtualCacheEntry deletes one cache entry of an upstream by its path (owner).
+func (c *Client) DeleteVirtualCacheEntry(ctx context.Context, upstreamID, path string) error {
+	var m struct {
+		Payload struct {
+			DeletedCount int
+			Errors       []string
+		} `graphql:"containerVirtualRegistryCacheEntryDelete(input: $input)"`
+	}
+	return c.mutate(ctx, &m, map[string]any{"input": cacheEntryInput{UpstreamID: upstreamID, Path: path}}, func() []string { return m.Payload.Errors })
+}
+
+// ClearVirtualCache clears the cache of a registry, or of one of its
+// upstreams when upstreamID is not "" (owner), and says how many entries
+// it deleted.
+func (c *Client) ClearVirtualCache(ctx context.Context, registryID, upstreamID string) (int, error) {
+	var m struct {
+		Payload struct {
+			DeletedCount int
+			Errors       []string
+		} `graphql:"containerVirtualRegistryCacheClear(input: $input)"`
+	}
+	in := cacheClearInput{RegistryID: registryID}
+	if upstreamID != "" {
+		in.UpstreamID = &upstreamID
+	}
+	err := c.mutate(ctx, &m, map[string]any{"input": in}, func() []string { return m.Payload.Errors })
+	return m.Payload.DeletedCount, err
+}

@@ -176,7 +176,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Virtual: vc, Metrics: m, Lifecycle: lc, log: log}
 	admin := graphql.New(st, svc, c, graphql.Options{ExternalURL: cfg.ExternalURL, Logger: log, Released: lc.Kick,
 		RateLimits: up.RateLimits, CheckRateLimit: up.CheckRateLimit,
-		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams})
+		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams, ForgetUpstream: vc.ForgetUpstream})
 	a.Server = server.New(reg, a.ready, server.Options{
 		Addr: cfg.Addr, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Metrics: m,

@@ -93,6 +93,18 @@ func (v *Virtual) cacheOf(u store.VirtualUpstream) (*Cache, error) {
 	return c, nil
 }
 
+// ForgetUpstream drops what the cache of an upstream remembers of its
+// entries (downloads in flight stop adding references for it), before they
+// are deleted.
+func (v *Virtual) ForgetUpstream(id int64) {
+	v.mu.Lock()
+	uc, ok := v.caches[id]
+	v.mu.Unlock()
+	if ok {
+		uc.c.ForgetGroup(id)
+	}
+}
+
 // all returns every upstream cache made so far.
 func (v *Virtual) all() []*Cache {
 	v.mu.Lock()

@@ -38,7 +38,16 @@ func newCmdVirtualRegistry(f *cmdutil.Factory) *cobra.Command {
 	up.RunE = nounHelp
 	up.AddCommand(newCmdVRUpstreamAdd(f), newCmdVRUpstreamList(f), newCmdVRUpstreamUpdate(f),
 		newCmdVRUpstreamMove(f), newCmdVRUpstreamDelete(f))
-	cmd.AddCommand(newCmdVRCreate(f), newCmdVRList(f), newCmdVRShow(f), newCmdVRUpdate(f), newCmdVRDelete(f), up)
+	cache := &cobra.Command{
+		Use:   "cache <command>",
+		Short: "List, delete and clear what the upstreams of a virtual registry have cached",
+		Long:  "Each upstream has its own cache: manifests (<image>/manifests/<ref>) and blobs (blobs/<digest>).",
+		Example: "  $ dproxy virtual-registry cache list 3\n" +
+			"  $ dproxy virtual-registry cache clear 1 --yes",
+	}
+	cache.RunE = nounHelp
+	cache.AddCommand(newCmdVRCacheList(f), newCmdVRCacheDelete(f), newCmdVRCacheClear(f))
+	cmd.AddCommand(newCmdVRCreate(f), newCmdVRList(f), newCmdVRShow(f), newCmdVRUpdate(f), newCmdVRDelete(f), up, cache)
 	return cmd
 }
 
@@ -432,4 +441,105 @@ func printVR(a api, r adminclient.VirtualRegistry) error {
 		t.Rows = append(t.Rows, []string{strconv.Itoa(u.Position), shortID(u.ID), u.Name, u.URL, u.Username, pw, validity})
 	}
 	return p.PrintTable(t)
+}
+
+func newCmdVRCacheList(f *cmdutil.Factory) *cobra.Command {
+	a := newAPI(f)
+	return &cobra.Command{
+		Use:     "list <upstream-id>",
+		Short:   "List an upstream's cache entries",
+		Example: "  $ dproxy virtual-registry cache list 3 -o json",
+		Args:    exactArgs(1, "an upstream id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := vrID("upstream", args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.Client()
+			if err != nil {
+				return err
+			}
+			entries, err := c.VirtualCacheEntries(cmd.Context(), id)
+			if err != nil {
+				return fmt.Errorf("list the cache of upstream %s: %w", args[0], err)
+			}
+			p, err := a.Printer()
+			if err != nil {
+				return err
+			}
+			t := output.Table{Header: []string{"PATH", "DIGEST", "SIZE", "UPSTREAM CHECKED", "READ"}}
+			for _, e := range entries {
+				t.Rows = append(t.Rows, []string{e.Path, e.Digest, p.Size(int64(e.Size)), p.Time(e.UpstreamCheckedAt), p.Time(e.ReadAt)})
+			}
+			return p.Print(entries, t)
+		},
+	}
+}
+
+func newCmdVRCacheDelete(f *cmdutil.Factory) *cobra.Command {
+	a := newAPI(f)
+	return &cobra.Command{
+		Use:     "delete <upstream-id> <path>",
+		Short:   "Delete one cache entry of an upstream; the next pull fetches it again",
+		Example: "  $ dproxy virtual-registry cache delete 3 library/alpine/manifests/latest",
+		Args:    exactArgs(2, "an upstream id and an entry path"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := vrID("upstream", args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.Client()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteVirtualCacheEntry(cmd.Context(), id, args[1]); err != nil {
+				return fmt.Errorf("delete cache entry %s of upstream %s: %w", args[1], args[0], err)
+			}
+			_, err = fmt.Fprintf(a.IO.Out, "Deleted %s from the cache of upstream %s\n", args[1], args[0])
+			return err
+		},
+	}
+}
+
+func newCmdVRCacheClear(f *cmdutil.Factory) *cobra.Command {
+	a := newAPI(f)
+	var upstreamID string
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "clear <registry-id> [--upstream <upstream-id>] [--yes]",
+		Short: "Clear the cache of a virtual registry, or of one of its upstreams",
+		Long:  "Delete every cache entry of a virtual registry's upstreams, or of one (owner). Asks on a terminal; needs --yes otherwise.",
+		Example: "  $ dproxy virtual-registry cache clear 1 --yes\n" +
+			"  $ dproxy virtual-registry cache clear 1 --upstream 3 --yes",
+		Args: exactArgs(1, "a virtual registry id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := vrID("virtual registry", args[0])
+			if err != nil {
+				return err
+			}
+			what := "every upstream of virtual registry " + args[0]
+			if upstreamID != "" {
+				if upstreamID, err = vrID("upstream", upstreamID); err != nil {
+					return err
+				}
+				what = "upstream " + upstreamID + " of virtual registry " + args[0]
+			}
+			if err := confirm(a.IO, yes, "Clear the cache of "+what+"?"); err != nil {
+				return err
+			}
+			c, err := a.Client()
+			if err != nil {
+				return err
+			}
+			n, err := c.ClearVirtualCache(cmd.Context(), id, upstreamID)
+			if err != nil {
+				return fmt.Errorf("clear the cache of %s: %w", what, err)
+			}
+			_, err = fmt.Fprintf(a.IO.Out, "Cleared the cache of %s: %d entries\n", what, n)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&upstreamID, "upstream", "", "only this upstream's cache")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
 }

@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dproxy/dproxy/internal/oci"
@@ -64,4 +67,86 @@ func (u UpstreamCache) BlobReferenced(ctx context.Context, d oci.Digest) (bool, 
 // DropBlob deletes every reference to blob d.
 func (u UpstreamCache) DropBlob(ctx context.Context, d oci.Digest) (int64, error) {
 	return u.s.DropBlob(ctx, d)
+}
+
+// VirtualCacheEntry is one thing an upstream's cache holds: a manifest
+// ("<image>/manifests/<tag or digest>") or a blob ("blobs/<digest>").
+type VirtualCacheEntry struct {
+	Path   string
+	Digest oci.Digest
+	Size   int64
+	// CheckedAt is when the upstream last confirmed the entry (a blob is
+	// immutable: when it was stored).
+	CheckedAt time.Time
+	ReadAt    time.Time
+}
+
+// virtualEntries is every cache entry of an upstream with its path.
+const virtualEntries = `SELECT path, digest, size, checked_at, read_at FROM (
+	SELECT image || '/manifests/' || reference AS path, digest, size, updated_at AS checked_at, read_at
+		FROM virtual_manifests WHERE upstream_id = $1
+	UNION ALL
+	SELECT 'blobs/' || digest AS path, digest, size, created_at AS checked_at, read_at
+		FROM virtual_blobs WHERE upstream_id = $1) AS e`
+
+// VirtualCacheEntries returns up to limit of an upstream's cache entries
+// ordered by path, starting after the path after when it is non-empty.
+func (s *Store) VirtualCacheEntries(ctx context.Context, upstreamID int64, after string, limit int) ([]VirtualCacheEntry, error) {
+	rows, err := s.read(ctx, virtualEntries+` WHERE path > $2 ORDER BY path LIMIT $3`, upstreamID, after, listLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("list cache entries of upstream %d: %w", upstreamID, err)
+	}
+	defer rows.Close()
+	out := []VirtualCacheEntry{}
+	for rows.Next() {
+		var e VirtualCacheEntry
+		var d string
+		if err := rows.Scan(&e.Path, &d, &e.Size, &e.CheckedAt, &e.ReadAt); err != nil {
+			return nil, fmt.Errorf("list cache entries of upstream %d: %w", upstreamID, err)
+		}
+		e.Digest, e.CheckedAt, e.ReadAt = oci.Digest(d), e.CheckedAt.UTC(), e.ReadAt.UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list cache entries of upstream %d: %w", upstreamID, err)
+	}
+	return out, nil
+}
+
+// DeleteVirtualCacheEntry deletes one entry of an upstream's cache by its
+// path, or returns an error wrapping ErrNotFound.
+func (s *Store) DeleteVirtualCacheEntry(ctx context.Context, upstreamID int64, path string) error {
+	var res sql.Result
+	var err error
+	if d, ok := strings.CutPrefix(path, "blobs/"); ok {
+		res, err = s.w.ExecContext(ctx, `DELETE FROM virtual_blobs WHERE upstream_id = $1 AND digest = $2`, upstreamID, d)
+	} else if image, ref, found := strings.Cut(path, "/manifests/"); found {
+		res, err = s.w.ExecContext(ctx, `DELETE FROM virtual_manifests WHERE upstream_id = $1 AND image = $2 AND reference = $3`, upstreamID, image, ref)
+	} else {
+		return fmt.Errorf("delete cache entry %q of upstream %d: %w", path, upstreamID, ErrNotFound)
+	}
+	return affected(res, err, fmt.Sprintf("delete cache entry %q of upstream %d", path, upstreamID))
+}
+
+// ClearVirtualCache deletes every cache entry of the given upstreams and
+// returns how many it deleted.
+func (s *Store) ClearVirtualCache(ctx context.Context, upstreamIDs []int64) (int64, error) {
+	var total int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, id := range upstreamIDs {
+			for _, q := range []string{`DELETE FROM virtual_manifests WHERE upstream_id = $1`, `DELETE FROM virtual_blobs WHERE upstream_id = $1`} {
+				res, err := tx.ExecContext(ctx, q, id)
+				if err != nil {
+					return fmt.Errorf("clear the cache of upstream %d: %w", id, err)
+				}
+				n, err := res.RowsAffected()
+				if err != nil {
+					return fmt.Errorf("clear the cache of upstream %d: %w", id, err)
+				}
+				total += n
+			}
+		}
+		return nil
+	})
+	return total, err
 }

@@ -293,8 +293,30 @@ func contractUpstreamCache(t *testing.T, s *Store) {
 	if n, err := s.CachedBlobBytes(ctx); err != nil || n != 42 {
 		t.Errorf("CachedBlobBytes with a group sharing the file = %d, %v; want it counted once", n, err)
 	}
+	entries, err := s.VirtualCacheEntries(ctx, u.ID, "", 10)
+	if err != nil || len(entries) != 2 || entries[0].Path != "blobs/"+string(d) || entries[1].Path != "library/alpine/manifests/latest" || entries[0].Size != 42 {
+		t.Fatalf("VirtualCacheEntries = %+v, %v", entries, err)
+	}
+	if page, err := s.VirtualCacheEntries(ctx, u.ID, entries[0].Path, 10); err != nil || len(page) != 1 {
+		t.Errorf("VirtualCacheEntries after the first = %+v, %v", page, err)
+	}
+	if err := s.DeleteVirtualCacheEntry(ctx, u.ID, "library/alpine/manifests/latest"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteVirtualCacheEntry(ctx, u.ID, "library/alpine/manifests/latest"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("delete twice: %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteVirtualCacheEntry(ctx, u.ID, "nonsense"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("delete a path of no entry: %v, want ErrNotFound", err)
+	}
 	if n, err := s.DropBlob(ctx, d); err != nil || n != 2 {
 		t.Errorf("DropBlob = %d, %v; want both references gone", n, err)
+	}
+	if err := uc.PutBlob(ctx, Blob{GroupID: u.ID, Digest: d, Size: 42}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.ClearVirtualCache(ctx, []int64{u.ID}); err != nil || n != 1 {
+		t.Errorf("ClearVirtualCache = %d, %v", n, err)
 	}
 	if err := uc.PutBlob(ctx, Blob{GroupID: u.ID, Digest: d, Size: 42}); err != nil {
 		t.Fatal(err)

@@ -70,6 +70,9 @@ type Options struct {
 	// VirtualRegistries and VirtualUpstreams cap the virtual registries of
 	// a group and the upstreams of a registry (0: GitLab's 5).
 	VirtualRegistries, VirtualUpstreams int
+	// ForgetUpstream, when set, drops a virtual registry upstream cache's
+	// in-memory state before its entries are deleted.
+	ForgetUpstream func(upstreamID int64)
 	// CheckRateLimit, when set, asks the upstream for a credential's limit.
 	CheckRateLimit func(ctx context.Context, creds upstream.Credentials) (upstream.RateLimitCheck, error)
 }

@@ -336,3 +336,103 @@ func (m mutationResolver) ContainerVirtualRegistryUpstreamDelete(ctx context.Con
 	}
 	return m.registryPayload(ctx, r.ID, g.Path)
 }
+
+// upstreamForRead loads an upstream whose group the caller may read.
+func (h *Handler) upstreamForRead(ctx context.Context, id string) (store.VirtualUpstream, error) {
+	n, ok := parseGID(gidVirtualUpstream, id)
+	if !ok {
+		return store.VirtualUpstream{}, fail(fmt.Sprintf("invalid upstream id %q: pass its number or %s<n>", clip(id), gidVirtualUpstream))
+	}
+	u, err := h.store.VirtualUpstream(ctx, n)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.VirtualUpstream{}, fail(fmt.Sprintf("upstream %d does not exist or you cannot read its group", n))
+	}
+	if err != nil {
+		return store.VirtualUpstream{}, err
+	}
+	if _, _, err := h.virtualRegistry(ctx, strconv.FormatInt(u.RegistryID, 10), store.RoleGuest, ""); err != nil {
+		return store.VirtualUpstream{}, err
+	}
+	return u, nil
+}
+
+func (q queryResolver) ContainerVirtualRegistryCacheEntries(ctx context.Context, upstreamID string, first *int, after *string) (*generated.ContainerVirtualRegistryCacheEntryConnection, error) {
+	n, err := pageSize(first)
+	if err != nil {
+		return nil, err
+	}
+	from, hasPrev, err := decodeCursor("e", after)
+	if err != nil {
+		return nil, err
+	}
+	u, err := q.h.upstreamForRead(ctx, upstreamID)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := q.h.store.VirtualCacheEntries(ctx, u.ID, from, n+1)
+	if err != nil {
+		return nil, err
+	}
+	items, _, info := pageOf(entries, n, hasPrev, func(e store.VirtualCacheEntry) string { return encodeCursor("e", e.Path) })
+	out := &generated.ContainerVirtualRegistryCacheEntryConnection{PageInfo: info, Nodes: make([]generated.ContainerVirtualRegistryCacheEntry, len(items))}
+	for i, e := range items {
+		out.Nodes[i] = generated.ContainerVirtualRegistryCacheEntry{Path: e.Path, Digest: string(e.Digest),
+			Size: strconv.FormatInt(e.Size, 10), UpstreamCheckedAt: e.CheckedAt, ReadAt: e.ReadAt}
+	}
+	return out, nil
+}
+
+func (m mutationResolver) ContainerVirtualRegistryCacheEntryDelete(ctx context.Context, in generated.ContainerVirtualRegistryCacheEntryDeleteInput) (*generated.ContainerVirtualRegistryCacheClearPayload, error) {
+	u, _, _, err := m.h.virtualUpstream(ctx, in.UpstreamID, "deleting a cache entry of a virtual registry")
+	if err != nil {
+		return nil, err
+	}
+	m.h.forgetUpstream(u.ID)
+	err = m.h.store.DeleteVirtualCacheEntry(ctx, u.ID, in.Path)
+	if errors.Is(err, store.ErrNotFound) {
+		return &generated.ContainerVirtualRegistryCacheClearPayload{Errors: refused("upstream %s has no cache entry %q; `dproxy virtual-registry cache list %d` lists them", u.Name, clip(in.Path), u.ID)}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.h.released()
+	return &generated.ContainerVirtualRegistryCacheClearPayload{DeletedCount: 1, Errors: noErrors()}, nil
+}
+
+func (m mutationResolver) ContainerVirtualRegistryCacheClear(ctx context.Context, in generated.ContainerVirtualRegistryCacheClearInput) (*generated.ContainerVirtualRegistryCacheClearPayload, error) {
+	r, _, err := m.h.virtualRegistry(ctx, in.RegistryID, store.RoleOwner, "clearing the cache of a virtual registry")
+	if err != nil {
+		return nil, err
+	}
+	ups, err := m.h.store.VirtualUpstreams(ctx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	var ids []int64
+	for _, u := range ups {
+		if in.UpstreamID == nil || *in.UpstreamID == gid(gidVirtualUpstream, u.ID) || *in.UpstreamID == strconv.FormatInt(u.ID, 10) {
+			ids = append(ids, u.ID)
+		}
+	}
+	if in.UpstreamID != nil && len(ids) == 0 {
+		return &generated.ContainerVirtualRegistryCacheClearPayload{Errors: refused("virtual registry %s has no upstream %q", r.Name, clip(*in.UpstreamID))}, nil
+	}
+	for _, id := range ids {
+		m.h.forgetUpstream(id)
+	}
+	n, err := m.h.store.ClearVirtualCache(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	m.h.log.InfoContext(ctx, "virtual registry cache cleared", "registry", r.ID, "upstreams", len(ids), "entries", n, "by", principal(ctx).Name())
+	m.h.released()
+	return &generated.ContainerVirtualRegistryCacheClearPayload{DeletedCount: int(n), Errors: noErrors()}, nil
+}
+
+// forgetUpstream drops an upstream cache's in-memory state before its
+// rows go, so that a download in flight does not add a row back.
+func (h *Handler) forgetUpstream(id int64) {
+	if h.opts.ForgetUpstream != nil {
+		h.opts.ForgetUpstream(id)
+	}
+}

@@ -65,6 +65,24 @@ type ComplexityRoot struct {
 		Upstreams   func(childComplexity int) int
 	}
 
+	ContainerVirtualRegistryCacheClearPayload struct {
+		DeletedCount func(childComplexity int) int
+		Errors       func(childComplexity int) int
+	}
+
+	ContainerVirtualRegistryCacheEntry struct {
+		Digest            func(childComplexity int) int
+		Path              func(childComplexity int) int
+		ReadAt            func(childComplexity int) int
+		Size              func(childComplexity int) int
+		UpstreamCheckedAt func(childComplexity int) int
+	}
+
+	ContainerVirtualRegistryCacheEntryConnection struct {
+		Nodes    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
 	ContainerVirtualRegistryPayload struct {
 		ContainerVirtualRegistry func(childComplexity int) int
 		Errors                   func(childComplexity int) int
@@ -232,6 +250,8 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		ContainerVirtualRegistryCacheClear       func(childComplexity int, input ContainerVirtualRegistryCacheClearInput) int
+		ContainerVirtualRegistryCacheEntryDelete func(childComplexity int, input ContainerVirtualRegistryCacheEntryDeleteInput) int
 		ContainerVirtualRegistryCreate           func(childComplexity int, input ContainerVirtualRegistryCreateInput) int
 		ContainerVirtualRegistryDelete           func(childComplexity int, input ContainerVirtualRegistryDeleteInput) int
 		ContainerVirtualRegistryUpdate           func(childComplexity int, input ContainerVirtualRegistryUpdateInput) int
@@ -271,16 +291,17 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		ContainerVirtualRegistry     func(childComplexity int, id string) int
-		CurrentUser                  func(childComplexity int) int
-		DockerHubRateLimit           func(childComplexity int, groupPath *string) int
-		Group                        func(childComplexity int, fullPath string) int
-		Groups                       func(childComplexity int, search *string, first *int, after *string) int
-		InstanceDockerHubCredentials func(childComplexity int) int
-		Tokens                       func(childComplexity int, username *string, groupPath *string) int
-		UpstreamRateLimits           func(childComplexity int) int
-		User                         func(childComplexity int, username string) int
-		Users                        func(childComplexity int, first *int, after *string) int
+		ContainerVirtualRegistry             func(childComplexity int, id string) int
+		ContainerVirtualRegistryCacheEntries func(childComplexity int, upstreamID string, first *int, after *string) int
+		CurrentUser                          func(childComplexity int) int
+		DockerHubRateLimit                   func(childComplexity int, groupPath *string) int
+		Group                                func(childComplexity int, fullPath string) int
+		Groups                               func(childComplexity int, search *string, first *int, after *string) int
+		InstanceDockerHubCredentials         func(childComplexity int) int
+		Tokens                               func(childComplexity int, username *string, groupPath *string) int
+		UpstreamRateLimits                   func(childComplexity int) int
+		User                                 func(childComplexity int, username string) int
+		Users                                func(childComplexity int, first *int, after *string) int
 	}
 
 	TokenCreatePayload struct {
@@ -397,6 +418,8 @@ type MutationResolver interface {
 	ContainerVirtualRegistryUpstreamUpdate(ctx context.Context, input ContainerVirtualRegistryUpstreamUpdateInput) (*ContainerVirtualRegistryPayload, error)
 	ContainerVirtualRegistryUpstreamMove(ctx context.Context, input ContainerVirtualRegistryUpstreamMoveInput) (*ContainerVirtualRegistryPayload, error)
 	ContainerVirtualRegistryUpstreamDelete(ctx context.Context, input ContainerVirtualRegistryUpstreamDeleteInput) (*ContainerVirtualRegistryPayload, error)
+	ContainerVirtualRegistryCacheEntryDelete(ctx context.Context, input ContainerVirtualRegistryCacheEntryDeleteInput) (*ContainerVirtualRegistryCacheClearPayload, error)
+	ContainerVirtualRegistryCacheClear(ctx context.Context, input ContainerVirtualRegistryCacheClearInput) (*ContainerVirtualRegistryCacheClearPayload, error)
 }
 type QueryResolver interface {
 	CurrentUser(ctx context.Context) (*CurrentUser, error)
@@ -409,6 +432,7 @@ type QueryResolver interface {
 	UpstreamRateLimits(ctx context.Context) ([]UpstreamRateLimit, error)
 	DockerHubRateLimit(ctx context.Context, groupPath *string) (*DockerHubRateLimit, error)
 	ContainerVirtualRegistry(ctx context.Context, id string) (*ContainerVirtualRegistry, error)
+	ContainerVirtualRegistryCacheEntries(ctx context.Context, upstreamID string, first *int, after *string) (*ContainerVirtualRegistryCacheEntryConnection, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -556,6 +580,63 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ContainerVirtualRegistry.Upstreams(childComplexity), true
+
+	case "ContainerVirtualRegistryCacheClearPayload.deletedCount":
+		if e.ComplexityRoot.ContainerVirtualRegistryCacheClearPayload.DeletedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryCacheClearPayload.DeletedCount(childComplexity), true
+	case "ContainerVirtualRegistryCacheClearPayload.errors":
+		if e.ComplexityRoot.ContainerVirtualRegistryCacheClearPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryCacheClearPayload.Errors(childComplexity), true
+
+	case "ContainerVirtualRegistryCacheEntry.digest":
+		if e.ComplexityRoot.ContainerVirtualRegistryCacheEntry.Digest == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryCacheEntry.Digest(childComplexity), true
+	case "ContainerVirtualRegistryCacheEntry.path":
+		if e.ComplexityRoot.ContainerVirtualRegistryCacheEntry.Path == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryCacheEntry.Path(childComplexity), true
+	case "ContainerVirtualRegistryCacheEntry.readAt":
+		if e.ComplexityRoot.ContainerVirtualRegistryCacheEntry.ReadAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryCacheEntry.ReadAt(childComplexity), true
+	case "ContainerVirtualRegistryCacheEntry.size":
+		if e.ComplexityRoot.ContainerVirtualRegistryCacheEntry.Size == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryCacheEntry.Size(childComplexity), true
+	case "ContainerVirtualRegistryCacheEntry.upstreamCheckedAt":
+		if e.ComplexityRoot.ContainerVirtualRegistryCacheEntry.UpstreamCheckedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryCacheEntry.UpstreamCheckedAt(childComplexity), true
+
+	case "ContainerVirtualRegistryCacheEntryConnection.nodes":
+		if e.ComplexityRoot.ContainerVirtualRegistryCacheEntryConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryCacheEntryConnection.Nodes(childComplexity), true
+	case "ContainerVirtualRegistryCacheEntryConnection.pageInfo":
+		if e.ComplexityRoot.ContainerVirtualRegistryCacheEntryConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryCacheEntryConnection.PageInfo(childComplexity), true
 
 	case "ContainerVirtualRegistryPayload.containerVirtualRegistry":
 		if e.ComplexityRoot.ContainerVirtualRegistryPayload.ContainerVirtualRegistry == nil {
@@ -1189,6 +1270,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MemberRemovePayload.Errors(childComplexity), true
 
+	case "Mutation.containerVirtualRegistryCacheClear":
+		if e.ComplexityRoot.Mutation.ContainerVirtualRegistryCacheClear == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_containerVirtualRegistryCacheClear_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ContainerVirtualRegistryCacheClear(childComplexity, args["input"].(ContainerVirtualRegistryCacheClearInput)), true
+	case "Mutation.containerVirtualRegistryCacheEntryDelete":
+		if e.ComplexityRoot.Mutation.ContainerVirtualRegistryCacheEntryDelete == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_containerVirtualRegistryCacheEntryDelete_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ContainerVirtualRegistryCacheEntryDelete(childComplexity, args["input"].(ContainerVirtualRegistryCacheEntryDeleteInput)), true
 	case "Mutation.containerVirtualRegistryCreate":
 		if e.ComplexityRoot.Mutation.ContainerVirtualRegistryCreate == nil {
 			break
@@ -1488,6 +1591,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.ContainerVirtualRegistry(childComplexity, args["id"].(string)), true
+	case "Query.containerVirtualRegistryCacheEntries":
+		if e.ComplexityRoot.Query.ContainerVirtualRegistryCacheEntries == nil {
+			break
+		}
+
+		args, err := ec.field_Query_containerVirtualRegistryCacheEntries_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ContainerVirtualRegistryCacheEntries(childComplexity, args["upstreamId"].(string), args["first"].(*int), args["after"].(*string)), true
 	case "Query.currentUser":
 		if e.ComplexityRoot.Query.CurrentUser == nil {
 			break
@@ -1804,6 +1918,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
+		ec.unmarshalInputContainerVirtualRegistryCacheClearInput,
+		ec.unmarshalInputContainerVirtualRegistryCacheEntryDeleteInput,
 		ec.unmarshalInputContainerVirtualRegistryCreateInput,
 		ec.unmarshalInputContainerVirtualRegistryDeleteInput,
 		ec.unmarshalInputContainerVirtualRegistryUpdateInput,
@@ -2521,6 +2637,52 @@ type ContainerVirtualRegistryPayload {
   containerVirtualRegistry: ContainerVirtualRegistry
   errors: [String!]!
 }
+
+extend type Query {
+  "The cache entries of a virtual registry upstream (guest of its group), ordered by path."
+  containerVirtualRegistryCacheEntries(upstreamId: ID!, first: Int, after: String): ContainerVirtualRegistryCacheEntryConnection!
+}
+
+"What an upstream's cache holds: a manifest (<image>/manifests/<tag or digest>) or a blob (blobs/<digest>)."
+type ContainerVirtualRegistryCacheEntry {
+  path: String!
+  digest: String!
+  "Bytes, as a string (GitLab's BigInt)."
+  size: String!
+  "When the upstream last confirmed the entry (for a blob: when it was stored)."
+  upstreamCheckedAt: Time!
+  "When a client last read it."
+  readAt: Time!
+}
+
+type ContainerVirtualRegistryCacheEntryConnection {
+  nodes: [ContainerVirtualRegistryCacheEntry!]!
+  pageInfo: PageInfo!
+}
+
+extend type Mutation {
+  "Delete one cache entry of an upstream by its path (owner); the next pull fetches it again."
+  containerVirtualRegistryCacheEntryDelete(input: ContainerVirtualRegistryCacheEntryDeleteInput!): ContainerVirtualRegistryCacheClearPayload
+  "Clear the cache of a virtual registry, or of one of its upstreams (owner)."
+  containerVirtualRegistryCacheClear(input: ContainerVirtualRegistryCacheClearInput!): ContainerVirtualRegistryCacheClearPayload
+}
+
+input ContainerVirtualRegistryCacheEntryDeleteInput {
+  upstreamId: ID!
+  path: String!
+}
+
+input ContainerVirtualRegistryCacheClearInput {
+  registryId: ID!
+  "Only this upstream's cache; all of the registry's when absent."
+  upstreamId: ID
+}
+
+type ContainerVirtualRegistryCacheClearPayload {
+  "How many entries were deleted."
+  deletedCount: Int!
+  errors: [String!]!
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -2581,6 +2743,42 @@ func (ec *executionContext) childFields_ContainerVirtualRegistry(ctx context.Con
 		return ec.fieldContext_ContainerVirtualRegistry_updatedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ContainerVirtualRegistry", field.Name)
+}
+
+func (ec *executionContext) childFields_ContainerVirtualRegistryCacheClearPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "deletedCount":
+		return ec.fieldContext_ContainerVirtualRegistryCacheClearPayload_deletedCount(ctx, field)
+	case "errors":
+		return ec.fieldContext_ContainerVirtualRegistryCacheClearPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ContainerVirtualRegistryCacheClearPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ContainerVirtualRegistryCacheEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "path":
+		return ec.fieldContext_ContainerVirtualRegistryCacheEntry_path(ctx, field)
+	case "digest":
+		return ec.fieldContext_ContainerVirtualRegistryCacheEntry_digest(ctx, field)
+	case "size":
+		return ec.fieldContext_ContainerVirtualRegistryCacheEntry_size(ctx, field)
+	case "upstreamCheckedAt":
+		return ec.fieldContext_ContainerVirtualRegistryCacheEntry_upstreamCheckedAt(ctx, field)
+	case "readAt":
+		return ec.fieldContext_ContainerVirtualRegistryCacheEntry_readAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ContainerVirtualRegistryCacheEntry", field.Name)
+}
+
+func (ec *executionContext) childFields_ContainerVirtualRegistryCacheEntryConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "nodes":
+		return ec.fieldContext_ContainerVirtualRegistryCacheEntryConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ContainerVirtualRegistryCacheEntryConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ContainerVirtualRegistryCacheEntryConnection", field.Name)
 }
 
 func (ec *executionContext) childFields_ContainerVirtualRegistryPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3247,6 +3445,34 @@ func (ec *executionContext) field_Group_dependencyProxyManifests_args(ctx contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_containerVirtualRegistryCacheClear_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ContainerVirtualRegistryCacheClearInput, error) {
+			return ec.unmarshalNContainerVirtualRegistryCacheClearInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryCacheClearInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_containerVirtualRegistryCacheEntryDelete_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (ContainerVirtualRegistryCacheEntryDeleteInput, error) {
+			return ec.unmarshalNContainerVirtualRegistryCacheEntryDeleteInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryCacheEntryDeleteInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_containerVirtualRegistryCreate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3552,6 +3778,36 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_containerVirtualRegistryCacheEntries_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "upstreamId",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["upstreamId"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
 	return args, nil
 }
 
@@ -4235,6 +4491,231 @@ func (ec *executionContext) _ContainerVirtualRegistry_updatedAt(ctx context.Cont
 }
 func (ec *executionContext) fieldContext_ContainerVirtualRegistry_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ContainerVirtualRegistry", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryCacheClearPayload_deletedCount(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryCacheClearPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryCacheClearPayload_deletedCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeletedCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryCacheClearPayload_deletedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryCacheClearPayload", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryCacheClearPayload_errors(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryCacheClearPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryCacheClearPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryCacheClearPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryCacheClearPayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryCacheEntry_path(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryCacheEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryCacheEntry_path(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Path, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryCacheEntry_path(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryCacheEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryCacheEntry_digest(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryCacheEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryCacheEntry_digest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Digest, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryCacheEntry_digest(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryCacheEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryCacheEntry_size(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryCacheEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryCacheEntry_size(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Size, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryCacheEntry_size(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryCacheEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryCacheEntry_upstreamCheckedAt(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryCacheEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryCacheEntry_upstreamCheckedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpstreamCheckedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryCacheEntry_upstreamCheckedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryCacheEntry", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryCacheEntry_readAt(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryCacheEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryCacheEntry_readAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReadAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryCacheEntry_readAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryCacheEntry", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryCacheEntryConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryCacheEntryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryCacheEntryConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []ContainerVirtualRegistryCacheEntry) graphql.Marshaler {
+			return ec.marshalNContainerVirtualRegistryCacheEntry2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryCacheEntryᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryCacheEntryConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ContainerVirtualRegistryCacheEntryConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContainerVirtualRegistryCacheEntry(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ContainerVirtualRegistryCacheEntryConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryCacheEntryConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryCacheEntryConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryCacheEntryConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ContainerVirtualRegistryCacheEntryConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _ContainerVirtualRegistryPayload_containerVirtualRegistry(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryPayload) (ret graphql.Marshaler) {
@@ -7692,6 +8173,94 @@ func (ec *executionContext) fieldContext_Mutation_containerVirtualRegistryUpstre
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_containerVirtualRegistryCacheEntryDelete(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_containerVirtualRegistryCacheEntryDelete(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ContainerVirtualRegistryCacheEntryDelete(ctx, fc.Args["input"].(ContainerVirtualRegistryCacheEntryDeleteInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ContainerVirtualRegistryCacheClearPayload) graphql.Marshaler {
+			return ec.marshalOContainerVirtualRegistryCacheClearPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryCacheClearPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_containerVirtualRegistryCacheEntryDelete(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContainerVirtualRegistryCacheClearPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_containerVirtualRegistryCacheEntryDelete_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_containerVirtualRegistryCacheClear(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_containerVirtualRegistryCacheClear(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ContainerVirtualRegistryCacheClear(ctx, fc.Args["input"].(ContainerVirtualRegistryCacheClearInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ContainerVirtualRegistryCacheClearPayload) graphql.Marshaler {
+			return ec.marshalOContainerVirtualRegistryCacheClearPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryCacheClearPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_containerVirtualRegistryCacheClear(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContainerVirtualRegistryCacheClearPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_containerVirtualRegistryCacheClear_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8297,6 +8866,50 @@ func (ec *executionContext) fieldContext_Query_containerVirtualRegistry(ctx cont
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_containerVirtualRegistry_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_containerVirtualRegistryCacheEntries(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_containerVirtualRegistryCacheEntries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ContainerVirtualRegistryCacheEntries(ctx, fc.Args["upstreamId"].(string), fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ContainerVirtualRegistryCacheEntryConnection) graphql.Marshaler {
+			return ec.marshalNContainerVirtualRegistryCacheEntryConnection2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryCacheEntryConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_containerVirtualRegistryCacheEntries(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ContainerVirtualRegistryCacheEntryConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_containerVirtualRegistryCacheEntries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -10342,6 +10955,80 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputContainerVirtualRegistryCacheClearInput(ctx context.Context, obj any) (ContainerVirtualRegistryCacheClearInput, error) {
+	var it ContainerVirtualRegistryCacheClearInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"registryId", "upstreamId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "registryId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("registryId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RegistryID = data
+		case "upstreamId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("upstreamId"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpstreamID = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputContainerVirtualRegistryCacheEntryDeleteInput(ctx context.Context, obj any) (ContainerVirtualRegistryCacheEntryDeleteInput, error) {
+	var it ContainerVirtualRegistryCacheEntryDeleteInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"upstreamId", "path"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "upstreamId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("upstreamId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UpstreamID = data
+		case "path":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("path"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Path = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputContainerVirtualRegistryCreateInput(ctx context.Context, obj any) (ContainerVirtualRegistryCreateInput, error) {
 	var it ContainerVirtualRegistryCreateInput
 	if obj == nil {
@@ -11428,6 +12115,150 @@ func (ec *executionContext) _ContainerVirtualRegistry(ctx context.Context, sel a
 			}
 		case "updatedAt":
 			out.Values[i] = ec._ContainerVirtualRegistry_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var containerVirtualRegistryCacheClearPayloadImplementors = []string{"ContainerVirtualRegistryCacheClearPayload"}
+
+func (ec *executionContext) _ContainerVirtualRegistryCacheClearPayload(ctx context.Context, sel ast.SelectionSet, obj *ContainerVirtualRegistryCacheClearPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, containerVirtualRegistryCacheClearPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ContainerVirtualRegistryCacheClearPayload")
+		case "deletedCount":
+			out.Values[i] = ec._ContainerVirtualRegistryCacheClearPayload_deletedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._ContainerVirtualRegistryCacheClearPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var containerVirtualRegistryCacheEntryImplementors = []string{"ContainerVirtualRegistryCacheEntry"}
+
+func (ec *executionContext) _ContainerVirtualRegistryCacheEntry(ctx context.Context, sel ast.SelectionSet, obj *ContainerVirtualRegistryCacheEntry) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, containerVirtualRegistryCacheEntryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ContainerVirtualRegistryCacheEntry")
+		case "path":
+			out.Values[i] = ec._ContainerVirtualRegistryCacheEntry_path(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "digest":
+			out.Values[i] = ec._ContainerVirtualRegistryCacheEntry_digest(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "size":
+			out.Values[i] = ec._ContainerVirtualRegistryCacheEntry_size(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "upstreamCheckedAt":
+			out.Values[i] = ec._ContainerVirtualRegistryCacheEntry_upstreamCheckedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "readAt":
+			out.Values[i] = ec._ContainerVirtualRegistryCacheEntry_readAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var containerVirtualRegistryCacheEntryConnectionImplementors = []string{"ContainerVirtualRegistryCacheEntryConnection"}
+
+func (ec *executionContext) _ContainerVirtualRegistryCacheEntryConnection(ctx context.Context, sel ast.SelectionSet, obj *ContainerVirtualRegistryCacheEntryConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, containerVirtualRegistryCacheEntryConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ContainerVirtualRegistryCacheEntryConnection")
+		case "nodes":
+			out.Values[i] = ec._ContainerVirtualRegistryCacheEntryConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._ContainerVirtualRegistryCacheEntryConnection_pageInfo(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -13307,6 +14138,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "containerVirtualRegistryCacheEntryDelete":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_containerVirtualRegistryCacheEntryDelete(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "containerVirtualRegistryCacheClear":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_containerVirtualRegistryCacheClear(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -13668,6 +14513,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				}()
 				res = ec._Query_containerVirtualRegistry(ctx, field)
 				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "containerVirtualRegistryCacheEntries":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_containerVirtualRegistryCacheEntries(ctx, field)
+				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
 				return res
@@ -14743,6 +15610,46 @@ func (ec *executionContext) marshalNContainerVirtualRegistry2ᚕgithubᚗcomᚋd
 	return ret
 }
 
+func (ec *executionContext) unmarshalNContainerVirtualRegistryCacheClearInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryCacheClearInput(ctx context.Context, v any) (ContainerVirtualRegistryCacheClearInput, error) {
+	res, err := ec.unmarshalInputContainerVirtualRegistryCacheClearInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNContainerVirtualRegistryCacheEntry2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryCacheEntry(ctx context.Context, sel ast.SelectionSet, v ContainerVirtualRegistryCacheEntry) graphql.Marshaler {
+	return ec._ContainerVirtualRegistryCacheEntry(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNContainerVirtualRegistryCacheEntry2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryCacheEntryᚄ(ctx context.Context, sel ast.SelectionSet, v []ContainerVirtualRegistryCacheEntry) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNContainerVirtualRegistryCacheEntry2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryCacheEntry(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNContainerVirtualRegistryCacheEntryConnection2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryCacheEntryConnection(ctx context.Context, sel ast.SelectionSet, v *ContainerVirtualRegistryCacheEntryConnection) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ContainerVirtualRegistryCacheEntryConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNContainerVirtualRegistryCacheEntryDeleteInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryCacheEntryDeleteInput(ctx context.Context, v any) (ContainerVirtualRegistryCacheEntryDeleteInput, error) {
+	res, err := ec.unmarshalInputContainerVirtualRegistryCacheEntryDeleteInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNContainerVirtualRegistryCreateInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryCreateInput(ctx context.Context, v any) (ContainerVirtualRegistryCreateInput, error) {
 	res, err := ec.unmarshalInputContainerVirtualRegistryCreateInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -15313,6 +16220,13 @@ func (ec *executionContext) marshalOContainerVirtualRegistry2ᚖgithubᚗcomᚋd
 		return graphql.Null
 	}
 	return ec._ContainerVirtualRegistry(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOContainerVirtualRegistryCacheClearPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryCacheClearPayload(ctx context.Context, sel ast.SelectionSet, v *ContainerVirtualRegistryCacheClearPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ContainerVirtualRegistryCacheClearPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOContainerVirtualRegistryPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistryPayload(ctx context.Context, sel ast.SelectionSet, v *ContainerVirtualRegistryPayload) graphql.Marshaler {

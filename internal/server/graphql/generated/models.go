@@ -48,6 +48,40 @@ type ContainerVirtualRegistry struct {
 	UpdatedAt time.Time                          `json:"updatedAt"`
 }
 
+type ContainerVirtualRegistryCacheClearInput struct {
+	RegistryID string `json:"registryId"`
+	// Only this upstream's cache; all of the registry's when absent.
+	UpstreamID *string `json:"upstreamId,omitempty"`
+}
+
+type ContainerVirtualRegistryCacheClearPayload struct {
+	// How many entries were deleted.
+	DeletedCount int      `json:"deletedCount"`
+	Errors       []string `json:"errors"`
+}
+
+// What an upstream's cache holds: a manifest (<image>/manifests/<tag or digest>) or a blob (blobs/<digest>).
+type ContainerVirtualRegistryCacheEntry struct {
+	Path   string `json:"path"`
+	Digest string `json:"digest"`
+	// Bytes, as a string (GitLab's BigInt).
+	Size string `json:"size"`
+	// When the upstream last confirmed the entry (for a blob: when it was stored).
+	UpstreamCheckedAt time.Time `json:"upstreamCheckedAt"`
+	// When a client last read it.
+	ReadAt time.Time `json:"readAt"`
+}
+
+type ContainerVirtualRegistryCacheEntryConnection struct {
+	Nodes    []ContainerVirtualRegistryCacheEntry `json:"nodes"`
+	PageInfo *PageInfo                            `json:"pageInfo"`
+}
+
+type ContainerVirtualRegistryCacheEntryDeleteInput struct {
+	UpstreamID string `json:"upstreamId"`
+	Path       string `json:"path"`
+}
+
 type ContainerVirtualRegistryCreateInput struct {
 	GroupPath   string  `json:"groupPath"`
 	Name        string  `json:"name"`
