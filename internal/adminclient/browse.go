@@ -6,11 +6,12 @@ import (
 	graphql "github.com/hasura/go-graphql-client"
 )
 
-// BrowseGroup is a group as the cache browser lists it: the summary and
-// its TTL policy.
+// BrowseGroup is a group as the cache browser lists it: the summary, its
+// TTL policy and its container virtual registries.
 type BrowseGroup struct {
 	GroupSummary
-	TTLPolicy *TTLPolicy `json:"dependencyProxyImageTtlPolicy" graphql:"dependencyProxyImageTtlPolicy"`
+	TTLPolicy         *TTLPolicy        `json:"dependencyProxyImageTtlPolicy" graphql:"dependencyProxyImageTtlPolicy"`
+	VirtualRegistries []VirtualRegistry `json:"containerVirtualRegistries" graphql:"containerVirtualRegistries"`
 }
 
 // BrowseGroups returns every group the caller can read with its TTL

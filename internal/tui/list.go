@@ -135,7 +135,7 @@ type column struct {
 }
 
 // table renders the column titles and the rows in view, the cursor's row
-// highlighted, each line exactly width cells wide.
+// highlighted (l nil: no cursor), each line exactly width cells wide.
 func (m *Model) table(cols []column, rows [][]string, l *list, width, height int) string {
 	fixed := 0
 	for _, c := range cols {
@@ -161,11 +161,15 @@ func (m *Model) table(cols []column, rows [][]string, l *list, width, height int
 	}
 	out := []string{m.st.Column.Render(line(titles))}
 	shown := max(height-1, 1)
-	l.clamp(len(rows))
-	l.scroll(shown)
-	for i := l.offset; i < len(rows) && i < l.offset+shown; i++ {
+	sel, offset := -1, 0
+	if l != nil {
+		l.clamp(len(rows))
+		l.scroll(shown)
+		sel, offset = l.cursor, l.offset
+	}
+	for i := offset; i < len(rows) && i < offset+shown; i++ {
 		s := line(rows[i])
-		if i == l.cursor {
+		if i == sel {
 			s = m.st.Selected.Render(s)
 		}
 		out = append(out, s)

@@ -367,6 +367,22 @@ func TestNavigation(t *testing.T) {
 	}
 }
 
+// Virtual registries show beside the groups.
+func TestVirtualRegistriesBesideGroups(t *testing.T) {
+	t.Parallel()
+	api := newFake()
+	api.groups[1].VirtualRegistries = []adminclient.VirtualRegistry{{
+		Name: "all", GroupPath: "acme", PullPrefix: "127.0.0.1:5000/virtual_registries/container/1",
+		Upstreams: []adminclient.VirtualUpstream{{Name: "hub"}, {Name: "quay"}},
+	}}
+	m := newModel(api, 100, 24)
+	s := m.View()
+	mustContain(t, s, "VIRTUAL REGISTRY", "all", "hub,quay", "127.0.0.1:5000/virtual_registries/container/1", "zeta")
+	checkFits(t, s, 100, 24)
+	m = press(m, "/", "zeta", "enter")
+	mustNotContain(t, m.View(), "VIRTUAL REGISTRY")
+}
+
 func TestFilterAndSort(t *testing.T) {
 	t.Parallel()
 	m := newModel(newFake(), 80, 24)

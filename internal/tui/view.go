@@ -140,10 +140,18 @@ func (m *Model) listBody(height int) string {
 			}
 			rows[i] = []string{name, proxy, strconv.Itoa(g.ImageCount), strconv.Itoa(g.BlobCount), size(int64(g.TotalSizeBytes)), ttl}
 		}
-		return m.table([]column{
+		vrs := m.virtualRegistries()
+		if len(vrs) > 0 {
+			height = max(height-len(vrs)-2, 3)
+		}
+		out := m.table([]column{
 			{title: "GROUP", flex: true}, {title: "PROXY", width: 8}, {title: "IMAGES", width: 6, right: true},
 			{title: "BLOBS", width: 6, right: true}, {title: "SIZE", width: 10, right: true}, {title: "TTL", width: 4, right: true},
 		}, rows, &m.groupList, m.width, height)
+		if len(vrs) > 0 {
+			out += "\n\n" + m.virtualTable(vrs)
+		}
+		return out
 	case !m.groupDone:
 		return m.st.Muted.Render("loading " + m.groupPath + "…")
 	case m.tab == tabImages:
@@ -179,6 +187,31 @@ func (m *Model) listBody(height int) string {
 		return m.table([]column{{title: "DIGEST", flex: true}, {title: "SIZE", width: 10, right: true}, {title: "READ", width: 8, right: true}},
 			rows, &m.blobList, m.width, height)
 	}
+}
+
+// virtualRegistries are the container virtual registries of the groups
+// listed, by group then name.
+func (m *Model) virtualRegistries() []adminclient.VirtualRegistry {
+	var out []adminclient.VirtualRegistry
+	for _, g := range m.visibleGroups() {
+		out = append(out, g.VirtualRegistries...)
+	}
+	return out
+}
+
+// virtualTable lists virtual registries below the groups: what they are
+// called, where they belong, their upstreams in order, where to pull.
+func (m *Model) virtualTable(vrs []adminclient.VirtualRegistry) string {
+	cols := []column{{title: "VIRTUAL REGISTRY", width: 18}, {title: "GROUP", width: 12}, {title: "UPSTREAMS", width: 20}, {title: "PULL PREFIX", flex: true}}
+	rows := make([][]string, len(vrs))
+	for i, r := range vrs {
+		names := make([]string, len(r.Upstreams))
+		for j, u := range r.Upstreams {
+			names[j] = u.Name
+		}
+		rows[i] = []string{r.Name, r.GroupPath, strings.Join(names, ","), r.PullPrefix}
+	}
+	return m.table(cols, rows, nil, m.width, len(rows)+1)
 }
 
 // kind names a manifest's media type for people.
