@@ -479,6 +479,29 @@ REF=-
 blob_gets=$(upstream_count "GET blob")
 ((blob_gets == 0)) || fail "mirror pulls of cached images fetched $blob_gets blobs upstream" "(mirror rounds)"
 
+# ---------------------------------------------------------------- virtual registry
+
+# A container virtual registry over the same upstream, set up with the CLI
+# and pulled with crane; a token without read_virtual_registry is refused.
+round_begin "virtual registry (crane)"
+dpx virtual-registry create "$GROUP" all >/dev/null
+dpx virtual-registry upstream add 1 e2e "$UPSTREAM_URL" >/dev/null
+VR_TOKEN=$(dpx token create --user "$E2E_USER" --scopes read_virtual_registry,read_registry --name e2e-virtual)
+run "$CRANE" auth login "$DP" -u "$E2E_USER" -p "$VR_TOKEN" >/dev/null
+for img in hello multi; do
+	REF=$DP/virtual_registries/container/1/library/$img:latest
+	expect_digest "${WANT[$img]}" "$CRANE" digest "$REF"
+	run "$CRANE" pull --format oci "$REF" "$WORK/vr-$img" >/dev/null
+	grep -q "${WANT[$img]}" "$WORK/vr-$img/index.json" || fail "pulled layout lacks the upstream digest" "$CRANE" pull "$REF"
+done
+dpx virtual-registry cache list 1 >"$WORK/vr-cache.txt"
+grep -q "^library/hello/manifests/latest" "$WORK/vr-cache.txt" ||
+	fail "the upstream's cache does not list library/hello:latest" "$BIN/dproxy" virtual-registry cache list 1
+run "$CRANE" auth login "$DP" -u "$E2E_USER" -p "$PULL_TOKEN" >/dev/null
+must_fail "$CRANE" digest "$DP/virtual_registries/container/1/library/hello:latest"
+grep -q DENIED "$WORK/last.out" || fail "a token without read_virtual_registry was not refused with DENIED" "$CRANE" digest "$REF"
+round_end "crane $("$CRANE" version)"
+
 # ---------------------------------------------------------------- tui
 
 # A person at a terminal: `dproxy tui` in tmux against the running server
@@ -524,5 +547,5 @@ round_end "$(tmux -V)"
 log "summary"
 printf '%-32s %-32s %7s\n' "ROUND" "CLIENT VERSION" "TIME"
 printf '%s\n' "${SUMMARY[@]}"
-echo "upstream blob GETs: $blob_gets_cold in the cold round, 0 in every later round"
+echo "upstream blob GETs: $blob_gets_cold in the cold round, 0 in the warm and mirror rounds"
 echo "e2e passed in $(($(date +%s) - START_ALL))s"
