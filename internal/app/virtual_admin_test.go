@@ -180,3 +180,30 @@ func TestVirtualRegistryAdmin(t *testing.T) {
 		t.Errorf("delete: %+v", p)
 	}
 }
+
+// With the default limits (GitLab's 5) the 6th registry and the 6th
+// upstream are refused.
+func TestVirtualRegistryDefaultLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.group("acme")
+	admin := e.adminToken()
+	var first *vrNode
+	for i := range 5 {
+		r := mustVR(t, e.vrMutate(admin, "containerVirtualRegistryCreate", map[string]any{"groupPath": "acme", "name": "r" + string(rune('1'+i))}))
+		if first == nil {
+			first = r
+		}
+	}
+	p := e.vrMutate(admin, "containerVirtualRegistryCreate", map[string]any{"groupPath": "acme", "name": "r6"})
+	if want := "group acme already has 5 virtual registries, the most allowed"; len(p.Errors) != 1 || !strings.Contains(p.Errors[0], want) {
+		t.Errorf("6th registry: %q, want %q", p.Errors, want)
+	}
+	for i := range 5 {
+		mustVR(t, e.vrMutate(admin, "containerVirtualRegistryUpstreamCreate", map[string]any{"registryId": first.ID, "name": "u" + string(rune('1'+i)), "url": "https://u.example"}))
+	}
+	p = e.vrMutate(admin, "containerVirtualRegistryUpstreamCreate", map[string]any{"registryId": first.ID, "name": "u6", "url": "https://u.example"})
+	if want := "already has 5 upstreams, the most allowed"; len(p.Errors) != 1 || !strings.Contains(p.Errors[0], want) {
+		t.Errorf("6th upstream: %q, want %q", p.Errors, want)
+	}
+}
