@@ -74,15 +74,9 @@ func newCmdVRCreate(f *cmdutil.Factory) *cobra.Command {
 		Example: "  $ dproxy virtual-registry create acme all --description 'hub, quay and ours'",
 		Args:    exactArgs(2, "a top-level group path and a name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.Client()
-			if err != nil {
-				return err
-			}
-			r, err := c.CreateVirtualRegistry(cmd.Context(), args[0], args[1], description)
-			if err != nil {
-				return fmt.Errorf("create virtual registry %s in %s: %w", args[1], args[0], err)
-			}
-			return printVR(a, r)
+			return changeVR(a, fmt.Sprintf("create virtual registry %s in %s", args[1], args[0]), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
+				return c.CreateVirtualRegistry(cmd.Context(), args[0], args[1], description)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&description, "description", "", "what the registry is for")
@@ -134,15 +128,9 @@ func newCmdVRShow(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.Client()
-			if err != nil {
-				return err
-			}
-			r, err := c.VirtualRegistry(cmd.Context(), id)
-			if err != nil {
-				return fmt.Errorf("show virtual registry %s: %w", args[0], err)
-			}
-			return printVR(a, r)
+			return changeVR(a, fmt.Sprintf("show virtual registry %s", args[0]), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
+				return c.VirtualRegistry(cmd.Context(), id)
+			})
 		},
 	}
 }
@@ -170,15 +158,9 @@ func newCmdVRUpdate(f *cmdutil.Factory) *cobra.Command {
 			if in.Name == nil && in.Description == nil {
 				return &cmdutil.FlagError{Err: errors.New("nothing to change: pass --name or --description")}
 			}
-			c, err := a.Client()
-			if err != nil {
-				return err
-			}
-			r, err := c.UpdateVirtualRegistry(cmd.Context(), in)
-			if err != nil {
-				return fmt.Errorf("update virtual registry %s: %w", args[0], err)
-			}
-			return printVR(a, r)
+			return changeVR(a, fmt.Sprintf("update virtual registry %s", args[0]), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
+				return c.UpdateVirtualRegistry(cmd.Context(), in)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "new name")
@@ -292,15 +274,9 @@ func newCmdVRUpstreamAdd(f *cmdutil.Factory) *cobra.Command {
 			if err := u.input(cmd, a.IO, &in); err != nil {
 				return err
 			}
-			c, err := a.Client()
-			if err != nil {
-				return err
-			}
-			r, err := c.AddVirtualUpstream(cmd.Context(), in)
-			if err != nil {
-				return fmt.Errorf("add upstream %s to virtual registry %s: %w", args[1], args[0], err)
-			}
-			return printVR(a, r)
+			return changeVR(a, fmt.Sprintf("add upstream %s to virtual registry %s", args[1], args[0]), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
+				return c.AddVirtualUpstream(cmd.Context(), in)
+			})
 		},
 	}
 	u.bind(cmd, false)
@@ -336,15 +312,9 @@ func newCmdVRUpstreamUpdate(f *cmdutil.Factory) *cobra.Command {
 			if in == (adminclient.VirtualUpstreamInput{ID: id}) {
 				return &cmdutil.FlagError{Err: errors.New("nothing to change: pass --name, --url, --username, --password-stdin, --clear-credentials or --cache-validity-hours")}
 			}
-			c, err := a.Client()
-			if err != nil {
-				return err
-			}
-			r, err := c.UpdateVirtualUpstream(cmd.Context(), in)
-			if err != nil {
-				return fmt.Errorf("update upstream %s: %w", args[0], err)
-			}
-			return printVR(a, r)
+			return changeVR(a, fmt.Sprintf("update upstream %s", args[0]), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
+				return c.UpdateVirtualUpstream(cmd.Context(), in)
+			})
 		},
 	}
 	u.bind(cmd, true)
@@ -367,15 +337,9 @@ func newCmdVRUpstreamMove(f *cmdutil.Factory) *cobra.Command {
 			if !cmd.Flags().Changed("position") || position < 0 {
 				return &cmdutil.FlagError{Err: errors.New("--position is required: 0 for the upstream asked first, 1 for the next, …")}
 			}
-			c, err := a.Client()
-			if err != nil {
-				return err
-			}
-			r, err := c.MoveVirtualUpstream(cmd.Context(), id, position)
-			if err != nil {
-				return fmt.Errorf("move upstream %s: %w", args[0], err)
-			}
-			return printVR(a, r)
+			return changeVR(a, fmt.Sprintf("move upstream %s", args[0]), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
+				return c.MoveVirtualUpstream(cmd.Context(), id, position)
+			})
 		},
 	}
 	cmd.Flags().IntVar(&position, "position", 0, "new position, 0 being asked first")
@@ -394,17 +358,25 @@ func newCmdVRUpstreamDelete(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.Client()
-			if err != nil {
-				return err
-			}
-			r, err := c.DeleteVirtualUpstream(cmd.Context(), id)
-			if err != nil {
-				return fmt.Errorf("delete upstream %s: %w", args[0], err)
-			}
-			return printVR(a, r)
+			return changeVR(a, fmt.Sprintf("delete upstream %s", args[0]), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
+				return c.DeleteVirtualUpstream(cmd.Context(), id)
+			})
 		},
 	}
+}
+
+// changeVR runs a call that answers with a registry and prints the
+// registry; a failure names what was being done.
+func changeVR(a api, what string, call func(c *adminclient.Client) (adminclient.VirtualRegistry, error)) error {
+	c, err := a.Client()
+	if err != nil {
+		return err
+	}
+	r, err := call(c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return printVR(a, r)
 }
 
 // printVR prints a registry: its fields, then its upstreams in order.
