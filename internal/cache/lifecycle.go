@@ -217,8 +217,8 @@ func (b *servedBlob) Seek(off int64, whence int) (int64, error) {
 }
 
 // Direct returns the stored blob itself when serving it needs no hashing
-// (verified before and unchanged since), so the server may let the kernel
-// copy it (sendfile); nil while reads must go through verification.
+// (verified before and unchanged since), so the server reads the file
+// without this wrapper; nil while reads must go through verification.
 func (b *servedBlob) Direct() io.ReadSeeker {
 	if b.verifier != nil {
 		return nil
