@@ -1,12 +1,14 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -122,7 +124,7 @@ func TestVirtualRegistryResolution(t *testing.T) {
 
 	// The wrong password on b: a clear error naming b.
 	u := v.ups["b"]
-	u.Password = "wrong"
+	u.Password = "not-b-pa55word-either"
 	if _, err := v.app.Store.UpdateVirtualUpstream(context.Background(), u, true); err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +133,22 @@ func TestVirtualRegistryResolution(t *testing.T) {
 	if _, msg := ociError(t, body); res.StatusCode == http.StatusOK || !strings.Contains(msg, "upstream b ("+v.b.URL+")") || !strings.Contains(msg, "credentials of bot") {
 		t.Errorf("wrong password on b: %d %s", res.StatusCode, msg)
 	}
+
+	// Neither password is in a response, a log line or a file of the data dir.
+	for _, pw := range []string{"b-pa55word", "not-b-pa55word-either"} {
+		if strings.Contains(string(body), pw) || strings.Contains(v.logs.String(), pw) {
+			t.Errorf("the upstream password %q is in a response or the log", pw)
+		}
+	}
+	filepath.WalkDir(v.app.Config.DataDir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte("b-pa55word")) {
+			t.Errorf("the upstream password is in plaintext in %s", path)
+		}
+		return nil
+	})
 }
 
 // Blobs: exact bytes, verified, one upstream GET however many clients ask.
