@@ -1,6 +1,7 @@
 package server
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -80,6 +81,15 @@ func (r *recorder) Write(p []byte) (int, error) {
 	r.wroteHeader = true
 	n, err := r.ResponseWriter.Write(p)
 	r.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps net/http's own ReadFrom reachable, so a handler copying
+// a file to the response may get the kernel's sendfile.
+func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
+	r.wroteHeader = true
+	n, err := io.Copy(r.ResponseWriter, src)
+	r.bytes += n
 	return n, err
 }
 

@@ -89,12 +89,10 @@ func (h *Handler) blob(w http.ResponseWriter, r *http.Request, src source, d oci
 		}
 		// ServeContent answers Range and conditional requests. A blob that
 		// needs no verification goes to it as the stored file, without the
-		// verifying reader in between. The bytes are copied in user space
-		// (the logging middleware hides the connection's ReadFrom): over
-		// loopback on this platform that beats sendfile (BenchmarkCachedBlob,
-		// 512 MiB, one client: 2.8 against 2.1 GB/s).
+		// verifying reader in between; up to sendfileMax the kernel copies it
+		// (sendfile), larger ones stream through user space.
 		cw := &countingWriter{ResponseWriter: w}
-		if d, ok := b.ReadCloser.(direct); ok {
+		if d, ok := b.ReadCloser.(direct); ok && b.Size <= sendfileMax {
 			if f := d.Direct(); f != nil {
 				rs = f
 			}
@@ -181,7 +179,13 @@ type direct interface {
 	Direct() io.ReadSeeker
 }
 
-// countingWriter counts the body bytes written.
+// sendfileMax is the largest verified blob handed to the kernel
+// (sendfile): it saves the CPU of copying small blobs, while large ones
+// stream faster through user space over loopback here.
+const sendfileMax = 16 << 20
+
+// countingWriter counts the body bytes written, also those a ReadFrom
+// (sendfile) copies.
 type countingWriter struct {
 	http.ResponseWriter
 	n int64
@@ -190,5 +194,11 @@ type countingWriter struct {
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.ResponseWriter.Write(p)
 	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
+	n, err := io.Copy(c.ResponseWriter, r)
+	c.n += n
 	return n, err
 }
