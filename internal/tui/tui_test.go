@@ -36,9 +36,15 @@ type fakeAPI struct {
 	limits  []adminclient.UpstreamRateLimit
 	err     error
 	actions []string
+	server  string // default http://127.0.0.1:5000
 }
 
-func (f *fakeAPI) Server() string { return "http://127.0.0.1:5000" }
+func (f *fakeAPI) Server() string {
+	if f.server != "" {
+		return f.server
+	}
+	return "http://127.0.0.1:5000"
+}
 
 func (f *fakeAPI) fail() error {
 	f.mu.Lock()
@@ -355,7 +361,7 @@ func TestNavigation(t *testing.T) {
 	m = press(m, "tab", "j", "enter") // alpine is first by name; j → redis
 	s = m.View()
 	mustContain(t, s, "acme › library/redis:7", "Pull reference:", "  127.0.0.1:5000/acme/dependency_proxy/containers/library/redis:7",
-		"Config:      sha256:333333333333", "Layers:", "1 layers, 3.0 MiB", `"schemaVersion": 2`)
+		"Config: sha256:333333333333", "Layers:", "1 layer, 3.0 MiB", `"schemaVersion": 2`)
 	m = press(m, "esc", "k", "enter")
 	mustContain(t, m.View(), "Platforms:", "linux/amd64", "linux/arm64/v8")
 	m = press(m, "esc", "esc")
@@ -506,5 +512,59 @@ func TestAutoRefreshToggle(t *testing.T) {
 	m = next.(Model)
 	if !m.auto || cmd == nil {
 		t.Error("a did not turn auto-refresh back on")
+	}
+}
+
+// The footer names the keys of what is on screen, and at 80 columns and
+// less still shows how to get every key and how to leave; dialogs, the
+// filter and the help screen say how to get out of them.
+func TestFooterFits(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		keys   []string
+		wants  []string // at 80 columns
+		narrow []string // at 50 columns
+		bad    []string
+	}{
+		{"groups", nil, []string{"enter open", "/ filter", "p purge", "? help", "q quit"}, []string{"? help", "q quit"}, []string{"esc back"}},
+		{"group images", []string{"enter"}, []string{"esc back", "tab blobs", "d delete", "? help", "q quit"}, []string{"esc back", "? help", "q quit"}, nil},
+		{"group blobs", []string{"enter", "tab"}, []string{"esc back", "tab images", "p purge", "? help", "q quit"}, []string{"? help", "q quit"}, []string{"d delete"}},
+		{"detail", []string{"enter", "enter"}, []string{"↑/k scroll", "esc back", "d delete", "? help", "q quit"}, []string{"esc back", "? help", "q quit"}, nil},
+		{"confirmation", []string{"p"}, []string{"y yes", "n/esc cancel"}, []string{"y yes", "n/esc cancel"}, []string{"q quit"}},
+		{"filter", []string{"/"}, []string{"enter: keep filter", "esc: clear filter"}, []string{"enter: keep filter"}, []string{"q quit"}},
+		{"help", []string{"?"}, []string{"any key: close help", "q: quit"}, []string{"any key: close help", "q: quit"}, nil},
+	} {
+		for _, w := range []int{80, 50} {
+			t.Run(fmt.Sprintf("%s-%d", tc.name, w), func(t *testing.T) {
+				t.Parallel()
+				m := press(newModel(newFake(), w, 24), tc.keys...)
+				lines := strings.Split(m.View(), "\n")
+				footer := lines[len(lines)-1]
+				if lipgloss.Width(footer) > w {
+					t.Errorf("footer is %d cells on a %d-column terminal: %q", lipgloss.Width(footer), w, footer)
+				}
+				wants := tc.wants
+				if w < 80 {
+					wants = tc.narrow
+				}
+				mustContain(t, footer, wants...)
+				mustNotContain(t, footer, tc.bad...)
+			})
+		}
+	}
+}
+
+// A long server name is cut in the header; the user, the limit and the
+// cache size stay.
+func TestHeaderLongServer(t *testing.T) {
+	t.Parallel()
+	api := newFake()
+	api.server = "https://dependency-proxy.build-infrastructure.internal.example.com:5443"
+	m := newModel(api, 80, 24)
+	header := strings.Split(m.View(), "\n")[0]
+	mustContain(t, header, "dproxy dependency-prox…", "admin", "97/100", "cache 45.0 MiB")
+	if lipgloss.Width(header) > 80 {
+		t.Errorf("header is %d cells: %q", lipgloss.Width(header), header)
 	}
 }

@@ -50,7 +50,12 @@ func (m *Model) header() string {
 		auto = " · auto " + m.opts.RefreshEvery.String()
 	}
 	server := strings.TrimPrefix(strings.TrimPrefix(m.api.Server(), "https://"), "http://")
-	return m.st.Header.Render("dproxy") + " " + server + " · " + user + " · " + hub + " · cache " + size(int64(total)) + auto
+	rest := " · " + user + " · " + hub + " · cache " + size(int64(total)) + auto
+	// A long server name is cut before the user, the limit and the size.
+	if room := max(m.width-len("dproxy ")-lipgloss.Width(rest), 12); lipgloss.Width(server) > room {
+		server = fit(server, room, false)
+	}
+	return m.st.Header.Render("dproxy") + " " + server + rest
 }
 
 // lowestLimit picks the credential closest to its limit.
@@ -214,6 +219,14 @@ func (m *Model) virtualTable(vrs []adminclient.VirtualRegistry) string {
 	return m.table(cols, rows, nil, m.width, len(rows)+1)
 }
 
+// plural is one when n is 1, else many.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 // kind names a manifest's media type for people.
 func kind(mediaType string) string {
 	switch {
@@ -244,9 +257,10 @@ func (m *Model) refreshDetail() {
 		ref = im.ImageName + "@" + im.Reference
 	}
 	fmt.Fprintf(&b, "Pull reference:\n  %s%s\n\n", prefix, ref)
-	fmt.Fprintf(&b, "Digest:      %s\n", im.Digest)
-	fmt.Fprintf(&b, "Media type:  %s (%s)\n", im.MediaType, kind(im.MediaType))
-	fmt.Fprintf(&b, "Size:        %s\n", size(int64(im.Size)))
+	// Labels of 8 cells keep a whole digest on one line at 80 columns.
+	fmt.Fprintf(&b, "Digest: %s\n", im.Digest)
+	fmt.Fprintf(&b, "Type:   %s (%s)\n", im.MediaType, kind(im.MediaType))
+	fmt.Fprintf(&b, "Size:   %s\n", size(int64(im.Size)))
 	var doc struct {
 		Manifests []struct {
 			Digest   string `json:"digest"`
@@ -281,7 +295,7 @@ func (m *Model) refreshDetail() {
 			}
 		}
 		if doc.Config != nil {
-			fmt.Fprintf(&b, "\nConfig:      %s  %s\n", shortDigest(doc.Config.Digest), size(int64(doc.Config.Size)))
+			fmt.Fprintf(&b, "\nConfig: %s  %s\n", shortDigest(doc.Config.Digest), size(int64(doc.Config.Size)))
 		}
 		if len(doc.Layers) > 0 {
 			var total int64
@@ -290,7 +304,7 @@ func (m *Model) refreshDetail() {
 				total += l.Size
 				fmt.Fprintf(&b, "  %s  %s\n", shortDigest(l.Digest), size(int64(l.Size)))
 			}
-			fmt.Fprintf(&b, "  %d layers, %s\n", len(doc.Layers), size(int64(total)))
+			fmt.Fprintf(&b, "  %d %s, %s\n", len(doc.Layers), plural(len(doc.Layers), "layer", "layers"), size(int64(total)))
 		}
 	}
 	b.WriteString("\nManifest:\n")
@@ -344,18 +358,45 @@ func (m *Model) statusLines() []string {
 	return wrapped
 }
 
+// footer is the key help of what is on screen. When it does not fit, the
+// keys just before `?` and `q` are dropped first: how to get all the keys
+// and how to leave always show.
 func (m *Model) footer() string {
-	if m.filtering {
-		return m.st.Help.Render("enter: keep filter · esc: clear filter")
+	k := m.keys
+	short := func(b key.Binding, desc string) key.Binding {
+		b.SetHelp(b.Help().Key, desc)
+		return b
 	}
-	keys := m.keys.ShortHelp()
-	switch m.screen {
-	case screenGroups:
-		keys = append(keys[:4:4], m.keys.Purge, m.keys.Toggle, m.keys.Help, m.keys.Quit)
-	case screenGroup:
-		keys = append(keys[:2:2], m.keys.Tab, m.keys.Delete, m.keys.Purge, m.keys.Filter, m.keys.Help, m.keys.Quit)
-	case screenDetail:
-		keys = []key.Binding{m.keys.Up, m.keys.Down, m.keys.Back, m.keys.Delete, m.keys.Help, m.keys.Quit}
+	var keys []key.Binding
+	switch {
+	case m.filtering:
+		return m.st.Help.Render(fit("enter: keep filter · esc: clear filter", m.width, false))
+	case m.confirm != nil:
+		return m.help.ShortHelpView([]key.Binding{k.Yes, short(k.No, "cancel")})
+	case m.showHelp:
+		return m.st.Help.Render(fit("any key: close help · q: quit", m.width, false))
+	case m.screen == screenGroups:
+		keys = []key.Binding{k.Open, k.Filter, k.Sort, short(k.Purge, "purge"), short(k.Toggle, "proxy on/off"), k.Refresh}
+	case m.screen == screenGroup:
+		other := map[tab]string{tabImages: "blobs", tabBlobs: "images"}[m.tab]
+		keys = []key.Binding{k.Back, short(k.Tab, other)}
+		if m.tab == tabImages {
+			keys = append(keys, k.Open, short(k.Delete, "delete"))
+		}
+		keys = append(keys, short(k.Purge, "purge"), k.Filter, k.Sort, short(k.Toggle, "proxy on/off"), k.Refresh)
+	case m.screen == screenDetail:
+		keys = []key.Binding{short(k.Up, "scroll"), k.Back, short(k.Delete, "delete"), k.Refresh}
 	}
-	return m.help.ShortHelpView(keys)
+	whole := m.help // unbounded, to see whether all of it fits
+	whole.Width = 0
+	for {
+		all := append(keys[:len(keys):len(keys)], k.Help, k.Quit)
+		if view := whole.ShortHelpView(all); lipgloss.Width(view) <= m.width {
+			return view
+		}
+		if len(keys) == 0 {
+			return m.help.ShortHelpView(all) // cut with "…"
+		}
+		keys = keys[:len(keys)-1]
+	}
 }
