@@ -273,7 +273,7 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 	case key.Matches(msg, k.Help):
 		m.showHelp = true
 	case key.Matches(msg, k.Refresh):
-		m.note("refreshing")
+		m.note(refreshing)
 		return m.reload()
 	case key.Matches(msg, k.AutoRefresh):
 		return m.toggleAuto()
@@ -470,7 +470,17 @@ func (m *Model) start(cmds ...tea.Cmd) tea.Cmd {
 	return tea.Batch(cmds...)
 }
 
-func (m *Model) done() { m.busy = max(m.busy-1, 0) }
+// done counts a call that ended; the last one of an `r` says when the
+// screen was refreshed (unless a call failed: its error stays).
+func (m *Model) done() {
+	m.busy = max(m.busy-1, 0)
+	if m.busy == 0 && m.status == refreshing && !m.statusErr {
+		m.note("refreshed at " + m.opts.Now().Format("15:04:05"))
+	}
+}
+
+// refreshing is the status while an `r` is under way.
+const refreshing = "refreshing"
 
 // reload asks again for everything on screen.
 func (m *Model) reload() tea.Cmd {

@@ -3,6 +3,9 @@ package tui
 import (
 	"context"
 	"io"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"testing"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -57,6 +60,77 @@ func TestPurgeOnARealServer(t *testing.T) {
 	if g.ImageCount != 0 || g.BlobCount != 0 || g.TotalSizeBytes != 0 {
 		t.Errorf("after purging from the browser the server has %d images, %d blobs, %d bytes in acme; want none",
 			g.ImageCount, g.BlobCount, g.TotalSizeBytes)
+	}
+}
+
+// Against a real server: an action the signed-in user may not take shows
+// the server's refusal and changes nothing; when the server goes away the
+// browser says it cannot reach it and keeps answering keys.
+func TestRefusedAndGoneOnARealServer(t *testing.T) {
+	t.Parallel()
+	s := testserver.New(t, testserver.Options{})
+	ctx := context.Background()
+	admin, err := adminclient.New(s.URL, s.AdminToken, adminclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateGroup(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	on := true
+	if _, err := admin.UpdateProxySettings(ctx, adminclient.ProxySettingsInput{GroupPath: "acme", Enabled: &on}); err != nil {
+		t.Fatal(err)
+	}
+	s.Upstream.PushRandomImage(t, "library/alpine", "latest", 1, 512)
+	pullThrough(t, s, "acme/dependency_proxy/containers/alpine:latest")
+	s.WaitDownloads(t)
+	if _, err := admin.CreateUser(ctx, adminclient.UserInput{Username: "rita"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.AddMember(ctx, "acme", "rita", "REPORTER"); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := admin.CreateToken(ctx, adminclient.TokenInput{Kind: adminclient.TokenPersonal, Name: "tui", Username: "rita", Scopes: []string{"api"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// rita reaches the server through a front that can be taken away.
+	target, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(httputil.NewSingleHostReverseProxy(target))
+	defer front.Close()
+	c, err := adminclient.New(front.URL, tok.Secret, adminclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := lipgloss.NewRenderer(io.Discard)
+	r.SetColorProfile(termenv.Ascii)
+	m := New(c, r, Options{})
+	m = drive(m, m.Init(), tea.WindowSizeMsg{Width: 100, Height: 30})
+	mustContain(t, m.View(), "rita", "acme")
+
+	m = press(m, "p", "y")
+	mustContain(t, m.View(), "error: purge acme: purging the dependency proxy cache of acme needs the owner role; you are reporter")
+	g, err := admin.Group(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.ImageCount == 0 {
+		t.Errorf("a refused purge emptied acme")
+	}
+
+	front.CloseClientConnections()
+	front.Close()
+	m = press(m, "r")
+	mustContain(t, m.View(), "error: list groups: cannot reach dproxy at "+front.URL, "acme")
+	m = press(m, "enter")
+	mustContain(t, m.View(), "error: open group acme:")
+	next, cmd := m.Update(keys("q")[0])
+	if _, ok := cmd().(tea.QuitMsg); !ok || next == nil {
+		t.Errorf("q did not quit after the server went away")
 	}
 }
 

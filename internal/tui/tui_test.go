@@ -389,6 +389,20 @@ func TestVirtualRegistriesBesideGroups(t *testing.T) {
 	mustNotContain(t, m.View(), "VIRTUAL REGISTRY")
 }
 
+// An image that leaves the cache while it is open says so after a refresh
+// and still shows what it was.
+func TestDetailOfAnImageThatLeft(t *testing.T) {
+	t.Parallel()
+	api := newFake()
+	m := press(newModel(api, 80, 24), "enter", "j", "enter")
+	mustNotContain(t, m.View(), "no longer cached")
+	api.mu.Lock()
+	api.images["acme"] = api.images["acme"][:1]
+	api.mu.Unlock()
+	m = press(m, "r")
+	mustContain(t, m.View(), "library/redis:7 is no longer cached", "Pull reference:")
+}
+
 func TestFilterAndSort(t *testing.T) {
 	t.Parallel()
 	m := newModel(newFake(), 80, 24)
@@ -477,6 +491,7 @@ func TestFailuresKeepRunning(t *testing.T) {
 	api.err = nil
 	m = press(m, "esc", "r")
 	mustNotContain(t, m.View(), "error:")
+	mustContain(t, m.View(), "refreshed at 12:00:00")
 }
 
 func TestResize(t *testing.T) {

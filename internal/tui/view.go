@@ -240,13 +240,16 @@ func kind(mediaType string) string {
 
 // refreshDetail renders the open image into the viewport.
 func (m *Model) refreshDetail() {
-	im := *m.detail
+	im, cached := *m.detail, false
 	for _, cur := range m.images {
 		if cur.ID == im.ID {
-			im = cur
+			im, cached = cur, true
 		}
 	}
 	m.detail = &im
+	if !cached && m.groupDone {
+		m.note(imageRef(im.Manifest) + " is no longer cached (deleted or expired); esc goes back")
+	}
 	var b strings.Builder
 	prefix := ""
 	if m.group != nil {
