@@ -529,8 +529,18 @@ pane_shows "enabled"
 tm send-keys -t tui Enter
 pane_shows "Group $GROUP"
 pane_shows "library/hello"
+pane_shows "? help"
+# Filter to the image, open it: the reference to pull it by, whole.
+tm send-keys -t tui / hello Enter
+pane_shows "filter /hello"
+tm send-keys -t tui Enter
+pane_shows "$GROUP › library/hello:latest"
+pane_shows "$DP/$GROUP/dependency_proxy/containers/library/hello:latest"
+tm send-keys -t tui Escape
+pane_shows "tab blobs"
 tm send-keys -t tui p
 pane_shows "Purge the cache of group $GROUP?"
+pane_shows "This removes its"
 tm send-keys -t tui y
 pane_shows "purged $GROUP:"
 pane_shows "No cached images yet"

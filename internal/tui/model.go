@@ -227,6 +227,19 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 	if msg.String() == "ctrl+c" {
 		return tea.Quit
 	}
+	// Keys typed faster than the terminal is read arrive as one message of
+	// several runes: outside the filter each is a key of its own. Pasted
+	// text is only ever a filter, never a string of commands.
+	if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !m.filtering {
+		if msg.Paste {
+			return nil
+		}
+		cmds := make([]tea.Cmd, 0, len(msg.Runes))
+		for _, r := range msg.Runes {
+			cmds = append(cmds, m.key(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt}))
+		}
+		return tea.Batch(cmds...)
+	}
 	switch {
 	case m.confirm != nil:
 		switch {

@@ -403,6 +403,26 @@ func TestDetailOfAnImageThatLeft(t *testing.T) {
 	mustContain(t, m.View(), "library/redis:7 is no longer cached", "Pull reference:")
 }
 
+// Keys that arrive together (typed fast, or over a slow link) act one by
+// one; pasted text outside the filter does nothing.
+func TestKeysInOneRead(t *testing.T) {
+	t.Parallel()
+	api := newFake()
+	m := newModel(api, 80, 24)
+	burst := drive(m, nil, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("/ze")})
+	s := burst.View()
+	mustContain(t, s, "zeta", "enter: keep filter")
+	mustNotContain(t, s, "acme")
+
+	pasted := drive(m, nil, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("py"), Paste: true})
+	mustNotContain(t, pasted.View(), "Purge the cache")
+	typed := drive(m, nil, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("py")})
+	mustContain(t, typed.View(), "purged acme")
+	if len(api.actions) != 1 || api.actions[0] != "purge acme" {
+		t.Errorf("actions = %v, want one purge after p and y typed together, none after pasting them", api.actions)
+	}
+}
+
 func TestFilterAndSort(t *testing.T) {
 	t.Parallel()
 	m := newModel(newFake(), 80, 24)
