@@ -23,27 +23,9 @@ import (
 // group and the image, and purging from it really empties the group.
 func TestPurgeOnARealServer(t *testing.T) {
 	t.Parallel()
-	s := testserver.New(t, testserver.Options{})
+	_, c := cachedServer(t)
 	ctx := context.Background()
-	c, err := adminclient.New(s.URL, s.AdminToken, adminclient.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CreateGroup(ctx, "acme"); err != nil {
-		t.Fatal(err)
-	}
-	on := true
-	if _, err := c.UpdateProxySettings(ctx, adminclient.ProxySettingsInput{GroupPath: "acme", Enabled: &on}); err != nil {
-		t.Fatal(err)
-	}
-	s.Upstream.PushRandomImage(t, "library/alpine", "latest", 2, 1024)
-	pullThrough(t, s, "acme/dependency_proxy/containers/alpine:latest")
-	s.WaitDownloads(t)
-
-	r := lipgloss.NewRenderer(io.Discard)
-	r.SetColorProfile(termenv.Ascii)
-	m := New(c, r, Options{})
-	m = drive(m, m.Init(), tea.WindowSizeMsg{Width: 80, Height: 24})
+	m := drive(newRealModel(c), nil, tea.WindowSizeMsg{Width: 80, Height: 24})
 	mustContain(t, m.View(), "admin", "acme", "enabled")
 
 	m = press(m, "enter")
@@ -68,22 +50,8 @@ func TestPurgeOnARealServer(t *testing.T) {
 // browser says it cannot reach it and keeps answering keys.
 func TestRefusedAndGoneOnARealServer(t *testing.T) {
 	t.Parallel()
-	s := testserver.New(t, testserver.Options{})
+	s, admin := cachedServer(t)
 	ctx := context.Background()
-	admin, err := adminclient.New(s.URL, s.AdminToken, adminclient.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.CreateGroup(ctx, "acme"); err != nil {
-		t.Fatal(err)
-	}
-	on := true
-	if _, err := admin.UpdateProxySettings(ctx, adminclient.ProxySettingsInput{GroupPath: "acme", Enabled: &on}); err != nil {
-		t.Fatal(err)
-	}
-	s.Upstream.PushRandomImage(t, "library/alpine", "latest", 1, 512)
-	pullThrough(t, s, "acme/dependency_proxy/containers/alpine:latest")
-	s.WaitDownloads(t)
 	if _, err := admin.CreateUser(ctx, adminclient.UserInput{Username: "rita"}); err != nil {
 		t.Fatal(err)
 	}
@@ -106,10 +74,7 @@ func TestRefusedAndGoneOnARealServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := lipgloss.NewRenderer(io.Discard)
-	r.SetColorProfile(termenv.Ascii)
-	m := New(c, r, Options{})
-	m = drive(m, m.Init(), tea.WindowSizeMsg{Width: 100, Height: 30})
+	m := drive(newRealModel(c), nil, tea.WindowSizeMsg{Width: 100, Height: 30})
 	mustContain(t, m.View(), "rita", "acme")
 
 	m = press(m, "p", "y")
@@ -132,6 +97,38 @@ func TestRefusedAndGoneOnARealServer(t *testing.T) {
 	if _, ok := cmd().(tea.QuitMsg); !ok || next == nil {
 		t.Errorf("q did not quit after the server went away")
 	}
+}
+
+// cachedServer starts a server with group acme, its proxy enabled, and
+// library/alpine:latest pulled through it; c is its admin's client.
+func cachedServer(t *testing.T) (s *testserver.Server, c *adminclient.Client) {
+	t.Helper()
+	s = testserver.New(t, testserver.Options{})
+	ctx := context.Background()
+	c, err := adminclient.New(s.URL, s.AdminToken, adminclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateGroup(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	on := true
+	if _, err := c.UpdateProxySettings(ctx, adminclient.ProxySettingsInput{GroupPath: "acme", Enabled: &on}); err != nil {
+		t.Fatal(err)
+	}
+	s.Upstream.PushRandomImage(t, "library/alpine", "latest", 2, 1024)
+	pullThrough(t, s, "acme/dependency_proxy/containers/alpine:latest")
+	s.WaitDownloads(t)
+	return s, c
+}
+
+// newRealModel is the browser on a real server's client, loaded, with
+// the wall clock.
+func newRealModel(c *adminclient.Client) Model {
+	r := lipgloss.NewRenderer(io.Discard)
+	r.SetColorProfile(termenv.Ascii)
+	m := New(c, r, Options{})
+	return drive(m, m.Init())
 }
 
 // pullThrough pulls an image and its layers through dproxy as the admin.
