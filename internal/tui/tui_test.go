@@ -373,6 +373,21 @@ func TestNavigation(t *testing.T) {
 	}
 }
 
+// A subgroup is indented under its parent when the parent is listed, and
+// shows its full path when it is not (a member of the subgroup only).
+func TestSubgroupIndent(t *testing.T) {
+	t.Parallel()
+	api := newFake()
+	g := func(path string) adminclient.BrowseGroup {
+		return adminclient.BrowseGroup{GroupSummary: adminclient.GroupSummary{FullPath: path}}
+	}
+	api.groups = []adminclient.BrowseGroup{g("acme"), g("acme/ci"), g("acme/ci/nightly"), g("beta/tools"), g("beta/tools/old")}
+	s := newModel(api, 80, 24).View()
+	for _, want := range []string{"\nacme ", "\n  ci ", "\n    nightly ", "\nbeta/tools ", "\n  old "} {
+		mustContain(t, s, want)
+	}
+}
+
 // Virtual registries show beside the groups.
 func TestVirtualRegistriesBesideGroups(t *testing.T) {
 	t.Parallel()

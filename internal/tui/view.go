@@ -128,12 +128,19 @@ func (m *Model) listBody(height int) string {
 			}
 			return fmt.Sprintf("No group matches /%s — esc in the filter clears it.", m.groupList.filter)
 		}
+		// A subgroup is indented under its parent, by its last name, when
+		// the parent is listed; else (a member of the subgroup only) it
+		// shows its full path.
+		depth := make(map[string]int, len(gs))
 		rows := make([][]string, len(gs))
 		for i, g := range gs {
 			name := g.FullPath
-			if !m.groupList.bySize && m.groupList.filter == "" {
-				depth := strings.Count(g.FullPath, "/")
-				name = strings.Repeat("  ", depth) + g.FullPath[strings.LastIndex(g.FullPath, "/")+1:]
+			parent, last, nested := cutLast(g.FullPath)
+			if d, listed := depth[parent]; nested && listed && !m.groupList.bySize && m.groupList.filter == "" {
+				depth[g.FullPath] = d + 1
+				name = strings.Repeat("  ", d+1) + last
+			} else {
+				depth[g.FullPath] = 0
 			}
 			proxy := "disabled"
 			if g.Setting != nil && g.Setting.Enabled {
@@ -217,6 +224,15 @@ func (m *Model) virtualTable(vrs []adminclient.VirtualRegistry) string {
 		rows[i] = []string{r.Name, r.GroupPath, strings.Join(names, ","), r.PullPrefix}
 	}
 	return m.table(cols, rows, nil, m.width, len(rows)+1)
+}
+
+// cutLast splits a group path into its parent's path and its own name.
+func cutLast(path string) (parent, name string, nested bool) {
+	i := strings.LastIndex(path, "/")
+	if i < 0 {
+		return "", path, false
+	}
+	return path[:i], path[i+1:], true
 }
 
 // plural is one when n is 1, else many.
