@@ -153,8 +153,9 @@ func TestRateLimitReserveServesCachedCopy(t *testing.T) {
 	if got := e.up.Count(http.MethodHead, testregistry.KindManifest); got != 1 {
 		t.Errorf("upstream manifest HEADs at the reserve = %d, want 1 (HEADs are free)", got)
 	}
-	if !strings.Contains(e.logs.String(), "rate_limit") && !strings.Contains(e.logs.String(), "reserve") {
-		t.Errorf("no log line about the reserve:\n%s", e.logs.String())
+	if !strings.Contains(e.logs.String(), "serving cached manifest instead of the upstream's") ||
+		!strings.Contains(e.logs.String(), "pull rate limit is at the reserve") {
+		t.Errorf("no log line saying the cached copy was served because of the reserve:\n%s", e.logs.String())
 	}
 
 	e.up.PushRandomImage(t, "library/other", "v1", 1, 512)

@@ -145,15 +145,6 @@ func (c *Client) backingOff(o op, creds Credentials) error {
 	return e
 }
 
-// BackingOff reports until when requests with creds are not sent because
-// the upstream answered 429.
-func (c *Client) BackingOff(creds Credentials) (time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	until, ok := c.blocked[creds.ID()]
-	return until, ok && c.opts.Now().Before(until)
-}
-
 // RateLimitCheck is what CheckRateLimit found.
 type RateLimitCheck struct {
 	RateLimit            // zero when Unlimited

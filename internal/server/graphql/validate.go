@@ -91,17 +91,26 @@ func validateText(what, s string, limit int) error {
 // validateCredentials checks a Docker Hub identity and secret: both set,
 // or both empty to clear. The secret never appears in a message.
 func validateCredentials(identity, secret string) error {
+	return validatePair(credentialNames{"identity", "an identity", "secret", "a secret"}, identity, secret)
+}
+
+// credentialNames name the two halves of a credential in messages.
+type credentialNames struct{ user, aUser, secret, aSecret string }
+
+// validatePair checks a username-like name and its secret: both set, or
+// both empty to clear. The secret never appears in a message.
+func validatePair(w credentialNames, user, secret string) error {
 	switch {
-	case identity == "" && secret == "":
+	case user == "" && secret == "":
 		return nil
-	case identity == "":
-		return fmt.Errorf("a secret needs an identity: set both, or both to empty strings to clear them")
+	case user == "":
+		return fmt.Errorf("%s needs %s: set both, or both to empty strings to clear them", w.aSecret, w.aUser)
 	case secret == "":
-		return fmt.Errorf("identity %q needs a secret: set both, or both to empty strings to clear them", clip(identity))
-	case len(identity) > maxIdentity || strings.IndexFunc(identity, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-		return fmt.Errorf("identity %q: use at most %d characters without spaces", clip(identity), maxIdentity)
+		return fmt.Errorf("%s %q needs %s: set both, or both to empty strings to clear them", w.user, clip(user), w.aSecret)
+	case len(user) > maxIdentity || strings.IndexFunc(user, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return fmt.Errorf("%s %q: use at most %d characters without spaces", w.user, clip(user), maxIdentity)
 	case len(secret) > maxSecret || strings.IndexFunc(secret, unicode.IsControl) >= 0:
-		return fmt.Errorf("the secret must be at most %d characters without control characters", maxSecret)
+		return fmt.Errorf("the %s must be at most %d characters without control characters", w.secret, maxSecret)
 	}
 	return nil
 }

@@ -249,10 +249,7 @@ func checkUpstream(u store.VirtualUpstream) error {
 	if _, err := upstream.ParseURL(u.URL); err != nil {
 		urlErr = fmt.Errorf("url %q: use http(s)://host[:port][/path] of an OCI registry, without credentials, query or fragment", clip(u.URL))
 	}
-	var credErr error
-	if err := validateCredentials(u.Username, u.Password); err != nil {
-		credErr = errors.New(strings.NewReplacer("an identity", "a username", "identity", "username", "secret", "password").Replace(err.Error()))
-	}
+	credErr := validatePair(credentialNames{"username", "a username", "password", "a password"}, u.Username, u.Password)
 	return errors.Join(validateVirtualName("upstream", u.Name), urlErr, credErr, validateCacheValidity(u.CacheValidityHours))
 }
 
