@@ -295,3 +295,111 @@ func TestVirtualRegistryAuthorization(t *testing.T) {
 		t.Errorf("unknown registry: %d %s", res.StatusCode, code)
 	}
 }
+
+// What no upstream has is a 404 with the code of what was asked for.
+func TestVirtualRegistryUnknown(t *testing.T) {
+	t.Parallel()
+	v := newVREnv(t)
+	missing := "sha256:" + strings.Repeat("ab", 32)
+	for _, c := range []struct{ kind, arg, code string }{
+		{"manifests", "v1", "MANIFEST_UNKNOWN"},
+		{"manifests", missing, "MANIFEST_UNKNOWN"},
+		{"blobs", missing, "BLOB_UNKNOWN"},
+	} {
+		res, body := v.get(http.MethodGet, "team/nowhere", c.kind, c.arg)
+		if res.StatusCode != http.StatusNotFound {
+			t.Errorf("%s/%s: status %d, want 404", c.kind, c.arg, res.StatusCode)
+		}
+		code, msg := ociError(t, body)
+		if code != c.code || !strings.Contains(msg, "none of the upstreams") || !strings.Contains(msg, "a, b, c") {
+			t.Errorf("%s/%s: %s %q, want %s naming the upstreams", c.kind, c.arg, code, msg, c.code)
+		}
+	}
+}
+
+// Deleting an upstream stops its downloads at the next collection, and
+// the files only it referenced are deleted.
+func TestVirtualRegistryUpstreamDeleted(t *testing.T) {
+	t.Parallel()
+	v := newVREnv(t)
+	kept := v.c.PushRandomImage(t, "team/app", "v1", 1, 64<<10)
+	slow := v.c.PushRandomImage(t, "team/big", "v1", 1, 4<<20)
+	if res, body := v.get(http.MethodGet, "team/app", "manifests", "v1"); res.StatusCode != http.StatusOK {
+		t.Fatalf("pull: %d %s", res.StatusCode, body)
+	}
+	keptLayer := firstLayer(t, kept)
+	if res, _ := v.get(http.MethodGet, "team/app", "blobs", keptLayer); res.StatusCode != http.StatusOK {
+		t.Fatalf("blob pull: %d", res.StatusCode)
+	}
+	keptPath := v.app.Blobs.(*blobstore.FS).Path(oci.Digest(keptLayer))
+	waitFor(t, "the blob to be stored", func() bool { _, err := os.Stat(keptPath); return err == nil })
+
+	v.c.SetBandwidth(64 << 10) // 4 MiB takes a minute
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		v.get(http.MethodGet, "team/big", "blobs", firstLayer(t, slow))
+	}()
+	waitFor(t, "the slow download to start", func() bool { return v.app.Virtual.InFlight() == 1 })
+
+	if p := v.vrMutate(v.adminToken(), "containerVirtualRegistryUpstreamDelete", map[string]any{"id": fmt.Sprint(v.ups["c"].ID)}); len(p.Errors) != 0 {
+		t.Fatalf("delete upstream c: %v", p.Errors)
+	}
+	if _, err := v.app.Lifecycle.CollectGarbage(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted upstream's download to stop", func() bool { return v.app.Virtual.InFlight() == 0 })
+	<-done
+	if _, err := os.Stat(keptPath); !os.IsNotExist(err) {
+		t.Errorf("the blob only upstream c referenced is still stored: %v", err)
+	}
+	if res, _ := v.get(http.MethodGet, "team/app", "manifests", "v1"); res.StatusCode != http.StatusNotFound {
+		t.Errorf("pull after its only upstream was deleted: %d, want 404", res.StatusCode)
+	}
+}
+
+func firstLayer(t *testing.T, img v1.Image) string {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := layers[0].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
+}
+
+// A cached copy from a later upstream wins while it is valid, even once an
+// earlier upstream has the image; when the later upstream no longer has
+// the tag at revalidation, resolution moves on to the others.
+func TestVirtualRegistryCachedCopyWins(t *testing.T) {
+	t.Parallel()
+	v := newVREnv(t)
+	fromB := imageDigest(t, v.b.PushRandomImage(t, "team/app", "v1", 1, 512))
+	if res, _ := v.get(http.MethodGet, "team/app", "manifests", "v1"); res.Header.Get("Docker-Content-Digest") != fromB {
+		t.Fatalf("first pull: %d, want b's %s", res.StatusCode, fromB)
+	}
+	fromA := imageDigest(t, v.a.PushRandomImage(t, "team/app", "v1", 1, 512))
+	v.a.ResetCounts()
+
+	v.clock.Add(time.Hour)
+	if res, _ := v.get(http.MethodGet, "team/app", "manifests", "v1"); res.Header.Get("Docker-Content-Digest") != fromB {
+		t.Errorf("inside b's window: %d %s, want b's cached %s", res.StatusCode, res.Header.Get("Docker-Content-Digest"), fromB)
+	}
+	if n := upstreamRequests(v.a); n != 0 {
+		t.Errorf("a was asked %d times while b's cached copy was valid", n)
+	}
+
+	v.clock.Add(48 * time.Hour)
+	if res, _ := v.get(http.MethodGet, "team/app", "manifests", "v1"); res.Header.Get("Docker-Content-Digest") != fromB {
+		t.Errorf("b still has it at revalidation: %d %s, want b's %s", res.StatusCode, res.Header.Get("Docker-Content-Digest"), fromB)
+	}
+
+	v.b.DeleteTag(t, "team/app", "v1")
+	v.clock.Add(48 * time.Hour)
+	if res, body := v.get(http.MethodGet, "team/app", "manifests", "v1"); res.Header.Get("Docker-Content-Digest") != fromA {
+		t.Errorf("b lost the tag: %d %s %s, want a's %s", res.StatusCode, res.Header.Get("Docker-Content-Digest"), body, fromA)
+	}
+}

@@ -37,9 +37,10 @@ type Virtual struct {
 	closed bool
 }
 
-// upstreamLister reads a registry's upstreams in order.
+// upstreamLister reads a registry's upstreams in order, and one upstream.
 type upstreamLister interface {
 	VirtualUpstreams(ctx context.Context, registryID int64) ([]store.VirtualUpstream, error)
+	VirtualUpstream(ctx context.Context, id int64) (store.VirtualUpstream, error)
 }
 
 // upstreamCache is the cache of one upstream, for one URL.
@@ -105,6 +106,32 @@ func (v *Virtual) ForgetUpstream(id int64) {
 	}
 }
 
+// Prune closes the caches of upstreams that no longer exist (deleted here
+// or on another replica), stopping their downloads.
+func (v *Virtual) Prune(ctx context.Context) error {
+	v.mu.Lock()
+	ids := make([]int64, 0, len(v.caches))
+	for id := range v.caches {
+		ids = append(ids, id)
+	}
+	v.mu.Unlock()
+	for _, id := range ids {
+		_, err := v.registries.VirtualUpstream(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			v.mu.Lock()
+			uc, ok := v.caches[id]
+			delete(v.caches, id)
+			v.mu.Unlock()
+			if ok {
+				uc.c.Close()
+			}
+		} else if err != nil {
+			return fmt.Errorf("prune virtual registry caches: %w", err)
+		}
+	}
+	return nil
+}
+
 // all returns every upstream cache made so far.
 func (v *Virtual) all() []*Cache {
 	v.mu.Lock()
@@ -145,7 +172,10 @@ func notThere(err error) bool {
 
 // resolve asks the upstreams of a registry for something: first those that
 // have it cached (cached reports that), in order, then all of them in order.
-func resolve[T any](ctx context.Context, v *Virtual, registryID int64, what string,
+//
+// When no upstream has it and none failed, the error is missing (a
+// MANIFEST_UNKNOWN or BLOB_UNKNOWN error) naming the upstreams.
+func resolve[T any](ctx context.Context, v *Virtual, registryID int64, what string, missing error,
 	cached func(ctx context.Context, u store.VirtualUpstream) bool,
 	get func(ctx context.Context, c *Cache, u store.VirtualUpstream) (T, error),
 ) (T, error) {
@@ -189,12 +219,12 @@ func resolve[T any](ctx context.Context, v *Virtual, registryID int64, what stri
 		names[i] = u.Name
 	}
 	return zero, fmt.Errorf("%w: %s is in none of the upstreams of virtual registry %d (%s)",
-		oci.ErrManifestUnknown, what, registryID, strings.Join(names, ", "))
+		missing, what, registryID, strings.Join(names, ", "))
 }
 
 // Manifest returns image:ref of a virtual registry.
 func (v *Virtual) Manifest(ctx context.Context, registryID int64, image string, ref oci.Reference) (Manifest, error) {
-	return resolve(ctx, v, registryID, image+refSep(ref)+ref.String(),
+	return resolve(ctx, v, registryID, image+refSep(ref)+ref.String(), oci.ErrManifestUnknown,
 		func(ctx context.Context, u store.VirtualUpstream) bool {
 			_, err := v.meta.Manifest(ctx, u.ID, upstreamImage(u.URL, image), ref.String())
 			return err == nil
@@ -206,7 +236,7 @@ func (v *Virtual) Manifest(ctx context.Context, registryID int64, image string, 
 
 // Blob returns blob d of image in a virtual registry.
 func (v *Virtual) Blob(ctx context.Context, registryID int64, image string, d oci.Digest) (*Blob, error) {
-	return resolve(ctx, v, registryID, "blob "+string(d),
+	return resolve(ctx, v, registryID, "blob "+string(d), oci.ErrBlobUnknown,
 		func(ctx context.Context, u store.VirtualUpstream) bool {
 			_, err := v.meta.Blob(ctx, u.ID, d)
 			return err == nil
@@ -218,7 +248,7 @@ func (v *Virtual) Blob(ctx context.Context, registryID int64, image string, d oc
 
 // StatBlob returns the size of blob d of image in a virtual registry.
 func (v *Virtual) StatBlob(ctx context.Context, registryID int64, image string, d oci.Digest) (int64, error) {
-	return resolve(ctx, v, registryID, "blob "+string(d),
+	return resolve(ctx, v, registryID, "blob "+string(d), oci.ErrBlobUnknown,
 		func(ctx context.Context, u store.VirtualUpstream) bool {
 			_, err := v.meta.Blob(ctx, u.ID, d)
 			return err == nil
@@ -261,6 +291,12 @@ func (u Users) FlushReads(ctx context.Context) {
 	for _, c := range u.caches() {
 		c.FlushReads(ctx)
 	}
+}
+
+// Prune closes the caches of virtual registry upstreams that no longer
+// exist.
+func (u Users) Prune(ctx context.Context) error {
+	return u.Virtual.Prune(ctx)
 }
 
 // RemoveUnusedBlob deletes the file of blob d when nothing references it

@@ -90,3 +90,12 @@ func (u *Upstream) pushRef(t testing.TB, repo, tag string) name.Tag {
 	}
 	return ref
 }
+
+// DeleteTag removes repo:tag from the registry, as an operator retiring a
+// tag would.
+func (u *Upstream) DeleteTag(t testing.TB, repo, tag string) {
+	t.Helper()
+	if err := remote.Delete(u.pushRef(t, repo, tag)); err != nil {
+		t.Fatalf("delete %s:%s: %v", repo, tag, err)
+	}
+}

@@ -62,8 +62,9 @@ type Options struct {
 	Logger      *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// Released, when set, is called after a purge or a group delete
-	// dropped blob references, so unreferenced files can be collected soon.
+	// Released, when set, is called after a purge, a cache clear or a
+	// delete dropped blob references, so unreferenced files (and the
+	// caches of deleted upstreams) can be collected soon.
 	Released func()
 	// RateLimits, when set, reports the upstream rate limits last seen.
 	RateLimits func() []upstream.CredentialRateLimit

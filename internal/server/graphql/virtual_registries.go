@@ -236,10 +236,18 @@ func (m mutationResolver) ContainerVirtualRegistryDelete(ctx context.Context, in
 	if err != nil {
 		return nil, err
 	}
+	ups, err := m.h.store.VirtualUpstreams(ctx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range ups {
+		m.h.forgetUpstream(u.ID)
+	}
 	if err := m.h.store.DeleteVirtualRegistry(ctx, r.ID); err != nil {
 		return nil, err
 	}
 	m.h.log.InfoContext(ctx, "virtual registry deleted", "group", g.Path, "registry", r.ID, "by", principal(ctx).Name())
+	m.h.released() // its upstreams' caches and files go at the next collection
 	return &generated.ContainerVirtualRegistryPayload{Errors: noErrors()}, nil
 }
 
@@ -328,9 +336,11 @@ func (m mutationResolver) ContainerVirtualRegistryUpstreamDelete(ctx context.Con
 	if err != nil {
 		return nil, err
 	}
+	m.h.forgetUpstream(u.ID)
 	if err := m.h.store.DeleteVirtualUpstream(ctx, u.ID); err != nil {
 		return nil, err
 	}
+	m.h.released() // its cache and files go at the next collection
 	return m.registryPayload(ctx, r.ID, g.Path)
 }
 
