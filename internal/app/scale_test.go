@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dproxy/dproxy/internal/config"
+	"github.com/dproxy/dproxy/internal/lifecycle"
 	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/store"
 	"github.com/dproxy/dproxy/internal/store/storetest"
@@ -319,5 +320,51 @@ func TestStorageRedirect(t *testing.T) {
 	got.Body.Close()
 	if err != nil || got.StatusCode != http.StatusOK || digestOf(body) != fx.digest.String() {
 		t.Errorf("GET of the presigned URL: %d, %v, digest %s", got.StatusCode, err, digestOf(body))
+	}
+}
+
+// The background jobs run on one replica at a time: while replica 1 holds
+// the lifecycle lock (PostgreSQL advisory lock), replica 2's jobs do
+// nothing and say so; once it is free, replica 2 runs them.
+func TestReplicasRunBackgroundJobsOneAtATime(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	up := testregistry.New(t, testregistry.Options{})
+	rs := c.replicas(t, 2, up)
+	r1, r2 := rs[0], rs[1]
+	ctx := context.Background()
+
+	r1.group("acme")
+	tok := r1.user("alice", "acme", store.RoleGuest)
+	up.PushRandomImage(t, "library/alpine", "v1", 1, 4096)
+	pullAll(t, r1.ref("acme", "alpine:v1"), pullOpts("alice", tok))
+	g, err := r1.app.Store.GroupByPath(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r1.app.Store.PurgeGroupCache(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	unlock, ok, err := r1.app.Store.TryLock(ctx, "lifecycle")
+	if err != nil || !ok {
+		t.Fatalf("replica 1 TryLock = %v, %v; want the lock", ok, err)
+	}
+	if _, err := r2.app.Lifecycle.CollectGarbage(ctx); !errors.Is(err, lifecycle.ErrElsewhere) {
+		t.Errorf("replica 2 GC while replica 1 holds the lock: %v, want ErrElsewhere", err)
+	}
+	if _, err := r2.app.Lifecycle.Expire(ctx); !errors.Is(err, lifecycle.ErrElsewhere) {
+		t.Errorf("replica 2 TTL expiry while replica 1 holds the lock: %v, want ErrElsewhere", err)
+	}
+	left := 0
+	r2.app.Blobs.Walk(ctx, func(oci.Digest, int64) error { left++; return nil })
+	if left == 0 {
+		t.Fatal("the purged blob files were deleted while another replica held the lock")
+	}
+
+	unlock()
+	gc, err := r2.app.Lifecycle.CollectGarbage(ctx)
+	if err != nil || gc.Deleted != left {
+		t.Errorf("replica 2 GC after the lock was released = %+v, %v; want %d files deleted", gc, err, left)
 	}
 }

@@ -28,7 +28,17 @@ type metaStore interface {
 	CachedBlobBytes(ctx context.Context) (int64, error)
 	LeastRecentlyRead(ctx context.Context, limit int) ([]store.StoredBlob, error)
 	EvictBlob(ctx context.Context, d oci.Digest, readAt time.Time) (int64, error)
+	// TryLock takes a cluster-wide lock without waiting (store.TryLock).
+	TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error)
 }
+
+// lockName is the cluster-wide lock under which the jobs run, so that of
+// several replicas sharing a database one at a time does the work.
+const lockName = "lifecycle"
+
+// ErrElsewhere is returned by a job that did not run because another
+// replica holds the lifecycle lock and is running one.
+var ErrElsewhere = errors.New("another replica is running the cache's background jobs")
 
 // blobFiles lists the stored blob files.
 type blobFiles interface {
@@ -41,6 +51,8 @@ type blobUsers interface {
 	InUse(d oci.Digest) bool
 	RemoveUnusedBlob(ctx context.Context, d oci.Digest) (bool, error)
 	FlushReads(ctx context.Context)
+	// Prune lets go of the caches of upstreams that no longer exist.
+	Prune(ctx context.Context) error
 }
 
 // Options tune a Manager. Zero values take the defaults.
@@ -62,8 +74,9 @@ type Options struct {
 }
 
 // Manager runs the cache's background jobs. Its methods may run
-// concurrently with serving and with each other; runs of one job are
-// serialised.
+// concurrently with serving and with each other; the jobs are serialised,
+// and across replicas sharing a database only one runs at a time (the
+// others return ErrElsewhere).
 type Manager struct {
 	meta  metaStore
 	files blobFiles
@@ -125,20 +138,41 @@ func (m *Manager) Kick() {
 	}
 }
 
-func (m *Manager) runTTL(ctx context.Context) {
-	if _, err := m.Expire(ctx); err != nil && ctx.Err() == nil {
-		m.log.ErrorContext(ctx, "apply ttl policies", "err", err)
+// exclusive takes the cluster-wide lifecycle lock, or returns ErrElsewhere.
+func (m *Manager) exclusive(ctx context.Context) (func(), error) {
+	unlock, ok, err := m.meta.TryLock(ctx, lockName)
+	if err != nil {
+		return nil, fmt.Errorf("take the lifecycle lock: %w", err)
 	}
+	if !ok {
+		return nil, ErrElsewhere
+	}
+	return unlock, nil
+}
+
+// logFailure logs a background job's failure; a job another replica runs
+// is not one.
+func (m *Manager) logFailure(ctx context.Context, what string, err error) {
+	switch {
+	case err == nil || ctx.Err() != nil:
+	case errors.Is(err, ErrElsewhere):
+		m.log.DebugContext(ctx, what+" skipped: another replica holds the lifecycle lock")
+	default:
+		m.log.ErrorContext(ctx, what, "err", err)
+	}
+}
+
+func (m *Manager) runTTL(ctx context.Context) {
+	_, err := m.Expire(ctx)
+	m.logFailure(ctx, "apply ttl policies", err)
 	m.runGC(ctx)
 }
 
 func (m *Manager) runGC(ctx context.Context) {
-	if _, err := m.EnforceSizeCap(ctx); err != nil && ctx.Err() == nil {
-		m.log.ErrorContext(ctx, "enforce cache size cap", "err", err)
-	}
-	if _, err := m.CollectGarbage(ctx); err != nil && ctx.Err() == nil {
-		m.log.ErrorContext(ctx, "collect garbage", "err", err)
-	}
+	_, err := m.EnforceSizeCap(ctx)
+	m.logFailure(ctx, "enforce cache size cap", err)
+	_, err = m.CollectGarbage(ctx)
+	m.logFailure(ctx, "collect garbage", err)
 }
 
 // ExpireResult is what one application of the TTL policies removed.
@@ -154,8 +188,13 @@ type ExpireResult struct {
 func (m *Manager) Expire(ctx context.Context) (ExpireResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	unlock, err := m.exclusive(ctx)
+	if err != nil {
+		return ExpireResult{}, err
+	}
+	defer unlock()
 	var res ExpireResult
-	err := m.expire(ctx, &res)
+	err = m.expire(ctx, &res)
 	m.opts.Metrics.Run("ttl", err, m.opts.Now())
 	return res, err
 }
@@ -200,6 +239,14 @@ type GCResult struct {
 func (m *Manager) CollectGarbage(ctx context.Context) (GCResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.cache.Prune(ctx); err != nil { // this replica's own state
+		return GCResult{}, err
+	}
+	unlock, err := m.exclusive(ctx)
+	if err != nil {
+		return GCResult{}, err
+	}
+	defer unlock()
 	res, err := m.collect(ctx)
 	m.opts.Metrics.Run("gc", err, m.opts.Now())
 	if res.Deleted > 0 {
@@ -252,6 +299,11 @@ func (m *Manager) EnforceSizeCap(ctx context.Context) (CapResult, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	unlock, err := m.exclusive(ctx)
+	if err != nil {
+		return CapResult{}, err
+	}
+	defer unlock()
 	res, err := m.enforce(ctx)
 	m.opts.Metrics.Run("sizecap", err, m.opts.Now())
 	if res.Evicted > 0 {
