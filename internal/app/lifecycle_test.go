@@ -215,8 +215,10 @@ func TestGCAndPurgeWhileClientsPull(t *testing.T) {
 	for err := range errs {
 		t.Errorf("a client failed while the cache was purged and collected: %v", err)
 	}
-	// The last purge may have run before the last pull: purge and collect
-	// once more with nobody pulling, and everything must be gone.
+	// The last purge may have run before the last pull, and a download a
+	// client has finished reading may still be adding its reference: once
+	// nothing downloads, purge and collect again, and everything must go.
+	waitFor(t, "downloads to finish", func() bool { return e.app.Cache.InFlight() == 0 })
 	if _, err := e.app.Store.PurgeGroupCache(ctx, g.ID); err != nil {
 		t.Fatal(err)
 	}
