@@ -428,6 +428,20 @@ REF=docker.io/library/multi:latest
 set_anonymous false
 run "${CTR_MIRROR[@]}" --user "$E2E_USER:$PULL_TOKEN" "$REF" >/dev/null # with credentials
 expect_digest "${WANT[multi]}" "${CTR[@]}" images ls "name==$REF"
+# With credentials in hosts.toml, as a kubelet's containerd has them: a
+# fixed Basic header carrying the token, sent with every request.
+mkdir -p "$WORK/certs-auth.d/docker.io"
+cat >"$WORK/certs-auth.d/docker.io/hosts.toml" <<EOF
+server = "https://registry-1.docker.io"
+
+[host."http://$DP"]
+  capabilities = ["pull", "resolve"]
+  [host."http://$DP".header]
+    Authorization = "Basic $(printf '%s:%s' "$E2E_USER" "$PULL_TOKEN" | base64 -w0)"
+EOF
+REF=docker.io/library/hello-oci:latest
+run env HTTPS_PROXY=http://127.0.0.1:1 NO_PROXY=127.0.0.1,localhost "${CTR[@]}" images pull --hosts-dir "$WORK/certs-auth.d" "$REF" >/dev/null
+expect_digest "${WANT[hello-oci]}" "${CTR[@]}" images ls "name==$REF"
 REF=docker.io/library/big:latest
 must_fail "${CTR_MIRROR[@]}" "$REF" # anonymous again, now refused
 round_end "containerd $("${CTR[@]}" version | awk '/Server:/ { s = 1 } s && /Version:/ { print $2; exit }')"

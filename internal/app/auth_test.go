@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -66,9 +67,8 @@ func TestRegistryAuthorization(t *testing.T) {
 		{"proxy disabled", "offowner", offOwner, "off", 403, "DENIED", "disabled"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			jwt := e.jwt(c.user, c.secret, repo(c.group))
-			res, body := e.do(http.MethodGet, mpath(c.group), jwt)
+		check := func(t *testing.T, res *http.Response, body []byte) {
+			t.Helper()
 			if res.StatusCode != c.status {
 				t.Fatalf("status %d, want %d: %s", res.StatusCode, c.status, body)
 			}
@@ -79,8 +79,33 @@ func TestRegistryAuthorization(t *testing.T) {
 			if code != c.code || !strings.Contains(msg, c.says) {
 				t.Errorf("error %s %q, want %s mentioning %q", code, msg, c.code, c.says)
 			}
+		}
+		t.Run(c.name, func(t *testing.T) {
+			jwt := e.jwt(c.user, c.secret, repo(c.group))
+			res, body := e.do(http.MethodGet, mpath(c.group), jwt)
+			check(t, res, body)
+		})
+		// The same token as Basic credentials on the request itself (a
+		// daemon's fixed header) is authorised the same way.
+		t.Run(c.name+" (Basic)", func(t *testing.T) {
+			res, body := e.do(http.MethodGet, mpath(c.group), "", "Authorization", basic(c.user, c.secret))
+			check(t, res, body)
 		})
 	}
+
+	t.Run("Basic credentials on the registry API", func(t *testing.T) {
+		for _, c := range []struct{ name, user, secret, says string }{
+			{"a password", "guest", "guest-password", "must be a personal, group or deploy token"},
+			{"another user's name", "minimal", guest, "invalid"},
+			{"an unknown token", "guest", "dpxp_" + strings.Repeat("x", 43), "invalid"},
+		} {
+			res, body := e.do(http.MethodGet, mpath("a"), "", "Authorization", basic(c.user, c.secret))
+			code, msg := ociError(t, body)
+			if res.StatusCode != 401 || code != "UNAUTHORIZED" || !strings.Contains(msg, c.says) || strings.Contains(msg, c.secret) {
+				t.Errorf("%s: %d %s %q, want 401 UNAUTHORIZED mentioning %q", c.name, res.StatusCode, code, msg, c.says)
+			}
+		}
+	})
 
 	t.Run("no token gets the challenge", func(t *testing.T) {
 		res, body := e.do(http.MethodGet, mpath("a"), "")
@@ -385,4 +410,9 @@ func TestHubSecretStaysSecret(t *testing.T) {
 	if strings.Contains(e.logs.String(), secret) || strings.Contains(e.logs.String(), tok) {
 		t.Errorf("the server log contains a secret")
 	}
+}
+
+// basic is the value of a Basic Authorization header.
+func basic(user, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+secret))
 }

@@ -111,6 +111,23 @@ func (s *Service) AuthenticateToken(ctx context.Context, secret string) (Princip
 	return p, err
 }
 
+// AuthenticateTokenAs signs in with a username and a token secret, as Basic
+// credentials sent with every registry request carry them (a daemon's
+// fixed header). Passwords are refused here, since checking one costs a
+// bcrypt per request: they go through the token endpoint. The username
+// must match the token's, as at the token endpoint. Failures are errors
+// wrapping oci.ErrUnauthorized.
+func (s *Service) AuthenticateTokenAs(ctx context.Context, username, secret string) (Principal, error) {
+	if !LooksLikeToken(secret) {
+		return Principal{}, fmt.Errorf("%w: Basic credentials on the registry API must be a personal, group or deploy token (dpxp_…, dpxg_…, dpxd_…); sign in with a password through `docker login` instead", oci.ErrUnauthorized)
+	}
+	p, err := s.authenticateToken(ctx, secret, &username)
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, errBadCredentials
+	}
+	return p, err
+}
+
 // authenticateToken looks secret up as a token. It returns an error
 // wrapping store.ErrNotFound when no token has that secret, so the caller
 // can try it as a password. A non-nil username must match the token's.

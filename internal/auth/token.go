@@ -62,3 +62,14 @@ func tokenPrefix(kind store.TokenKind) string {
 	}
 	return prefixUnknown
 }
+
+// LooksLikeToken reports whether secret has the form of a token secret (a
+// known prefix), as opposed to a password.
+func LooksLikeToken(secret string) bool {
+	for _, p := range []string{PrefixPersonal, PrefixGroup, PrefixDeploy, prefixUnknown} {
+		if strings.HasPrefix(secret, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -32,6 +32,7 @@ const CacheHeader = "X-Dproxy-Cache"
 // authenticator checks credentials and permissions.
 type authenticator interface {
 	Authenticate(ctx context.Context, username, password string) (auth.Principal, error)
+	AuthenticateTokenAs(ctx context.Context, username, secret string) (auth.Principal, error)
 	PrincipalFromSubject(ctx context.Context, subject string) (auth.Principal, error)
 	AuthorizePull(ctx context.Context, p auth.Principal, groupPath string) (store.Group, error)
 	AuthorizeVirtualPull(ctx context.Context, p auth.Principal, id int64) (store.VirtualRegistry, error)
@@ -143,7 +144,7 @@ func (h *Handler) challenge(w http.ResponseWriter, name, errCode string) {
 
 func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Path == "/v2/" || r.URL.Path == "/v2" {
-		if _, _, err := h.authenticate(r); err != nil {
+		if _, _, _, err := h.authenticate(r); err != nil {
 			return err
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -158,7 +159,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("%w: %s is not a registry API path", oci.ErrNameUnknown, r.URL.Path)
 	}
 	if err := oci.ValidateName(rt.name); err != nil {
-		if _, _, aerr := h.authenticate(r); aerr != nil {
+		if _, _, _, aerr := h.authenticate(r); aerr != nil {
 			return aerr
 		}
 		return err
@@ -166,7 +167,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 	if err := h.checkNamespace(r, rt.name); err != nil {
 		return err
 	}
-	claims, p, err := h.authenticate(r)
+	claims, p, bearer, err := h.authenticate(r)
 	if err != nil {
 		h.challenge(w, rt.name, "")
 		return err
@@ -187,7 +188,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !allows(claims, rt.name) {
+	if bearer && !allows(claims, rt.name) {
 		// A valid token for another repository: ask the client for a new one.
 		h.challenge(w, rt.name, "insufficient_scope")
 		return fmt.Errorf("%w: the token does not grant pull access to %s; request a token with scope repository:%s:pull", oci.ErrUnauthorized, rt.name, rt.name)
@@ -259,20 +260,29 @@ func (h *Handler) checkNamespace(r *http.Request, name string) error {
 
 // authenticate verifies the request's Bearer token and loads its principal
 // live, so a deleted user or a revoked token stops working at once.
-func (h *Handler) authenticate(r *http.Request) (auth.Claims, auth.Principal, error) {
+//
+// Besides the registry token (Bearer) of the token flow, Basic credentials
+// with a token as the password are accepted on every request, for daemons
+// that can only send a fixed header (containerd's hosts.toml); such a
+// request has no access list, and bearer is false.
+func (h *Handler) authenticate(r *http.Request) (claims auth.Claims, p auth.Principal, bearer bool, err error) {
+	if user, secret, ok := r.BasicAuth(); ok {
+		p, err := h.auth.AuthenticateTokenAs(r.Context(), user, secret)
+		return auth.Claims{}, p, false, err
+	}
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || raw == "" {
-		return auth.Claims{}, auth.Principal{}, fmt.Errorf("%w: log in first, for example `docker login %s` with a username and a personal, group or deploy token", oci.ErrUnauthorized, hostOf(h.realm))
+		return auth.Claims{}, auth.Principal{}, false, fmt.Errorf("%w: log in first, for example `docker login %s` with a username and a personal, group or deploy token", oci.ErrUnauthorized, hostOf(h.realm))
 	}
-	claims, err := h.issuer.Verify(strings.TrimSpace(raw))
+	claims, err = h.issuer.Verify(strings.TrimSpace(raw))
 	if err != nil {
-		return auth.Claims{}, auth.Principal{}, err
+		return auth.Claims{}, auth.Principal{}, false, err
 	}
-	p, err := h.auth.PrincipalFromSubject(r.Context(), claims.Subject)
+	p, err = h.auth.PrincipalFromSubject(r.Context(), claims.Subject)
 	if err != nil {
-		return auth.Claims{}, auth.Principal{}, err
+		return auth.Claims{}, auth.Principal{}, false, err
 	}
-	return claims, p, nil
+	return claims, p, true, nil
 }
 
 // target authorises a pull from a group's dependency proxy and says where it goes.
