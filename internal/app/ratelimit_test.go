@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dproxy/dproxy/internal/app"
+	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/store"
 	"github.com/dproxy/dproxy/internal/testregistry"
 )
@@ -23,12 +25,17 @@ type rlEnv struct {
 	tok   string // alice's personal access token
 }
 
-func newRateLimitEnv(t *testing.T, window time.Duration) rlEnv {
+func newRateLimitEnv(t *testing.T, window time.Duration, configure ...func(*config.Config)) rlEnv {
 	t.Helper()
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	e := newEnv(t, envOptions{
 		upstream:   testregistry.Options{Users: map[string]string{"hubuser": "hubsecret"}},
 		appOptions: []app.Option{app.WithClock(clock.Now)},
+		configure: func(c *config.Config) {
+			for _, f := range configure {
+				f(c)
+			}
+		},
 	})
 	e.group("acme")
 	tok := e.user("alice", "acme", store.RoleGuest)
@@ -178,6 +185,50 @@ func TestRateLimitReserveServesCachedCopy(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), "upstream pull rate limit at the reserve") {
 		t.Errorf("no warning when remaining reached the reserve:\n%s", e.logs.String())
+	}
+}
+
+// The reserve is configurable: at 3, a moved tag is fetched while 5 pulls
+// remain and served from cache at 3; at 0 (off), it is fetched even with 1
+// left, and no reserve warning is logged.
+func TestRateLimitReserveConfigured(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		reserve        int
+		fetchedAt      int // remaining count at which a moved tag is still fetched
+		cachedAt       int // remaining count at which the cached copy is served; -1: never
+		reserveWarning bool
+	}{
+		{reserve: 3, fetchedAt: 5, cachedAt: 3, reserveWarning: true},
+		{reserve: 0, fetchedAt: 1, cachedAt: -1},
+	} {
+		t.Run(fmt.Sprintf("reserve %d", c.reserve), func(t *testing.T) {
+			t.Parallel()
+			e := newRateLimitEnv(t, 0, func(cfg *config.Config) { cfg.RateLimitReserve = c.reserve })
+			e.up.PushRandomImage(t, "library/app", "v1", 1, 512)
+			// moved pulls after the upstream reports remaining, with the
+			// tag moved, and returns whether the new manifest was served.
+			moved := func(remaining int) bool {
+				t.Helper()
+				e.up.SetRateLimit(100, remaining)
+				e.manifest("app", "v1") // a HEAD sees the remaining count
+				want := imageDigest(t, e.up.PushRandomImage(t, "library/app", "v1", 1, 512))
+				res, body := e.manifest("app", "v1")
+				if res.StatusCode != http.StatusOK {
+					t.Fatalf("pull at %d remaining: %d %s", remaining, res.StatusCode, body)
+				}
+				return res.Header.Get("Docker-Content-Digest") == want
+			}
+			if !moved(c.fetchedAt) {
+				t.Errorf("at %d remaining the moved tag was not fetched", c.fetchedAt)
+			}
+			if c.cachedAt >= 0 && moved(c.cachedAt) {
+				t.Errorf("at %d remaining the moved tag was fetched, want the cached copy", c.cachedAt)
+			}
+			if got := strings.Contains(e.logs.String(), "at the reserve"); got != c.reserveWarning {
+				t.Errorf("reserve warning logged = %v, want %v:\n%s", got, c.reserveWarning, e.logs.String())
+			}
+		})
 	}
 }
 

@@ -53,7 +53,8 @@ type Options struct {
 	UserAgent         string
 	// RateLimitReserve is the remaining pull count at or below which a
 	// warning is logged (crossing 20 % of the limit is logged too).
-	// Default 10.
+	// Default 10; negative = no reserve (then only 20 % and exhaustion
+	// are logged).
 	RateLimitReserve int
 	// TooManyRequestsBackoff is how long requests with a credential are not
 	// sent after the upstream answered 429 without a Retry-After. Default 60s.
@@ -118,7 +119,7 @@ func New(opts Options) (*Client, error) {
 	if opts.TokenExpiryMargin <= 0 {
 		opts.TokenExpiryMargin = 30 * time.Second
 	}
-	if opts.RateLimitReserve <= 0 {
+	if opts.RateLimitReserve == 0 {
 		opts.RateLimitReserve = 10
 	}
 	if opts.TooManyRequestsBackoff <= 0 {
