@@ -153,13 +153,14 @@ func target(u store.VirtualUpstream, image string) Target {
 		Creds: upstream.Credentials{Username: u.Username, Password: u.Password}, FreshnessWindow: window}
 }
 
-// upstreamImage is the repository to ask an upstream for: Docker Hub keeps
-// official images under library/, other registries take the name as is.
+// upstreamImage is the repository to ask an upstream for: Docker Hub (and
+// its mirror mirror.gcr.io) keeps official images under library/, other
+// registries take the name as is.
 func upstreamImage(url, image string) string {
 	host := strings.TrimPrefix(strings.TrimPrefix(url, "https://"), "http://")
 	host, _, _ = strings.Cut(host, "/")
 	switch host {
-	case "registry-1.docker.io", "index.docker.io", "docker.io", "registry.hub.docker.com":
+	case "registry-1.docker.io", "index.docker.io", "docker.io", "registry.hub.docker.com", "mirror.gcr.io":
 		return oci.NormalizeImage(image)
 	}
 	return image
