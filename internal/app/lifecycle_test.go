@@ -412,44 +412,67 @@ func TestFsckFindsAndRepairs(t *testing.T) {
 	}
 }
 
+// A stored file that is missing, truncated or corrupt is noticed during a
+// pull: the entry is dropped and the blob fetched again. Up to 64 MiB the
+// file is checked before its first byte is sent, so the same client gets
+// the right bytes; a larger one is checked as it is sent, so that response
+// is cut short and the next pull is healed.
 func TestCorruptFileIsHealedDuringPull(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
-	f := e.aliceBlob("heal", 64<<10)
-	if res, body := e.do("GET", f.path, f.jwt); res.StatusCode != 200 || digestOf(body) != f.digest.String() {
-		t.Fatalf("first pull: %d", res.StatusCode)
-	}
-	e.settle()
-	path := e.app.Blobs.(*blobstore.FS).Path(oci.Digest(f.digest.String()))
-	content, _ := os.ReadFile(path)
-	for _, tc := range []struct {
-		name    string
-		corrupt []byte
-	}{
-		{"flipped byte", func() []byte { c := bytes.Clone(content); c[10] ^= 1; return c }()},
-		{"truncated", content[:len(content)/2]},
-	} {
-		if err := os.WriteFile(path, tc.corrupt, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		before := e.up.CountBlob("GET", f.digest.String())
-		// A flipped byte is caught while serving: that response is cut short,
-		// and the entry is dropped. A wrong size is caught before serving.
-		res, body := e.do("GET", f.path, f.jwt)
-		if res.StatusCode == 200 && digestOf(body) == f.digest.String() && tc.name == "flipped byte" {
-			t.Errorf("%s: the corrupt file was served as the blob", tc.name)
-		}
-		if tc.name == "flipped byte" && bytes.Equal(body, tc.corrupt) {
-			t.Errorf("%s: the client received every corrupt byte", tc.name)
-		}
-		res, body = e.do("GET", f.path, f.jwt)
-		e.settle()
-		if res.StatusCode != 200 || digestOf(body) != f.digest.String() {
-			t.Errorf("%s: pull after the corruption got %d with digest %s", tc.name, res.StatusCode, digestOf(body))
-		}
-		if n := e.up.CountBlob("GET", f.digest.String()) - before; n != 1 {
-			t.Errorf("%s: %d upstream GETs to heal, want 1", tc.name, n)
-		}
+	for _, size := range []int64{64 << 10, 65 << 20} {
+		t.Run(fmt.Sprintf("%d MiB", size>>20), func(t *testing.T) {
+			t.Parallel()
+			healedAtOnce := size <= 64<<20
+			e := newEnv(t, envOptions{})
+			f := e.aliceBlob("heal", size)
+			if res, body := e.do("GET", f.path, f.jwt); res.StatusCode != 200 || digestOf(body) != f.digest.String() {
+				t.Fatalf("first pull: %d", res.StatusCode)
+			}
+			e.settle()
+			path := e.app.Blobs.(*blobstore.FS).Path(oci.Digest(f.digest.String()))
+			content, _ := os.ReadFile(path)
+			for _, tc := range []struct {
+				name   string
+				damage func() error
+				atOnce bool // the next pull itself gets the right bytes
+			}{
+				{"missing", func() error { return os.Remove(path) }, true},
+				{"truncated", func() error { return os.WriteFile(path, content[:len(content)/2], 0o600) }, true},
+				{"flipped byte", func() error {
+					c := bytes.Clone(content)
+					c[10] ^= 1
+					if err := os.WriteFile(path, c, 0o600); err != nil {
+						return err
+					}
+					later := time.Now().Add(time.Second) // a coarse clock could keep the mtime
+					return os.Chtimes(path, later, later)
+				}, healedAtOnce},
+			} {
+				if err := tc.damage(); err != nil {
+					t.Fatal(err)
+				}
+				before := e.up.CountBlob("GET", f.digest.String())
+				res, body := e.do("GET", f.path, f.jwt)
+				e.settle()
+				got := res.StatusCode == 200 && digestOf(body) == f.digest.String()
+				if tc.atOnce && !got {
+					t.Errorf("%s: the pull after the damage got %d, %d bytes with digest %s; want the blob", tc.name, res.StatusCode, len(body), digestOf(body))
+				}
+				if !tc.atOnce {
+					if int64(len(body)) == size {
+						t.Errorf("%s: the client received every byte of the corrupt file", tc.name)
+					}
+					res, body = e.do("GET", f.path, f.jwt)
+					e.settle()
+					if res.StatusCode != 200 || digestOf(body) != f.digest.String() {
+						t.Errorf("%s: the pull after the cut one got %d with digest %s", tc.name, res.StatusCode, digestOf(body))
+					}
+				}
+				if n := e.up.CountBlob("GET", f.digest.String()) - before; n != 1 {
+					t.Errorf("%s: %d upstream GETs to heal, want 1", tc.name, n)
+				}
+			}
+		})
 	}
 }
 

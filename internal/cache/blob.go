@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dproxy/dproxy/internal/blobstore"
 	"github.com/dproxy/dproxy/internal/metrics"
 	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/store"
@@ -54,6 +55,15 @@ func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retr
 		}
 		f, err := c.blobs.Open(ctx, d)
 		if err == nil && f.Size() == row.Size {
+			if err := c.verifyBeforeServing(ctx, f, d); err != nil {
+				f.Close()
+				release()
+				if !errors.Is(err, oci.ErrDigestInvalid) {
+					return nil, false, err
+				}
+				c.discardCorrupt(ctx, d, "content does not hash to its digest")
+				return nil, true, nil // fetch it again for this client
+			}
 			c.touch.blob(key)
 			c.opts.Metrics.CacheResult("blob", metrics.ResultHit)
 			return &Blob{ReadCloser: c.serve(ctx, f, d, release), Size: f.Size(), Cached: true}, false, nil
@@ -127,6 +137,37 @@ func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retr
 	}
 	c.opts.Metrics.CacheResult("blob", metrics.ResultMiss)
 	return &Blob{ReadCloser: r, Size: size}, false, nil
+}
+
+// preVerifyMax is the size up to which a stored file not yet verified by
+// this process is hashed whole before its first byte is sent, so that a
+// corrupt one is fetched again for the same client instead of cutting its
+// response short. Larger files are verified while they are served.
+const preVerifyMax = 64 << 20
+
+// verifyBeforeServing hashes a stored file of at most preVerifyMax bytes
+// that was not verified since it was last changed, and rewinds it. It
+// returns an error wrapping oci.ErrDigestInvalid when the content does not
+// match d. Files of blob stores that give no identity (S3) are verified
+// while served instead: each serve there would be hashed twice.
+func (c *Cache) verifyBeforeServing(ctx context.Context, f blobstore.Blob, d oci.Digest) error {
+	fi := identity(f)
+	if fi == nil || f.Size() > preVerifyMax || c.verified.known(d, fi) {
+		return nil
+	}
+	v := oci.NewVerifier(d)
+	if _, err := io.Copy(v, f); err != nil {
+		return fmt.Errorf("verify stored blob %s: %w", d, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("verify stored blob %s: %w", d, err)
+	}
+	if !v.Verified() {
+		c.verified.forget(d)
+		return fmt.Errorf("%w: stored blob %s hashes to %s", oci.ErrDigestInvalid, d, v.Sum())
+	}
+	c.verified.add(d, fi)
+	return nil
 }
 
 // confirm asks the upstream, with t's credentials, whether blob d exists in
