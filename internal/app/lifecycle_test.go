@@ -145,6 +145,26 @@ func TestTTLExpiryOnFakeClock(t *testing.T) {
 	if err != nil || gc.Deleted != 2 {
 		t.Fatalf("CollectGarbage = %+v, %v; want the 2 blobs of the expired image deleted", gc, err)
 	}
+	// What the jobs did is in the metrics and the log.
+	exp := metricsText(t, e)
+	for _, want := range []string{
+		`dproxy_ttl_expired_total{kind="manifest"} 3`,
+		`dproxy_ttl_expired_total{kind="blob"} 2`,
+		`dproxy_gc_deleted_blobs_total 2`,
+		fmt.Sprintf(`dproxy_gc_freed_bytes_total %d`, gc.FreedBytes),
+		`dproxy_lifecycle_runs_total{job="ttl",result="ok"} 1`,
+		`dproxy_lifecycle_runs_total{job="gc",result="ok"} 1`,
+		fmt.Sprintf(`dproxy_lifecycle_last_success_timestamp_seconds{job="gc"} %g`, float64(clock.Now().Unix())),
+	} {
+		if !strings.Contains(exp, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	for _, want := range []string{"expired cache entries", "garbage collection deleted unreferenced blob files"} {
+		if !strings.Contains(e.logs.String(), want) {
+			t.Errorf("no log line %q:\n%s", want, e.logs.String())
+		}
+	}
 	g, _ := e.app.Store.GroupByPath(ctx, "acme")
 	if _, err := e.app.Store.Manifest(ctx, g.ID, "library/gone", "v1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("manifest read 100 days ago survived a 90-day TTL: %v", err)
