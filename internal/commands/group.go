@@ -273,7 +273,7 @@ func newCmdGroupUpdate(f *cmdutil.Factory, runF func(context.Context, *groupUpda
 			if cmd.Flags().Changed("freshness-window") {
 				secs, err := parseSeconds(opts.freshnessWindowValue)
 				if err != nil {
-					return &cmdutil.FlagError{Err: err}
+					return &cmdutil.FlagError{Err: fmt.Errorf("--freshness-window: %w", err)}
 				}
 				opts.FreshnessWindow = &secs
 			}

@@ -186,6 +186,26 @@ func scriptCmds(t *testing.T, srv *testserver.Server) map[string]func(ts *testsc
 				}
 			}
 		},
+		// json-env FILE KEY VAR: sets VAR to the top-level KEY of the JSON
+		// object in FILE (or of the first element of an array).
+		"json-env": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) != 3 || neg {
+				ts.Fatalf("usage: json-env FILE KEY VAR")
+			}
+			var v any
+			if err := json.Unmarshal([]byte(ts.ReadFile(args[0])), &v); err != nil {
+				ts.Fatalf("%s is not JSON: %v", args[0], err)
+			}
+			if arr, ok := v.([]any); ok && len(arr) > 0 {
+				v = arr[0]
+			}
+			obj, _ := v.(map[string]any)
+			got, ok := obj[args[1]]
+			if !ok {
+				ts.Fatalf("%s has no %s", args[0], args[1])
+			}
+			ts.Setenv(args[2], fmt.Sprint(got))
+		},
 		// server-log-contains TEXT: whether the server's log has TEXT.
 		"server-log-contains": func(ts *testscript.TestScript, neg bool, args []string) {
 			if len(args) != 1 {
