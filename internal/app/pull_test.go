@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -185,10 +186,10 @@ func TestConcurrentColdBlobIsFetchedOnceAndStreamed(t *testing.T) {
 
 	const clients = 20
 	type result struct {
-		firstByte, done time.Time
-		sum             string
-		n               int64
-		err             error
+		firstByte time.Time
+		sum       string
+		n         int64
+		err       error
 	}
 	results := make([]result, clients)
 	var wg sync.WaitGroup
@@ -228,13 +229,12 @@ func TestConcurrentColdBlobIsFetchedOnceAndStreamed(t *testing.T) {
 					return
 				}
 			}
-			r.done = time.Now()
 			r.sum = "sha256:" + hex.EncodeToString(h.Sum(nil))
 		}()
 	}
 	wg.Wait()
 
-	var lastFirst, firstDone time.Time
+	var lastFirst time.Time
 	for i, r := range results {
 		if r.err != nil {
 			t.Fatalf("client %d: %v", i, r.err)
@@ -245,18 +245,16 @@ func TestConcurrentColdBlobIsFetchedOnceAndStreamed(t *testing.T) {
 		if r.firstByte.After(lastFirst) {
 			lastFirst = r.firstByte
 		}
-		if firstDone.IsZero() || r.done.Before(firstDone) {
-			firstDone = r.done
-		}
 	}
 	if n := e.up.CountBlob("GET", d.String()); n != 1 {
 		t.Errorf("%d upstream GETs of the blob, want 1", n)
 	}
-	// No client can finish before the upstream download has (the last byte
-	// waits for verification), so every first byte arriving before the
-	// first finish shows the bytes were streamed, not stored and forwarded.
-	if !lastFirst.Before(firstDone) {
-		t.Errorf("a client received its first byte at %v, after the first client finished at %v", lastFirst, firstDone)
+	// Every client's first byte arrived before the upstream had sent the
+	// whole blob (about five seconds): the bytes were streamed, not stored
+	// and forwarded.
+	sent := e.up.BlobSentAt(d.String())
+	if sent.IsZero() || !lastFirst.Before(sent) {
+		t.Errorf("a client received its first byte at %v, not before the upstream finished sending at %v", lastFirst, sent)
 	}
 }
 
@@ -271,7 +269,7 @@ func TestUpstreamFailuresServeCachedContent(t *testing.T) {
 	}{
 		{"down", func(e *env) { e.up.SetDown(true) }, http.StatusBadGateway, "UNAVAILABLE", ""},
 		{"5xx", func(e *env) { e.up.SetStatus(http.StatusServiceUnavailable) }, http.StatusBadGateway, "UNAVAILABLE", ""},
-		{"429", func(e *env) { e.up.Set429(true, 30*time.Second) }, http.StatusTooManyRequests, "TOOMANYREQUESTS", "30"},
+		{"429", func(e *env) { e.up.SetRateLimit(100, 0); e.up.Set429(true, 30*time.Second) }, http.StatusTooManyRequests, "TOOMANYREQUESTS", "30"},
 		{"hanging", func(e *env) { e.up.SetHang(true) }, http.StatusGatewayTimeout, "UNAVAILABLE", ""},
 	}
 	// Only the hanging upstream should meet the header timeout; the others
@@ -316,8 +314,12 @@ func TestUpstreamFailuresServeCachedContent(t *testing.T) {
 			if res.StatusCode != c.uncached {
 				t.Errorf("uncached: status %d, want %d (body %s)", res.StatusCode, c.uncached, body)
 			}
-			if code, _ := ociError(t, body); code != c.code {
+			code, msg := ociError(t, body)
+			if code != c.code {
 				t.Errorf("uncached: code %s, want %s", code, c.code)
+			}
+			if c.name == "429" && !strings.Contains(msg, "limit 100 per 6h0m0s, 0 remaining") {
+				t.Errorf("uncached 429 without the upstream's limits: %q", msg)
 			}
 			if g := res.Header.Get("Retry-After"); g != c.retryAfter {
 				t.Errorf("Retry-After = %q, want %q", g, c.retryAfter)

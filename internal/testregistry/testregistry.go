@@ -70,8 +70,9 @@ type Upstream struct {
 	done  chan struct{} // closed when the upstream shuts down
 
 	mu          sync.Mutex
-	counts      map[string]int // method + " " + kind
-	blobCounts  map[string]int // method + " " + digest
+	counts      map[string]int       // method + " " + kind
+	blobCounts  map[string]int       // method + " " + digest
+	blobSent    map[string]time.Time // digest → when its body was last sent whole
 	tokenReqs   []TokenRequest
 	tokens      map[string]issuedToken
 	latency     time.Duration
@@ -116,6 +117,7 @@ func Start(opts Options) *Upstream {
 		done:       make(chan struct{}),
 		counts:     map[string]int{},
 		blobCounts: map[string]int{},
+		blobSent:   map[string]time.Time{},
 		tokens:     map[string]issuedToken{},
 		corrupt:    map[string]bool{},
 	}
@@ -489,6 +491,17 @@ func (u *Upstream) serveBlob(w http.ResponseWriter, r *http.Request, repo, d str
 		out = flipWriter{out}
 	}
 	u.inner.ServeHTTP(&bodyWriter{ResponseWriter: w, body: out}, req)
+	if r.Method == http.MethodGet {
+		u.set(func() { u.blobSent[d] = time.Now() })
+	}
+}
+
+// BlobSentAt returns when the upstream last finished sending blob d's body
+// (zero if it never did).
+func (u *Upstream) BlobSentAt(d string) time.Time {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.blobSent[d]
 }
 
 func (u *Upstream) serveCDN(w http.ResponseWriter, r *http.Request) {

@@ -135,12 +135,17 @@ func (c *Client) backingOff(o op, creds Credentials) error {
 		delete(c.blocked, creds.ID())
 		ok = false
 	}
+	rl, seen := c.rateLimits[creds.ID()]
 	c.mu.Unlock()
 	if !ok {
 		return nil
 	}
+	last := ""
+	if seen {
+		last = " (last seen: " + rl.String() + ")"
+	}
 	e := o.error(oci.ErrTooManyRequests, http.StatusTooManyRequests,
-		fmt.Sprintf("the upstream's pull rate limit for %s was reached; dproxy asks it again after %s", creds.ID(), until.UTC().Format(time.RFC3339)), nil)
+		fmt.Sprintf("the upstream's pull rate limit for %s was reached%s; dproxy asks it again after %s", creds.ID(), last, until.UTC().Format(time.RFC3339)), nil)
 	e.retryAfter = until.Sub(now)
 	return e
 }
