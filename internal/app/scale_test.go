@@ -338,6 +338,7 @@ func TestReplicasRunBackgroundJobsOneAtATime(t *testing.T) {
 	tok := r1.user("alice", "acme", store.RoleGuest)
 	up.PushRandomImage(t, "library/alpine", "v1", 1, 4096)
 	pullAll(t, r1.ref("acme", "alpine:v1"), pullOpts("alice", tok))
+	r1.settle() // the downloads have added their references
 	g, err := r1.app.Store.GroupByPath(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)
