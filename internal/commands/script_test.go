@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -19,7 +23,6 @@ import (
 
 	"github.com/dproxy/dproxy/internal/commands"
 	"github.com/dproxy/dproxy/internal/testregistry"
-	"github.com/dproxy/dproxy/internal/testserver"
 )
 
 func TestMain(m *testing.M) {
@@ -35,8 +38,8 @@ const (
 )
 
 // TestScripts runs each testdata/script/*.txtar against its own real
-// dproxy server (temp data dir, SQLite) in front of a real registry
-// upstream. The scripts drive the built CLI with `exec dproxy …`; the
+// `dproxy serve` process (temp data dir, SQLite) in front of a real
+// registry upstream. The scripts drive the built CLI with `exec dproxy …`; the
 // server's URL is $DPROXY_SERVER, its data dir $DPROXY_DATA_DIR (so the CLI
 // finds the initial admin token there), its host:port $HOST.
 func TestScripts(t *testing.T) {
@@ -49,7 +52,7 @@ func TestScripts(t *testing.T) {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
 			t.Parallel()
 			up := testregistry.New(t, testregistry.Options{Users: map[string]string{hubUser: hubSecret}})
-			srv := testserver.New(t, testserver.Options{Upstream: up})
+			srv := serve(t, up)
 			testscript.Run(t, testscript.Params{
 				Files:               []string{file},
 				RequireExplicitExec: true,
@@ -70,9 +73,97 @@ func TestScripts(t *testing.T) {
 	}
 }
 
+// server is a `dproxy serve` child process: this test binary under the
+// name dproxy (testscript.Main runs the CLI then).
+type server struct {
+	URL, Host, DataDir string
+	Upstream           *testregistry.Upstream
+	log                string // path of its log (debug level)
+}
+
+// serve starts `dproxy serve` on a free port of 127.0.0.1 with a temp data
+// dir in front of up; it is stopped by PID when the test ends.
+func serve(t *testing.T, up *testregistry.Upstream) *server {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "dproxy")
+	if err := os.Symlink(os.Args[0], bin); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s := &server{URL: "http://" + addr, Host: addr, DataDir: t.TempDir(), Upstream: up, log: filepath.Join(t.TempDir(), "serve.log")}
+	logf, err := os.Create(s.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--addr", addr, "--data-dir", s.DataDir, "--upstream", up.URL,
+		"--external-url", s.URL, "--log-level", "debug", "--log-format", "text")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
+		logf.Close()
+	})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		res, err := http.Get(s.URL + "/-/readiness")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("dproxy serve exited:\n%s", s.Logs())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dproxy serve did not become ready:\n%s", s.Logs())
+		}
+	}
+}
+
+// Logs returns what the server logged so far.
+func (s *server) Logs() string {
+	b, _ := os.ReadFile(s.log)
+	return string(b)
+}
+
+// waitDownloads waits until the server has no blob download in flight
+// (its dproxy_inflight_downloads gauge is 0): clients get a blob's bytes
+// while it downloads, and the cache records it just after.
+func (s *server) waitDownloads(ts *testscript.TestScript) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		res, err := http.Get(s.URL + "/metrics")
+		if err != nil {
+			ts.Fatalf("read metrics: %v", err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if strings.Contains(string(b), "\ndproxy_inflight_downloads 0\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("blob downloads still in flight after a minute")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // scriptCmds are the scripts' commands beyond the CLI: they act on the
 // upstream and pull through the proxy like a registry client.
-func scriptCmds(t *testing.T, srv *testserver.Server) map[string]func(ts *testscript.TestScript, neg bool, args []string) {
+func scriptCmds(t *testing.T, srv *server) map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	up := srv.Upstream
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
 		// push-image REPO TAG: push a random two-layer image upstream.
@@ -98,7 +189,7 @@ func scriptCmds(t *testing.T, srv *testserver.Server) map[string]func(ts *testsc
 				auth = &authn.Basic{Username: args[1], Password: pw}
 			}
 			err := pullImage(srv.Host+"/"+args[0], auth)
-			srv.WaitDownloads(t)
+			srv.waitDownloads(ts)
 			if err != nil {
 				fmt.Fprintln(ts.Stderr(), err)
 			}
