@@ -157,13 +157,15 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		Metrics:           m,
 		Now:               o.now,
 	}
+	var lc *lifecycle.Manager // made below, before anything is served
+	cacheOpts.Stored = func() { lc.KickSizeCap() }
 	c := cache.New(st, blobs, up, cacheOpts)
 	vc := cache.NewVirtual(st, st.UpstreamCache(), blobs, func(url string) (cache.Remote, error) { return newUpstream(url) }, cacheOpts)
 	lm, err := metrics.NewLifecycle(m, cacheSizes(st))
 	if err != nil {
 		return nil, fmt.Errorf("register lifecycle metrics: %w", err)
 	}
-	lc := lifecycle.New(st, blobs, cache.Users{Main: c, Virtual: vc}, lifecycle.Options{
+	lc = lifecycle.New(st, blobs, cache.Users{Main: c, Virtual: vc}, lifecycle.Options{
 		TTLInterval: cfg.TTLInterval,
 		GCInterval:  cfg.GCInterval,
 		MaxSize:     cfg.CacheMaxSize,

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -254,4 +256,45 @@ func TestServeLifecycle(t *testing.T) {
 	if string(tok2) != string(tok) {
 		t.Errorf("the initial admin token changed on restart")
 	}
+}
+
+// A running server keeps its cache under --cache-max-size by itself: new
+// blobs start a size-cap run within seconds, not at the next hourly GC.
+func TestServeEnforcesSizeCapAfterDownloads(t *testing.T) {
+	t.Parallel()
+	up := testregistry.New(t, testregistry.Options{})
+	const layer = 256 << 10
+	for i := range 6 {
+		up.PushRandomImage(t, fmt.Sprintf("library/img%d", i), "v1", 1, layer)
+	}
+	dir := t.TempDir()
+	secret := prepareDataDir(t, dir)
+	maxSize := int64(3 * layer)
+	_, base := serveProcessEnv(t, dir, up.URL, fmt.Sprintf("DPROXY_CACHE_MAX_SIZE=%d", maxSize), "DPROXY_GC_INTERVAL=24h")
+	host := strings.TrimPrefix(base, "http://")
+	for i := range 6 {
+		pullAll(t, fmt.Sprintf("%s/acme/dependency_proxy/containers/img%d:v1", host, i), pullOpts("alice", secret))
+	}
+	metric := func(name string) float64 {
+		res, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("metric line %q: %v", line, err)
+				}
+				return f
+			}
+		}
+		return 0
+	}
+	waitFor(t, "the downloads to be stored", func() bool { return metric("dproxy_inflight_downloads") == 0 })
+	waitFor(t, "the cache to shrink under its cap by evicting", func() bool {
+		return metric("dproxy_cache_evictions_total") > 0 && int64(metric("dproxy_cache_stored_bytes")) <= maxSize
+	})
 }

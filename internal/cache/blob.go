@@ -411,6 +411,9 @@ func (c *Cache) commit(dl *download) error {
 	for _, g := range groups {
 		c.reference(context.WithoutCancel(c.ctx), g, dl.digest, size)
 	}
+	if c.opts.Stored != nil {
+		c.opts.Stored()
+	}
 	return nil
 }
 

@@ -78,9 +78,12 @@ type Options struct {
 	MaxBlobSize int64
 	// TouchInterval is how often batched read times are written. Default 5s.
 	TouchInterval time.Duration
-	Logger        *slog.Logger
-	Metrics       *metrics.Metrics
-	Now           func() time.Time
+	// Stored, when set, is called after a downloaded blob was committed
+	// and referenced (the size cap may have been passed). It must not block.
+	Stored  func()
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
+	Now     func() time.Time
 }
 
 // Cache serves manifests and blobs of groups, from storage when it can and

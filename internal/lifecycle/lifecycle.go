@@ -84,9 +84,14 @@ type Manager struct {
 	opts  Options
 	log   *slog.Logger
 
-	mu   sync.Mutex // serialises the jobs
-	kick chan struct{}
+	mu      sync.Mutex // serialises the jobs
+	kick    chan struct{}
+	capKick chan struct{}
 }
+
+// capDelay is how long Run gathers KickSizeCap calls before enforcing the
+// cap once for all of them: a burst of downloads costs one run.
+const capDelay = 2 * time.Second
 
 // New returns a Manager; Run starts its schedule.
 func New(meta metaStore, files blobFiles, cache blobUsers, opts Options) *Manager {
@@ -102,7 +107,8 @@ func New(meta metaStore, files blobFiles, cache blobUsers, opts Options) *Manage
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{meta: meta, files: files, cache: cache, opts: opts, log: opts.Logger, kick: make(chan struct{}, 1)}
+	return &Manager{meta: meta, files: files, cache: cache, opts: opts, log: opts.Logger,
+		kick: make(chan struct{}, 1), capKick: make(chan struct{}, 1)}
 }
 
 // Run applies the TTL policies at start and every TTLInterval, and
@@ -115,6 +121,7 @@ func (m *Manager) Run(ctx context.Context) {
 	gc := time.NewTicker(m.opts.GCInterval)
 	defer gc.Stop()
 	m.runTTL(ctx)
+	var capDue <-chan time.Time // set while a size-cap run is pending
 	for {
 		select {
 		case <-ctx.Done():
@@ -125,7 +132,28 @@ func (m *Manager) Run(ctx context.Context) {
 			m.runGC(ctx)
 		case <-m.kick:
 			m.runGC(ctx)
+		case <-m.capKick:
+			if capDue == nil {
+				capDue = time.After(capDelay)
+			}
+		case <-capDue:
+			capDue = nil
+			_, err := m.EnforceSizeCap(ctx)
+			m.logFailure(ctx, "enforce cache size cap", err)
 		}
+	}
+}
+
+// KickSizeCap asks Run to enforce the size cap within a few seconds, for
+// example after new blobs were stored; calls in between are gathered into
+// one run. With no cap it does nothing. It never blocks.
+func (m *Manager) KickSizeCap() {
+	if m.opts.MaxSize <= 0 {
+		return
+	}
+	select {
+	case m.capKick <- struct{}{}:
+	default:
 	}
 }
 
