@@ -85,7 +85,6 @@ func TestReplicasShareCacheTokensSettingsAndPurges(t *testing.T) {
 	up := testregistry.New(t, testregistry.Options{})
 	rs := c.replicas(t, 2, up)
 	r1, r2 := rs[0], rs[1]
-	ctx := context.Background()
 
 	r1.group("acme")
 	tok := r1.user("alice", "acme", store.RoleGuest)
@@ -132,31 +131,31 @@ func TestReplicasShareCacheTokensSettingsAndPurges(t *testing.T) {
 		t.Errorf("replica 2 Range bytes=1000-1999: %d, %d bytes; want 206 and those bytes", res.StatusCode, len(part))
 	}
 
-	// A setting changed on replica 2 takes effect on replica 1's next pull.
-	g, err := r2.app.Store.GroupByPath(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
+	// A setting changed through replica 2's admin API (with the admin
+	// token replica 1 created) takes effect on replica 1's next pull.
+	admin := r1.adminToken()
+	setEnabled := func(on bool) {
+		t.Helper()
+		var out struct{ UpdateDependencyProxySettings struct{ Errors []string } }
+		r2.ok(admin, `mutation($on: Boolean!) { updateDependencyProxySettings(input: {groupPath: "acme", enabled: $on}) { errors } }`,
+			map[string]any{"on": on}, &out)
+		if errs := out.UpdateDependencyProxySettings.Errors; len(errs) > 0 {
+			t.Fatalf("set enabled=%v through replica 2: %v", on, errs)
+		}
 	}
-	set, err := r2.app.Store.ProxySetting(ctx, g.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set.Enabled = false
-	if err := r2.app.Store.UpdateProxySetting(ctx, set); err != nil {
-		t.Fatal(err)
-	}
+	setEnabled(false)
 	res, body := r1.do(http.MethodGet, mpath, jwt)
 	if code, _ := ociError(t, body); res.StatusCode != http.StatusForbidden || code != "DENIED" {
 		t.Errorf("replica 1 after replica 2 disabled the proxy: %d %s, want 403 DENIED", res.StatusCode, body)
 	}
-	set.Enabled = true
-	if err := r2.app.Store.UpdateProxySetting(ctx, set); err != nil {
-		t.Fatal(err)
-	}
+	setEnabled(true)
 
-	// A purge on replica 2 is seen by replica 1: its next pull is a miss.
-	if _, err := r2.app.Store.PurgeGroupCache(ctx, g.ID); err != nil {
-		t.Fatal(err)
+	// A purge through replica 2's REST API is seen by replica 1: its next
+	// pull is a miss.
+	req, _ := http.NewRequest(http.MethodDelete, r2.srv.URL+"/api/v4/groups/acme/dependency_proxy/cache", nil)
+	req.Header.Set("Authorization", "Bearer "+admin)
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusAccepted {
+		t.Fatalf("purge through replica 2: %v %v", res, err)
 	}
 	up.ResetCounts()
 	if res, body := r1.do(http.MethodGet, mpath, jwt); res.StatusCode != http.StatusOK {
