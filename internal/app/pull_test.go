@@ -272,12 +272,14 @@ func TestUpstreamFailuresServeCachedContent(t *testing.T) {
 		{"429", func(e *env) { e.up.SetRateLimit(100, 0); e.up.Set429(true, 30*time.Second) }, http.StatusTooManyRequests, "TOOMANYREQUESTS", "30"},
 		{"hanging", func(e *env) { e.up.SetHang(true) }, http.StatusGatewayTimeout, "UNAVAILABLE", ""},
 	}
-	// Only the hanging upstream should meet the header timeout; the others
-	// get one long enough that a busy machine cannot turn their answer into
-	// a timeout.
+	// Only the hanging upstream should meet the header timeout (20 s, far
+	// above the 300 ms revalidation timeout, so that the cached pull below,
+	// given 10 s, shows the revalidation timeout is what bounds it); the
+	// others get one long enough that a busy machine cannot turn their
+	// answer into a timeout.
 	headerTimeout := func(name string) time.Duration {
 		if name == "hanging" {
-			return 2 * time.Second
+			return 20 * time.Second
 		}
 		return time.Minute
 	}
@@ -300,7 +302,9 @@ func TestUpstreamFailuresServeCachedContent(t *testing.T) {
 			c.fail(e)
 			t.Cleanup(func() { e.up.SetHang(false) })
 
-			got := pullAll(t, ref, opts)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			got := pullAll(t, ref, append(opts, remote.WithContext(ctx)))
 			wd, _ := want.Digest()
 			if gd, _ := got.Digest(); gd != wd {
 				t.Errorf("cached pull digest %s, want %s", gd, wd)
