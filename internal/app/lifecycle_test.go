@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -201,6 +202,7 @@ func TestGCAndPurgeWhileClientsPull(t *testing.T) {
 		e.up.PushRandomImage(t, fmt.Sprintf("library/img%d", i), "v1", 2, 256<<10)
 	}
 	g, _ := e.app.Store.GroupByPath(ctx, "acme")
+	admin := e.adminToken()
 
 	const clients, rounds = 10, 4
 	errs := make(chan error, clients*rounds)
@@ -223,8 +225,10 @@ func TestGCAndPurgeWhileClientsPull(t *testing.T) {
 			running = false
 		default:
 		}
-		if _, err := e.app.Store.PurgeGroupCache(ctx, g.ID); err != nil {
-			t.Fatalf("purge: %v", err)
+		// Through the admin API, as an operator would (it also makes the
+		// downloads in flight forget the group).
+		if res, body := e.do(http.MethodDelete, "/api/v4/groups/acme/dependency_proxy/cache", admin); res.StatusCode != http.StatusAccepted {
+			t.Fatalf("purge: %d %s", res.StatusCode, body)
 		}
 		if _, err := e.app.Lifecycle.CollectGarbage(ctx); err != nil {
 			t.Fatalf("gc: %v", err)
