@@ -156,7 +156,9 @@ func newCmdCacheDelete(f *cmdutil.Factory, runF func(context.Context, *cacheDele
 	return &cobra.Command{
 		Use:   "delete <group> <image>{:<tag> | @<digest>}",
 		Short: "Remove one cached image of a group",
-		Long:  "Remove one cached manifest of a group (owner); the next pull of it goes upstream.",
+		Long: "Remove one cached manifest of a group (owner); the next pull of it goes upstream. Its\n" +
+			"layers stay cached (a group's blobs are shared by its images) until the TTL policy or a\n" +
+			"purge removes them, as in GitLab.",
 		Example: "  $ dproxy cache delete acme alpine:latest\n" +
 			"  $ dproxy cache delete acme library/node@sha256:0123…",
 		Args: exactArgs(2, "a group path and an image reference"),
