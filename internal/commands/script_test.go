@@ -261,14 +261,7 @@ func scriptCmds(t *testing.T, srv *server) map[string]func(ts *testscript.TestSc
 			if len(args) < 1 {
 				ts.Fatalf("usage: json FILE [KEY=VALUE ...]")
 			}
-			var v any
-			if err := json.Unmarshal([]byte(ts.ReadFile(args[0])), &v); err != nil {
-				ts.Fatalf("%s is not JSON: %v", args[0], err)
-			}
-			if arr, ok := v.([]any); ok && len(arr) > 0 {
-				v = arr[0]
-			}
-			obj, _ := v.(map[string]any)
+			obj := jsonObject(ts, args[0])
 			for _, kv := range args[1:] {
 				k, want, _ := strings.Cut(kv, "=")
 				got := fmt.Sprint(obj[k])
@@ -283,14 +276,7 @@ func scriptCmds(t *testing.T, srv *server) map[string]func(ts *testscript.TestSc
 			if len(args) != 3 || neg {
 				ts.Fatalf("usage: json-env FILE KEY VAR")
 			}
-			var v any
-			if err := json.Unmarshal([]byte(ts.ReadFile(args[0])), &v); err != nil {
-				ts.Fatalf("%s is not JSON: %v", args[0], err)
-			}
-			if arr, ok := v.([]any); ok && len(arr) > 0 {
-				v = arr[0]
-			}
-			obj, _ := v.(map[string]any)
+			obj := jsonObject(ts, args[0])
 			got, ok := obj[args[1]]
 			if !ok {
 				ts.Fatalf("%s has no %s", args[0], args[1])
@@ -307,6 +293,20 @@ func scriptCmds(t *testing.T, srv *server) map[string]func(ts *testscript.TestSc
 			}
 		},
 	}
+}
+
+// jsonObject parses FILE as JSON and returns it as an object, or its
+// first element when it is an array (nil when it is neither).
+func jsonObject(ts *testscript.TestScript, file string) map[string]any {
+	var v any
+	if err := json.Unmarshal([]byte(ts.ReadFile(file)), &v); err != nil {
+		ts.Fatalf("%s is not JSON: %v", file, err)
+	}
+	if arr, ok := v.([]any); ok && len(arr) > 0 {
+		v = arr[0]
+	}
+	obj, _ := v.(map[string]any)
+	return obj
 }
 
 func pullImage(ref string, auth authn.Authenticator) error {
