@@ -110,7 +110,7 @@ type Model struct {
 // New returns the browser's model; Init starts loading.
 func New(api API, r *lipgloss.Renderer, opts Options) Model {
 	opts = opts.withDefaults()
-	st := NewStyles(r)
+	st := NewStyles(r, opts.NoColor)
 	in := textinput.New()
 	in.Prompt = "/"
 	in.Placeholder = "filter"
@@ -243,7 +243,7 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 	switch {
 	case m.confirm != nil:
 		switch {
-		case key.Matches(msg, k.Yes), msg.String() == "enter":
+		case key.Matches(msg, k.Yes): // only y: enter is too easy to press by habit
 			c := m.confirm
 			m.confirm = nil
 			if c.leaveDetail && m.screen == screenDetail {

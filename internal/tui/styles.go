@@ -2,8 +2,7 @@ package tui
 
 import "github.com/charmbracelet/lipgloss"
 
-// Styles are every style the browser renders with. With NO_COLOR the
-// renderer's profile drops the colours and keeps the layout.
+// Styles are every style the browser renders with.
 type Styles struct {
 	Header   lipgloss.Style
 	Title    lipgloss.Style
@@ -18,21 +17,30 @@ type Styles struct {
 	Help     lipgloss.Style
 }
 
-// NewStyles returns the styles for a renderer.
-func NewStyles(r *lipgloss.Renderer) Styles {
+// NewStyles returns the styles for a renderer. With noColor (NO_COLOR)
+// they set no colour, only attributes (reverse, bold, underline), so the
+// cursor and the active tab stay visible.
+func NewStyles(r *lipgloss.Renderer, noColor bool) Styles {
+	fg := func(s lipgloss.Style, c lipgloss.TerminalColor) lipgloss.Style {
+		if noColor {
+			return s
+		}
+		return s.Foreground(c)
+	}
 	accent := lipgloss.AdaptiveColor{Light: "#005f87", Dark: "#5fafff"}
 	muted := lipgloss.AdaptiveColor{Light: "#6c6c6c", Dark: "#8a8a8a"}
+	bad := lipgloss.AdaptiveColor{Light: "#af0000", Dark: "#ff5f5f"}
 	return Styles{
 		Header:   r.NewStyle().Bold(true),
-		Title:    r.NewStyle().Bold(true).Foreground(accent),
-		Column:   r.NewStyle().Bold(true).Foreground(muted),
+		Title:    fg(r.NewStyle().Bold(true), accent),
+		Column:   fg(r.NewStyle().Bold(true), muted),
 		Selected: r.NewStyle().Reverse(true),
-		Muted:    r.NewStyle().Foreground(muted),
-		Tab:      r.NewStyle().Foreground(muted).Padding(0, 1),
+		Muted:    fg(r.NewStyle(), muted),
+		Tab:      fg(r.NewStyle(), muted).Padding(0, 1),
 		TabOn:    r.NewStyle().Bold(true).Underline(true).Padding(0, 1),
-		Status:   r.NewStyle().Foreground(muted),
-		Error:    r.NewStyle().Bold(true).Foreground(lipgloss.AdaptiveColor{Light: "#af0000", Dark: "#ff5f5f"}),
+		Status:   fg(r.NewStyle(), muted),
+		Error:    fg(r.NewStyle().Bold(true), bad),
 		Dialog:   r.NewStyle().Border(lipgloss.NormalBorder()).Padding(0, 1),
-		Help:     r.NewStyle().Foreground(muted),
+		Help:     fg(r.NewStyle(), muted),
 	}
 }

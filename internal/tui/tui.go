@@ -68,7 +68,9 @@ func (o Options) withDefaults() Options {
 func Run(ctx context.Context, api API, in io.Reader, out io.Writer, opts Options) error {
 	r := lipgloss.NewRenderer(out)
 	if opts.NoColor {
-		r.SetColorProfile(termenv.Ascii)
+		// Attributes only: the styles set no colour (see NewStyles), and
+		// the Ascii profile would drop the cursor's reverse video too.
+		r.SetColorProfile(termenv.ANSI)
 	}
 	m := New(api, r, opts)
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out), tea.WithAltScreen())

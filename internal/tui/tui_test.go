@@ -486,10 +486,14 @@ func TestConfirmations(t *testing.T) {
 			m := press(newModel(api, 100, 30), tc.keys...)
 			mustContain(t, m.View(), tc.question, "y: yes")
 
-			cancelled := press(m, "n")
-			mustContain(t, cancelled.View(), "cancelled; nothing was changed")
+			// Only y confirms: enter, pressed by habit, leaves the dialog open.
+			mustContain(t, press(m, "enter").View(), tc.question, "y: yes")
+			for _, no := range []string{"n", "esc"} {
+				cancelled := press(m, no)
+				mustContain(t, cancelled.View(), "cancelled; nothing was changed")
+			}
 			if len(api.actions) != 0 {
-				t.Fatalf("cancel ran %v", api.actions)
+				t.Fatalf("enter or a cancel ran %v", api.actions)
 			}
 
 			done := press(m, "y")
@@ -616,5 +620,27 @@ func TestHeaderLongServer(t *testing.T) {
 	mustContain(t, header, "dproxy dependency-prox…", "admin", "97/100", "cache 45.0 MiB")
 	if lipgloss.Width(header) > 80 {
 		t.Errorf("header is %d cells: %q", lipgloss.Width(header), header)
+	}
+}
+
+// With NO_COLOR the screen has no colour, but the cursor (reverse video)
+// and the active tab (bold, underlined) still show.
+func TestNoColorKeepsCursorAndTab(t *testing.T) {
+	t.Parallel()
+	r := lipgloss.NewRenderer(io.Discard)
+	r.SetColorProfile(termenv.ANSI) // what Run sets for NO_COLOR
+	m := New(newFake(), r, Options{Now: func() time.Time { return clock }, NoColor: true})
+	m = drive(m, m.Init(), tea.WindowSizeMsg{Width: 100, Height: 30})
+	m = press(m, "j")
+	s := m.View()
+	if !strings.Contains(s, "\x1b[7m") {
+		t.Errorf("no reverse video marks the cursor:\n%q", s)
+	}
+	if strings.Contains(s, "\x1b[3") || strings.Contains(s, "\x1b[9") || strings.Contains(s, "38;") {
+		t.Errorf("a colour was set with NO_COLOR:\n%q", s)
+	}
+	s = press(m, "enter").View()
+	if !strings.Contains(s, "\x1b[1;4m") && !(strings.Contains(s, "\x1b[1m") && strings.Contains(s, "4m")) {
+		t.Errorf("the active tab is not bold and underlined:\n%q", s)
 	}
 }
