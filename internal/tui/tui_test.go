@@ -237,7 +237,8 @@ func run(cmd tea.Cmd) []tea.Msg {
 	}
 }
 
-// keys turns "j", "enter", "esc", "tab", "ctrl+c" and plain text into key messages.
+// keys turns "enter", "esc", "tab", "down", "pgdown", "backspace" and
+// plain text (a key a character) into key messages.
 func keys(ks ...string) []tea.Msg {
 	var out []tea.Msg
 	for _, k := range ks {
@@ -250,6 +251,8 @@ func keys(ks ...string) []tea.Msg {
 			out = append(out, tea.KeyMsg{Type: tea.KeyTab})
 		case "down":
 			out = append(out, tea.KeyMsg{Type: tea.KeyDown})
+		case "pgdown":
+			out = append(out, tea.KeyMsg{Type: tea.KeyPgDown})
 		case "backspace":
 			out = append(out, tea.KeyMsg{Type: tea.KeyBackspace})
 		default:
@@ -642,5 +645,48 @@ func TestNoColorKeepsCursorAndTab(t *testing.T) {
 	s = press(m, "enter").View()
 	if !strings.Contains(s, "\x1b[1;4m") && !(strings.Contains(s, "\x1b[1m") && strings.Contains(s, "4m")) {
 		t.Errorf("the active tab is not bold and underlined:\n%q", s)
+	}
+}
+
+// In a group, s sorts the images and the blobs by size (largest first)
+// and / filters the blobs tab too; in the detail, j and pgdown scroll;
+// ctrl+c quits from anywhere.
+func TestGroupSortDetailScrollAndQuit(t *testing.T) {
+	t.Parallel()
+	m := press(newModel(newFake(), 80, 24), "enter") // group acme
+	before := m.View()
+	if i, j := strings.Index(before, "library/alpine"), strings.Index(before, "library/redis"); i < 0 || j < i {
+		t.Fatalf("by name, alpine comes first:\n%s", before)
+	}
+	m = press(m, "s")
+	s := m.View()
+	if i, j := strings.Index(s, "library/redis"), strings.Index(s, "library/alpine"); i < 0 || j < 0 || i > j {
+		t.Errorf("by size, redis (2 KiB) comes before alpine (1 KiB):\n%s", s)
+	}
+	blobs := press(m, "tab", "s") // each tab keeps its own order
+	if i, j := strings.Index(blobs.View(), "sha256:4444"), strings.Index(blobs.View(), "sha256:3333"); i < 0 || j < i {
+		t.Errorf("blobs by size, the 3 MiB one first:\n%s", blobs.View())
+	}
+	blobs = press(blobs, "/", "3333", "enter")
+	mustContain(t, blobs.View(), "sha256:3333")
+	mustNotContain(t, blobs.View(), "sha256:4444")
+
+	detail := press(newModel(newFake(), 80, 12), "enter", "enter") // alpine's index, taller than the screen
+	top := detail.View()
+	for _, k := range []string{"j", "pgdown"} {
+		next := press(detail, k)
+		if next.View() == top || strings.Contains(next.View(), "y: yes") {
+			t.Errorf("%s did not scroll the detail:\n%s", k, next.View())
+		}
+	}
+
+	for _, at := range []Model{newModel(newFake(), 80, 24), m, detail} {
+		_, cmd := at.Update(tea.KeyMsg{Type: tea.KeyCtrlC})
+		if cmd == nil {
+			t.Fatal("ctrl+c returned no command")
+		}
+		if _, ok := cmd().(tea.QuitMsg); !ok {
+			t.Errorf("ctrl+c did not quit")
+		}
 	}
 }
