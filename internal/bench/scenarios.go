@@ -38,6 +38,9 @@ type loadResult struct {
 	requests  int
 	elapsed   time.Duration
 	manifests []time.Duration
+	// serverCPU and clientCPU are the CPU time (user + system) the
+	// target's process and this load generator used while the clock ran.
+	serverCPU, clientCPU time.Duration
 }
 
 // load runs n clients pulling (or only GETting the manifest of) image:v1
@@ -59,6 +62,7 @@ func (r *run) load(ctx context.Context, t *target, image string, fresh, manifest
 	lats := make([][]time.Duration, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
+	server0, client0 := processCPU(t.proc), selfCPU()
 	start := time.Now()
 	deadline := start.Add(r.opts.LoadDuration)
 	for i, c := range clients {
@@ -83,7 +87,7 @@ func (r *run) load(ctx context.Context, t *target, image string, fresh, manifest
 		})
 	}
 	wg.Wait()
-	res := loadResult{elapsed: time.Since(start)}
+	res := loadResult{elapsed: time.Since(start), serverCPU: processCPU(t.proc) - server0, clientCPU: selfCPU() - client0}
 	if err := errors.Join(errs...); err != nil {
 		return res, err
 	}
@@ -92,6 +96,18 @@ func (r *run) load(ctx context.Context, t *target, image string, fresh, manifest
 		res.manifests = append(res.manifests, lats[i]...)
 	}
 	return res, nil
+}
+
+// cpu records how many cores the server and the load generator kept busy
+// during a load, and the server's CPU time per request: on a machine the
+// two share, their sum near the core count means the load is CPU-bound.
+func (r *run) cpu(scenario, target string, res loadResult) {
+	secs := res.elapsed.Seconds()
+	r.res.add(scenario, "server CPU (cores busy)", target, res.serverCPU.Seconds()/secs)
+	r.res.add(scenario, "load generator CPU (cores busy)", target, res.clientCPU.Seconds()/secs)
+	if res.requests > 0 {
+		r.res.add(scenario, "server CPU per request (µs)", target, float64(res.serverCPU.Microseconds())/float64(res.requests))
+	}
 }
 
 // percentile returns the p-th percentile (0 < p ≤ 100) of ds in ms.
@@ -117,6 +133,7 @@ func (r *run) s2(ctx context.Context, t *target, image string) error {
 	r.res.add("S2", "upstream manifest HEADs per 1000 manifest requests", t.name,
 		1000*float64(r.up.Count("HEAD", "manifest"))/float64(len(res.manifests)))
 	r.upstreamCounts("S2", t.name, "GET manifest", "GET token")
+	r.cpu("S2", t.name, res)
 
 	res, err = r.load(ctx, t, image, false, true)
 	if err != nil {
@@ -137,6 +154,7 @@ func (r *run) s2f(ctx context.Context, t *target, image string) error {
 	r.res.add("S2f", "manifest requests/s", t.name, float64(res.requests)/res.elapsed.Seconds())
 	r.res.add("S2f", "manifest p99 (ms)", t.name, percentile(res.manifests, 99))
 	r.upstreamCounts("S2f", t.name, "HEAD manifest")
+	r.cpu("S2f", t.name, res)
 	return nil
 }
 
