@@ -219,6 +219,14 @@ func scriptCmds(t *testing.T, srv *server) map[string]func(ts *testscript.TestSc
 		"upstream-reset": func(ts *testscript.TestScript, neg bool, args []string) {
 			up.ResetCounts()
 		},
+		// upstream-down on|off: the upstream drops every connection, or
+		// answers again.
+		"upstream-down": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) != 1 || (args[0] != "on" && args[0] != "off") {
+				ts.Fatalf("usage: upstream-down on|off")
+			}
+			up.SetDown(args[0] == "on")
+		},
 		// upstream-ratelimit LIMIT REMAINING: the upstream sends Docker
 		// Hub's rate-limit headers ("LIMIT;w=21600"); 0 0 removes them.
 		"upstream-ratelimit": func(ts *testscript.TestScript, neg bool, args []string) {
