@@ -37,6 +37,7 @@ type fakeAPI struct {
 	err     error
 	actions []string
 	server  string // default http://127.0.0.1:5000
+	calls   int    // calls that went through fail (header, groups, group, actions)
 }
 
 func (f *fakeAPI) Server() string {
@@ -49,6 +50,7 @@ func (f *fakeAPI) Server() string {
 func (f *fakeAPI) fail() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.calls++
 	return f.err
 }
 
@@ -687,6 +689,50 @@ func TestGroupSortDetailScrollAndQuit(t *testing.T) {
 		}
 		if _, ok := cmd().(tea.QuitMsg); !ok {
 			t.Errorf("ctrl+c did not quit")
+		}
+	}
+}
+
+// Calls run only in tea.Cmds, never in Update: while they are in flight
+// the status line shows the spinner, and keys act at once.
+func TestCallsInFlightShowSpinnerAndKeysAct(t *testing.T) {
+	t.Parallel()
+	api := newFake()
+	r := lipgloss.NewRenderer(io.Discard)
+	r.SetColorProfile(termenv.Ascii)
+	m := New(api, r, Options{Now: func() time.Time { return clock }})
+	init := m.Init() // the header and groups calls, not run yet: in flight
+	update := func(msg tea.Msg) tea.Cmd {
+		next, cmd := m.Update(msg)
+		m = next.(Model)
+		return cmd
+	}
+	update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	s := m.View()
+	mustContain(t, s, "loading groups…", spinner.Line.Frames[0]+" ")
+
+	update(spinner.TickMsg{ID: m.spin.ID()}) // the spinner turns while waiting
+	mustContain(t, m.View(), spinner.Line.Frames[1]+" ")
+	for _, k := range keys("?") {
+		update(k)
+	}
+	mustContain(t, m.View(), "quit") // the full help, shown at once
+	update(keys("esc")[0])
+	refresh := update(keys("r")[0]) // more calls, also in flight
+	api.mu.Lock()
+	calls := api.calls
+	api.mu.Unlock()
+	if calls != 0 {
+		t.Errorf("Update called the API %d times; calls belong in commands", calls)
+	}
+
+	// Once the calls answer, the spinner stops and the groups show.
+	m = drive(m, tea.Batch(init, refresh))
+	s = m.View()
+	mustContain(t, s, "acme", "zeta")
+	for _, f := range spinner.Line.Frames {
+		if strings.Contains(s, "\n"+f+" ") {
+			t.Errorf("the spinner still shows after the calls ended:\n%s", s)
 		}
 	}
 }
