@@ -104,6 +104,38 @@ func TestFlagsToOptions(t *testing.T) {
 		{"user password never a flag", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdUserSetPassword(f, nil)
 		}, "", "alice", nil, "--password-stdin"},
+		{"virtual registry create", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdVRCreate(f, func(_ context.Context, o *vrCreateOptions) error { o.api = api{}; return capture(got)(*o) })
+		}, "", "acme all --description hub,quay", vrCreateOptions{Group: "acme", Name: "all", Description: "hub,quay"}, ""},
+		{"virtual registry update name only", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdVRUpdate(f, func(_ context.Context, o *vrUpdateOptions) error { o.api = api{}; return capture(got)(*o) })
+		}, "", "1 --name public", vrUpdateOptions{ID: "1", Name: ptr("public")}, ""},
+		{"virtual registry update nothing", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdVRUpdate(f, nil)
+		}, "", "1", nil, "nothing to change"},
+		{"virtual registry id not a number", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdVRShow(f, nil)
+		}, "", "all", nil, `virtual registry id "all"`},
+		{"upstream add with password from stdin", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdVRUpstreamAdd(f, func(_ context.Context, o *vrUpstreamAddOptions) error { return capture(got)(o.Input) })
+		}, "s3cret\n", "1 ours https://registry.example.com --username bot --password-stdin --cache-validity-hours 6",
+			adminclient.VirtualUpstreamInput{RegistryID: "1", Name: ptr("ours"), URL: ptr("https://registry.example.com"),
+				Username: ptr("bot"), Password: ptr("s3cret"), CacheValidityHours: ptr(6)}, ""},
+		{"upstream add password without username", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdVRUpstreamAdd(f, nil)
+		}, "s3cret", "1 ours https://registry.example.com --password-stdin", nil, "--password-stdin needs --username"},
+		{"upstream update nothing", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdVRUpstreamUpdate(f, nil)
+		}, "", "3", nil, "nothing to change"},
+		{"upstream move", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdVRUpstreamMove(f, func(_ context.Context, o *vrUpstreamMoveOptions) error { o.api = api{}; return capture(got)(*o) })
+		}, "", "3 --position 0", vrUpstreamMoveOptions{ID: "3", Position: 0}, ""},
+		{"upstream move without position", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdVRUpstreamMove(f, nil)
+		}, "", "3", nil, "--position is required"},
+		{"virtual registry cache clear one upstream", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdVRCacheClear(f, func(_ context.Context, o *vrCacheClearOptions) error { o.api = api{}; return capture(got)(*o) })
+		}, "", "1 --upstream 3 --yes", vrCacheClearOptions{RegistryID: "1", UpstreamID: "3", Yes: true}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,6 +156,41 @@ func TestFlagsToOptions(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("options = %+v\nwant      %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestVirtualRegistryRefusals checks that a virtual registry command
+// refuses bad input as a usage error, before its run function.
+func TestVirtualRegistryRefusals(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		build func(f *cmdutil.Factory, called *bool) *cobra.Command
+		line  string
+	}{
+		{"update with nothing to change", func(f *cmdutil.Factory, called *bool) *cobra.Command {
+			return newCmdVRUpdate(f, func(context.Context, *vrUpdateOptions) error { *called = true; return nil })
+		}, "1"},
+		{"upstream update with nothing to change", func(f *cmdutil.Factory, called *bool) *cobra.Command {
+			return newCmdVRUpstreamUpdate(f, func(context.Context, *vrUpstreamUpdateOptions) error { *called = true; return nil })
+		}, "3"},
+		{"cache clear of an upstream by name", func(f *cmdutil.Factory, called *bool) *cobra.Command {
+			return newCmdVRCacheClear(f, func(context.Context, *vrCacheClearOptions) error { *called = true; return nil })
+		}, "1 --upstream hub --yes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ios, _, _ := cmdutil.Test("")
+			called := false
+			err := execute(tt.build(cmdutil.NewFactory(ios), &called), tt.line)
+			if cmdutil.ExitCode(err) != cmdutil.ExitUsage {
+				t.Fatalf("err = %v, want a usage error", err)
+			}
+			if called {
+				t.Fatal("the run function was called")
 			}
 		})
 	}

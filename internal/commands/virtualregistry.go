@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -36,8 +37,8 @@ func newCmdVirtualRegistry(f *cmdutil.Factory) *cobra.Command {
 			"  $ dproxy virtual-registry upstream move 3 --position 0",
 	}
 	up.RunE = nounHelp
-	up.AddCommand(newCmdVRUpstreamAdd(f), newCmdVRUpstreamList(f), newCmdVRUpstreamUpdate(f),
-		newCmdVRUpstreamMove(f), newCmdVRUpstreamDelete(f))
+	up.AddCommand(newCmdVRUpstreamAdd(f, nil), newCmdVRUpstreamList(f, nil), newCmdVRUpstreamUpdate(f, nil),
+		newCmdVRUpstreamMove(f, nil), newCmdVRUpstreamDelete(f, nil))
 	cache := &cobra.Command{
 		Use:   "cache <command>",
 		Short: "List, delete and clear what the upstreams of a virtual registry have cached",
@@ -46,8 +47,8 @@ func newCmdVirtualRegistry(f *cmdutil.Factory) *cobra.Command {
 			"  $ dproxy virtual-registry cache clear 1 --yes",
 	}
 	cache.RunE = nounHelp
-	cache.AddCommand(newCmdVRCacheList(f), newCmdVRCacheDelete(f), newCmdVRCacheClear(f))
-	cmd.AddCommand(newCmdVRCreate(f), newCmdVRList(f), newCmdVRShow(f), newCmdVRUpdate(f), newCmdVRDelete(f), up, cache)
+	cache.AddCommand(newCmdVRCacheList(f, nil), newCmdVRCacheDelete(f, nil), newCmdVRCacheClear(f, nil))
+	cmd.AddCommand(newCmdVRCreate(f, nil), newCmdVRList(f, nil), newCmdVRShow(f, nil), newCmdVRUpdate(f, nil), newCmdVRDelete(f, nil), up, cache)
 	return cmd
 }
 
@@ -65,59 +66,87 @@ func vrID(what, s string) (string, error) {
 // shortID is the number at the end of a gid.
 func shortID(gid string) string { return gid[strings.LastIndex(gid, "/")+1:] }
 
-func newCmdVRCreate(f *cmdutil.Factory) *cobra.Command {
-	a := newAPI(f)
-	var description string
+type vrCreateOptions struct {
+	api
+	Group       string
+	Name        string
+	Description string
+}
+
+func newCmdVRCreate(f *cmdutil.Factory, runF func(context.Context, *vrCreateOptions) error) *cobra.Command {
+	opts := &vrCreateOptions{api: newAPI(f)}
 	cmd := &cobra.Command{
 		Use:     "create <group> <name> [--description TEXT]",
 		Short:   "Create a virtual registry in a top-level group",
 		Example: "  $ dproxy virtual-registry create acme all --description 'hub, quay and ours'",
 		Args:    exactArgs(2, "a top-level group path and a name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return changeVR(a, fmt.Sprintf("create virtual registry %s in %s", args[1], args[0]), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
-				return c.CreateVirtualRegistry(cmd.Context(), args[0], args[1], description)
-			})
+			opts.Group, opts.Name = args[0], args[1]
+			return dispatch(cmd, opts, runF, runVRCreate)
 		},
 	}
-	cmd.Flags().StringVar(&description, "description", "", "what the registry is for")
+	cmd.Flags().StringVar(&opts.Description, "description", "", "what the registry is for")
 	return cmd
 }
 
-func newCmdVRList(f *cmdutil.Factory) *cobra.Command {
-	a := newAPI(f)
+func runVRCreate(ctx context.Context, opts *vrCreateOptions) error {
+	return changeVR(opts.api, fmt.Sprintf("create virtual registry %s in %s", opts.Name, opts.Group), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
+		return c.CreateVirtualRegistry(ctx, opts.Group, opts.Name, opts.Description)
+	})
+}
+
+type vrListOptions struct {
+	api
+	Group string
+}
+
+func newCmdVRList(f *cmdutil.Factory, runF func(context.Context, *vrListOptions) error) *cobra.Command {
+	opts := &vrListOptions{api: newAPI(f)}
 	return &cobra.Command{
 		Use:     "list <group>",
 		Short:   "List a group's virtual registries",
 		Example: "  $ dproxy virtual-registry list acme",
 		Args:    exactArgs(1, "a group path"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.Client()
-			if err != nil {
-				return err
-			}
-			rs, err := c.VirtualRegistries(cmd.Context(), args[0])
-			if err != nil {
-				return fmt.Errorf("list the virtual registries of %s: %w", args[0], err)
-			}
-			p, err := a.Printer()
-			if err != nil {
-				return err
-			}
-			t := output.Table{Header: []string{"ID", "NAME", "UPSTREAMS", "PULL PREFIX", "DESCRIPTION"}}
-			for _, r := range rs {
-				names := make([]string, len(r.Upstreams))
-				for i, u := range r.Upstreams {
-					names[i] = u.Name
-				}
-				t.Rows = append(t.Rows, []string{shortID(r.ID), r.Name, strings.Join(names, ","), r.PullPrefix, r.Description})
-			}
-			return p.Print(rs, t)
+			opts.Group = args[0]
+			return dispatch(cmd, opts, runF, runVRList)
 		},
 	}
 }
 
-func newCmdVRShow(f *cmdutil.Factory) *cobra.Command {
-	a := newAPI(f)
+func runVRList(ctx context.Context, opts *vrListOptions) error {
+	c, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	rs, err := c.VirtualRegistries(ctx, opts.Group)
+	if err != nil {
+		return fmt.Errorf("list the virtual registries of %s: %w", opts.Group, err)
+	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
+	t := output.Table{Header: []string{"ID", "NAME", "UPSTREAMS", "PULL PREFIX", "DESCRIPTION"}}
+	for _, r := range rs {
+		names := make([]string, len(r.Upstreams))
+		for i, u := range r.Upstreams {
+			names[i] = u.Name
+		}
+		t.Rows = append(t.Rows, []string{shortID(r.ID), r.Name, strings.Join(names, ","), r.PullPrefix, r.Description})
+	}
+	return p.Print(rs, t)
+}
+
+// vrShowOptions are the options of `virtual-registry show` and of
+// `virtual-registry upstream list`, which is the same command.
+type vrShowOptions struct {
+	api
+	ID string
+}
+
+func newCmdVRShow(f *cmdutil.Factory, runF func(context.Context, *vrShowOptions) error) *cobra.Command {
+	opts := &vrShowOptions{api: newAPI(f)}
 	return &cobra.Command{
 		Use:     "show <id>",
 		Short:   "Show a virtual registry and its upstreams in order",
@@ -128,15 +157,28 @@ func newCmdVRShow(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return changeVR(a, fmt.Sprintf("show virtual registry %s", args[0]), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
-				return c.VirtualRegistry(cmd.Context(), id)
-			})
+			opts.ID = id
+			return dispatch(cmd, opts, runF, runVRShow)
 		},
 	}
 }
 
-func newCmdVRUpdate(f *cmdutil.Factory) *cobra.Command {
-	a := newAPI(f)
+func runVRShow(ctx context.Context, opts *vrShowOptions) error {
+	return changeVR(opts.api, fmt.Sprintf("show virtual registry %s", opts.ID), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
+		return c.VirtualRegistry(ctx, opts.ID)
+	})
+}
+
+// vrUpdateOptions hold what to change: a nil field is left as it is.
+type vrUpdateOptions struct {
+	api
+	ID          string
+	Name        *string
+	Description *string
+}
+
+func newCmdVRUpdate(f *cmdutil.Factory, runF func(context.Context, *vrUpdateOptions) error) *cobra.Command {
+	opts := &vrUpdateOptions{api: newAPI(f)}
 	var name, description string
 	cmd := &cobra.Command{
 		Use:     "update <id> [--name NAME] [--description TEXT]",
@@ -148,19 +190,17 @@ func newCmdVRUpdate(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			in := adminclient.VirtualRegistryInput{ID: id}
+			opts.ID = id
 			if cmd.Flags().Changed("name") {
-				in.Name = &name
+				opts.Name = &name
 			}
 			if cmd.Flags().Changed("description") {
-				in.Description = &description
+				opts.Description = &description
 			}
-			if in.Name == nil && in.Description == nil {
+			if opts.Name == nil && opts.Description == nil {
 				return &cmdutil.FlagError{Err: errors.New("nothing to change: pass --name or --description")}
 			}
-			return changeVR(a, fmt.Sprintf("update virtual registry %s", args[0]), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
-				return c.UpdateVirtualRegistry(cmd.Context(), in)
-			})
+			return dispatch(cmd, opts, runF, runVRUpdate)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "new name")
@@ -168,9 +208,21 @@ func newCmdVRUpdate(f *cmdutil.Factory) *cobra.Command {
 	return cmd
 }
 
-func newCmdVRDelete(f *cmdutil.Factory) *cobra.Command {
-	a := newAPI(f)
-	var yes bool
+func runVRUpdate(ctx context.Context, opts *vrUpdateOptions) error {
+	in := adminclient.VirtualRegistryInput{ID: opts.ID, Name: opts.Name, Description: opts.Description}
+	return changeVR(opts.api, fmt.Sprintf("update virtual registry %s", opts.ID), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
+		return c.UpdateVirtualRegistry(ctx, in)
+	})
+}
+
+type vrDeleteOptions struct {
+	api
+	ID  string
+	Yes bool
+}
+
+func newCmdVRDelete(f *cmdutil.Factory, runF func(context.Context, *vrDeleteOptions) error) *cobra.Command {
+	opts := &vrDeleteOptions{api: newAPI(f)}
 	cmd := &cobra.Command{
 		Use:     "delete <id> [--yes]",
 		Short:   "Delete a virtual registry and its upstreams",
@@ -182,22 +234,27 @@ func newCmdVRDelete(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := confirm(a.IO, yes, fmt.Sprintf("Delete virtual registry %s and its upstreams?", args[0])); err != nil {
-				return err
-			}
-			c, err := a.Client()
-			if err != nil {
-				return err
-			}
-			if err := c.DeleteVirtualRegistry(cmd.Context(), id); err != nil {
-				return fmt.Errorf("delete virtual registry %s: %w", args[0], err)
-			}
-			_, err = fmt.Fprintf(a.IO.Out, "Deleted virtual registry %s\n", args[0])
-			return err
+			opts.ID = id
+			return dispatch(cmd, opts, runF, runVRDelete)
 		},
 	}
-	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
+}
+
+func runVRDelete(ctx context.Context, opts *vrDeleteOptions) error {
+	if err := confirm(opts.IO, opts.Yes, fmt.Sprintf("Delete virtual registry %s and its upstreams?", opts.ID)); err != nil {
+		return err
+	}
+	c, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	if err := c.DeleteVirtualRegistry(ctx, opts.ID); err != nil {
+		return fmt.Errorf("delete virtual registry %s: %w", opts.ID, err)
+	}
+	_, err = fmt.Fprintf(opts.IO.Out, "Deleted virtual registry %s\n", opts.ID)
+	return err
 }
 
 // upstreamFlags are the settings of an upstream on the command line.
@@ -256,8 +313,15 @@ func (u *upstreamFlags) bind(cmd *cobra.Command, update bool) {
 	}
 }
 
-func newCmdVRUpstreamAdd(f *cmdutil.Factory) *cobra.Command {
-	a := newAPI(f)
+// vrUpstreamAddOptions carry the new upstream: RegistryID, Name and URL
+// always, the rest when given; the password is read from stdin.
+type vrUpstreamAddOptions struct {
+	api
+	Input adminclient.VirtualUpstreamInput
+}
+
+func newCmdVRUpstreamAdd(f *cmdutil.Factory, runF func(context.Context, *vrUpstreamAddOptions) error) *cobra.Command {
+	opts := &vrUpstreamAddOptions{api: newAPI(f)}
 	u := &upstreamFlags{}
 	cmd := &cobra.Command{
 		Use:   "add <registry-id> <name> <url> [--username U --password-stdin] [--cache-validity-hours N]",
@@ -270,29 +334,42 @@ func newCmdVRUpstreamAdd(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			in := adminclient.VirtualUpstreamInput{RegistryID: id, Name: &args[1], URL: &args[2]}
-			if err := u.input(cmd, a.IO, &in); err != nil {
+			opts.Input = adminclient.VirtualUpstreamInput{RegistryID: id, Name: &args[1], URL: &args[2]}
+			if err := u.input(cmd, opts.IO, &opts.Input); err != nil {
 				return err
 			}
-			return changeVR(a, fmt.Sprintf("add upstream %s to virtual registry %s", args[1], args[0]), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
-				return c.AddVirtualUpstream(cmd.Context(), in)
-			})
+			return dispatch(cmd, opts, runF, runVRUpstreamAdd)
 		},
 	}
 	u.bind(cmd, false)
 	return cmd
 }
 
-func newCmdVRUpstreamList(f *cmdutil.Factory) *cobra.Command {
-	cmd := newCmdVRShow(f)
+func runVRUpstreamAdd(ctx context.Context, opts *vrUpstreamAddOptions) error {
+	in := opts.Input
+	return changeVR(opts.api, fmt.Sprintf("add upstream %s to virtual registry %s", *in.Name, in.RegistryID), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
+		return c.AddVirtualUpstream(ctx, in)
+	})
+}
+
+// newCmdVRUpstreamList is `virtual-registry show` under another name.
+func newCmdVRUpstreamList(f *cmdutil.Factory, runF func(context.Context, *vrShowOptions) error) *cobra.Command {
+	cmd := newCmdVRShow(f, runF)
 	cmd.Use = "list <registry-id>"
 	cmd.Short = "List a virtual registry's upstreams in order"
 	cmd.Example = "  $ dproxy virtual-registry upstream list 1"
 	return cmd
 }
 
-func newCmdVRUpstreamUpdate(f *cmdutil.Factory) *cobra.Command {
-	a := newAPI(f)
+// vrUpstreamUpdateOptions carry the upstream's ID and what to change: a
+// nil field of Input is left as it is.
+type vrUpstreamUpdateOptions struct {
+	api
+	Input adminclient.VirtualUpstreamInput
+}
+
+func newCmdVRUpstreamUpdate(f *cmdutil.Factory, runF func(context.Context, *vrUpstreamUpdateOptions) error) *cobra.Command {
+	opts := &vrUpstreamUpdateOptions{api: newAPI(f)}
 	u := &upstreamFlags{}
 	cmd := &cobra.Command{
 		Use:   "update <upstream-id> [--name N] [--url URL] [--username U] [--password-stdin | --clear-credentials] [--cache-validity-hours N]",
@@ -305,25 +382,35 @@ func newCmdVRUpstreamUpdate(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			in := adminclient.VirtualUpstreamInput{ID: id}
-			if err := u.input(cmd, a.IO, &in); err != nil {
+			opts.Input = adminclient.VirtualUpstreamInput{ID: id}
+			if err := u.input(cmd, opts.IO, &opts.Input); err != nil {
 				return err
 			}
-			if in == (adminclient.VirtualUpstreamInput{ID: id}) {
+			if opts.Input == (adminclient.VirtualUpstreamInput{ID: id}) {
 				return &cmdutil.FlagError{Err: errors.New("nothing to change: pass --name, --url, --username, --password-stdin, --clear-credentials or --cache-validity-hours")}
 			}
-			return changeVR(a, fmt.Sprintf("update upstream %s", args[0]), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
-				return c.UpdateVirtualUpstream(cmd.Context(), in)
-			})
+			return dispatch(cmd, opts, runF, runVRUpstreamUpdate)
 		},
 	}
 	u.bind(cmd, true)
 	return cmd
 }
 
-func newCmdVRUpstreamMove(f *cmdutil.Factory) *cobra.Command {
-	a := newAPI(f)
-	var position int
+func runVRUpstreamUpdate(ctx context.Context, opts *vrUpstreamUpdateOptions) error {
+	in := opts.Input
+	return changeVR(opts.api, fmt.Sprintf("update upstream %s", in.ID), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
+		return c.UpdateVirtualUpstream(ctx, in)
+	})
+}
+
+type vrUpstreamMoveOptions struct {
+	api
+	ID       string
+	Position int
+}
+
+func newCmdVRUpstreamMove(f *cmdutil.Factory, runF func(context.Context, *vrUpstreamMoveOptions) error) *cobra.Command {
+	opts := &vrUpstreamMoveOptions{api: newAPI(f)}
 	cmd := &cobra.Command{
 		Use:     "move <upstream-id> --position N",
 		Short:   "Move an upstream to a position (0 = asked first)",
@@ -334,20 +421,30 @@ func newCmdVRUpstreamMove(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if !cmd.Flags().Changed("position") || position < 0 {
+			opts.ID = id
+			if !cmd.Flags().Changed("position") || opts.Position < 0 {
 				return &cmdutil.FlagError{Err: errors.New("--position is required: 0 for the upstream asked first, 1 for the next, …")}
 			}
-			return changeVR(a, fmt.Sprintf("move upstream %s", args[0]), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
-				return c.MoveVirtualUpstream(cmd.Context(), id, position)
-			})
+			return dispatch(cmd, opts, runF, runVRUpstreamMove)
 		},
 	}
-	cmd.Flags().IntVar(&position, "position", 0, "new position, 0 being asked first")
+	cmd.Flags().IntVar(&opts.Position, "position", 0, "new position, 0 being asked first")
 	return cmd
 }
 
-func newCmdVRUpstreamDelete(f *cmdutil.Factory) *cobra.Command {
-	a := newAPI(f)
+func runVRUpstreamMove(ctx context.Context, opts *vrUpstreamMoveOptions) error {
+	return changeVR(opts.api, fmt.Sprintf("move upstream %s", opts.ID), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
+		return c.MoveVirtualUpstream(ctx, opts.ID, opts.Position)
+	})
+}
+
+type vrUpstreamDeleteOptions struct {
+	api
+	ID string
+}
+
+func newCmdVRUpstreamDelete(f *cmdutil.Factory, runF func(context.Context, *vrUpstreamDeleteOptions) error) *cobra.Command {
+	opts := &vrUpstreamDeleteOptions{api: newAPI(f)}
 	return &cobra.Command{
 		Use:     "delete <upstream-id>",
 		Short:   "Delete an upstream; those after it move up",
@@ -358,11 +455,16 @@ func newCmdVRUpstreamDelete(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return changeVR(a, fmt.Sprintf("delete upstream %s", args[0]), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
-				return c.DeleteVirtualUpstream(cmd.Context(), id)
-			})
+			opts.ID = id
+			return dispatch(cmd, opts, runF, runVRUpstreamDelete)
 		},
 	}
+}
+
+func runVRUpstreamDelete(ctx context.Context, opts *vrUpstreamDeleteOptions) error {
+	return changeVR(opts.api, fmt.Sprintf("delete upstream %s", opts.ID), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
+		return c.DeleteVirtualUpstream(ctx, opts.ID)
+	})
 }
 
 // changeVR runs a call that answers with a registry and prints the
@@ -415,8 +517,13 @@ func printVR(a api, r adminclient.VirtualRegistry) error {
 	return p.PrintTable(t)
 }
 
-func newCmdVRCacheList(f *cmdutil.Factory) *cobra.Command {
-	a := newAPI(f)
+type vrCacheListOptions struct {
+	api
+	UpstreamID string
+}
+
+func newCmdVRCacheList(f *cmdutil.Factory, runF func(context.Context, *vrCacheListOptions) error) *cobra.Command {
+	opts := &vrCacheListOptions{api: newAPI(f)}
 	return &cobra.Command{
 		Use:     "list <upstream-id>",
 		Short:   "List an upstream's cache entries",
@@ -427,29 +534,40 @@ func newCmdVRCacheList(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.Client()
-			if err != nil {
-				return err
-			}
-			entries, err := c.VirtualCacheEntries(cmd.Context(), id)
-			if err != nil {
-				return fmt.Errorf("list the cache of upstream %s: %w", args[0], err)
-			}
-			p, err := a.Printer()
-			if err != nil {
-				return err
-			}
-			t := output.Table{Header: []string{"PATH", "DIGEST", "SIZE", "UPSTREAM CHECKED", "READ"}}
-			for _, e := range entries {
-				t.Rows = append(t.Rows, []string{e.Path, e.Digest, p.Size(int64(e.Size)), p.Time(e.UpstreamCheckedAt), p.Time(e.ReadAt)})
-			}
-			return p.Print(entries, t)
+			opts.UpstreamID = id
+			return dispatch(cmd, opts, runF, runVRCacheList)
 		},
 	}
 }
 
-func newCmdVRCacheDelete(f *cmdutil.Factory) *cobra.Command {
-	a := newAPI(f)
+func runVRCacheList(ctx context.Context, opts *vrCacheListOptions) error {
+	c, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	entries, err := c.VirtualCacheEntries(ctx, opts.UpstreamID)
+	if err != nil {
+		return fmt.Errorf("list the cache of upstream %s: %w", opts.UpstreamID, err)
+	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
+	t := output.Table{Header: []string{"PATH", "DIGEST", "SIZE", "UPSTREAM CHECKED", "READ"}}
+	for _, e := range entries {
+		t.Rows = append(t.Rows, []string{e.Path, e.Digest, p.Size(int64(e.Size)), p.Time(e.UpstreamCheckedAt), p.Time(e.ReadAt)})
+	}
+	return p.Print(entries, t)
+}
+
+type vrCacheDeleteOptions struct {
+	api
+	UpstreamID string
+	Path       string
+}
+
+func newCmdVRCacheDelete(f *cmdutil.Factory, runF func(context.Context, *vrCacheDeleteOptions) error) *cobra.Command {
+	opts := &vrCacheDeleteOptions{api: newAPI(f)}
 	return &cobra.Command{
 		Use:     "delete <upstream-id> <path>",
 		Short:   "Delete one cache entry of an upstream; the next pull fetches it again",
@@ -460,23 +578,35 @@ func newCmdVRCacheDelete(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.Client()
-			if err != nil {
-				return err
-			}
-			if err := c.DeleteVirtualCacheEntry(cmd.Context(), id, args[1]); err != nil {
-				return fmt.Errorf("delete cache entry %s of upstream %s: %w", args[1], args[0], err)
-			}
-			_, err = fmt.Fprintf(a.IO.Out, "Deleted %s from the cache of upstream %s\n", args[1], args[0])
-			return err
+			opts.UpstreamID, opts.Path = id, args[1]
+			return dispatch(cmd, opts, runF, runVRCacheDelete)
 		},
 	}
 }
 
-func newCmdVRCacheClear(f *cmdutil.Factory) *cobra.Command {
-	a := newAPI(f)
-	var upstreamID string
-	var yes bool
+func runVRCacheDelete(ctx context.Context, opts *vrCacheDeleteOptions) error {
+	c, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	if err := c.DeleteVirtualCacheEntry(ctx, opts.UpstreamID, opts.Path); err != nil {
+		return fmt.Errorf("delete cache entry %s of upstream %s: %w", opts.Path, opts.UpstreamID, err)
+	}
+	_, err = fmt.Fprintf(opts.IO.Out, "Deleted %s from the cache of upstream %s\n", opts.Path, opts.UpstreamID)
+	return err
+}
+
+// vrCacheClearOptions name the registry and, when only one upstream's
+// cache is cleared, that upstream.
+type vrCacheClearOptions struct {
+	api
+	RegistryID string
+	UpstreamID string
+	Yes        bool
+}
+
+func newCmdVRCacheClear(f *cmdutil.Factory, runF func(context.Context, *vrCacheClearOptions) error) *cobra.Command {
+	opts := &vrCacheClearOptions{api: newAPI(f)}
 	cmd := &cobra.Command{
 		Use:   "clear <registry-id> [--upstream <upstream-id>] [--yes]",
 		Short: "Clear the cache of a virtual registry, or of one of its upstreams",
@@ -489,29 +619,36 @@ func newCmdVRCacheClear(f *cmdutil.Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			what := "every upstream of virtual registry " + args[0]
-			if upstreamID != "" {
-				if upstreamID, err = vrID("upstream", upstreamID); err != nil {
+			opts.RegistryID = id
+			if opts.UpstreamID != "" {
+				if opts.UpstreamID, err = vrID("upstream", opts.UpstreamID); err != nil {
 					return err
 				}
-				what = "upstream " + upstreamID + " of virtual registry " + args[0]
 			}
-			if err := confirm(a.IO, yes, "Clear the cache of "+what+"?"); err != nil {
-				return err
-			}
-			c, err := a.Client()
-			if err != nil {
-				return err
-			}
-			n, err := c.ClearVirtualCache(cmd.Context(), id, upstreamID)
-			if err != nil {
-				return fmt.Errorf("clear the cache of %s: %w", what, err)
-			}
-			_, err = fmt.Fprintf(a.IO.Out, "Cleared the cache of %s: %d entries\n", what, n)
-			return err
+			return dispatch(cmd, opts, runF, runVRCacheClear)
 		},
 	}
-	cmd.Flags().StringVar(&upstreamID, "upstream", "", "only this upstream's cache")
-	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().StringVar(&opts.UpstreamID, "upstream", "", "only this upstream's cache")
+	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
+}
+
+func runVRCacheClear(ctx context.Context, opts *vrCacheClearOptions) error {
+	what := "every upstream of virtual registry " + opts.RegistryID
+	if opts.UpstreamID != "" {
+		what = "upstream " + opts.UpstreamID + " of virtual registry " + opts.RegistryID
+	}
+	if err := confirm(opts.IO, opts.Yes, "Clear the cache of "+what+"?"); err != nil {
+		return err
+	}
+	c, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	n, err := c.ClearVirtualCache(ctx, opts.RegistryID, opts.UpstreamID)
+	if err != nil {
+		return fmt.Errorf("clear the cache of %s: %w", what, err)
+	}
+	_, err = fmt.Fprintf(opts.IO.Out, "Cleared the cache of %s: %d entries\n", what, n)
+	return err
 }
