@@ -48,9 +48,12 @@ func newCmdBackupCreate(ios *cmdutil.IOStreams, runF func(context.Context, *back
 		Long: "Write a backup archive of a data dir. It works while the server runs: the database is\n" +
 			"snapshotted consistently and the blobs it references are copied. The archive is written\n" +
 			"to a temp file next to --out and renamed when complete, so an interrupted backup never\n" +
-			"leaves a partial archive under the final name. The archive is created with mode 0600.",
+			"leaves a partial archive under the final name. The archive is created with mode 0600.\n" +
+			"--out - streams the archive (gzip-compressed) to stdout instead, for a pipe; a consumer\n" +
+			"must then treat an archive whose command failed as incomplete.",
 		Example: "  $ dproxy backup create --data-dir /var/lib/dproxy\n" +
-			"  $ dproxy backup create --data-dir /var/lib/dproxy --out /backups/dproxy.tar.gz",
+			"  $ dproxy backup create --data-dir /var/lib/dproxy --out /backups/dproxy.tar.gz\n" +
+			"  $ dproxy backup create --data-dir /var/lib/dproxy --out - | ssh backup-host 'cat > dproxy.tar.gz'",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Out == "" {
@@ -63,11 +66,14 @@ func newCmdBackupCreate(ios *cmdutil.IOStreams, runF func(context.Context, *back
 		},
 	}
 	cmd.Flags().StringVar(&opts.DataDir, "data-dir", defaultDataDir(), "data dir to back up (default $DPROXY_DATA_DIR or ./dproxy-data)")
-	cmd.Flags().StringVarP(&opts.Out, "out", "o", "", "archive to write (default dproxy-backup-<time>.tar.gz)")
+	cmd.Flags().StringVarP(&opts.Out, "out", "o", "", "archive to write, - for stdout (default dproxy-backup-<time>.tar.gz)")
 	return cmd
 }
 
 func runBackupCreate(ctx context.Context, opts *backupCreateOptions) error {
+	if opts.Out == "-" {
+		return backupToStdout(ctx, opts)
+	}
 	if _, err := os.Lstat(opts.Out); err == nil {
 		return &cmdutil.FlagError{Err: fmt.Errorf("%s already exists: choose another --out", opts.Out)}
 	}
@@ -90,6 +96,26 @@ func runBackupCreate(ctx context.Context, opts *backupCreateOptions) error {
 	return nil
 }
 
+// backupToStdout streams a gzip-compressed archive to stdout; what it
+// wrote is said on stderr, which also shows the progress.
+func backupToStdout(ctx context.Context, opts *backupCreateOptions) error {
+	if opts.IO.IsStdoutTTY() {
+		return &cmdutil.FlagError{Err: errors.New("--out - writes the archive to stdout, which is a terminal: redirect it to a file or a pipe, or pass --out FILE")}
+	}
+	if _, err := existingDataDir(opts.DataDir); err != nil {
+		return err
+	}
+	bar := newProgressWriter(opts.IO.ErrOut, "backup")
+	res, err := lifecycle.CreateBackup(ctx, opts.DataDir, opts.IO.Out, true, bar.update)
+	bar.finish()
+	if err != nil {
+		return fmt.Errorf("back up %s to stdout (the archive written so far is incomplete): %w", opts.DataDir, err)
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "wrote the archive to stdout: %d blobs (%s), key files %s\n", res.Blobs, humanBytes(res.BlobBytes), strings.Join(res.Keys, ", "))
+	fmt.Fprintln(opts.IO.ErrOut, "the archive holds the secret key: store it encrypted and readable only by operators")
+	return nil
+}
+
 func isCompressed(name string) bool {
 	return strings.HasSuffix(name, ".gz") || strings.HasSuffix(name, ".tgz")
 }
@@ -108,7 +134,8 @@ func newCmdBackupRestore(ios *cmdutil.IOStreams, runF func(context.Context, *bac
 		Long: "Restore a backup archive into a new or empty data dir, verifying every blob against its\n" +
 			"digest. Nothing is overwritten; if anything is wrong with the archive the data dir is left\n" +
 			"empty. Then start `dproxy serve --data-dir DIR` on it.",
-		Example: "  $ dproxy backup restore dproxy-backup-20260301-120000.tar.gz --data-dir /var/lib/dproxy",
+		Example: "  $ dproxy backup restore dproxy-backup-20260301-120000.tar.gz --data-dir /var/lib/dproxy\n" +
+			"  $ ssh backup-host 'cat dproxy.tar.gz' | dproxy backup restore - --data-dir /var/lib/dproxy",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageError(cmd, fmt.Errorf("%s takes one backup archive, got %d arguments", cmd.CommandPath(), len(args)))
@@ -131,13 +158,17 @@ func newCmdBackupRestore(ios *cmdutil.IOStreams, runF func(context.Context, *bac
 }
 
 func runBackupRestore(ctx context.Context, opts *backupRestoreOptions) error {
-	f, err := os.Open(opts.File)
-	if err != nil {
-		return &cmdutil.FlagError{Err: fmt.Errorf("open backup archive: %w", err)}
+	var in io.Reader = opts.IO.In
+	if opts.File != "-" {
+		f, err := os.Open(opts.File)
+		if err != nil {
+			return &cmdutil.FlagError{Err: fmt.Errorf("open backup archive: %w", err)}
+		}
+		defer f.Close()
+		in = f
 	}
-	defer f.Close()
 	bar := newProgressWriter(opts.IO.ErrOut, "restore")
-	res, err := lifecycle.RestoreBackup(ctx, f, opts.DataDir, bar.update)
+	res, err := lifecycle.RestoreBackup(ctx, in, opts.DataDir, bar.update)
 	bar.finish()
 	if errors.Is(err, lifecycle.ErrNotEmpty) {
 		return &cmdutil.FlagError{Err: err}

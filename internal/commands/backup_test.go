@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -65,6 +66,62 @@ func TestNewCmdBackupRestore(t *testing.T) {
 				t.Errorf("backup restore %v: options %+v, want %+v", tt.args, *got, tt.want)
 			}
 		})
+	}
+}
+
+// A backup streamed to stdout restores from stdin; stdout on a terminal is
+// refused.
+func TestBackupThroughAPipe(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := newDataDir(t)
+	blobs := []oci.Digest{src.blob(t, 3000, true), src.blob(t, 5000, true)}
+
+	ios, out, errOut := testIO()
+	if err := runBackupCreate(ctx, &backupCreateOptions{IO: ios, DataDir: src.dir, Out: "-"}); err != nil {
+		t.Fatalf("backup create --out -: %v\n%s", err, errOut)
+	}
+	if b := out.Bytes(); len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("stdout does not hold a gzip archive (%d bytes)", len(b))
+	}
+	if !strings.Contains(errOut.String(), "wrote the archive to stdout: 2 blobs (7.8 KiB)") {
+		t.Errorf("backup create --out - said on stderr:\n%s", errOut)
+	}
+
+	dst := filepath.Join(t.TempDir(), "restored")
+	rios, rout, _ := testIO()
+	rios.In = bytes.NewReader(out.Bytes())
+	if err := runBackupRestore(ctx, &backupRestoreOptions{IO: rios, File: "-", DataDir: dst}); err != nil {
+		t.Fatalf("backup restore -: %v", err)
+	}
+	if !strings.HasPrefix(rout.String(), "restored 2 verified blobs (7.8 KiB)") {
+		t.Errorf("backup restore - output:\n%s", rout)
+	}
+	for _, dg := range blobs {
+		b, err := os.ReadFile(filepath.Join((&dataDir{dir: dst}).blobDir(), "sha256", dg.Hex()[:2], dg.Hex()))
+		if err != nil || oci.FromBytes(b) != dg {
+			t.Errorf("restored blob %s: %v", dg, err)
+		}
+	}
+
+	// A pipe cut short (the command failed) is refused and restores nothing.
+	cut := filepath.Join(t.TempDir(), "cut")
+	cios, _, _ := testIO()
+	cios.In = bytes.NewReader(out.Bytes()[:out.Len()/2])
+	if err := runBackupRestore(ctx, &backupRestoreOptions{IO: cios, File: "-", DataDir: cut}); err == nil {
+		t.Error("a truncated archive was restored")
+	}
+	if left, _ := os.ReadDir(cut); len(left) != 0 {
+		t.Errorf("a refused restore left %d entries in the data dir", len(left))
+	}
+
+	tty, ttyOut, _ := testIO()
+	on := true
+	tty.StdoutTTY = &on
+	err := runBackupCreate(ctx, &backupCreateOptions{IO: tty, DataDir: src.dir, Out: "-"})
+	var fe *cmdutil.FlagError
+	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "terminal") || ttyOut.Len() != 0 {
+		t.Errorf("--out - to a terminal: %v, %d bytes written; want a usage error and nothing written", err, ttyOut.Len())
 	}
 }
 
