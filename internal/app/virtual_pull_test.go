@@ -357,3 +357,54 @@ func TestVirtualRegistryUpstreamDeleted(t *testing.T) {
 		t.Errorf("pull after its only upstream was deleted: %d, want 404", res.StatusCode)
 	}
 }
+
+// The TTL policy of the registry's group covers its upstreams' caches:
+// what was not read for 90 days goes, its files are collected, and the next
+// pull fetches it again; what was read recently stays.
+func TestVirtualRegistryTTL(t *testing.T) {
+	t.Parallel()
+	v := newVREnv(t)
+	old := v.a.PushRandomImage(t, "team/old", "v1", 1, 2048)
+	v.a.PushRandomImage(t, "team/new", "v1", 1, 2048)
+	oldLayer := string(blobsOf(t, old)[1])
+	for _, image := range []string{"team/old", "team/new"} {
+		if res, body := v.get(http.MethodGet, image, "manifests", "v1"); res.StatusCode != http.StatusOK {
+			t.Fatalf("pull %s: %d %s", image, res.StatusCode, body)
+		}
+	}
+	if res, _ := v.get(http.MethodGet, "team/old", "blobs", oldLayer); res.StatusCode != http.StatusOK {
+		t.Fatalf("blob pull: %d", res.StatusCode)
+	}
+	waitFor(t, "downloads to finish", func() bool { return v.app.Virtual.InFlight() == 0 })
+
+	v.clock.Add(60 * 24 * time.Hour)
+	v.get(http.MethodGet, "team/new", "manifests", "v1") // read within the window (Expire flushes read times)
+	v.clock.Add(40 * 24 * time.Hour)                     // old: last read 100 days ago; new: 40
+
+	res, err := v.app.Lifecycle.Expire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Manifests == 0 || res.Blobs == 0 {
+		t.Errorf("expired %d manifests and %d blobs of the virtual registry, want some of each", res.Manifests, res.Blobs)
+	}
+	if _, err := v.app.Lifecycle.CollectGarbage(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(v.app.Blobs.(*blobstore.FS).Path(oci.Digest(oldLayer))); !os.IsNotExist(err) {
+		t.Errorf("the expired layer's file is still stored: %v", err)
+	}
+	v.a.ResetCounts()
+	if res, _ := v.get(http.MethodGet, "team/new", "manifests", "v1"); res.StatusCode != http.StatusOK {
+		t.Fatalf("pull of the recent image: %d", res.StatusCode)
+	}
+	if n := v.a.Count(http.MethodGet, testregistry.KindManifest); n != 0 {
+		t.Errorf("the image read 40 days ago was fetched again (%d manifest GETs)", n)
+	}
+	if res, _ := v.get(http.MethodGet, "team/old", "manifests", "v1"); res.StatusCode != http.StatusOK {
+		t.Fatalf("pull after expiry: %d", res.StatusCode)
+	}
+	if n := v.a.Count(http.MethodGet, testregistry.KindManifest); n != 1 {
+		t.Errorf("the expired image made %d upstream manifest GETs, want 1", n)
+	}
+}

@@ -196,32 +196,35 @@ type Expired struct {
 }
 
 // ExpireGroupCache deletes, in one transaction, a group's manifests and
-// blob references last read before before (the TTL policy's cut-off).
+// blob references last read before before (the TTL policy's cut-off), and
+// those of the upstreams of the group's virtual registries: the policy of
+// a top-level group covers its virtual registries' caches too.
 func (s *Store) ExpireGroupCache(ctx context.Context, groupID int64, before time.Time) (Expired, error) {
 	var e Expired
 	cut := dbTime(before)
+	owners := []struct {
+		manifests, blobs, where string
+	}{
+		{"manifests", "blobs", `group_id = $1`},
+		{"virtual_manifests", "virtual_blobs", `upstream_id IN (SELECT u.id FROM virtual_registry_upstreams u
+			JOIN virtual_registries r ON r.id = u.registry_id WHERE r.group_id = $1)`},
+	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM manifests WHERE group_id = $1 AND read_at < $2`, groupID, cut)
-		if err != nil {
-			return fmt.Errorf("expire manifests of group %d: %w", groupID, err)
-		}
-		if e.Manifests, err = res.RowsAffected(); err != nil {
-			return fmt.Errorf("expire manifests of group %d: %w", groupID, err)
-		}
-		rows, err := tx.QueryContext(ctx, `DELETE FROM blobs WHERE group_id = $1 AND read_at < $2 RETURNING digest`, groupID, cut)
-		if err != nil {
-			return fmt.Errorf("expire blobs of group %d: %w", groupID, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var d string
-			if err := rows.Scan(&d); err != nil {
-				return fmt.Errorf("expire blobs of group %d: %w", groupID, err)
+		for _, o := range owners {
+			res, err := tx.ExecContext(ctx, `DELETE FROM `+o.manifests+` WHERE `+o.where+` AND read_at < $2`, groupID, cut)
+			if err != nil {
+				return fmt.Errorf("expire %s of group %d: %w", o.manifests, groupID, err)
 			}
-			e.Blobs = append(e.Blobs, oci.Digest(d))
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("expire blobs of group %d: %w", groupID, err)
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("expire %s of group %d: %w", o.manifests, groupID, err)
+			}
+			e.Manifests += n
+			ds, err := expireBlobs(ctx, tx, `DELETE FROM `+o.blobs+` WHERE `+o.where+` AND read_at < $2 RETURNING digest`, groupID, cut)
+			if err != nil {
+				return fmt.Errorf("expire %s of group %d: %w", o.blobs, groupID, err)
+			}
+			e.Blobs = append(e.Blobs, ds...)
 		}
 		return nil
 	})
@@ -229,4 +232,22 @@ func (s *Store) ExpireGroupCache(ctx context.Context, groupID int64, before time
 		return Expired{}, err
 	}
 	return e, nil
+}
+
+// expireBlobs runs a DELETE … RETURNING digest and returns the digests.
+func expireBlobs(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]oci.Digest, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []oci.Digest
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, err
+		}
+		out = append(out, oci.Digest(d))
+	}
+	return out, rows.Err()
 }

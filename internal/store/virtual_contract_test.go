@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dproxy/dproxy/internal/oci"
 )
@@ -25,6 +26,7 @@ func runVirtualContract(t *testing.T, open func(t *testing.T) *Store) {
 		{"UpstreamOrder", contractVirtualUpstreamOrder},
 		{"Cascade", contractVirtualCascade},
 		{"UpstreamCache", contractUpstreamCache},
+		{"ExpireVirtualCaches", contractExpireVirtualCaches},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -329,5 +331,63 @@ func contractUpstreamCache(t *testing.T, s *Store) {
 	}
 	if _, err := uc.Manifest(ctx, u.ID, "library/alpine", "latest"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("the upstream's manifest outlived it: %v", err)
+	}
+}
+
+// A group's TTL expiry covers the caches of its virtual registries'
+// upstreams, and only its own.
+func contractExpireVirtualCaches(t *testing.T, s *Store) {
+	ctx := t.Context()
+	upstreamOf := func(group string) VirtualUpstream {
+		g := mustGroup(t, s, group)
+		r, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "all"}, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r.ID, Name: "hub", URL: "https://hub.example"}, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	mine, other := upstreamOf("acme"), upstreamOf("other")
+	uc := s.UpstreamCache()
+	now := s.now()
+	old, recent := now.Add(-100*24*time.Hour), now.Add(-time.Hour)
+	oldD, recentD := oci.Digest("sha256:"+strings.Repeat("01", 32)), oci.Digest("sha256:"+strings.Repeat("02", 32))
+	for _, u := range []VirtualUpstream{mine, other} {
+		for _, m := range []struct {
+			image string
+			d     oci.Digest
+			at    time.Time
+		}{{"old", oldD, old}, {"recent", recentD, recent}} {
+			if _, err := uc.PutManifest(ctx, Manifest{GroupID: u.ID, Image: m.image, Reference: "v1", Digest: m.d,
+				MediaType: "application/vnd.oci.image.manifest.v1+json", Content: []byte("{}"), ReadAt: m.at}); err != nil {
+				t.Fatal(err)
+			}
+			if err := uc.PutBlob(ctx, Blob{GroupID: u.ID, Digest: m.d, Size: 1, ReadAt: m.at}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	g, err := s.GroupByPath(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.ExpireGroupCache(ctx, g.ID, now.Add(-90*24*time.Hour))
+	if err != nil {
+		t.Fatalf("ExpireGroupCache: %v", err)
+	}
+	if e.Manifests != 1 || len(e.Blobs) != 1 || e.Blobs[0] != oldD {
+		t.Errorf("expired %d manifests and blobs %v, want 1 and [%s]", e.Manifests, e.Blobs, oldD)
+	}
+	if _, err := uc.Manifest(ctx, mine.ID, "old", "v1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the old manifest survived: %v", err)
+	}
+	if _, err := uc.Manifest(ctx, mine.ID, "recent", "v1"); err != nil {
+		t.Errorf("the recent manifest was expired: %v", err)
+	}
+	if _, err := uc.Manifest(ctx, other.ID, "old", "v1"); err != nil {
+		t.Errorf("another group's virtual registry cache was expired: %v", err)
 	}
 }
