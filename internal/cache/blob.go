@@ -54,27 +54,22 @@ func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retr
 			return nil, false, err
 		}
 		f, err := c.blobs.Open(ctx, d)
-		if err == nil && f.Size() == row.Size {
-			if err := c.verifyBeforeServing(ctx, f, d); err != nil {
-				f.Close()
-				release()
-				if !errors.Is(err, oci.ErrDigestInvalid) {
-					return nil, false, err
-				}
-				c.discardCorrupt(ctx, d, "content does not hash to its digest")
-				return nil, true, nil // fetch it again for this client
+		if err == nil {
+			why, err := c.checkStored(f, d, row.Size)
+			if why == "" && err == nil {
+				c.touch.blob(key)
+				c.opts.Metrics.CacheResult("blob", metrics.ResultHit)
+				return &Blob{ReadCloser: c.serve(ctx, f, d, release), Size: f.Size(), Cached: true}, false, nil
 			}
-			c.touch.blob(key)
-			c.opts.Metrics.CacheResult("blob", metrics.ResultHit)
-			return &Blob{ReadCloser: c.serve(ctx, f, d, release), Size: f.Size(), Cached: true}, false, nil
+			f.Close()
+			release()
+			if err != nil {
+				return nil, false, err
+			}
+			c.discardCorrupt(ctx, d, why)
+			return nil, true, nil // fetch it again for this client
 		}
 		release()
-		if err == nil {
-			// The file was truncated or replaced on disk.
-			f.Close()
-			c.discardCorrupt(ctx, d, fmt.Sprintf("file has %d bytes, the cache recorded %d", f.Size(), row.Size))
-			return nil, true, nil
-		}
 		if !errors.Is(err, oci.ErrBlobUnknown) {
 			return nil, false, fmt.Errorf("open cached blob %s: %w", d, err)
 		}
@@ -145,29 +140,32 @@ func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retr
 // response short. Larger files are verified while they are served.
 const preVerifyMax = 64 << 20
 
-// verifyBeforeServing hashes a stored file of at most preVerifyMax bytes
-// that was not verified since it was last changed, and rewinds it. It
-// returns an error wrapping oci.ErrDigestInvalid when the content does not
-// match d. Files of blob stores that give no identity (S3) are verified
-// while served instead: each serve there would be hashed twice.
-func (c *Cache) verifyBeforeServing(ctx context.Context, f blobstore.Blob, d oci.Digest) error {
+// checkStored says what is wrong with f, the stored file of d whose
+// recorded size is size: "" when it may be served. A file of at most
+// preVerifyMax bytes not verified since it last changed is hashed first
+// (and rewound). Files of blob stores that give no identity (S3) are
+// verified while served instead: each serve there would be hashed twice.
+func (c *Cache) checkStored(f blobstore.Blob, d oci.Digest, size int64) (why string, _ error) {
+	if f.Size() != size {
+		return fmt.Sprintf("file has %d bytes, the cache recorded %d", f.Size(), size), nil
+	}
 	fi := identity(f)
-	if fi == nil || f.Size() > preVerifyMax || c.verified.known(d, fi) {
-		return nil
+	if fi == nil || size > preVerifyMax || c.verified.known(d, fi) {
+		return "", nil
 	}
 	v := oci.NewVerifier(d)
 	if _, err := io.Copy(v, f); err != nil {
-		return fmt.Errorf("verify stored blob %s: %w", d, err)
+		return "", fmt.Errorf("verify stored blob %s: %w", d, err)
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("verify stored blob %s: %w", d, err)
+		return "", fmt.Errorf("verify stored blob %s: %w", d, err)
 	}
 	if !v.Verified() {
 		c.verified.forget(d)
-		return fmt.Errorf("%w: stored blob %s hashes to %s", oci.ErrDigestInvalid, d, v.Sum())
+		return "content hashes to " + string(v.Sum()) + ", not its digest", nil
 	}
 	c.verified.add(d, fi)
-	return nil
+	return "", nil
 }
 
 // confirm asks the upstream, with t's credentials, whether blob d exists in
