@@ -71,48 +71,43 @@ func newCmdBackupCreate(ios *cmdutil.IOStreams, runF func(context.Context, *back
 }
 
 func runBackupCreate(ctx context.Context, opts *backupCreateOptions) error {
-	if opts.Out == "-" {
-		return backupToStdout(ctx, opts)
+	toStdout := opts.Out == "-"
+	if toStdout && opts.IO.IsStdoutTTY() {
+		return &cmdutil.FlagError{Err: errors.New("--out - writes the archive to stdout, which is a terminal: redirect it to a file or a pipe, or pass --out FILE")}
 	}
-	if _, err := os.Lstat(opts.Out); err == nil {
-		return &cmdutil.FlagError{Err: fmt.Errorf("%s already exists: choose another --out", opts.Out)}
+	if !toStdout {
+		if _, err := os.Lstat(opts.Out); err == nil {
+			return &cmdutil.FlagError{Err: fmt.Errorf("%s already exists: choose another --out", opts.Out)}
+		}
 	}
 	if _, err := existingDataDir(opts.DataDir); err != nil {
 		return err
 	}
 	bar := newProgressWriter(opts.IO.ErrOut, "backup")
 	var res lifecycle.BackupResult
-	err := keyfile.WriteAtomic(opts.Out, 0o600, func(w io.Writer) error {
+	write := func(w io.Writer) error {
 		var err error
-		res, err = lifecycle.CreateBackup(ctx, opts.DataDir, w, isCompressed(opts.Out), bar.update)
+		res, err = lifecycle.CreateBackup(ctx, opts.DataDir, w, toStdout || isCompressed(opts.Out), bar.update)
 		bar.finish()
 		return err
-	})
+	}
+	// A file is written whole or not at all; a pipe gets the archive as it
+	// is made, and what is said of it goes to stderr.
+	where, say := opts.Out, opts.IO.Out
+	var err error
+	if toStdout {
+		where, say = "the archive to stdout", opts.IO.ErrOut
+		if err = write(opts.IO.Out); err != nil {
+			err = fmt.Errorf("back up %s to stdout (the archive written so far is incomplete): %w", opts.DataDir, err)
+		}
+	} else {
+		err = keyfile.WriteAtomic(opts.Out, 0o600, write)
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(opts.IO.Out, "wrote %s: %d blobs (%s), key files %s\n", opts.Out, res.Blobs, humanBytes(res.BlobBytes), strings.Join(res.Keys, ", "))
-	fmt.Fprintln(opts.IO.Out, "the archive holds the secret key: store it encrypted and readable only by operators")
-	return nil
-}
-
-// backupToStdout streams a gzip-compressed archive to stdout; what it
-// wrote is said on stderr, which also shows the progress.
-func backupToStdout(ctx context.Context, opts *backupCreateOptions) error {
-	if opts.IO.IsStdoutTTY() {
-		return &cmdutil.FlagError{Err: errors.New("--out - writes the archive to stdout, which is a terminal: redirect it to a file or a pipe, or pass --out FILE")}
-	}
-	if _, err := existingDataDir(opts.DataDir); err != nil {
-		return err
-	}
-	bar := newProgressWriter(opts.IO.ErrOut, "backup")
-	res, err := lifecycle.CreateBackup(ctx, opts.DataDir, opts.IO.Out, true, bar.update)
-	bar.finish()
-	if err != nil {
-		return fmt.Errorf("back up %s to stdout (the archive written so far is incomplete): %w", opts.DataDir, err)
-	}
-	fmt.Fprintf(opts.IO.ErrOut, "wrote the archive to stdout: %d blobs (%s), key files %s\n", res.Blobs, humanBytes(res.BlobBytes), strings.Join(res.Keys, ", "))
-	fmt.Fprintln(opts.IO.ErrOut, "the archive holds the secret key: store it encrypted and readable only by operators")
+	fmt.Fprintf(say, "wrote %s: %d blobs (%s), key files %s\n", where, res.Blobs, humanBytes(res.BlobBytes), strings.Join(res.Keys, ", "))
+	fmt.Fprintln(say, "the archive holds the secret key: store it encrypted and readable only by operators")
 	return nil
 }
 
