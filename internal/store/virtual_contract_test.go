@@ -229,15 +229,7 @@ func contractVirtualUpstreamOrder(t *testing.T, s *Store) {
 // Deleting a group deletes its registries and their upstreams.
 func contractVirtualCascade(t *testing.T, s *Store) {
 	ctx := t.Context()
-	g := mustGroup(t, s, "acme")
-	r, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "all"}, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r.ID, Name: "hub", URL: "https://hub.example"}, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, r, u := mustUpstream(t, s, "acme")
 	if err := s.DeleteGroup(ctx, g.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -253,15 +245,7 @@ func contractVirtualCascade(t *testing.T, s *Store) {
 // collection and the size cap, and goes with the upstream.
 func contractUpstreamCache(t *testing.T, s *Store) {
 	ctx := t.Context()
-	g := mustGroup(t, s, "acme")
-	r, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "all"}, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r.ID, Name: "hub", URL: "https://hub.example"}, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, _, u := mustUpstream(t, s, "acme")
 	uc := s.UpstreamCache()
 	d := oci.Digest("sha256:" + strings.Repeat("ab", 32))
 	m, err := uc.PutManifest(ctx, Manifest{GroupID: u.ID, Image: "library/alpine", Reference: "latest", Digest: d, MediaType: "application/vnd.oci.image.manifest.v1+json", Content: []byte("{}")})
@@ -338,19 +322,8 @@ func contractUpstreamCache(t *testing.T, s *Store) {
 // upstreams, and only its own.
 func contractExpireVirtualCaches(t *testing.T, s *Store) {
 	ctx := t.Context()
-	upstreamOf := func(group string) VirtualUpstream {
-		g := mustGroup(t, s, group)
-		r, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "all"}, 5)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r.ID, Name: "hub", URL: "https://hub.example"}, 5)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u
-	}
-	mine, other := upstreamOf("acme"), upstreamOf("other")
+	g, _, mine := mustUpstream(t, s, "acme")
+	_, _, other := mustUpstream(t, s, "other")
 	uc := s.UpstreamCache()
 	now := s.now()
 	old, recent := now.Add(-100*24*time.Hour), now.Add(-time.Hour)
@@ -370,10 +343,6 @@ func contractExpireVirtualCaches(t *testing.T, s *Store) {
 			}
 		}
 	}
-	g, err := s.GroupByPath(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
 	e, err := s.ExpireGroupCache(ctx, g.ID, now.Add(-90*24*time.Hour))
 	if err != nil {
 		t.Fatalf("ExpireGroupCache: %v", err)
@@ -390,4 +359,21 @@ func contractExpireVirtualCaches(t *testing.T, s *Store) {
 	if _, err := uc.Manifest(ctx, other.ID, "old", "v1"); err != nil {
 		t.Errorf("another group's virtual registry cache was expired: %v", err)
 	}
+}
+
+// mustUpstream creates group path with a virtual registry "all" and one
+// upstream "hub".
+func mustUpstream(t *testing.T, s *Store, path string) (Group, VirtualRegistry, VirtualUpstream) {
+	t.Helper()
+	ctx := t.Context()
+	g := mustGroup(t, s, path)
+	r, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "all"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r.ID, Name: "hub", URL: "https://hub.example"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, r, u
 }

@@ -72,7 +72,7 @@ type Upstream struct {
 	mu          sync.Mutex
 	counts      map[string]int       // method + " " + kind
 	blobCounts  map[string]int       // method + " " + digest
-	blobSent    map[string]time.Time // digest → when its body was last sent whole
+	blobSent    map[string]time.Time // digest → when a GET of it last finished
 	tokenReqs   []TokenRequest
 	tokens      map[string]issuedToken
 	latency     time.Duration
@@ -496,8 +496,8 @@ func (u *Upstream) serveBlob(w http.ResponseWriter, r *http.Request, repo, d str
 	}
 }
 
-// BlobSentAt returns when the upstream last finished sending blob d's body
-// (zero if it never did).
+// BlobSentAt returns when the upstream last finished serving a GET of blob
+// d (its whole body, or as much as the client took), zero if it never did.
 func (u *Upstream) BlobSentAt(d string) time.Time {
 	u.mu.Lock()
 	defer u.mu.Unlock()
