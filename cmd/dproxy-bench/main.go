@@ -19,7 +19,7 @@ import (
 
 func main() {
 	var o bench.Options
-	var out string
+	var out, scenarios string
 	var bwMB, coldMB, bigMiB int64
 	flag.StringVar(&o.Dproxy, "dproxy", "bin/dproxy", "dproxy binary to run as `dproxy serve`")
 	flag.StringVar(&o.Registry, "registry", "bin/registry", "CNCF Distribution v3 registry binary (the peer)")
@@ -37,7 +37,17 @@ func main() {
 	flag.DurationVar(&o.Window, "window", 0, "S2f freshness window (default 30s)")
 	flag.DurationVar(&o.HangTimeout, "hang-timeout", 0, "S7: the client gives up after (default 40s)")
 	flag.StringVar(&o.Dir, "dir", "", "work dir, kept afterwards (default a temp dir, removed)")
+	flag.StringVar(&scenarios, "scenarios", "", "comma-separated scenarios to run, of "+strings.Join(bench.Scenarios, ",")+
+		" (default all); a subset is printed unless -out is given")
 	flag.Parse()
+	if scenarios != "" {
+		o.Scenarios = strings.Split(scenarios, ",")
+		outSet := false
+		flag.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "out" })
+		if !outSet {
+			out = "" // a subset must not replace the full table in the docs
+		}
+	}
 	o.Bandwidth, o.ColdSize, o.BigSize = bwMB*1_000_000, coldMB*1_000_000, bigMiB<<20
 	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,7 +48,17 @@ type Options struct {
 	Window       time.Duration // S2f freshness window; default 30s
 	HangTimeout  time.Duration // S7 client gives up after; default 40s
 	Dir          string        // work dir; default a new temp dir, removed at the end
+	Scenarios    []string      // the scenarios to run (see Scenarios); default all
 	Logger       *slog.Logger
+}
+
+// Scenarios are the scenarios a run can be limited to, in the order they
+// run. S2 includes S2m; S5 is recorded by every run.
+var Scenarios = []string{"S1", "S2", "S2f", "S3", "S6", "S7", "S4"}
+
+// selected reports whether the run includes scenario s.
+func (o *Options) selected(s string) bool {
+	return len(o.Scenarios) == 0 || slices.Contains(o.Scenarios, s)
 }
 
 func (o *Options) defaults() {
@@ -124,6 +135,11 @@ type run struct {
 // the results. Everything it started is stopped before it returns.
 func Run(ctx context.Context, opts Options) (*Results, error) {
 	opts.defaults()
+	for _, s := range opts.Scenarios {
+		if !slices.Contains(Scenarios, s) {
+			return nil, fmt.Errorf("unknown scenario %q: choose from %s", s, strings.Join(Scenarios, ", "))
+		}
+	}
 	for _, b := range []struct{ flag, path string }{{"dproxy", opts.Dproxy}, {"registry", opts.Registry}, {"nginx", opts.Nginx}} {
 		if b.path == "" {
 			return nil, fmt.Errorf("no %s binary given: pass its path", b.flag)
@@ -160,8 +176,10 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	r.res.Env["dproxy"] = versionOf(opts.Dproxy, "version")
 	r.res.Env["distribution"] = versionOf(opts.Registry, "--version")
 	r.res.Env["nginx"] = versionOf(opts.Nginx, "-v")
-	if err := r.prepareBig(ctx); err != nil {
-		return nil, err
+	if opts.selected("S4") {
+		if err := r.prepareBig(ctx); err != nil {
+			return nil, err
+		}
 	}
 	r.up.SetLatency(opts.Latency)
 	r.up.SetBandwidth(opts.Bandwidth)
@@ -337,7 +355,11 @@ func (r *run) runOnce(ctx context.Context, i int) error {
 	log := r.opts.Logger
 	small := fmt.Sprintf("s1-r%d", i)
 	cold := fmt.Sprintf("s3-r%d", i)
-	if _, err := r.up.PushRandom("library/"+small, "v1", 5, 1_000_000); err != nil {
+	smallImg, err := r.up.PushRandom("library/"+small, "v1", 5, 1_000_000)
+	if err != nil {
+		return err
+	}
+	if err := r.publishStatic(small, smallImg); err != nil {
 		return err
 	}
 	coldImg, err := r.up.PushRandom("library/"+cold, "v1", 1, r.opts.ColdSize)
@@ -364,12 +386,23 @@ func (r *run) runOnce(ctx context.Context, i int) error {
 		{"S7", func(t *target) error { return r.s7(ctx, t, small) }},
 	}
 	for _, s := range steps {
+		if !r.opts.selected(s.name) {
+			continue
+		}
 		for _, t := range r.targets(i) {
 			log.Info("scenario", "run", i, "scenario", s.name, "target", t.name)
 			if err := s.fn(t); err != nil {
 				return fmt.Errorf("%s on %s: %w", s.name, t.name, err)
 			}
 		}
+		if s.name == "S2" {
+			if err := r.s2Reference(ctx, small); err != nil {
+				return err
+			}
+		}
+	}
+	if !r.opts.selected("S4") {
+		return nil
 	}
 	log.Info("scenario", "run", i, "scenario", "S4")
 	return r.s4(ctx, i)

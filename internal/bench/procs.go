@@ -214,28 +214,50 @@ http {
 // on every Linux architecture Go supports.
 const clockTicks = 100
 
-// processCPU returns the CPU time (user + system) p has used so far, or 0
-// when it cannot be read (the bench then reports 0 rather than failing).
+// processCPU returns the CPU time (user + system) p and its direct
+// children (nginx's workers) have used so far, or 0 when it cannot be read
+// (the bench then reports 0 rather than failing).
 func processCPU(p *process) time.Duration {
 	if p == nil || p.cmd.Process == nil {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
+	pid := p.cmd.Process.Pid
+	total, _, ok := pidCPU(pid)
+	if !ok {
 		return 0
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		if cpu, parent, ok := pidCPU(child); ok && parent == pid {
+			total += cpu
+		}
+	}
+	return total
+}
+
+// pidCPU reads the CPU time (user + system) and parent of a process.
+func pidCPU(pid int) (cpu time.Duration, ppid int, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, false
 	}
 	// The command name may hold spaces: the fields start after its ')'.
 	s := string(b)
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	if len(fields) < 13 {
-		return 0
+		return 0, 0, false
 	}
+	ppid, err0 := strconv.Atoi(fields[1])
 	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
 	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0
+	if err0 != nil || err1 != nil || err2 != nil {
+		return 0, 0, false
 	}
-	return time.Duration(utime+stime) * time.Second / clockTicks
+	return time.Duration(utime+stime) * time.Second / clockTicks, ppid, true
 }
 
 // selfCPU returns the CPU time (user + system) this process has used.

@@ -108,7 +108,7 @@ func (r *Results) Markdown(o Options, command string) string {
 	for _, k := range envKeys {
 		fmt.Fprintf(&b, "| %s | %s |\n", k, r.Env[k])
 	}
-	b.WriteString("\nMedians of the runs (nginx only in S4):\n\n")
+	b.WriteString("\nMedians of the runs (nginx, the physical reference, serves S2 and S4 from the same files):\n\n")
 	b.WriteString("| scenario | measure | dproxy | Distribution (peer) | nginx sendfile on | nginx sendfile off | target for dproxy | met |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---|---|\n")
 	gs := goals(o)

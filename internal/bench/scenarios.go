@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -141,6 +146,74 @@ func (r *run) s2(ctx context.Context, t *target, image string) error {
 	}
 	r.res.add("S2m", "manifest requests/s, revalidating", t.name, float64(res.requests)/res.elapsed.Seconds())
 	r.res.add("S2m", "manifest p99 (ms)", t.name, percentile(res.manifests, 99))
+	return nil
+}
+
+// s2Reference runs S2's pull load against nginx serving the same manifest
+// and blobs as static files (see publishStatic): no authorisation, no
+// revalidation, the kernel's sendfile. It is the most this machine serves
+// to this load generator, the ceiling for S2's figures.
+func (r *run) s2Reference(ctx context.Context, image string) error {
+	for _, ref := range []struct{ name, base string }{{NginxOn, r.nginxOn}, {NginxOff, r.nginxOf}} {
+		t := &target{name: ref.name, base: ref.base, proc: r.nginx,
+			repo: func(image string, _ bool) string { return staticRepo + image }}
+		r.opts.Logger.Info("scenario", "scenario", "S2", "target", t.name)
+		res, err := r.load(ctx, t, image, false, false)
+		if err != nil {
+			return fmt.Errorf("S2 on %s: %w", t.name, err)
+		}
+		r.res.add("S2", "pull requests/s (manifest + 6 blobs per pull)", t.name, float64(res.requests)/res.elapsed.Seconds())
+		r.res.add("S2", "manifest p50 (ms)", t.name, percentile(res.manifests, 50))
+		r.res.add("S2", "manifest p99 (ms)", t.name, percentile(res.manifests, 99))
+		r.cpu("S2", t.name, res)
+	}
+	return nil
+}
+
+// staticRepo is where publishStatic puts images in nginx's root.
+const staticRepo = "static/"
+
+// publishStatic writes img's manifest (as tag v1) and blobs under nginx's
+// root at the paths a registry serves them, so S2's load runs against
+// nginx unchanged.
+func (r *run) publishStatic(image string, img v1.Image) error {
+	base := filepath.Join(r.dir, "nginx", "www", "v2", staticRepo+image)
+	cfg, err := img.ConfigName()
+	if err != nil {
+		return fmt.Errorf("config digest of %s: %w", image, err)
+	}
+	files := map[string]func() ([]byte, error){"manifests/v1": img.RawManifest, "blobs/" + cfg.String(): img.RawConfigFile}
+	layers, err := img.Layers()
+	if err != nil {
+		return fmt.Errorf("layers of %s: %w", image, err)
+	}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return fmt.Errorf("layer digest of %s: %w", image, err)
+		}
+		files["blobs/"+d.String()] = func() ([]byte, error) {
+			rc, err := l.Compressed()
+			if err != nil {
+				return nil, err
+			}
+			defer rc.Close()
+			return io.ReadAll(rc)
+		}
+	}
+	for name, content := range files {
+		b, err := content()
+		if err != nil {
+			return fmt.Errorf("read %s of %s: %w", name, image, err)
+		}
+		p := filepath.Join(base, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("publish %s: %w", image, err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return fmt.Errorf("publish %s: %w", image, err)
+		}
+	}
 	return nil
 }
 
