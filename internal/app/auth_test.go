@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -415,4 +416,117 @@ func TestHubSecretStaysSecret(t *testing.T) {
 // basic is the value of a Basic Authorization header.
 func basic(user, secret string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+secret))
+}
+
+// TestRememberedDecisionsFollowChanges: a warm pull reuses the decision of
+// the last one (who the credential is, where the group's pulls go), and
+// every change to what authorised it applies to the very next request, for
+// a registry JWT and for Basic token credentials alike.
+func TestRememberedDecisionsFollowChanges(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.up.PushRandomImage(t, "library/alpine", "latest", 1, 512)
+	ctx := context.Background()
+	st := e.app.Store
+
+	cases := []struct {
+		name   string
+		change func(t *testing.T, user store.User, g store.Group, tok store.Token)
+		status int
+		code   string
+	}{
+		{"token revoked", func(t *testing.T, _ store.User, _ store.Group, tok store.Token) {
+			if err := st.RevokeToken(ctx, tok.ID, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}, 401, "UNAUTHORIZED"},
+		{"user deleted", func(t *testing.T, u store.User, _ store.Group, _ store.Token) {
+			if err := st.DeleteUser(ctx, u.ID); err != nil {
+				t.Fatal(err)
+			}
+		}, 401, "UNAUTHORIZED"},
+		{"membership removed", func(t *testing.T, u store.User, g store.Group, _ store.Token) {
+			if err := st.RemoveMember(ctx, g.ID, u.ID); err != nil {
+				t.Fatal(err)
+			}
+		}, 404, "NAME_UNKNOWN"},
+		{"role lowered below guest", func(t *testing.T, u store.User, g store.Group, _ store.Token) {
+			if err := st.SetMember(ctx, g.ID, u.ID, store.RoleMinimalAccess); err != nil {
+				t.Fatal(err)
+			}
+		}, 403, "DENIED"},
+		{"proxy disabled", func(t *testing.T, _ store.User, g store.Group, _ store.Token) {
+			ps, err := st.ProxySetting(ctx, g.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps.Enabled = false
+			if err := st.UpdateProxySetting(ctx, ps); err != nil {
+				t.Fatal(err)
+			}
+		}, 403, "DENIED"},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			group, name := fmt.Sprintf("g%d", i), fmt.Sprintf("u%d", i)
+			e.group(group)
+			secret := e.user(name, group, store.RoleGuest)
+			u, _ := st.UserByUsername(ctx, name)
+			g, _ := st.GroupByPath(ctx, group)
+			tok, err := st.TokenByHash(ctx, auth.HashToken(secret))
+			if err != nil {
+				t.Fatal(err)
+			}
+			jwt := e.jwt(name, secret, group+"/dependency_proxy/containers/alpine")
+			creds := []struct{ kind, bearer, basic string }{{"JWT", jwt, ""}, {"Basic", "", basic(name, secret)}}
+			send := func(bearer, basicAuth string) (*http.Response, []byte) {
+				if basicAuth != "" {
+					return e.do(http.MethodGet, mpath(group), "", "Authorization", basicAuth)
+				}
+				return e.do(http.MethodGet, mpath(group), bearer)
+			}
+			for _, cr := range creds {
+				for range 2 { // the second is served from the remembered decision
+					if res, body := send(cr.bearer, cr.basic); res.StatusCode != 200 {
+						t.Fatalf("%s before the change: %d %s", cr.kind, res.StatusCode, body)
+					}
+				}
+			}
+			c.change(t, u, g, tok)
+			for _, cr := range creds {
+				res, body := send(cr.bearer, cr.basic)
+				if code, _ := ociError(t, body); res.StatusCode != c.status || code != c.code {
+					t.Errorf("%s after the change: %d %s, want %d %s", cr.kind, res.StatusCode, body, c.status, c.code)
+				}
+			}
+		})
+	}
+
+	t.Run("token expired", func(t *testing.T) {
+		e.group("exp")
+		secret, hash := auth.NewTokenSecret(store.TokenPersonal)
+		u, err := st.CreateUser(ctx, store.User{Username: "expiring"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, _ := st.GroupByPath(ctx, "exp")
+		if err := st.SetMember(ctx, g.ID, u.ID, store.RoleGuest); err != nil {
+			t.Fatal(err)
+		}
+		expires := time.Now().Add(1500 * time.Millisecond)
+		if _, err := st.CreateToken(ctx, store.Token{Kind: store.TokenPersonal, Name: "short", UserID: u.ID,
+			Scopes: []string{auth.ScopeReadRegistry}, Hash: hash, ExpiresAt: &expires}); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if res, body := e.do(http.MethodGet, mpath("exp"), "", "Authorization", basic("expiring", secret)); res.StatusCode != 200 {
+				t.Fatalf("before expiry: %d %s", res.StatusCode, body)
+			}
+		}
+		time.Sleep(time.Until(expires) + 100*time.Millisecond)
+		res, body := e.do(http.MethodGet, mpath("exp"), "", "Authorization", basic("expiring", secret))
+		if code, _ := ociError(t, body); res.StatusCode != 401 || code != "UNAUTHORIZED" {
+			t.Errorf("after expiry: %d %s, want 401 UNAUTHORIZED", res.StatusCode, body)
+		}
+	})
 }

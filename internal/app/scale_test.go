@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dproxy/dproxy/internal/auth"
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/lifecycle"
 	"github.com/dproxy/dproxy/internal/oci"
@@ -94,8 +95,10 @@ func TestReplicasShareCacheTokensSettingsAndPurges(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Pulled through replica 1 ...
+	// Pulled through replica 1 (and committed to the shared store: a blob
+	// is committed after its last byte reached the client) ...
 	pullAll(t, r1.ref("acme", "alpine:v1"), pullOpts("alice", tok))
+	r1.settle()
 	// ... served by replica 2 with no upstream request at all (by digest:
 	// immutable, so not even a revalidating HEAD).
 	up.ResetCounts()
@@ -163,6 +166,29 @@ func TestReplicasShareCacheTokensSettingsAndPurges(t *testing.T) {
 	}
 	if n := up.Count(http.MethodGet, testregistry.KindManifest); n != 1 {
 		t.Errorf("replica 1 made %d upstream manifest GETs after replica 2 purged, want 1 (a miss)", n)
+	}
+
+	// Replica 1 remembers the decisions of its last pulls with this token; a
+	// revocation committed by replica 2 refuses its very next request.
+	if res, body := r1.do(http.MethodGet, mpath, "", "Authorization", basic("alice", tok)); res.StatusCode != http.StatusOK {
+		t.Fatalf("replica 1 with Basic token credentials: %d %s", res.StatusCode, body)
+	}
+	ctx := context.Background()
+	tk, err := r2.app.Store.TokenByHash(ctx, auth.HashToken(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.app.Store.RevokeToken(ctx, tk.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for name, hdr := range map[string][]string{"JWT": nil, "Basic": {"Authorization", basic("alice", tok)}} {
+		bearer := jwt
+		if hdr != nil {
+			bearer = ""
+		}
+		if res, body := r1.do(http.MethodGet, mpath, bearer, hdr...); res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("replica 1 with a %s of the token replica 2 revoked: %d %s, want 401", name, res.StatusCode, body)
+		}
 	}
 }
 

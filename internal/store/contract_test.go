@@ -38,6 +38,7 @@ func runStoreContract(t *testing.T, open func(t *testing.T) *Store) {
 		{"TTLPolicy", contractTTLPolicy},
 		{"DefaultHubCredentials", contractDefaultHubCredentials},
 		{"InstanceValue", contractInstanceValue},
+		{"AuthGeneration", contractAuthGeneration},
 		{"Manifests", contractManifests},
 		{"ManifestUpsert", contractManifestUpsert},
 		{"ManifestErrors", contractManifestErrors},
@@ -650,6 +651,83 @@ func contractDefaultHubCredentials(t *testing.T, s *Store) {
 	}
 	if err := s.SetInstanceValue(ctx, hubCredentialsKey, "x"); err == nil {
 		t.Error("SetInstanceValue on the reserved hub credentials key succeeded")
+	}
+}
+
+// contractAuthGeneration: every change to what authorises a pull moves the
+// auth generation; recording a token's use and cache traffic do not.
+func contractAuthGeneration(t *testing.T, s *Store) {
+	ctx := t.Context()
+	gen := func() int64 {
+		t.Helper()
+		n, err := s.AuthGeneration(ctx)
+		if err != nil {
+			t.Fatalf("AuthGeneration: %v", err)
+		}
+		return n
+	}
+	var u User
+	var g, sub Group
+	var tok Token
+	moves := []struct {
+		what   string
+		change func() error
+	}{
+		{"create user", func() (err error) { u, err = s.CreateUser(ctx, User{Username: "alice"}); return err }},
+		{"make admin", func() error { admin := true; return s.UpdateUser(ctx, u.ID, nil, &admin) }},
+		{"set password", func() error { return s.SetUserPassword(ctx, u.ID, "hash") }},
+		{"create group", func() (err error) { g, err = s.CreateGroup(ctx, "acme"); return err }},
+		{"create subgroup", func() (err error) { sub, err = s.CreateGroup(ctx, "acme/web"); return err }},
+		{"add member", func() error { return s.SetMember(ctx, g.ID, u.ID, RoleReporter) }},
+		{"change role", func() error { return s.SetMember(ctx, g.ID, u.ID, RoleOwner) }},
+		{"remove member", func() error { return s.RemoveMember(ctx, g.ID, u.ID) }},
+		{"create token", func() (err error) {
+			tok, err = s.CreateToken(ctx, Token{Kind: TokenPersonal, Name: "ci", UserID: u.ID, Hash: hashOf("t")})
+			return err
+		}},
+		{"revoke token", func() error { return s.RevokeToken(ctx, tok.ID, t0) }},
+		{"update proxy setting", func() error {
+			return s.UpdateProxySetting(ctx, ProxySetting{GroupID: g.ID, Enabled: false, UpdatedAt: t0})
+		}},
+		{"set default hub credentials", func() error {
+			return s.SetDefaultHubCredentials(ctx, HubCredentials{Identity: "bot", Secret: "s"})
+		}},
+		{"set instance value", func() error { return s.SetInstanceValue(ctx, "k", "v") }},
+		{"delete subgroup", func() error { return s.DeleteGroup(ctx, sub.ID) }},
+		{"delete user", func() error { return s.DeleteUser(ctx, u.ID) }},
+	}
+	for _, m := range moves {
+		before := gen()
+		if err := m.change(); err != nil {
+			t.Fatalf("%s: %v", m.what, err)
+		}
+		if after := gen(); after <= before {
+			t.Errorf("%s: auth generation %d → %d, want it to move", m.what, before, after)
+		}
+	}
+
+	keeps := []struct {
+		what   string
+		change func() error
+	}{
+		{"touch token", func() error { return s.TouchToken(ctx, tok.ID, t0) }},
+		{"put manifest", func() error { _, err := s.PutManifest(ctx, testManifest(g.ID, "alpine", "latest", "m")); return err }},
+		{"put blob", func() error {
+			return s.PutBlob(ctx, Blob{GroupID: g.ID, Digest: digestOf("b"), Size: 1, CreatedAt: t0, ReadAt: t0})
+		}},
+	}
+	tok, err := s.CreateToken(ctx, Token{Kind: TokenGroup, Name: "g", GroupID: g.ID, Role: RoleReporter, Hash: hashOf("g")})
+	if err != nil {
+		t.Fatalf("CreateToken: %v", err)
+	}
+	for _, k := range keeps {
+		before := gen()
+		if err := k.change(); err != nil {
+			t.Fatalf("%s: %v", k.what, err)
+		}
+		if after := gen(); after != before {
+			t.Errorf("%s: auth generation %d → %d, want it unchanged", k.what, before, after)
+		}
 	}
 }
 

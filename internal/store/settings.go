@@ -196,3 +196,15 @@ func (s *Store) SetInstanceValue(ctx context.Context, key, value string) error {
 	}
 	return nil
 }
+
+// AuthGeneration returns the number of committed changes to users, groups,
+// memberships, tokens (not their last use), dependency proxy settings and
+// instance settings, counted by triggers in the changing transaction. While
+// it is unchanged, every pull decision made under it still holds.
+func (s *Store) AuthGeneration(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.readRow(ctx, `SELECT n FROM auth_generation WHERE id = 1`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read the auth generation: %w", err)
+	}
+	return n, nil
+}

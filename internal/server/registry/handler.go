@@ -61,10 +61,13 @@ type virtualPuller interface {
 	StatBlob(ctx context.Context, registryID int64, image string, d oci.Digest) (int64, error)
 }
 
-// settings reads a group's proxy setting and the instance defaults.
+// settings reads a group's proxy setting, the instance defaults, and the
+// auth generation: a number that changes with every committed change to
+// what authorises a pull.
 type settings interface {
 	ProxySetting(ctx context.Context, groupID int64) (store.ProxySetting, error)
 	DefaultHubCredentials(ctx context.Context) (store.HubCredentials, error)
+	AuthGeneration(ctx context.Context) (int64, error)
 }
 
 // Options configure a Handler.
@@ -94,6 +97,7 @@ type Handler struct {
 	virtual  virtualPuller
 	log      *slog.Logger
 	metrics  *metrics.Metrics
+	decided  decisions
 }
 
 // New returns a Handler.
@@ -143,8 +147,9 @@ func (h *Handler) challenge(w http.ResponseWriter, name, errCode string) {
 }
 
 func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
+	gen := h.generation(r.Context())
 	if r.URL.Path == "/v2/" || r.URL.Path == "/v2" {
-		if _, _, _, err := h.authenticate(r); err != nil {
+		if _, _, _, err := h.authenticate(r, gen); err != nil {
 			return err
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -159,7 +164,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("%w: %s is not a registry API path", oci.ErrNameUnknown, r.URL.Path)
 	}
 	if err := oci.ValidateName(rt.name); err != nil {
-		if _, _, _, aerr := h.authenticate(r); aerr != nil {
+		if _, _, _, aerr := h.authenticate(r, gen); aerr != nil {
 			return aerr
 		}
 		return err
@@ -167,7 +172,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 	if err := h.checkNamespace(r, rt.name); err != nil {
 		return err
 	}
-	claims, p, bearer, err := h.authenticate(r)
+	claims, p, bearer, err := h.authenticate(r, gen)
 	if err != nil {
 		h.challenge(w, rt.name, "")
 		return err
@@ -184,7 +189,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	src, err := h.source(r.Context(), p, rt.name)
+	src, err := h.source(r.Context(), gen, p, rt.name)
 	if err != nil {
 		return err
 	}
@@ -201,7 +206,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 
 // source authorises a pull of repository name and says where it is served
 // from: a container virtual registry, or a group's dependency proxy.
-func (h *Handler) source(ctx context.Context, p auth.Principal, name string) (source, error) {
+func (h *Handler) source(ctx context.Context, gen generation, p principal, name string) (source, error) {
 	if vr, ok, err := oci.ParseVirtualRepository(name); ok {
 		if err != nil {
 			return nil, err
@@ -209,7 +214,7 @@ func (h *Handler) source(ctx context.Context, p auth.Principal, name string) (so
 		if h.virtual == nil {
 			return nil, fmt.Errorf("%w: this server has no virtual registries", oci.ErrNameUnknown)
 		}
-		if _, err := h.auth.AuthorizeVirtualPull(ctx, p, vr.RegistryID); err != nil {
+		if _, err := h.auth.AuthorizeVirtualPull(ctx, p.Principal, vr.RegistryID); err != nil {
 			return nil, err
 		}
 		return virtualSource{v: h.virtual, id: vr.RegistryID, image: vr.Image}, nil
@@ -218,7 +223,7 @@ func (h *Handler) source(ctx context.Context, p auth.Principal, name string) (so
 	if err != nil {
 		return nil, err
 	}
-	t, err := h.target(ctx, p, repo)
+	t, err := h.target(ctx, gen, p, repo)
 	if err != nil {
 		return nil, err
 	}
@@ -258,36 +263,101 @@ func (h *Handler) checkNamespace(r *http.Request, name string) error {
 	return nil
 }
 
+// generation is the store's auth generation read at the start of a
+// request; ok is false when it could not be read, and then no pull decision
+// is reused or remembered.
+type generation struct {
+	n  int64
+	ok bool
+}
+
+func (h *Handler) generation(ctx context.Context) generation {
+	n, err := h.settings.AuthGeneration(ctx)
+	return generation{n: n, ok: err == nil}
+}
+
+// principal is an authenticated principal and the key its decisions are
+// remembered under.
+type principal struct {
+	auth.Principal
+	key string
+}
+
 // authenticate verifies the request's Bearer token and loads its principal
-// live, so a deleted user or a revoked token stops working at once.
+// as it is now, so a deleted user or a revoked token stops working at once
+// (a remembered principal holds only while nothing of the sort changed).
 //
 // Besides the registry token (Bearer) of the token flow, Basic credentials
 // with a token as the password are accepted on every request, for daemons
 // that can only send a fixed header (containerd's hosts.toml); such a
 // request has no access list, and bearer is false.
-func (h *Handler) authenticate(r *http.Request) (claims auth.Claims, p auth.Principal, bearer bool, err error) {
+func (h *Handler) authenticate(r *http.Request, gen generation) (claims auth.Claims, p principal, bearer bool, err error) {
+	ctx := r.Context()
 	if user, secret, ok := r.BasicAuth(); ok {
-		p, err := h.auth.AuthenticateTokenAs(r.Context(), user, secret)
+		p.key = basicKey(user, secret)
+		p.Principal, err = h.principal(gen, p.key, basicTTL, func() (auth.Principal, error) {
+			return h.auth.AuthenticateTokenAs(ctx, user, secret)
+		})
 		return auth.Claims{}, p, false, err
 	}
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || raw == "" {
-		return auth.Claims{}, auth.Principal{}, false, fmt.Errorf("%w: log in first, for example `docker login %s` with a username and a personal, group or deploy token", oci.ErrUnauthorized, hostOf(h.realm))
+		return auth.Claims{}, principal{}, false, fmt.Errorf("%w: log in first, for example `docker login %s` with a username and a personal, group or deploy token", oci.ErrUnauthorized, hostOf(h.realm))
 	}
 	claims, err = h.issuer.Verify(strings.TrimSpace(raw))
 	if err != nil {
-		return auth.Claims{}, auth.Principal{}, false, err
+		return auth.Claims{}, principal{}, false, err
 	}
-	p, err = h.auth.PrincipalFromSubject(r.Context(), claims.Subject)
+	p.key = bearerKey(claims.Subject)
+	p.Principal, err = h.principal(gen, p.key, 24*time.Hour, func() (auth.Principal, error) {
+		return h.auth.PrincipalFromSubject(ctx, claims.Subject)
+	})
 	if err != nil {
-		return auth.Claims{}, auth.Principal{}, false, err
+		return auth.Claims{}, principal{}, false, err
 	}
 	return claims, p, true, nil
 }
 
-// target authorises a pull from a group's dependency proxy and says where it goes.
-func (h *Handler) target(ctx context.Context, p auth.Principal, repo oci.ProxyRepository) (cache.Target, error) {
-	g, err := h.auth.AuthorizePull(ctx, p, repo.Group)
+// principal returns the principal remembered for key, or loads it and
+// remembers it for at most ttl.
+func (h *Handler) principal(gen generation, key string, ttl time.Duration, load func() (auth.Principal, error)) (auth.Principal, error) {
+	now := time.Now() // the clock auth judges token expiry by
+	if gen.ok {
+		if p, ok := h.decided.principal(gen.n, key, now); ok {
+			return p, nil
+		}
+	}
+	p, err := load()
+	if err == nil && gen.ok {
+		h.decided.rememberPrincipal(gen.n, key, p, validUntil(p, now, ttl))
+	}
+	return p, err
+}
+
+// target authorises a pull from a group's dependency proxy and says where
+// it goes, reusing the decision made under the same auth generation.
+func (h *Handler) target(ctx context.Context, gen generation, p principal, repo oci.ProxyRepository) (cache.Target, error) {
+	if gen.ok {
+		if t, ok := h.decided.target(gen.n, p.key, repo.Group); ok {
+			t.Image = repo.Upstream()
+			return t, nil
+		}
+	}
+	t, err := h.loadTarget(ctx, p.Principal, repo.Group)
+	if err != nil {
+		return cache.Target{}, err
+	}
+	if gen.ok {
+		h.decided.rememberTarget(gen.n, p.key, repo.Group, t)
+	}
+	t.Image = repo.Upstream()
+	return t, nil
+}
+
+// loadTarget authorises a pull from group and reads its settings; the
+// target has no image.
+func (h *Handler) loadTarget(ctx context.Context, p auth.Principal, group string) (cache.Target, error) {
+	g, err := h.auth.AuthorizePull(ctx, p, group)
 	if err != nil {
 		return cache.Target{}, err
 	}
@@ -306,7 +376,7 @@ func (h *Handler) target(ctx context.Context, p auth.Principal, repo oci.ProxyRe
 		}
 		creds = upstream.Credentials{Username: def.Identity, Password: def.Secret}
 	}
-	return cache.Target{GroupID: g.ID, Image: repo.Upstream(), Creds: creds, FreshnessWindow: s.FreshnessWindow}, nil
+	return cache.Target{GroupID: g.ID, Creds: creds, FreshnessWindow: s.FreshnessWindow}, nil
 }
 
 // allows reports whether the token's access list grants pull on name.

@@ -1,0 +1,117 @@
+package registry
+
+import (
+	"crypto/sha256"
+	"sync"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/auth"
+	"github.com/dproxy/dproxy/internal/cache"
+)
+
+// decisions remembers the outcome of authorising pulls, so a warm request
+// costs one read of the store's auth generation instead of loading the
+// token, user, group, role and settings again: who a credential is, and
+// where a principal's pull from a group goes.
+//
+// Every entry was made under one auth generation and holds only while the
+// store reports that generation: the store bumps it in the same
+// transaction as any change to users, groups, memberships, tokens or
+// settings, so a revocation or a setting change (on any replica) applies
+// to the next request, as without the cache. Only successes are kept;
+// failures take the full path every time.
+type decisions struct {
+	mu         sync.Mutex
+	gen        int64
+	principals map[string]principalEntry
+	targets    map[targetKey]cache.Target
+}
+
+// principalEntry is a credential's principal, usable until until (the
+// token's expiry; for Basic credentials also the next last-used record).
+type principalEntry struct {
+	p     auth.Principal
+	until time.Time
+}
+
+type targetKey struct{ principal, group string }
+
+// maxDecisions bounds each map; a full map is emptied (entries are cheap
+// to make again).
+const maxDecisions = 10_000
+
+// at drops every entry when the generation moved from the one they were
+// made under. It must be called with mu held.
+func (d *decisions) at(gen int64) {
+	if d.principals == nil || gen != d.gen {
+		d.gen = gen
+		d.principals = map[string]principalEntry{}
+		d.targets = map[targetKey]cache.Target{}
+	}
+}
+
+// principal returns the principal remembered for key under gen.
+func (d *decisions) principal(gen int64, key string, now time.Time) (auth.Principal, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.at(gen)
+	e, ok := d.principals[key]
+	if !ok || !now.Before(e.until) {
+		return auth.Principal{}, false
+	}
+	return e.p, true
+}
+
+// rememberPrincipal keeps p for key under gen until until.
+func (d *decisions) rememberPrincipal(gen int64, key string, p auth.Principal, until time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.at(gen)
+	if len(d.principals) >= maxDecisions {
+		clear(d.principals)
+	}
+	d.principals[key] = principalEntry{p: p, until: until}
+}
+
+// target returns the target remembered for a principal's pull from group.
+func (d *decisions) target(gen int64, principal, group string) (cache.Target, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.at(gen)
+	t, ok := d.targets[targetKey{principal, group}]
+	return t, ok
+}
+
+// rememberTarget keeps t for a principal's pull from group under gen.
+func (d *decisions) rememberTarget(gen int64, principal, group string, t cache.Target) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.at(gen)
+	if len(d.targets) >= maxDecisions {
+		clear(d.targets)
+	}
+	d.targets[targetKey{principal, group}] = t
+}
+
+// bearerKey and basicKey name a request's credential in the cache. A
+// Basic password is kept only as its SHA-256.
+func bearerKey(subject string) string { return "bearer\x00" + subject }
+
+func basicKey(user, secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return "basic\x00" + user + "\x00" + string(sum[:])
+}
+
+// basicTTL bounds how long Basic credentials are remembered, so the full
+// path, which records the token's last use, runs at least that often.
+const basicTTL = time.Minute
+
+// validUntil is how long a principal may be remembered from now: at most
+// max, and never past its token's expiry.
+func validUntil(p auth.Principal, now time.Time, max time.Duration) time.Time {
+	until := now.Add(max)
+	if p.Token != nil && p.Token.ExpiresAt != nil && p.Token.ExpiresAt.Before(until) {
+		until = *p.Token.ExpiresAt
+	}
+	return until
+}
