@@ -89,10 +89,9 @@ func (h *Handler) blob(w http.ResponseWriter, r *http.Request, src source, d oci
 		}
 		// ServeContent answers Range and conditional requests. A blob that
 		// needs no verification goes to it as the stored file, without the
-		// verifying reader in between; up to sendfileMax the kernel copies it
-		// (sendfile), larger ones stream through user space.
+		// verifying reader in between, so the kernel copies it (sendfile).
 		cw := &countingWriter{ResponseWriter: w}
-		if d, ok := b.ReadCloser.(direct); ok && b.Size <= sendfileMax {
+		if d, ok := b.ReadCloser.(direct); ok {
 			if f := d.Direct(); f != nil {
 				rs = f
 			}
@@ -178,11 +177,6 @@ func (r readerOnly) Read(p []byte) (int, error) { return r.r.Read(p) }
 type direct interface {
 	Direct() io.ReadSeeker
 }
-
-// sendfileMax is the largest verified blob handed to the kernel
-// (sendfile): it saves the CPU of copying small blobs, while large ones
-// stream faster through user space over loopback here.
-const sendfileMax = 16 << 20
 
 // countingWriter counts the body bytes written, also those a ReadFrom
 // (sendfile) copies.
