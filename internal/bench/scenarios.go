@@ -132,7 +132,7 @@ func (r *run) s2(ctx context.Context, t *target, image string) error {
 	if err != nil {
 		return err
 	}
-	r.res.add("S2", "pull requests/s (manifest + 6 blobs per pull)", t.name, float64(res.requests)/res.elapsed.Seconds())
+	r.res.add("S2", s2Rate, t.name, float64(res.requests)/res.elapsed.Seconds())
 	r.res.add("S2", "manifest p50 (ms)", t.name, percentile(res.manifests, 50))
 	r.res.add("S2", "manifest p99 (ms)", t.name, percentile(res.manifests, 99))
 	r.res.add("S2", "upstream manifest HEADs per 1000 manifest requests", t.name,
@@ -162,13 +162,21 @@ func (r *run) s2Reference(ctx context.Context, image string) error {
 		if err != nil {
 			return fmt.Errorf("S2 on %s: %w", t.name, err)
 		}
-		r.res.add("S2", "pull requests/s (manifest + 6 blobs per pull)", t.name, float64(res.requests)/res.elapsed.Seconds())
+		r.res.add("S2", s2Rate, t.name, float64(res.requests)/res.elapsed.Seconds())
 		r.res.add("S2", "manifest p50 (ms)", t.name, percentile(res.manifests, 50))
 		r.res.add("S2", "manifest p99 (ms)", t.name, percentile(res.manifests, 99))
 		r.cpu("S2", t.name, res)
 	}
+	for _, t := range []string{Dproxy, Distribution} {
+		if v, ceiling := r.res.last("S2", s2Rate, t), r.res.last("S2", s2Rate, NginxOn); v > 0 && ceiling > 0 {
+			r.res.add("S2", "requests/s as % of nginx sendfile on (same run)", t, 100*v/ceiling)
+		}
+	}
 	return nil
 }
+
+// s2Rate is S2's main measure.
+const s2Rate = "pull requests/s (manifest + 6 blobs per pull)"
 
 // staticRepo is where publishStatic puts images in nginx's root.
 const staticRepo = "static/"
