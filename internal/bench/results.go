@@ -46,12 +46,17 @@ func (r *Results) Median(scenario, measure, target string) (float64, bool) {
 	if len(vs) == 0 {
 		return 0, false
 	}
+	return median(vs), true
+}
+
+// median returns the median of vs, which must not be empty.
+func median(vs []float64) float64 {
 	s := slices.Clone(vs)
 	slices.Sort(s)
 	if len(s)%2 == 1 {
-		return s[len(s)/2], true
+		return s[len(s)/2]
 	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2, true
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // goal is a row's target and how to check it against the medians.

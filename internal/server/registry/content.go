@@ -96,6 +96,8 @@ func (h *Handler) blob(w http.ResponseWriter, r *http.Request, src source, d oci
 				rs = f
 			}
 		}
+		uncork := cork(r.Context())
+		defer uncork()
 		http.ServeContent(cw, r, "", time.Time{}, rs)
 		h.metrics.BytesServed(metrics.SourceCache, cw.n)
 		return nil
