@@ -40,21 +40,26 @@ type targetKey struct{ principal, group string }
 // to make again).
 const maxDecisions = 10_000
 
-// at drops every entry when the generation moved from the one they were
-// made under. It must be called with mu held.
-func (d *decisions) at(gen int64) {
-	if d.principals == nil || gen != d.gen {
+// at drops every entry when the generation moved on from the one they were
+// made under, and reports whether gen is the current one: a decision made
+// under an older generation (by a request that read it before another
+// request saw the change) is not remembered. It must be called with mu held.
+func (d *decisions) at(gen int64) bool {
+	if d.principals == nil || gen > d.gen {
 		d.gen = gen
 		d.principals = map[string]principalEntry{}
 		d.targets = map[targetKey]cache.Target{}
 	}
+	return gen == d.gen
 }
 
 // principal returns the principal remembered for key under gen.
 func (d *decisions) principal(gen int64, key string, now time.Time) (auth.Principal, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.at(gen)
+	if !d.at(gen) {
+		return auth.Principal{}, false
+	}
 	e, ok := d.principals[key]
 	if !ok || !now.Before(e.until) {
 		return auth.Principal{}, false
@@ -66,18 +71,18 @@ func (d *decisions) principal(gen int64, key string, now time.Time) (auth.Princi
 func (d *decisions) rememberPrincipal(gen int64, key string, p auth.Principal, until time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.at(gen)
-	if len(d.principals) >= maxDecisions {
-		clear(d.principals)
+	if d.at(gen) {
+		remember(d.principals, key, principalEntry{p: p, until: until})
 	}
-	d.principals[key] = principalEntry{p: p, until: until}
 }
 
 // target returns the target remembered for a principal's pull from group.
 func (d *decisions) target(gen int64, principal, group string) (cache.Target, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.at(gen)
+	if !d.at(gen) {
+		return cache.Target{}, false
+	}
 	t, ok := d.targets[targetKey{principal, group}]
 	return t, ok
 }
@@ -86,11 +91,17 @@ func (d *decisions) target(gen int64, principal, group string) (cache.Target, bo
 func (d *decisions) rememberTarget(gen int64, principal, group string, t cache.Target) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.at(gen)
-	if len(d.targets) >= maxDecisions {
-		clear(d.targets)
+	if d.at(gen) {
+		remember(d.targets, targetKey{principal, group}, t)
 	}
-	d.targets[targetKey{principal, group}] = t
+}
+
+// remember puts v in m, emptying m first when it is full.
+func remember[K comparable, V any](m map[K]V, k K, v V) {
+	if len(m) >= maxDecisions {
+		clear(m)
+	}
+	m[k] = v
 }
 
 // bearerKey and basicKey name a request's credential in the cache. A
@@ -104,7 +115,12 @@ func basicKey(user, secret string) string {
 
 // basicTTL bounds how long Basic credentials are remembered, so the full
 // path, which records the token's last use, runs at least that often.
-const basicTTL = time.Minute
+// bearerTTL bounds a registry token's principal; the JWT itself expires
+// sooner.
+const (
+	basicTTL  = time.Minute
+	bearerTTL = 24 * time.Hour
+)
 
 // validUntil is how long a principal may be remembered from now: at most
 // max, and never past its token's expiry.

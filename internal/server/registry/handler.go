@@ -147,9 +147,8 @@ func (h *Handler) challenge(w http.ResponseWriter, name, errCode string) {
 }
 
 func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
-	gen := h.generation(r.Context())
 	if r.URL.Path == "/v2/" || r.URL.Path == "/v2" {
-		if _, _, _, err := h.authenticate(r, gen); err != nil {
+		if _, _, _, err := h.authenticate(r); err != nil {
 			return err
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -164,7 +163,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("%w: %s is not a registry API path", oci.ErrNameUnknown, r.URL.Path)
 	}
 	if err := oci.ValidateName(rt.name); err != nil {
-		if _, _, _, aerr := h.authenticate(r, gen); aerr != nil {
+		if _, _, _, aerr := h.authenticate(r); aerr != nil {
 			return aerr
 		}
 		return err
@@ -172,7 +171,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 	if err := h.checkNamespace(r, rt.name); err != nil {
 		return err
 	}
-	claims, p, bearer, err := h.authenticate(r, gen)
+	claims, p, bearer, err := h.authenticate(r)
 	if err != nil {
 		h.challenge(w, rt.name, "")
 		return err
@@ -189,7 +188,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	src, err := h.source(r.Context(), gen, p, rt.name)
+	src, err := h.source(r.Context(), p, rt.name)
 	if err != nil {
 		return err
 	}
@@ -206,7 +205,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 
 // source authorises a pull of repository name and says where it is served
 // from: a container virtual registry, or a group's dependency proxy.
-func (h *Handler) source(ctx context.Context, gen generation, p principal, name string) (source, error) {
+func (h *Handler) source(ctx context.Context, p principal, name string) (source, error) {
 	if vr, ok, err := oci.ParseVirtualRepository(name); ok {
 		if err != nil {
 			return nil, err
@@ -223,7 +222,7 @@ func (h *Handler) source(ctx context.Context, gen generation, p principal, name 
 	if err != nil {
 		return nil, err
 	}
-	t, err := h.target(ctx, gen, p, repo)
+	t, err := h.target(ctx, p, repo)
 	if err != nil {
 		return nil, err
 	}
@@ -263,9 +262,9 @@ func (h *Handler) checkNamespace(r *http.Request, name string) error {
 	return nil
 }
 
-// generation is the store's auth generation read at the start of a
-// request; ok is false when it could not be read, and then no pull decision
-// is reused or remembered.
+// generation is the store's auth generation, read once per request when
+// its credentials are checked; ok is false when it could not be read, and
+// then no pull decision is reused or remembered.
 type generation struct {
 	n  int64
 	ok bool
@@ -276,11 +275,12 @@ func (h *Handler) generation(ctx context.Context) generation {
 	return generation{n: n, ok: err == nil}
 }
 
-// principal is an authenticated principal and the key its decisions are
-// remembered under.
+// principal is an authenticated principal, the key its decisions are
+// remembered under, and the auth generation they hold for.
 type principal struct {
 	auth.Principal
 	key string
+	gen generation
 }
 
 // authenticate verifies the request's Bearer token and loads its principal
@@ -291,11 +291,10 @@ type principal struct {
 // with a token as the password are accepted on every request, for daemons
 // that can only send a fixed header (containerd's hosts.toml); such a
 // request has no access list, and bearer is false.
-func (h *Handler) authenticate(r *http.Request, gen generation) (claims auth.Claims, p principal, bearer bool, err error) {
+func (h *Handler) authenticate(r *http.Request) (claims auth.Claims, p principal, bearer bool, err error) {
 	ctx := r.Context()
 	if user, secret, ok := r.BasicAuth(); ok {
-		p.key = basicKey(user, secret)
-		p.Principal, err = h.principal(gen, p.key, basicTTL, func() (auth.Principal, error) {
+		p, err = h.principal(ctx, basicKey(user, secret), basicTTL, func() (auth.Principal, error) {
 			return h.auth.AuthenticateTokenAs(ctx, user, secret)
 		})
 		return auth.Claims{}, p, false, err
@@ -308,8 +307,7 @@ func (h *Handler) authenticate(r *http.Request, gen generation) (claims auth.Cla
 	if err != nil {
 		return auth.Claims{}, principal{}, false, err
 	}
-	p.key = bearerKey(claims.Subject)
-	p.Principal, err = h.principal(gen, p.key, 24*time.Hour, func() (auth.Principal, error) {
+	p, err = h.principal(ctx, bearerKey(claims.Subject), bearerTTL, func() (auth.Principal, error) {
 		return h.auth.PrincipalFromSubject(ctx, claims.Subject)
 	})
 	if err != nil {
@@ -318,37 +316,43 @@ func (h *Handler) authenticate(r *http.Request, gen generation) (claims auth.Cla
 	return claims, p, true, nil
 }
 
-// principal returns the principal remembered for key, or loads it and
-// remembers it for at most ttl.
-func (h *Handler) principal(gen generation, key string, ttl time.Duration, load func() (auth.Principal, error)) (auth.Principal, error) {
+// principal reads the auth generation and returns the principal
+// remembered for key under it, or loads it and remembers it for at most ttl.
+func (h *Handler) principal(ctx context.Context, key string, ttl time.Duration, load func() (auth.Principal, error)) (principal, error) {
+	p := principal{key: key, gen: h.generation(ctx)}
 	now := time.Now() // the clock auth judges token expiry by
-	if gen.ok {
-		if p, ok := h.decided.principal(gen.n, key, now); ok {
+	if p.gen.ok {
+		if ap, ok := h.decided.principal(p.gen.n, key, now); ok {
+			p.Principal = ap
 			return p, nil
 		}
 	}
-	p, err := load()
-	if err == nil && gen.ok {
-		h.decided.rememberPrincipal(gen.n, key, p, validUntil(p, now, ttl))
+	ap, err := load()
+	if err != nil {
+		return principal{}, err
 	}
-	return p, err
+	if p.gen.ok {
+		h.decided.rememberPrincipal(p.gen.n, key, ap, validUntil(ap, now, ttl))
+	}
+	p.Principal = ap
+	return p, nil
 }
 
 // target authorises a pull from a group's dependency proxy and says where
 // it goes, reusing the decision made under the same auth generation.
-func (h *Handler) target(ctx context.Context, gen generation, p principal, repo oci.ProxyRepository) (cache.Target, error) {
-	if gen.ok {
-		if t, ok := h.decided.target(gen.n, p.key, repo.Group); ok {
-			t.Image = repo.Upstream()
-			return t, nil
+func (h *Handler) target(ctx context.Context, p principal, repo oci.ProxyRepository) (cache.Target, error) {
+	t, ok := cache.Target{}, false
+	if p.gen.ok {
+		t, ok = h.decided.target(p.gen.n, p.key, repo.Group)
+	}
+	if !ok {
+		var err error
+		if t, err = h.loadTarget(ctx, p.Principal, repo.Group); err != nil {
+			return cache.Target{}, err
 		}
-	}
-	t, err := h.loadTarget(ctx, p.Principal, repo.Group)
-	if err != nil {
-		return cache.Target{}, err
-	}
-	if gen.ok {
-		h.decided.rememberTarget(gen.n, p.key, repo.Group, t)
+		if p.gen.ok {
+			h.decided.rememberTarget(p.gen.n, p.key, repo.Group, t)
+		}
 	}
 	t.Image = repo.Upstream()
 	return t, nil
