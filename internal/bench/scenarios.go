@@ -132,13 +132,10 @@ func (r *run) s2(ctx context.Context, t *target, image string) error {
 	if err != nil {
 		return err
 	}
-	r.res.add("S2", s2Rate, t.name, float64(res.requests)/res.elapsed.Seconds())
-	r.res.add("S2", "manifest p50 (ms)", t.name, percentile(res.manifests, 50))
-	r.res.add("S2", "manifest p99 (ms)", t.name, percentile(res.manifests, 99))
+	r.s2Load(t.name, res)
 	r.res.add("S2", "upstream manifest HEADs per 1000 manifest requests", t.name,
 		1000*float64(r.up.Count("HEAD", "manifest"))/float64(len(res.manifests)))
 	r.upstreamCounts("S2", t.name, "GET manifest", "GET token")
-	r.cpu("S2", t.name, res)
 
 	res, err = r.load(ctx, t, image, false, true)
 	if err != nil {
@@ -162,10 +159,7 @@ func (r *run) s2Reference(ctx context.Context, image string) error {
 		if err != nil {
 			return fmt.Errorf("S2 on %s: %w", t.name, err)
 		}
-		r.res.add("S2", s2Rate, t.name, float64(res.requests)/res.elapsed.Seconds())
-		r.res.add("S2", "manifest p50 (ms)", t.name, percentile(res.manifests, 50))
-		r.res.add("S2", "manifest p99 (ms)", t.name, percentile(res.manifests, 99))
-		r.cpu("S2", t.name, res)
+		r.s2Load(t.name, res)
 	}
 	for _, t := range []string{Dproxy, Distribution} {
 		if v, ceiling := r.res.last("S2", s2Rate, t), r.res.last("S2", s2Rate, NginxOn); v > 0 && ceiling > 0 {
@@ -173,6 +167,14 @@ func (r *run) s2Reference(ctx context.Context, image string) error {
 		}
 	}
 	return nil
+}
+
+// s2Load records what S2 measures of every server's load.
+func (r *run) s2Load(target string, res loadResult) {
+	r.res.add("S2", s2Rate, target, float64(res.requests)/res.elapsed.Seconds())
+	r.res.add("S2", "manifest p50 (ms)", target, percentile(res.manifests, 50))
+	r.res.add("S2", "manifest p99 (ms)", target, percentile(res.manifests, 99))
+	r.cpu("S2", target, res)
 }
 
 // s2Rate is S2's main measure.
@@ -311,26 +313,11 @@ func (r *run) s4(ctx context.Context, i int) error {
 	for range s4Rounds {
 		for _, rf := range refs {
 			for _, clients := range []int{1, 4} {
-				errs := make([]error, clients)
-				var wg sync.WaitGroup
-				start := time.Now()
-				for k := range clients {
-					c := rf.c()
-					c.token = rf.token
-					wg.Go(func() {
-						n, _, err := c.getFile(ctx, rf.path, r.big, false)
-						if err == nil && n != rf.size {
-							err = fmt.Errorf("read %d of %d bytes", n, rf.size)
-						}
-						errs[k] = err
-					})
-				}
-				wg.Wait()
-				el := time.Since(start)
-				if err := errors.Join(errs...); err != nil {
+				rate, err := r.s4Read(ctx, clients, rf.c, rf.token, rf.path, rf.size)
+				if err != nil {
 					return fmt.Errorf("S4 on %s: %w", rf.name, err)
 				}
-				rf.rates[clients] = append(rf.rates[clients], float64(clients)*float64(rf.size)/el.Seconds()/1e6)
+				rf.rates[clients] = append(rf.rates[clients], rate)
 			}
 		}
 	}
@@ -340,6 +327,31 @@ func (r *run) s4(ctx context.Context, i int) error {
 		}
 	}
 	return nil
+}
+
+// s4Read has clients read the S4 blob at path at once and returns their
+// aggregate MB/s.
+func (r *run) s4Read(ctx context.Context, clients int, newC func() *client, token, path string, size int64) (float64, error) {
+	errs := make([]error, clients)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for k := range clients {
+		c := newC()
+		c.token = token
+		wg.Go(func() {
+			n, _, err := c.getFile(ctx, path, r.big, false)
+			if err == nil && n != size {
+				err = fmt.Errorf("read %d of %d bytes", n, size)
+			}
+			errs[k] = err
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	return float64(clients) * float64(size) / el.Seconds() / 1e6, nil
 }
 
 // s4Rounds is how many times each S4 target is measured per run.
