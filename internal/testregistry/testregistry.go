@@ -70,9 +70,9 @@ type Upstream struct {
 	done  chan struct{} // closed when the upstream shuts down
 
 	mu          sync.Mutex
-	counts      map[string]int       // method + " " + kind
-	blobCounts  map[string]int       // method + " " + digest
-	blobSent    map[string]time.Time // digest → when a GET of it last finished
+	counts      map[string]int   // method + " " + kind
+	blobCounts  map[string]int   // method + " " + digest
+	holds       map[string]*Hold // digest → the hold of its next GETs
 	tokenReqs   []TokenRequest
 	tokens      map[string]issuedToken
 	latency     time.Duration
@@ -117,7 +117,7 @@ func Start(opts Options) *Upstream {
 		done:       make(chan struct{}),
 		counts:     map[string]int{},
 		blobCounts: map[string]int{},
-		blobSent:   map[string]time.Time{},
+		holds:      map[string]*Hold{},
 		tokens:     map[string]issuedToken{},
 		corrupt:    map[string]bool{},
 	}
@@ -486,22 +486,17 @@ func (u *Upstream) serveBlob(w http.ResponseWriter, r *http.Request, repo, d str
 	req.URL = &url.URL{Path: "/v2/" + repo + "/blobs/" + d}
 	req.RequestURI = ""
 	req.Header.Del("Authorization")
+	u.mu.Lock()
+	hold := u.holds[d]
+	u.mu.Unlock()
 	var out io.Writer = &throttledWriter{w: w, u: u, done: r.Context().Done()}
+	if hold != nil {
+		out = &holdWriter{w: out, rw: w, h: hold, stop: r.Context().Done(), done: u.done}
+	}
 	if corrupt {
 		out = flipWriter{out}
 	}
 	u.inner.ServeHTTP(&bodyWriter{ResponseWriter: w, body: out}, req)
-	if r.Method == http.MethodGet {
-		u.set(func() { u.blobSent[d] = time.Now() })
-	}
-}
-
-// BlobSentAt returns when the upstream last finished serving a GET of blob
-// d (its whole body, or as much as the client took), zero if it never did.
-func (u *Upstream) BlobSentAt(d string) time.Time {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.blobSent[d]
 }
 
 func (u *Upstream) serveCDN(w http.ResponseWriter, r *http.Request) {
