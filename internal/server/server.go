@@ -32,6 +32,9 @@ type Options struct {
 	GraphQL http.Handler
 	// GitLabAPI serves /api/v4/ (GitLab's REST purge); nil leaves it out.
 	GitLabAPI http.Handler
+	// BodyReadTimeout bounds reading the body of a token or admin API
+	// request. Default DefaultBodyReadTimeout.
+	BodyReadTimeout time.Duration
 }
 
 // Server is dproxy's HTTP server.
@@ -49,6 +52,9 @@ func New(reg *registry.Handler, ready func(context.Context) error, opts Options)
 	}
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 30 * time.Second
+	}
+	if opts.BodyReadTimeout <= 0 {
+		opts.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /-/health", func(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +88,8 @@ func New(reg *registry.Handler, ready func(context.Context) error, opts Options)
 		}
 		mux.ServeHTTP(w, r)
 	})
-	return &Server{handler: observe(root, opts.Logger, opts.Metrics), opts: opts, log: opts.Logger}
+	limited := limitBodies(root, opts.BodyReadTimeout)
+	return &Server{handler: observe(limited, opts.Logger, opts.Metrics), opts: opts, log: opts.Logger}
 }
 
 // Handler returns the complete handler, middleware included.

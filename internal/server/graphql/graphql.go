@@ -10,9 +10,12 @@
 package graphql
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -134,8 +137,18 @@ func (h *Handler) GraphQL() http.Handler {
 			h.writeGraphQLError(w, status, err)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		h.gql.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p)))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				h.writeGraphQLError(w, http.StatusRequestEntityTooLarge, fail(fmt.Sprintf("the request body is larger than %d bytes; send smaller operations", maxBody)))
+				return
+			}
+			h.writeGraphQLError(w, http.StatusBadRequest, fail("read the request body: "+err.Error()))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		h.gql.ServeHTTP(w, r.WithContext(withUpstreamBudget(withPrincipal(r.Context(), p))))
 	})
 }
 

@@ -2,6 +2,7 @@ package graphql
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/dproxy/dproxy/internal/server/graphql/generated"
 	"github.com/dproxy/dproxy/internal/store"
@@ -55,6 +56,9 @@ func (q queryResolver) DockerHubRateLimit(ctx context.Context, groupPath *string
 	if q.h.opts.CheckRateLimit == nil {
 		return nil, fail("this server cannot check the upstream's rate limit")
 	}
+	if !takeUpstreamCall(ctx) {
+		return nil, fail("dockerHubRateLimit may be asked once per request, as it sends upstream requests; send one request per group")
+	}
 	p := principal(ctx)
 	var creds upstream.Credentials
 	source := credsAnonymous
@@ -107,4 +111,19 @@ func credentialWords(source string) string {
 		return "instance default Docker Hub credentials"
 	}
 	return "anonymous identity"
+}
+
+type upstreamBudgetKey struct{}
+
+// withUpstreamBudget gives a request its budget of fields that send
+// upstream requests: one, so that aliases cannot multiply them.
+func withUpstreamBudget(ctx context.Context) context.Context {
+	return context.WithValue(ctx, upstreamBudgetKey{}, new(atomic.Int32))
+}
+
+// takeUpstreamCall spends the request's upstream call; false when it was
+// spent already.
+func takeUpstreamCall(ctx context.Context) bool {
+	n, ok := ctx.Value(upstreamBudgetKey{}).(*atomic.Int32)
+	return ok && n.Add(1) == 1
 }

@@ -1,0 +1,75 @@
+package app_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dproxy/dproxy/internal/app"
+	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/testregistry"
+)
+
+// One GraphQL request with many aliases of an upstream-touching field sends
+// one upstream request, and a credential's check is reused for 10 s.
+func TestRateLimitCheckIsNotAmplified(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: time.Now()}
+	e := newEnv(t, envOptions{appOptions: []app.Option{app.WithClock(clock.Now)}})
+	e.up.PushRandomImage(t, "ratelimitpreview/test", "latest", 1, 64)
+	e.up.SetRateLimit(100, 77)
+	e.group("acme")
+	tok := e.user("alice", "acme", store.RoleGuest, "api")
+	one := `query { dockerHubRateLimit(groupPath: "acme") { remaining } }`
+	var got struct {
+		DockerHubRateLimit struct{ Remaining int }
+	}
+	// The first check also meets the upstream's challenge; later ones cost
+	// one HEAD each.
+	e.ok(tok, one, nil, &got)
+	clock.Add(11 * time.Second)
+	base := e.up.Count(http.MethodHead, testregistry.KindManifest)
+	heads := func() int { return e.up.Count(http.MethodHead, testregistry.KindManifest) - base }
+
+	var q strings.Builder
+	q.WriteString("query {")
+	for i := range 1000 {
+		fmt.Fprintf(&q, ` a%d: dockerHubRateLimit(groupPath: "acme") { remaining }`, i)
+	}
+	q.WriteString(" }")
+	r := e.gql(tok, q.String(), nil)
+	if n := heads(); n != 1 {
+		t.Fatalf("1,000 aliases sent %d upstream HEADs, want 1", n)
+	}
+	if len(r.Errors) != 999 || !strings.Contains(r.Errors[0].Message, "once per request") {
+		t.Errorf("want 999 errors saying the field may be asked once per request, got %d: %.200s", len(r.Errors), r.messages())
+	}
+
+	for range 5 {
+		e.ok(tok, one, nil, &got)
+	}
+	if n := heads(); n != 1 {
+		t.Errorf("5 more requests within 10 s sent %d upstream HEADs in all, want 1", n)
+	}
+	if got.DockerHubRateLimit.Remaining != 77 {
+		t.Errorf("remaining = %d, want 77", got.DockerHubRateLimit.Remaining)
+	}
+
+	clock.Add(11 * time.Second)
+	e.ok(tok, one, nil, &got)
+	if n := heads(); n != 2 {
+		t.Errorf("a request after another 11 s: %d upstream HEADs in all, want 2", n)
+	}
+}
+
+func TestOversizedAdminRequestAnswers413(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	big := `query { groups { nodes { fullPath } } }` + strings.Repeat(" ", 1<<20)
+	r := e.gql(e.adminToken(), big, nil)
+	if r.status != http.StatusRequestEntityTooLarge || !strings.Contains(r.messages(), "larger than") {
+		t.Errorf("a 1 MiB+ operation: status %d, errors %q; want 413 saying it is too large", r.status, r.messages())
+	}
+}
