@@ -209,6 +209,10 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("dproxy listening", "addr", ln.Addr().String(), "external_url", a.Config.ExternalURL,
 		"upstream", a.Config.Upstream, "data_dir", a.Config.DataDir, "mirror_group", a.Config.MirrorGroup,
 		"database", databaseName(a.Config), "storage", storageName(a.Config))
+	if a.Config.TLSCert == "" && !loopback(ln.Addr()) {
+		a.log.Warn("serving plain HTTP on a non-loopback address: tokens and passwords cross the network unencrypted; set --tls-cert and --tls-key, or put a TLS proxy in front and listen on 127.0.0.1",
+			"addr", ln.Addr().String())
+	}
 	bg, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Lifecycle.Run(bg) })
@@ -216,6 +220,12 @@ func (a *App) Run(ctx context.Context) error {
 	stop()
 	wg.Wait()
 	return err
+}
+
+// loopback reports whether addr only accepts connections from this machine.
+func loopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }
 
 // cacheSizes feeds the cache size gauges from the store on each scrape.

@@ -460,6 +460,14 @@ func TestCachedBlobRange(t *testing.T) {
 	if res.StatusCode != http.StatusPartialContent || !bytes.Equal(part, full[100:200]) {
 		t.Fatalf("range: status %d, %d bytes, equal %v", res.StatusCode, len(part), bytes.Equal(part, full[100:200]))
 	}
+	// A range past the end answers 416 with the OCI error body and the size.
+	res, body := e.do(http.MethodGet, path, jwt, "Range", "bytes=999999-")
+	if res.StatusCode != http.StatusRequestedRangeNotSatisfiable || res.Header.Get("Content-Range") != "bytes */"+itoa(len(full)) {
+		t.Errorf("unsatisfiable range: status %d, Content-Range %q", res.StatusCode, res.Header.Get("Content-Range"))
+	}
+	if code, _ := ociError(t, body); code != "RANGE_INVALID" || res.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("unsatisfiable range: code %s, Content-Type %q; want RANGE_INVALID in JSON", code, res.Header.Get("Content-Type"))
+	}
 	e.up.ResetCounts()
 	res, _ = e.do(http.MethodHead, path, jwt)
 	if res.StatusCode != 200 || res.Header.Get("Content-Length") != itoa(len(full)) {

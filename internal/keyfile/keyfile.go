@@ -51,18 +51,36 @@ func Read(path, what string, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stat %s %s: %w", what, path, err)
 	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s %s is not a regular file", what, path)
-	}
-	// Windows has no Unix permission bits to check.
-	if perm := st.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
-		return nil, fmt.Errorf("%s %s is accessible by group or others (mode %04o); run chmod 600 %s", what, path, perm, path)
+	if err := checkPrivate(st, path, what); err != nil {
+		return nil, err
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit))
 	if err != nil {
 		return nil, fmt.Errorf("read %s %s: %w", what, path, err)
 	}
 	return data, nil
+}
+
+// CheckPrivate refuses the file at path unless it is a regular file that
+// only its owner may access, as Read does. what names the file in errors
+// ("database file").
+func CheckPrivate(path, what string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("stat %s %s: %w", what, path, err)
+	}
+	return checkPrivate(st, path, what)
+}
+
+func checkPrivate(st fs.FileInfo, path, what string) error {
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s %s is not a regular file", what, path)
+	}
+	// Windows has no Unix permission bits to check.
+	if perm := st.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
+		return fmt.Errorf("%s %s is accessible by group or others (mode %04o); run chmod 600 %s", what, path, perm, path)
+	}
+	return nil
 }
 
 func create(path, what string, content []byte) error {

@@ -261,6 +261,19 @@ func TestOpenSQLiteErrors(t *testing.T) {
 	if _, err := OpenSQLite(t.Context(), junk, testBox(t, 1)); err == nil || !strings.Contains(err.Error(), junk) {
 		t.Errorf("OpenSQLite on a junk file = %v, want an error naming the file", err)
 	}
+	// A database others may read is refused like a key file.
+	loose := filepath.Join(dir, "loose.db")
+	st, err := OpenSQLite(t.Context(), loose, testBox(t, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if err := os.Chmod(loose, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenSQLite(t.Context(), loose, testBox(t, 1)); err == nil || !strings.Contains(err.Error(), "chmod 600 "+loose) {
+		t.Errorf("OpenSQLite on a mode 0644 database = %v, want an error saying to chmod 600 it", err)
+	}
 }
 
 func TestRoleNames(t *testing.T) {

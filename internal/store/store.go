@@ -33,6 +33,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/dproxy/dproxy/internal/keyfile"
 	"github.com/dproxy/dproxy/internal/secretbox"
 )
 
@@ -88,6 +89,11 @@ func OpenSQLite(ctx context.Context, path string, box *secretbox.Box) (*Store, e
 		return nil, fmt.Errorf("create database file %s: %w", abs, err)
 	}
 	f.Close()
+	// It holds password hashes and sealed secrets: refused like a key file
+	// when others may read it.
+	if err := keyfile.CheckPrivate(abs, "database file"); err != nil {
+		return nil, err
+	}
 
 	base := "file:" + (&url.URL{Path: abs}).EscapedPath() + "?" + sqlitePragmas
 	w, err := sql.Open("sqlite", base+"&_txlock=immediate")

@@ -3,7 +3,9 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -90,7 +92,7 @@ func (h *Handler) blob(w http.ResponseWriter, r *http.Request, src source, d oci
 		// ServeContent answers Range and conditional requests. A blob that
 		// needs no verification goes to it as the stored file, without the
 		// verifying reader in between, so the kernel copies it (sendfile).
-		cw := &countingWriter{ResponseWriter: w}
+		cw := &countingWriter{ResponseWriter: w, r: r, log: h.log}
 		if d, ok := b.ReadCloser.(direct); ok {
 			if f := d.Direct(); f != nil {
 				rs = f
@@ -181,13 +183,30 @@ type direct interface {
 }
 
 // countingWriter counts the body bytes written, also those a ReadFrom
-// (sendfile) copies.
+// (sendfile) copies. A 416 that http.ServeContent answers goes out with
+// the OCI error body instead of its plain text.
 type countingWriter struct {
 	http.ResponseWriter
-	n int64
+	r       *http.Request
+	log     *slog.Logger
+	n       int64
+	replied bool // the error body was written; ServeContent's is dropped
+}
+
+func (c *countingWriter) WriteHeader(status int) {
+	if status == http.StatusRequestedRangeNotSatisfiable {
+		c.replied = true
+		writeError(c.ResponseWriter, c.r, c.log, fmt.Errorf("%w: the range %q is not within the blob (Content-Range has its size)",
+			oci.ErrRangeUnsatisfied, c.r.Header.Get("Range")))
+		return
+	}
+	c.ResponseWriter.WriteHeader(status)
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.replied {
+		return len(p), nil
+	}
 	n, err := c.ResponseWriter.Write(p)
 	c.n += int64(n)
 	return n, err
