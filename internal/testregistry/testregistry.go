@@ -86,6 +86,7 @@ type Upstream struct {
 	hang        chan struct{} // non-nil while hanging; closed to release
 	down        bool
 	corrupt     map[string]bool
+	unsized     map[string]bool // blob digests answered without Content-Length (HideBlobLength)
 	redirect    bool
 	cdnAuth     bool
 	cdnRequests int
@@ -473,7 +474,7 @@ func (u *Upstream) serveRegistry(w http.ResponseWriter, r *http.Request, kind Ki
 			http.Redirect(w, r, u.CDNURL()+"/blob?"+q.Encode(), http.StatusTemporaryRedirect)
 			return
 		}
-		u.serveBlob(w, r, repo, ref, corrupt)
+		u.serveBlob(u.blobWriter(w, ref), r, repo, ref, corrupt)
 		return
 	}
 	u.inner.ServeHTTP(w, r)
