@@ -49,6 +49,7 @@ type App struct {
 	// starts its schedule.
 	Lifecycle *lifecycle.Manager
 	log       *slog.Logger
+	dirLock   *lifecycle.DataDirLock
 }
 
 // Option changes how Open assembles the server.
@@ -95,6 +96,17 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
 	}
+	// The shared lock tells fsck that temp files may belong to downloads
+	// in progress.
+	dirLock, err := lifecycle.HoldDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			dirLock.Unlock()
+		}
+	}()
 	box, err := openBox(cfg)
 	if err != nil {
 		return nil, err
@@ -175,7 +187,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		AfterDelete: gcPauseHook(log),
 	})
 	reg := registry.New(svc, iss, c, st, registry.Options{ExternalURL: cfg.ExternalURL, MirrorGroup: cfg.MirrorGroup, Virtual: vc, Logger: log, Metrics: m})
-	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Virtual: vc, Metrics: m, Lifecycle: lc, log: log}
+	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Virtual: vc, Metrics: m, Lifecycle: lc, log: log, dirLock: dirLock}
 	admin := graphql.New(st, svc, c, graphql.Options{ExternalURL: cfg.ExternalURL, Logger: log, Released: lc.Kick,
 		RateLimits: up.RateLimits, CheckRateLimit: upstream.NewCheckCache(up.CheckRateLimit, rateLimitCheckTTL, o.now).Check,
 		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams, ForgetUpstream: vc.ForgetUpstream})
@@ -251,7 +263,9 @@ func cacheSizes(st *store.Store) metrics.SizeFunc {
 func (a *App) Close() error {
 	a.Cache.Close()
 	a.Virtual.Close()
-	return a.Store.Close()
+	err := a.Store.Close()
+	a.dirLock.Unlock()
+	return err
 }
 
 // ready reports whether the database answers and the data dir is writable.

@@ -82,7 +82,19 @@ func runFsck(ctx context.Context, opts *fsckOptions) error {
 	if err != nil {
 		return err
 	}
-	rep, err := lifecycle.Fsck(ctx, st, files, lifecycle.FsckOptions{Repair: opts.Repair, VerifyContent: opts.VerifyContent})
+	fo := lifecycle.FsckOptions{Repair: opts.Repair, VerifyContent: opts.VerifyContent}
+	// With no server on the data dir, no temp file or new file can belong
+	// to a download in progress: no grace period.
+	switch lock, err := lifecycle.TryExclusive(opts.DataDir); {
+	case err == nil:
+		defer lock.Unlock()
+		fo.Grace = -1
+	case errors.Is(err, lifecycle.ErrDataDirInUse):
+		fmt.Fprintln(opts.IO.ErrOut, "a dproxy server is using this data dir: files written in the last hour are left alone")
+	case !errors.Is(err, errors.ErrUnsupported):
+		return err
+	}
+	rep, err := lifecycle.Fsck(ctx, st, files, fo)
 	out := opts.IO.Out
 	for _, f := range rep.Findings {
 		what := string(f.Digest)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
+	"github.com/dproxy/dproxy/internal/lifecycle"
 	"github.com/dproxy/dproxy/internal/oci"
 )
 
@@ -195,5 +196,40 @@ func TestFsckRun(t *testing.T) {
 				t.Errorf("fsck after --repair still finds problems:\n%s", out)
 			}
 		})
+	}
+}
+
+// A temp file of any age is a leftover when no server holds the data dir;
+// while one does, a recent one may be a download in progress.
+func TestFsckTempFilesAndRunningServer(t *testing.T) {
+	t.Parallel()
+	d := newDataDir(t)
+	tmp, err := d.files.CreateTemp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp.WriteString("a download that was just cut")
+	tmp.Close()
+	name := filepath.Base(tmp.Name())
+
+	server, err := lifecycle.HoldDataDir(d.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ios, out, errOut := testIO()
+	if err := runFsck(context.Background(), &fsckOptions{IO: ios, DataDir: d.dir, Repair: true}); err != nil {
+		t.Fatalf("fsck beside a server: %v\n%s", err, out)
+	}
+	if strings.Contains(out.String(), name) || !strings.Contains(errOut.String(), "server is using this data dir") {
+		t.Errorf("fsck beside a server touched a new temp file or did not say why it spared it:\n%s%s", out, errOut)
+	}
+	server.Unlock()
+
+	ios, out, _ = testIO()
+	if err := runFsck(context.Background(), &fsckOptions{IO: ios, DataDir: d.dir, Repair: true}); err != nil {
+		t.Fatalf("fsck alone: %v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), "temp-file\t"+name+"\trepaired") {
+		t.Errorf("fsck with no server did not remove the new temp file %s:\n%s", name, out)
 	}
 }
