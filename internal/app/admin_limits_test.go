@@ -73,3 +73,27 @@ func TestOversizedAdminRequestAnswers413(t *testing.T) {
 		t.Errorf("a 1 MiB+ operation: status %d, errors %q; want 413 saying it is too large", r.status, r.messages())
 	}
 }
+
+// The instance default Docker Hub account is the operator's: a puller or a
+// group owner whose pull fails with it learns that it failed, not its name.
+func TestInstanceDefaultIdentityNotInClientErrors(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{upstream: testregistry.Options{Users: map[string]string{"hub-operator-7": "right"}, RequireAuth: true}})
+	e.up.PushRandomImage(t, "library/alpine", "3", 1, 64)
+	e.up.PushRandomImage(t, "ratelimitpreview/test", "latest", 1, 64)
+	if err := e.app.Store.SetDefaultHubCredentials(t.Context(), store.HubCredentials{Identity: "hub-operator-7", Secret: "wrong"}); err != nil {
+		t.Fatal(err)
+	}
+	e.group("acme")
+	tok := e.user("alice", "acme", store.RoleOwner, "api")
+
+	res, body := e.do(http.MethodGet, "/v2/acme/dependency_proxy/containers/alpine/manifests/3", e.jwt("alice", tok, "acme/dependency_proxy/containers/alpine"))
+	code, msg := ociError(t, body)
+	if res.StatusCode < 400 || strings.Contains(msg, "hub-operator-7") || !strings.Contains(msg, "instance default credentials") {
+		t.Errorf("pull with rejected default credentials: %d %s %q; want an error naming the credentials by role only", res.StatusCode, code, msg)
+	}
+	r := e.gql(tok, `query { dockerHubRateLimit(groupPath: "acme") { remaining authenticatedAs } }`, nil)
+	if m := r.messages(); m == "" || strings.Contains(m, "hub-operator-7") || strings.Contains(string(r.Data), "hub-operator-7") {
+		t.Errorf("rate-limit check with rejected default credentials: errors %q, data %s; want an error without the identity", m, r.Data)
+	}
+}

@@ -98,7 +98,7 @@ func (c *Cache) revalidate(ctx context.Context, t Target, ref oci.Reference, row
 	}
 	if rl, ok := c.remote.RateLimit(t.Creds); ok && rl.Remaining <= c.opts.RateLimitReserve {
 		return c.stale(ctx, row, fmt.Errorf("%w: %d pulls remaining for %s, reserve %d; the tag moved to %s upstream",
-			errReserve, rl.Remaining, t.Creds.ID(), c.opts.RateLimitReserve, desc.Digest)), nil
+			errReserve, rl.Remaining, t.Creds.Named(), c.opts.RateLimitReserve, desc.Digest)), nil
 	}
 	c.log.InfoContext(ctx, "tag moved upstream", "image", t.Image, "ref", ref.String(), "old", row.Digest, "new", desc.Digest)
 	m, err := c.fetch(ctx, t, ref)

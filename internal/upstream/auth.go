@@ -16,7 +16,21 @@ import (
 )
 
 // Credentials authenticate to the upstream; the zero value is anonymous.
-type Credentials struct{ Username, Password string }
+type Credentials struct {
+	Username, Password string
+	// Label names the credentials in errors that reach registry clients,
+	// for credentials the client may not know of (the instance default);
+	// the username when empty.
+	Label string
+}
+
+// Named is how errors that clients see name the credentials.
+func (c Credentials) Named() string {
+	if c.Label != "" {
+		return c.Label
+	}
+	return c.ID()
+}
 
 // AnonymousID is the ID of the zero Credentials.
 const AnonymousID = "anonymous"
@@ -220,7 +234,7 @@ func (c *Client) requestToken(ctx context.Context, o op, creds Credentials, ch c
 	case res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden:
 		e := o.error(oci.ErrUnavailable, res.StatusCode, "", nil)
 		_, detail := parseErrorBody(res.Body)
-		e.Message = "the upstream token service rejected the credentials of " + creds.ID()
+		e.Message = "the upstream token service rejected the credentials of " + creds.Named()
 		if detail != "" {
 			e.Message += ": " + detail
 		}

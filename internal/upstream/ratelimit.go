@@ -145,7 +145,7 @@ func (c *Client) backingOff(o op, creds Credentials) error {
 		last = " (last seen: " + rl.String() + ")"
 	}
 	e := o.error(oci.ErrTooManyRequests, http.StatusTooManyRequests,
-		fmt.Sprintf("the upstream's pull rate limit for %s was reached%s; dproxy asks it again after %s", creds.ID(), last, until.UTC().Format(time.RFC3339)), nil)
+		fmt.Sprintf("the upstream's pull rate limit for %s was reached%s; dproxy asks it again after %s", creds.Named(), last, until.UTC().Format(time.RFC3339)), nil)
 	e.retryAfter = until.Sub(now)
 	return e
 }

@@ -384,7 +384,7 @@ func (c *Client) attempt(ctx context.Context, o op, creds Credentials, method, p
 			}
 		}
 		e := c.failure(o, res)
-		msg := "the upstream rejected the credentials of " + creds.ID()
+		msg := "the upstream rejected the credentials of " + creds.Named()
 		if e.Message != "" && e.Message != http.StatusText(res.StatusCode) {
 			msg += ": " + e.Message
 		}

@@ -81,7 +81,7 @@ func (q queryResolver) DockerHubRateLimit(ctx context.Context, groupPath *string
 			return nil, err
 		}
 		if def.Identity != "" {
-			creds, source = upstream.Credentials{Username: def.Identity, Password: def.Secret}, credsInstanceDefault
+			creds, source = upstream.Credentials{Username: def.Identity, Password: def.Secret, Label: "the instance default credentials"}, credsInstanceDefault
 		}
 	}
 	res, err := q.h.opts.CheckRateLimit(ctx, creds)

@@ -378,7 +378,8 @@ func (h *Handler) loadTarget(ctx context.Context, p auth.Principal, group string
 		if err != nil {
 			return cache.Target{}, fmt.Errorf("read default Docker Hub credentials: %w", err)
 		}
-		creds = upstream.Credentials{Username: def.Identity, Password: def.Secret}
+		// Pullers need not know the instance's account: errors name it by role.
+		creds = upstream.Credentials{Username: def.Identity, Password: def.Secret, Label: "the instance default credentials"}
 	}
 	return cache.Target{GroupID: g.ID, Creds: creds, FreshnessWindow: s.FreshnessWindow}, nil
 }
