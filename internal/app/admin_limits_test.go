@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dproxy/dproxy/internal/app"
+	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/store"
 	"github.com/dproxy/dproxy/internal/testregistry"
 )
@@ -95,5 +96,32 @@ func TestInstanceDefaultIdentityNotInClientErrors(t *testing.T) {
 	r := e.gql(tok, `query { dockerHubRateLimit(groupPath: "acme") { remaining authenticatedAs } }`, nil)
 	if m := r.messages(); m == "" || strings.Contains(m, "hub-operator-7") || strings.Contains(string(r.Data), "hub-operator-7") {
 		t.Errorf("rate-limit check with rejected default credentials: errors %q, data %s; want an error without the identity", m, r.Data)
+	}
+}
+
+// /metrics names every group and its cache size: on the main address it
+// needs an instance admin's api token; with --metrics-addr it is not there.
+func TestMetricsNeedAnAdminToken(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.group("acme")
+	owner := e.user("alice", "acme", store.RoleOwner, "api")
+	for _, c := range []struct {
+		name, token string
+		want        int
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"a group owner's api token", owner, http.StatusUnauthorized},
+		{"an admin's api token", e.adminToken(), http.StatusOK},
+	} {
+		res, body := e.do(http.MethodGet, "/metrics", c.token)
+		if res.StatusCode != c.want || (c.want == http.StatusOK) != strings.Contains(string(body), "dproxy_http_requests_total") {
+			t.Errorf("/metrics with %s: %d %.100s, want %d", c.name, res.StatusCode, body, c.want)
+		}
+	}
+
+	elsewhere := newEnv(t, envOptions{configure: func(c *config.Config) { c.MetricsAddr = "127.0.0.1:0" }})
+	if res, _ := elsewhere.do(http.MethodGet, "/metrics", elsewhere.adminToken()); res.StatusCode != http.StatusNotFound {
+		t.Errorf("/metrics on the main address with metrics-addr set: %d, want 404", res.StatusCode)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -195,6 +196,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		Addr: cfg.Addr, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Metrics: m,
 		GraphQL: admin.GraphQL(), GitLabAPI: admin.REST(),
+		MetricsElsewhere: cfg.MetricsAddr != "", MetricsAuthorize: metricsAuthorizer(svc),
 	})
 	return a, nil
 }
@@ -228,10 +230,47 @@ func (a *App) Run(ctx context.Context) error {
 	bg, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Lifecycle.Run(bg) })
+	if a.Config.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", a.Config.MetricsAddr)
+		if err != nil {
+			stop()
+			wg.Wait()
+			ln.Close()
+			return fmt.Errorf("listen on %s (metrics-addr): %w", a.Config.MetricsAddr, err)
+		}
+		a.log.Info("serving /metrics", "addr", mln.Addr().String())
+		wg.Go(func() {
+			if err := a.Server.ServeMetrics(bg, mln); err != nil {
+				a.log.Error("metrics listener stopped", "err", err)
+			}
+		})
+	}
 	err = a.Server.Serve(ctx, ln)
 	stop()
 	wg.Wait()
 	return err
+}
+
+// metricsAuthorizer accepts a Bearer token of an instance admin with the
+// api scope: the metrics name every group and its cache size.
+func metricsAuthorizer(svc *auth.Service) func(*http.Request) error {
+	return func(r *http.Request) error {
+		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || secret == "" {
+			return errors.New("/metrics needs an instance admin's token with the api scope in an Authorization: Bearer header")
+		}
+		p, err := svc.AuthenticateToken(r.Context(), strings.TrimSpace(secret))
+		if err != nil {
+			return errors.New("/metrics: the token is unknown, revoked or expired")
+		}
+		if err := auth.AuthorizeAPI(p); err != nil {
+			return err
+		}
+		if !p.IsAdmin() {
+			return errors.New("/metrics needs an instance admin's token")
+		}
+		return nil
+	}
 }
 
 // loopback reports whether addr only accepts connections from this machine.

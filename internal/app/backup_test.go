@@ -86,7 +86,7 @@ func TestBackupWhilePullingRestoresEverything(t *testing.T) {
 	if n := e.up.Count("GET", testregistry.KindBlob) + e.up.Count("GET", testregistry.KindManifest); n != 0 {
 		t.Errorf("the restored server made %d upstream GETs for cached images, want 0", n)
 	}
-	res, body := e2.do("GET", "/metrics", "")
+	res, body := e2.do("GET", "/metrics", e2.adminToken())
 	if res.StatusCode != 200 || !strings.Contains(string(body), `dproxy_cache_size_bytes{group="acme"}`) ||
 		!strings.Contains(string(body), "dproxy_cache_stored_bytes") {
 		t.Errorf("/metrics lacks the cache size gauges (status %d)", res.StatusCode)

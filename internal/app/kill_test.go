@@ -157,21 +157,8 @@ func TestKilledDuringDownloadServesNoPartialBlob(t *testing.T) {
 // guest alice; it returns alice's token secret.
 func prepareDataDir(t testing.TB, dir string) string {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = dir
-	key, err := secretbox.LoadOrCreateKey(cfg.SecretKeyPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	box, err := secretbox.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, cfg.DBPath(), box)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openDataDir(t, dir)
 	defer st.Close()
 	g, err := st.CreateGroup(ctx, "acme")
 	if err != nil {
@@ -189,6 +176,62 @@ func prepareDataDir(t testing.TB, dir string) string {
 		t.Fatal(err)
 	}
 	return secret
+}
+
+// openDataDir opens the store of a data dir, creating its key and
+// database when missing.
+func openDataDir(t testing.TB, dir string) *store.Store {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = dir
+	key, err := secretbox.LoadOrCreateKey(cfg.SecretKeyPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := secretbox.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenSQLite(context.Background(), cfg.DBPath(), box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// addAdmin creates an instance admin with an api token in a data dir that
+// no server uses yet, and returns the token.
+func addAdmin(t testing.TB, dir string) string {
+	t.Helper()
+	ctx := context.Background()
+	st := openDataDir(t, dir)
+	defer st.Close()
+	u, err := st.CreateUser(ctx, store.User{Username: "root", Admin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, hash := auth.NewTokenSecret(store.TokenPersonal)
+	if _, err := st.CreateToken(ctx, store.Token{Kind: store.TokenPersonal, Name: "metrics", UserID: u.ID, Scopes: []string{auth.ScopeAPI}, Hash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// getMetrics reads /metrics with an admin token.
+func getMetrics(t testing.TB, base, token string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", res.StatusCode, b)
+	}
+	return string(b)
 }
 
 // fetchJWT asks a server's token endpoint for a pull token on repo.
@@ -224,7 +267,9 @@ func TestServeLifecycle(t *testing.T) {
 	}
 	tok, _ := os.ReadFile(tokenPath)
 	for _, path := range []string{"/-/health", "/-/readiness", "/metrics"} {
-		res, err := http.Get(base + path)
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,6 +314,7 @@ func TestServeEnforcesSizeCapAfterDownloads(t *testing.T) {
 	}
 	dir := t.TempDir()
 	secret := prepareDataDir(t, dir)
+	admin := addAdmin(t, dir)
 	maxSize := int64(3 * layer)
 	_, base := serveProcessEnv(t, dir, up.URL, fmt.Sprintf("DPROXY_CACHE_MAX_SIZE=%d", maxSize), "DPROXY_GC_INTERVAL=24h")
 	host := strings.TrimPrefix(base, "http://")
@@ -276,13 +322,7 @@ func TestServeEnforcesSizeCapAfterDownloads(t *testing.T) {
 		pullAll(t, fmt.Sprintf("%s/acme/dependency_proxy/containers/img%d:v1", host, i), pullOpts("alice", secret))
 	}
 	metric := func(name string) float64 {
-		res, err := http.Get(base + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		for _, line := range strings.Split(string(b), "\n") {
+		for _, line := range strings.Split(getMetrics(t, base, admin), "\n") {
 			if v, ok := strings.CutPrefix(line, name+" "); ok {
 				f, err := strconv.ParseFloat(v, 64)
 				if err != nil {

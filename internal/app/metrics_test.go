@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -34,13 +33,7 @@ func TestMetricsCountCacheAndUpstream(t *testing.T) {
 		t.Fatalf("manifest GET with the upstream down: %d", res.StatusCode)
 	}
 
-	res, err := http.Get(e.srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	exp := string(text)
+	exp := metricsText(t, e)
 	for _, want := range []string{
 		`dproxy_cache_results_total{kind="blob",result="miss"} 1`,
 		`dproxy_cache_results_total{kind="blob",result="hit"} 1`,

@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -285,16 +284,7 @@ func TestTooManyRequestsBacksOff(t *testing.T) {
 
 func metricsText(t *testing.T, e *env) string {
 	t.Helper()
-	res, err := http.Get(e.srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return getMetrics(t, e.srv.URL, e.adminToken())
 }
 
 // upstreamRateLimits shows instance admins every credential's last seen

@@ -145,7 +145,13 @@ func (s *server) Logs() string {
 func (s *server) waitDownloads(ts *testscript.TestScript) {
 	deadline := time.Now().Add(time.Minute)
 	for {
-		res, err := http.Get(s.URL + "/metrics")
+		tok, err := os.ReadFile(filepath.Join(s.DataDir, "initial_admin_token"))
+		if err != nil {
+			ts.Fatalf("read the initial admin token: %v", err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, s.URL+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			ts.Fatalf("read metrics: %v", err)
 		}

@@ -49,6 +49,7 @@ func newCmdServe(ios *cmdutil.IOStreams, runF func(context.Context, *serveOption
 	f.String("data-dir", def.DataDir, "directory for the database, blobs and keys")
 	f.String("external-url", "", "URL clients reach this server at (default: derived from --addr)")
 	f.String("upstream", def.Upstream, "upstream registry URL")
+	f.String("metrics-addr", def.MetricsAddr, "serve /metrics without a token on this second address only (default: /metrics on --addr, for instance admins' api tokens)")
 	f.String("mirror-group", def.MirrorGroup, "group that serves plain Docker Hub paths (mirror mode)")
 	f.String("tls-cert", "", "TLS certificate file (with --tls-key)")
 	f.String("tls-key", "", "TLS key file (with --tls-cert)")

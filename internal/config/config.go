@@ -38,6 +38,11 @@ type Config struct {
 	// MirrorGroup is the group that serves plain Docker Hub paths; "" turns
 	// mirror mode off.
 	MirrorGroup string `koanf:"mirror-group"`
+	// MetricsAddr, when set, is a second address that serves /metrics
+	// without a token (bind it to a private interface); the main address
+	// then has no /metrics. When empty, /metrics on the main address needs
+	// an instance admin's token with the api scope.
+	MetricsAddr string `koanf:"metrics-addr"`
 	// TLSCert and TLSKey are PEM files; both or neither.
 	TLSCert string `koanf:"tls-cert"`
 	TLSKey  string `koanf:"tls-key"`
@@ -181,6 +186,11 @@ func (c Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
+	if c.MetricsAddr != "" {
+		if err := checkAddr(c.MetricsAddr); err != nil {
+			add("metrics-addr %q: %w", c.MetricsAddr, err)
+		}
+	}
 	addrErr := checkAddr(c.Addr)
 	if addrErr != nil {
 		add("addr %q: %w", c.Addr, addrErr)

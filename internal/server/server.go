@@ -32,6 +32,12 @@ type Options struct {
 	GraphQL http.Handler
 	// GitLabAPI serves /api/v4/ (GitLab's REST purge); nil leaves it out.
 	GitLabAPI http.Handler
+	// MetricsAuthorize, when set, must accept a request to /metrics on the
+	// main address; a refusal answers 401.
+	MetricsAuthorize func(*http.Request) error
+	// MetricsElsewhere leaves /metrics off the main address: it is served
+	// by ServeMetrics on an address of its own.
+	MetricsElsewhere bool
 	// BodyReadTimeout bounds reading the body of a token or admin API
 	// request. Default DefaultBodyReadTimeout.
 	BodyReadTimeout time.Duration
@@ -68,8 +74,8 @@ func New(reg *registry.Handler, ready func(context.Context) error, opts Options)
 		}
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
 	})
-	if opts.Metrics != nil {
-		mux.Handle("GET /metrics", opts.Metrics.Handler())
+	if opts.Metrics != nil && !opts.MetricsElsewhere {
+		mux.Handle("GET /metrics", authorizeMetrics(opts.Metrics.Handler(), opts.MetricsAuthorize))
 	}
 	mux.HandleFunc("/jwt/auth", reg.Token)
 	if opts.GraphQL != nil {
@@ -132,6 +138,43 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	return nil
+}
+
+// authorizeMetrics lets through the requests authorize accepts (all when
+// it is nil).
+func authorizeMetrics(next http.Handler, authorize func(*http.Request) error) http.Handler {
+	if authorize == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := authorize(r); err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="dproxy metrics"`)
+			writeJSON(w, http.StatusUnauthorized, fmt.Sprintf(`{"error":%q}`, err.Error()+"; or serve metrics on a private address with --metrics-addr"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ServeMetrics serves only GET /metrics, without a token, on ln until ctx
+// ends. It is for an address the operator keeps private (--metrics-addr).
+func (s *Server) ServeMetrics(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	if s.opts.Metrics != nil {
+		mux.Handle("GET /metrics", s.opts.Metrics.Handler())
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve metrics on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hs.Shutdown(sctx)
 	return nil
 }
 
