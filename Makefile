@@ -22,13 +22,20 @@ build: ## Build bin/dproxy
 run: build ## Run dproxy on its embedded default (SQLite + a blob folder in ./dproxy-data)
 	$(BIN)/dproxy serve
 
+# -race needs cgo, and cgo a C compiler: without one, go env CGO_ENABLED
+# says 0 and the tests run without the race detector, with a note saying so.
+RACE = $(if $(filter 1,$(shell $(GO) env CGO_ENABLED 2>/dev/null)),-race)
+
 .PHONY: test
-test: $(BIN)/gotestsum ## Run every test with the race detector
-	$(BIN)/gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg -- -race -shuffle=on -count=1 -timeout 20m ./...
+test: $(BIN)/gotestsum ## Run every test (with the race detector when a C compiler is installed)
+	@if [ -z "$(RACE)" ]; then echo "note: cgo is off (go env CGO_ENABLED is 0, as without a C compiler): running the tests without the race detector; for it, install gcc (Debian/Ubuntu: apt-get install gcc libc6-dev)"; fi
+	@if [ -z "$$DPROXY_TEST_POSTGRES" ] || [ -z "$$DPROXY_TEST_S3" ]; then echo "note: DPROXY_TEST_POSTGRES or DPROXY_TEST_S3 is not set: the PostgreSQL and S3 tests skip (with CI=true, fail) and the summary says how to run them; bash .ci/run (as root) starts both servers and runs every test"; fi
+	$(BIN)/gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg -- $(RACE) -shuffle=on -count=1 -timeout 20m ./...
 
 .PHONY: lint
 lint: $(BIN)/staticcheck ## gofmt, go vet, staticcheck, go mod tidy check
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@files=$$(git ls-files '*.go') && [ -n "$$files" ] || { echo "lint: git ls-files lists no Go files: lint needs git and a git checkout"; exit 1; }; \
+	out=$$(gofmt -l $$files); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
 	$(GO) mod tidy -diff
@@ -53,7 +60,7 @@ $(BIN)/dproxy-bench:
 	$(GO) build -o $@ ./cmd/dproxy-bench
 
 $(BIN)/registry:
-	GOBIN=$(BIN) $(GO) install github.com/distribution/distribution/v3/cmd/registry@$(DISTRIBUTION_VERSION)
+	@$(call go-install,$@,github.com/distribution/distribution/v3/cmd/registry,github.com/distribution/distribution/v3,$(DISTRIBUTION_VERSION))
 
 .PHONY: generate
 generate: ## Regenerate generated code (GraphQL server, CLI docs, completions)
@@ -64,6 +71,7 @@ GENERATED := internal/server/graphql/generated docs/cli completions
 
 .PHONY: check-generate
 check-generate: generate ## Fail when generated code is not current
+	@git rev-parse --is-inside-work-tree >/dev/null || { echo "check-generate needs git and a git checkout"; exit 1; }
 	@git diff --exit-code -- $(GENERATED) || { echo "generated code is stale: run make generate and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- $(GENERATED))" || { echo "untracked generated files: run make generate and commit"; exit 1; }
 
@@ -74,8 +82,16 @@ e2e: ## End-to-end: docker, podman, skopeo, containerd, crane, regctl pull throu
 .PHONY: ci
 ci: lint check-generate test e2e ## What CI runs: lint, the generated-code check, the tests and the end-to-end suite
 
+# Go tools in bin/, each pinned above. Their targets run on every use and
+# (re)install a tool when bin/ lacks it or holds a build of another version:
+# go version -m reads the module version built into the binary.
+# $(call go-install,BINARY,PACKAGE,MODULE,VERSION)
+go-install = $(GO) version -m $(1) 2>/dev/null | awk '$$1 == "mod" && $$2 == "$(3)" && $$3 == "$(4)" { ok = 1 } END { exit !ok }' || \
+	{ echo "installing $(2)@$(4) into bin/"; GOBIN=$(BIN) $(GO) install $(2)@$(4); }
+
+.PHONY: $(BIN)/gotestsum $(BIN)/staticcheck $(BIN)/registry
 $(BIN)/gotestsum:
-	GOBIN=$(BIN) $(GO) install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
+	@$(call go-install,$@,gotest.tools/gotestsum,gotest.tools/gotestsum,$(GOTESTSUM_VERSION))
 
 $(BIN)/staticcheck:
-	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@$(call go-install,$@,honnef.co/go/tools/cmd/staticcheck,honnef.co/go/tools,$(STATICCHECK_VERSION))

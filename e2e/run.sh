@@ -16,7 +16,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CRANE_VERSION=v0.22.1
 REGCTL_VERSION=v0.11.7
-DEBIAN_PACKAGES=(docker.io containerd podman runc skopeo tmux)
+DEBIAN_PACKAGES=(docker.io containerd podman runc skopeo tmux curl python3)
+# .ci/run installs these with its own packages, in one apt-get update.
+if [[ ${1:-} == --debian-packages ]]; then
+	echo "${DEBIAN_PACKAGES[*]}"
+	exit 0
+fi
 GROUP=e2e # also the mirror group
 EXPECT="hello from dproxy e2e"
 
@@ -157,22 +162,29 @@ upstream_count() { # upstream_count "GET blob"
 log "install what is missing"
 need_apt=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
-	dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
+	status=$(dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null || true)
+	[[ $status == "install ok installed" ]] || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
 	echo "apt-get install ${need_apt[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq "${need_apt[@]}" >/dev/null
+	apt-get update -qq </dev/null
+	apt-get install -y -qq "${need_apt[@]}" </dev/null >/dev/null
 fi
 GOBIN_DIR=$ROOT/bin
 mkdir -p "$GOBIN_DIR"
-if ! "$GOBIN_DIR/crane" version 2>/dev/null | grep -qx "${CRANE_VERSION#v}"; then
-	GOBIN=$GOBIN_DIR go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION"
-fi
-if ! "$GOBIN_DIR/regctl" version 2>/dev/null | grep -q "$REGCTL_VERSION"; then
-	GOBIN=$GOBIN_DIR go install "github.com/regclient/regclient/cmd/regctl@$REGCTL_VERSION"
-fi
+# go_install BINARY PACKAGE MODULE VERSION: install PACKAGE@VERSION into
+# bin/ unless BINARY there was built from MODULE at VERSION (go version -m
+# reads the version built in; crane and regctl print the same, e.g. v0.22.1).
+go_install() {
+	local bin=$GOBIN_DIR/$1
+	if ! go version -m "$bin" 2>/dev/null | awk -v m="$3" -v v="$4" '$1 == "mod" && $2 == m && $3 == v { ok = 1 } END { exit !ok }'; then
+		echo "installing $2@$4 into bin/"
+		GOBIN=$GOBIN_DIR go install "$2@$4"
+	fi
+}
+go_install crane github.com/google/go-containerregistry/cmd/crane github.com/google/go-containerregistry "$CRANE_VERSION"
+go_install regctl github.com/regclient/regclient/cmd/regctl github.com/regclient/regclient "$REGCTL_VERSION"
 CRANE=$GOBIN_DIR/crane
 REGCTL=$GOBIN_DIR/regctl
 DOCKER=/usr/bin/docker # Debian's client, whatever else is on PATH

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,28 +21,23 @@ import (
 	"github.com/dproxy/dproxy/internal/testregistry"
 )
 
-// envS3 points the scale-out tests at an S3-compatible server:
-// http://ACCESS_KEY:SECRET_KEY@host:port/bucket (the bucket must exist).
-const envS3 = "DPROXY_TEST_S3"
-
 // cluster is what replicas share: one PostgreSQL schema, one bucket prefix,
 // one secret key.
 type cluster struct {
 	database, storage, s3ID, s3Secret, secretKey string
 }
 
-// newCluster gives a test a fresh shared database and bucket prefix, or
-// skips it when DPROXY_TEST_POSTGRES or DPROXY_TEST_S3 is not set.
+// newCluster gives a test a fresh shared database and bucket prefix in the
+// servers named by DPROXY_TEST_POSTGRES and DPROXY_TEST_S3
+// (http://ACCESS_KEY:SECRET_KEY@host:port/bucket; the bucket must exist).
+// Without them it skips the test, or fails it in CI (storetest.Require).
 func newCluster(t *testing.T) cluster {
 	t.Helper()
-	raw := os.Getenv(envS3)
-	if raw == "" {
-		t.Skip(envS3 + " is not set; skipping the scale-out test")
-	}
+	raw := storetest.Require(t, storetest.EnvS3)
 	dsn := storetest.PostgresDSN(t)
 	u, err := url.Parse(raw)
 	if err != nil || u.User == nil {
-		t.Fatalf("%s: want http://KEY:SECRET@host:port/bucket", envS3)
+		t.Fatalf("%s: want http://KEY:SECRET@host:port/bucket", storetest.EnvS3)
 	}
 	secret, _ := u.User.Password()
 	prefix := strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-") + "-" + time.Now().Format("150405.000000")

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -22,12 +21,8 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/store/storetest"
 )
-
-// EnvS3 names the variable pointing the tests at a real S3-compatible
-// server: http://ACCESS_KEY:SECRET_KEY@host:port/bucket. The bucket is
-// created when missing; every test works under a prefix of its own.
-const envS3 = "DPROXY_TEST_S3"
 
 // fakeS3 starts an in-process S3 server (gofakes3) with one bucket.
 func fakeS3(t *testing.T) S3Options {
@@ -45,17 +40,16 @@ func fakeS3(t *testing.T) S3Options {
 	}
 }
 
-// realS3 returns options for the server named by DPROXY_TEST_S3 with a
-// fresh prefix, or skips the test.
+// realS3 returns options for the server named by DPROXY_TEST_S3
+// (http://ACCESS_KEY:SECRET_KEY@host:port/bucket) with a fresh prefix; the
+// bucket is created when missing. Without the variable it skips the test,
+// or fails it in CI (storetest.Require).
 func realS3(t *testing.T) S3Options {
 	t.Helper()
-	raw := os.Getenv(envS3)
-	if raw == "" {
-		t.Skip(envS3 + " is not set; skipping the S3 server test")
-	}
+	raw := storetest.Require(t, storetest.EnvS3)
 	u, err := url.Parse(raw)
 	if err != nil || u.User == nil {
-		t.Fatalf("%s: want http://KEY:SECRET@host:port/bucket", envS3)
+		t.Fatalf("%s: want http://KEY:SECRET@host:port/bucket", storetest.EnvS3)
 	}
 	secret, _ := u.User.Password()
 	o := S3Options{
@@ -69,7 +63,7 @@ func realS3(t *testing.T) S3Options {
 		t.Fatal(err)
 	}
 	if ok, err := c.BucketExists(t.Context(), o.Bucket); err != nil {
-		t.Fatalf("%s: %v", envS3, err)
+		t.Fatalf("%s: %v", storetest.EnvS3, err)
 	} else if !ok {
 		if err := c.MakeBucket(t.Context(), o.Bucket, minio.MakeBucketOptions{Region: o.Region}); err != nil {
 			t.Fatalf("create bucket %s: %v", o.Bucket, err)
@@ -103,18 +97,14 @@ func TestS3ContractFake(t *testing.T) {
 
 func TestS3ContractServer(t *testing.T) {
 	t.Parallel()
-	if os.Getenv(envS3) == "" {
-		t.Skip(envS3 + " is not set; skipping the S3 server test")
-	}
+	storetest.Require(t, storetest.EnvS3)
 	testStoreContract(t, func(t *testing.T) contractStore { return newTestS3(t, realS3(t)) })
 }
 
 // A large blob goes up as a multipart upload and comes back whole.
 func TestS3LargeBlob(t *testing.T) {
 	t.Parallel()
-	if os.Getenv(envS3) == "" {
-		t.Skip(envS3 + " is not set; skipping the S3 server test")
-	}
+	storetest.Require(t, storetest.EnvS3)
 	s := newTestS3(t, realS3(t))
 	content := randomBytes(t, 40<<20)
 	d := put(t, s, content)

@@ -43,6 +43,10 @@ func newCmdServe(ios *cmdutil.IOStreams, runF func(context.Context, *serveOption
 			return runServe(cmd.Context(), opts)
 		},
 	}
+	// Every configuration key has a flag named after it but the secrets
+	// (secret-key, s3-access-key-id, s3-secret-access-key): a flag's value
+	// shows in the process list and in shell history. Sizes are strings, so
+	// they may carry a unit; config.Load parses and checks every value.
 	f := cmd.Flags()
 	f.StringVar(&opts.ConfigFile, "config", "", "YAML config file")
 	f.String("addr", def.Addr, "address to listen on")
@@ -63,6 +67,8 @@ func newCmdServe(ios *cmdutil.IOStreams, runF func(context.Context, *serveOption
 	f.Int("virtual-registry-upstreams", def.VirtualRegistryUpstreams, "most upstreams a container virtual registry may have")
 	f.Duration("upstream-connect-timeout", def.UpstreamConnectTimeout, "upstream connect timeout")
 	f.Duration("upstream-response-header-timeout", def.UpstreamResponseHeaderTimeout, "upstream response-header timeout")
+	f.String("max-manifest-size", "10MiB", "largest manifest accepted from the upstream, a size such as 4MiB")
+	f.String("max-blob-size", "50GiB", "largest blob (layer or config) accepted from the upstream, a size such as 20GiB")
 	f.Duration("shutdown-timeout", def.ShutdownTimeout, "how long in-flight responses may take to finish on SIGTERM")
 	f.Duration("ttl-interval", def.TTLInterval, "how often the groups' image TTL policies are applied")
 	f.Duration("gc-interval", def.GCInterval, "how often unreferenced blob files are deleted and the size cap enforced")

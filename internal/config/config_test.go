@@ -539,23 +539,37 @@ func TestLoadS3CredentialsAndRedirect(t *testing.T) {
 	}
 }
 
-// TestDocsListEveryOption keeps docs/configuration.md in step with Config.
+// TestDocsListEveryOption keeps docs/configuration.md in step with Config:
+// every key has a row of the options table, naming its environment
+// variable. The flag column is checked against serve's flags in
+// internal/commands (TestServeFlagsMatchConfigurationDocs).
 func TestDocsListEveryOption(t *testing.T) {
 	t.Parallel()
 	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
 	if err != nil {
 		t.Fatalf("read docs: %v", err)
 	}
-	doc := string(b)
+	rows := make(map[string][]string) // key → its row's cells
+	for line := range strings.Lines(string(b)) {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), " | ")
+		rows[strings.Trim(strings.TrimSpace(cells[0]), "`")] = cells
+	}
 	keys := Keys()
 	if len(keys) != reflect.TypeFor[Config]().NumField() {
 		t.Fatalf("Keys() has %d keys for %d fields", len(keys), reflect.TypeFor[Config]().NumField())
 	}
 	for _, key := range keys {
-		for _, want := range []string{"`" + key + "`", "`--" + key + "`", "`" + EnvVar(key) + "`"} {
-			if !strings.Contains(doc, want) {
-				t.Errorf("docs/configuration.md does not mention %s", want)
-			}
+		cells, ok := rows[key]
+		switch {
+		case !ok:
+			t.Errorf("docs/configuration.md has no table row for %q", key)
+		case len(cells) < 5:
+			t.Errorf("docs/configuration.md: the row of %q has %d cells, want 5 (key, flag, environment variable, default, meaning)", key, len(cells))
+		case strings.TrimSpace(cells[2]) != "`"+EnvVar(key)+"`":
+			t.Errorf("docs/configuration.md: the row of %q names the variable %s, want `%s`", key, cells[2], EnvVar(key))
 		}
 	}
 }

@@ -1,7 +1,8 @@
-// Package storetest gives tests a PostgreSQL database of their own: a fresh
-// schema in the server named by DPROXY_TEST_POSTGRES, dropped when the test
-// ends, so tests can run in parallel on one server. It is for tests only and
-// must not import any dproxy package.
+// Package storetest gives tests the servers named by DPROXY_TEST_POSTGRES
+// and DPROXY_TEST_S3, and a PostgreSQL database of their own: a fresh schema
+// in that server, dropped when the test ends, so tests can run in parallel
+// on one server. It is for tests only and must not import any dproxy
+// package.
 package storetest
 
 import (
@@ -11,6 +12,7 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -22,15 +24,47 @@ import (
 // postgres://postgres@127.0.0.1:17001/dproxy?sslmode=disable.
 const EnvPostgres = "DPROXY_TEST_POSTGRES"
 
+// EnvS3 names the variable holding an S3-compatible server tests may write
+// to, as http://ACCESS_KEY:SECRET_KEY@host:port/bucket.
+const EnvS3 = "DPROXY_TEST_S3"
+
+// EnvCI names the variable CI systems set to true. With it, a test whose
+// server variable is missing fails instead of skipping.
+const EnvCI = "CI"
+
+// Require returns the value of name, EnvPostgres or EnvS3. When it is
+// empty the test is skipped, or fails when CI is true (as strconv.ParseBool
+// reads it): in CI a dropped variable must not turn these tests into
+// silent skips. Either way the message names the variable and how to set
+// it.
+func Require(t testing.TB, name string) string {
+	t.Helper()
+	var what, example string
+	switch name {
+	case EnvPostgres:
+		what, example = "PostgreSQL", "'postgres://USER@HOST:PORT/DB?sslmode=disable' (a server the tests may create schemas in)"
+	case EnvS3:
+		what, example = "S3", "'http://ACCESS_KEY:SECRET_KEY@HOST:PORT/BUCKET' (an S3-compatible server)"
+	default:
+		t.Fatalf("storetest.Require(%q): want %s or %s", name, EnvPostgres, EnvS3)
+	}
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	howTo := "To run it, set " + name + "=" + example + ", or run `bash .ci/run` as root: it starts throwaway servers on loopback, sets both variables and runs every test."
+	if ci, _ := strconv.ParseBool(os.Getenv(EnvCI)); ci {
+		t.Fatalf("%s is not set, but %s=%s: CI must run this %s test, not skip it. %s", name, EnvCI, os.Getenv(EnvCI), what, howTo)
+	}
+	t.Skipf("%s is not set: skipping this %s test. %s", name, what, howTo)
+	return ""
+}
+
 // PostgresDSN creates a new, empty schema and returns a DSN whose
-// search_path is that schema. It skips the test when DPROXY_TEST_POSTGRES
-// is not set.
+// search_path is that schema. Without DPROXY_TEST_POSTGRES it skips the
+// test, or fails it in CI (see Require).
 func PostgresDSN(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv(EnvPostgres)
-	if base == "" {
-		t.Skip(EnvPostgres + " is not set; skipping the PostgreSQL test")
-	}
+	base := Require(t, EnvPostgres)
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatalf("%s: %v", EnvPostgres, err)
