@@ -63,6 +63,20 @@ func TestRateLimitCheckIsNotAmplified(t *testing.T) {
 	if n := heads(); n != 2 {
 		t.Errorf("a request after another 11 s: %d upstream HEADs in all, want 2", n)
 	}
+
+	// An upstream without rate-limit headers is unlimited.
+	e.up.SetRateLimit(0, 0)
+	clock.Add(11 * time.Second)
+	var unlimited struct {
+		DockerHubRateLimit struct {
+			Unlimited bool
+			Remaining *int
+		}
+	}
+	e.ok(tok, `query { dockerHubRateLimit(groupPath: "acme") { unlimited remaining } }`, nil, &unlimited)
+	if u := unlimited.DockerHubRateLimit; !u.Unlimited || u.Remaining != nil {
+		t.Errorf("no rate-limit headers: %+v, want unlimited", u)
+	}
 }
 
 func TestOversizedAdminRequestAnswers413(t *testing.T) {
