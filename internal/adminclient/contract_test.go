@@ -199,7 +199,7 @@ func TestContract(t *testing.T) {
 	// A pull returns before its downloads are recorded: wait for the
 	// second blob reference (the config and the layer).
 	var bp adminclient.BlobPage
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
 		bp, err = c.Blobs(ctx, "acme", adminclient.Page{First: 1})
 		if err != nil || bp.PageInfo.HasNextPage || time.Now().After(deadline) {
 			break

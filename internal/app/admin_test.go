@@ -403,7 +403,9 @@ func TestPurgeDuringDownload(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 	b := e.aliceBlob("slow", 2<<20)
-	e.up.SetBandwidth(1 << 20)
+	// 2 MiB at 1 KiB/s would take over half an hour: the download cannot
+	// finish before the test lifts the cap, however slow the machine.
+	e.up.SetBandwidth(1 << 10)
 
 	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+b.path, nil)
 	req.Header.Set("Authorization", "Bearer "+b.jwt)
@@ -417,6 +419,13 @@ func TestPurgeDuringDownload(t *testing.T) {
 	}
 	var got struct{ PurgeDependencyProxyCache struct{ Errors []string } }
 	e.ok(e.adminToken(), `mutation { purgeDependencyProxyCache(input: {groupPath: "acme"}) { errors } }`, nil, &got)
+	// The premise: the purge ran while the download was still going.
+	if !e.downloading() {
+		t.Fatal("the download ended before the purge returned: the purge did not run during it")
+	}
+	if _, err := e.app.Blobs.Stat(context.Background(), oci.Digest(b.digest.String())); err == nil {
+		t.Fatal("the blob was committed before the purge returned: the purge did not run during its download")
+	}
 	e.up.SetBandwidth(0)
 	body, err := io.ReadAll(res.Body)
 	if err != nil || digestOf(body) != b.digest.String() {

@@ -60,8 +60,10 @@ type options struct {
 	now func() time.Time
 }
 
-// WithClock makes the cache and the background jobs read the time from
-// now (tests move it forward to expire entries).
+// WithClock makes everything that judges time by a clock read it from now:
+// the cache, the upstream clients, auth (token and JWT expiry), the
+// registry's remembered decisions, the admin API and the background jobs.
+// Tests move it forward to expire entries and tokens.
 func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
 }
@@ -135,8 +137,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
-	iss := auth.NewIssuer(key, auth.IssuerOptions{TTL: cfg.TokenExpiry})
-	svc := auth.NewService(st, iss, auth.ServiceOptions{MirrorGroup: cfg.MirrorGroup})
+	iss := auth.NewIssuer(key, auth.IssuerOptions{TTL: cfg.TokenExpiry, Now: o.now})
+	svc := auth.NewService(st, iss, auth.ServiceOptions{MirrorGroup: cfg.MirrorGroup, Now: o.now})
 	if err := bootstrap(ctx, st, cfg.InitialTokenPath(), log); err != nil {
 		return nil, err
 	}
@@ -187,9 +189,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		Metrics:     lm,
 		AfterDelete: gcPauseHook(log),
 	})
-	reg := registry.New(svc, iss, c, st, registry.Options{ExternalURL: cfg.ExternalURL, MirrorGroup: cfg.MirrorGroup, Virtual: vc, Logger: log, Metrics: m})
+	reg := registry.New(svc, iss, c, st, registry.Options{ExternalURL: cfg.ExternalURL, MirrorGroup: cfg.MirrorGroup, Virtual: vc, Now: o.now, Logger: log, Metrics: m})
 	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Virtual: vc, Metrics: m, Lifecycle: lc, log: log, dirLock: dirLock}
-	admin := graphql.New(st, svc, c, graphql.Options{ExternalURL: cfg.ExternalURL, Logger: log, Released: lc.Kick,
+	admin := graphql.New(st, svc, c, graphql.Options{ExternalURL: cfg.ExternalURL, Now: o.now, Logger: log, Released: lc.Kick,
 		RateLimits: up.RateLimits, CheckRateLimit: upstream.NewCheckCache(up.CheckRateLimit, rateLimitCheckTTL, o.now).Check,
 		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams, ForgetUpstream: vc.ForgetUpstream})
 	a.Server = server.New(reg, a.ready, server.Options{

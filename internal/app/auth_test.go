@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dproxy/dproxy/internal/app"
 	"github.com/dproxy/dproxy/internal/auth"
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/store"
@@ -421,13 +422,45 @@ func basic(user, secret string) string {
 // TestRememberedDecisionsFollowChanges: a warm pull reuses the decision of
 // the last one (who the credential is, where the group's pulls go), and
 // every change to what authorised it applies to the very next request, for
-// a registry JWT and for Basic token credentials alike.
+// a registry JWT and for Basic token credentials alike. Expiry is judged by
+// the server's clock, which the test moves; it starts at the real time, so
+// a part judging by the real clock sees no expiry.
 func TestRememberedDecisionsFollowChanges(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	clock := &fakeClock{now: time.Now()}
+	e := newEnv(t, envOptions{appOptions: []app.Option{app.WithClock(clock.Now)}})
 	e.up.PushRandomImage(t, "library/alpine", "latest", 1, 512)
 	ctx := context.Background()
 	st := e.app.Store
+	type cred struct{ kind, bearer, basic string }
+	// creds are a registry JWT and Basic credentials of a user's token.
+	creds := func(user, secret, group string) []cred {
+		return []cred{{"JWT", e.jwt(user, secret, group+"/dependency_proxy/containers/alpine"), ""}, {"Basic", "", basic(user, secret)}}
+	}
+	send := func(group string, cr cred) (*http.Response, []byte) {
+		if cr.basic != "" {
+			return e.do(http.MethodGet, mpath(group), "", "Authorization", cr.basic)
+		}
+		return e.do(http.MethodGet, mpath(group), cr.bearer)
+	}
+	// expect sends each credential n times and checks the answer.
+	expect := func(t *testing.T, when, group string, crs []cred, n, status int, code string) {
+		t.Helper()
+		for _, cr := range crs {
+			for range n {
+				res, body := send(group, cr)
+				if res.StatusCode != status {
+					t.Fatalf("%s %s: %d %s, want %d %s", cr.kind, when, res.StatusCode, body, status, code)
+				}
+				if code == "" {
+					continue
+				}
+				if got, _ := ociError(t, body); got != code {
+					t.Fatalf("%s %s: %d %s, want %d %s", cr.kind, when, res.StatusCode, body, status, code)
+				}
+			}
+		}
+	}
 
 	cases := []struct {
 		name   string
@@ -477,24 +510,11 @@ func TestRememberedDecisionsFollowChanges(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			jwt := e.jwt(name, secret, group+"/dependency_proxy/containers/alpine")
-			creds := []struct{ kind, bearer, basic string }{{"JWT", jwt, ""}, {"Basic", "", basic(name, secret)}}
-			send := func(bearer, basicAuth string) (*http.Response, []byte) {
-				if basicAuth != "" {
-					return e.do(http.MethodGet, mpath(group), "", "Authorization", basicAuth)
-				}
-				return e.do(http.MethodGet, mpath(group), bearer)
-			}
-			for _, cr := range creds {
-				for range 2 { // the second is served from the remembered decision
-					if res, body := send(cr.bearer, cr.basic); res.StatusCode != 200 {
-						t.Fatalf("%s before the change: %d %s", cr.kind, res.StatusCode, body)
-					}
-				}
-			}
+			crs := creds(name, secret, group)
+			expect(t, "before the change", group, crs, 2, 200, "") // the second is served from the remembered decision
 			c.change(t, u, g, tok)
-			for _, cr := range creds {
-				res, body := send(cr.bearer, cr.basic)
+			for _, cr := range crs {
+				res, body := send(group, cr)
 				if code, _ := ociError(t, body); res.StatusCode != c.status || code != c.code {
 					t.Errorf("%s after the change: %d %s, want %d %s", cr.kind, res.StatusCode, body, c.status, c.code)
 				}
@@ -502,6 +522,8 @@ func TestRememberedDecisionsFollowChanges(t *testing.T) {
 		})
 	}
 
+	// The token expires before the minute Basic credentials are remembered
+	// for, and long before the JWT does: both stop at the token's expiry.
 	t.Run("token expired", func(t *testing.T) {
 		e.group("exp")
 		secret, hash := auth.NewTokenSecret(store.TokenPersonal)
@@ -513,20 +535,29 @@ func TestRememberedDecisionsFollowChanges(t *testing.T) {
 		if err := st.SetMember(ctx, g.ID, u.ID, store.RoleGuest); err != nil {
 			t.Fatal(err)
 		}
-		expires := time.Now().Add(1500 * time.Millisecond)
+		expires := clock.Now().Add(30 * time.Second)
 		if _, err := st.CreateToken(ctx, store.Token{Kind: store.TokenPersonal, Name: "short", UserID: u.ID,
 			Scopes: []string{auth.ScopeReadRegistry}, Hash: hash, ExpiresAt: &expires}); err != nil {
 			t.Fatal(err)
 		}
-		for range 2 {
-			if res, body := e.do(http.MethodGet, mpath("exp"), "", "Authorization", basic("expiring", secret)); res.StatusCode != 200 {
-				t.Fatalf("before expiry: %d %s", res.StatusCode, body)
-			}
-		}
-		time.Sleep(time.Until(expires) + 100*time.Millisecond)
-		res, body := e.do(http.MethodGet, mpath("exp"), "", "Authorization", basic("expiring", secret))
-		if code, _ := ociError(t, body); res.StatusCode != 401 || code != "UNAUTHORIZED" {
-			t.Errorf("after expiry: %d %s, want 401 UNAUTHORIZED", res.StatusCode, body)
-		}
+		crs := creds("expiring", secret, "exp")
+		expect(t, "before expiry", "exp", crs, 2, 200, "")
+		clock.Add(29 * time.Second)
+		expect(t, "a second before expiry", "exp", crs, 1, 200, "")
+		clock.Add(time.Second)
+		expect(t, "at expiry", "exp", crs, 1, 401, "UNAUTHORIZED")
+	})
+
+	// A registry JWT of a token that does not expire ends with its own
+	// lifetime (the server's token-expiry) and leeway.
+	t.Run("registry token expired", func(t *testing.T) {
+		e.group("jwtexp")
+		secret := e.user("lasting", "jwtexp", store.RoleGuest)
+		jwt := creds("lasting", secret, "jwtexp")[:1]
+		expect(t, "when minted", "jwtexp", jwt, 2, 200, "")
+		clock.Add(e.app.Config.TokenExpiry - time.Second)
+		expect(t, "a second before it expires", "jwtexp", jwt, 1, 200, "")
+		clock.Add(time.Second + auth.DefaultLeeway)
+		expect(t, "past its expiry and leeway", "jwtexp", jwt, 1, 401, "UNAUTHORIZED")
 	})
 }

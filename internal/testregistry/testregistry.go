@@ -49,6 +49,9 @@ type Options struct {
 	Users       map[string]string // username → password accepted by the token service (Basic)
 	RequireAuth bool              // anonymous token requests are refused (401) when true
 	TokenTTL    time.Duration     // expires_in of issued tokens (default 300s)
+	// Now is the clock tokens are issued and expire by (default time.Now):
+	// a test moves it past TokenTTL instead of waiting.
+	Now func() time.Time
 }
 
 // TokenRequest is one request seen by the token service.
@@ -111,6 +114,9 @@ func New(t testing.TB, opts Options) *Upstream {
 func Start(opts Options) *Upstream {
 	if opts.TokenTTL <= 0 {
 		opts.TokenTTL = 300 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	u := &Upstream{
 		opts:       opts,
@@ -378,7 +384,7 @@ func (u *Upstream) serveToken(w http.ResponseWriter, r *http.Request) {
 	var b [24]byte
 	_, _ = rand.Read(b[:])
 	tok := hex.EncodeToString(b[:])
-	now := time.Now()
+	now := u.opts.Now()
 	u.mu.Lock()
 	u.tokens[tok] = issuedToken{username: user, scopes: scopes, expires: now.Add(u.opts.TokenTTL)}
 	u.mu.Unlock()
@@ -403,7 +409,7 @@ func (u *Upstream) authorized(r *http.Request, repo string) bool {
 	u.mu.Lock()
 	it, ok := u.tokens[tok]
 	u.mu.Unlock()
-	if !ok || time.Now().After(it.expires) {
+	if !ok || u.opts.Now().After(it.expires) {
 		return false
 	}
 	if repo == "" {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,7 +211,8 @@ func token(t *testing.T, u *Upstream, scope string) string {
 
 func TestChallengeAndTokenScope(t *testing.T) {
 	t.Parallel()
-	u := New(t, Options{TokenTTL: 2 * time.Second})
+	clock := &fakeClock{now: time.Now()} // a part reading the real clock sees time stand still
+	u := New(t, Options{TokenTTL: 2 * time.Second, Now: clock.Now})
 	u.PushRandomImage(t, "library/alpine", "latest", 1, 512)
 	manifest := u.URL + "/v2/library/alpine/manifests/latest"
 
@@ -243,10 +245,32 @@ func TestChallengeAndTokenScope(t *testing.T) {
 		t.Errorf("revoked token: status %d, want 401", res.StatusCode)
 	}
 	tok = token(t, u, "repository:library/alpine:pull")
-	time.Sleep(2100 * time.Millisecond)
+	clock.Add(time.Second)
+	if res := get(t, manifest, tok); res.StatusCode != http.StatusOK {
+		t.Errorf("token 1 s before its expiry: status %d, want 200", res.StatusCode)
+	}
+	clock.Add(1100 * time.Millisecond)
 	if res := get(t, manifest, tok); res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("expired token: status %d, want 401", res.StatusCode)
 	}
+}
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 func TestRegistryFaults(t *testing.T) {

@@ -146,7 +146,7 @@ func (c *Client) authorization(ctx context.Context, o op, creds Credentials) (he
 	c.mu.Lock()
 	t, ok := c.tokens[key]
 	c.mu.Unlock()
-	if ok && time.Now().Before(t.validUntil) {
+	if ok && c.opts.Now().Before(t.validUntil) {
 		return "Bearer " + t.token, true, nil
 	}
 	tok, err := c.fetchToken(ctx, o, creds, ch, key)
@@ -176,7 +176,7 @@ func (c *Client) fetchToken(ctx context.Context, o op, creds Credentials, ch cha
 		c.mu.Lock()
 		t, ok := c.tokens[key]
 		c.mu.Unlock()
-		if ok && time.Now().Before(t.validUntil) {
+		if ok && c.opts.Now().Before(t.validUntil) {
 			return t.token, nil
 		}
 		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.ConnectTimeout+c.opts.ResponseHeaderTimeout)
@@ -270,7 +270,7 @@ func (c *Client) requestToken(ctx context.Context, o op, creds Credentials, ch c
 	if life <= 0 {
 		life = 60 * time.Second
 	}
-	validUntil := time.Now().Add(life - min(c.opts.TokenExpiryMargin, life/2))
+	validUntil := c.opts.Now().Add(life - min(c.opts.TokenExpiryMargin, life/2))
 	c.mu.Lock()
 	c.tokens[key] = cachedToken{token: tok, validUntil: validUntil}
 	c.mu.Unlock()

@@ -59,7 +59,8 @@ type Options struct {
 	// TooManyRequestsBackoff is how long requests with a credential are not
 	// sent after the upstream answered 429 without a Retry-After. Default 60s.
 	TooManyRequestsBackoff time.Duration
-	// Now is the clock of back-offs and rate-limit times. Default time.Now.
+	// Now is the clock of back-offs, rate-limit times and token lifetimes.
+	// Default time.Now.
 	Now     func() time.Time
 	Logger  *slog.Logger     // nil discards
 	Metrics *metrics.Metrics // nil records nothing

@@ -163,26 +163,69 @@ func TestConcurrentFirstCallsShareOneToken(t *testing.T) {
 	}
 }
 
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 func TestTokenExpiry(t *testing.T) {
 	t.Parallel()
-	up := testregistry.New(t, testregistry.Options{TokenTTL: time.Second})
-	up.PushRandomImage(t, "library/alpine", "latest", 1, 512)
-	cl := newClient(t, up, Options{})
-	ctx := context.Background()
-	if _, err := cl.HeadManifest(ctx, Credentials{}, "library/alpine", tag("latest")); err != nil {
-		t.Fatal(err)
+	cases := []struct {
+		name string
+		ttl  time.Duration // the upstream's expires_in
+		// after how long the client still sends the token, and from when it
+		// asks for a new one
+		kept, dropped time.Duration
+	}{
+		// Less than twice the 30 s margin: the token is kept for half its life.
+		{"short-lived", 2 * time.Second, 900 * time.Millisecond, time.Second},
+		// Longer: it is dropped 30 s before the upstream expires it.
+		{"long-lived", 300 * time.Second, 269 * time.Second, 270 * time.Second},
 	}
-	// expires_in 1 s, less than the 30 s margin: the token is kept for half its life.
-	time.Sleep(1200 * time.Millisecond)
-	if _, err := cl.HeadManifest(ctx, Credentials{}, "library/alpine", tag("latest")); err != nil {
-		t.Fatalf("after expiry: %v", err)
-	}
-	if n := up.Count("GET", testregistry.KindToken); n != 2 {
-		t.Errorf("token requests %d, want 2", n)
-	}
-	// The expired token was not sent: one challenge, then one HEAD per call.
-	if n := up.Count("HEAD", testregistry.KindManifest); n != 3 {
-		t.Errorf("manifest HEADs %d, want 3", n)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			clock := &fakeClock{now: time.Now()} // a part reading the real clock sees time stand still
+			up := testregistry.New(t, testregistry.Options{TokenTTL: c.ttl, Now: clock.Now})
+			up.PushRandomImage(t, "library/alpine", "latest", 1, 512)
+			cl := newClient(t, up, Options{Now: clock.Now})
+			ctx := context.Background()
+			head := func(when string) {
+				t.Helper()
+				if _, err := cl.HeadManifest(ctx, Credentials{}, "library/alpine", tag("latest")); err != nil {
+					t.Fatalf("%s: %v", when, err)
+				}
+			}
+			head("first call")
+			clock.Add(c.kept)
+			head("while the token is kept")
+			if n := up.Count("GET", testregistry.KindToken); n != 1 {
+				t.Errorf("token requests before the token was dropped: %d, want 1", n)
+			}
+			clock.Add(c.dropped - c.kept)
+			head("once the token is dropped")
+			if n := up.Count("GET", testregistry.KindToken); n != 2 {
+				t.Errorf("token requests %d, want 2", n)
+			}
+			// The token was replaced before the upstream would have refused
+			// it: one challenge, then one HEAD per call.
+			if n := up.Count("HEAD", testregistry.KindManifest); n != 4 {
+				t.Errorf("manifest HEADs %d, want 4", n)
+			}
+		})
 	}
 }
 

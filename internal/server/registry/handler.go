@@ -82,6 +82,9 @@ type Options struct {
 	// Virtual serves /v2/virtual_registries/container/<id>/…; nil answers
 	// NAME_UNKNOWN there.
 	Virtual virtualPuller
+	// Now is the clock remembered principals expire by; it must be the
+	// clock auth judges token expiry by. Default time.Now.
+	Now     func() time.Time
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
 }
@@ -97,6 +100,7 @@ type Handler struct {
 	virtual  virtualPuller
 	log      *slog.Logger
 	metrics  *metrics.Metrics
+	now      func() time.Time
 	decided  decisions
 }
 
@@ -105,6 +109,9 @@ func New(a authenticator, iss issuer, c puller, s settings, opts Options) *Handl
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	return &Handler{
 		auth: a, issuer: iss, cache: c, settings: s,
 		realm:   strings.TrimSuffix(opts.ExternalURL, "/") + "/jwt/auth",
@@ -112,6 +119,7 @@ func New(a authenticator, iss issuer, c puller, s settings, opts Options) *Handl
 		virtual: opts.Virtual,
 		log:     opts.Logger,
 		metrics: opts.Metrics,
+		now:     opts.Now,
 	}
 }
 
@@ -320,7 +328,7 @@ func (h *Handler) authenticate(r *http.Request) (claims auth.Claims, p principal
 // remembered for key under it, or loads it and remembers it for at most ttl.
 func (h *Handler) principal(ctx context.Context, key string, ttl time.Duration, load func() (auth.Principal, error)) (principal, error) {
 	p := principal{key: key, gen: h.generation(ctx)}
-	now := time.Now() // the clock auth judges token expiry by
+	now := h.now()
 	if p.gen.ok {
 		if ap, ok := h.decided.principal(p.gen.n, key, now); ok {
 			p.Principal = ap
