@@ -118,6 +118,7 @@ func New(a authenticator, iss issuer, c puller, s settings, opts Options) *Handl
 // V2 serves every /v2/ path.
 func (h *Handler) V2(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if err := h.serveV2(w, r); err != nil {
 		if errors.Is(err, oci.ErrUnauthorized) && w.Header().Get("WWW-Authenticate") == "" {
 			h.challenge(w, "", "")
@@ -128,6 +129,7 @@ func (h *Handler) V2(w http.ResponseWriter, r *http.Request) {
 
 // Token serves the Docker v2 token endpoint.
 func (h *Handler) Token(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if err := h.token(w, r); err != nil {
 		writeError(w, r, h.log, err)
 	}
