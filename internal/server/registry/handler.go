@@ -374,15 +374,29 @@ func (h *Handler) loadTarget(ctx context.Context, p auth.Principal, group string
 	if !s.Enabled {
 		return cache.Target{}, fmt.Errorf("%w: the dependency proxy is disabled for group %s; an owner of the group can enable it with `dproxy group enable %s`", oci.ErrDenied, g.Path, g.Path)
 	}
-	creds := upstream.Credentials{Username: s.Identity, Password: s.Secret}
-	if s.Identity == "" {
-		def, err := h.settings.DefaultHubCredentials(ctx)
-		if err != nil {
-			return cache.Target{}, fmt.Errorf("read default Docker Hub credentials: %w", err)
-		}
-		creds = upstream.Credentials{Username: def.Identity, Password: def.Secret}
+	creds, err := h.upstreamCredentials(ctx, p, s)
+	if err != nil {
+		return cache.Target{}, err
 	}
 	return cache.Target{GroupID: g.ID, Creds: creds, FreshnessWindow: s.FreshnessWindow}, nil
+}
+
+// upstreamCredentials are what a pull by p from a group with setting s
+// sends upstream: the group's Docker Hub credentials, else the instance
+// default. An anonymous principal goes upstream anonymously unless an
+// instance admin let the group's anonymous pulls use credentials.
+func (h *Handler) upstreamCredentials(ctx context.Context, p auth.Principal, s store.ProxySetting) (upstream.Credentials, error) {
+	if p.Anonymous && !s.AnonymousPullsUseCredentials {
+		return upstream.Credentials{}, nil
+	}
+	if s.Identity != "" {
+		return upstream.Credentials{Username: s.Identity, Password: s.Secret}, nil
+	}
+	def, err := h.settings.DefaultHubCredentials(ctx)
+	if err != nil {
+		return upstream.Credentials{}, fmt.Errorf("read default Docker Hub credentials: %w", err)
+	}
+	return upstream.Credentials{Username: def.Identity, Password: def.Secret}, nil
 }
 
 // allows reports whether the token's access list grants pull on name.
