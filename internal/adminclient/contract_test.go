@@ -95,9 +95,9 @@ func TestContract(t *testing.T) {
 
 	set, err := c.UpdateProxySettings(ctx, adminclient.ProxySettingsInput{
 		GroupPath: "acme", Enabled: ptr(true), Identity: ptr("hubuser"), Secret: ptr("hubsecret"),
-		FreshnessWindowSeconds: ptr(60), AllowAnonymousPull: ptr(false),
+		FreshnessWindowSeconds: ptr(60), AllowAnonymousPull: ptr(false), AnonymousPullsUseCredentials: ptr(true),
 	})
-	if err != nil || !set.Enabled || set.Identity != "hubuser" || !set.SecretSet || set.FreshnessWindowSeconds != 60 {
+	if err != nil || !set.Enabled || set.Identity != "hubuser" || !set.SecretSet || set.FreshnessWindowSeconds != 60 || !set.AnonymousPullsUseCredentials {
 		t.Fatalf("UpdateProxySettings = %+v, %v", set, err)
 	}
 	pol, err := c.UpdateTTLPolicy(ctx, adminclient.TTLPolicyInput{GroupPath: "acme", Enabled: ptr(true), TTL: ptr(7)})
@@ -109,7 +109,7 @@ func TestContract(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Group(acme): %v", err)
 	}
-	if g.Name != "acme" || g.Setting == nil || !g.Setting.Enabled || g.TTLPolicy == nil || g.TTLPolicy.TTL != 7 ||
+	if g.Name != "acme" || g.Setting == nil || !g.Setting.Enabled || !g.Setting.AnonymousPullsUseCredentials || g.TTLPolicy == nil || g.TTLPolicy.TTL != 7 ||
 		g.ImagePrefix != s.Host+"/acme/dependency_proxy/containers" || len(g.Subgroups) != 1 || g.Subgroups[0].FullPath != "acme/ci" {
 		t.Fatalf("Group(acme) = %+v", g)
 	}

@@ -17,6 +17,8 @@ type ProxySettingsInput struct {
 	Secret                 *string `json:"secret,omitempty"`
 	FreshnessWindowSeconds *int    `json:"freshnessWindowSeconds,omitempty"`
 	AllowAnonymousPull     *bool   `json:"allowAnonymousPull,omitempty"`
+	// AnonymousPullsUseCredentials true needs an instance admin.
+	AnonymousPullsUseCredentials *bool `json:"anonymousPullsUseCredentials,omitempty"`
 }
 
 // GetGraphQLType names the input type in the schema.

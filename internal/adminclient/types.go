@@ -114,6 +114,10 @@ type ProxySetting struct {
 	SecretSet              bool   `json:"secretSet"`
 	FreshnessWindowSeconds int    `json:"freshnessWindowSeconds"`
 	AllowAnonymousPull     bool   `json:"allowAnonymousPull"`
+	// AnonymousPullsUseCredentials: anonymous pulls go upstream with the
+	// group's (else the instance's) Docker Hub credentials. Only an
+	// instance admin turns it on.
+	AnonymousPullsUseCredentials bool `json:"anonymousPullsUseCredentials"`
 }
 
 // TTLPolicy is a group's image TTL policy.

@@ -98,33 +98,41 @@ type moveInput struct {
 
 // virtualRegistrySelection is what every virtual-registry mutation returns.
 const virtualRegistrySelection = `containerVirtualRegistry { id name description groupPath pullPrefix createdAt updatedAt
-	upstreams { id name url username passwordSet cacheValidityHours position createdAt updatedAt } } errors`
+	upstreams { id name url username passwordSet cacheValidityHours position createdAt updatedAt } } credentialsCleared errors`
 
-// virtualMutation runs mutation field with input of GraphQL type inputType.
-// Every virtual-registry mutation answers with the registry (null after a
-// delete) and the refusals.
+// virtualPayload is the answer of every virtual-registry mutation.
+type virtualPayload struct {
+	Registry           *VirtualRegistry `json:"containerVirtualRegistry"`
+	CredentialsCleared bool             `json:"credentialsCleared"`
+	Errors             []string         `json:"errors"`
+}
+
+// virtualMutation runs mutation field with input of GraphQL type inputType
+// and returns the registry (empty after a delete) or the refusals.
 func (c *Client) virtualMutation(ctx context.Context, field, inputType string, input any) (VirtualRegistry, error) {
+	p, err := c.virtualMutationPayload(ctx, field, inputType, input)
+	if err != nil || p.Registry == nil {
+		return VirtualRegistry{}, err
+	}
+	return *p.Registry, nil
+}
+
+func (c *Client) virtualMutationPayload(ctx context.Context, field, inputType string, input any) (virtualPayload, error) {
 	q := "mutation($input: " + inputType + "!) { payload: " + field + "(input: $input) { " + virtualRegistrySelection + " } }"
 	raw, err := c.gql.ExecRaw(ctx, q, map[string]any{"input": input})
 	if err := c.translate(err); err != nil {
-		return VirtualRegistry{}, err
+		return virtualPayload{}, err
 	}
 	var out struct {
-		Payload struct {
-			Registry *VirtualRegistry `json:"containerVirtualRegistry"`
-			Errors   []string         `json:"errors"`
-		} `json:"payload"`
+		Payload virtualPayload `json:"payload"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
-		return VirtualRegistry{}, fmt.Errorf("decode the answer to %s: %w", field, err)
+		return virtualPayload{}, fmt.Errorf("decode the answer to %s: %w", field, err)
 	}
 	if len(out.Payload.Errors) > 0 {
-		return VirtualRegistry{}, &APIError{Messages: out.Payload.Errors}
+		return virtualPayload{}, &APIError{Messages: out.Payload.Errors}
 	}
-	if out.Payload.Registry == nil {
-		return VirtualRegistry{}, nil
-	}
-	return *out.Payload.Registry, nil
+	return out.Payload, nil
 }
 
 // CreateVirtualRegistry creates a virtual registry in a top-level group (owner).
@@ -149,9 +157,24 @@ func (c *Client) AddVirtualUpstream(ctx context.Context, in VirtualUpstreamInput
 	return c.virtualMutation(ctx, "containerVirtualRegistryUpstreamCreate", "ContainerVirtualRegistryUpstreamCreateInput", in)
 }
 
-// UpdateVirtualUpstream changes an upstream (owner).
-func (c *Client) UpdateVirtualUpstream(ctx context.Context, in VirtualUpstreamInput) (VirtualRegistry, error) {
-	return c.virtualMutation(ctx, "containerVirtualRegistryUpstreamUpdate", "ContainerVirtualRegistryUpstreamUpdateInput", in)
+// UpstreamChange is the answer to UpdateVirtualUpstream.
+type UpstreamChange struct {
+	Registry VirtualRegistry
+	// CredentialsCleared is true when the upstream's scheme, host or port
+	// changed and its stored username and password were cleared with it
+	// (credentials stay with the host they were given for).
+	CredentialsCleared bool
+}
+
+// UpdateVirtualUpstream changes an upstream (owner). A new scheme, host or
+// port clears the stored username and password unless both are in the
+// same input.
+func (c *Client) UpdateVirtualUpstream(ctx context.Context, in VirtualUpstreamInput) (UpstreamChange, error) {
+	p, err := c.virtualMutationPayload(ctx, "containerVirtualRegistryUpstreamUpdate", "ContainerVirtualRegistryUpstreamUpdateInput", in)
+	if err != nil || p.Registry == nil {
+		return UpstreamChange{}, err
+	}
+	return UpstreamChange{Registry: *p.Registry, CredentialsCleared: p.CredentialsCleared}, nil
 }
 
 // MoveVirtualUpstream puts an upstream at a position, 0 being asked first (owner).

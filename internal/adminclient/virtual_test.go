@@ -37,9 +37,20 @@ func TestVirtualRegistryContract(t *testing.T) {
 	if r, err = c.MoveVirtualUpstream(ctx, r.Upstreams[1].ID, 0); err != nil || r.Upstreams[0].Name != "hub" {
 		t.Fatalf("MoveVirtualUpstream = %+v, %v", r.Upstreams, err)
 	}
-	if r, err = c.UpdateVirtualUpstream(ctx, adminclient.VirtualUpstreamInput{ID: r.Upstreams[1].ID, Username: ptr(""), Password: ptr("")}); err != nil || r.Upstreams[1].PasswordSet {
-		t.Fatalf("clear the password = %+v, %v", r.Upstreams, err)
+	// Another host without new credentials clears them, and says so.
+	ch, err := c.UpdateVirtualUpstream(ctx, adminclient.VirtualUpstreamInput{ID: r.Upstreams[1].ID, URL: ptr("https://other.example.com")})
+	if err != nil || !ch.CredentialsCleared || ch.Registry.Upstreams[1].PasswordSet || ch.Registry.Upstreams[1].Username != "" {
+		t.Fatalf("move to another host = %+v, %v; want the credentials cleared", ch, err)
 	}
+	ch, err = c.UpdateVirtualUpstream(ctx, adminclient.VirtualUpstreamInput{ID: r.Upstreams[1].ID,
+		URL: ptr("https://registry.example.com"), Username: ptr("bot"), Password: ptr("s3cret-pw")})
+	if err != nil || ch.CredentialsCleared || !ch.Registry.Upstreams[1].PasswordSet {
+		t.Fatalf("move back with credentials = %+v, %v", ch, err)
+	}
+	if ch, err = c.UpdateVirtualUpstream(ctx, adminclient.VirtualUpstreamInput{ID: r.Upstreams[1].ID, Username: ptr(""), Password: ptr("")}); err != nil || ch.CredentialsCleared || ch.Registry.Upstreams[1].PasswordSet {
+		t.Fatalf("clear the password = %+v, %v", ch, err)
+	}
+	r = ch.Registry
 	if r, err = c.UpdateVirtualRegistry(ctx, adminclient.VirtualRegistryInput{ID: r.ID, Description: ptr("hub first")}); err != nil || r.Description != "hub first" {
 		t.Fatalf("UpdateVirtualRegistry = %+v, %v", r, err)
 	}

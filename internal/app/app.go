@@ -165,6 +165,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		return nil, err
 	}
 	cacheOpts := cache.Options{
+		TrustHead:         true, // the operator's upstream; NewVirtual decides per upstream
 		RevalidateTimeout: cfg.RevalidateTimeout,
 		RateLimitReserve:  reserve(cfg.RateLimitReserve),
 		MaxBlobSize:       cfg.MaxBlobSize,
@@ -175,7 +176,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	var lc *lifecycle.Manager // made below, before anything is served
 	cacheOpts.Stored = func() { lc.KickSizeCap() }
 	c := cache.New(st, blobs, up, cacheOpts)
-	vc := cache.NewVirtual(st, st.UpstreamCache(), blobs, func(url string) (cache.Remote, error) { return newUpstream(url) }, cacheOpts)
+	vc := cache.NewVirtual(st, st.UpstreamCache(), blobs, func(url string) (cache.Remote, error) { return newUpstream(url) }, cfg.Upstream, cacheOpts)
 	lm, err := metrics.NewLifecycle(m, cacheSizes(st))
 	if err != nil {
 		return nil, fmt.Errorf("register lifecycle metrics: %w", err)

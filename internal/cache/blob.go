@@ -87,9 +87,13 @@ func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retr
 	gen := c.generation
 	c.mu.Unlock()
 
-	if dl == nil {
-		// Stored for another group? Share the file once the upstream has
-		// confirmed this group's credentials may read it.
+	// Not referenced by this group. With TrustHead, a file stored for
+	// another group, or another group's download, is shared once the
+	// upstream confirmed that this group's credentials may read it.
+	// Without it, this group's upstream must serve the bytes itself: a
+	// download of its own, whose commit keeps an already stored file.
+	switch {
+	case dl == nil && c.opts.TrustHead:
 		// The pin keeps garbage collection away until the reference exists.
 		release, err := c.pin(ctx, d)
 		if err != nil {
@@ -109,10 +113,18 @@ func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retr
 			return nil, false, fmt.Errorf("open blob %s: %w", d, err)
 		}
 		release()
-	} else if !dl.hasGroup(t.GroupID) {
+	case dl != nil && !dl.hasGroup(t.GroupID) && c.opts.TrustHead:
 		if err := c.confirm(ctx, t, d); err != nil {
 			return nil, false, err
 		}
+	case dl != nil && !dl.hasGroup(t.GroupID):
+		// Once the other group's download is over, this group starts its own.
+		select {
+		case <-dl.done:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+		return nil, true, nil
 	}
 
 	r, dl, retry, err := c.join(ctx, t, d, gen)
@@ -169,7 +181,8 @@ func (c *Cache) checkStored(f blobstore.Blob, d oci.Digest, size int64) (why str
 }
 
 // confirm asks the upstream, with t's credentials, whether blob d exists in
-// t.Image: a group only shares content it could have fetched itself.
+// t.Image: a group only shares content it could have fetched itself. Only
+// an upstream of the operator's is asked (Options.TrustHead).
 func (c *Cache) confirm(ctx context.Context, t Target, d oci.Digest) error {
 	_, err := c.remote.HeadBlob(ctx, t.Creds, t.Image, d)
 	return err
@@ -185,11 +198,15 @@ func (c *Cache) reference(ctx context.Context, groupID int64, d oci.Digest, size
 
 // join attaches a reader to the download of d, starting the download when
 // none runs. retry is true when the download of d was being committed, or a
-// download finished since gen: the caller looks the blob up again.
+// download finished since gen, or (without TrustHead) another group's
+// download started meanwhile: the caller looks the blob up again.
 func (c *Cache) join(ctx context.Context, t Target, d oci.Digest, gen uint64) (*downloadReader, *download, bool, error) {
 	c.mu.Lock()
 	dl := c.downloads[d]
 	switch {
+	case dl != nil && !c.opts.TrustHead && !dl.sealed && !dl.hasGroup(t.GroupID):
+		c.mu.Unlock()
+		return nil, nil, true, nil
 	case dl != nil && dl.sealed:
 		c.mu.Unlock()
 		select {

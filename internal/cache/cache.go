@@ -78,6 +78,14 @@ type Options struct {
 	MaxBlobSize int64
 	// TouchInterval is how often batched read times are written. Default 5s.
 	TouchInterval time.Duration
+	// TrustHead says the upstream is the operator's own (the instance
+	// upstream): a HEAD there with a group's credentials proves that the
+	// group may read a blob, so a file stored for another group is shared
+	// after that HEAD, without a download. Otherwise (an upstream a group
+	// owner chose) a HEAD proves nothing: the group's upstream must serve
+	// the bytes, which are downloaded and verified, and the commit then
+	// keeps the one stored file.
+	TrustHead bool
 	// Stored, when set, is called after a downloaded blob was committed
 	// and referenced (the size cap may have been passed). It must not block.
 	Stored  func()

@@ -30,10 +30,16 @@ func fromRow(m store.Manifest, result string) Manifest {
 // Manifest returns the manifest of t.Image at ref. A digest reference that
 // is cached never contacts the upstream. A cached tag is revalidated with an
 // upstream HEAD (unless younger than t.FreshnessWindow); when the upstream
-// fails, the cached copy is served. Concurrent requests for the same tag
-// share one upstream HEAD and at most one GET.
+// fails (or answers with something that is not a manifest), the cached copy
+// is served. Concurrent requests for the same tag share one upstream HEAD
+// and at most one GET. Only manifests of a known media type are stored or
+// served (oci.ManifestMediaType); a row of another type, stored by an
+// older version, is fetched again.
 func (c *Cache) Manifest(ctx context.Context, t Target, ref oci.Reference) (Manifest, error) {
 	row, err := c.meta.Manifest(ctx, t.GroupID, t.Image, ref.String())
+	if err == nil && !oci.IsManifestMediaType(row.MediaType) {
+		err = store.ErrNotFound
+	}
 	switch {
 	case err == nil:
 		if ref.IsDigest() || c.fresh(row, t.FreshnessWindow) {
@@ -135,6 +141,10 @@ func (c *Cache) fetch(ctx context.Context, t Target, ref oci.Reference) (Manifes
 	if ref.IsDigest() && um.Digest != ref.Digest {
 		return Manifest{}, fmt.Errorf("%w: upstream manifest digest %s does not match requested %s for %s", oci.ErrUnavailable, um.Digest, ref.Digest, t.Image)
 	}
+	// The remote checked it; nothing else gets into the store either way.
+	if _, err := oci.ManifestMediaType(um.MediaType, um.Content); err != nil {
+		return Manifest{}, fmt.Errorf("upstream manifest %s%s%s: %w", t.Image, refSep(ref), ref, err)
+	}
 	c.opts.Metrics.CacheResult("manifest", metrics.ResultMiss)
 	now := c.opts.Now()
 	row := store.Manifest{
@@ -158,11 +168,12 @@ func (c *Cache) fetch(ctx context.Context, t Target, ref oci.Reference) (Manifes
 }
 
 // upstreamFailed reports whether err means the upstream could not answer
-// (as opposed to answering "no such manifest"), so cached content may be
-// served instead.
+// or answered with something that is not a manifest (as opposed to
+// answering "no such manifest"), so cached content may be served instead.
 func upstreamFailed(err error) bool {
 	return errors.Is(err, oci.ErrUnavailable) || errors.Is(err, oci.ErrTimeout) ||
-		errors.Is(err, oci.ErrTooManyRequests) || errors.Is(err, context.DeadlineExceeded)
+		errors.Is(err, oci.ErrTooManyRequests) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, oci.ErrManifestInvalid)
 }
 
 // reason is a short label of an upstream failure for metrics.
@@ -174,6 +185,8 @@ func reason(err error) string {
 		return "rate_limited"
 	case errors.Is(err, oci.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
+	case errors.Is(err, oci.ErrManifestInvalid):
+		return "invalid_manifest"
 	default:
 		return "unavailable"
 	}

@@ -25,11 +25,19 @@ import (
 // Uncached content is asked of the upstreams in order: a 404 or a failure
 // moves on to the next one; when none has it, the first failure (naming
 // its upstream) or a 404 is returned.
+//
+// An upstream is chosen by a group owner, so its HEAD proves nothing: a
+// blob file stored for a group or another upstream is served through an
+// upstream only after that upstream served the same bytes (downloaded and
+// verified; the commit keeps the one file). The exception is an upstream
+// at the operator's instance upstream URL, whose HEAD is trusted as for
+// the dependency proxy (Options.TrustHead).
 type Virtual struct {
 	registries upstreamLister
 	meta       metaStore
 	blobs      blobStore
 	newRemote  func(url string) (Remote, error)
+	instance   string // the operator's upstream URL
 	opts       Options
 
 	mu     sync.Mutex
@@ -55,9 +63,12 @@ const neverStale = time.Duration(1<<63 - 1)
 
 // NewVirtual returns the resolver of virtual registries. meta is the
 // upstreams' cache store (store.UpstreamCache); newRemote makes the client
-// of an upstream URL.
-func NewVirtual(registries upstreamLister, meta metaStore, blobs blobStore, newRemote func(url string) (Remote, error), opts Options) *Virtual {
-	return &Virtual{registries: registries, meta: meta, blobs: blobs, newRemote: newRemote, opts: opts, caches: map[int64]*upstreamCache{}}
+// of an upstream URL; instanceUpstream is the URL of the operator's
+// upstream (the dependency proxy's). opts.TrustHead is ignored: it holds
+// only for upstreams at instanceUpstream.
+func NewVirtual(registries upstreamLister, meta metaStore, blobs blobStore, newRemote func(url string) (Remote, error), instanceUpstream string, opts Options) *Virtual {
+	return &Virtual{registries: registries, meta: meta, blobs: blobs, newRemote: newRemote, instance: instanceUpstream,
+		opts: opts, caches: map[int64]*upstreamCache{}}
 }
 
 // Close stops every upstream cache.
@@ -89,9 +100,19 @@ func (v *Virtual) cacheOf(u store.VirtualUpstream) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: upstream %s: %w", oci.ErrUnavailable, u.Name, err)
 	}
-	c := New(v.meta, v.blobs, remote, v.opts)
+	opts := v.opts
+	opts.TrustHead = sameRegistry(u.URL, v.instance)
+	c := New(v.meta, v.blobs, remote, opts)
 	v.caches[u.ID] = &upstreamCache{url: u.URL, c: c}
 	return c, nil
+}
+
+// sameRegistry reports whether two upstream URLs name the same registry:
+// the same origin (store.SameOrigin) and path.
+func sameRegistry(a, b string) bool {
+	ua, errA := upstream.ParseURL(a)
+	ub, errB := upstream.ParseURL(b)
+	return errA == nil && errB == nil && store.SameOrigin(a, b) && ua.Path == ub.Path
 }
 
 // ForgetUpstream drops what the cache of an upstream remembers of its

@@ -98,6 +98,11 @@ func TestFlagsToOptions(t *testing.T) {
 				return capture(got)([2]any{*o.FreshnessWindow, *o.AllowAnonymousPull})
 			})
 		}, "", "acme --freshness-window 5m --allow-anonymous-pull", [2]any{300, true}, ""},
+		{"group update anonymous pulls use credentials", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdGroupUpdate(f, func(_ context.Context, o *groupUpdateOptions) error {
+				return capture(got)([3]any{o.FreshnessWindow == nil, o.AllowAnonymousPull == nil, *o.AnonymousPullsUseCredentials})
+			})
+		}, "", "mirror --anonymous-pulls-use-credentials=true", [3]any{true, true, true}, ""},
 		{"ci-env format", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdCIEnv(f, nil)
 		}, "", "acme --format yaml", nil, `unknown --format "yaml"`},

@@ -200,6 +200,7 @@ func runGroupShow(ctx context.Context, opts *groupShowOptions) error {
 		{Name: "Docker Hub identity", Value: identityText(s.Identity, s.SecretSet)},
 		{Name: "Freshness window", Value: fmt.Sprintf("%ds", s.FreshnessWindowSeconds)},
 		{Name: "Anonymous pulls", Value: allowedWord(s.AllowAnonymousPull)},
+		{Name: "Anonymous pulls go upstream", Value: anonymousUpstreamText(s.AnonymousPullsUseCredentials)},
 		{Name: "TTL policy", Value: ttlText(ttl)},
 		{Name: "Image prefix", Value: g.ImagePrefix},
 		{Name: "Direct image prefix", Value: g.DirectImagePrefix},
@@ -251,22 +252,26 @@ func runGroupEnable(ctx context.Context, opts *groupEnableOptions) error {
 
 type groupUpdateOptions struct {
 	api
-	Path                 string
-	FreshnessWindow      *int
-	AllowAnonymousPull   *bool
-	freshnessWindowValue string
+	Path                         string
+	FreshnessWindow              *int
+	AllowAnonymousPull           *bool
+	AnonymousPullsUseCredentials *bool
+	freshnessWindowValue         string
 }
 
 func newCmdGroupUpdate(f *cmdutil.Factory, runF func(context.Context, *groupUpdateOptions) error) *cobra.Command {
 	opts := &groupUpdateOptions{api: newAPI(f)}
-	var anon bool
+	var anon, anonCreds bool
 	cmd := &cobra.Command{
 		Use:   "update <path>",
 		Short: "Change a group's manifest freshness window or anonymous pulls",
 		Long: "Change a group's dependency proxy options (owner). The freshness window skips the upstream\n" +
-			"check of a cached tag while it is younger than the window (0 = check on every pull).",
+			"check of a cached tag while it is younger than the window (0 = check on every pull).\n" +
+			"Anonymous pulls go upstream anonymously; only an instance admin can let them use the group's\n" +
+			"(else the instance's) Docker Hub credentials with --anonymous-pulls-use-credentials=true.",
 		Example: "  $ dproxy group update acme --freshness-window 5m\n" +
-			"  $ dproxy group update acme --allow-anonymous-pull=true",
+			"  $ dproxy group update acme --allow-anonymous-pull=true\n" +
+			"  $ dproxy group update mirror --anonymous-pulls-use-credentials=true",
 		Args: exactArgs(1, "a group path"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = args[0]
@@ -280,14 +285,18 @@ func newCmdGroupUpdate(f *cmdutil.Factory, runF func(context.Context, *groupUpda
 			if cmd.Flags().Changed("allow-anonymous-pull") {
 				opts.AllowAnonymousPull = &anon
 			}
-			if opts.FreshnessWindow == nil && opts.AllowAnonymousPull == nil {
-				return &cmdutil.FlagError{Err: fmt.Errorf("nothing to change: give --freshness-window or --allow-anonymous-pull")}
+			if cmd.Flags().Changed("anonymous-pulls-use-credentials") {
+				opts.AnonymousPullsUseCredentials = &anonCreds
+			}
+			if opts.FreshnessWindow == nil && opts.AllowAnonymousPull == nil && opts.AnonymousPullsUseCredentials == nil {
+				return &cmdutil.FlagError{Err: fmt.Errorf("nothing to change: give --freshness-window, --allow-anonymous-pull or --anonymous-pulls-use-credentials")}
 			}
 			return dispatch(cmd, opts, runF, runGroupUpdate)
 		},
 	}
 	cmd.Flags().StringVar(&opts.freshnessWindowValue, "freshness-window", "", "serve a cached tag without asking upstream while younger than this (e.g. 5m, 1h, 0)")
 	cmd.Flags().BoolVar(&anon, "allow-anonymous-pull", false, "allow pulls without credentials (for daemons' mirror configs)")
+	cmd.Flags().BoolVar(&anonCreds, "anonymous-pulls-use-credentials", false, "send anonymous pulls upstream with the group's or the instance's Docker Hub credentials (turning it on needs an instance admin)")
 	return cmd
 }
 
@@ -298,6 +307,7 @@ func runGroupUpdate(ctx context.Context, opts *groupUpdateOptions) error {
 	}
 	s, err := c.UpdateProxySettings(ctx, adminclient.ProxySettingsInput{
 		GroupPath: opts.Path, FreshnessWindowSeconds: opts.FreshnessWindow, AllowAnonymousPull: opts.AllowAnonymousPull,
+		AnonymousPullsUseCredentials: opts.AnonymousPullsUseCredentials,
 	})
 	if err != nil {
 		return fmt.Errorf("update the dependency proxy of %s: %w", opts.Path, err)
@@ -317,7 +327,16 @@ func printSetting(a api, path string, s adminclient.ProxySetting) error {
 		{Name: "Docker Hub identity", Value: identityText(s.Identity, s.SecretSet)},
 		{Name: "Freshness window", Value: fmt.Sprintf("%ds", s.FreshnessWindowSeconds)},
 		{Name: "Anonymous pulls", Value: allowedWord(s.AllowAnonymousPull)},
+		{Name: "Anonymous pulls go upstream", Value: anonymousUpstreamText(s.AnonymousPullsUseCredentials)},
 	})
+}
+
+// anonymousUpstreamText says how anonymous pulls reach the upstream.
+func anonymousUpstreamText(useCredentials bool) string {
+	if useCredentials {
+		return "with the Docker Hub credentials (set by an instance admin)"
+	}
+	return "anonymously"
 }
 
 type groupDeleteOptions struct {

@@ -374,8 +374,11 @@ func newCmdVRUpstreamUpdate(f *cmdutil.Factory, runF func(context.Context, *vrUp
 	cmd := &cobra.Command{
 		Use:   "update <upstream-id> [--name N] [--url URL] [--username U] [--password-stdin | --clear-credentials] [--cache-validity-hours N]",
 		Short: "Change an upstream",
+		Long: "Change an upstream. A new scheme, host or port in --url clears the stored username and password " +
+			"(they stay with the host they were given for) unless --username and --password-stdin come with it.",
 		Example: "  $ dproxy virtual-registry upstream update 3 --cache-validity-hours 0\n" +
-			"  $ printf %s \"$NEW_PW\" | dproxy virtual-registry upstream update 3 --password-stdin",
+			"  $ printf %s \"$NEW_PW\" | dproxy virtual-registry upstream update 3 --password-stdin\n" +
+			"  $ printf %s \"$PW\" | dproxy virtual-registry upstream update 3 --url https://mirror.example.com --username bot --password-stdin",
 		Args: exactArgs(1, "an upstream id"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("upstream", args[0])
@@ -398,9 +401,19 @@ func newCmdVRUpstreamUpdate(f *cmdutil.Factory, runF func(context.Context, *vrUp
 
 func runVRUpstreamUpdate(ctx context.Context, opts *vrUpstreamUpdateOptions) error {
 	in := opts.Input
-	return changeVR(opts.api, fmt.Sprintf("update upstream %s", in.ID), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
-		return c.UpdateVirtualUpstream(ctx, in)
+	var cleared bool
+	err := changeVR(opts.api, fmt.Sprintf("update upstream %s", in.ID), func(c *adminclient.Client) (adminclient.VirtualRegistry, error) {
+		ch, err := c.UpdateVirtualUpstream(ctx, in)
+		cleared = ch.CredentialsCleared
+		return ch.Registry, err
 	})
+	if err != nil || !cleared {
+		return err
+	}
+	// On stderr, so that -o json stays the registry alone.
+	_, err = fmt.Fprintf(opts.IO.ErrOut, "Cleared the username and password of upstream %s: its scheme, host or port changed, and credentials stay with their host. "+
+		"Set them for the new host with `dproxy virtual-registry upstream update %s --username USER --password-stdin`\n", shortID(in.ID), shortID(in.ID))
+	return err
 }
 
 type vrUpstreamMoveOptions struct {

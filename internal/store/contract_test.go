@@ -248,7 +248,7 @@ func contractGroups(t *testing.T, s *Store) {
 
 	// Settings are created with the group.
 	p, err := s.ProxySetting(ctx, c.ID)
-	if err != nil || !p.Enabled || p.Identity != "" || p.Secret != "" || p.FreshnessWindow != 0 || p.AllowAnonymousPull {
+	if err != nil || !p.Enabled || p.Identity != "" || p.Secret != "" || p.FreshnessWindow != 0 || p.AllowAnonymousPull || p.AnonymousPullsUseCredentials {
 		t.Errorf("new group's proxy setting = %+v, %v; want enabled and empty", p, err)
 	}
 	ttl, err := s.TTLPolicy(ctx, c.ID)
@@ -546,7 +546,8 @@ func contractProxySetting(t *testing.T, s *Store) {
 	g := mustGroup(t, s, "acme")
 	want := ProxySetting{
 		GroupID: g.ID, Enabled: false, Identity: "acme-bot", Secret: "dckr_pat_s3cret",
-		FreshnessWindow: 5*time.Minute + 250*time.Millisecond, AllowAnonymousPull: true, UpdatedAt: t0,
+		FreshnessWindow: 5*time.Minute + 250*time.Millisecond, AllowAnonymousPull: true, AnonymousPullsUseCredentials: true,
+		UpdatedAt: t0,
 	}
 	if err := s.UpdateProxySetting(ctx, want); err != nil {
 		t.Fatalf("UpdateProxySetting: %v", err)
@@ -566,12 +567,12 @@ func contractProxySetting(t *testing.T, s *Store) {
 	}
 
 	// An empty secret clears it.
-	want.Secret, want.Identity, want.UpdatedAt = "", "", time.Time{}
+	want.Secret, want.Identity, want.AnonymousPullsUseCredentials, want.UpdatedAt = "", "", false, time.Time{}
 	if err := s.UpdateProxySetting(ctx, want); err != nil {
 		t.Fatal(err)
 	}
 	got, err = s.ProxySetting(ctx, g.ID)
-	if err != nil || got.Secret != "" || got.Identity != "" || got.UpdatedAt.Before(t0.Add(time.Hour)) {
+	if err != nil || got.Secret != "" || got.Identity != "" || got.AnonymousPullsUseCredentials || got.UpdatedAt.Before(t0.Add(time.Hour)) {
 		t.Errorf("after clearing: %+v, %v; want no secret and UpdatedAt of now", got, err)
 	}
 

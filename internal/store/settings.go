@@ -49,9 +49,9 @@ func (s *Store) ProxySetting(ctx context.Context, groupID int64) (ProxySetting, 
 	var sealed []byte
 	var windowMS int64
 	err := s.readRow(ctx,
-		`SELECT enabled, identity, secret_sealed, freshness_window_ms, allow_anonymous_pull, updated_at
+		`SELECT enabled, identity, secret_sealed, freshness_window_ms, allow_anonymous_pull, anonymous_pulls_use_credentials, updated_at
 		FROM dependency_proxy_settings WHERE group_id = $1`, groupID).
-		Scan(&p.Enabled, &p.Identity, &sealed, &windowMS, &p.AllowAnonymousPull, &p.UpdatedAt)
+		Scan(&p.Enabled, &p.Identity, &sealed, &windowMS, &p.AllowAnonymousPull, &p.AnonymousPullsUseCredentials, &p.UpdatedAt)
 	if err != nil {
 		return ProxySetting{}, notFound(err, fmt.Sprintf("dependency proxy setting of group %d", groupID))
 	}
@@ -76,13 +76,14 @@ func (s *Store) UpdateProxySetting(ctx context.Context, p ProxySetting) error {
 	}
 	_, err = s.w.ExecContext(ctx,
 		`INSERT INTO dependency_proxy_settings
-			(group_id, enabled, identity, secret_sealed, freshness_window_ms, allow_anonymous_pull, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+			(group_id, enabled, identity, secret_sealed, freshness_window_ms, allow_anonymous_pull, anonymous_pulls_use_credentials, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (group_id) DO UPDATE SET enabled = excluded.enabled, identity = excluded.identity,
 			secret_sealed = excluded.secret_sealed, freshness_window_ms = excluded.freshness_window_ms,
-			allow_anonymous_pull = excluded.allow_anonymous_pull, updated_at = excluded.updated_at`,
+			allow_anonymous_pull = excluded.allow_anonymous_pull,
+			anonymous_pulls_use_credentials = excluded.anonymous_pulls_use_credentials, updated_at = excluded.updated_at`,
 		p.GroupID, p.Enabled, p.Identity, sealed, p.FreshnessWindow.Milliseconds(), p.AllowAnonymousPull,
-		s.stamp(p.UpdatedAt))
+		p.AnonymousPullsUseCredentials, s.stamp(p.UpdatedAt))
 	if s.isForeignKey(err) {
 		return fmt.Errorf("update dependency proxy setting of group %d: group %w", p.GroupID, ErrNotFound)
 	}

@@ -146,7 +146,11 @@ type ProxySetting struct {
 	Secret             string
 	FreshnessWindow    time.Duration
 	AllowAnonymousPull bool
-	UpdatedAt          time.Time
+	// AnonymousPullsUseCredentials lets anonymous pulls go upstream with
+	// Identity and Secret (else the instance default); otherwise they go
+	// anonymously. Only an instance admin turns it on.
+	AnonymousPullsUseCredentials bool
+	UpdatedAt                    time.Time
 }
 
 // TTLPolicy is a group's image TTL policy.

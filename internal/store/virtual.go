@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -260,10 +262,26 @@ func (s *Store) VirtualUpstreams(ctx context.Context, registryID int64) ([]Virtu
 
 // UpdateVirtualUpstream changes an upstream's name, URL, username and cache
 // validity, and its password when setPassword ("" clears it).
+//
+// Credentials stay with the host they were given for: when u.URL is on
+// another origin (scheme, host or port) than the URL stored now and
+// setPassword is false, the stored username and password are cleared in
+// the same transaction, whatever u.Username says. A caller that means to
+// keep credentials across a change of host passes them with setPassword.
 func (s *Store) UpdateVirtualUpstream(ctx context.Context, u VirtualUpstream, setPassword bool) (VirtualUpstream, error) {
 	now := s.stamp(s.now())
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
+		// Touching the row first locks it and reads the URL the stored
+		// credentials belong to.
+		var stored string
+		err := tx.QueryRowContext(ctx, `UPDATE virtual_registry_upstreams SET updated_at = $2 WHERE id = $1 RETURNING url`, u.ID, now).Scan(&stored)
+		if err != nil {
+			return notFound(err, fmt.Sprintf("update upstream %d", u.ID))
+		}
+		if !setPassword && !SameOrigin(stored, u.URL) {
+			u.Username, u.Password, setPassword = "", "", true
+		}
+		_, err = tx.ExecContext(ctx,
 			`UPDATE virtual_registry_upstreams SET name = $2, url = $3, username = $4, cache_validity_hours = $5, updated_at = $6 WHERE id = $1`,
 			u.ID, u.Name, u.URL, u.Username, u.CacheValidityHours, now)
 		if s.isUnique(err) {
@@ -271,9 +289,6 @@ func (s *Store) UpdateVirtualUpstream(ctx context.Context, u VirtualUpstream, se
 		}
 		if err != nil {
 			return fmt.Errorf("update upstream %d: %w", u.ID, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("update upstream %d: %w", u.ID, ErrNotFound)
 		}
 		if setPassword {
 			return s.setUpstreamPassword(ctx, tx, u.ID, u.Password)
@@ -284,6 +299,33 @@ func (s *Store) UpdateVirtualUpstream(ctx context.Context, u VirtualUpstream, se
 		return VirtualUpstream{}, err
 	}
 	return s.VirtualUpstream(ctx, u.ID)
+}
+
+// SameOrigin reports whether two upstream URLs have the same scheme, host
+// and port (the port a scheme implies counts as given; host names compare
+// without case). Credentials stored for one URL are sent only to URLs of
+// its origin. URLs that do not parse are of no origin.
+func SameOrigin(a, b string) bool {
+	oa, okA := origin(a)
+	ob, okB := origin(b)
+	return okA && okB && oa == ob
+}
+
+func origin(s string) (string, bool) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return "", false
+	}
+	port := u.Port()
+	if port == "" {
+		switch u.Scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	return u.Scheme + "://" + strings.ToLower(u.Hostname()) + ":" + port, true
 }
 
 // MoveVirtualUpstream puts an upstream at position (0 is first; past the

@@ -130,10 +130,26 @@ func contractVirtualUpstreams(t *testing.T, s *Store) {
 		t.Errorf("third upstream with max 2: %v, want ErrLimit", err)
 	}
 
-	u.Name, u.URL, u.Username, u.CacheValidityHours = "private2", "https://registry2.example.com", "bot2", 0
+	u.Name, u.URL, u.Username, u.CacheValidityHours = "private2", "HTTPS://Registry.example.com:443/mirror", "bot2", 0
 	up, err := s.UpdateVirtualUpstream(ctx, u, false)
-	if err != nil || up.Name != "private2" || up.Password != "pa55-word-sealed" || up.CacheValidityHours != 0 {
-		t.Errorf("update keeping the password = %+v, %v", up, err)
+	if err != nil || up.Name != "private2" || up.Username != "bot2" || up.Password != "pa55-word-sealed" || up.CacheValidityHours != 0 {
+		t.Errorf("update on the same origin keeping the password = %+v, %v", up, err)
+	}
+	// Another host, scheme or port: the credentials stay behind, whatever
+	// the username says, unless they are set in the same change.
+	for _, to := range []string{"https://registry2.example.com", "http://registry.example.com", "https://registry.example.com:5000"} {
+		u.URL, u.Username, u.Password = "https://registry.example.com", "bot", "pa55-word-sealed"
+		if _, err := s.UpdateVirtualUpstream(ctx, u, true); err != nil {
+			t.Fatal(err)
+		}
+		u.URL = to
+		if up, err := s.UpdateVirtualUpstream(ctx, u, false); err != nil || up.Username != "" || up.Password != "" || up.URL != to {
+			t.Errorf("move to %s without credentials = %+v, %v; want them cleared", to, up, err)
+		}
+	}
+	u.URL, u.Username, u.Password = "https://registry3.example.com", "bot3", "pa55-word-3"
+	if up, err := s.UpdateVirtualUpstream(ctx, u, true); err != nil || up.Username != "bot3" || up.Password != "pa55-word-3" {
+		t.Errorf("move with new credentials = %+v, %v; want them set", up, err)
 	}
 	u.Password = ""
 	if up, err := s.UpdateVirtualUpstream(ctx, u, true); err != nil || up.Password != "" {

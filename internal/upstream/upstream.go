@@ -10,7 +10,6 @@ package upstream
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -213,12 +212,15 @@ func (c *Client) HeadManifest(ctx context.Context, creds Credentials, repo strin
 		return Descriptor{}, o.error(oci.ErrUnavailable, res.StatusCode,
 			fmt.Sprintf("manifest digest %s does not match requested %s for %s", d, ref.Digest, repo), nil)
 	}
-	return Descriptor{Digest: d, MediaType: mediaType(res.Header.Get("Content-Type"), nil),
+	return Descriptor{Digest: d, MediaType: headerMediaType(res.Header.Get("Content-Type")),
 		Size: contentLength(res), ETag: res.Header.Get("ETag")}, nil
 }
 
 // GetManifest downloads repo:ref and checks its digest against ref (when a
-// digest) and the Docker-Content-Digest header (when present).
+// digest) and the Docker-Content-Digest header (when present), and that it
+// is a manifest: JSON of a known manifest or index media type (see
+// oci.ManifestMediaType) within MaxManifestSize. Anything else is an error
+// wrapping oci.ErrManifestInvalid that says what was wrong.
 func (c *Client) GetManifest(ctx context.Context, creds Credentials, repo string, ref oci.Reference) (Manifest, error) {
 	o := c.op("GET manifest", kindManifest, repo, ref.String())
 	res, err := c.do(ctx, o, creds, http.MethodGet, "manifests/"+ref.String(), oci.AcceptManifests)
@@ -252,10 +254,13 @@ func (c *Client) GetManifest(ctx context.Context, creds Credentials, repo string
 		return Manifest{}, o.error(oci.ErrUnavailable, res.StatusCode,
 			fmt.Sprintf("manifest digest %s does not match Docker-Content-Digest %s for %s", d, h, repo), nil)
 	}
+	mt, err := oci.ManifestMediaType(res.Header.Get("Content-Type"), b)
+	if err != nil {
+		return Manifest{}, o.error(nil, res.StatusCode, "", err)
+	}
 	return Manifest{
-		Descriptor: Descriptor{Digest: d, MediaType: mediaType(res.Header.Get("Content-Type"), b),
-			Size: int64(len(b)), ETag: res.Header.Get("ETag")},
-		Content: b,
+		Descriptor: Descriptor{Digest: d, MediaType: mt, Size: int64(len(b)), ETag: res.Header.Get("ETag")},
+		Content:    b,
 	}, nil
 }
 
@@ -446,21 +451,12 @@ func contentLength(res *http.Response) int64 {
 	return -1
 }
 
-// mediaType is the Content-Type without parameters or, when that is empty or
-// generic, the mediaType field of the JSON body.
-func mediaType(contentType string, body []byte) string {
+// headerMediaType is a Content-Type without its parameters; "" when it
+// does not parse.
+func headerMediaType(contentType string) string {
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
-		mt = ""
-	}
-	if mt != "" && mt != "application/json" && mt != "text/plain" && mt != oci.MediaTypeOctetStream {
-		return mt
-	}
-	var m struct {
-		MediaType string `json:"mediaType"`
-	}
-	if len(body) > 0 && json.Unmarshal(body, &m) == nil && m.MediaType != "" {
-		return m.MediaType
+		return ""
 	}
 	return mt
 }

@@ -93,11 +93,12 @@ func memberNode(m store.Member, groupPath string) *generated.Member {
 // settingNode never carries the secret: only whether one is set.
 func settingNode(s store.ProxySetting) *generated.DependencyProxySetting {
 	return &generated.DependencyProxySetting{
-		Enabled:                s.Enabled,
-		Identity:               optString(s.Identity),
-		SecretSet:              s.Secret != "",
-		FreshnessWindowSeconds: int(s.FreshnessWindow.Seconds()),
-		AllowAnonymousPull:     s.AllowAnonymousPull,
+		Enabled:                      s.Enabled,
+		Identity:                     optString(s.Identity),
+		SecretSet:                    s.Secret != "",
+		FreshnessWindowSeconds:       int(s.FreshnessWindow.Seconds()),
+		AllowAnonymousPull:           s.AllowAnonymousPull,
+		AnonymousPullsUseCredentials: s.AnonymousPullsUseCredentials,
 	}
 }
 

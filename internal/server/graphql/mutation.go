@@ -37,6 +37,14 @@ func (m mutationResolver) UpdateDependencyProxySettings(ctx context.Context, in 
 	if err != nil {
 		return nil, err
 	}
+	// Anonymous pulls spend the group's or the instance's Docker Hub
+	// credentials only when an instance admin says so; an owner may take
+	// that back.
+	if in.AnonymousPullsUseCredentials != nil && *in.AnonymousPullsUseCredentials {
+		if err := auth.RequireAdmin(principal(ctx), "letting anonymous pulls use Docker Hub credentials"); err != nil {
+			return nil, err
+		}
+	}
 	out := &generated.UpdateDependencyProxySettingsPayload{ClientMutationID: in.ClientMutationID, Errors: noErrors()}
 	s, err := m.h.store.ProxySetting(ctx, g.ID)
 	if err != nil {
@@ -67,12 +75,16 @@ func (m mutationResolver) UpdateDependencyProxySettings(ctx context.Context, in 
 	if in.AllowAnonymousPull != nil {
 		s.AllowAnonymousPull = *in.AllowAnonymousPull
 	}
+	if in.AnonymousPullsUseCredentials != nil {
+		s.AnonymousPullsUseCredentials = *in.AnonymousPullsUseCredentials
+	}
 	s.UpdatedAt = time.Time{}
 	if err := m.h.store.UpdateProxySetting(ctx, s); err != nil {
 		return nil, err
 	}
 	m.h.log.InfoContext(ctx, "dependency proxy setting changed", "group", g.Path, "by", principal(ctx).Name(),
-		"enabled", s.Enabled, "identity_set", s.Identity != "")
+		"enabled", s.Enabled, "identity_set", s.Identity != "", "anonymous_pull", s.AllowAnonymousPull,
+		"anonymous_pulls_use_credentials", s.AnonymousPullsUseCredentials)
 	out.DependencyProxySetting = settingNode(s)
 	return out, nil
 }

@@ -293,6 +293,7 @@ func (m mutationResolver) ContainerVirtualRegistryUpstreamUpdate(ctx context.Con
 	if err != nil {
 		return nil, err
 	}
+	before := u
 	for _, set := range []struct {
 		to   *string
 		from *string
@@ -304,17 +305,32 @@ func (m mutationResolver) ContainerVirtualRegistryUpstreamUpdate(ctx context.Con
 	if in.CacheValidityHours != nil {
 		u.CacheValidityHours = *in.CacheValidityHours
 	}
+	// Credentials stay with the host they were given for: on a new origin
+	// they are cleared (by the store, in the same transaction) unless both
+	// come with the change.
+	moved := !store.SameOrigin(before.URL, u.URL)
+	if moved && (in.Username == nil) != (in.Password == nil) {
+		return refusedPayload("the new URL is on another scheme, host or port, so the stored username and password are cleared: pass both username and password for %s, or neither", clip(u.URL)), nil
+	}
 	if err := checkUpstream(u); err != nil {
 		return refusedPayload("%s", err), nil
 	}
-	if _, err := m.h.store.UpdateVirtualUpstream(ctx, u, in.Password != nil); errors.Is(err, store.ErrConflict) {
+	updated, err := m.h.store.UpdateVirtualUpstream(ctx, u, in.Password != nil)
+	if errors.Is(err, store.ErrConflict) {
 		return refusedPayload("virtual registry %s already has an upstream named %q", r.Name, u.Name), nil
 	} else if err != nil {
 		return nil, err
 	}
+	cleared := in.Username == nil && in.Password == nil && (before.Username != "" || before.Password != "") &&
+		updated.Username == "" && updated.Password == ""
 	m.h.log.InfoContext(ctx, "virtual registry upstream changed", "registry", r.ID, "upstream", u.ID,
-		"password_changed", in.Password != nil, "by", principal(ctx).Name())
-	return m.registryPayload(ctx, r.ID, g.Path)
+		"password_changed", in.Password != nil, "credentials_cleared", cleared, "by", principal(ctx).Name())
+	out, err := m.registryPayload(ctx, r.ID, g.Path)
+	if err != nil {
+		return nil, err
+	}
+	out.CredentialsCleared = cleared
+	return out, nil
 }
 
 func (m mutationResolver) ContainerVirtualRegistryUpstreamMove(ctx context.Context, in generated.ContainerVirtualRegistryUpstreamMoveInput) (*generated.ContainerVirtualRegistryPayload, error) {

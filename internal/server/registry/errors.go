@@ -20,7 +20,8 @@ var errorCodes = []struct {
 	{oci.ErrNameInvalid, "NAME_INVALID", http.StatusBadRequest},
 	{oci.ErrTagInvalid, "TAG_INVALID", http.StatusBadRequest},
 	{oci.ErrDigestInvalid, "DIGEST_INVALID", http.StatusBadRequest},
-	{oci.ErrManifestInvalid, "MANIFEST_INVALID", http.StatusBadRequest},
+	// dproxy accepts no pushes: an invalid manifest is always the upstream's.
+	{oci.ErrManifestInvalid, "MANIFEST_INVALID", http.StatusBadGateway},
 	{oci.ErrSizeInvalid, "SIZE_INVALID", http.StatusBadRequest},
 	{oci.ErrUnauthorized, "UNAUTHORIZED", http.StatusUnauthorized},
 	{oci.ErrDenied, "DENIED", http.StatusForbidden},

@@ -126,6 +126,7 @@ func New(a authenticator, iss issuer, c puller, s settings, opts Options) *Handl
 // V2 serves every /v2/ path.
 func (h *Handler) V2(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Docker-Distribution-Api-Version", "registry/2.0")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if err := h.serveV2(w, r); err != nil {
 		if errors.Is(err, oci.ErrUnauthorized) && w.Header().Get("WWW-Authenticate") == "" {
 			h.challenge(w, "", "")
@@ -136,6 +137,7 @@ func (h *Handler) V2(w http.ResponseWriter, r *http.Request) {
 
 // Token serves the Docker v2 token endpoint.
 func (h *Handler) Token(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	if err := h.token(w, r); err != nil {
 		writeError(w, r, h.log, err)
 	}
@@ -380,16 +382,30 @@ func (h *Handler) loadTarget(ctx context.Context, p auth.Principal, group string
 	if !s.Enabled {
 		return cache.Target{}, fmt.Errorf("%w: the dependency proxy is disabled for group %s; an owner of the group can enable it with `dproxy group enable %s`", oci.ErrDenied, g.Path, g.Path)
 	}
-	creds := upstream.Credentials{Username: s.Identity, Password: s.Secret}
-	if s.Identity == "" {
-		def, err := h.settings.DefaultHubCredentials(ctx)
-		if err != nil {
-			return cache.Target{}, fmt.Errorf("read default Docker Hub credentials: %w", err)
-		}
-		// Pullers need not know the instance's account: errors name it by role.
-		creds = upstream.Credentials{Username: def.Identity, Password: def.Secret, Label: "the instance default credentials"}
+	creds, err := h.upstreamCredentials(ctx, p, s)
+	if err != nil {
+		return cache.Target{}, err
 	}
 	return cache.Target{GroupID: g.ID, Creds: creds, FreshnessWindow: s.FreshnessWindow}, nil
+}
+
+// upstreamCredentials are what a pull by p from a group with setting s
+// sends upstream: the group's Docker Hub credentials, else the instance
+// default. An anonymous principal goes upstream anonymously unless an
+// instance admin let the group's anonymous pulls use credentials.
+func (h *Handler) upstreamCredentials(ctx context.Context, p auth.Principal, s store.ProxySetting) (upstream.Credentials, error) {
+	if p.Anonymous && !s.AnonymousPullsUseCredentials {
+		return upstream.Credentials{}, nil
+	}
+	if s.Identity != "" {
+		return upstream.Credentials{Username: s.Identity, Password: s.Secret}, nil
+	}
+	def, err := h.settings.DefaultHubCredentials(ctx)
+	if err != nil {
+		return upstream.Credentials{}, fmt.Errorf("read default Docker Hub credentials: %w", err)
+	}
+	// Pullers need not know the instance's account: errors name it by role.
+	return upstream.Credentials{Username: def.Identity, Password: def.Secret, Label: "the instance default credentials"}, nil
 }
 
 // allows reports whether the token's access list grants pull on name.

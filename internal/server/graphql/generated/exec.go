@@ -85,6 +85,7 @@ type ComplexityRoot struct {
 
 	ContainerVirtualRegistryPayload struct {
 		ContainerVirtualRegistry func(childComplexity int) int
+		CredentialsCleared       func(childComplexity int) int
 		Errors                   func(childComplexity int) int
 	}
 
@@ -167,11 +168,12 @@ type ComplexityRoot struct {
 	}
 
 	DependencyProxySetting struct {
-		AllowAnonymousPull     func(childComplexity int) int
-		Enabled                func(childComplexity int) int
-		FreshnessWindowSeconds func(childComplexity int) int
-		Identity               func(childComplexity int) int
-		SecretSet              func(childComplexity int) int
+		AllowAnonymousPull           func(childComplexity int) int
+		AnonymousPullsUseCredentials func(childComplexity int) int
+		Enabled                      func(childComplexity int) int
+		FreshnessWindowSeconds       func(childComplexity int) int
+		Identity                     func(childComplexity int) int
+		SecretSet                    func(childComplexity int) int
 	}
 
 	DockerHubCredentials struct {
@@ -644,6 +646,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ContainerVirtualRegistryPayload.ContainerVirtualRegistry(childComplexity), true
+	case "ContainerVirtualRegistryPayload.credentialsCleared":
+		if e.ComplexityRoot.ContainerVirtualRegistryPayload.CredentialsCleared == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ContainerVirtualRegistryPayload.CredentialsCleared(childComplexity), true
 	case "ContainerVirtualRegistryPayload.errors":
 		if e.ComplexityRoot.ContainerVirtualRegistryPayload.Errors == nil {
 			break
@@ -955,6 +963,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DependencyProxySetting.AllowAnonymousPull(childComplexity), true
+	case "DependencyProxySetting.anonymousPullsUseCredentials":
+		if e.ComplexityRoot.DependencyProxySetting.AnonymousPullsUseCredentials == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DependencyProxySetting.AnonymousPullsUseCredentials(childComplexity), true
 	case "DependencyProxySetting.enabled":
 		if e.ComplexityRoot.DependencyProxySetting.Enabled == nil {
 			break
@@ -2196,6 +2210,8 @@ type DependencyProxySetting {
   freshnessWindowSeconds: Int!
   "Whether anonymous pulls are allowed (dproxy, default false)."
   allowAnonymousPull: Boolean!
+  "Whether anonymous pulls go upstream with the group's Docker Hub credentials (else the instance default) instead of anonymously (dproxy, default false; only an instance admin turns it on)."
+  anonymousPullsUseCredentials: Boolean!
 }
 
 type DependencyProxyImageTtlGroupPolicy {
@@ -2357,6 +2373,8 @@ input UpdateDependencyProxySettingsInput {
   freshnessWindowSeconds: Int
   "dproxy: allow anonymous pulls (owner)."
   allowAnonymousPull: Boolean
+  "dproxy: let anonymous pulls use the group's or the instance's Docker Hub credentials upstream (turning it on needs an instance admin; an owner may turn it off)."
+  anonymousPullsUseCredentials: Boolean
 }
 
 type UpdateDependencyProxySettingsPayload {
@@ -2578,7 +2596,7 @@ extend type Mutation {
   containerVirtualRegistryDelete(input: ContainerVirtualRegistryDeleteInput!): ContainerVirtualRegistryPayload
   "Add an upstream after the registry's last one (owner)."
   containerVirtualRegistryUpstreamCreate(input: ContainerVirtualRegistryUpstreamCreateInput!): ContainerVirtualRegistryPayload
-  "Change an upstream; a password is set with ` + "`" + `password` + "`" + ` and cleared with an empty string (owner)."
+  "Change an upstream; a password is set with ` + "`" + `password` + "`" + ` and cleared with an empty string (owner). Credentials stay with their host: a new scheme, host or port clears the stored username and password unless both come in the same change (` + "`" + `credentialsCleared` + "`" + ` says so)."
   containerVirtualRegistryUpstreamUpdate(input: ContainerVirtualRegistryUpstreamUpdateInput!): ContainerVirtualRegistryPayload
   "Move an upstream to a position (0 = asked first; past the end = last) (owner)."
   containerVirtualRegistryUpstreamMove(input: ContainerVirtualRegistryUpstreamMoveInput!): ContainerVirtualRegistryPayload
@@ -2635,6 +2653,8 @@ input ContainerVirtualRegistryUpstreamDeleteInput {
 "The registry after the change (null after a delete), or why nothing changed."
 type ContainerVirtualRegistryPayload {
   containerVirtualRegistry: ContainerVirtualRegistry
+  "containerVirtualRegistryUpstreamUpdate: true when the change of the upstream's scheme, host or port cleared its stored username and password (set them again for the new host); false otherwise."
+  credentialsCleared: Boolean!
   errors: [String!]!
 }
 
@@ -2785,6 +2805,8 @@ func (ec *executionContext) childFields_ContainerVirtualRegistryPayload(ctx cont
 	switch field.Name {
 	case "containerVirtualRegistry":
 		return ec.fieldContext_ContainerVirtualRegistryPayload_containerVirtualRegistry(ctx, field)
+	case "credentialsCleared":
+		return ec.fieldContext_ContainerVirtualRegistryPayload_credentialsCleared(ctx, field)
 	case "errors":
 		return ec.fieldContext_ContainerVirtualRegistryPayload_errors(ctx, field)
 	}
@@ -2959,6 +2981,8 @@ func (ec *executionContext) childFields_DependencyProxySetting(ctx context.Conte
 		return ec.fieldContext_DependencyProxySetting_freshnessWindowSeconds(ctx, field)
 	case "allowAnonymousPull":
 		return ec.fieldContext_DependencyProxySetting_allowAnonymousPull(ctx, field)
+	case "anonymousPullsUseCredentials":
+		return ec.fieldContext_DependencyProxySetting_anonymousPullsUseCredentials(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DependencyProxySetting", field.Name)
 }
@@ -4750,6 +4774,29 @@ func (ec *executionContext) fieldContext_ContainerVirtualRegistryPayload_contain
 	return fc, nil
 }
 
+func (ec *executionContext) _ContainerVirtualRegistryPayload_credentialsCleared(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ContainerVirtualRegistryPayload_credentialsCleared(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CredentialsCleared, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ContainerVirtualRegistryPayload_credentialsCleared(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ContainerVirtualRegistryPayload", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
 func (ec *executionContext) _ContainerVirtualRegistryPayload_errors(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistryPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6070,6 +6117,29 @@ func (ec *executionContext) _DependencyProxySetting_allowAnonymousPull(ctx conte
 	)
 }
 func (ec *executionContext) fieldContext_DependencyProxySetting_allowAnonymousPull(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DependencyProxySetting", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _DependencyProxySetting_anonymousPullsUseCredentials(ctx context.Context, field graphql.CollectedField, obj *DependencyProxySetting) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DependencyProxySetting_anonymousPullsUseCredentials(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AnonymousPullsUseCredentials, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DependencyProxySetting_anonymousPullsUseCredentials(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DependencyProxySetting", field, false, false, errors.New("field of type Boolean does not have child fields"))
 }
 
@@ -11744,7 +11814,7 @@ func (ec *executionContext) unmarshalInputUpdateDependencyProxySettingsInput(ctx
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"clientMutationId", "groupPath", "enabled", "identity", "secret", "freshnessWindowSeconds", "allowAnonymousPull"}
+	fieldsInOrder := [...]string{"clientMutationId", "groupPath", "enabled", "identity", "secret", "freshnessWindowSeconds", "allowAnonymousPull", "anonymousPullsUseCredentials"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -11800,6 +11870,13 @@ func (ec *executionContext) unmarshalInputUpdateDependencyProxySettingsInput(ctx
 				return it, err
 			}
 			it.AllowAnonymousPull = data
+		case "anonymousPullsUseCredentials":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("anonymousPullsUseCredentials"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AnonymousPullsUseCredentials = data
 		}
 	}
 	return it, nil
@@ -12298,6 +12375,11 @@ func (ec *executionContext) _ContainerVirtualRegistryPayload(ctx context.Context
 		case "containerVirtualRegistry":
 			out.Values[i] = ec._ContainerVirtualRegistryPayload_containerVirtualRegistry(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "credentialsCleared":
+			out.Values[i] = ec._ContainerVirtualRegistryPayload_credentialsCleared(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		case "errors":
@@ -12930,6 +13012,11 @@ func (ec *executionContext) _DependencyProxySetting(ctx context.Context, sel ast
 			}
 		case "allowAnonymousPull":
 			out.Values[i] = ec._DependencyProxySetting_allowAnonymousPull(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "anonymousPullsUseCredentials":
+			out.Values[i] = ec._DependencyProxySetting_anonymousPullsUseCredentials(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

@@ -95,7 +95,9 @@ type ContainerVirtualRegistryDeleteInput struct {
 // The registry after the change (null after a delete), or why nothing changed.
 type ContainerVirtualRegistryPayload struct {
 	ContainerVirtualRegistry *ContainerVirtualRegistry `json:"containerVirtualRegistry,omitempty"`
-	Errors                   []string                  `json:"errors"`
+	// containerVirtualRegistryUpstreamUpdate: true when the change of the upstream's scheme, host or port cleared its stored username and password (set them again for the new host); false otherwise.
+	CredentialsCleared bool     `json:"credentialsCleared"`
+	Errors             []string `json:"errors"`
 }
 
 type ContainerVirtualRegistryUpdateInput struct {
@@ -248,6 +250,8 @@ type DependencyProxySetting struct {
 	FreshnessWindowSeconds int `json:"freshnessWindowSeconds"`
 	// Whether anonymous pulls are allowed (dproxy, default false).
 	AllowAnonymousPull bool `json:"allowAnonymousPull"`
+	// Whether anonymous pulls go upstream with the group's Docker Hub credentials (else the instance default) instead of anonymously (dproxy, default false; only an instance admin turns it on).
+	AnonymousPullsUseCredentials bool `json:"anonymousPullsUseCredentials"`
 }
 
 type DockerHubCredentials struct {
@@ -449,6 +453,8 @@ type UpdateDependencyProxySettingsInput struct {
 	FreshnessWindowSeconds *int `json:"freshnessWindowSeconds,omitempty"`
 	// dproxy: allow anonymous pulls (owner).
 	AllowAnonymousPull *bool `json:"allowAnonymousPull,omitempty"`
+	// dproxy: let anonymous pulls use the group's or the instance's Docker Hub credentials upstream (turning it on needs an instance admin; an owner may turn it off).
+	AnonymousPullsUseCredentials *bool `json:"anonymousPullsUseCredentials,omitempty"`
 }
 
 type UpdateDependencyProxySettingsPayload struct {
