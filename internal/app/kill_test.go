@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/dproxy/dproxy/internal/auth"
 	"github.com/dproxy/dproxy/internal/blobstore"
@@ -51,6 +52,22 @@ func serveProcessEnv(t testing.TB, dataDir, upstreamURL string, env ...string) (
 // env adds variables to the child's environment.
 func serveProcessLog(t testing.TB, dataDir, upstreamURL string, env ...string) (*exec.Cmd, string, string) {
 	t.Helper()
+	// A free port may be taken between picking and binding it: then the
+	// child exits saying so, and another port is tried.
+	for attempt := 1; ; attempt++ {
+		cmd, addr, logPath, err := startServe(t, dataDir, upstreamURL, env)
+		if err == nil {
+			return cmd, "http://" + addr, logPath
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startServe starts `dproxy serve` on a port that was free a moment ago and
+// waits until it listens (its log says so) or exits.
+func startServe(t testing.TB, dataDir, upstreamURL string, env []string) (*exec.Cmd, string, string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -75,15 +92,20 @@ func serveProcessLog(t testing.TB, dataDir, upstreamURL string, env ...string) (
 		}
 		logf.Close()
 	})
-	waitFor(t, "dproxy serve to answer", func() bool {
-		res, err := http.Get("http://" + addr + "/-/health")
-		if err != nil {
-			return false
+	deadline := time.Now().Add(time.Minute)
+	for {
+		b, _ := os.ReadFile(logf.Name())
+		switch {
+		case strings.Contains(string(b), `"msg":"dproxy listening"`):
+			return cmd, addr, logf.Name(), nil
+		case strings.Contains(string(b), "listen on "+addr):
+			cmd.Wait()
+			return nil, "", "", fmt.Errorf("dproxy serve exited: %s", b)
+		case time.Now().After(deadline):
+			t.Fatalf("dproxy serve on %s did not listen within a minute: %s", addr, b)
 		}
-		res.Body.Close()
-		return res.StatusCode == 200
-	})
-	return cmd, "http://" + addr, logf.Name()
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestKilledDuringDownloadServesNoPartialBlob(t *testing.T) {

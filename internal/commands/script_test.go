@@ -89,6 +89,22 @@ func serve(t *testing.T, up *testregistry.Upstream) *server {
 	if err := os.Symlink(os.Args[0], bin); err != nil {
 		t.Fatal(err)
 	}
+	// A free port may be taken between picking and binding it: then the
+	// child exits saying so, and another port is tried.
+	for attempt := 1; ; attempt++ {
+		s, err := startServe(t, bin, up)
+		if err == nil {
+			return s
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startServe starts `dproxy serve` on a port that was free a moment ago
+// and waits until it is ready, or exits.
+func startServe(t *testing.T, bin string, up *testregistry.Upstream) (*server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -115,16 +131,20 @@ func serve(t *testing.T, up *testregistry.Upstream) *server {
 	})
 	deadline := time.Now().Add(time.Minute)
 	for {
-		res, err := http.Get(s.URL + "/-/readiness")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return s
+		// Ready only once its own log says it listens: an answer on the
+		// port could come from whoever took it.
+		if strings.Contains(s.Logs(), "msg=\"dproxy listening\"") {
+			res, err := http.Get(s.URL + "/-/readiness")
+			if err == nil {
+				res.Body.Close()
+				if res.StatusCode == http.StatusOK {
+					return s, nil
+				}
 			}
 		}
 		select {
 		case <-exited:
-			t.Fatalf("dproxy serve exited:\n%s", s.Logs())
+			return nil, fmt.Errorf("dproxy serve on %s exited:\n%s", addr, s.Logs())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
