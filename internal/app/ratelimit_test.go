@@ -28,7 +28,9 @@ func newRateLimitEnv(t *testing.T, window time.Duration, configure ...func(*conf
 	t.Helper()
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	e := newEnv(t, envOptions{
-		upstream:   testregistry.Options{Users: map[string]string{"hubuser": "hubsecret"}},
+		// Upstream tokens last a day on the same clock: the six hours of
+		// pulls below reuse one.
+		upstream:   testregistry.Options{Users: map[string]string{"hubuser": "hubsecret"}, TokenTTL: 24 * time.Hour, Now: clock.Now},
 		appOptions: []app.Option{app.WithClock(clock.Now)},
 		configure: func(c *config.Config) {
 			for _, f := range configure {
@@ -70,7 +72,7 @@ func (e rlEnv) upstreamRequests() int {
 }
 
 // Every pull of a cached tag costs one free upstream HEAD and no GET; the
-// upstream token is fetched once and reused.
+// upstream token is fetched once and reused while it lasts.
 func TestRevalidationSpendsHeadsNotPulls(t *testing.T) {
 	t.Parallel()
 	e := newRateLimitEnv(t, 0)

@@ -90,6 +90,8 @@ func newHarness(t *testing.T, s setup) *harness {
 
 	opts := s.cache
 	opts.Now = h.clock.Now
+	// The harness plays the operator's upstream, as the main cache has it.
+	opts.TrustHead = true
 	opts.Stored = func() {
 		select {
 		case h.stored <- struct{}{}:

@@ -135,9 +135,9 @@ func (f *possessionFixture) files(t *testing.T) int {
 	return n
 }
 
-// readBlob reads a blob through c for group; the error is that of Blob or
+// readGroupBlob reads a blob through c for group; the error is that of Blob or
 // of reading it.
-func readBlob(ctx context.Context, c *cache.Cache, group int64, d oci.Digest) ([]byte, error) {
+func readGroupBlob(ctx context.Context, c *cache.Cache, group int64, d oci.Digest) ([]byte, error) {
 	b, err := c.Blob(ctx, cache.Target{GroupID: group, Image: "team/app"}, d)
 	if err != nil {
 		return nil, err
@@ -169,7 +169,7 @@ func TestStoredBlobIsSharedByHeadOnlyWithTrustHead(t *testing.T) {
 	// Group a stores the blob through the operator's upstream.
 	operator := &scriptedRemote{blobs: map[oci.Digest][]byte{d: content}}
 	main := f.cache(t, operator, true)
-	if got, err := readBlob(ctx, main, f.a, d); err != nil || !bytes.Equal(got, content) {
+	if got, err := readGroupBlob(ctx, main, f.a, d); err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("group a's pull: %v", err)
 	}
 	waitIdle(t, main)
@@ -178,7 +178,7 @@ func TestStoredBlobIsSharedByHeadOnlyWithTrustHead(t *testing.T) {
 	}
 
 	// Group b on the operator's upstream: one HEAD, no GET.
-	if got, err := readBlob(ctx, main, f.b, d); err != nil || !bytes.Equal(got, content) {
+	if got, err := readGroupBlob(ctx, main, f.b, d); err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("group b's pull: %v", err)
 	}
 	if gets, heads, _ := operator.counts(); gets != 1 || heads != 1 {
@@ -189,7 +189,7 @@ func TestStoredBlobIsSharedByHeadOnlyWithTrustHead(t *testing.T) {
 	// not serve the blob: nothing for group c.
 	lying := &scriptedRemote{blobs: map[oci.Digest][]byte{}, headAll: true}
 	owned := f.cache(t, lying, false)
-	if got, err := readBlob(ctx, owned, f.c, d); !errors.Is(err, oci.ErrBlobUnknown) || bytes.Contains(got, content[:1024]) {
+	if got, err := readGroupBlob(ctx, owned, f.c, d); !errors.Is(err, oci.ErrBlobUnknown) || bytes.Contains(got, content[:1024]) {
 		t.Fatalf("lying upstream: %d bytes, %v; want BLOB_UNKNOWN", len(got), err)
 	}
 	if gets, _, _ := lying.counts(); gets != 1 {
@@ -201,7 +201,7 @@ func TestStoredBlobIsSharedByHeadOnlyWithTrustHead(t *testing.T) {
 	lying.mu.Lock()
 	lying.blobs[d] = fake
 	lying.mu.Unlock()
-	if got, err := readBlob(ctx, owned, f.c, d); err == nil || bytes.Equal(got, content) {
+	if got, err := readGroupBlob(ctx, owned, f.c, d); err == nil || bytes.Equal(got, content) {
 		t.Fatalf("other bytes under the digest: %d bytes, %v; want a failed verification", len(got), err)
 	}
 	waitIdle(t, owned)
@@ -213,7 +213,7 @@ func TestStoredBlobIsSharedByHeadOnlyWithTrustHead(t *testing.T) {
 	lying.mu.Lock()
 	lying.blobs[d] = content
 	lying.mu.Unlock()
-	if got, err := readBlob(ctx, owned, f.c, d); err != nil || !bytes.Equal(got, content) {
+	if got, err := readGroupBlob(ctx, owned, f.c, d); err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("upstream serving the bytes: %v", err)
 	}
 	waitIdle(t, owned)
