@@ -239,8 +239,11 @@ done
 log "start dproxy serve"
 PORT=$(free_port)
 DP=127.0.0.1:$PORT
+# The virtual registry below pulls from the upstream on 127.0.0.1, which
+# the upstream address policy refuses unless allowed.
 start dproxy "$WORK/dproxy.log" "$BIN/dproxy" serve --addr "$DP" --external-url "http://$DP" \
-	--data-dir "$WORK/dproxy-data" --upstream "$UPSTREAM_URL" --mirror-group "$GROUP" --log-format text
+	--data-dir "$WORK/dproxy-data" --upstream "$UPSTREAM_URL" --mirror-group "$GROUP" --log-format text \
+	--upstream-allow-cidr 127.0.0.1/32
 wait_for "dproxy" curl -sf "http://$DP/-/readiness"
 "$BIN/dproxy" version
 

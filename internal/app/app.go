@@ -25,6 +25,7 @@ import (
 	"github.com/dproxy/dproxy/internal/keyfile"
 	"github.com/dproxy/dproxy/internal/lifecycle"
 	"github.com/dproxy/dproxy/internal/metrics"
+	"github.com/dproxy/dproxy/internal/netpolicy"
 	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/secretbox"
 	"github.com/dproxy/dproxy/internal/server"
@@ -57,7 +58,8 @@ type App struct {
 type Option func(*options)
 
 type options struct {
-	now func() time.Time
+	now      func() time.Time
+	resolver *net.Resolver
 }
 
 // WithClock makes everything that judges time by a clock read it from now:
@@ -66,6 +68,13 @@ type options struct {
 // Tests move it forward to expire entries and tokens.
 func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
+}
+
+// WithResolver makes the upstream address policy look names up with r
+// (tests answer from a table, so that no query leaves the machine and a
+// name can move to another address).
+func WithResolver(r *net.Resolver) Option {
+	return func(o *options) { o.resolver = r }
 }
 
 // BlobStore is blob storage as the server uses it: blobstore.FS or
@@ -144,9 +153,14 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	}
 
 	m := metrics.New()
+	policy, err := netpolicy.New(cfg.UpstreamAllowCIDR, o.resolver)
+	if err != nil {
+		return nil, err
+	}
 	// newUpstream makes the client of an upstream registry: Docker Hub (or
-	// the configured upstream) and each virtual registry upstream.
-	newUpstream := func(url string) (*upstream.Client, error) {
+	// the configured upstream, trusted: the operator chose it) and each
+	// virtual registry upstream (an owner's choice).
+	newUpstream := func(url string, trusted bool) (*upstream.Client, error) {
 		return upstream.New(upstream.Options{
 			URL:                    url,
 			ConnectTimeout:         cfg.UpstreamConnectTimeout,
@@ -158,9 +172,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 			Now:                    o.now,
 			Logger:                 log,
 			Metrics:                m,
+			Policy:                 policy,
+			Trusted:                trusted,
 		})
 	}
-	up, err := newUpstream(cfg.Upstream)
+	up, err := newUpstream(cfg.Upstream, true)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +192,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	var lc *lifecycle.Manager // made below, before anything is served
 	cacheOpts.Stored = func() { lc.KickSizeCap() }
 	c := cache.New(st, blobs, up, cacheOpts)
-	vc := cache.NewVirtual(st, st.UpstreamCache(), blobs, func(url string) (cache.Remote, error) { return newUpstream(url) }, cfg.Upstream, cacheOpts)
+	vc := cache.NewVirtual(st, st.UpstreamCache(), blobs, func(url string) (cache.Remote, error) { return newUpstream(url, false) }, cfg.Upstream, cacheOpts)
 	lm, err := metrics.NewLifecycle(m, cacheSizes(st))
 	if err != nil {
 		return nil, fmt.Errorf("register lifecycle metrics: %w", err)
@@ -194,7 +210,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Virtual: vc, Metrics: m, Lifecycle: lc, log: log, dirLock: dirLock}
 	admin := graphql.New(st, svc, c, graphql.Options{ExternalURL: cfg.ExternalURL, Now: o.now, Logger: log, Released: lc.Kick,
 		RateLimits: up.RateLimits, CheckRateLimit: upstream.NewCheckCache(up.CheckRateLimit, rateLimitCheckTTL, o.now).Check,
-		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams, ForgetUpstream: vc.ForgetUpstream})
+		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams, ForgetUpstream: vc.ForgetUpstream,
+		AddressPolicy: policy})
 	a.Server = server.New(reg, a.ready, server.Options{
 		Addr: cfg.Addr, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Metrics: m,

@@ -21,6 +21,7 @@ import (
 	"github.com/dproxy/dproxy/internal/auth"
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/testdns"
 	"github.com/dproxy/dproxy/internal/testregistry"
 )
 
@@ -33,6 +34,9 @@ type env struct {
 	srv  *httptest.Server
 	host string // host:port of dproxy
 	logs *syncBuffer
+	// dns answers the server's lookups of upstream names (names not in it
+	// do not exist), so that no query leaves the machine.
+	dns  *testdns.Table
 	once sync.Once
 }
 
@@ -68,13 +72,14 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := app.Open(context.Background(), cfg, log, o.appOptions...)
+	dns := testdns.New()
+	a, err := app.Open(context.Background(), cfg, log, append([]app.Option{app.WithResolver(dns.Resolver())}, o.appOptions...)...)
 	if err != nil {
 		t.Fatalf("open app: %v", err)
 	}
 	srv.Config.Handler = a.Server.Handler()
 	srv.Start()
-	e := &env{t: t, up: up, app: a, srv: srv, host: srv.Listener.Addr().String(), logs: logs}
+	e := &env{t: t, up: up, app: a, srv: srv, host: srv.Listener.Addr().String(), logs: logs, dns: dns}
 	t.Cleanup(e.close)
 	return e
 }

@@ -229,7 +229,7 @@ func resolve[T any](ctx context.Context, v *Virtual, registryID int64, what stri
 				return zero, err
 			}
 			if !notThere(err) && firstErr == nil {
-				firstErr = fmt.Errorf("upstream %s (%s): %w", u.Name, u.URL, err)
+				firstErr = v.publicError(ctx, u, err)
 			}
 		}
 	}

@@ -116,8 +116,10 @@ func startServe(t *testing.T, bin string, up *testregistry.Upstream) (*server, e
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The scripts' virtual registries pull from the test upstream on
+	// 127.0.0.1, which the address policy refuses unless allowed.
 	cmd := exec.Command(bin, "serve", "--addr", addr, "--data-dir", s.DataDir, "--upstream", up.URL,
-		"--external-url", s.URL, "--log-level", "debug", "--log-format", "text")
+		"--external-url", s.URL, "--log-level", "debug", "--log-format", "text", "--upstream-allow-cidr", "127.0.0.1/32")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

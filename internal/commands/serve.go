@@ -65,6 +65,7 @@ func newCmdServe(ios *cmdutil.IOStreams, runF func(context.Context, *serveOption
 	f.Duration("ratelimit-backoff", def.RateLimitBackoff, "after an upstream 429 without Retry-After, send nothing upstream with that credential for this long")
 	f.Int("virtual-registries-per-group", def.VirtualRegistriesPerGroup, "most container virtual registries a top-level group may have")
 	f.Int("virtual-registry-upstreams", def.VirtualRegistryUpstreams, "most upstreams a container virtual registry may have")
+	f.StringSlice("upstream-allow-cidr", nil, "let virtual-registry upstreams, redirects and token realms reach this range, refused by default (loopback, private, link-local...); repeatable, e.g. 10.1.0.0/16")
 	f.Duration("upstream-connect-timeout", def.UpstreamConnectTimeout, "upstream connect timeout")
 	f.Duration("upstream-response-header-timeout", def.UpstreamResponseHeaderTimeout, "upstream response-header timeout")
 	f.String("max-manifest-size", "10MiB", "largest manifest accepted from the upstream, a size such as 4MiB")

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"reflect"
@@ -69,6 +70,12 @@ type Config struct {
 	// top-level group; VirtualRegistryUpstreams the upstreams of one.
 	VirtualRegistriesPerGroup int `koanf:"virtual-registries-per-group"`
 	VirtualRegistryUpstreams  int `koanf:"virtual-registry-upstreams"`
+	// UpstreamAllowCIDR lists the ranges (CIDR or single addresses) the
+	// upstream address policy lets dproxy connect to although they are
+	// refused by default (loopback, link-local, private, ...), for
+	// virtual-registry upstreams, redirects and token realms. In the
+	// environment the list is comma-separated; flags repeat.
+	UpstreamAllowCIDR []string `koanf:"upstream-allow-cidr"`
 	// UpstreamConnectTimeout bounds connecting to the upstream.
 	UpstreamConnectTimeout time.Duration `koanf:"upstream-connect-timeout"`
 	// UpstreamResponseHeaderTimeout bounds waiting for the upstream's
@@ -206,6 +213,11 @@ func (c Config) Validate() error {
 	if err := checkHTTPURL(c.Upstream); err != nil {
 		add("upstream %q: %w", c.Upstream, err)
 	}
+	for _, cidr := range c.UpstreamAllowCIDR {
+		if !validCIDR(cidr) {
+			add("upstream-allow-cidr %q: want a CIDR range such as 10.1.0.0/16 or fd00::/8, or one IP address", cidr)
+		}
+	}
 	if g := c.MirrorGroup; g != "" && (strings.HasPrefix(g, "/") || strings.HasSuffix(g, "/") ||
 		strings.Contains(g, "//") || strings.ContainsAny(g, " \t\r\n")) {
 		add("mirror-group %q: want a group path such as acme or acme/team, without leading or trailing slashes or spaces", g)
@@ -308,6 +320,16 @@ func oneOf(s string, allowed ...string) bool {
 		}
 	}
 	return false
+}
+
+// validCIDR reports whether s is a CIDR range or an IP address without a
+// zone (the policy's ParsePrefix reads it the same way).
+func validCIDR(s string) bool {
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return true
+	}
+	a, err := netip.ParseAddr(s)
+	return err == nil && a.Zone() == ""
 }
 
 func checkAddr(addr string) error {

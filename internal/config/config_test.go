@@ -28,6 +28,8 @@ func newFlags(t *testing.T, args ...string) *pflag.FlagSet {
 			fs.Duration(f.key, time.Duration(v.Field(f.index).Int()), "")
 		case kindSize:
 			fs.String(f.key, "", "")
+		case kindList:
+			fs.StringSlice(f.key, nil, "")
 		}
 	}
 	fs.Int64("max-size-as-int", 0, "") // not a key: ignored
@@ -60,7 +62,7 @@ func TestDefault(t *testing.T) {
 		MaxManifestSize: 10 << 20, MaxBlobSize: 50 << 30, ShutdownTimeout: 30 * time.Second,
 		TTLInterval: 24 * time.Hour, GCInterval: time.Hour,
 	}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %+v\nwant %+v", c, want)
 	}
 	c.DataDir = "/var/lib/dproxy"
@@ -89,7 +91,7 @@ func TestLoad(t *testing.T) {
 		{
 			name: "defaults",
 			check: func(t *testing.T, c Config) {
-				if c != Default() {
+				if !reflect.DeepEqual(c, Default()) {
 					t.Errorf("Load with no sources = %+v, want Default()", c)
 				}
 			},
@@ -108,7 +110,7 @@ func TestLoad(t *testing.T) {
 				want.MaxManifestSize = 2048
 				want.MirrorGroup = "acme/team"
 				want.ShutdownTimeout = 0
-				if c != want {
+				if !reflect.DeepEqual(c, want) {
 					t.Errorf("got  %+v\nwant %+v", c, want)
 				}
 			},
@@ -155,7 +157,7 @@ func TestLoad(t *testing.T) {
 			env: []string{"DPROXY_ADDR=", "DPROXY_SERVER=http://x", "DPROXY_TOKEN=t", "ADDR=:1",
 				"DPROXY_TEST_PG=postgres://x", "NOEQUALS"},
 			check: func(t *testing.T, c Config) {
-				if c != Default() {
+				if !reflect.DeepEqual(c, Default()) {
 					t.Errorf("got %+v, want Default()", c)
 				}
 			},
@@ -238,6 +240,54 @@ func TestLoad(t *testing.T) {
 			}
 			tc.check(t, c)
 		})
+	}
+}
+
+// TestLoadUpstreamAllowCIDR: a list in the file, comma-separated in the
+// environment, a repeatable flag; each layer replaces the one below.
+func TestLoadUpstreamAllowCIDR(t *testing.T) {
+	t.Parallel()
+	file := writeFile(t, "upstream-allow-cidr:\n  - 10.0.0.0/8\n  - fd00::/8\n")
+	for _, tc := range []struct {
+		name  string
+		file  string
+		env   []string
+		flags []string
+		want  []string
+	}{
+		{name: "default", want: nil},
+		{name: "file", file: file, want: []string{"10.0.0.0/8", "fd00::/8"}},
+		{name: "env replaces file", file: file, env: []string{"DPROXY_UPSTREAM_ALLOW_CIDR=127.0.0.2/32, 192.168.0.0/16"}, want: []string{"127.0.0.2/32", "192.168.0.0/16"}},
+		{name: "flags replace env", file: file, env: []string{"DPROXY_UPSTREAM_ALLOW_CIDR=127.0.0.2/32"},
+			flags: []string{"--upstream-allow-cidr", "127.0.0.3/32", "--upstream-allow-cidr=10.1.0.0/16,10.2.0.0/16"},
+			want:  []string{"127.0.0.3/32", "10.1.0.0/16", "10.2.0.0/16"}},
+	} {
+		c, err := Load(tc.file, newFlags(t, tc.flags...), tc.env)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if !reflect.DeepEqual(c.UpstreamAllowCIDR, tc.want) {
+			t.Errorf("%s: upstream-allow-cidr %q, want %q", tc.name, c.UpstreamAllowCIDR, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		file string
+		env  []string
+		want string
+	}{
+		{file: "upstream-allow-cidr: 10.0.0.0/8\n", want: ""}, // one string is a one-item list
+		{file: "upstream-allow-cidr:\n  - 10.0.0.0/8\n  - 5\n", want: `key "upstream-allow-cidr": want a list of strings, got the item 5`},
+		{file: "upstream-allow-cidr:\n  a: b\n", want: `key "upstream-allow-cidr.a": unknown key`},
+		{env: []string{"DPROXY_UPSTREAM_ALLOW_CIDR=10.0.0.0/8,private"}, want: `upstream-allow-cidr "private": want a CIDR range`},
+	} {
+		f := ""
+		if tc.file != "" {
+			f = writeFile(t, tc.file)
+		}
+		_, err := Load(f, nil, tc.env)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("Load(%q, %q) = %v, want %q", tc.file, tc.env, err, tc.want)
+		}
 	}
 }
 
@@ -376,6 +426,12 @@ func TestValidate(t *testing.T) {
 		{"storage redirect without s3", func(c *Config) { c.StorageRedirect = true }, "storage-redirect needs S3 storage"},
 		{"storage redirect with s3", func(c *Config) { c.Storage, c.StorageRedirect = "s3://bucket", true }, ""},
 		{"s3 key id without secret", func(c *Config) { c.S3AccessKeyID = "AKIA" }, "set both or neither"},
+		{"upstream allow cidrs", func(c *Config) {
+			c.UpstreamAllowCIDR = []string{"127.0.0.2/32", "10.0.0.0/8", "fd00::/8", "192.168.1.5"}
+		}, ""},
+		{"upstream allow cidr not a range", func(c *Config) { c.UpstreamAllowCIDR = []string{"10.0.0.0/8", "intranet"} }, `upstream-allow-cidr "intranet": want a CIDR range`},
+		{"upstream allow cidr bad mask", func(c *Config) { c.UpstreamAllowCIDR = []string{"10.0.0.0/33"} }, `upstream-allow-cidr "10.0.0.0/33"`},
+		{"upstream allow cidr with zone", func(c *Config) { c.UpstreamAllowCIDR = []string{"fe80::1%eth0"} }, `upstream-allow-cidr "fe80::1%eth0"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -119,6 +119,7 @@ const (
 	kindSize
 	kindBool
 	kindInt
+	kindList
 )
 
 type field struct {
@@ -145,6 +146,8 @@ func fields() []field {
 			f.kind = kindBool
 		case reflect.TypeFor[int]():
 			f.kind = kindInt
+		case reflect.TypeFor[[]string]():
+			f.kind = kindList
 		default:
 			panic(fmt.Sprintf("config field %s has unsupported type %s", sf.Name, sf.Type))
 		}
@@ -206,6 +209,11 @@ func apply(cfg *Config, values map[string]any, byKey map[string]field, src func(
 			if n, err = toInt(raw); err == nil {
 				v.Field(f.index).SetInt(int64(n))
 			}
+		case kindList:
+			var l []string
+			if l, err = toList(raw); err == nil {
+				v.Field(f.index).Set(reflect.ValueOf(l))
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", src(key), err)
@@ -236,6 +244,38 @@ func toString(raw any) (string, error) {
 		return strconv.FormatUint(x, 10), nil
 	}
 	return "", fmt.Errorf("want a string, got %v (%T)", raw, raw)
+}
+
+// toList reads a list: a YAML sequence of strings, a flag's values, or one
+// comma-separated string (the environment). Items are trimmed; empty ones
+// are dropped. A layer's list replaces the lower layer's.
+func toList(raw any) ([]string, error) {
+	var items []string
+	switch x := raw.(type) {
+	case string:
+		items = strings.Split(x, ",")
+	case []string:
+		for _, s := range x {
+			items = append(items, strings.Split(s, ",")...)
+		}
+	case []any:
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("want a list of strings, got the item %v (%T)", e, e)
+			}
+			items = append(items, s)
+		}
+	default:
+		return nil, fmt.Errorf("want a list of strings, got %v (%T)", raw, raw)
+	}
+	out := []string{}
+	for _, s := range items {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 func toBool(raw any) (bool, error) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dproxy/dproxy/internal/app"
 	"github.com/dproxy/dproxy/internal/config"
+	"github.com/dproxy/dproxy/internal/testdns"
 	"github.com/dproxy/dproxy/internal/testregistry"
 )
 
@@ -31,8 +32,11 @@ type Server struct {
 	// AdminToken is the initial admin token (api scope).
 	AdminToken string
 	Upstream   *testregistry.Upstream
-	App        *app.App
-	logs       *logBuffer
+	// DNS answers the server's lookups of upstream names: names not set
+	// in it do not exist, and no query leaves the machine.
+	DNS  *testdns.Table
+	App  *app.App
+	logs *logBuffer
 }
 
 // Options configure New.
@@ -61,7 +65,8 @@ func New(t testing.TB, o Options) *Server {
 	cfg.ExternalURL = "http://" + cfg.Addr
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := app.Open(context.Background(), cfg, log)
+	dns := testdns.New()
+	a, err := app.Open(context.Background(), cfg, log, app.WithResolver(dns.Resolver()))
 	if err != nil {
 		t.Fatalf("open dproxy: %v", err)
 	}
@@ -78,7 +83,7 @@ func New(t testing.TB, o Options) *Server {
 	}
 	return &Server{
 		URL: srv.URL, Host: cfg.Addr, DataDir: cfg.DataDir,
-		AdminToken: strings.TrimSpace(string(tok)), Upstream: up, App: a, logs: logs,
+		AdminToken: strings.TrimSpace(string(tok)), Upstream: up, DNS: dns, App: a, logs: logs,
 	}
 }
 

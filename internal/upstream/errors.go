@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dproxy/dproxy/internal/netpolicy"
 	"github.com/dproxy/dproxy/internal/oci"
 )
 
@@ -73,6 +74,31 @@ func (e *Error) Unwrap() []error {
 		errs = append(errs, e.Err)
 	}
 	return errs
+}
+
+// Public says what went wrong in words that may be shown to anyone who
+// pulls through an upstream someone other than the operator chose (a
+// virtual-registry upstream): a generic reason, without the upstream's
+// host, any address, the upstream's own error text or the underlying
+// network error. Error() has those, for the log.
+func (e *Error) Public() string {
+	switch {
+	case errors.Is(e.Err, netpolicy.ErrNotAllowed):
+		return netpolicy.ErrNotAllowed.Error()
+	case errors.Is(e.sentinel, oci.ErrTimeout):
+		return "the upstream did not answer in time"
+	case e.Status == 0:
+		return "the upstream could not be reached"
+	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
+		return "the upstream rejected the credentials"
+	case e.Status == http.StatusTooManyRequests:
+		return "the upstream's rate limit is exhausted"
+	case e.Status < 200 || e.Status > 299:
+		return fmt.Sprintf("the upstream answered %d %s", e.Status, http.StatusText(e.Status))
+	case errors.Is(e.sentinel, oci.ErrManifestInvalid):
+		return "the upstream sent an invalid manifest"
+	}
+	return "the upstream sent an answer that does not match the request"
 }
 
 // RetryAfter is the upstream's Retry-After delay of a 429 or 503; 0 if none.

@@ -4,8 +4,8 @@
 // rate-limit headers, and the mapping of upstream failures to oci sentinel
 // errors.
 //
-// It imports only oci and metrics among dproxy packages; it knows nothing of
-// storage, caching policy or the server.
+// It imports only oci, metrics and netpolicy among dproxy packages; it
+// knows nothing of storage, caching policy or the server.
 package upstream
 
 import (
@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/dproxy/dproxy/internal/metrics"
+	"github.com/dproxy/dproxy/internal/netpolicy"
 	"github.com/dproxy/dproxy/internal/oci"
 )
 
@@ -63,6 +64,16 @@ type Options struct {
 	Now     func() time.Time
 	Logger  *slog.Logger     // nil discards
 	Metrics *metrics.Metrics // nil records nothing
+	// Policy, when set, checks every connection of the default transport
+	// (to URL, its redirects and its token realms) against the upstream
+	// address policy when it is made; a refused one is never opened.
+	// nil checks nothing: for callers whose every address the operator
+	// chose.
+	Policy *netpolicy.Policy
+	// Trusted marks URL as the operator's own (--upstream): connections
+	// to its host:port skip the policy. Redirects and token realms on any
+	// other host:port are still checked.
+	Trusted bool
 }
 
 // Client talks to one upstream registry. It is safe for concurrent use.
@@ -134,9 +145,19 @@ func New(opts Options) (*Client, error) {
 	}
 	tr := opts.Transport
 	if tr == nil {
+		proxy := http.ProxyFromEnvironment
+		dial := (&net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
+		if opts.Policy != nil {
+			trusted := ""
+			if opts.Trusted {
+				trusted = netpolicy.HostPort(u)
+			}
+			d := opts.Policy.Dialer(opts.ConnectTimeout, 30*time.Second, trusted)
+			proxy, dial = d.Proxy(proxy), d.DialContext
+		}
 		tr = &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			Proxy:                 proxy,
+			DialContext:           dial,
 			TLSHandshakeTimeout:   opts.ConnectTimeout,
 			ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
 			ExpectContinueTimeout: time.Second,
@@ -332,7 +353,8 @@ func (c *Client) do(ctx context.Context, o op, creds Credentials, method, path, 
 }
 
 // retryable reports whether a failed request may succeed if sent again:
-// network errors other than timeouts, and 500/502/503/504.
+// network errors other than timeouts and refused addresses, and
+// 500/502/503/504.
 func retryable(err error) bool {
 	var e *Error
 	if !errors.As(err, &e) {
@@ -340,7 +362,7 @@ func retryable(err error) bool {
 	}
 	switch e.Status {
 	case 0:
-		return e.Err != nil && !isTimeout(e.Err) && !errors.Is(e.Err, context.Canceled)
+		return e.Err != nil && !isTimeout(e.Err) && !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, netpolicy.ErrNotAllowed)
 	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return true
 	}

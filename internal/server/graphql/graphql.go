@@ -29,6 +29,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/dproxy/dproxy/internal/auth"
+	"github.com/dproxy/dproxy/internal/netpolicy"
 	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/server/graphql/generated"
 	"github.com/dproxy/dproxy/internal/store"
@@ -79,6 +80,9 @@ type Options struct {
 	ForgetUpstream func(upstreamID int64)
 	// CheckRateLimit, when set, asks the upstream for a credential's limit.
 	CheckRateLimit func(ctx context.Context, creds upstream.Credentials) (upstream.RateLimitCheck, error)
+	// AddressPolicy, when set, refuses a virtual-registry upstream whose
+	// host it refuses when the upstream is added or its URL changed.
+	AddressPolicy *netpolicy.Policy
 }
 
 // Handler serves the admin API.

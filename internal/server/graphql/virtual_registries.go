@@ -274,6 +274,9 @@ func (m mutationResolver) ContainerVirtualRegistryUpstreamCreate(ctx context.Con
 	if err := checkUpstream(u); err != nil {
 		return refusedPayload("%s", err), nil
 	}
+	if err := m.h.checkAddress(ctx, u.URL); err != nil {
+		return refusedPayload("%s", err), nil
+	}
 	limit := m.h.upstreamLimit()
 	switch _, err := m.h.store.AddVirtualUpstream(ctx, u, limit); {
 	case errors.Is(err, store.ErrLimit):
@@ -314,6 +317,11 @@ func (m mutationResolver) ContainerVirtualRegistryUpstreamUpdate(ctx context.Con
 	}
 	if err := checkUpstream(u); err != nil {
 		return refusedPayload("%s", err), nil
+	}
+	if in.URL != nil {
+		if err := m.h.checkAddress(ctx, u.URL); err != nil {
+			return refusedPayload("%s", err), nil
+		}
 	}
 	updated, err := m.h.store.UpdateVirtualUpstream(ctx, u, in.Password != nil)
 	if errors.Is(err, store.ErrConflict) {
