@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/dproxy/dproxy/internal/auth"
+	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/store"
 	"github.com/dproxy/dproxy/internal/testregistry"
@@ -160,6 +161,16 @@ type tenantEnv struct {
 
 func newTenantEnv(t *testing.T, o envOptions) *tenantEnv {
 	t.Helper()
+	// The tenants' upstreams are test registries on 127.0.0.1 and 127.0.0.2, which the
+	// operator allows here: these tests are about what an allowed upstream
+	// can do.
+	configure := o.configure
+	o.configure = func(c *config.Config) {
+		c.UpstreamAllowCIDR = []string{"127.0.0.1/32", "127.0.0.2/32"}
+		if configure != nil {
+			configure(c)
+		}
+	}
 	e := newEnv(t, o)
 	e.group("victim", "evil")
 	te := &tenantEnv{env: e,

@@ -317,6 +317,11 @@ func (c *Cache) run(dl *download, t Target) {
 	if err == nil {
 		err = c.commit(dl)
 	} else {
+		// Sealed first: a client joining now must not open the temp file
+		// that Abort removes.
+		c.mu.Lock()
+		dl.sealed = true
+		c.mu.Unlock()
 		c.blobs.Abort(dl.tmp)
 	}
 

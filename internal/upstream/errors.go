@@ -95,8 +95,14 @@ func (e *Error) Public() string {
 		return "the upstream's rate limit is exhausted"
 	case e.Status < 200 || e.Status > 299:
 		return fmt.Sprintf("the upstream answered %d %s", e.Status, http.StatusText(e.Status))
-	case errors.Is(e.sentinel, oci.ErrManifestInvalid):
-		return "the upstream sent an invalid manifest"
+	case errors.Is(e.sentinel, oci.ErrManifestInvalid) || errors.Is(e.Err, oci.ErrManifestInvalid):
+		// What was wrong is dproxy's own check of the body, which names no
+		// address: the owner needs it to fix their upstream.
+		detail := e.Message
+		if detail == "" && e.Err != nil {
+			detail = strings.TrimPrefix(e.Err.Error(), oci.ErrManifestInvalid.Error()+": ")
+		}
+		return "the upstream sent an invalid manifest: " + detail
 	}
 	return "the upstream sent an answer that does not match the request"
 }

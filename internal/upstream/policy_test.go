@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -95,7 +96,8 @@ func TestErrorPublic(t *testing.T) {
 		{&Error{Status: 401, Message: "the upstream rejected the credentials of bot: 10.0.0.5 says no", sentinel: oci.ErrUnavailable}, "the upstream rejected the credentials"},
 		{&Error{Status: 429, Message: "slow down", sentinel: oci.ErrTooManyRequests}, "the upstream's rate limit is exhausted"},
 		{&Error{Status: 503, Message: "backend 10.0.0.5 down", sentinel: oci.ErrUnavailable}, "the upstream answered 503 Service Unavailable"},
-		{&Error{Status: 200, Message: "manifest is larger than the limit of 10 bytes", sentinel: oci.ErrManifestInvalid}, "the upstream sent an invalid manifest"},
+		{&Error{Status: 200, Message: "manifest is larger than the limit of 10 bytes", sentinel: oci.ErrManifestInvalid}, "the upstream sent an invalid manifest: manifest is larger than the limit of 10 bytes"},
+		{&Error{Status: 200, Err: fmt.Errorf("%w: Content-Type %q is not a manifest media type", oci.ErrManifestInvalid, "text/html")}, `the upstream sent an invalid manifest: Content-Type "text/html" is not a manifest media type`},
 		{&Error{Status: 200, Message: "token service 10.0.0.5 answered invalid JSON", sentinel: oci.ErrUnavailable}, "the upstream sent an answer that does not match the request"},
 	} {
 		tc.err.Op, tc.err.Host, tc.err.Repo = "GET manifest", "10.0.0.5:443", "team/app"
