@@ -32,6 +32,10 @@ func newRateLimitEnv(t *testing.T, window time.Duration, configure ...func(*conf
 		// token request after the first is one the server made needlessly.
 		upstream: testregistry.Options{Users: map[string]string{"hubuser": "hubsecret"}, TokenTTL: 7 * time.Hour},
 		clock:    clock,
+		// A revalidation that times out serves the cached copy without
+		// confirming it, and the next pull revalidates again: a busy
+		// machine must not turn HEADs into timeouts.
+		revalidate: time.Minute,
 		configure: func(c *config.Config) {
 			for _, f := range configure {
 				f(c)
