@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dproxy/dproxy/internal/app"
 	"github.com/dproxy/dproxy/internal/auth"
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/store"
@@ -433,7 +432,7 @@ func basic(user, secret string) string {
 func TestRememberedDecisionsFollowChanges(t *testing.T) {
 	t.Parallel()
 	clock := &fakeClock{now: time.Now()}
-	e := newEnv(t, envOptions{appOptions: []app.Option{app.WithClock(clock.Now)}})
+	e := newEnv(t, envOptions{clock: clock})
 	e.up.PushRandomImage(t, "library/alpine", "latest", 1, 512)
 	ctx := context.Background()
 	st := e.app.Store

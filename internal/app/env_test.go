@@ -47,10 +47,19 @@ type envOptions struct {
 	keepUpstream *testregistry.Upstream
 	keepDataDir  string
 	appOptions   []app.Option
+	// clock, when set, is the server's clock and the upstream's: both
+	// judge token expiry by it, so a test that moves it never sees the
+	// upstream refuse a token the server still trusts (or the reverse).
+	// A kept upstream must be given it by the test.
+	clock *fakeClock
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
+	if o.clock != nil {
+		o.appOptions = append(o.appOptions, app.WithClock(o.clock.Now))
+		o.upstream.Now = o.clock.Now
+	}
 	up := o.keepUpstream
 	if up == nil {
 		up = testregistry.New(t, o.upstream)

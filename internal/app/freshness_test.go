@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dproxy/dproxy/internal/app"
 	"github.com/dproxy/dproxy/internal/store"
 )
 
@@ -25,7 +24,7 @@ func TestFreshnessWindowSkipsRevalidation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-			e := newEnv(t, envOptions{appOptions: []app.Option{app.WithClock(clock.Now)}})
+			e := newEnv(t, envOptions{clock: clock})
 			e.group("acme")
 			tok := e.user("alice", "acme", store.RoleGuest)
 			ctx := context.Background()

@@ -18,7 +18,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/dproxy/dproxy/internal/app"
 	"github.com/dproxy/dproxy/internal/blobstore"
 	"github.com/dproxy/dproxy/internal/cache"
 	"github.com/dproxy/dproxy/internal/commands"
@@ -118,7 +117,7 @@ func pull(ref string, opts []remote.Option) error {
 func TestTTLExpiryOnFakeClock(t *testing.T) {
 	t.Parallel()
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	e := newEnv(t, envOptions{appOptions: []app.Option{app.WithClock(clock.Now)}})
+	e := newEnv(t, envOptions{clock: clock})
 	e.group("acme")
 	opts := pullOpts("alice", e.user("alice", "acme", store.RoleGuest))
 	ctx := context.Background()
@@ -262,7 +261,7 @@ func TestSizeCapEvictsLeastRecentlyRead(t *testing.T) {
 	const layer = 100 << 10
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	var imgs []v1.Image
-	up := testregistry.New(t, testregistry.Options{})
+	up := testregistry.New(t, testregistry.Options{Now: clock.Now})
 	var perImage int64
 	for i := range 7 {
 		img := up.PushRandomImage(t, fmt.Sprintf("library/img%d", i), "v1", 1, layer)
@@ -273,7 +272,7 @@ func TestSizeCapEvictsLeastRecentlyRead(t *testing.T) {
 		}
 	}
 	maxSize := 3*perImage + perImage/2
-	e := newEnv(t, envOptions{keepUpstream: up, appOptions: []app.Option{app.WithClock(clock.Now)},
+	e := newEnv(t, envOptions{keepUpstream: up, clock: clock,
 		configure: func(c *config.Config) { c.CacheMaxSize = maxSize }})
 	e.group("acme")
 	opts := pullOpts("alice", e.user("alice", "acme", store.RoleGuest))

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dproxy/dproxy/internal/app"
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/store"
 	"github.com/dproxy/dproxy/internal/testregistry"
@@ -28,10 +27,14 @@ func newRateLimitEnv(t *testing.T, window time.Duration, configure ...func(*conf
 	t.Helper()
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	e := newEnv(t, envOptions{
-		// Upstream tokens last a day on the same clock: the six hours of
-		// pulls below reuse one.
-		upstream:   testregistry.Options{Users: map[string]string{"hubuser": "hubsecret"}, TokenTTL: 24 * time.Hour, Now: clock.Now},
-		appOptions: []app.Option{app.WithClock(clock.Now)},
+		// The upstream's tokens outlive the 6 hours the tests span, so a
+		// token request after the first is one the server made needlessly.
+		upstream: testregistry.Options{Users: map[string]string{"hubuser": "hubsecret"}, TokenTTL: 7 * time.Hour},
+		clock:    clock,
+		// A revalidation that times out serves the cached copy without
+		// confirming it, and the next pull revalidates again: a busy
+		// machine must not turn HEADs into timeouts.
+		revalidate: time.Minute,
 		configure: func(c *config.Config) {
 			for _, f := range configure {
 				f(c)

@@ -16,7 +16,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/dproxy/dproxy/internal/app"
 	"github.com/dproxy/dproxy/internal/auth"
 	"github.com/dproxy/dproxy/internal/blobstore"
 	"github.com/dproxy/dproxy/internal/oci"
@@ -39,11 +38,11 @@ func newVREnv(t *testing.T) *vrEnv {
 	t.Helper()
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	// The test registries are on 127.0.0.1, which the operator allows here.
-	e := newEnv(t, envOptions{appOptions: []app.Option{app.WithClock(clock.Now)}, configure: allowCIDR("127.0.0.1/32")})
+	e := newEnv(t, envOptions{clock: clock, configure: allowCIDR("127.0.0.1/32")})
 	v := &vrEnv{env: e, clock: clock, ups: map[string]store.VirtualUpstream{},
-		a: testregistry.New(t, testregistry.Options{}),
-		b: testregistry.New(t, testregistry.Options{Users: map[string]string{"bot": "b-pa55word"}, RequireAuth: true}),
-		c: testregistry.New(t, testregistry.Options{}),
+		a: testregistry.New(t, testregistry.Options{Now: clock.Now}),
+		b: testregistry.New(t, testregistry.Options{Users: map[string]string{"bot": "b-pa55word"}, RequireAuth: true, Now: clock.Now}),
+		c: testregistry.New(t, testregistry.Options{Now: clock.Now}),
 	}
 	e.group("acme")
 	ctx := context.Background()
