@@ -58,8 +58,8 @@ type options struct {
 	now func() time.Time
 }
 
-// WithClock makes the cache and the background jobs read the time from
-// now (tests move it forward to expire entries).
+// WithClock makes the cache, the background jobs and sign-in throttling
+// read the time from now (tests move it forward to expire entries).
 func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
 }
@@ -123,7 +123,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		return nil, err
 	}
 	iss := auth.NewIssuer(key, auth.IssuerOptions{TTL: cfg.TokenExpiry})
-	svc := auth.NewService(st, iss, auth.ServiceOptions{MirrorGroup: cfg.MirrorGroup})
+	// Failed sign-ins are counted in this process: each replica throttles
+	// on its own (docs/security.md).
+	limiter := auth.NewLimiter(auth.LimiterOptions{Now: o.now})
+	svc := auth.NewService(st, iss, auth.ServiceOptions{MirrorGroup: cfg.MirrorGroup, Logger: log, Limiter: limiter})
+	proxies := cfg.TrustedProxyPrefixes()
 	if err := bootstrap(ctx, st, cfg.InitialTokenPath(), log); err != nil {
 		return nil, err
 	}
@@ -174,11 +178,13 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		Metrics:     lm,
 		AfterDelete: gcPauseHook(log),
 	})
-	reg := registry.New(svc, iss, c, st, registry.Options{ExternalURL: cfg.ExternalURL, MirrorGroup: cfg.MirrorGroup, Virtual: vc, Logger: log, Metrics: m})
+	reg := registry.New(svc, iss, c, st, registry.Options{ExternalURL: cfg.ExternalURL, MirrorGroup: cfg.MirrorGroup, Virtual: vc,
+		TrustedProxies: proxies, Logger: log, Metrics: m})
 	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Virtual: vc, Metrics: m, Lifecycle: lc, log: log}
 	admin := graphql.New(st, svc, c, graphql.Options{ExternalURL: cfg.ExternalURL, Logger: log, Released: lc.Kick,
 		RateLimits: up.RateLimits, CheckRateLimit: up.CheckRateLimit,
-		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams, ForgetUpstream: vc.ForgetUpstream})
+		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams, ForgetUpstream: vc.ForgetUpstream,
+		TrustedProxies: proxies})
 	a.Server = server.New(reg, a.ready, server.Options{
 		Addr: cfg.Addr, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Metrics: m,

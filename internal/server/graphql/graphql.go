@@ -15,6 +15,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -76,6 +77,9 @@ type Options struct {
 	ForgetUpstream func(upstreamID int64)
 	// CheckRateLimit, when set, asks the upstream for a credential's limit.
 	CheckRateLimit func(ctx context.Context, creds upstream.Credentials) (upstream.RateLimitCheck, error)
+	// TrustedProxies are the peers whose X-Forwarded-For names the client
+	// (auth.ClientAddr), for throttling checks of a current password.
+	TrustedProxies []netip.Prefix
 }
 
 // Handler serves the admin API.
@@ -135,7 +139,9 @@ func (h *Handler) GraphQL() http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		h.gql.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p)))
+		ctx := withPrincipal(r.Context(), p)
+		ctx = context.WithValue(ctx, clientKey{}, auth.ClientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), h.opts.TrustedProxies))
+		h.gql.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -154,6 +160,9 @@ func (h *Handler) authenticate(r *http.Request) (auth.Principal, error) {
 		return auth.Principal{}, auth.AuthorizeAPI(auth.Principal{})
 	}
 	p, err := h.auth.AuthenticateToken(r.Context(), secret)
+	if auth.IsBlocked(err) {
+		return auth.Principal{}, err
+	}
 	if errors.Is(err, oci.ErrUnauthorized) {
 		return auth.Principal{}, fail("invalid token: it is unknown, revoked or expired; create a new one with `dproxy token create --scopes api`")
 	}
@@ -184,6 +193,14 @@ type principalKey struct{}
 
 func withPrincipal(ctx context.Context, p auth.Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
+}
+
+type clientKey struct{}
+
+// clientAddr returns the address of the client behind a request.
+func clientAddr(ctx context.Context) netip.Addr {
+	a, _ := ctx.Value(clientKey{}).(netip.Addr)
+	return a
 }
 
 // principal returns the signed-in principal of a request. The handler
