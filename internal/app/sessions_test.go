@@ -234,9 +234,12 @@ func TestCredentialChangesEndSessions(t *testing.T) {
 			if c.after != nil {
 				c.after(t, user)
 			}
-			// An earlier refresh token stays dead, whatever happened since.
+			// Earlier tokens stay dead, whatever happened since: also once a
+			// token minted after the change was used and remembered.
 			a = e.useRefresh(refresh)
 			wantStatus(t, "the refresh token at the end", a.status, a.body, 401, "UNAUTHORIZED")
+			res, body = e.do(http.MethodGet, "/v2/", access)
+			wantStatus(t, "the access token at the end", res.StatusCode, body, 401, "UNAUTHORIZED")
 		})
 	}
 }
@@ -541,11 +544,16 @@ func TestSignInThrottlingPerAddress(t *testing.T) {
 // others out.
 func TestSignInThrottlingBehindTrustedProxy(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{configure: func(c *config.Config) { c.TrustedProxies = "127.0.0.1/32" }})
+	clock := &fakeClock{now: time.Now()}
+	e := newEnv(t, envOptions{appOptions: []app.Option{app.WithClock(clock.Now)},
+		configure: func(c *config.Config) { c.TrustedProxies = "127.0.0.1/32" }})
 	e.passwordUser("gina", "gina-password-1")
 	for i := range 30 {
-		a := e.getToken(http.DefaultClient, "nobody"+strconv.Itoa(i), "guess", "X-Forwarded-For", "198.51.100.1, 203.0.113.7")
-		wantStatus(t, "failure "+strconv.Itoa(i+1), a.status, a.body, 401, "UNAUTHORIZED")
+		// Unknown tokens as Basic credentials on /v2/: failures that cost
+		// no bcrypt.
+		user, bogus := "nobody"+strconv.Itoa(i), "dpxp_"+strings.Repeat("x", 43)
+		res, body := e.do(http.MethodGet, "/v2/", "", "Authorization", basic(user, bogus), "X-Forwarded-For", "198.51.100.1, 203.0.113.7")
+		wantStatus(t, "failure "+strconv.Itoa(i+1), res.StatusCode, body, 401, "UNAUTHORIZED")
 	}
 	a := e.getToken(http.DefaultClient, "gina", "gina-password-1", "X-Forwarded-For", "203.0.113.7")
 	wantThrottled(t, "the client that failed", a.status, a.header, a.body)
