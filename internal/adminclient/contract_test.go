@@ -136,6 +136,28 @@ func TestContract(t *testing.T) {
 	if got, err := c.User(ctx, "bob"); err != nil || !got.Admin {
 		t.Fatalf("User(bob) = %+v, %v", got, err)
 	}
+	if up, err := c.UpdateUser(ctx, adminclient.UserInput{Username: "bob", Blocked: ptr(true)}); err != nil || !up.Blocked {
+		t.Fatalf("UpdateUser(block) = %+v, %v", up, err)
+	}
+	if up, err := c.UpdateUser(ctx, adminclient.UserInput{Username: "bob", Blocked: ptr(false)}); err != nil || up.Blocked {
+		t.Fatalf("UpdateUser(unblock) = %+v, %v", up, err)
+	}
+	// carol changes her own password with a token: with the current one.
+	if _, err := c.CreateUser(ctx, adminclient.UserInput{Username: "carol", Password: ptr("carol's first 1")}); err != nil {
+		t.Fatal(err)
+	}
+	carolAPI, err := c.CreateToken(ctx, adminclient.TokenInput{Kind: adminclient.TokenPersonal, Name: "api", Username: "carol", Scopes: []string{"api"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asCarol := newClient(t, s.URL, carolAPI.Secret)
+	_, err = asCarol.UpdateUser(ctx, adminclient.UserInput{Username: "carol", Password: ptr("stolen token 1")})
+	if !isAPIError(err) || !strings.Contains(err.Error(), "--current-password") {
+		t.Fatalf("UpdateUser(own password, no current one) = %v, want a refusal naming --current-password", err)
+	}
+	if _, err := asCarol.UpdateUser(ctx, adminclient.UserInput{Username: "carol", Password: ptr("carol's second 2"), CurrentPassword: ptr("carol's first 1")}); err != nil {
+		t.Fatalf("UpdateUser(own password, current one) = %v", err)
+	}
 	m, err := c.AddMember(ctx, "acme", "alice", "GUEST")
 	if err != nil || m.Role != "GUEST" || m.Username != "alice" || m.GroupPath != "acme" {
 		t.Fatalf("AddMember = %+v, %v", m, err)

@@ -158,11 +158,16 @@ func (c *Client) DeleteGroup(ctx context.Context, path string) error {
 }
 
 // UserInput creates or changes a user; nil fields stay as they are.
+// CurrentPassword and Blocked are for changes only: changing your own
+// password with a token needs the current one (unless you are an instance
+// admin); blocking needs an instance admin.
 type UserInput struct {
-	Username string  `json:"username"`
-	Password *string `json:"password,omitempty"`
-	Admin    *bool   `json:"admin,omitempty"`
-	kind     string
+	Username        string  `json:"username"`
+	Password        *string `json:"password,omitempty"`
+	CurrentPassword *string `json:"currentPassword,omitempty"`
+	Admin           *bool   `json:"admin,omitempty"`
+	Blocked         *bool   `json:"blocked,omitempty"`
+	kind            string
 }
 
 // GetGraphQLType names the input type in the schema.
@@ -186,7 +191,8 @@ func (c *Client) CreateUser(ctx context.Context, in UserInput) (User, error) {
 	return m.Payload.User, err
 }
 
-// UpdateUser changes a user's password or admin flag.
+// UpdateUser changes a user's password, admin flag or blocked state. A new
+// password or blocking ends the user's sessions.
 func (c *Client) UpdateUser(ctx context.Context, in UserInput) (User, error) {
 	var m struct {
 		Payload struct {

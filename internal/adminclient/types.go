@@ -202,6 +202,7 @@ type User struct {
 	Username    string    `json:"username"`
 	Admin       bool      `json:"admin"`
 	PasswordSet bool      `json:"passwordSet"`
+	Blocked     bool      `json:"blocked"`
 	CreatedAt   time.Time `json:"createdAt"`
 }
 

@@ -63,9 +63,9 @@ type options struct {
 }
 
 // WithClock makes everything that judges time by a clock read it from now:
-// the cache, the upstream clients, auth (token and JWT expiry), the
-// registry's remembered decisions, the admin API and the background jobs.
-// Tests move it forward to expire entries and tokens.
+// the cache, the upstream clients, auth (token and JWT expiry, sign-in
+// throttling), the registry's remembered decisions, the admin API and the
+// background jobs. Tests move it forward to expire entries and tokens.
 func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
 }
@@ -147,7 +147,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		return nil, err
 	}
 	iss := auth.NewIssuer(key, auth.IssuerOptions{TTL: cfg.TokenExpiry, Now: o.now})
-	svc := auth.NewService(st, iss, auth.ServiceOptions{MirrorGroup: cfg.MirrorGroup, Now: o.now})
+	// Failed sign-ins are counted in this process: each replica throttles
+	// on its own (docs/security.md).
+	limiter := auth.NewLimiter(auth.LimiterOptions{Now: o.now})
+	svc := auth.NewService(st, iss, auth.ServiceOptions{MirrorGroup: cfg.MirrorGroup, Now: o.now, Logger: log, Limiter: limiter})
+	proxies := cfg.TrustedProxyPrefixes()
 	if err := bootstrap(ctx, st, cfg.InitialTokenPath(), log); err != nil {
 		return nil, err
 	}
@@ -206,12 +210,13 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		Metrics:     lm,
 		AfterDelete: gcPauseHook(log),
 	})
-	reg := registry.New(svc, iss, c, st, registry.Options{ExternalURL: cfg.ExternalURL, MirrorGroup: cfg.MirrorGroup, Virtual: vc, Now: o.now, Logger: log, Metrics: m})
+	reg := registry.New(svc, iss, c, st, registry.Options{ExternalURL: cfg.ExternalURL, MirrorGroup: cfg.MirrorGroup, Virtual: vc, Now: o.now,
+		TrustedProxies: proxies, Logger: log, Metrics: m})
 	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Virtual: vc, Metrics: m, Lifecycle: lc, log: log, dirLock: dirLock}
 	admin := graphql.New(st, svc, c, graphql.Options{ExternalURL: cfg.ExternalURL, Now: o.now, Logger: log, Released: lc.Kick,
 		RateLimits: up.RateLimits, CheckRateLimit: upstream.NewCheckCache(up.CheckRateLimit, rateLimitCheckTTL, o.now).Check,
 		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams, ForgetUpstream: vc.ForgetUpstream,
-		AddressPolicy: policy})
+		AddressPolicy: policy, TrustedProxies: proxies})
 	a.Server = server.New(reg, a.ready, server.Options{
 		Addr: cfg.Addr, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Metrics: m,

@@ -42,11 +42,15 @@ const (
 const signingMethod = "ES256"
 
 // Claims are the claims of dproxy's JWTs. Subject is Principal.Subject():
-// a principal id, never a secret.
+// a principal id, never a secret. CredentialVersion is the credential
+// version of the principal's user when the token was minted (0 for
+// principals without a user); the token holds only while the user's
+// version stays the same.
 type Claims struct {
 	jwt.RegisteredClaims
-	Access []Access `json:"access,omitempty"`
-	Kind   string   `json:"kind"`
+	Access            []Access `json:"access,omitempty"`
+	Kind              string   `json:"kind"`
+	CredentialVersion int64    `json:"cv,omitempty"`
 }
 
 // IssuerOptions configure an Issuer. Zero values mean the defaults.
@@ -151,6 +155,9 @@ func (i *Issuer) sign(p Principal, kind string, access []Access, iat, exp time.T
 		},
 		Access: access,
 		Kind:   kind,
+	}
+	if p.User != nil {
+		claims.CredentialVersion = p.User.CredentialVersion
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
 	t.Header["kid"] = i.kid

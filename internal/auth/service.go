@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +51,13 @@ type ServiceOptions struct {
 	// MirrorGroup is the group serving plain Docker Hub repository names
 	// (mirror mode); "" means such names are never granted.
 	MirrorGroup string
+	// Limiter throttles failed sign-ins (SignIn, SignInToken) and checks
+	// of a current password; default: NewLimiter with its defaults.
+	Limiter *Limiter
+	// PasswordChecks bounds the bcrypt comparisons that run at once
+	// (default half of GOMAXPROCS, at least 1), so a flood of sign-ins
+	// queues instead of taking every CPU from serving.
+	PasswordChecks int
 }
 
 // Service signs principals in and decides what they may pull. It is safe
@@ -58,6 +66,7 @@ type Service struct {
 	accounts Accounts
 	issuer   *Issuer
 	opts     ServiceOptions
+	checks   chan struct{} // a slot per password check running
 }
 
 // NewService returns a Service reading accounts from a and verifying JWTs
@@ -72,20 +81,49 @@ func NewService(a Accounts, iss *Issuer, opts ServiceOptions) *Service {
 	if opts.TouchInterval <= 0 {
 		opts.TouchInterval = time.Minute
 	}
-	return &Service{accounts: a, issuer: iss, opts: opts}
+	if opts.Limiter == nil {
+		opts.Limiter = NewLimiter(LimiterOptions{})
+	}
+	if opts.PasswordChecks <= 0 {
+		opts.PasswordChecks = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	return &Service{accounts: a, issuer: iss, opts: opts, checks: make(chan struct{}, opts.PasswordChecks)}
 }
 
 // errBadCredentials is the one answer to every failed sign-in, so that
 // nothing tells a wrong password from an unknown user or a revoked token.
 var errBadCredentials = fmt.Errorf("%w: invalid username or password/token", oci.ErrUnauthorized)
 
+// errBlocked refuses a blocked user's credentials, once they were found
+// right.
+func errBlocked(username string) error { return &blockedError{username: username} }
+
+// blockedError is the refusal of a blocked user's credentials. It wraps
+// oci.ErrUnauthorized.
+type blockedError struct{ username string }
+
+func (e *blockedError) Error() string {
+	return fmt.Sprintf("%s: user %s is blocked; an instance admin can unblock it (dproxy user unblock %s)",
+		oci.ErrUnauthorized, e.username, e.username)
+}
+
+func (e *blockedError) Unwrap() error { return oci.ErrUnauthorized }
+
+// IsBlocked reports whether err refuses a blocked user's credentials.
+func IsBlocked(err error) bool {
+	var b *blockedError
+	return errors.As(err, &b)
+}
+
 // Authenticate signs in with a username and a password or token secret.
 // A token secret is tried first: a personal token needs its user's
 // username, a deploy token its deploy username, a group access token any
 // username (as GitLab). Otherwise password is the user's password.
 // Unknown users, wrong passwords, wrong usernames, revoked and expired
-// tokens all give the same error wrapping oci.ErrUnauthorized; other
-// errors are the store's. The secret never appears in an error.
+// tokens all give the same error wrapping oci.ErrUnauthorized; a blocked
+// user's right credentials give one saying so; other errors are the
+// store's. The secret never appears in an error. It is not throttled:
+// requests from clients go through SignIn.
 func (s *Service) Authenticate(ctx context.Context, username, password string) (Principal, error) {
 	if password == "" {
 		return Principal{}, errBadCredentials
@@ -94,7 +132,7 @@ func (s *Service) Authenticate(ctx context.Context, username, password string) (
 	if !errors.Is(err, store.ErrNotFound) {
 		return p, err
 	}
-	return s.authenticatePassword(ctx, username, password)
+	return s.authenticatePassword(ctx, username, password, nil)
 }
 
 // AuthenticateToken signs in with a token secret alone, as a Bearer
@@ -160,20 +198,52 @@ func (s *Service) authenticateToken(ctx context.Context, secret string, username
 	return p, nil
 }
 
-func (s *Service) authenticatePassword(ctx context.Context, username, password string) (Principal, error) {
+// authenticatePassword checks a user's password. With a non-nil throttle
+// the check is begun in the throttle's Limiter once it has a slot to run
+// in, and the caller must end it.
+func (s *Service) authenticatePassword(ctx context.Context, username, password string, t *throttle) (Principal, error) {
 	u, err := s.accounts.UserByUsername(ctx, username)
 	if errors.Is(err, store.ErrNotFound) {
-		CheckPassword(dummyHash, password) // as slow as a wrong password
+		// As slow as a wrong password, so the answer does not tell.
+		if _, err := s.checkPassword(ctx, dummyHash, password, t); err != nil {
+			return Principal{}, err
+		}
 		return Principal{}, errBadCredentials
 	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("sign in as %q: %w", username, err)
 	}
 	// An empty hash means password sign-in is disabled for this user.
-	if !CheckPassword(u.PasswordHash, password) {
+	ok, err := s.checkPassword(ctx, u.PasswordHash, password, t)
+	switch {
+	case err != nil:
+		return Principal{}, err
+	case !ok:
 		return Principal{}, errBadCredentials
+	case u.Blocked:
+		return Principal{}, errBlocked(u.Username)
 	}
 	return Principal{User: &u}, nil
+}
+
+// checkPassword compares pw with a bcrypt hash once one of the service's
+// password-check slots is free; waiting ends with ctx. With a non-nil
+// throttle, the check is begun in the Limiter first and may be refused.
+func (s *Service) checkPassword(ctx context.Context, hash, pw string, t *throttle) (bool, error) {
+	select {
+	case s.checks <- struct{}{}:
+	case <-ctx.Done():
+		return false, fmt.Errorf("wait for a free password check: %w", ctx.Err())
+	}
+	defer func() { <-s.checks }()
+	if t != nil {
+		a, err := s.opts.Limiter.Begin(t.username, t.from)
+		if err != nil {
+			return false, err
+		}
+		t.attempt = a
+	}
+	return CheckPassword(hash, pw), nil
 }
 
 // touch records a token's use unless it was recorded recently. A failure
@@ -203,14 +273,30 @@ func (s *Service) principalOfToken(ctx context.Context, t store.Token, now time.
 	if err != nil {
 		return Principal{}, fmt.Errorf("load user %d of token %d: %w", t.UserID, t.ID, err)
 	}
+	if u.Blocked {
+		return Principal{}, errBlocked(u.Username)
+	}
 	p.User = &u
 	return p, nil
 }
 
-// PrincipalFromSubject loads the principal a verified JWT names ("user:<id>"
-// or "token:<id>") as it is now: a deleted user, or a revoked, expired or
-// deleted token, gives an error wrapping oci.ErrUnauthorized.
-func (s *Service) PrincipalFromSubject(ctx context.Context, subject string) (Principal, error) {
+// PrincipalFromClaims loads the principal a verified JWT names (its
+// subject, "user:<id>" or "token:<id>") as it is now. A deleted or blocked
+// user, a revoked, expired or deleted token, and a user whose credential
+// version moved on since the JWT was minted (a new password, a block) give
+// an error wrapping oci.ErrUnauthorized.
+func (s *Service) PrincipalFromClaims(ctx context.Context, c Claims) (Principal, error) {
+	p, err := s.principalFromSubject(ctx, c.Subject)
+	if err != nil {
+		return Principal{}, err
+	}
+	if p.User != nil && p.User.CredentialVersion != c.CredentialVersion {
+		return Principal{}, fmt.Errorf("%w: the credentials of %s changed after this token was issued (a new password, or the user was blocked); log in again", oci.ErrUnauthorized, p.User.Username)
+	}
+	return p, nil
+}
+
+func (s *Service) principalFromSubject(ctx context.Context, subject string) (Principal, error) {
 	expired := fmt.Errorf("%w: the credentials this token was issued for are no longer valid; log in again", oci.ErrUnauthorized)
 	if subject == subjectAnonymous {
 		return AnonymousPrincipal, nil
@@ -245,19 +331,22 @@ func (s *Service) PrincipalFromSubject(ctx context.Context, subject string) (Pri
 		if err != nil {
 			return Principal{}, fmt.Errorf("load user %d: %w", id, err)
 		}
+		if u.Blocked {
+			return Principal{}, errBlocked(u.Username)
+		}
 		return Principal{User: &u}, nil
 	}
 	return Principal{}, fmt.Errorf("%w: unknown token subject %q", oci.ErrUnauthorized, clip(subject))
 }
 
 // PrincipalFromAccessToken verifies an access JWT and loads its principal
-// live (PrincipalFromSubject).
+// live (PrincipalFromClaims).
 func (s *Service) PrincipalFromAccessToken(ctx context.Context, token string) (Claims, Principal, error) {
 	c, err := s.issuer.Verify(token)
 	if err != nil {
 		return Claims{}, Principal{}, err
 	}
-	p, err := s.PrincipalFromSubject(ctx, c.Subject)
+	p, err := s.PrincipalFromClaims(ctx, c)
 	if err != nil {
 		return Claims{}, Principal{}, err
 	}
@@ -265,13 +354,13 @@ func (s *Service) PrincipalFromAccessToken(ctx context.Context, token string) (C
 }
 
 // PrincipalFromRefreshToken verifies a refresh JWT and loads its principal
-// live (PrincipalFromSubject).
+// live (PrincipalFromClaims).
 func (s *Service) PrincipalFromRefreshToken(ctx context.Context, token string) (Principal, error) {
 	c, err := s.issuer.VerifyRefresh(token)
 	if err != nil {
 		return Principal{}, err
 	}
-	return s.PrincipalFromSubject(ctx, c.Subject)
+	return s.PrincipalFromClaims(ctx, c)
 }
 
 // AuthorizePull decides whether p may pull from the dependency proxy of the

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/dproxy/dproxy/internal/oci"
@@ -318,7 +319,13 @@ func TestAuthenticateRecordsTokenUse(t *testing.T) {
 	}
 }
 
-func TestPrincipalFromSubject(t *testing.T) {
+// subjectClaims are the claims of a JWT minted for subject before any
+// credential change.
+func subjectClaims(subject string) Claims {
+	return Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: subject}}
+}
+
+func TestPrincipalFromClaims(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	ctx := context.Background()
@@ -346,15 +353,15 @@ func TestPrincipalFromSubject(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			p, err := c.svc.PrincipalFromSubject(ctx, c.subject)
+			p, err := c.svc.PrincipalFromClaims(ctx, subjectClaims(c.subject))
 			if c.want == "" {
 				if !errors.Is(err, oci.ErrUnauthorized) {
-					t.Errorf("PrincipalFromSubject(%q) = %q, %v; want oci.ErrUnauthorized", c.subject, p.Subject(), err)
+					t.Errorf("PrincipalFromClaims(%q) = %q, %v; want oci.ErrUnauthorized", c.subject, p.Subject(), err)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("PrincipalFromSubject(%q): %v", c.subject, err)
+				t.Fatalf("PrincipalFromClaims(%q): %v", c.subject, err)
 			}
 			if p.Subject() != c.subject || p.Name() != c.want {
 				t.Errorf("got %q (%s), want %q (%s)", p.Subject(), p.Name(), c.subject, c.want)
@@ -655,9 +662,9 @@ func TestMirrorAndAnonymousGrants(t *testing.T) {
 	}
 
 	t.Run("the anonymous subject round-trips and has no scope", func(t *testing.T) {
-		p, err := mirrorA.PrincipalFromSubject(ctx, AnonymousPrincipal.Subject())
+		p, err := mirrorA.PrincipalFromClaims(ctx, subjectClaims(AnonymousPrincipal.Subject()))
 		if err != nil || !p.Anonymous || p.IsZero() {
-			t.Fatalf("PrincipalFromSubject(anonymous) = %+v, %v", p, err)
+			t.Fatalf("PrincipalFromClaims(anonymous) = %+v, %v", p, err)
 		}
 		if p.HasScope(ScopeReadRegistry) || p.HasScope(ScopeAPI) || AuthorizeAPI(p) == nil {
 			t.Error("the anonymous principal has a scope or admin API access")

@@ -109,6 +109,25 @@ func TestFlagsToOptions(t *testing.T) {
 		{"user password never a flag", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdUserSetPassword(f, nil)
 		}, "", "alice", nil, "--password-stdin"},
+		{"user password from stdin", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdUserSetPassword(f, func(_ context.Context, o *userSetPasswordOptions) error { o.api = api{}; return capture(got)(*o) })
+		}, "new one\n", "alice --password-stdin", userSetPasswordOptions{Username: "alice", Password: "new one"}, ""},
+		{"user password with the current one, both from stdin", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdUserSetPassword(f, func(_ context.Context, o *userSetPasswordOptions) error { o.api = api{}; return capture(got)(*o) })
+		}, "old one\nnew one\n", "alice --current-password --password-stdin",
+			userSetPasswordOptions{Username: "alice", Password: "new one", CurrentPassword: ptr("old one")}, ""},
+		{"user password with the current one, only one line", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdUserSetPassword(f, nil)
+		}, "old one\n", "alice --current-password --password-stdin", nil, "new password for alice is empty"},
+		{"user current password never a flag", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdUserSetPassword(f, nil)
+		}, "x\ny\n", "alice --password-stdin --current-password old", nil, "takes a username (got 2 arguments)"},
+		{"user block", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdUserBlock(f, true, func(_ context.Context, o *userBlockOptions) error { o.api = api{}; return capture(got)(*o) })
+		}, "", "mallory", userBlockOptions{Username: "mallory", Blocked: true}, ""},
+		{"user unblock", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdUserBlock(f, false, func(_ context.Context, o *userBlockOptions) error { o.api = api{}; return capture(got)(*o) })
+		}, "", "mallory", userBlockOptions{Username: "mallory", Blocked: false}, ""},
 		{"virtual registry create", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdVRCreate(f, func(_ context.Context, o *vrCreateOptions) error { o.api = api{}; return capture(got)(*o) })
 		}, "", "acme all --description hub,quay", vrCreateOptions{Group: "acme", Name: "all", Description: "hub,quay"}, ""},

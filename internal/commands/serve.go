@@ -77,6 +77,7 @@ func newCmdServe(ios *cmdutil.IOStreams, runF func(context.Context, *serveOption
 	f.String("database", "", "metadata database: sqlite (default) or postgres://user:password@host/db (prefer DPROXY_DATABASE: flags are visible to other users)")
 	f.String("storage", "", "blob storage: the data-dir folder (default) or s3://bucket[/prefix]?endpoint=…&region=…&path_style=true")
 	f.Bool("storage-redirect", false, "with S3 storage, redirect cached blob GETs to presigned bucket URLs")
+	f.String("trusted-proxies", "", "reverse proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For names the client, for sign-in throttling")
 	return cmd
 }
 

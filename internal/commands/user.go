@@ -21,7 +21,8 @@ func newCmdUser(f *cmdutil.Factory) *cobra.Command {
 			"  $ dproxy user list",
 	}
 	addConnectionFlags(cmd, f)
-	cmd.AddCommand(newCmdUserCreate(f, nil), newCmdUserList(f, nil), newCmdUserSetPassword(f, nil), newCmdUserDelete(f, nil))
+	cmd.AddCommand(newCmdUserCreate(f, nil), newCmdUserList(f, nil), newCmdUserSetPassword(f, nil),
+		newCmdUserBlock(f, true, nil), newCmdUserBlock(f, false, nil), newCmdUserDelete(f, nil))
 	return cmd
 }
 
@@ -81,6 +82,7 @@ func printUser(a api, u adminclient.User) error {
 		{Name: "User", Value: u.Username},
 		{Name: "Admin", Value: strconv.FormatBool(u.Admin)},
 		{Name: "Password set", Value: strconv.FormatBool(u.PasswordSet)},
+		{Name: "Blocked", Value: strconv.FormatBool(u.Blocked)},
 		{Name: "Created", Value: p.Time(u.CreatedAt)},
 	})
 }
@@ -112,34 +114,51 @@ func runUserList(ctx context.Context, opts *userListOptions) error {
 	if err != nil {
 		return fmt.Errorf("list users: %w", err)
 	}
-	t := output.Table{Header: []string{"USER", "ADMIN", "PASSWORD", "CREATED"}}
+	t := output.Table{Header: []string{"USER", "ADMIN", "PASSWORD", "BLOCKED", "CREATED"}}
 	for _, u := range users {
-		t.Rows = append(t.Rows, []string{u.Username, strconv.FormatBool(u.Admin), strconv.FormatBool(u.PasswordSet), p.Time(u.CreatedAt)})
+		t.Rows = append(t.Rows, []string{u.Username, strconv.FormatBool(u.Admin), strconv.FormatBool(u.PasswordSet),
+			strconv.FormatBool(u.Blocked), p.Time(u.CreatedAt)})
 	}
 	return p.Print(users, t)
 }
 
 type userSetPasswordOptions struct {
 	api
-	Username string
-	Password string
+	Username        string
+	Password        string
+	CurrentPassword *string
 }
 
 func newCmdUserSetPassword(f *cmdutil.Factory, runF func(context.Context, *userSetPasswordOptions) error) *cobra.Command {
 	opts := &userSetPasswordOptions{api: newAPI(f)}
-	var fromStdin bool
+	var fromStdin, current bool
 	cmd := &cobra.Command{
-		Use:   "set-password <username> [--password-stdin]",
+		Use:   "set-password <username> [--current-password] [--password-stdin]",
 		Short: "Set a user's password",
 		Long: "Set a user's password (instance admin, or the user themself). The password is read from\n" +
-			"stdin with --password-stdin, or asked for without echo on a terminal; never a flag value.",
+			"stdin with --password-stdin, or asked for without echo on a terminal; never a flag value.\n\n" +
+			"Changing your own password with a token needs your current password too, unless you are an\n" +
+			"instance admin: pass --current-password, and it is asked for first (with --password-stdin,\n" +
+			"stdin holds two lines: the current password, then the new one). A wrong current password\n" +
+			"counts as a failed sign-in.\n\n" +
+			"A new password ends the user's sessions: refresh and registry tokens issued before stop\n" +
+			"working, and clients sign in again. Personal access tokens keep working.",
 		Example: "  $ dproxy user set-password alice\n" +
-			"  $ printf %s \"$PW\" | dproxy user set-password alice --password-stdin",
+			"  $ printf %s \"$PW\" | dproxy user set-password alice --password-stdin\n" +
+			"  $ dproxy user set-password me --current-password\n" +
+			"  $ printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | dproxy user set-password me --current-password --password-stdin",
 		Args: exactArgs(1, "a username"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Username = args[0]
 			if !fromStdin && !opts.IO.IsStdinTTY() {
 				return &cmdutil.FlagError{Err: fmt.Errorf("no terminal to ask for the password: pass it on stdin with --password-stdin")}
+			}
+			if current {
+				pw, err := opts.IO.ReadSecret("current password of " + opts.Username)
+				if err != nil {
+					return err
+				}
+				opts.CurrentPassword = &pw
 			}
 			pw, err := opts.IO.ReadSecret("new password for " + opts.Username)
 			if err != nil {
@@ -149,7 +168,8 @@ func newCmdUserSetPassword(f *cmdutil.Factory, runF func(context.Context, *userS
 			return dispatch(cmd, opts, runF, runUserSetPassword)
 		},
 	}
-	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from stdin")
+	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from stdin (after the current one with --current-password)")
+	cmd.Flags().BoolVar(&current, "current-password", false, "give the current password too, as changing your own with a token needs")
 	return cmd
 }
 
@@ -158,10 +178,58 @@ func runUserSetPassword(ctx context.Context, opts *userSetPasswordOptions) error
 	if err != nil {
 		return err
 	}
-	if _, err := c.UpdateUser(ctx, adminclient.UserInput{Username: opts.Username, Password: &opts.Password}); err != nil {
+	in := adminclient.UserInput{Username: opts.Username, Password: &opts.Password, CurrentPassword: opts.CurrentPassword}
+	if _, err := c.UpdateUser(ctx, in); err != nil {
 		return fmt.Errorf("set the password of %s: %w", opts.Username, err)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Set the password of %s\n", opts.Username)
+	_, err = fmt.Fprintf(opts.IO.Out, "Set the password of %s; their earlier sessions have ended\n", opts.Username)
+	return err
+}
+
+type userBlockOptions struct {
+	api
+	Username string
+	Blocked  bool
+}
+
+// newCmdUserBlock makes `user block` (blocked) or `user unblock`.
+func newCmdUserBlock(f *cmdutil.Factory, blocked bool, runF func(context.Context, *userBlockOptions) error) *cobra.Command {
+	opts := &userBlockOptions{api: newAPI(f), Blocked: blocked}
+	cmd := &cobra.Command{
+		Use:   "block <username>",
+		Short: "Block a user: no sign-in, and their sessions end",
+		Long: "Block a user (instance admin). A blocked user cannot sign in, with a password or a personal\n" +
+			"token, and every refresh or registry token issued to them stops working at once.\n" +
+			"`dproxy user unblock` lets them sign in again; tokens issued before the block stay dead.",
+		Example: "  $ dproxy user block mallory",
+		Args:    exactArgs(1, "a username"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Username = args[0]
+			return dispatch(cmd, opts, runF, runUserBlock)
+		},
+	}
+	if !blocked {
+		cmd.Use = "unblock <username>"
+		cmd.Short = "Unblock a user so they can sign in again"
+		cmd.Long = "Unblock a user (instance admin): they can sign in again with their password and personal tokens."
+		cmd.Example = "  $ dproxy user unblock mallory"
+	}
+	return cmd
+}
+
+func runUserBlock(ctx context.Context, opts *userBlockOptions) error {
+	c, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	verb, done := "unblock", "Unblocked"
+	if opts.Blocked {
+		verb, done = "block", "Blocked"
+	}
+	if _, err := c.UpdateUser(ctx, adminclient.UserInput{Username: opts.Username, Blocked: &opts.Blocked}); err != nil {
+		return fmt.Errorf("%s user %s: %w", verb, opts.Username, err)
+	}
+	_, err = fmt.Fprintf(opts.IO.Out, "%s user %s\n", done, opts.Username)
 	return err
 }
 

@@ -112,6 +112,10 @@ type Config struct {
 	// source sets them.
 	S3AccessKeyID     string `koanf:"s3-access-key-id"`
 	S3SecretAccessKey string `koanf:"s3-secret-access-key"`
+	// TrustedProxies lists, comma-separated, the reverse proxies (CIDRs or
+	// addresses) whose X-Forwarded-For header names the client, for
+	// sign-in throttling. "" trusts none: the peer is the client.
+	TrustedProxies string `koanf:"trusted-proxies"`
 }
 
 // Default returns the built-in configuration.
@@ -310,7 +314,37 @@ func (c Config) Validate() error {
 	if (c.S3AccessKeyID == "") != (c.S3SecretAccessKey == "") {
 		add("s3-access-key-id and s3-secret-access-key: set both or neither")
 	}
+	if _, err := parseProxies(c.TrustedProxies); err != nil {
+		add("trusted-proxies: %w", err)
+	}
 	return errors.Join(errs...)
+}
+
+// TrustedProxyPrefixes returns TrustedProxies as prefixes (an address is
+// its own /32 or /128). A configuration that passed Validate parses.
+func (c Config) TrustedProxyPrefixes() []netip.Prefix {
+	p, _ := parseProxies(c.TrustedProxies)
+	return p
+}
+
+func parseProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(item); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR such as 10.0.0.0/8; list the reverse proxies in front of dproxy, comma-separated", item)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 func oneOf(s string, allowed ...string) bool {

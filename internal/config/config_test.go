@@ -432,6 +432,8 @@ func TestValidate(t *testing.T) {
 		{"upstream allow cidr not a range", func(c *Config) { c.UpstreamAllowCIDR = []string{"10.0.0.0/8", "intranet"} }, `upstream-allow-cidr "intranet": want a CIDR range`},
 		{"upstream allow cidr bad mask", func(c *Config) { c.UpstreamAllowCIDR = []string{"10.0.0.0/33"} }, `upstream-allow-cidr "10.0.0.0/33"`},
 		{"upstream allow cidr with zone", func(c *Config) { c.UpstreamAllowCIDR = []string{"fe80::1%eth0"} }, `upstream-allow-cidr "fe80::1%eth0"`},
+		{"trusted proxies", func(c *Config) { c.TrustedProxies = "10.0.0.0/8, 192.0.2.7,2001:db8::/32" }, ""},
+		{"trusted proxy not an address", func(c *Config) { c.TrustedProxies = "10.0.0.0/8,proxy.internal" }, `trusted-proxies: "proxy.internal" is neither an address nor a CIDR`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -592,6 +594,23 @@ func TestLoadS3CredentialsAndRedirect(t *testing.T) {
 	}
 	if _, err := Load("", nil, []string{"DPROXY_STORAGE_REDIRECT=maybe", "DPROXY_STORAGE=s3://b"}); err == nil || !strings.Contains(err.Error(), `invalid boolean "maybe"`) {
 		t.Errorf("Load with storage-redirect=maybe = %v, want an invalid boolean error", err)
+	}
+}
+
+func TestTrustedProxyPrefixes(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.TrustedProxies = " 10.1.2.3/8, 192.0.2.7 ,, ::ffff:192.0.2.8, 2001:db8::1"
+	var got []string
+	for _, p := range c.TrustedProxyPrefixes() {
+		got = append(got, p.String())
+	}
+	want := "10.0.0.0/8 192.0.2.7/32 192.0.2.8/32 2001:db8::1/128"
+	if strings.Join(got, " ") != want {
+		t.Errorf("TrustedProxyPrefixes = %v, want %s", got, want)
+	}
+	if p := Default().TrustedProxyPrefixes(); len(p) != 0 {
+		t.Errorf("default trusts %v, want none", p)
 	}
 }
 

@@ -12,21 +12,29 @@ import (
 // Queries the admin API needs beyond the pull path: user flags, a user's
 // memberships, a counted purge and blob listings newest first.
 
-// UpdateUser changes a user's password hash and admin flag in one
-// statement; a nil argument keeps the current value ("" as the hash
-// disables password sign-in). An unknown id is an error wrapping
-// ErrNotFound.
-func (s *Store) UpdateUser(ctx context.Context, id int64, passwordHash *string, admin *bool) error {
-	var hash, adm any
-	if passwordHash != nil {
-		hash = *passwordHash
+// UpdateUser applies c to a user in one statement. A new password hash or
+// blocking moves the user's credential version on in the same statement,
+// so every token minted for the user before stops working. An unknown id
+// is an error wrapping ErrNotFound.
+func (s *Store) UpdateUser(ctx context.Context, id int64, c UserChange) error {
+	var hash, adm, blocked any
+	if c.PasswordHash != nil {
+		hash = *c.PasswordHash
 	}
-	if admin != nil {
-		adm = *admin
+	if c.Admin != nil {
+		adm = *c.Admin
+	}
+	if c.Blocked != nil {
+		blocked = *c.Blocked
+	}
+	bump := 0
+	if c.endsSessions() {
+		bump = 1
 	}
 	res, err := s.w.ExecContext(ctx,
-		`UPDATE users SET password_hash = COALESCE($1, password_hash), admin = COALESCE($2, admin) WHERE id = $3`,
-		hash, adm, id)
+		`UPDATE users SET password_hash = COALESCE($1, password_hash), admin = COALESCE($2, admin),
+			blocked = COALESCE($3, blocked), credential_version = credential_version + $4 WHERE id = $5`,
+		hash, adm, blocked, bump, id)
 	return affected(res, err, fmt.Sprintf("update user %d", id))
 }
 

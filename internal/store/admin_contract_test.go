@@ -37,31 +37,53 @@ func TestSQLiteAdminContract(t *testing.T) {
 func contractUpdateUser(t *testing.T, s *Store) {
 	ctx := t.Context()
 	u := mustUser(t, s, "alice")
+	if u.CredentialVersion != 0 || u.Blocked {
+		t.Fatalf("new user: version %d blocked %v, want 0 false", u.CredentialVersion, u.Blocked)
+	}
 	hash, yes, no := "$2a$hash", true, false
 	for _, c := range []struct {
-		name      string
-		hash      *string
-		admin     *bool
-		wantHash  string
-		wantAdmin bool
+		name        string
+		change      UserChange
+		wantHash    string
+		wantAdmin   bool
+		wantBlocked bool
+		wantVersion int64 // a new password or blocking ends sessions
 	}{
-		{"nothing", nil, nil, "", false},
-		{"password", &hash, nil, hash, false},
-		{"admin keeps password", nil, &yes, hash, true},
-		{"both", new(string), &no, "", false},
+		{"nothing", UserChange{}, "", false, false, 0},
+		{"password", UserChange{PasswordHash: &hash}, hash, false, false, 1},
+		{"admin keeps password and sessions", UserChange{Admin: &yes}, hash, true, false, 1},
+		{"both", UserChange{PasswordHash: new(string), Admin: &no}, "", false, false, 2},
+		{"block", UserChange{Blocked: &yes}, "", false, true, 3},
+		{"blocking again", UserChange{Blocked: &yes}, "", false, true, 4},
+		{"unblock", UserChange{Blocked: &no}, "", false, false, 4},
 	} {
-		if err := s.UpdateUser(ctx, u.ID, c.hash, c.admin); err != nil {
+		if err := s.UpdateUser(ctx, u.ID, c.change); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		got, err := s.UserByID(ctx, u.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.PasswordHash != c.wantHash || got.Admin != c.wantAdmin {
-			t.Errorf("%s: hash %q admin %v, want %q %v", c.name, got.PasswordHash, got.Admin, c.wantHash, c.wantAdmin)
+		if got.PasswordHash != c.wantHash || got.Admin != c.wantAdmin || got.Blocked != c.wantBlocked || got.CredentialVersion != c.wantVersion {
+			t.Errorf("%s: hash %q admin %v blocked %v version %d, want %q %v %v %d", c.name,
+				got.PasswordHash, got.Admin, got.Blocked, got.CredentialVersion, c.wantHash, c.wantAdmin, c.wantBlocked, c.wantVersion)
 		}
 	}
-	wantErrIs(t, "UpdateUser(unknown)", s.UpdateUser(ctx, 999, nil, &yes), ErrNotFound)
+	if err := s.SetUserPassword(ctx, u.ID, hash); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.UserByUsername(ctx, "alice"); err != nil || got.CredentialVersion != 5 {
+		t.Errorf("after SetUserPassword: %+v, %v; want version 5", got, err)
+	}
+	// Another user's version does not move.
+	bob := mustUser(t, s, "bob")
+	if err := s.UpdateUser(ctx, u.ID, UserChange{PasswordHash: &hash}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.UserByID(ctx, bob.ID); err != nil || got.CredentialVersion != 0 {
+		t.Errorf("bob after alice's change: %+v, %v", got, err)
+	}
+	wantErrIs(t, "UpdateUser(unknown)", s.UpdateUser(ctx, 999, UserChange{Admin: &yes}), ErrNotFound)
 }
 
 func contractMembershipsOfUser(t *testing.T, s *Store) {

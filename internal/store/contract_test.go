@@ -675,7 +675,8 @@ func contractAuthGeneration(t *testing.T, s *Store) {
 		change func() error
 	}{
 		{"create user", func() (err error) { u, err = s.CreateUser(ctx, User{Username: "alice"}); return err }},
-		{"make admin", func() error { admin := true; return s.UpdateUser(ctx, u.ID, nil, &admin) }},
+		{"make admin", func() error { admin := true; return s.UpdateUser(ctx, u.ID, UserChange{Admin: &admin}) }},
+		{"block", func() error { blocked := true; return s.UpdateUser(ctx, u.ID, UserChange{Blocked: &blocked}) }},
 		{"set password", func() error { return s.SetUserPassword(ctx, u.ID, "hash") }},
 		{"create group", func() (err error) { g, err = s.CreateGroup(ctx, "acme"); return err }},
 		{"create subgroup", func() (err error) { sub, err = s.CreateGroup(ctx, "acme/web"); return err }},

@@ -89,7 +89,26 @@ type User struct {
 	Username     string
 	PasswordHash string // bcrypt; empty means password sign-in is disabled
 	Admin        bool
-	CreatedAt    time.Time
+	// Blocked users cannot sign in, with a password or a personal token.
+	Blocked bool
+	// CredentialVersion moves on whenever the user's sessions must end: a
+	// new password, being blocked. Tokens minted for the user carry it.
+	CredentialVersion int64
+	CreatedAt         time.Time
+}
+
+// UserChange is a change to a user; nil fields stay as they are.
+type UserChange struct {
+	// PasswordHash is a new bcrypt hash ("" disables password sign-in).
+	PasswordHash *string
+	Admin        *bool
+	Blocked      *bool
+}
+
+// endsSessions reports whether the change moves the user's credential
+// version on: a new password, or blocking.
+func (c UserChange) endsSessions() bool {
+	return c.PasswordHash != nil || c.Blocked != nil && *c.Blocked
 }
 
 // Group is a namespace. Path is the full path ("acme/platform/ci");

@@ -7,27 +7,29 @@ import (
 	"strings"
 )
 
-const userColumns = `id, username, password_hash, admin, created_at`
+const userColumns = `id, username, password_hash, admin, blocked, credential_version, created_at`
 
 func scanUser(row interface{ Scan(...any) error }) (User, error) {
 	var u User
-	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Admin, &u.CreatedAt); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Admin, &u.Blocked, &u.CredentialVersion, &u.CreatedAt); err != nil {
 		return User{}, err
 	}
 	u.CreatedAt = u.CreatedAt.UTC()
 	return u, nil
 }
 
-// CreateUser inserts u (ID is ignored; a zero CreatedAt means now) and
-// returns it with its ID. A taken username is an error wrapping ErrConflict.
+// CreateUser inserts u (ID and CredentialVersion are ignored; a zero
+// CreatedAt means now) and returns it with its ID. A taken username is an
+// error wrapping ErrConflict.
 func (s *Store) CreateUser(ctx context.Context, u User) (User, error) {
 	if strings.TrimSpace(u.Username) == "" {
 		return User{}, errors.New("create user: empty username")
 	}
 	u.CreatedAt = s.stamp(u.CreatedAt)
+	u.CredentialVersion = 0
 	err := s.w.QueryRowContext(ctx,
-		`INSERT INTO users (username, password_hash, admin, created_at) VALUES ($1, $2, $3, $4) RETURNING id`,
-		u.Username, u.PasswordHash, u.Admin, u.CreatedAt).Scan(&u.ID)
+		`INSERT INTO users (username, password_hash, admin, blocked, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+		u.Username, u.PasswordHash, u.Admin, u.Blocked, u.CreatedAt).Scan(&u.ID)
 	if s.isUnique(err) {
 		return User{}, fmt.Errorf("create user %q: username %w", u.Username, ErrConflict)
 	}
@@ -87,9 +89,10 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 }
 
 // SetUserPassword replaces a user's bcrypt hash ("" disables password
-// sign-in).
+// sign-in) and moves their credential version on, ending their sessions.
 func (s *Store) SetUserPassword(ctx context.Context, id int64, passwordHash string) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE users SET password_hash = $1 WHERE id = $2`, passwordHash, id)
+	res, err := s.w.ExecContext(ctx,
+		`UPDATE users SET password_hash = $1, credential_version = credential_version + 1 WHERE id = $2`, passwordHash, id)
 	return affected(res, err, fmt.Sprintf("set password of user %d", id))
 }
 

@@ -3,6 +3,7 @@ package cmdutil
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -79,6 +80,23 @@ func TestSaveProfile(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Dir(path))
 	if len(entries) != 1 {
 		t.Fatalf("leftover files: %v", entries)
+	}
+}
+
+// Two secrets piped on one stdin are read one line each.
+func TestReadSecretsOneLineEach(t *testing.T) {
+	t.Parallel()
+	ios, _, _ := Test("current\nnew one\r\n")
+	first, err := ios.ReadSecret("current password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := ios.ReadSecret("new password")
+	if err != nil || first != "current" || second != "new one" {
+		t.Errorf("read %q then %q, %v; want current, new one", first, second, err)
+	}
+	if _, err := ios.ReadSecret("a third"); err == nil || !strings.Contains(err.Error(), "a third is empty") {
+		t.Errorf("a third secret from an exhausted stdin: %v", err)
 	}
 }
 

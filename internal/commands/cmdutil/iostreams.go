@@ -39,7 +39,8 @@ func (s *IOStreams) IsStdinTTY() bool {
 }
 
 // ReadSecret reads a secret: from In when it is not a terminal (one line,
-// or everything up to EOF, without the trailing newline), else by
+// or everything up to EOF, without the trailing newline; nothing past the
+// line is consumed, so secrets may be read one line each), else by
 // prompting on ErrOut without echo. An empty secret is an error naming
 // what was asked for.
 func (s *IOStreams) ReadSecret(what string) (string, error) {
@@ -53,8 +54,8 @@ func (s *IOStreams) ReadSecret(what string) (string, error) {
 		}
 		secret = string(b)
 	} else {
-		line, err := bufio.NewReader(s.In).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
+		line, err := readLine(s.In)
+		if err != nil {
 			return "", fmt.Errorf("read %s from stdin: %w", what, err)
 		}
 		secret = strings.TrimRight(line, "\r\n")
@@ -63,6 +64,32 @@ func (s *IOStreams) ReadSecret(what string) (string, error) {
 		return "", &FlagError{Err: fmt.Errorf("%s is empty: pipe it on stdin (e.g. `printf %%s \"$SECRET\" | dproxy …`) or type it at the prompt", what)}
 	}
 	return secret, nil
+}
+
+// maxSecretLine bounds a secret read from stdin.
+const maxSecretLine = 64 << 10
+
+// readLine reads up to and including the next newline, or to EOF, one
+// byte at a time so nothing after the line is taken from r.
+func readLine(r io.Reader) (string, error) {
+	var b strings.Builder
+	var c [1]byte
+	for b.Len() < maxSecretLine {
+		n, err := r.Read(c[:])
+		if n == 1 {
+			b.WriteByte(c[0])
+			if c[0] == '\n' {
+				break
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return b.String(), nil
 }
 
 // Confirm asks a yes/no question on a terminal; anything but y or yes is no.

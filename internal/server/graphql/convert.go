@@ -78,7 +78,7 @@ func groupNode(g store.Group) *generated.Group {
 func userNode(u store.User) *generated.User {
 	return &generated.User{
 		ID: gid(gidUser, u.ID), Username: u.Username, Admin: u.Admin,
-		PasswordSet: u.PasswordHash != "", CreatedAt: u.CreatedAt,
+		PasswordSet: u.PasswordHash != "", Blocked: u.Blocked, CreatedAt: u.CreatedAt,
 	}
 }
 

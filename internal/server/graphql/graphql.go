@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -83,6 +84,9 @@ type Options struct {
 	// AddressPolicy, when set, refuses a virtual-registry upstream whose
 	// host it refuses when the upstream is added or its URL changed.
 	AddressPolicy *netpolicy.Policy
+	// TrustedProxies are the peers whose X-Forwarded-For names the client
+	// (auth.ClientAddr), for throttling checks of a current password.
+	TrustedProxies []netip.Prefix
 }
 
 // Handler serves the admin API.
@@ -152,7 +156,9 @@ func (h *Handler) GraphQL() http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		h.gql.ServeHTTP(w, r.WithContext(withUpstreamBudget(withPrincipal(r.Context(), p))))
+		ctx := withUpstreamBudget(withPrincipal(r.Context(), p))
+		ctx = context.WithValue(ctx, clientKey{}, auth.ClientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), h.opts.TrustedProxies))
+		h.gql.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -171,6 +177,9 @@ func (h *Handler) authenticate(r *http.Request) (auth.Principal, error) {
 		return auth.Principal{}, auth.AuthorizeAPI(auth.Principal{})
 	}
 	p, err := h.auth.AuthenticateToken(r.Context(), secret)
+	if auth.IsBlocked(err) {
+		return auth.Principal{}, err
+	}
 	if errors.Is(err, oci.ErrUnauthorized) {
 		return auth.Principal{}, fail("invalid token: it is unknown, revoked or expired; create a new one with `dproxy token create --scopes api`")
 	}
@@ -201,6 +210,14 @@ type principalKey struct{}
 
 func withPrincipal(ctx context.Context, p auth.Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
+}
+
+type clientKey struct{}
+
+// clientAddr returns the address of the client behind a request.
+func clientAddr(ctx context.Context) netip.Addr {
+	a, _ := ctx.Value(clientKey{}).(netip.Addr)
+	return a
 }
 
 // principal returns the signed-in principal of a request. The handler

@@ -315,8 +315,8 @@ func (h *Handler) lookupUser(ctx context.Context, username string) (store.User, 
 func (m mutationResolver) UserUpdate(ctx context.Context, in generated.UserUpdateInput) (*generated.UserUpdatePayload, error) {
 	p := principal(ctx)
 	self := p.User != nil && p.User.Username == in.Username
-	if in.Admin != nil || !self {
-		if err := auth.RequireAdmin(p, "changing another user or an admin flag"); err != nil {
+	if in.Admin != nil || in.Blocked != nil || !self {
+		if err := auth.RequireAdmin(p, "changing another user, an admin flag or a blocked state"); err != nil {
 			return nil, err
 		}
 	}
@@ -325,7 +325,15 @@ func (m mutationResolver) UserUpdate(ctx context.Context, in generated.UserUpdat
 		return nil, err
 	}
 	out := &generated.UserUpdatePayload{Errors: noErrors()}
-	var hash *string
+	if in.CurrentPassword != nil && in.Password == nil {
+		out.Errors = refused("currentPassword goes with password, the new one")
+		return out, nil
+	}
+	if self && (in.Admin != nil && !*in.Admin || in.Blocked != nil && *in.Blocked) {
+		out.Errors = refused("you cannot remove your own admin flag or block yourself; ask another instance admin")
+		return out, nil
+	}
+	change := store.UserChange{Admin: in.Admin, Blocked: in.Blocked}
 	if in.Password != nil {
 		h := ""
 		if *in.Password != "" {
@@ -333,28 +341,49 @@ func (m mutationResolver) UserUpdate(ctx context.Context, in generated.UserUpdat
 				out.Errors = []string{err.Error()}
 				return out, nil
 			}
+		}
+		msg, err := m.passwordChange(ctx, p, u, deref(in.CurrentPassword))
+		if err != nil {
+			return nil, err
+		}
+		if msg != "" {
+			out.Errors = []string{msg}
+			return out, nil
+		}
+		if *in.Password != "" {
 			if h, err = auth.HashPassword(*in.Password); err != nil {
 				return nil, err
 			}
 		}
-		hash = &h
+		change.PasswordHash = &h
 	}
-	if in.Admin != nil && !*in.Admin && self {
-		out.Errors = refused("you cannot remove your own admin flag; ask another instance admin")
-		return out, nil
-	}
-	if err := m.h.store.UpdateUser(ctx, u.ID, hash, in.Admin); err != nil {
+	if err := m.h.store.UpdateUser(ctx, u.ID, change); err != nil {
 		return nil, err
 	}
-	if hash != nil {
-		u.PasswordHash = *hash
+	if u, err = m.h.store.UserByID(ctx, u.ID); err != nil {
+		return nil, err
 	}
-	if in.Admin != nil {
-		u.Admin = *in.Admin
-	}
-	m.h.log.InfoContext(ctx, "user changed", "user", u.Username, "password_changed", hash != nil, "admin", u.Admin, "by", p.Name())
+	m.h.log.InfoContext(ctx, "user changed", "user", u.Username, "password_changed", change.PasswordHash != nil,
+		"admin", u.Admin, "blocked", u.Blocked, "by", p.Name())
 	out.User = userNode(u)
 	return out, nil
+}
+
+// passwordChange checks that p may set u's password (auth's rules): it
+// returns the refusal to show, or an error for the top-level errors.
+func (m mutationResolver) passwordChange(ctx context.Context, p auth.Principal, u store.User, current string) (string, error) {
+	err := m.h.auth.AuthorizePasswordChange(ctx, clientAddr(ctx), p, u, current)
+	var throttled *auth.ThrottledError
+	switch {
+	case err == nil:
+		return "", nil
+	case errors.Is(err, auth.ErrCurrentPassword):
+		msg := strings.TrimPrefix(err.Error(), auth.ErrCurrentPassword.Error()+": ")
+		return fmt.Sprintf("%s (on the command line: dproxy user set-password %s --current-password)", msg, u.Username), nil
+	case errors.As(err, &throttled):
+		return strings.TrimPrefix(err.Error(), oci.ErrTooManyRequests.Error()+": "), nil
+	}
+	return "", err
 }
 
 func (m mutationResolver) UserDelete(ctx context.Context, in generated.UserDeleteInput) (*generated.UserDeletePayload, error) {
@@ -462,6 +491,10 @@ func (m mutationResolver) TokenCreate(ctx context.Context, in generated.TokenCre
 	out := &generated.TokenCreatePayload{Errors: noErrors()}
 	if msg := m.tokenInput(ctx, &t, in); msg != "" {
 		out.Errors = []string{msg}
+		return out, nil
+	}
+	if err := auth.CheckTokenBounds(p, t.Scopes, t.ExpiresAt); err != nil {
+		out.Errors = []string{err.Error()}
 		return out, nil
 	}
 	secret, hash := auth.NewTokenSecret(t.Kind)

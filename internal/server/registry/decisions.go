@@ -2,6 +2,7 @@ package registry
 
 import (
 	"crypto/sha256"
+	"strconv"
 	"sync"
 	"time"
 
@@ -104,9 +105,13 @@ func remember[K comparable, V any](m map[K]V, k K, v V) {
 	m[k] = v
 }
 
-// bearerKey and basicKey name a request's credential in the cache. A
-// Basic password is kept only as its SHA-256.
-func bearerKey(subject string) string { return "bearer\x00" + subject }
+// bearerKey and basicKey name a request's credential in the cache: a
+// registry token by its subject and the credential version it was minted
+// under (so a token minted before a password change never finds the
+// principal of one minted after), a Basic password only by its SHA-256.
+func bearerKey(c auth.Claims) string {
+	return "bearer\x00" + c.Subject + "\x00" + strconv.FormatInt(c.CredentialVersion, 10)
+}
 
 func basicKey(user, secret string) string {
 	sum := sha256.Sum256([]byte(secret))

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -29,11 +30,13 @@ const Service = "dependency_proxy"
 // CacheHeader reports how a response was served: hit, miss or stale.
 const CacheHeader = "X-Dproxy-Cache"
 
-// authenticator checks credentials and permissions.
+// authenticator checks credentials and permissions. Sign-ins carry the
+// client's address, for throttling.
 type authenticator interface {
-	Authenticate(ctx context.Context, username, password string) (auth.Principal, error)
-	AuthenticateTokenAs(ctx context.Context, username, secret string) (auth.Principal, error)
-	PrincipalFromSubject(ctx context.Context, subject string) (auth.Principal, error)
+	SignIn(ctx context.Context, from netip.Addr, username, secret string) (auth.Principal, error)
+	SignInToken(ctx context.Context, from netip.Addr, username, secret string) (auth.Principal, error)
+	CheckSignIn(username string, from netip.Addr) error
+	PrincipalFromClaims(ctx context.Context, c auth.Claims) (auth.Principal, error)
 	AuthorizePull(ctx context.Context, p auth.Principal, groupPath string) (store.Group, error)
 	AuthorizeVirtualPull(ctx context.Context, p auth.Principal, id int64) (store.VirtualRegistry, error)
 	GrantedActions(ctx context.Context, p auth.Principal, scope string) []string
@@ -84,9 +87,12 @@ type Options struct {
 	Virtual virtualPuller
 	// Now is the clock remembered principals expire by; it must be the
 	// clock auth judges token expiry by. Default time.Now.
-	Now     func() time.Time
-	Logger  *slog.Logger
-	Metrics *metrics.Metrics
+	Now func() time.Time
+	// TrustedProxies are the peers whose X-Forwarded-For names the client
+	// (auth.ClientAddr); with none, the peer is the client.
+	TrustedProxies []netip.Prefix
+	Logger         *slog.Logger
+	Metrics        *metrics.Metrics
 }
 
 // Handler serves /v2/ and /jwt/auth.
@@ -98,6 +104,7 @@ type Handler struct {
 	realm    string
 	mirror   string
 	virtual  virtualPuller
+	proxies  []netip.Prefix
 	log      *slog.Logger
 	metrics  *metrics.Metrics
 	now      func() time.Time
@@ -117,6 +124,7 @@ func New(a authenticator, iss issuer, c puller, s settings, opts Options) *Handl
 		realm:   strings.TrimSuffix(opts.ExternalURL, "/") + "/jwt/auth",
 		mirror:  opts.MirrorGroup,
 		virtual: opts.Virtual,
+		proxies: opts.TrustedProxies,
 		log:     opts.Logger,
 		metrics: opts.Metrics,
 		now:     opts.Now,
@@ -293,19 +301,30 @@ type principal struct {
 	gen generation
 }
 
+// clientAddr is the address of the client behind r.
+func (h *Handler) clientAddr(r *http.Request) netip.Addr {
+	return auth.ClientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), h.proxies)
+}
+
 // authenticate verifies the request's Bearer token and loads its principal
-// as it is now, so a deleted user or a revoked token stops working at once
-// (a remembered principal holds only while nothing of the sort changed).
+// as it is now, so a deleted or blocked user, a changed password or a
+// revoked token stops working at once (a remembered principal holds only
+// while nothing of the sort changed).
 //
 // Besides the registry token (Bearer) of the token flow, Basic credentials
 // with a token as the password are accepted on every request, for daemons
 // that can only send a fixed header (containerd's hosts.toml); such a
-// request has no access list, and bearer is false.
+// request has no access list, and bearer is false. They are a sign-in:
+// throttled, remembered or not, and counted when they fail.
 func (h *Handler) authenticate(r *http.Request) (claims auth.Claims, p principal, bearer bool, err error) {
 	ctx := r.Context()
 	if user, secret, ok := r.BasicAuth(); ok {
+		from := h.clientAddr(r)
+		if err := h.auth.CheckSignIn(user, from); err != nil {
+			return auth.Claims{}, principal{}, false, err
+		}
 		p, err = h.principal(ctx, basicKey(user, secret), basicTTL, func() (auth.Principal, error) {
-			return h.auth.AuthenticateTokenAs(ctx, user, secret)
+			return h.auth.SignInToken(ctx, from, user, secret)
 		})
 		return auth.Claims{}, p, false, err
 	}
@@ -317,8 +336,8 @@ func (h *Handler) authenticate(r *http.Request) (claims auth.Claims, p principal
 	if err != nil {
 		return auth.Claims{}, principal{}, false, err
 	}
-	p, err = h.principal(ctx, bearerKey(claims.Subject), bearerTTL, func() (auth.Principal, error) {
-		return h.auth.PrincipalFromSubject(ctx, claims.Subject)
+	p, err = h.principal(ctx, bearerKey(claims), bearerTTL, func() (auth.Principal, error) {
+		return h.auth.PrincipalFromClaims(ctx, claims)
 	})
 	if err != nil {
 		return auth.Claims{}, principal{}, false, err

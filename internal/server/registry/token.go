@@ -26,6 +26,7 @@ type tokenResponse struct {
 // grants is what was requested intersected with what the principal may do.
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
+	from := h.clientAddr(r)
 	var (
 		p       auth.Principal
 		scopes  []string
@@ -42,7 +43,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) error {
 			p = auth.AnonymousPrincipal
 			break
 		}
-		if p, err = h.auth.Authenticate(ctx, user, pass); err != nil {
+		if p, err = h.auth.SignIn(ctx, from, user, pass); err != nil {
 			return err
 		}
 		refresh = q.Get("offline_token") == "true"
@@ -52,7 +53,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) error {
 		}
 		switch gt := r.PostForm.Get("grant_type"); gt {
 		case "password":
-			if p, err = h.auth.Authenticate(ctx, r.PostForm.Get("username"), r.PostForm.Get("password")); err != nil {
+			if p, err = h.auth.SignIn(ctx, from, r.PostForm.Get("username"), r.PostForm.Get("password")); err != nil {
 				return err
 			}
 			refresh = r.PostForm.Get("access_type") == "offline"
@@ -61,7 +62,9 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) error {
 			if err != nil {
 				return err
 			}
-			if p, err = h.auth.PrincipalFromSubject(ctx, claims.Subject); err != nil {
+			// A refresh token is signed: it cannot be guessed, and checking
+			// one costs no bcrypt, so it is not throttled.
+			if p, err = h.auth.PrincipalFromClaims(ctx, claims); err != nil {
 				return err
 			}
 		default:

@@ -346,6 +346,7 @@ type ComplexityRoot struct {
 
 	User struct {
 		Admin       func(childComplexity int) int
+		Blocked     func(childComplexity int) int
 		CreatedAt   func(childComplexity int) int
 		ID          func(childComplexity int) int
 		PasswordSet func(childComplexity int) int
@@ -1834,6 +1835,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Admin(childComplexity), true
+	case "User.blocked":
+		if e.ComplexityRoot.User.Blocked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Blocked(childComplexity), true
 	case "User.createdAt":
 		if e.ComplexityRoot.User.CreatedAt == nil {
 			break
@@ -2135,7 +2142,7 @@ type Mutation {
 
   "Create a user (instance admin)."
   userCreate(input: UserCreateInput!): UserCreatePayload
-  "Change a user's password (instance admin, or the user themself) or admin flag (instance admin)."
+  "Change a user's password (instance admin, or the user themself with currentPassword), admin flag or blocked state (instance admin). A new password or blocking ends the user's sessions: refresh and registry tokens issued before stop working."
   userUpdate(input: UserUpdateInput!): UserUpdatePayload
   "Delete a user and their personal tokens and memberships (instance admin)."
   userDelete(input: UserDeleteInput!): UserDeletePayload
@@ -2145,7 +2152,7 @@ type Mutation {
   "Remove a member from a group (owner of the group)."
   memberRemove(input: MemberRemoveInput!): MemberRemovePayload
 
-  "Create a token; the secret is in the payload once and never again."
+  "Create a token; the secret is in the payload once and never again. A token cannot create a token that outlives it or has a scope it lacks (api counts as every scope)."
   tokenCreate(input: TokenCreateInput!): TokenCreatePayload
   "Revoke a token (its owner, an owner of its group, or an instance admin)."
   tokenRevoke(input: TokenRevokeInput!): TokenRevokePayload
@@ -2310,6 +2317,8 @@ type User {
   admin: Boolean!
   "Whether password sign-in is enabled."
   passwordSet: Boolean!
+  "Whether the user is blocked: no sign-in, with a password or a personal token."
+  blocked: Boolean!
   createdAt: Time!
 }
 
@@ -2470,8 +2479,14 @@ type UserCreatePayload {
 
 input UserUpdateInput {
   username: String!
+  "The new password; an empty string disables password sign-in."
   password: String
+  "The user's current password: needed to change your own password with a token, unless you are an instance admin. A wrong one counts as a failed sign-in."
+  currentPassword: String
+  "Instance admins only."
   admin: Boolean
+  "Block (true) or unblock (false) the user (instance admins only). Blocking ends the user's sessions."
+  blocked: Boolean
 }
 
 type UserUpdatePayload {
@@ -2520,6 +2535,7 @@ input TokenCreateInput {
   role: Role
   "DEPLOY: the username to log in with (default: generated, gitlab+deploy-token-<n>)."
   deployUsername: String
+  "When the token stops working; none means never. It must not be after the expiry of the token making the request."
   expiresAt: Time
 }
 
@@ -3253,6 +3269,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_admin(ctx, field)
 	case "passwordSet":
 		return ec.fieldContext_User_passwordSet(ctx, field)
+	case "blocked":
+		return ec.fieldContext_User_blocked(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_User_createdAt(ctx, field)
 	}
@@ -9659,6 +9677,29 @@ func (ec *executionContext) fieldContext_User_passwordSet(_ context.Context, fie
 	return graphql.NewScalarFieldContext("User", field, false, false, errors.New("field of type Boolean does not have child fields"))
 }
 
+func (ec *executionContext) _User_blocked(ctx context.Context, field graphql.CollectedField, obj *User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_blocked(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Blocked, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_User_blocked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
 func (ec *executionContext) _User_createdAt(ctx context.Context, field graphql.CollectedField, obj *User) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12004,7 +12045,7 @@ func (ec *executionContext) unmarshalInputUserUpdateInput(ctx context.Context, o
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"username", "password", "admin"}
+	fieldsInOrder := [...]string{"username", "password", "currentPassword", "admin", "blocked"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -12025,6 +12066,13 @@ func (ec *executionContext) unmarshalInputUserUpdateInput(ctx context.Context, o
 				return it, err
 			}
 			it.Password = data
+		case "currentPassword":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("currentPassword"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.CurrentPassword = data
 		case "admin":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("admin"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -12032,6 +12080,13 @@ func (ec *executionContext) unmarshalInputUserUpdateInput(ctx context.Context, o
 				return it, err
 			}
 			it.Admin = data
+		case "blocked":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("blocked"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Blocked = data
 		}
 	}
 	return it, nil
@@ -14995,6 +15050,11 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 			}
 		case "passwordSet":
 			out.Values[i] = ec._User_passwordSet(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "blocked":
+			out.Values[i] = ec._User_blocked(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

@@ -409,8 +409,9 @@ type TokenCreateInput struct {
 	// GROUP_ACCESS: the role the token acts with (default GUEST).
 	Role *Role `json:"role,omitempty"`
 	// DEPLOY: the username to log in with (default: generated, gitlab+deploy-token-<n>).
-	DeployUsername *string    `json:"deployUsername,omitempty"`
-	ExpiresAt      *time.Time `json:"expiresAt,omitempty"`
+	DeployUsername *string `json:"deployUsername,omitempty"`
+	// When the token stops working; none means never. It must not be after the expiry of the token making the request.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 }
 
 type TokenCreatePayload struct {
@@ -497,8 +498,10 @@ type User struct {
 	Username string `json:"username"`
 	Admin    bool   `json:"admin"`
 	// Whether password sign-in is enabled.
-	PasswordSet bool      `json:"passwordSet"`
-	CreatedAt   time.Time `json:"createdAt"`
+	PasswordSet bool `json:"passwordSet"`
+	// Whether the user is blocked: no sign-in, with a password or a personal token.
+	Blocked   bool      `json:"blocked"`
+	CreatedAt time.Time `json:"createdAt"`
 }
 
 type UserConnection struct {
@@ -533,9 +536,15 @@ type UserEdge struct {
 }
 
 type UserUpdateInput struct {
-	Username string  `json:"username"`
+	Username string `json:"username"`
+	// The new password; an empty string disables password sign-in.
 	Password *string `json:"password,omitempty"`
-	Admin    *bool   `json:"admin,omitempty"`
+	// The user's current password: needed to change your own password with a token, unless you are an instance admin. A wrong one counts as a failed sign-in.
+	CurrentPassword *string `json:"currentPassword,omitempty"`
+	// Instance admins only.
+	Admin *bool `json:"admin,omitempty"`
+	// Block (true) or unblock (false) the user (instance admins only). Blocking ends the user's sessions.
+	Blocked *bool `json:"blocked,omitempty"`
 }
 
 type UserUpdatePayload struct {
