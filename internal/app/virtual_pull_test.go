@@ -332,15 +332,22 @@ func TestVirtualRegistryUpstreamDeleted(t *testing.T) {
 		t.Fatalf("blob pull: %d", res.StatusCode)
 	}
 	keptPath := v.app.Blobs.(*blobstore.FS).Path(oci.Digest(keptLayer))
-	waitFor(t, "the blob to be stored", func() bool { _, err := os.Stat(keptPath); return err == nil })
+	// Stored, and its download over: the one in flight below is the slow one.
+	waitFor(t, "the blob to be stored", func() bool {
+		_, err := os.Stat(keptPath)
+		return err == nil && v.app.Virtual.InFlight() == 0
+	})
 
 	v.c.SetBandwidth(64 << 10) // 4 MiB takes a minute
+	slowLayer := string(blobsOf(t, slow)[1])
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		v.get(http.MethodGet, "team/big", "blobs", string(blobsOf(t, slow)[1]))
+		v.get(http.MethodGet, "team/big", "blobs", slowLayer)
 	}()
-	waitFor(t, "the slow download to start", func() bool { return v.app.Virtual.InFlight() == 1 })
+	waitFor(t, "the slow download to start", func() bool {
+		return v.app.Virtual.InFlight() == 1 && v.c.CountBlob(http.MethodGet, slowLayer) == 1
+	})
 
 	if p := v.vrMutate(v.adminToken(), "containerVirtualRegistryUpstreamDelete", map[string]any{"id": fmt.Sprint(v.ups["c"].ID)}); len(p.Errors) != 0 {
 		t.Fatalf("delete upstream c: %v", p.Errors)
