@@ -221,6 +221,9 @@ func (c *Cache) join(ctx context.Context, t Target, d oci.Digest, gen uint64) (*
 	case dl == nil && c.generation != gen:
 		c.mu.Unlock()
 		return nil, nil, true, nil
+	case dl == nil && c.closed:
+		c.mu.Unlock()
+		return nil, nil, false, fmt.Errorf("%w: blob %s: this cache was closed (its upstream was removed, or the server is stopping)", oci.ErrUnavailable, d)
 	case dl == nil:
 		tmp, err := c.blobs.CreateTemp()
 		if err != nil {

@@ -177,3 +177,25 @@ func TestBlobOverSizeIsRefusedAndNotCached(t *testing.T) {
 		})
 	}
 }
+
+// A closed cache (its virtual-registry upstream was removed, or the server
+// is stopping) starts no download: the request fails at once and the
+// upstream is not asked.
+func TestClosedCacheStartsNoDownload(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, setup{})
+	img := h.push(t, "library/app", "v1", 4<<10)
+	tg := h.target(t, "acme", "library/app", upstream.Credentials{})
+	h.cache.Close()
+	before := h.up.CountBlob(http.MethodGet, string(img.layer))
+	_, err := h.cache.Blob(t.Context(), tg, img.layer)
+	if !errors.Is(err, oci.ErrUnavailable) || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("Blob on a closed cache: %v, want an unavailable error saying it was closed", err)
+	}
+	if n := h.cache.InFlight(); n != 0 {
+		t.Errorf("%d downloads in flight on a closed cache", n)
+	}
+	if n := h.up.CountBlob(http.MethodGet, string(img.layer)) - before; n != 0 {
+		t.Errorf("a closed cache sent %d blob GETs upstream", n)
+	}
+}

@@ -109,6 +109,7 @@ type Cache struct {
 	downloads  map[oci.Digest]*download
 	generation uint64  // counts finished downloads, guarded by mu
 	pins       *pinSet // blobs in use, guarded by mu
+	closed     bool    // set by Close, guarded by mu: no new download starts
 
 	touch    *toucher
 	verified *verifiedFiles // stored files hashed while served, unchanged since
@@ -170,6 +171,9 @@ func New(meta metaStore, blobs blobStore, remote Remote, opts Options) *Cache {
 // Close stops in-flight downloads (their temp files are removed, nothing is
 // committed) and flushes pending read times.
 func (c *Cache) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
 }
