@@ -10,6 +10,7 @@ import (
 	"github.com/dproxy/dproxy/internal/app"
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/testclock"
 	"github.com/dproxy/dproxy/internal/testregistry"
 )
 
@@ -17,7 +18,7 @@ import (
 // one upstream request, and a credential's check is reused for 10 s.
 func TestRateLimitCheckIsNotAmplified(t *testing.T) {
 	t.Parallel()
-	clock := &fakeClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	e := newEnv(t, envOptions{appOptions: []app.Option{app.WithClock(clock.Now)}})
 	e.up.PushRandomImage(t, "ratelimitpreview/test", "latest", 1, 64)
 	e.up.SetRateLimit(100, 77)

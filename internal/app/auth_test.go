@@ -17,6 +17,7 @@ import (
 	"github.com/dproxy/dproxy/internal/auth"
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/testclock"
 	"github.com/dproxy/dproxy/internal/testregistry"
 )
 
@@ -431,7 +432,7 @@ func basic(user, secret string) string {
 // a part judging by the real clock sees no expiry.
 func TestRememberedDecisionsFollowChanges(t *testing.T) {
 	t.Parallel()
-	clock := &fakeClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	e := newEnv(t, envOptions{clock: clock})
 	e.up.PushRandomImage(t, "library/alpine", "latest", 1, 512)
 	ctx := context.Background()

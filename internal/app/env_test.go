@@ -21,6 +21,7 @@ import (
 	"github.com/dproxy/dproxy/internal/auth"
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/testclock"
 	"github.com/dproxy/dproxy/internal/testdns"
 	"github.com/dproxy/dproxy/internal/testregistry"
 )
@@ -51,7 +52,7 @@ type envOptions struct {
 	// judge token expiry by it, so a test that moves it never sees the
 	// upstream refuse a token the server still trusts (or the reverse).
 	// A kept upstream must be given it by the test.
-	clock *fakeClock
+	clock *testclock.Clock
 }
 
 func newEnv(t testing.TB, o envOptions) *env {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/testclock"
 )
 
 // A group's manifest freshness window skips the upstream HEAD for a tag
@@ -23,7 +24,7 @@ func TestFreshnessWindowSkipsRevalidation(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 			e := newEnv(t, envOptions{clock: clock})
 			e.group("acme")
 			tok := e.user("alice", "acme", store.RoleGuest)

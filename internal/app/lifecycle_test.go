@@ -25,26 +25,9 @@ import (
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/testclock"
 	"github.com/dproxy/dproxy/internal/testregistry"
 )
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // blobsOf returns the digests of an image's config and layers.
 func blobsOf(t testing.TB, img v1.Image) []oci.Digest {
@@ -116,7 +99,7 @@ func pull(ref string, opts []remote.Option) error {
 
 func TestTTLExpiryOnFakeClock(t *testing.T) {
 	t.Parallel()
-	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	e := newEnv(t, envOptions{clock: clock})
 	e.group("acme")
 	opts := pullOpts("alice", e.user("alice", "acme", store.RoleGuest))
@@ -259,7 +242,7 @@ func TestGCAndPurgeWhileClientsPull(t *testing.T) {
 func TestSizeCapEvictsLeastRecentlyRead(t *testing.T) {
 	t.Parallel()
 	const layer = 100 << 10
-	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	var imgs []v1.Image
 	up := testregistry.New(t, testregistry.Options{Now: clock.Now})
 	var perImage int64

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/testclock"
 	"github.com/dproxy/dproxy/internal/testregistry"
 )
 
@@ -19,13 +20,13 @@ import (
 // one credential.
 type rlEnv struct {
 	*env
-	clock *fakeClock
+	clock *testclock.Clock
 	tok   string // alice's personal access token
 }
 
 func newRateLimitEnv(t *testing.T, window time.Duration, configure ...func(*config.Config)) rlEnv {
 	t.Helper()
-	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	e := newEnv(t, envOptions{
 		// The upstream's tokens outlive the 6 hours the tests span, so a
 		// token request after the first is one the server made needlessly.

@@ -16,6 +16,7 @@ import (
 	"github.com/dproxy/dproxy/internal/auth"
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/testclock"
 )
 
 // passwordUser creates a user who signs in with pw and returns their id.
@@ -446,7 +447,7 @@ func wantThrottled(t *testing.T, what string, status int, header http.Header, bo
 // that user answers 429 until the window passes, the right password too.
 func TestSignInThrottlingPerUsername(t *testing.T) {
 	t.Parallel()
-	clock := &fakeClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	e := newEnv(t, envOptions{appOptions: []app.Option{app.WithClock(clock.Now)}})
 	id := e.passwordUser("erin", "erin-password-1")
 	token := e.personalToken(id, nil, auth.ScopeReadRegistry)
@@ -501,7 +502,7 @@ func TestSignInThrottlingPerUsername(t *testing.T) {
 // affected, and X-Forwarded-For is not believed by default.
 func TestSignInThrottlingPerAddress(t *testing.T) {
 	t.Parallel()
-	clock := &fakeClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	e := newEnv(t, envOptions{appOptions: []app.Option{app.WithClock(clock.Now)}})
 	e.passwordUser("gina", "gina-password-1")
 
@@ -544,7 +545,7 @@ func TestSignInThrottlingPerAddress(t *testing.T) {
 // others out.
 func TestSignInThrottlingBehindTrustedProxy(t *testing.T) {
 	t.Parallel()
-	clock := &fakeClock{now: time.Now()}
+	clock := testclock.New(time.Now())
 	e := newEnv(t, envOptions{appOptions: []app.Option{app.WithClock(clock.Now)},
 		configure: func(c *config.Config) { c.TrustedProxies = "127.0.0.1/32" }})
 	e.passwordUser("gina", "gina-password-1")

@@ -20,6 +20,7 @@ import (
 	"github.com/dproxy/dproxy/internal/blobstore"
 	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/testclock"
 	"github.com/dproxy/dproxy/internal/testregistry"
 )
 
@@ -27,7 +28,7 @@ import (
 // registries on loopback: a (anonymous), b (needs credentials) and c.
 type vrEnv struct {
 	*env
-	clock   *fakeClock
+	clock   *testclock.Clock
 	a, b, c *testregistry.Upstream
 	reg     store.VirtualRegistry
 	ups     map[string]store.VirtualUpstream
@@ -36,7 +37,7 @@ type vrEnv struct {
 
 func newVREnv(t *testing.T) *vrEnv {
 	t.Helper()
-	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	// The test registries are on 127.0.0.1, which the operator allows here.
 	e := newEnv(t, envOptions{clock: clock, configure: allowCIDR("127.0.0.1/32")})
 	v := &vrEnv{env: e, clock: clock, ups: map[string]store.VirtualUpstream{},

@@ -4,30 +4,12 @@ import (
 	"errors"
 	"net/netip"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/testclock"
 )
-
-// stepClock is a clock tests move by hand.
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 var (
 	addrA = netip.MustParseAddr("192.0.2.1")
@@ -52,7 +34,7 @@ func wantThrottled(t *testing.T, what string, err error, byAddress bool, wait ti
 
 func TestLimiterPerUsername(t *testing.T) {
 	t.Parallel()
-	clock := &stepClock{now: t0}
+	clock := testclock.New(t0)
 	l := NewLimiter(LimiterOptions{Now: clock.Now})
 	for i := range DefaultFailuresPerUser {
 		a, err := l.Begin("erin", addrA)
@@ -90,7 +72,7 @@ func TestLimiterPerUsername(t *testing.T) {
 
 func TestLimiterPerAddress(t *testing.T) {
 	t.Parallel()
-	clock := &stepClock{now: t0}
+	clock := testclock.New(t0)
 	l := NewLimiter(LimiterOptions{Now: clock.Now})
 	for i := range DefaultFailuresPerClient {
 		if i%2 == 0 {
@@ -118,7 +100,7 @@ func TestLimiterPerAddress(t *testing.T) {
 // is never held back.
 func TestLimiterCountsChecksUnderWay(t *testing.T) {
 	t.Parallel()
-	clock := &stepClock{now: t0}
+	clock := testclock.New(t0)
 	l := NewLimiter(LimiterOptions{Now: clock.Now, PerUsername: 3})
 	var burst []*Attempt
 	for i := range 10 {
@@ -151,7 +133,7 @@ func TestLimiterCountsChecksUnderWay(t *testing.T) {
 
 func TestLimiterKeys(t *testing.T) {
 	t.Parallel()
-	clock := &stepClock{now: t0}
+	clock := testclock.New(t0)
 	l := NewLimiter(LimiterOptions{Now: clock.Now, PerAddress: 2, MaxKeys: 50})
 	// An IPv6 client counts by its /64.
 	l.Fail("a", netip.MustParseAddr("2001:db8:1:2::1"))

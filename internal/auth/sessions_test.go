@@ -11,6 +11,7 @@ import (
 
 	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/testclock"
 )
 
 // A new password, or blocking the user, ends every JWT minted for the
@@ -131,7 +132,7 @@ func TestSignInIsThrottledAndLogged(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	ctx := context.Background()
-	clock := &stepClock{now: t0}
+	clock := testclock.New(t0)
 	var logs bytes.Buffer
 	svc := NewService(w.st, w.iss, ServiceOptions{Now: fixedClock(t0),
 		Logger:  slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -226,7 +227,7 @@ func TestAuthorizePasswordChange(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	ctx := context.Background()
-	clock := &stepClock{now: t0}
+	clock := testclock.New(t0)
 	svc := NewService(w.st, w.iss, ServiceOptions{Now: fixedClock(t0), Limiter: NewLimiter(LimiterOptions{Now: clock.Now})})
 	alice, bob, nopw := w.users["alice"], w.users["bob"], w.users["nopw"]
 	nopwToken := Principal{User: &nopw, Token: &store.Token{Kind: store.TokenPersonal, Scopes: []string{ScopeAPI}}}

@@ -20,6 +20,7 @@ import (
 	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/secretbox"
 	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/testclock"
 	"github.com/dproxy/dproxy/internal/testregistry"
 	"github.com/dproxy/dproxy/internal/upstream"
 )
@@ -37,7 +38,7 @@ type harness struct {
 	store  *store.Store
 	blobs  *blobstore.FS
 	cache  *cache.Cache
-	clock  *clock
+	clock  *testclock.Clock
 	stored chan struct{} // receives once per committed download
 }
 
@@ -59,7 +60,7 @@ func newHarness(t *testing.T, s setup) *harness {
 	ctx := t.Context()
 	h := &harness{
 		up:     testregistry.New(t, s.registry),
-		clock:  &clock{now: epoch},
+		clock:  testclock.New(epoch),
 		stored: make(chan struct{}, 16),
 	}
 
@@ -214,24 +215,6 @@ func (h *harness) checkNoReference(t *testing.T, group int64, d oci.Digest) {
 	if row, err := h.store.Blob(t.Context(), group, d); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("group %d's reference to blob %s: %+v, err %v; want none", group, d, row, err)
 	}
-}
-
-// clock is a settable clock for cache.Options.Now.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

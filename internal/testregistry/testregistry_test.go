@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/dproxy/dproxy/internal/testclock"
 )
 
 func ref(t *testing.T, u *Upstream, s string) name.Reference {
@@ -211,7 +212,7 @@ func token(t *testing.T, u *Upstream, scope string) string {
 
 func TestChallengeAndTokenScope(t *testing.T) {
 	t.Parallel()
-	clock := &fakeClock{now: time.Now()} // a part reading the real clock sees time stand still
+	clock := testclock.New(time.Now()) // a part reading the real clock sees time stand still
 	u := New(t, Options{TokenTTL: 2 * time.Second, Now: clock.Now})
 	u.PushRandomImage(t, "library/alpine", "latest", 1, 512)
 	manifest := u.URL + "/v2/library/alpine/manifests/latest"
@@ -253,24 +254,6 @@ func TestChallengeAndTokenScope(t *testing.T) {
 	if res := get(t, manifest, tok); res.StatusCode != http.StatusUnauthorized {
 		t.Errorf("expired token: status %d, want 401", res.StatusCode)
 	}
-}
-
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 func TestRegistryFaults(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dproxy/dproxy/internal/metrics"
 	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/testclock"
 	"github.com/dproxy/dproxy/internal/testregistry"
 )
 
@@ -163,24 +164,6 @@ func TestConcurrentFirstCallsShareOneToken(t *testing.T) {
 	}
 }
 
-// fakeClock is a clock the test moves by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func TestTokenExpiry(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -198,7 +181,7 @@ func TestTokenExpiry(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			clock := &fakeClock{now: time.Now()} // a part reading the real clock sees time stand still
+			clock := testclock.New(time.Now()) // a part reading the real clock sees time stand still
 			up := testregistry.New(t, testregistry.Options{TokenTTL: c.ttl, Now: clock.Now})
 			up.PushRandomImage(t, "library/alpine", "latest", 1, 512)
 			cl := newClient(t, up, Options{Now: clock.Now})
