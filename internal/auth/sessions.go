@@ -91,19 +91,19 @@ func (s *Service) failed(ctx context.Context, username string, from netip.Addr, 
 func (s *Service) refused(ctx context.Context, username string, from netip.Addr, err error) error {
 	var te *ThrottledError
 	if errors.As(err, &te) {
-		s.opts.Logger.DebugContext(ctx, "sign-in refused: too many failures", "username", clip(username), "address", addrKey(from),
+		s.opts.Logger.DebugContext(ctx, "sign-in refused: too many failures", "username", clip(username), "address", from,
 			"by_address", te.ByAddress, "retry_after", te.RetryAfter().Round(time.Second))
 	}
 	return err
 }
 
 func (s *Service) logFailure(ctx context.Context, username string, from netip.Addr, credential string, err error) {
-	s.opts.Logger.WarnContext(ctx, "sign-in failed", "username", clip(username), "address", addrKey(from),
+	s.opts.Logger.WarnContext(ctx, "sign-in failed", "username", clip(username), "address", from,
 		"credential", credential, "reason", strings.TrimPrefix(err.Error(), oci.ErrUnauthorized.Error()+": "))
 }
 
 func (s *Service) throttledNow(ctx context.Context, username string, from netip.Addr) {
-	s.opts.Logger.WarnContext(ctx, "sign-ins throttled: too many failures", "username", clip(username), "address", addrKey(from))
+	s.opts.Logger.WarnContext(ctx, "sign-ins throttled: too many failures", "username", clip(username), "address", from)
 }
 
 // ErrCurrentPassword means a password change needs the user's current
