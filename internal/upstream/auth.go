@@ -24,6 +24,12 @@ type Credentials struct {
 	Label string
 }
 
+// InstanceDefault returns the instance default credentials, labelled so
+// that errors never show pullers or group owners the operator's identity.
+func InstanceDefault(username, password string) Credentials {
+	return Credentials{Username: username, Password: password, Label: "the instance default credentials"}
+}
+
 // Named is how errors that clients see name the credentials.
 func (c Credentials) Named() string {
 	if c.Label != "" {

@@ -81,7 +81,7 @@ func (q queryResolver) DockerHubRateLimit(ctx context.Context, groupPath *string
 			return nil, err
 		}
 		if def.Identity != "" {
-			creds, source = upstream.Credentials{Username: def.Identity, Password: def.Secret, Label: "the instance default credentials"}, credsInstanceDefault
+			creds, source = upstream.InstanceDefault(def.Identity, def.Secret), credsInstanceDefault
 		}
 	}
 	res, err := q.h.opts.CheckRateLimit(ctx, creds)

@@ -423,8 +423,7 @@ func (h *Handler) upstreamCredentials(ctx context.Context, p auth.Principal, s s
 	if err != nil {
 		return upstream.Credentials{}, fmt.Errorf("read default Docker Hub credentials: %w", err)
 	}
-	// Pullers need not know the instance's account: errors name it by role.
-	return upstream.Credentials{Username: def.Identity, Password: def.Secret, Label: "the instance default credentials"}, nil
+	return upstream.InstanceDefault(def.Identity, def.Secret), nil
 }
 
 // allows reports whether the token's access list grants pull on name.
