@@ -48,12 +48,30 @@ func blobsOf(t testing.TB, img v1.Image) []oci.Digest {
 	return out
 }
 
-// settle waits until no blob download is in flight (a client has every
-// byte before the blob is committed and referenced) and writes the
-// pending read times.
+// settle waits until no blob is in use (a client has every byte before
+// the blob is committed and referenced, and before the handler lets go of
+// a stored file) and writes the pending read times.
 func (e *env) settle() {
 	e.t.Helper()
-	waitFor(e.t, "blob downloads to be committed", func() bool { return e.app.Cache.InFlight() == 0 })
+	waitFor(e.t, "blobs to be out of use", e.app.Cache.Idle)
+	e.app.Cache.FlushReads(context.Background())
+}
+
+// settleBlobs is settle for a test that holds a blob open itself: it waits
+// until no download runs and none of blobs is in use.
+func (e *env) settleBlobs(blobs []oci.Digest) {
+	e.t.Helper()
+	waitFor(e.t, "blobs to be out of use", func() bool {
+		if e.app.Cache.InFlight() > 0 {
+			return false
+		}
+		for _, d := range blobs {
+			if e.app.Cache.InUse(d) {
+				return false
+			}
+		}
+		return true
+	})
 	e.app.Cache.FlushReads(context.Background())
 }
 
@@ -221,10 +239,11 @@ func TestGCAndPurgeWhileClientsPull(t *testing.T) {
 	for err := range errs {
 		t.Errorf("a client failed while the cache was purged and collected: %v", err)
 	}
-	// The last purge may have run before the last pull, and a download a
-	// client has finished reading may still be adding its reference: once
-	// nothing downloads, purge and collect again, and everything must go.
-	waitFor(t, "downloads to finish", func() bool { return e.app.Cache.InFlight() == 0 })
+	// The last purge may have run before the last pull, a download a client
+	// has finished reading may still be adding its reference, and a handler
+	// may not yet have closed a blob its client read to the end: once nothing
+	// is in use, purge and collect again, and everything must go.
+	waitFor(t, "blobs to be out of use", e.app.Cache.Idle)
 	if _, err := e.app.Store.PurgeGroupCache(ctx, g.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -297,14 +316,22 @@ func TestSizeCapEvictsLeastRecentlyRead(t *testing.T) {
 	if err != nil || !b.Cached {
 		t.Fatalf("open cached layer: %v (cached %v)", err, b != nil && b.Cached)
 	}
-	e.settle()
+	var others []oci.Digest
+	for _, img := range imgs {
+		for _, d := range blobsOf(t, img) {
+			if d != inUse {
+				others = append(others, d)
+			}
+		}
+	}
+	e.settleBlobs(others)
 	clock.Add(time.Minute)
 	pullAll(t, e.ref("acme", "img4:v1"), opts)
 	pullAll(t, e.ref("acme", "img5:v1"), opts)
-	e.settle()
+	e.settleBlobs(others)
 	clock.Add(time.Minute)
 	pullAll(t, e.ref("acme", "img6:v1"), opts)
-	e.settle()
+	e.settleBlobs(others)
 	if _, err := e.app.Lifecycle.EnforceSizeCap(ctx); err != nil {
 		t.Fatal(err)
 	}

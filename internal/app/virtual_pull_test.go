@@ -383,7 +383,7 @@ func TestVirtualRegistryTTL(t *testing.T) {
 	if res, _ := v.get(http.MethodGet, "team/old", "blobs", oldLayer); res.StatusCode != http.StatusOK {
 		t.Fatalf("blob pull: %d", res.StatusCode)
 	}
-	waitFor(t, "downloads to finish", func() bool { return v.app.Virtual.InFlight() == 0 })
+	waitFor(t, "blobs to be out of use", v.app.Virtual.Idle)
 
 	v.clock.Add(60 * 24 * time.Hour)
 	v.get(http.MethodGet, "team/new", "manifests", "v1") // read within the window (Expire flushes read times)

@@ -71,6 +71,14 @@ func (c *Cache) InUse(d oci.Digest) bool {
 	return c.downloads[d] != nil || c.pins.count[d] > 0
 }
 
+// Idle reports whether no blob is being downloaded, served from storage or
+// gaining a reference: a purge and a collection then leave no file behind.
+func (c *Cache) Idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.downloads) == 0 && len(c.pins.count) == 0
+}
+
 // markDeleting sets the delete mark of d unless it is in use (or force is
 // set and only a download would stop it). It returns the function that
 // clears the mark, or nil when d is in use.

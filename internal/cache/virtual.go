@@ -327,6 +327,17 @@ func (u Users) RemoveUnusedBlob(ctx context.Context, d oci.Digest) (bool, error)
 	return removeUnused(ctx, u.caches(), d)
 }
 
+// Idle reports whether no cache of a virtual registry upstream uses a blob
+// (see Cache.Idle).
+func (v *Virtual) Idle() bool {
+	for _, c := range v.all() {
+		if !c.Idle() {
+			return false
+		}
+	}
+	return true
+}
+
 // InFlight returns the number of blob downloads in progress from the
 // upstreams of virtual registries.
 func (v *Virtual) InFlight() int {
