@@ -276,16 +276,16 @@ func TestPullTargetsAreRemembered(t *testing.T) {
 		t.Fatalf("pull after a settings change = %+v, %v; want credentials %+v", changed, err, want)
 	}
 
-	// An unreadable generation: every pull takes the full path.
-	acc.mu.Lock()
-	acc.genFail = true
-	acc.mu.Unlock()
+	// An unreadable generation: every pull takes the full path (a fresh
+	// service, so no earlier generation protects it).
+	failing := &countingAccounts{Accounts: w.st, genFail: true}
+	svc = NewService(failing, w.iss, ServiceOptions{Now: fixedClock(t0)})
 	for i := range 2 {
-		before, _ := acc.snapshot()
+		before, _ := failing.snapshot()
 		if _, err := pull("root"); err != nil {
 			t.Fatalf("pull %d without a generation: %v", i, err)
 		}
-		if after, _ := acc.snapshot(); after == before {
+		if after, _ := failing.snapshot(); after == before {
 			t.Fatalf("pull %d without a generation made no reads: a decision was reused", i)
 		}
 	}
