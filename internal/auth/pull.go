@@ -133,7 +133,7 @@ func (s *Service) caller(ctx context.Context, key string, ttl time.Duration, loa
 //     anonymous pulls use credentials. The decision is remembered under
 //     the auth generation c was loaded under.
 //   - A registry token must grant pull on repo.Name: otherwise the error
-//     wraps oci.ErrUnauthorized and IsInsufficientScope reports it, so the
+//     is an *InsufficientScopeError (wrapping oci.ErrUnauthorized), so the
 //     client can be asked for a new token. Checked after the above, so a
 //     repository the caller may not see looks the same with any token.
 func (s *Service) PullTarget(ctx context.Context, c Caller, repo oci.Repository) (Target, error) {
@@ -156,7 +156,7 @@ func (s *Service) PullTarget(ctx context.Context, c Caller, repo oci.Repository)
 		return Target{}, err
 	}
 	if c.bearer && !grantsPull(c.access, repo.Name) {
-		return Target{}, &insufficientScopeError{name: repo.Name}
+		return Target{}, &InsufficientScopeError{Repository: repo.Name}
 	}
 	return t, nil
 }
@@ -235,20 +235,20 @@ func grantsPull(access []Access, name string) bool {
 	return false
 }
 
-// insufficientScopeError refuses a valid registry token that was minted
-// for other repositories. It wraps oci.ErrUnauthorized.
-type insufficientScopeError struct{ name string }
+// InsufficientScopeError refuses a valid registry token that was minted
+// for other repositories; the client should ask for one with scope
+// repository:<Repository>:pull. It wraps oci.ErrUnauthorized.
+type InsufficientScopeError struct{ Repository string }
 
-func (e *insufficientScopeError) Error() string {
+func (e *InsufficientScopeError) Error() string {
 	return fmt.Sprintf("%s: the token does not grant pull access to %s; request a token with scope repository:%s:pull",
-		oci.ErrUnauthorized, e.name, e.name)
+		oci.ErrUnauthorized, e.Repository, e.Repository)
 }
 
-func (e *insufficientScopeError) Unwrap() error { return oci.ErrUnauthorized }
+func (e *InsufficientScopeError) Unwrap() error { return oci.ErrUnauthorized }
 
-// IsInsufficientScope reports whether err refuses a registry token that
-// does not grant pull on the repository asked for.
+// IsInsufficientScope reports whether err is an *InsufficientScopeError.
 func IsInsufficientScope(err error) bool {
-	var e *insufficientScopeError
+	var e *InsufficientScopeError
 	return errors.As(err, &e)
 }

@@ -164,7 +164,8 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 	}
 	repo, err := oci.ParseRepository(rt.name)
 	if err != nil {
-		// Only a client that may log in learns the name is invalid.
+		// An invalid name is reported only to a client that signed in;
+		// anyone else is asked to log in.
 		if _, aerr := h.authenticate(r); aerr != nil {
 			return aerr
 		}
