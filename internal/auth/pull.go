@@ -161,6 +161,33 @@ func (s *Service) PullTarget(ctx context.Context, c Caller, repo oci.Repository)
 	return t, nil
 }
 
+// PullGroup returns the group a repository name pulls from: the group of
+// a dependency proxy repository ("<group>/dependency_proxy/containers/<image>"),
+// else the mirror group for a plain Docker Hub name ("library/alpine",
+// "alpine") when mirror mode is on. ok is false when the name is neither.
+func (s *Service) PullGroup(name string) (group string, ok bool) {
+	repo, err := oci.ParseRepository(name)
+	if err != nil {
+		return "", false
+	}
+	group, _, ok = s.proxyPull(repo)
+	return group, ok
+}
+
+// proxyPull returns the group a parsed name pulls from (as PullGroup) and
+// the upstream image it asks for ("library/alpine" for "alpine"); ok is
+// false for a virtual registry name, and for a plain name without mirror
+// mode.
+func (s *Service) proxyPull(repo oci.Repository) (group, image string, ok bool) {
+	switch repo.Kind {
+	case oci.ProxyName:
+		return repo.Proxy.Group, repo.Proxy.Upstream(), true
+	case oci.PlainName:
+		return s.opts.MirrorGroup, oci.NormalizeImage(repo.Name), s.opts.MirrorGroup != ""
+	}
+	return "", "", false
+}
+
 // proxyTarget authorises c's pull from the dependency proxy of group and
 // returns its target for image, reusing the decision made under the same
 // auth generation.
