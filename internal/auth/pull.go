@@ -15,6 +15,8 @@ import (
 // Caller is a principal authenticated on a registry request, as
 // BasicCaller or BearerCaller loaded it, ready for PullTarget. It carries
 // the auth generation read for the request, so one request reads it once.
+// A Caller made elsewhere (only its Principal set) is authorised in full
+// on every PullTarget, never from remembered decisions.
 type Caller struct {
 	Principal
 	// bearer is true for a registry token (the token flow); access is then
