@@ -1,14 +1,18 @@
 // Package auth owns who may do what in dproxy: password hashing, API and
 // registry token secrets, the registry's JWTs (minting and verification),
-// signing in with a password or a token, and the permission checks for
-// pulling from a group's dependency proxy.
+// signing in with a password or a token, the permission checks for
+// pulling from a group's dependency proxy or a virtual registry, and
+// pull-target resolution: where an authorised pull goes (the group's
+// cache, its upstream credentials, its freshness window), remembered per
+// auth generation so a warm request reads one row.
 //
-// It reads users, groups, memberships and tokens through the small Accounts
-// interface (which *store.Store satisfies) and uses only the store's data
-// types and oci's sentinel errors. It must not import server, cache,
-// upstream, blobstore, commands or tui. Secrets never leave this package in
-// a log line, an error message or a JWT: only their SHA-256 goes to the
-// store and only principal ids go into tokens.
+// It reads users, groups, memberships, tokens and settings through the
+// small Accounts interface (which *store.Store satisfies) and uses only the
+// store's data types, upstream's credentials and oci's names and sentinel
+// errors. It must not import server, cache, blobstore, commands or tui.
+// Secrets never leave this package in a log line, an error message or a
+// JWT: only their SHA-256 goes to the store and only principal ids go into
+// tokens; upstream credentials leave it only in a Target, for the cache.
 package auth
 
 import (

@@ -30,11 +30,19 @@ type Accounts interface {
 	TokenByHash(ctx context.Context, hash []byte) (store.Token, error)
 	TokenByID(ctx context.Context, id int64) (store.Token, error)
 	TouchToken(ctx context.Context, id int64, at time.Time) error
-	// ProxySetting is a group's dependency proxy setting; only its
-	// AllowAnonymousPull is read here.
+	// ProxySetting is a group's dependency proxy setting: whether it
+	// allows anonymous pulls, and where its pulls go (PullTarget).
 	ProxySetting(ctx context.Context, groupID int64) (store.ProxySetting, error)
+	// DefaultHubCredentials are the instance's Docker Hub credentials,
+	// zero when unset.
+	DefaultHubCredentials(ctx context.Context) (store.HubCredentials, error)
 	VirtualRegistry(ctx context.Context, id int64) (store.VirtualRegistry, error)
 	GroupByID(ctx context.Context, id int64) (store.Group, error)
+	// AuthGeneration is a number that changes, in the changing
+	// transaction, with every committed change to what authorises a pull:
+	// users, groups, memberships, tokens (not their last use) and
+	// settings. Pull decisions are remembered only while it holds.
+	AuthGeneration(ctx context.Context) (int64, error)
 }
 
 // ServiceOptions configure a Service. Zero values mean the defaults.
@@ -67,6 +75,7 @@ type Service struct {
 	issuer   *Issuer
 	opts     ServiceOptions
 	checks   chan struct{} // a slot per password check running
+	decided  decisions     // registry callers and pull targets, per auth generation
 }
 
 // NewService returns a Service reading accounts from a and verifying JWTs
@@ -452,21 +461,6 @@ func (s *Service) authorizeAnonymousPull(ctx context.Context, groupPath string) 
 	return g, nil
 }
 
-// PullGroup returns the group a repository name pulls from: the group of
-// a dependency proxy repository ("<group>/dependency_proxy/containers/<image>"),
-// else the mirror group for a plain Docker Hub name ("library/alpine",
-// "alpine") when mirror mode is on. ok is false when the name is neither.
-func (s *Service) PullGroup(name string) (group string, ok bool) {
-	repo, isProxy, err := oci.ParseProxyRepository(name)
-	switch {
-	case isProxy:
-		return repo.Group, err == nil
-	case s.opts.MirrorGroup == "":
-		return "", false
-	}
-	return s.opts.MirrorGroup, oci.ValidateName(name) == nil
-}
-
 // GrantedActions returns the actions of a Docker token scope
 // ("repository:<group>/dependency_proxy/containers/<image>:pull", or in
 // mirror mode "repository:library/alpine:pull") that p is granted: the
@@ -481,20 +475,18 @@ func (s *Service) GrantedActions(ctx context.Context, p Principal, scope string)
 	if !slices.Contains(a.Actions, "pull") && !slices.Contains(a.Actions, "*") {
 		return nil
 	}
-	var authorize func() error
-	if vr, isVirtual, err := oci.ParseVirtualRepository(a.Name); isVirtual {
-		if err != nil {
-			return nil
-		}
-		authorize = func() error { _, err := s.AuthorizeVirtualPull(ctx, p, vr.RegistryID); return err }
-	} else {
-		group, ok := s.PullGroup(a.Name)
-		if !ok {
-			return nil
-		}
-		authorize = func() error { _, err := s.AuthorizePull(ctx, p, group); return err }
+	repo, err := oci.ParseRepository(a.Name)
+	if err != nil {
+		return nil
 	}
-	if err := authorize(); err != nil {
+	if repo.Kind == oci.VirtualName {
+		_, err = s.AuthorizeVirtualPull(ctx, p, repo.Virtual.RegistryID)
+	} else if group, _, ok := s.proxyPull(repo); ok {
+		_, err = s.AuthorizePull(ctx, p, group)
+	} else {
+		return nil
+	}
+	if err != nil {
 		if !errors.Is(err, oci.ErrNameUnknown) && !errors.Is(err, oci.ErrDenied) && !errors.Is(err, oci.ErrUnauthorized) {
 			s.opts.Logger.WarnContext(ctx, "authorize token scope", "scope", clip(scope), "principal", p.Subject(), "err", err)
 		}

@@ -141,3 +141,50 @@ func ParseVirtualRepository(name string) (repo VirtualRepository, ok bool, err e
 	}
 	return VirtualRepository{RegistryID: n, Image: image}, true, nil
 }
+
+// NameKind is which form of repository name a request uses.
+type NameKind int
+
+const (
+	// PlainName is a name of no dproxy form ("library/alpine", "alpine"):
+	// a Docker Hub name, served only in mirror mode.
+	PlainName NameKind = iota
+	// ProxyName is "<group>/dependency_proxy/containers/<image>".
+	ProxyName
+	// VirtualName is "virtual_registries/container/<id>/<image>".
+	VirtualName
+)
+
+// Repository is a registry API repository name, validated and split once
+// per request: everything after routing reads this value, never the name.
+type Repository struct {
+	// Name is the name as requested.
+	Name string
+	Kind NameKind
+	// Proxy is set when Kind is ProxyName.
+	Proxy ProxyRepository
+	// Virtual is set when Kind is VirtualName.
+	Virtual VirtualRepository
+}
+
+// ParseRepository validates a repository name and splits it by its form.
+// A virtual registry name wins over a dependency proxy name. Every error
+// wraps ErrNameInvalid.
+func ParseRepository(name string) (Repository, error) {
+	if err := ValidateName(name); err != nil {
+		return Repository{}, err
+	}
+	if vr, ok, err := ParseVirtualRepository(name); ok {
+		if err != nil {
+			return Repository{}, err
+		}
+		return Repository{Name: name, Kind: VirtualName, Virtual: vr}, nil
+	}
+	if pr, ok, err := ParseProxyRepository(name); ok {
+		if err != nil {
+			return Repository{}, err
+		}
+		return Repository{Name: name, Kind: ProxyName, Proxy: pr}, nil
+	}
+	return Repository{Name: name, Kind: PlainName}, nil
+}

@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -27,6 +28,41 @@ func TestParseVirtualRepository(t *testing.T) {
 		if ok != tc.ok || (tc.errSub == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.errSub)) ||
 			(err == nil && ok && (repo.RegistryID != tc.id || repo.Image != tc.image)) {
 			t.Errorf("ParseVirtualRepository(%q) = %+v, %v, %v", tc.name, repo, ok, err)
+		}
+	}
+}
+
+func TestParseRepository(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		kind    NameKind
+		group   string
+		id      int64
+		image   string
+		invalid bool
+	}{
+		{name: "acme/sub/dependency_proxy/containers/bitnami/redis", kind: ProxyName, group: "acme/sub", image: "bitnami/redis"},
+		{name: "virtual_registries/container/3/prometheus/node-exporter", kind: VirtualName, id: 3, image: "prometheus/node-exporter"},
+		// The virtual form wins over the proxy form inside it.
+		{name: "virtual_registries/container/3/a/dependency_proxy/containers/b", kind: VirtualName, id: 3, image: "a/dependency_proxy/containers/b"},
+		{name: "library/alpine", kind: PlainName},
+		{name: "alpine", kind: PlainName},
+		{name: "Library/Alpine", invalid: true},
+		{name: "", invalid: true},
+		{name: "virtual_registries/container/x/alpine", invalid: true},
+		{name: "virtual_registries/container/3", invalid: true},
+	} {
+		r, err := ParseRepository(tc.name)
+		if tc.invalid {
+			if !errors.Is(err, ErrNameInvalid) {
+				t.Errorf("ParseRepository(%q) = %+v, %v; want an error wrapping ErrNameInvalid", tc.name, r, err)
+			}
+			continue
+		}
+		if err != nil || r.Name != tc.name || r.Kind != tc.kind || r.Proxy.Group != tc.group || r.Virtual.RegistryID != tc.id ||
+			(tc.kind == ProxyName && r.Proxy.Image != tc.image) || (tc.kind == VirtualName && r.Virtual.Image != tc.image) {
+			t.Errorf("ParseRepository(%q) = %+v, %v", tc.name, r, err)
 		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 )
 
 // BenchmarkParsePath measures what every registry request pays before
-// authentication: routing the path and parsing the proxy name and reference.
+// authentication: routing the path and parsing the repository name and reference.
 func BenchmarkParsePath(b *testing.B) {
 	for _, bc := range []struct{ name, path string }{
 		{"manifest-tag", "/v2/acme/dependency_proxy/containers/library/node/manifests/22-alpine"},
@@ -23,10 +23,7 @@ func BenchmarkParsePath(b *testing.B) {
 				if !ok {
 					b.Fatalf("%s did not parse", bc.path)
 				}
-				if err := oci.ValidateName(rt.name); err != nil {
-					b.Fatal(err)
-				}
-				if _, _, err := oci.ParseProxyRepository(rt.name); err != nil {
+				if _, err := oci.ParseRepository(rt.name); err != nil {
 					b.Fatal(err)
 				}
 				if rt.kind == kindManifests {

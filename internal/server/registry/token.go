@@ -58,13 +58,9 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) error {
 			}
 			refresh = r.PostForm.Get("access_type") == "offline"
 		case "refresh_token":
-			claims, err := h.issuer.VerifyRefresh(r.PostForm.Get("refresh_token"))
-			if err != nil {
-				return err
-			}
 			// A refresh token is signed: it cannot be guessed, and checking
 			// one costs no bcrypt, so it is not throttled.
-			if p, err = h.auth.PrincipalFromClaims(ctx, claims); err != nil {
+			if p, err = h.auth.PrincipalFromRefreshToken(ctx, r.PostForm.Get("refresh_token")); err != nil {
 				return err
 			}
 		default:

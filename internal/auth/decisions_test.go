@@ -1,19 +1,16 @@
-package registry
+package auth
 
 import (
 	"testing"
 	"time"
-
-	"github.com/dproxy/dproxy/internal/auth"
-	"github.com/dproxy/dproxy/internal/cache"
 )
 
 func TestDecisionsHoldOnlyUnderTheirGeneration(t *testing.T) {
 	var d decisions
 	now := time.Now()
-	p := auth.Principal{Anonymous: true}
+	p := Principal{Anonymous: true}
 	d.rememberPrincipal(5, "k", p, now.Add(time.Minute))
-	d.rememberTarget(5, "k", "acme", cache.Target{GroupID: 7})
+	d.rememberTarget(5, "k", "acme", Target{GroupID: 7})
 
 	if _, ok := d.principal(5, "k", now); !ok {
 		t.Error("principal not remembered under its generation")

@@ -1,13 +1,10 @@
-package registry
+package auth
 
 import (
 	"crypto/sha256"
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/dproxy/dproxy/internal/auth"
-	"github.com/dproxy/dproxy/internal/cache"
 )
 
 // decisions remembers the outcome of authorising pulls, so a warm request
@@ -25,13 +22,13 @@ type decisions struct {
 	mu         sync.Mutex
 	gen        int64
 	principals map[string]principalEntry
-	targets    map[targetKey]cache.Target
+	targets    map[targetKey]Target
 }
 
 // principalEntry is a credential's principal, usable until until (the
 // token's expiry; for Basic credentials also the next last-used record).
 type principalEntry struct {
-	p     auth.Principal
+	p     Principal
 	until time.Time
 }
 
@@ -49,27 +46,27 @@ func (d *decisions) at(gen int64) bool {
 	if d.principals == nil || gen > d.gen {
 		d.gen = gen
 		d.principals = map[string]principalEntry{}
-		d.targets = map[targetKey]cache.Target{}
+		d.targets = map[targetKey]Target{}
 	}
 	return gen == d.gen
 }
 
 // principal returns the principal remembered for key under gen.
-func (d *decisions) principal(gen int64, key string, now time.Time) (auth.Principal, bool) {
+func (d *decisions) principal(gen int64, key string, now time.Time) (Principal, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.at(gen) {
-		return auth.Principal{}, false
+		return Principal{}, false
 	}
 	e, ok := d.principals[key]
 	if !ok || !now.Before(e.until) {
-		return auth.Principal{}, false
+		return Principal{}, false
 	}
 	return e.p, true
 }
 
 // rememberPrincipal keeps p for key under gen until until.
-func (d *decisions) rememberPrincipal(gen int64, key string, p auth.Principal, until time.Time) {
+func (d *decisions) rememberPrincipal(gen int64, key string, p Principal, until time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.at(gen) {
@@ -78,18 +75,18 @@ func (d *decisions) rememberPrincipal(gen int64, key string, p auth.Principal, u
 }
 
 // target returns the target remembered for a principal's pull from group.
-func (d *decisions) target(gen int64, principal, group string) (cache.Target, bool) {
+func (d *decisions) target(gen int64, principal, group string) (Target, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.at(gen) {
-		return cache.Target{}, false
+		return Target{}, false
 	}
 	t, ok := d.targets[targetKey{principal, group}]
 	return t, ok
 }
 
 // rememberTarget keeps t for a principal's pull from group under gen.
-func (d *decisions) rememberTarget(gen int64, principal, group string, t cache.Target) {
+func (d *decisions) rememberTarget(gen int64, principal, group string, t Target) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.at(gen) {
@@ -109,7 +106,7 @@ func remember[K comparable, V any](m map[K]V, k K, v V) {
 // registry token by its subject and the credential version it was minted
 // under (so a token minted before a password change never finds the
 // principal of one minted after), a Basic password only by its SHA-256.
-func bearerKey(c auth.Claims) string {
+func bearerKey(c Claims) string {
 	return "bearer\x00" + c.Subject + "\x00" + strconv.FormatInt(c.CredentialVersion, 10)
 }
 
@@ -129,7 +126,7 @@ const (
 
 // validUntil is how long a principal may be remembered from now: at most
 // max, and never past its token's expiry.
-func validUntil(p auth.Principal, now time.Time, max time.Duration) time.Time {
+func validUntil(p Principal, now time.Time, max time.Duration) time.Time {
 	until := now.Add(max)
 	if p.Token != nil && p.Token.ExpiresAt != nil && p.Token.ExpiresAt.Before(until) {
 		until = *p.Token.ExpiresAt
