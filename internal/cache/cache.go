@@ -181,6 +181,9 @@ func (c *Cache) Close() {
 // Target says where a request goes: the group whose cache it uses, the
 // upstream repository and the credentials to reach it.
 type Target struct {
+	// GroupID is the owner of the cache rows the request reads and adds
+	// (store.Blob.OwnerID): the group, or in the Cache of a virtual
+	// registry upstream (Virtual), the upstream.
 	GroupID int64
 	// Image is the upstream repository, e.g. "library/alpine".
 	Image string

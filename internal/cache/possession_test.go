@@ -256,7 +256,7 @@ func TestCachedManifestOfAnUnknownTypeIsFetchedAgain(t *testing.T) {
 	f := newPossessionFixture(t)
 	html := []byte("<html>stored by an older version</html>")
 	now := time.Now()
-	if _, err := f.st.PutManifest(ctx, store.Manifest{GroupID: f.a, Image: "team/app", Reference: "v1",
+	if _, err := f.st.PutManifest(ctx, store.Manifest{OwnerID: f.a, Image: "team/app", Reference: "v1",
 		Digest: oci.FromBytes(html), MediaType: "text/html", Size: int64(len(html)), Content: html,
 		Status: store.StatusDefault, CreatedAt: now, UpdatedAt: now, ReadAt: now}); err != nil {
 		t.Fatal(err)

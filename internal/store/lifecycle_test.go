@@ -40,7 +40,7 @@ func TestSQLiteLifecycleContract(t *testing.T) {
 
 func putRef(t *testing.T, s *Store, groupID int64, name string, size int64, readAt time.Time) {
 	t.Helper()
-	if err := s.PutBlob(t.Context(), Blob{GroupID: groupID, Digest: digestOf(name), Size: size, ReadAt: readAt}); err != nil {
+	if err := s.PutBlob(t.Context(), Blob{OwnerID: groupID, Digest: digestOf(name), Size: size, ReadAt: readAt}); err != nil {
 		t.Fatalf("PutBlob(%s): %v", name, err)
 	}
 }
