@@ -322,7 +322,7 @@ func (u Users) Prune(ctx context.Context) error {
 }
 
 // RemoveUnusedBlob deletes the file of blob d when nothing references it
-// and no cache uses it (see the protocol in lifecycle.go).
+// and no cache uses it (see the protocol in pins.go).
 func (u Users) RemoveUnusedBlob(ctx context.Context, d oci.Digest) (bool, error) {
 	return removeUnused(ctx, u.caches(), d)
 }
