@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,62 +20,6 @@ import (
 	"github.com/dproxy/dproxy/internal/store"
 	"github.com/dproxy/dproxy/internal/upstream"
 )
-
-// scriptedRemote is an upstream at the process boundary whose answers the
-// test sets; it counts what it was asked.
-type scriptedRemote struct {
-	mu        sync.Mutex
-	manifest  upstream.Manifest // what GET and HEAD of any manifest answer
-	blobs     map[oci.Digest][]byte
-	headAll   bool // HEAD of any blob answers 200
-	blobGETs  int
-	blobHEADs int
-	manGETs   int
-}
-
-func (r *scriptedRemote) HeadManifest(ctx context.Context, _ upstream.Credentials, _ string, _ oci.Reference) (upstream.Descriptor, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.manifest.Descriptor, nil
-}
-
-func (r *scriptedRemote) GetManifest(ctx context.Context, _ upstream.Credentials, _ string, _ oci.Reference) (upstream.Manifest, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.manGETs++
-	return r.manifest, nil
-}
-
-func (r *scriptedRemote) GetBlob(ctx context.Context, _ upstream.Credentials, _ string, d oci.Digest) (io.ReadCloser, int64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.blobGETs++
-	b, ok := r.blobs[d]
-	if !ok {
-		return nil, 0, oci.ErrBlobUnknown
-	}
-	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
-}
-
-func (r *scriptedRemote) HeadBlob(ctx context.Context, _ upstream.Credentials, _ string, d oci.Digest) (upstream.Descriptor, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.blobHEADs++
-	if b, ok := r.blobs[d]; ok || r.headAll {
-		return upstream.Descriptor{Digest: d, Size: int64(len(b))}, nil
-	}
-	return upstream.Descriptor{}, oci.ErrBlobUnknown
-}
-
-func (r *scriptedRemote) RateLimit(upstream.Credentials) (upstream.RateLimit, bool) {
-	return upstream.RateLimit{}, false
-}
-
-func (r *scriptedRemote) counts() (gets, heads, manifestGETs int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.blobGETs, r.blobHEADs, r.manGETs
-}
 
 // possessionFixture is a real SQLite store and blob folder with groups
 // a, b and c.
@@ -167,7 +110,7 @@ func TestStoredBlobIsSharedByHeadOnlyWithTrustHead(t *testing.T) {
 	d := oci.FromBytes(content)
 
 	// Group a stores the blob through the operator's upstream.
-	operator := &scriptedRemote{blobs: map[oci.Digest][]byte{d: content}}
+	operator := &fakeRemote{blobs: map[oci.Digest][]byte{d: content}}
 	main := f.cache(t, operator, true)
 	if got, err := readGroupBlob(ctx, main, f.a, d); err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("group a's pull: %v", err)
@@ -187,7 +130,7 @@ func TestStoredBlobIsSharedByHeadOnlyWithTrustHead(t *testing.T) {
 
 	// An upstream an owner chose answers HEAD 200 for anything but does
 	// not serve the blob: nothing for group c.
-	lying := &scriptedRemote{blobs: map[oci.Digest][]byte{}, headAll: true}
+	lying := &fakeRemote{blobs: map[oci.Digest][]byte{}, headAll: true}
 	owned := f.cache(t, lying, false)
 	if got, err := readGroupBlob(ctx, owned, f.c, d); !errors.Is(err, oci.ErrBlobUnknown) || bytes.Contains(got, content[:1024]) {
 		t.Fatalf("lying upstream: %d bytes, %v; want BLOB_UNKNOWN", len(got), err)
@@ -198,9 +141,7 @@ func TestStoredBlobIsSharedByHeadOnlyWithTrustHead(t *testing.T) {
 	// It serves other bytes under the digest: verification fails.
 	fake := bytes.Clone(content)
 	fake[len(fake)/2] ^= 1
-	lying.mu.Lock()
-	lying.blobs[d] = fake
-	lying.mu.Unlock()
+	lying.setBlob(d, fake)
 	if got, err := readGroupBlob(ctx, owned, f.c, d); err == nil || bytes.Equal(got, content) {
 		t.Fatalf("other bytes under the digest: %d bytes, %v; want a failed verification", len(got), err)
 	}
@@ -210,9 +151,7 @@ func TestStoredBlobIsSharedByHeadOnlyWithTrustHead(t *testing.T) {
 	}
 
 	// It serves the real bytes: downloaded, verified, and still one file.
-	lying.mu.Lock()
-	lying.blobs[d] = content
-	lying.mu.Unlock()
+	lying.setBlob(d, content)
 	if got, err := readGroupBlob(ctx, owned, f.c, d); err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("upstream serving the bytes: %v", err)
 	}
@@ -233,7 +172,7 @@ func TestManifestThatIsNotAManifestIsNotStored(t *testing.T) {
 	ctx := context.Background()
 	f := newPossessionFixture(t)
 	html := []byte("<html>hello</html>")
-	r := &scriptedRemote{manifest: upstream.Manifest{
+	r := &fakeRemote{manifest: upstream.Manifest{
 		Descriptor: upstream.Descriptor{Digest: oci.FromBytes(html), MediaType: "text/html", Size: int64(len(html))},
 		Content:    html,
 	}}
@@ -262,7 +201,7 @@ func TestCachedManifestOfAnUnknownTypeIsFetchedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := []byte(`{"schemaVersion":2,"mediaType":"` + oci.MediaTypeOCIManifest + `","layers":[]}`)
-	r := &scriptedRemote{manifest: upstream.Manifest{
+	r := &fakeRemote{manifest: upstream.Manifest{
 		Descriptor: upstream.Descriptor{Digest: oci.FromBytes(good), MediaType: oci.MediaTypeOCIManifest, Size: int64(len(good))},
 		Content:    good,
 	}}
@@ -287,7 +226,7 @@ func TestTagMovedToAnInvalidManifestServesTheCachedOne(t *testing.T) {
 	ctx := context.Background()
 	f := newPossessionFixture(t)
 	good := []byte(`{"schemaVersion":2,"mediaType":"` + oci.MediaTypeOCIManifest + `","layers":[]}`)
-	r := &scriptedRemote{manifest: upstream.Manifest{
+	r := &fakeRemote{manifest: upstream.Manifest{
 		Descriptor: upstream.Descriptor{Digest: oci.FromBytes(good), MediaType: oci.MediaTypeOCIManifest, Size: int64(len(good))},
 		Content:    good,
 	}}
