@@ -39,7 +39,9 @@ type metaStore interface {
 }
 
 // blobStore is what the cache needs of blob storage. Temp files live on
-// the same filesystem as committed blobs.
+// the same filesystem as committed blobs. Commit takes the temp file over:
+// it is gone afterwards whether or not the commit succeeded, as
+// blobstore.FS.Commit describes; readers holding it open keep reading.
 type blobStore interface {
 	CreateTemp() (*os.File, error)
 	Commit(ctx context.Context, d oci.Digest, tmp *os.File) error
