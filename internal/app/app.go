@@ -201,7 +201,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, fmt.Errorf("register lifecycle metrics: %w", err)
 	}
-	lc = lifecycle.New(st, blobs, cache.Users{Main: c, Virtual: vc}, lifecycle.Options{
+	lc = lifecycle.New(st, blobs, cache.All{Main: c, Virtual: vc}, lifecycle.Options{
 		TTLInterval: cfg.TTLInterval,
 		GCInterval:  cfg.GCInterval,
 		MaxSize:     cfg.CacheMaxSize,

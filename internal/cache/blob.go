@@ -45,7 +45,7 @@ func (c *Cache) Blob(ctx context.Context, t Target, d oci.Digest) (*Blob, error)
 // blob makes one attempt; retry is true when a download finished while we
 // looked and the lookup must start over.
 func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retry bool, _ error) {
-	key := store.BlobKey{GroupID: t.GroupID, Digest: d}
+	key := store.BlobKey{OwnerID: t.GroupID, Digest: d}
 	row, err := c.meta.Blob(ctx, t.GroupID, d)
 	switch {
 	case err == nil:
@@ -113,11 +113,11 @@ func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retr
 			return nil, false, fmt.Errorf("open blob %s: %w", d, err)
 		}
 		release()
-	case dl != nil && !dl.hasGroup(t.GroupID) && c.opts.TrustHead:
+	case dl != nil && !dl.hasOwner(t.GroupID) && c.opts.TrustHead:
 		if err := c.confirm(ctx, t, d); err != nil {
 			return nil, false, err
 		}
-	case dl != nil && !dl.hasGroup(t.GroupID):
+	case dl != nil && !dl.hasOwner(t.GroupID):
 		// Once the other group's download is over, this group starts its own.
 		select {
 		case <-dl.done:
@@ -188,11 +188,12 @@ func (c *Cache) confirm(ctx context.Context, t Target, d oci.Digest) error {
 	return err
 }
 
-// reference records that a group uses a stored blob.
-func (c *Cache) reference(ctx context.Context, groupID int64, d oci.Digest, size int64) {
+// reference records that a group (or upstream, see Target.GroupID) uses a
+// stored blob.
+func (c *Cache) reference(ctx context.Context, ownerID int64, d oci.Digest, size int64) {
 	now := c.opts.Now()
-	if err := c.meta.PutBlob(ctx, store.Blob{GroupID: groupID, Digest: d, Size: size, CreatedAt: now, ReadAt: now}); err != nil {
-		c.log.ErrorContext(ctx, "store blob reference", "digest", d, "group_id", groupID, "err", err)
+	if err := c.meta.PutBlob(ctx, store.Blob{OwnerID: ownerID, Digest: d, Size: size, CreatedAt: now, ReadAt: now}); err != nil {
+		c.log.ErrorContext(ctx, "store blob reference", "digest", d, "group_id", ownerID, "err", err)
 	}
 }
 
@@ -204,7 +205,7 @@ func (c *Cache) join(ctx context.Context, t Target, d oci.Digest, gen uint64) (*
 	c.mu.Lock()
 	dl := c.downloads[d]
 	switch {
-	case dl != nil && !c.opts.TrustHead && !dl.sealed && !dl.hasGroup(t.GroupID):
+	case dl != nil && !c.opts.TrustHead && !dl.sealed && !dl.hasOwner(t.GroupID):
 		c.mu.Unlock()
 		return nil, nil, true, nil
 	case dl != nil && dl.sealed:
@@ -238,7 +239,7 @@ func (c *Cache) join(ctx context.Context, t Target, d oci.Digest, gen uint64) (*
 	// The temp file cannot be renamed while we hold c.mu and dl is not sealed.
 	f, err := os.Open(dl.tmp.Name())
 	if err == nil {
-		dl.addGroup(t.GroupID)
+		dl.addOwner(t.GroupID)
 	}
 	c.mu.Unlock()
 	if err != nil {
@@ -263,29 +264,29 @@ type download struct {
 	written  int64
 	verified bool
 	err      error
-	progress chan struct{} // closed and replaced whenever the fields above change
-	groups   map[int64]struct{}
+	progress chan struct{}      // closed and replaced whenever the fields above change
+	owners   map[int64]struct{} // Target.GroupID of every client that joined
 }
 
-func newDownload(d oci.Digest, tmp *os.File, groupID int64) *download {
+func newDownload(d oci.Digest, tmp *os.File, ownerID int64) *download {
 	return &download{
 		digest: d, tmp: tmp, size: -1,
 		ready: make(chan struct{}), done: make(chan struct{}),
 		progress: make(chan struct{}),
-		groups:   map[int64]struct{}{groupID: {}},
+		owners:   map[int64]struct{}{ownerID: {}},
 	}
 }
 
-func (dl *download) hasGroup(id int64) bool {
+func (dl *download) hasOwner(id int64) bool {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
-	_, ok := dl.groups[id]
+	_, ok := dl.owners[id]
 	return ok
 }
 
-func (dl *download) addGroup(id int64) {
+func (dl *download) addOwner(id int64) {
 	dl.mu.Lock()
-	dl.groups[id] = struct{}{}
+	dl.owners[id] = struct{}{}
 	dl.mu.Unlock()
 }
 
@@ -425,14 +426,14 @@ func (c *Cache) commit(dl *download) error {
 		return fmt.Errorf("commit blob %s: %w", dl.digest, err)
 	}
 	dl.mu.Lock()
-	groups := make([]int64, 0, len(dl.groups))
-	for g := range dl.groups {
-		groups = append(groups, g)
+	owners := make([]int64, 0, len(dl.owners))
+	for o := range dl.owners {
+		owners = append(owners, o)
 	}
 	size := dl.written
 	dl.mu.Unlock()
-	for _, g := range groups {
-		c.reference(context.WithoutCancel(c.ctx), g, dl.digest, size)
+	for _, o := range owners {
+		c.reference(context.WithoutCancel(c.ctx), o, dl.digest, size)
 	}
 	if c.opts.Stored != nil {
 		c.opts.Stored()
@@ -503,7 +504,7 @@ func (c *Cache) StatBlob(ctx context.Context, t Target, d oci.Digest) (int64, er
 	c.mu.Lock()
 	dl := c.downloads[d]
 	c.mu.Unlock()
-	if dl != nil && dl.hasGroup(t.GroupID) {
+	if dl != nil && dl.hasOwner(t.GroupID) {
 		select {
 		case <-dl.ready:
 			if size, err := dl.header(); err == nil && size >= 0 {

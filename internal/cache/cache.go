@@ -39,7 +39,9 @@ type metaStore interface {
 }
 
 // blobStore is what the cache needs of blob storage. Temp files live on
-// the same filesystem as committed blobs.
+// the same filesystem as committed blobs. Commit takes the temp file over:
+// it is gone afterwards whether or not the commit succeeded, as
+// blobstore.FS.Commit describes; readers holding it open keep reading.
 type blobStore interface {
 	CreateTemp() (*os.File, error)
 	Commit(ctx context.Context, d oci.Digest, tmp *os.File) error
@@ -181,6 +183,9 @@ func (c *Cache) Close() {
 // Target says where a request goes: the group whose cache it uses, the
 // upstream repository and the credentials to reach it.
 type Target struct {
+	// GroupID is the owner of the cache rows the request reads and adds
+	// (store.Blob.OwnerID): the group, or in the Cache of a virtual
+	// registry upstream (Virtual), the upstream.
 	GroupID int64
 	// Image is the upstream repository, e.g. "library/alpine".
 	Image string

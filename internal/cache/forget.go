@@ -6,13 +6,14 @@ package cache
 // group already streaming keep their bytes. Call it before removing the
 // group's rows: a download committing in between records a reference the
 // removal then deletes. A new pull that joins afterwards is a new use of
-// the cache and is recorded as usual.
+// the cache and is recorded as usual. In the Cache of a virtual registry
+// upstream, groupID is the upstream's id (see Target.GroupID).
 func (c *Cache) ForgetGroup(groupID int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, dl := range c.downloads {
 		dl.mu.Lock()
-		delete(dl.groups, groupID)
+		delete(dl.owners, groupID)
 		dl.mu.Unlock()
 	}
 }

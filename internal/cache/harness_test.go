@@ -29,20 +29,40 @@ import (
 // hang into a failure, no assertion depends on it.
 const patience = time.Minute
 
-// harness is a Cache wired as the server wires it: a SQLite store and a
-// blob folder in t.TempDir(), and the upstream client talking to a test
-// registry over HTTP.
+// harness is a Cache under test with what it runs on: by default wired as
+// the server wires it (a SQLite store and a blob folder in t.TempDir(),
+// the upstream client talking to a test registry over HTTP), or with
+// setup.fakes on the in-memory fakes of fakes_test.go.
 type harness struct {
+	// The real dependencies; nil with setup.fakes.
 	up     *testregistry.Upstream
 	remote *upstream.Client
 	store  *store.Store
 	blobs  *blobstore.FS
+	// The fakes; nil without setup.fakes.
+	fakeUp    *fakeRemote
+	fakeStore *fakeStore
+	fakeBlobs *fakeBlobs
+
+	// What the checks read: the real store and blob folder, or the fakes.
+	refs interface {
+		Blob(ctx context.Context, owner int64, d oci.Digest) (store.Blob, error)
+	}
+	files interface {
+		Stat(ctx context.Context, d oci.Digest) (int64, error)
+		Temps() ([]blobstore.TempFile, error)
+	}
+	groups int64 // the last group id given out over fakes
+
 	cache  *cache.Cache
 	clock  *testclock.Clock
 	stored chan struct{} // receives once per committed download
 }
 
 type setup struct {
+	// fakes runs the cache on the in-memory fakes of the store, the blob
+	// store and the upstream; registry and intercept then do not apply.
+	fakes    bool
 	registry testregistry.Options
 	// cache options; the harness sets Now (to the harness clock) and Stored.
 	cache cache.Options
@@ -57,13 +77,27 @@ var epoch = time.Date(2030, time.January, 1, 0, 0, 0, 0, time.UTC)
 
 func newHarness(t *testing.T, s setup) *harness {
 	t.Helper()
-	ctx := t.Context()
-	h := &harness{
-		up:     testregistry.New(t, s.registry),
-		clock:  testclock.New(epoch),
-		stored: make(chan struct{}, 16),
+	h := &harness{clock: testclock.New(epoch), stored: make(chan struct{}, 16)}
+	opts := s.cache
+	opts.Now = h.clock.Now
+	// The harness plays the operator's upstream, as the main cache has it.
+	opts.TrustHead = true
+	opts.Stored = func() {
+		select {
+		case h.stored <- struct{}{}:
+		default:
+		}
+	}
+	if s.fakes {
+		h.fakeUp, h.fakeStore, h.fakeBlobs = newFakeRemote(), newFakeStore(), newFakeBlobs(t)
+		h.refs, h.files = h.fakeStore, h.fakeBlobs
+		h.cache = cache.New(h.fakeStore, h.fakeBlobs, h.fakeUp, opts)
+		t.Cleanup(h.cache.Close)
+		return h
 	}
 
+	ctx := t.Context()
+	h.up = testregistry.New(t, s.registry)
 	box, err := secretbox.New(bytes.Repeat([]byte{7}, secretbox.KeySize))
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +110,7 @@ func newHarness(t *testing.T, s setup) *harness {
 	if h.blobs, err = blobstore.NewFS(filepath.Join(dir, "blobs")); err != nil {
 		t.Fatalf("open blob folder: %v", err)
 	}
+	h.refs, h.files = h.store, h.blobs
 
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(base.CloseIdleConnections)
@@ -88,26 +123,19 @@ func newHarness(t *testing.T, s setup) *harness {
 	if h.remote, err = upstream.New(upstream.Options{URL: h.up.URL, Transport: tr, Retries: -1}); err != nil {
 		t.Fatalf("upstream client: %v", err)
 	}
-
-	opts := s.cache
-	opts.Now = h.clock.Now
-	// The harness plays the operator's upstream, as the main cache has it.
-	opts.TrustHead = true
-	opts.Stored = func() {
-		select {
-		case h.stored <- struct{}{}:
-		default:
-		}
-	}
 	h.cache = cache.New(h.store, h.blobs, h.remote, opts)
 	t.Cleanup(h.cache.Close)
 	return h
 }
 
-// target creates a group at path and returns the target of its requests
-// for image with creds.
+// target creates a group at path (over fakes: gives out a new group id)
+// and returns the target of its requests for image with creds.
 func (h *harness) target(t *testing.T, path, image string, creds upstream.Credentials) cache.Target {
 	t.Helper()
+	if h.fakeStore != nil {
+		h.groups++
+		return cache.Target{GroupID: h.groups, Image: image, Creds: creds}
+	}
 	g, err := h.store.CreateGroup(t.Context(), path)
 	if err != nil {
 		t.Fatalf("create group %s: %v", path, err)
@@ -197,10 +225,10 @@ func (h *harness) requests() int {
 func (h *harness) checkNotStored(t *testing.T, group int64, d oci.Digest) {
 	t.Helper()
 	h.checkNoReference(t, group, d)
-	if size, err := h.blobs.Stat(t.Context(), d); !errors.Is(err, oci.ErrBlobUnknown) {
+	if size, err := h.files.Stat(t.Context(), d); !errors.Is(err, oci.ErrBlobUnknown) {
 		t.Errorf("blob file of %s: size %d, err %v; want none", d, size, err)
 	}
-	temps, err := h.blobs.Temps()
+	temps, err := h.files.Temps()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +240,7 @@ func (h *harness) checkNotStored(t *testing.T, group int64, d oci.Digest) {
 // checkNoReference fails t if group has a reference to blob d.
 func (h *harness) checkNoReference(t *testing.T, group int64, d oci.Digest) {
 	t.Helper()
-	if row, err := h.store.Blob(t.Context(), group, d); !errors.Is(err, store.ErrNotFound) {
+	if row, err := h.refs.Blob(t.Context(), group, d); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("group %d's reference to blob %s: %+v, err %v; want none", group, d, row, err)
 	}
 }

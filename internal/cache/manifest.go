@@ -148,7 +148,7 @@ func (c *Cache) fetch(ctx context.Context, t Target, ref oci.Reference) (Manifes
 	c.opts.Metrics.CacheResult("manifest", metrics.ResultMiss)
 	now := c.opts.Now()
 	row := store.Manifest{
-		GroupID: t.GroupID, Image: t.Image, Reference: ref.String(),
+		OwnerID: t.GroupID, Image: t.Image, Reference: ref.String(),
 		Digest: um.Digest, MediaType: um.MediaType, Size: int64(len(um.Content)),
 		Content: um.Content, ETag: um.ETag, Status: store.StatusDefault,
 		CreatedAt: now, UpdatedAt: now, ReadAt: now,

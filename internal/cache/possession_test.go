@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,62 +21,6 @@ import (
 	"github.com/dproxy/dproxy/internal/upstream"
 )
 
-// scriptedRemote is an upstream at the process boundary whose answers the
-// test sets; it counts what it was asked.
-type scriptedRemote struct {
-	mu        sync.Mutex
-	manifest  upstream.Manifest // what GET and HEAD of any manifest answer
-	blobs     map[oci.Digest][]byte
-	headAll   bool // HEAD of any blob answers 200
-	blobGETs  int
-	blobHEADs int
-	manGETs   int
-}
-
-func (r *scriptedRemote) HeadManifest(ctx context.Context, _ upstream.Credentials, _ string, _ oci.Reference) (upstream.Descriptor, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.manifest.Descriptor, nil
-}
-
-func (r *scriptedRemote) GetManifest(ctx context.Context, _ upstream.Credentials, _ string, _ oci.Reference) (upstream.Manifest, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.manGETs++
-	return r.manifest, nil
-}
-
-func (r *scriptedRemote) GetBlob(ctx context.Context, _ upstream.Credentials, _ string, d oci.Digest) (io.ReadCloser, int64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.blobGETs++
-	b, ok := r.blobs[d]
-	if !ok {
-		return nil, 0, oci.ErrBlobUnknown
-	}
-	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
-}
-
-func (r *scriptedRemote) HeadBlob(ctx context.Context, _ upstream.Credentials, _ string, d oci.Digest) (upstream.Descriptor, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.blobHEADs++
-	if b, ok := r.blobs[d]; ok || r.headAll {
-		return upstream.Descriptor{Digest: d, Size: int64(len(b))}, nil
-	}
-	return upstream.Descriptor{}, oci.ErrBlobUnknown
-}
-
-func (r *scriptedRemote) RateLimit(upstream.Credentials) (upstream.RateLimit, bool) {
-	return upstream.RateLimit{}, false
-}
-
-func (r *scriptedRemote) counts() (gets, heads, manifestGETs int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.blobGETs, r.blobHEADs, r.manGETs
-}
-
 // possessionFixture is a real SQLite store and blob folder with groups
 // a, b and c.
 type possessionFixture struct {
@@ -85,6 +28,7 @@ type possessionFixture struct {
 	blobs   *blobstore.FS
 	root    string
 	a, b, c int64
+	stored  chan struct{} // receives once per download any of its caches committed
 }
 
 func newPossessionFixture(t *testing.T) *possessionFixture {
@@ -104,7 +48,7 @@ func newPossessionFixture(t *testing.T) *possessionFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &possessionFixture{st: st, blobs: fs, root: root}
+	f := &possessionFixture{st: st, blobs: fs, root: root, stored: make(chan struct{}, 16)}
 	for name, id := range map[string]*int64{"a": &f.a, "b": &f.b, "c": &f.c} {
 		g, err := st.CreateGroup(context.Background(), name)
 		if err != nil {
@@ -117,7 +61,7 @@ func newPossessionFixture(t *testing.T) *possessionFixture {
 
 func (f *possessionFixture) cache(t *testing.T, r cache.Remote, trustHead bool) *cache.Cache {
 	t.Helper()
-	c := cache.New(f.st, f.blobs, r, cache.Options{TrustHead: trustHead})
+	c := cache.New(f.st, f.blobs, r, cache.Options{TrustHead: trustHead, Stored: func() { f.stored <- struct{}{} }})
 	t.Cleanup(c.Close)
 	return c
 }
@@ -146,16 +90,10 @@ func readGroupBlob(ctx context.Context, c *cache.Cache, group int64, d oci.Diges
 	return io.ReadAll(b)
 }
 
-// waitIdle waits until c has no download in flight.
-func waitIdle(t *testing.T, c *cache.Cache) {
+// waitStored waits until one of f's caches committed a download.
+func (f *possessionFixture) waitStored(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for c.InFlight() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("downloads did not finish")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	receive(t, f.stored, "a committed download")
 }
 
 func TestStoredBlobIsSharedByHeadOnlyWithTrustHead(t *testing.T) {
@@ -167,12 +105,12 @@ func TestStoredBlobIsSharedByHeadOnlyWithTrustHead(t *testing.T) {
 	d := oci.FromBytes(content)
 
 	// Group a stores the blob through the operator's upstream.
-	operator := &scriptedRemote{blobs: map[oci.Digest][]byte{d: content}}
+	operator := &fakeRemote{blobs: map[oci.Digest][]byte{d: content}}
 	main := f.cache(t, operator, true)
 	if got, err := readGroupBlob(ctx, main, f.a, d); err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("group a's pull: %v", err)
 	}
-	waitIdle(t, main)
+	f.waitStored(t)
 	if n := f.files(t); n != 1 {
 		t.Fatalf("%d files stored, want 1", n)
 	}
@@ -187,7 +125,7 @@ func TestStoredBlobIsSharedByHeadOnlyWithTrustHead(t *testing.T) {
 
 	// An upstream an owner chose answers HEAD 200 for anything but does
 	// not serve the blob: nothing for group c.
-	lying := &scriptedRemote{blobs: map[oci.Digest][]byte{}, headAll: true}
+	lying := &fakeRemote{blobs: map[oci.Digest][]byte{}, headAll: true}
 	owned := f.cache(t, lying, false)
 	if got, err := readGroupBlob(ctx, owned, f.c, d); !errors.Is(err, oci.ErrBlobUnknown) || bytes.Contains(got, content[:1024]) {
 		t.Fatalf("lying upstream: %d bytes, %v; want BLOB_UNKNOWN", len(got), err)
@@ -198,25 +136,21 @@ func TestStoredBlobIsSharedByHeadOnlyWithTrustHead(t *testing.T) {
 	// It serves other bytes under the digest: verification fails.
 	fake := bytes.Clone(content)
 	fake[len(fake)/2] ^= 1
-	lying.mu.Lock()
-	lying.blobs[d] = fake
-	lying.mu.Unlock()
+	lying.setBlob(d, fake)
 	if got, err := readGroupBlob(ctx, owned, f.c, d); err == nil || bytes.Equal(got, content) {
 		t.Fatalf("other bytes under the digest: %d bytes, %v; want a failed verification", len(got), err)
 	}
-	waitIdle(t, owned)
+	// A failed download reports its error once it is over.
 	if _, err := f.st.Blob(ctx, f.c, d); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("group c's reference after a failed verification: %v", err)
 	}
 
 	// It serves the real bytes: downloaded, verified, and still one file.
-	lying.mu.Lock()
-	lying.blobs[d] = content
-	lying.mu.Unlock()
+	lying.setBlob(d, content)
 	if got, err := readGroupBlob(ctx, owned, f.c, d); err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("upstream serving the bytes: %v", err)
 	}
-	waitIdle(t, owned)
+	f.waitStored(t)
 	if gets, _, _ := lying.counts(); gets != 3 {
 		t.Errorf("owner's upstream got %d GETs in all, want 3", gets)
 	}
@@ -233,7 +167,7 @@ func TestManifestThatIsNotAManifestIsNotStored(t *testing.T) {
 	ctx := context.Background()
 	f := newPossessionFixture(t)
 	html := []byte("<html>hello</html>")
-	r := &scriptedRemote{manifest: upstream.Manifest{
+	r := &fakeRemote{manifest: upstream.Manifest{
 		Descriptor: upstream.Descriptor{Digest: oci.FromBytes(html), MediaType: "text/html", Size: int64(len(html))},
 		Content:    html,
 	}}
@@ -256,13 +190,13 @@ func TestCachedManifestOfAnUnknownTypeIsFetchedAgain(t *testing.T) {
 	f := newPossessionFixture(t)
 	html := []byte("<html>stored by an older version</html>")
 	now := time.Now()
-	if _, err := f.st.PutManifest(ctx, store.Manifest{GroupID: f.a, Image: "team/app", Reference: "v1",
+	if _, err := f.st.PutManifest(ctx, store.Manifest{OwnerID: f.a, Image: "team/app", Reference: "v1",
 		Digest: oci.FromBytes(html), MediaType: "text/html", Size: int64(len(html)), Content: html,
 		Status: store.StatusDefault, CreatedAt: now, UpdatedAt: now, ReadAt: now}); err != nil {
 		t.Fatal(err)
 	}
 	good := []byte(`{"schemaVersion":2,"mediaType":"` + oci.MediaTypeOCIManifest + `","layers":[]}`)
-	r := &scriptedRemote{manifest: upstream.Manifest{
+	r := &fakeRemote{manifest: upstream.Manifest{
 		Descriptor: upstream.Descriptor{Digest: oci.FromBytes(good), MediaType: oci.MediaTypeOCIManifest, Size: int64(len(good))},
 		Content:    good,
 	}}
@@ -287,7 +221,7 @@ func TestTagMovedToAnInvalidManifestServesTheCachedOne(t *testing.T) {
 	ctx := context.Background()
 	f := newPossessionFixture(t)
 	good := []byte(`{"schemaVersion":2,"mediaType":"` + oci.MediaTypeOCIManifest + `","layers":[]}`)
-	r := &scriptedRemote{manifest: upstream.Manifest{
+	r := &fakeRemote{manifest: upstream.Manifest{
 		Descriptor: upstream.Descriptor{Digest: oci.FromBytes(good), MediaType: oci.MediaTypeOCIManifest, Size: int64(len(good))},
 		Content:    good,
 	}}

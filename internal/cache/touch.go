@@ -80,3 +80,9 @@ func (t *toucher) flush(ctx context.Context) {
 		}
 	}
 }
+
+// FlushReads writes the read times collected since the last flush now,
+// instead of at the next interval (for the size cap and for tests).
+func (c *Cache) FlushReads(ctx context.Context) {
+	c.touch.flush(ctx)
+}

@@ -287,20 +287,22 @@ func refSep(ref oci.Reference) string {
 	return ":"
 }
 
-// Users is every cache at once for the lifecycle: which blobs are in use,
-// and removing a file only when no cache uses it.
-type Users struct {
+// All is the set of every cache sharing the blob files and the store: the
+// dependency proxy's (Main) and those of the virtual registry upstreams.
+// The lifecycle asks it which blobs are in use, and has it remove a file
+// only when no cache uses it.
+type All struct {
 	Main    *Cache
 	Virtual *Virtual
 }
 
-func (u Users) caches() []*Cache {
-	return append([]*Cache{u.Main}, u.Virtual.all()...)
+func (a All) caches() []*Cache {
+	return append([]*Cache{a.Main}, a.Virtual.all()...)
 }
 
 // InUse reports whether any cache downloads, serves or references blob d.
-func (u Users) InUse(d oci.Digest) bool {
-	for _, c := range u.caches() {
+func (a All) InUse(d oci.Digest) bool {
+	for _, c := range a.caches() {
 		if c.InUse(d) {
 			return true
 		}
@@ -309,22 +311,22 @@ func (u Users) InUse(d oci.Digest) bool {
 }
 
 // FlushReads writes every cache's pending read times.
-func (u Users) FlushReads(ctx context.Context) {
-	for _, c := range u.caches() {
+func (a All) FlushReads(ctx context.Context) {
+	for _, c := range a.caches() {
 		c.FlushReads(ctx)
 	}
 }
 
 // Prune closes the caches of virtual registry upstreams that no longer
 // exist.
-func (u Users) Prune(ctx context.Context) error {
-	return u.Virtual.Prune(ctx)
+func (a All) Prune(ctx context.Context) error {
+	return a.Virtual.Prune(ctx)
 }
 
 // RemoveUnusedBlob deletes the file of blob d when nothing references it
-// and no cache uses it (see the protocol in lifecycle.go).
-func (u Users) RemoveUnusedBlob(ctx context.Context, d oci.Digest) (bool, error) {
-	return removeUnused(ctx, u.caches(), d)
+// and no cache uses it (see the protocol in pins.go).
+func (a All) RemoveUnusedBlob(ctx context.Context, d oci.Digest) (bool, error) {
+	return removeUnused(ctx, a.caches(), d)
 }
 
 // Idle reports whether no cache of a virtual registry upstream uses a blob

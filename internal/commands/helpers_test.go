@@ -109,7 +109,7 @@ func (d *dataDir) blob(t *testing.T, n int, referenced bool) oci.Digest {
 		t.Fatal(err)
 	}
 	if referenced {
-		if err := d.st.PutBlob(ctx, store.Blob{GroupID: d.group, Digest: dg, Size: int64(n)}); err != nil {
+		if err := d.st.PutBlob(ctx, store.Blob{OwnerID: d.group, Digest: dg, Size: int64(n)}); err != nil {
 			t.Fatal(err)
 		}
 	}

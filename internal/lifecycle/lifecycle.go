@@ -45,9 +45,10 @@ type blobFiles interface {
 	Walk(ctx context.Context, fn func(d oci.Digest, size int64) error) error
 }
 
-// blobUsers is the cache: it knows which blobs are in use and removes
-// files without racing a reference being added.
-type blobUsers interface {
+// caches is every cache sharing the blob files (cache.All): they know
+// which blobs are in use and remove files without racing a reference
+// being added.
+type caches interface {
 	InUse(d oci.Digest) bool
 	RemoveUnusedBlob(ctx context.Context, d oci.Digest) (bool, error)
 	FlushReads(ctx context.Context)
@@ -80,7 +81,7 @@ type Options struct {
 type Manager struct {
 	meta  metaStore
 	files blobFiles
-	cache blobUsers
+	cache caches
 	opts  Options
 	log   *slog.Logger
 
@@ -94,7 +95,7 @@ type Manager struct {
 const capDelay = 2 * time.Second
 
 // New returns a Manager; Run starts its schedule.
-func New(meta metaStore, files blobFiles, cache blobUsers, opts Options) *Manager {
+func New(meta metaStore, files blobFiles, cache caches, opts Options) *Manager {
 	if opts.TTLInterval <= 0 {
 		opts.TTLInterval = 24 * time.Hour
 	}

@@ -122,8 +122,8 @@ func contractPurgeGroupCacheCounted(t *testing.T, s *Store) {
 			t.Fatal(err)
 		}
 	}
-	for _, b := range []Blob{{GroupID: g.ID, Digest: digestOf("1"), Size: 100}, {GroupID: g.ID, Digest: digestOf("2"), Size: 50},
-		{GroupID: other.ID, Digest: digestOf("1"), Size: 100}} {
+	for _, b := range []Blob{{OwnerID: g.ID, Digest: digestOf("1"), Size: 100}, {OwnerID: g.ID, Digest: digestOf("2"), Size: 50},
+		{OwnerID: other.ID, Digest: digestOf("1"), Size: 100}} {
 		if err := s.PutBlob(ctx, b); err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +157,7 @@ func contractBlobsOfGroupNewest(t *testing.T, s *Store) {
 	var want []oci.Digest
 	for i, at := range times {
 		d := digestOf(string(rune('a' + i)))
-		if err := s.PutBlob(ctx, Blob{GroupID: g.ID, Digest: d, Size: 1, CreatedAt: at, ReadAt: at}); err != nil {
+		if err := s.PutBlob(ctx, Blob{OwnerID: g.ID, Digest: d, Size: 1, CreatedAt: at, ReadAt: at}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -14,7 +14,7 @@ const blobColumns = `group_id, digest, size, created_at, read_at`
 func scanBlob(row interface{ Scan(...any) error }) (Blob, error) {
 	var b Blob
 	var digest string
-	if err := row.Scan(&b.GroupID, &digest, &b.Size, &b.CreatedAt, &b.ReadAt); err != nil {
+	if err := row.Scan(&b.OwnerID, &digest, &b.Size, &b.CreatedAt, &b.ReadAt); err != nil {
 		return Blob{}, err
 	}
 	b.Digest = oci.Digest(digest)
@@ -46,12 +46,12 @@ func (s *Store) PutBlob(ctx context.Context, b Blob) error {
 func (s *Store) putBlob(ctx context.Context, t *cacheTables, b Blob) error {
 	now := s.now()
 	_, err := s.w.ExecContext(ctx, t.putBlob,
-		b.GroupID, string(b.Digest), b.Size, dbTime(orNow(b.CreatedAt, now)), dbTime(orNow(b.ReadAt, now)))
+		b.OwnerID, string(b.Digest), b.Size, dbTime(orNow(b.CreatedAt, now)), dbTime(orNow(b.ReadAt, now)))
 	if s.isForeignKey(err) {
-		return fmt.Errorf("store blob %s: %s %d: %w", b.Digest, t.owner, b.GroupID, ErrNotFound)
+		return fmt.Errorf("store blob %s: %s %d: %w", b.Digest, t.owner, b.OwnerID, ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("store blob %s of %s %d: %w", b.Digest, t.owner, b.GroupID, err)
+		return fmt.Errorf("store blob %s of %s %d: %w", b.Digest, t.owner, b.OwnerID, err)
 	}
 	return nil
 }
@@ -74,8 +74,8 @@ func (s *Store) touchBlobs(ctx context.Context, t *cacheTables, keys []BlobKey, 
 		}
 		defer stmt.Close()
 		for _, k := range keys {
-			if _, err := stmt.ExecContext(ctx, at, k.GroupID, string(k.Digest)); err != nil {
-				return fmt.Errorf("record read time of blob %s of %s %d: %w", k.Digest, t.owner, k.GroupID, err)
+			if _, err := stmt.ExecContext(ctx, at, k.OwnerID, string(k.Digest)); err != nil {
+				return fmt.Errorf("record read time of blob %s of %s %d: %w", k.Digest, t.owner, k.OwnerID, err)
 			}
 		}
 		return nil

@@ -106,7 +106,7 @@ func wantErrIs(t *testing.T, what string, err, target error) {
 
 func testManifest(groupID int64, image, ref, content string) Manifest {
 	return Manifest{
-		GroupID: groupID, Image: image, Reference: ref,
+		OwnerID: groupID, Image: image, Reference: ref,
 		Digest: digestOf(content), MediaType: "application/vnd.oci.image.manifest.v1+json",
 		Content: []byte(content), ETag: `"` + digestOf(content).String() + `"`,
 	}
@@ -715,7 +715,7 @@ func contractAuthGeneration(t *testing.T, s *Store) {
 		{"touch token", func() error { return s.TouchToken(ctx, tok.ID, t0) }},
 		{"put manifest", func() error { _, err := s.PutManifest(ctx, testManifest(g.ID, "alpine", "latest", "m")); return err }},
 		{"put blob", func() error {
-			return s.PutBlob(ctx, Blob{GroupID: g.ID, Digest: digestOf("b"), Size: 1, CreatedAt: t0, ReadAt: t0})
+			return s.PutBlob(ctx, Blob{OwnerID: g.ID, Digest: digestOf("b"), Size: 1, CreatedAt: t0, ReadAt: t0})
 		}},
 	}
 	tok, err := s.CreateToken(ctx, Token{Kind: TokenGroup, Name: "g", GroupID: g.ID, Role: RoleReporter, Hash: hashOf("g")})
@@ -753,7 +753,7 @@ func contractManifests(t *testing.T, s *Store) {
 	// Exact bytes, including ones that are not UTF-8 and a NUL.
 	content := append([]byte("{\"schemaVersion\":2,\n  \"x\": \"\xff\xfe\x00\"}"), 0x00, 0x80)
 	in := Manifest{
-		GroupID: g.ID, Image: "library/alpine", Reference: "3.20", Digest: oci.FromBytes(content),
+		OwnerID: g.ID, Image: "library/alpine", Reference: "3.20", Digest: oci.FromBytes(content),
 		MediaType: "application/vnd.docker.distribution.manifest.v2+json", Content: content,
 		ETag: `"etag"`, CreatedAt: t0, UpdatedAt: t0.Add(time.Minute), ReadAt: t0.Add(2 * time.Minute),
 	}
@@ -791,7 +791,7 @@ func contractManifests(t *testing.T, s *Store) {
 	}
 	g2 := mustGroup(t, s, "other")
 	in2 := in
-	in2.GroupID = g2.ID
+	in2.OwnerID = g2.ID
 	if m, err := s.PutManifest(ctx, in2); err != nil || m.ID == put.ID || m.ID == other.ID {
 		t.Errorf("PutManifest(other group) = %+v, %v; want a new row", m, err)
 	}
@@ -838,7 +838,7 @@ func contractManifests(t *testing.T, s *Store) {
 }
 
 func manifestsEqual(a, b Manifest) bool {
-	return a.ID == b.ID && a.GroupID == b.GroupID && a.Image == b.Image && a.Reference == b.Reference &&
+	return a.ID == b.ID && a.OwnerID == b.OwnerID && a.Image == b.Image && a.Reference == b.Reference &&
 		a.Digest == b.Digest && a.MediaType == b.MediaType && a.Size == b.Size && bytes.Equal(a.Content, b.Content) &&
 		a.ETag == b.ETag && a.Status == b.Status && a.CreatedAt.Equal(b.CreatedAt) &&
 		a.UpdatedAt.Equal(b.UpdatedAt) && a.ReadAt.Equal(b.ReadAt)
@@ -973,7 +973,7 @@ func contractBlobs(t *testing.T, s *Store) {
 	_, err := s.Blob(ctx, g.ID, d)
 	wantErrIs(t, "Blob(unknown)", err, ErrNotFound)
 
-	in := Blob{GroupID: g.ID, Digest: d, Size: 5, CreatedAt: t0, ReadAt: t0.Add(time.Minute)}
+	in := Blob{OwnerID: g.ID, Digest: d, Size: 5, CreatedAt: t0, ReadAt: t0.Add(time.Minute)}
 	if err := s.PutBlob(ctx, in); err != nil {
 		t.Fatalf("PutBlob: %v", err)
 	}
@@ -981,14 +981,14 @@ func contractBlobs(t *testing.T, s *Store) {
 		t.Errorf("Blob = %+v, %v; want %+v", got, err, in)
 	}
 	// Upsert: CreatedAt kept, the rest replaced.
-	if err := s.PutBlob(ctx, Blob{GroupID: g.ID, Digest: d, Size: 6, CreatedAt: t0.Add(time.Hour), ReadAt: t0.Add(time.Hour)}); err != nil {
+	if err := s.PutBlob(ctx, Blob{OwnerID: g.ID, Digest: d, Size: 6, CreatedAt: t0.Add(time.Hour), ReadAt: t0.Add(time.Hour)}); err != nil {
 		t.Fatalf("PutBlob(again): %v", err)
 	}
-	want := Blob{GroupID: g.ID, Digest: d, Size: 6, CreatedAt: t0, ReadAt: t0.Add(time.Hour)}
+	want := Blob{OwnerID: g.ID, Digest: d, Size: 6, CreatedAt: t0, ReadAt: t0.Add(time.Hour)}
 	if got, err := s.Blob(ctx, g.ID, d); err != nil || got != want {
 		t.Errorf("Blob after upsert = %+v, %v; want %+v", got, err, want)
 	}
-	wantErrIs(t, "PutBlob(unknown group)", s.PutBlob(ctx, Blob{GroupID: 9999, Digest: d, Size: 1}), ErrNotFound)
+	wantErrIs(t, "PutBlob(unknown group)", s.PutBlob(ctx, Blob{OwnerID: 9999, Digest: d, Size: 1}), ErrNotFound)
 
 	if err := s.DeleteBlob(ctx, g.ID, d); err != nil {
 		t.Fatalf("DeleteBlob: %v", err)
@@ -1003,7 +1003,7 @@ func contractBlobs(t *testing.T, s *Store) {
 	for i := range 5 {
 		dd := digestOf(fmt.Sprint("layer", i))
 		digests = append(digests, dd)
-		if err := s.PutBlob(ctx, Blob{GroupID: g.ID, Digest: dd, Size: int64(i)}); err != nil {
+		if err := s.PutBlob(ctx, Blob{OwnerID: g.ID, Digest: dd, Size: int64(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1030,7 +1030,7 @@ func contractTouchBlobs(t *testing.T, s *Store) {
 	a, b := mustGroup(t, s, "a"), mustGroup(t, s, "b")
 	d1, d2 := digestOf("1"), digestOf("2")
 	for _, k := range []BlobKey{{a.ID, d1}, {a.ID, d2}, {b.ID, d1}} {
-		if err := s.PutBlob(ctx, Blob{GroupID: k.GroupID, Digest: k.Digest, Size: 1, CreatedAt: t0, ReadAt: t0}); err != nil {
+		if err := s.PutBlob(ctx, Blob{OwnerID: k.OwnerID, Digest: k.Digest, Size: 1, CreatedAt: t0, ReadAt: t0}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1045,7 +1045,7 @@ func contractTouchBlobs(t *testing.T, s *Store) {
 		k    BlobKey
 		want time.Time
 	}{{BlobKey{a.ID, d1}, at}, {BlobKey{b.ID, d1}, at}, {BlobKey{a.ID, d2}, t0}} {
-		got, err := s.Blob(ctx, c.k.GroupID, c.k.Digest)
+		got, err := s.Blob(ctx, c.k.OwnerID, c.k.Digest)
 		if err != nil || !got.ReadAt.Equal(c.want) || !got.CreatedAt.Equal(t0) {
 			t.Errorf("blob %v after touch = %+v, %v; want ReadAt %v", c.k, got, err, c.want)
 		}
@@ -1064,7 +1064,7 @@ func contractBlobReferenced(t *testing.T, s *Store) {
 	}
 	check(false)
 	for _, g := range []Group{a, b} {
-		if err := s.PutBlob(ctx, Blob{GroupID: g.ID, Digest: d, Size: 1}); err != nil {
+		if err := s.PutBlob(ctx, Blob{OwnerID: g.ID, Digest: d, Size: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1091,7 +1091,7 @@ func contractUsageAndPurge(t *testing.T, s *Store) {
 		}
 	}
 	shared := digestOf("shared")
-	for _, b := range []Blob{{GroupID: g.ID, Digest: digestOf("own"), Size: 100}, {GroupID: g.ID, Digest: shared, Size: 50}, {GroupID: other.ID, Digest: shared, Size: 50}} {
+	for _, b := range []Blob{{OwnerID: g.ID, Digest: digestOf("own"), Size: 100}, {OwnerID: g.ID, Digest: shared, Size: 50}, {OwnerID: other.ID, Digest: shared, Size: 50}} {
 		if err := s.PutBlob(ctx, b); err != nil {
 			t.Fatal(err)
 		}
@@ -1143,7 +1143,7 @@ func contractExpireGroupCache(t *testing.T, s *Store) {
 		if _, err := s.PutManifest(ctx, m); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.PutBlob(ctx, Blob{GroupID: gid, Digest: digestOf(name), Size: 1, ReadAt: at}); err != nil {
+		if err := s.PutBlob(ctx, Blob{OwnerID: gid, Digest: digestOf(name), Size: 1, ReadAt: at}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1200,7 +1200,7 @@ func contractDeleteGroupCascades(t *testing.T, s *Store) {
 		t.Fatal(err)
 	}
 	d := digestOf("layer")
-	if err := s.PutBlob(ctx, Blob{GroupID: sub.ID, Digest: d, Size: 1}); err != nil {
+	if err := s.PutBlob(ctx, Blob{OwnerID: sub.ID, Digest: d, Size: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.UpdateProxySetting(ctx, ProxySetting{GroupID: sub.ID, Identity: "x", Secret: "y"}); err != nil {
@@ -1287,7 +1287,7 @@ func contractConcurrency(t *testing.T, s *Store) {
 					continue
 				}
 				d := digestOf(fmt.Sprint(w, i))
-				if err := s.PutBlob(ctx, Blob{GroupID: g.ID, Digest: d, Size: 1}); err != nil {
+				if err := s.PutBlob(ctx, Blob{OwnerID: g.ID, Digest: d, Size: 1}); err != nil {
 					errc <- fmt.Errorf("writer %d: %w", w, err)
 				}
 				if err := s.TouchManifests(ctx, []int64{m.ID}, time.Now()); err != nil {

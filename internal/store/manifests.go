@@ -15,7 +15,7 @@ const manifestColumns = `id, group_id, image, reference, digest, media_type, siz
 func scanManifest(row interface{ Scan(...any) error }) (Manifest, error) {
 	var m Manifest
 	var digest string
-	err := row.Scan(&m.ID, &m.GroupID, &m.Image, &m.Reference, &digest, &m.MediaType, &m.Size, &m.Content,
+	err := row.Scan(&m.ID, &m.OwnerID, &m.Image, &m.Reference, &digest, &m.MediaType, &m.Size, &m.Content,
 		&m.ETag, &m.Status, &m.CreatedAt, &m.UpdatedAt, &m.ReadAt)
 	if err != nil {
 		return Manifest{}, err
@@ -71,13 +71,13 @@ func (s *Store) putManifest(ctx context.Context, t *cacheTables, m Manifest) (Ma
 	}
 	m.Content = append(make([]byte, 0, len(m.Content)), m.Content...) // never nil: the column is NOT NULL
 	err := s.w.QueryRowContext(ctx, t.putManifest,
-		m.GroupID, m.Image, m.Reference, string(m.Digest), m.MediaType, m.Size, m.Content, m.ETag, m.Status,
+		m.OwnerID, m.Image, m.Reference, string(m.Digest), m.MediaType, m.Size, m.Content, m.ETag, m.Status,
 		m.CreatedAt, m.UpdatedAt, m.ReadAt).Scan(&m.ID, &m.CreatedAt)
 	if s.isForeignKey(err) {
-		return Manifest{}, fmt.Errorf("store manifest %s:%s: %s %d: %w", m.Image, m.Reference, t.owner, m.GroupID, ErrNotFound)
+		return Manifest{}, fmt.Errorf("store manifest %s:%s: %s %d: %w", m.Image, m.Reference, t.owner, m.OwnerID, ErrNotFound)
 	}
 	if err != nil {
-		return Manifest{}, fmt.Errorf("store manifest %s:%s of %s %d: %w", m.Image, m.Reference, t.owner, m.GroupID, err)
+		return Manifest{}, fmt.Errorf("store manifest %s:%s of %s %d: %w", m.Image, m.Reference, t.owner, m.OwnerID, err)
 	}
 	m.CreatedAt = m.CreatedAt.UTC()
 	return m, nil

@@ -193,11 +193,14 @@ const (
 	StatusPendingDestruction = "pending_destruction"
 )
 
-// Manifest is a cached manifest of a group. Image is the upstream repository
+// Manifest is a cached manifest of a group, or of a virtual registry
+// upstream (UpstreamCache). Image is the upstream repository
 // ("library/alpine"); Reference is the tag or digest it was asked for.
 type Manifest struct {
-	ID        int64
-	GroupID   int64
+	ID int64
+	// OwnerID is the id of the cache's owner: a group in Store's methods,
+	// a virtual registry upstream in UpstreamCache's.
+	OwnerID   int64
 	Image     string
 	Reference string
 	Digest    oci.Digest
@@ -211,17 +214,18 @@ type Manifest struct {
 	ReadAt    time.Time
 }
 
-// Blob is a group's reference to a stored blob.
+// Blob is a cache owner's reference to a stored blob: a group's, or a
+// virtual registry upstream's (UpstreamCache).
 type Blob struct {
-	GroupID   int64
+	OwnerID   int64 // a group id or an upstream id, as Manifest.OwnerID
 	Digest    oci.Digest
 	Size      int64
 	CreatedAt time.Time
 	ReadAt    time.Time
 }
 
-// BlobKey names a group's blob reference.
+// BlobKey names a cache owner's blob reference.
 type BlobKey struct {
-	GroupID int64
+	OwnerID int64 // a group id or an upstream id, as Manifest.OwnerID
 	Digest  oci.Digest
 }

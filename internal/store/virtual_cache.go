@@ -11,7 +11,7 @@ import (
 )
 
 // UpstreamCache is the cache of virtual registry upstreams, with the
-// methods of the groups' cache: where those take a group id (GroupID
+// methods of the groups' cache: where those take a group id (OwnerID
 // fields included), these take an upstream id. Blob files are shared, so
 // BlobReferenced and DropBlob are the store's own.
 type UpstreamCache struct{ s *Store }
@@ -24,7 +24,7 @@ func (u UpstreamCache) Manifest(ctx context.Context, upstreamID int64, image, re
 	return u.s.cachedManifest(ctx, &upstreamCache, upstreamID, image, reference)
 }
 
-// PutManifest stores a manifest of upstream m.GroupID, as Store.PutManifest.
+// PutManifest stores a manifest of upstream m.OwnerID, as Store.PutManifest.
 func (u UpstreamCache) PutManifest(ctx context.Context, m Manifest) (Manifest, error) {
 	return u.s.putManifest(ctx, &upstreamCache, m)
 }
@@ -44,7 +44,7 @@ func (u UpstreamCache) Blob(ctx context.Context, upstreamID int64, d oci.Digest)
 	return u.s.cachedBlob(ctx, &upstreamCache, upstreamID, d)
 }
 
-// PutBlob stores upstream b.GroupID's reference to a blob.
+// PutBlob stores upstream b.OwnerID's reference to a blob.
 func (u UpstreamCache) PutBlob(ctx context.Context, b Blob) error {
 	return u.s.putBlob(ctx, &upstreamCache, b)
 }
@@ -54,7 +54,7 @@ func (u UpstreamCache) DeleteBlob(ctx context.Context, upstreamID int64, d oci.D
 	return u.s.deleteBlob(ctx, &upstreamCache, upstreamID, d)
 }
 
-// TouchBlobs sets the read time of blob references (GroupID: upstream id).
+// TouchBlobs sets the read time of blob references (OwnerID: upstream id).
 func (u UpstreamCache) TouchBlobs(ctx context.Context, keys []BlobKey, at time.Time) error {
 	return u.s.touchBlobs(ctx, &upstreamCache, keys, at)
 }

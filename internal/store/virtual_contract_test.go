@@ -264,7 +264,7 @@ func contractUpstreamCache(t *testing.T, s *Store) {
 	g, _, u := mustUpstream(t, s, "acme")
 	uc := s.UpstreamCache()
 	d := oci.Digest("sha256:" + strings.Repeat("ab", 32))
-	m, err := uc.PutManifest(ctx, Manifest{GroupID: u.ID, Image: "library/alpine", Reference: "latest", Digest: d, MediaType: "application/vnd.oci.image.manifest.v1+json", Content: []byte("{}")})
+	m, err := uc.PutManifest(ctx, Manifest{OwnerID: u.ID, Image: "library/alpine", Reference: "latest", Digest: d, MediaType: "application/vnd.oci.image.manifest.v1+json", Content: []byte("{}")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,10 +274,10 @@ func contractUpstreamCache(t *testing.T, s *Store) {
 	if _, err := s.Manifest(ctx, u.ID, "library/alpine", "latest"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("an upstream's manifest is visible as a group's: %v", err)
 	}
-	if err := uc.PutBlob(ctx, Blob{GroupID: u.ID, Digest: d, Size: 42}); err != nil {
+	if err := uc.PutBlob(ctx, Blob{OwnerID: u.ID, Digest: d, Size: 42}); err != nil {
 		t.Fatal(err)
 	}
-	if err := uc.PutBlob(ctx, Blob{GroupID: 999, Digest: d, Size: 42}); !errors.Is(err, ErrNotFound) {
+	if err := uc.PutBlob(ctx, Blob{OwnerID: 999, Digest: d, Size: 42}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("PutBlob for an unknown upstream: %v, want ErrNotFound", err)
 	}
 	if ok, err := s.BlobReferenced(ctx, d); err != nil || !ok {
@@ -289,7 +289,7 @@ func contractUpstreamCache(t *testing.T, s *Store) {
 	if n, err := s.CachedBlobBytes(ctx); err != nil || n != 42 {
 		t.Errorf("CachedBlobBytes = %d, %v", n, err)
 	}
-	if err := s.PutBlob(ctx, Blob{GroupID: g.ID, Digest: d, Size: 42}); err != nil {
+	if err := s.PutBlob(ctx, Blob{OwnerID: g.ID, Digest: d, Size: 42}); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.CachedBlobBytes(ctx); err != nil || n != 42 {
@@ -314,13 +314,13 @@ func contractUpstreamCache(t *testing.T, s *Store) {
 	if n, err := s.DropBlob(ctx, d); err != nil || n != 2 {
 		t.Errorf("DropBlob = %d, %v; want both references gone", n, err)
 	}
-	if err := uc.PutBlob(ctx, Blob{GroupID: u.ID, Digest: d, Size: 42}); err != nil {
+	if err := uc.PutBlob(ctx, Blob{OwnerID: u.ID, Digest: d, Size: 42}); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := s.ClearVirtualCache(ctx, []int64{u.ID}); err != nil || n != 1 {
 		t.Errorf("ClearVirtualCache = %d, %v", n, err)
 	}
-	if err := uc.PutBlob(ctx, Blob{GroupID: u.ID, Digest: d, Size: 42}); err != nil {
+	if err := uc.PutBlob(ctx, Blob{OwnerID: u.ID, Digest: d, Size: 42}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteVirtualUpstream(ctx, u.ID); err != nil {
@@ -350,11 +350,11 @@ func contractExpireVirtualCaches(t *testing.T, s *Store) {
 			d     oci.Digest
 			at    time.Time
 		}{{"old", oldD, old}, {"recent", recentD, recent}} {
-			if _, err := uc.PutManifest(ctx, Manifest{GroupID: u.ID, Image: m.image, Reference: "v1", Digest: m.d,
+			if _, err := uc.PutManifest(ctx, Manifest{OwnerID: u.ID, Image: m.image, Reference: "v1", Digest: m.d,
 				MediaType: "application/vnd.oci.image.manifest.v1+json", Content: []byte("{}"), ReadAt: m.at}); err != nil {
 				t.Fatal(err)
 			}
-			if err := uc.PutBlob(ctx, Blob{GroupID: u.ID, Digest: m.d, Size: 1, ReadAt: m.at}); err != nil {
+			if err := uc.PutBlob(ctx, Blob{OwnerID: u.ID, Digest: m.d, Size: 1, ReadAt: m.at}); err != nil {
 				t.Fatal(err)
 			}
 		}
