@@ -27,6 +27,8 @@ func runVirtualContract(t *testing.T, open func(t *testing.T) *Store) {
 		{"Cascade", contractVirtualCascade},
 		{"UpstreamCache", contractUpstreamCache},
 		{"ExpireVirtualCaches", contractExpireVirtualCaches},
+		{"UpstreamsOfGroup", contractVirtualUpstreamsOfGroup},
+		{"CacheEntryQuery", contractVirtualCacheEntryQuery},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -295,11 +297,11 @@ func contractUpstreamCache(t *testing.T, s *Store) {
 	if n, err := s.CachedBlobBytes(ctx); err != nil || n != 42 {
 		t.Errorf("CachedBlobBytes with a group sharing the file = %d, %v; want it counted once", n, err)
 	}
-	entries, err := s.VirtualCacheEntries(ctx, u.ID, "", 10)
+	entries, err := s.VirtualCacheEntries(ctx, u.ID, CacheEntryQuery{Limit: 10})
 	if err != nil || len(entries) != 2 || entries[0].Path != "blobs/"+string(d) || entries[1].Path != "library/alpine/manifests/latest" || entries[0].Size != 42 {
 		t.Fatalf("VirtualCacheEntries = %+v, %v", entries, err)
 	}
-	if page, err := s.VirtualCacheEntries(ctx, u.ID, entries[0].Path, 10); err != nil || len(page) != 1 {
+	if page, err := s.VirtualCacheEntries(ctx, u.ID, CacheEntryQuery{After: entries[0].Path, Limit: 10}); err != nil || len(page) != 1 {
 		t.Errorf("VirtualCacheEntries after the first = %+v, %v", page, err)
 	}
 	if err := s.DeleteVirtualCacheEntry(ctx, u.ID, "library/alpine/manifests/latest"); err != nil {
@@ -392,4 +394,82 @@ func mustUpstream(t *testing.T, s *Store, path string) (Group, VirtualRegistry, 
 		t.Fatal(err)
 	}
 	return g, r, u
+}
+
+func contractVirtualUpstreamsOfGroup(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g, r1, a := mustUpstream(t, s, "acme")
+	r2, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "second"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r2.ID, Name: "quay", URL: "https://quay.example", Username: "bot", Password: "pw-sealed"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r1.ID, Name: "ghcr", URL: "https://ghcr.example"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustUpstream(t, s, "globex") // another group's upstream is not listed
+	got, err := s.VirtualUpstreamsOfGroup(ctx, g.ID)
+	if err != nil || len(got) != 3 || got[0].ID != a.ID || got[1].ID != b.ID || got[2].ID != c.ID {
+		t.Fatalf("VirtualUpstreamsOfGroup = %+v, %v; want a, b, c by id", got, err)
+	}
+	if got[1].RegistryID != r2.ID || got[1].Password != "pw-sealed" || got[2].Position != 1 || got[2].RegistryID != r1.ID {
+		t.Errorf("VirtualUpstreamsOfGroup rows = %+v", got)
+	}
+	if got, err := s.VirtualUpstreamsOfGroup(ctx, 999); err != nil || len(got) != 0 {
+		t.Errorf("VirtualUpstreamsOfGroup of no group = %+v, %v", got, err)
+	}
+}
+
+// Cache entries are searched by a case-insensitive substring of their
+// path, where % and _ are plain characters, and paged by path with an
+// offset; the count covers every match.
+func contractVirtualCacheEntryQuery(t *testing.T, s *Store) {
+	ctx := t.Context()
+	_, _, u := mustUpstream(t, s, "acme")
+	uc := s.UpstreamCache()
+	for _, m := range []struct{ image, ref string }{
+		{"library/alpine", "latest"}, {"library/alpine", "3.20"}, {"library/nginx", "Mainline"}, {"team/x_y", "v1"}, {"team/xzy", "v1"},
+	} {
+		d := digestOf(m.image + m.ref)
+		if _, err := uc.PutManifest(ctx, Manifest{GroupID: u.ID, Image: m.image, Reference: m.ref, Digest: d,
+			MediaType: "application/vnd.oci.image.manifest.v1+json", Content: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := uc.PutBlob(ctx, Blob{GroupID: u.ID, Digest: digestOf("layer"), Size: 7}); err != nil {
+		t.Fatal(err)
+	}
+	paths := func(es []VirtualCacheEntry) []string {
+		out := make([]string, len(es))
+		for i, e := range es {
+			out[i] = e.Path
+		}
+		return out
+	}
+	for _, c := range []struct {
+		q    CacheEntryQuery
+		want []string
+	}{
+		{CacheEntryQuery{Search: "ALPINE"}, []string{"library/alpine/manifests/3.20", "library/alpine/manifests/latest"}},
+		{CacheEntryQuery{Search: "mainline"}, []string{"library/nginx/manifests/Mainline"}},
+		{CacheEntryQuery{Search: "x_y"}, []string{"team/x_y/manifests/v1"}},
+		{CacheEntryQuery{Search: "%"}, []string{}},
+		{CacheEntryQuery{Search: "library", Offset: 1, Limit: 1}, []string{"library/alpine/manifests/latest"}},
+		{CacheEntryQuery{Search: "library", After: "library/alpine/manifests/latest"}, []string{"library/nginx/manifests/Mainline"}},
+		{CacheEntryQuery{Search: "blobs/"}, []string{"blobs/" + string(digestOf("layer"))}},
+	} {
+		got, err := s.VirtualCacheEntries(ctx, u.ID, c.q)
+		if err != nil || strings.Join(paths(got), ",") != strings.Join(c.want, ",") {
+			t.Errorf("VirtualCacheEntries(%+v) = %q, %v; want %q", c.q, paths(got), err, c.want)
+		}
+	}
+	for search, want := range map[string]int{"": 6, "ALPINE": 2, "x_y": 1, "%": 0, "manifests": 5} {
+		if n, err := s.CountVirtualCacheEntries(ctx, u.ID, search); err != nil || n != want {
+			t.Errorf("CountVirtualCacheEntries(%q) = %d, %v; want %d", search, n, err, want)
+		}
+	}
 }

@@ -400,7 +400,7 @@ func (q queryResolver) ContainerVirtualRegistryCacheEntries(ctx context.Context,
 	if err != nil {
 		return nil, err
 	}
-	entries, err := q.h.store.VirtualCacheEntries(ctx, u.ID, from, n+1)
+	entries, err := q.h.store.VirtualCacheEntries(ctx, u.ID, store.CacheEntryQuery{After: from, Limit: n + 1})
 	if err != nil {
 		return nil, err
 	}
