@@ -13,8 +13,8 @@ import (
 // Kinds of refusal. Every error the Service returns for a reason the
 // caller can act on is an *Error wrapping one of these; anything else is an
 // internal failure (a database error, a bug) whose text is for the server
-// log only. Transports map the kinds: REST to 400, 401, 403, 404, 409, 409
-// and 429; GraphQL to its errors (see Error.Refused).
+// log only. Transports map the kinds: REST to 400, 401, 403, 404, 409, 409,
+// 429 and 502; GraphQL to its errors (see Error.Refused).
 var (
 	// ErrInvalid: the input is malformed or out of range.
 	ErrInvalid = errors.New("invalid input")
@@ -33,6 +33,9 @@ var (
 	ErrLimit = errors.New("limit reached")
 	// ErrThrottled: too many failed attempts; try again later.
 	ErrThrottled = errors.New("too many attempts")
+	// ErrUnavailable: the server cannot do this now (an upstream it needs
+	// failed, or it is not configured for it).
+	ErrUnavailable = errors.New("unavailable")
 )
 
 // Error is a refusal with a message written for people: what was wrong

@@ -34,6 +34,11 @@ type memStore struct {
 	registries map[int64]store.VirtualRegistry
 	upstreams  map[int64]store.VirtualUpstream
 	entries    map[int64][]store.VirtualCacheEntry // by upstream
+	ttl        map[int64]store.TTLPolicy
+	hub        store.HubCredentials
+	manifests  map[int64]store.Manifest
+	blobs      map[store.BlobKey]store.Blob
+	tokenNo    int64
 }
 
 func newMemStore(calls *[]string, now func() time.Time) *memStore {
@@ -42,7 +47,8 @@ func newMemStore(calls *[]string, now func() time.Time) *memStore {
 		users: map[int64]store.User{}, groups: map[int64]store.Group{}, members: map[[2]int64]store.Role{},
 		tokens: map[int64]store.Token{}, settings: map[int64]store.ProxySetting{},
 		registries: map[int64]store.VirtualRegistry{}, upstreams: map[int64]store.VirtualUpstream{},
-		entries: map[int64][]store.VirtualCacheEntry{},
+		entries: map[int64][]store.VirtualCacheEntry{}, ttl: map[int64]store.TTLPolicy{},
+		manifests: map[int64]store.Manifest{}, blobs: map[store.BlobKey]store.Blob{},
 	}
 }
 
@@ -160,6 +166,378 @@ func (m *memStore) ProxySetting(_ context.Context, groupID int64) (store.ProxySe
 		s = store.ProxySetting{GroupID: groupID}
 	}
 	return s, nil
+}
+
+// Groups and members.
+
+func (m *memStore) Groups(_ context.Context) ([]store.Group, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []store.Group{}
+	for _, g := range m.groups {
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(a, b store.Group) int { return strings.Compare(a.Path, b.Path) })
+	return out, nil
+}
+
+func (m *memStore) CreateGroup(_ context.Context, path string) (store.Group, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g := store.Group{Path: path, CreatedAt: m.now()}
+	for _, x := range m.groups {
+		if x.Path == path {
+			return store.Group{}, fmt.Errorf("create group %q: %w", path, store.ErrConflict)
+		}
+	}
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		for _, p := range m.groups {
+			if p.Path == path[:i] {
+				g.ParentID = p.ID
+			}
+		}
+		if g.ParentID == 0 {
+			return store.Group{}, notFound("parent group", path[:i])
+		}
+	}
+	g.ID = m.id()
+	m.groups[g.ID] = g
+	m.settings[g.ID] = store.ProxySetting{GroupID: g.ID, Enabled: true, UpdatedAt: m.now()}
+	m.ttl[g.ID] = store.TTLPolicy{GroupID: g.ID, Enabled: true, TTLDays: 90, CreatedAt: m.now(), UpdatedAt: m.now()}
+	return g, nil
+}
+
+func (m *memStore) DeleteGroup(_ context.Context, id int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g, ok := m.groups[id]
+	if !ok {
+		return notFound("group", id)
+	}
+	m.record("delete group %d", id)
+	for _, x := range m.groups {
+		if x.ID == id || strings.HasPrefix(x.Path, g.Path+"/") {
+			delete(m.groups, x.ID)
+		}
+	}
+	return nil
+}
+
+func (m *memStore) Members(_ context.Context, groupID int64) ([]store.Member, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []store.Member{}
+	for k, r := range m.members {
+		if k[0] == groupID {
+			out = append(out, store.Member{GroupID: k[0], UserID: k[1], Username: m.users[k[1]].Username, Role: r})
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Member) int { return strings.Compare(a.Username, b.Username) })
+	return out, nil
+}
+
+func (m *memStore) MembershipsOfUser(_ context.Context, userID int64) ([]store.Member, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.Member
+	for k, r := range m.members {
+		if k[1] == userID {
+			out = append(out, store.Member{GroupID: k[0], UserID: k[1], Username: m.users[k[1]].Username, Role: r})
+		}
+	}
+	return out, nil
+}
+
+func (m *memStore) SetMember(_ context.Context, groupID, userID int64, role store.Role) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.members[[2]int64{groupID, userID}] = role
+	return nil
+}
+
+func (m *memStore) RemoveMember(_ context.Context, groupID, userID int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := [2]int64{groupID, userID}
+	if _, ok := m.members[k]; !ok {
+		return notFound("member", k)
+	}
+	delete(m.members, k)
+	return nil
+}
+
+// Settings.
+
+func (m *memStore) ChangeProxySetting(_ context.Context, groupID int64, c store.ProxySettingChange) (store.ProxySetting, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.settings[groupID]
+	if !ok {
+		return store.ProxySetting{}, notFound("group", groupID)
+	}
+	if c.Enabled != nil {
+		p.Enabled = *c.Enabled
+	}
+	if c.Credentials != nil {
+		p.Identity, p.Secret = c.Credentials.Identity, c.Credentials.Secret
+	}
+	if c.FreshnessWindow != nil {
+		p.FreshnessWindow = *c.FreshnessWindow
+	}
+	if c.AllowAnonymousPull != nil {
+		p.AllowAnonymousPull = *c.AllowAnonymousPull
+	}
+	if c.AnonymousPullsUseCredentials != nil {
+		p.AnonymousPullsUseCredentials = *c.AnonymousPullsUseCredentials
+	}
+	p.UpdatedAt = m.now()
+	m.settings[groupID] = p
+	return p, nil
+}
+
+func (m *memStore) TTLPolicy(_ context.Context, groupID int64) (store.TTLPolicy, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.ttl[groupID]
+	if !ok {
+		return store.TTLPolicy{}, notFound("group", groupID)
+	}
+	return p, nil
+}
+
+func (m *memStore) ChangeTTLPolicy(_ context.Context, groupID int64, c store.TTLPolicyChange) (store.TTLPolicy, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.ttl[groupID]
+	if !ok {
+		return store.TTLPolicy{}, notFound("group", groupID)
+	}
+	if c.Enabled != nil {
+		p.Enabled = *c.Enabled
+	}
+	if c.TTLDays != nil {
+		p.TTLDays = *c.TTLDays
+	}
+	p.UpdatedAt = m.now()
+	m.ttl[groupID] = p
+	return p, nil
+}
+
+func (m *memStore) DefaultHubCredentials(_ context.Context) (store.HubCredentials, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.hub, nil
+}
+
+func (m *memStore) SetDefaultHubCredentials(_ context.Context, c store.HubCredentials) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hub = c
+	return nil
+}
+
+// Users.
+
+func (m *memStore) CountUsers(_ context.Context) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.users), nil
+}
+
+func (m *memStore) Users(_ context.Context) ([]store.User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []store.User{}
+	for _, u := range m.users {
+		out = append(out, u)
+	}
+	slices.SortFunc(out, func(a, b store.User) int { return strings.Compare(a.Username, b.Username) })
+	return out, nil
+}
+
+func (m *memStore) CreateUser(_ context.Context, u store.User) (store.User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, x := range m.users {
+		if x.Username == u.Username {
+			return store.User{}, store.ErrConflict
+		}
+	}
+	u.ID, u.CreatedAt = m.id(), m.now()
+	m.users[u.ID] = u
+	return u, nil
+}
+
+func (m *memStore) UpdateUser(_ context.Context, id int64, c store.UserChange) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.users[id]
+	if !ok {
+		return notFound("user", id)
+	}
+	if c.Admin != nil {
+		u.Admin = *c.Admin
+	}
+	if c.Blocked != nil {
+		u.Blocked = *c.Blocked
+	}
+	if c.PasswordHash != nil {
+		u.PasswordHash = *c.PasswordHash
+	}
+	m.users[id] = u
+	return nil
+}
+
+func (m *memStore) DeleteUser(_ context.Context, id int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.users[id]; !ok {
+		return notFound("user", id)
+	}
+	m.record("delete user %d", id)
+	delete(m.users, id)
+	return nil
+}
+
+// Tokens.
+
+func (m *memStore) CreateToken(_ context.Context, t store.Token) (store.Token, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t.ID, t.CreatedAt = m.id(), m.now()
+	m.tokens[t.ID] = t
+	return t, nil
+}
+
+func (m *memStore) tokensWhere(keep func(store.Token) bool) []store.Token {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []store.Token{}
+	for _, t := range m.tokens {
+		if keep(t) {
+			out = append(out, t)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Token) int { return int(a.ID - b.ID) })
+	return out
+}
+
+func (m *memStore) TokensOfUser(_ context.Context, userID int64) ([]store.Token, error) {
+	return m.tokensWhere(func(t store.Token) bool { return t.Kind == store.TokenPersonal && t.UserID == userID }), nil
+}
+
+func (m *memStore) TokensOfGroup(_ context.Context, groupID int64) ([]store.Token, error) {
+	return m.tokensWhere(func(t store.Token) bool { return t.GroupID == groupID }), nil
+}
+
+func (m *memStore) RevokeToken(_ context.Context, id int64, at time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.tokens[id]
+	if !ok {
+		return notFound("token", id)
+	}
+	t.RevokedAt = &at
+	m.tokens[id] = t
+	return nil
+}
+
+func (m *memStore) NextTokenNumber(_ context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tokenNo++
+	return m.tokenNo, nil
+}
+
+// Cached content of groups.
+
+func (m *memStore) Manifest(_ context.Context, groupID int64, image, reference string) (store.Manifest, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, x := range m.manifests {
+		if x.GroupID == groupID && x.Image == image && x.Reference == reference {
+			return x, nil
+		}
+	}
+	return store.Manifest{}, notFound("manifest", image+":"+reference)
+}
+
+func (m *memStore) ManifestsOfGroup(_ context.Context, groupID, afterID int64, limit int) ([]store.Manifest, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []store.Manifest{}
+	for _, x := range m.manifests {
+		if x.GroupID == groupID && (afterID == 0 || x.ID < afterID) {
+			out = append(out, x)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Manifest) int { return int(b.ID - a.ID) })
+	return out[:min(len(out), limit)], nil
+}
+
+func (m *memStore) DeleteManifest(_ context.Context, id int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.manifests[id]; !ok {
+		return notFound("manifest", id)
+	}
+	m.record("delete manifest %d", id)
+	delete(m.manifests, id)
+	return nil
+}
+
+func (m *memStore) BlobsOfGroupNewest(_ context.Context, groupID int64, _ *store.BlobCursor, limit int) ([]store.Blob, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []store.Blob{}
+	for k, b := range m.blobs {
+		if k.GroupID == groupID {
+			out = append(out, b)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Blob) int { return strings.Compare(string(a.Digest), string(b.Digest)) })
+	return out[:min(len(out), limit)], nil
+}
+
+func (m *memStore) GroupUsage(_ context.Context, groupID int64) (store.Usage, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var u store.Usage
+	for _, x := range m.manifests {
+		if x.GroupID == groupID {
+			u.Manifests++
+			u.ManifestBytes += x.Size
+		}
+	}
+	for k, b := range m.blobs {
+		if k.GroupID == groupID {
+			u.Blobs++
+			u.BlobBytes += b.Size
+		}
+	}
+	return u, nil
+}
+
+func (m *memStore) PurgeGroupCacheCounted(_ context.Context, groupID int64) (store.Purged, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.record("purge group %d", groupID)
+	var p store.Purged
+	for id, x := range m.manifests {
+		if x.GroupID == groupID {
+			p.Manifests++
+			p.Bytes += x.Size
+			delete(m.manifests, id)
+		}
+	}
+	for k, b := range m.blobs {
+		if k.GroupID == groupID {
+			p.Blobs = append(p.Blobs, b.Digest)
+			p.Bytes += b.Size
+			delete(m.blobs, k)
+		}
+	}
+	return p, nil
 }
 
 // Virtual registries.
@@ -455,22 +833,13 @@ func (h *harness) user(name string, admin bool) Actor {
 	return Actor{User: &u}
 }
 
-// group adds a group (its parent must exist).
+// group adds a group with its settings (its parent must exist).
 func (h *harness) group(path string) store.Group {
-	h.st.mu.Lock()
-	defer h.st.mu.Unlock()
-	g := store.Group{ID: h.st.id(), Path: path, CreatedAt: h.now}
-	if i := strings.LastIndexByte(path, '/'); i >= 0 {
-		for _, p := range h.st.groups {
-			if p.Path == path[:i] {
-				g.ParentID = p.ID
-			}
-		}
-		if g.ParentID == 0 {
-			h.t.Fatalf("no parent group for %s", path)
-		}
+	h.t.Helper()
+	g, err := h.st.CreateGroup(h.t.Context(), path)
+	if err != nil {
+		h.t.Fatal(err)
 	}
-	h.st.groups[g.ID] = g
 	return g
 }
 

@@ -20,6 +20,7 @@ package admin
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/dproxy/dproxy/internal/auth"
@@ -32,12 +33,66 @@ type Actor = auth.Principal
 // Store is what the Service reads and writes. *store.Store satisfies it.
 // Lookups of missing rows return errors wrapping store.ErrNotFound.
 type Store interface {
-	groupReader
+	groupStore
+	settingsStore
+	userStore
+	tokenStore
+	cacheStore
 	virtualStore
 }
 
-type groupReader interface {
+// groupStore holds groups and memberships.
+type groupStore interface {
 	GroupByID(ctx context.Context, id int64) (store.Group, error)
+	Groups(ctx context.Context) ([]store.Group, error)
+	CreateGroup(ctx context.Context, path string) (store.Group, error)
+	DeleteGroup(ctx context.Context, id int64) error
+	Members(ctx context.Context, groupID int64) ([]store.Member, error)
+	MembershipsOfUser(ctx context.Context, userID int64) ([]store.Member, error)
+	SetMember(ctx context.Context, groupID, userID int64, role store.Role) error
+	RemoveMember(ctx context.Context, groupID, userID int64) error
+}
+
+// settingsStore holds the groups' and the instance's settings. Changes
+// write only the fields they give, in one transaction.
+type settingsStore interface {
+	ProxySetting(ctx context.Context, groupID int64) (store.ProxySetting, error)
+	ChangeProxySetting(ctx context.Context, groupID int64, c store.ProxySettingChange) (store.ProxySetting, error)
+	TTLPolicy(ctx context.Context, groupID int64) (store.TTLPolicy, error)
+	ChangeTTLPolicy(ctx context.Context, groupID int64, c store.TTLPolicyChange) (store.TTLPolicy, error)
+	DefaultHubCredentials(ctx context.Context) (store.HubCredentials, error)
+	SetDefaultHubCredentials(ctx context.Context, c store.HubCredentials) error
+}
+
+// userStore holds users.
+type userStore interface {
+	CountUsers(ctx context.Context) (int, error)
+	Users(ctx context.Context) ([]store.User, error)
+	UserByID(ctx context.Context, id int64) (store.User, error)
+	UserByUsername(ctx context.Context, username string) (store.User, error)
+	CreateUser(ctx context.Context, u store.User) (store.User, error)
+	UpdateUser(ctx context.Context, id int64, c store.UserChange) error
+	DeleteUser(ctx context.Context, id int64) error
+}
+
+// tokenStore holds access tokens (their hashes).
+type tokenStore interface {
+	CreateToken(ctx context.Context, t store.Token) (store.Token, error)
+	TokenByID(ctx context.Context, id int64) (store.Token, error)
+	TokensOfUser(ctx context.Context, userID int64) ([]store.Token, error)
+	TokensOfGroup(ctx context.Context, groupID int64) ([]store.Token, error)
+	RevokeToken(ctx context.Context, id int64, at time.Time) error
+	NextTokenNumber(ctx context.Context) (int64, error)
+}
+
+// cacheStore holds the groups' cached manifests and blob references.
+type cacheStore interface {
+	Manifest(ctx context.Context, groupID int64, image, reference string) (store.Manifest, error)
+	ManifestsOfGroup(ctx context.Context, groupID, afterID int64, limit int) ([]store.Manifest, error)
+	DeleteManifest(ctx context.Context, id int64) error
+	BlobsOfGroupNewest(ctx context.Context, groupID int64, after *store.BlobCursor, limit int) ([]store.Blob, error)
+	GroupUsage(ctx context.Context, groupID int64) (store.Usage, error)
+	PurgeGroupCacheCounted(ctx context.Context, groupID int64) (store.Purged, error)
 }
 
 // virtualStore holds the container virtual registries.
@@ -82,6 +137,13 @@ type Authorizer interface {
 	// give the same error wrapping oci.ErrNameUnknown; a role below need
 	// one wrapping oci.ErrDenied.
 	AuthorizeGroup(ctx context.Context, p auth.Principal, path string, need store.Role, action string) (store.Group, store.Role, error)
+	// GroupRole is the actor's role in g for administration.
+	GroupRole(ctx context.Context, p auth.Principal, g store.Group) (store.Role, error)
+	// AuthenticateToken signs in with a token secret.
+	AuthenticateToken(ctx context.Context, secret string) (auth.Principal, error)
+	// AuthorizePasswordChange decides whether p, at address from, may set
+	// target's password, checking (and throttling) current when needed.
+	AuthorizePasswordChange(ctx context.Context, from netip.Addr, p auth.Principal, target store.User, current string) error
 }
 
 // AddressPolicy decides which upstream addresses a group owner may set.
@@ -106,6 +168,11 @@ type Options struct {
 	// host it refuses when the upstream is added or its URL changed. Every
 	// connection is checked again when it is made.
 	AddressPolicy AddressPolicy
+	// RateLimits, when set, reports the upstream rate limits last seen.
+	RateLimits func() []RateLimit
+	// CheckRateLimit, when set, asks the upstream for a credential's
+	// limit. The upstream is the server's own.
+	CheckRateLimit func(ctx context.Context, creds Credentials) (RateLimitCheck, error)
 }
 
 // DefaultVirtualRegistries and DefaultVirtualUpstreams are GitLab's

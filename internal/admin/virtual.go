@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -134,12 +135,15 @@ type CacheEntryQuery struct {
 	After  string
 	Offset int
 	Limit  int
+	// WithTotal asks for CacheEntries.Total, which costs a count.
+	WithTotal bool
 }
 
 // CacheEntries is a page of cache entries.
 type CacheEntries struct {
 	Entries []CacheEntry
-	// Total counts every entry the query's Search selects.
+	// Total counts every entry the query's Search selects, when the
+	// query asked WithTotal.
 	Total int
 }
 
@@ -498,12 +502,13 @@ func (s *Service) MoveUpstream(ctx context.Context, a Actor, id int64, position 
 	return out, nil
 }
 
-// DeleteUpstream deletes an upstream and its cache (owner); the upstreams
-// after it move up. Its files go at the next collection.
-func (s *Service) DeleteUpstream(ctx context.Context, a Actor, id int64) error {
+// DeleteUpstream deletes an upstream and its cache (owner), and returns
+// it as it was; the upstreams after it move up. Its files go at the next
+// collection.
+func (s *Service) DeleteUpstream(ctx context.Context, a Actor, id int64) (Upstream, error) {
 	u, r, _, err := s.upstream(ctx, a, id, store.RoleOwner, "deleting an upstream of a virtual registry")
 	if err != nil {
-		return err
+		return Upstream{}, err
 	}
 	err = s.dropCached(ctx, cacheScope{upstreams: []int64{u.ID}}, func(ctx context.Context) error {
 		err := s.store.DeleteVirtualUpstream(ctx, u.ID)
@@ -513,10 +518,10 @@ func (s *Service) DeleteUpstream(ctx context.Context, a Actor, id int64) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return Upstream{}, err
 	}
 	s.log.InfoContext(ctx, "virtual registry upstream deleted", "registry", r.ID, "upstream", u.ID, "by", a.Name())
-	return nil
+	return upstreamOf(u, r.GroupID), nil
 }
 
 // AssociateUpstream associates an upstream with a registry (owner of both).
@@ -565,9 +570,11 @@ func (s *Service) CacheEntries(ctx context.Context, a Actor, upstreamID int64, q
 	if err != nil {
 		return CacheEntries{}, err
 	}
-	total, err := s.store.CountVirtualCacheEntries(ctx, u.ID, q.Search)
-	if err != nil {
-		return CacheEntries{}, err
+	total := 0
+	if q.WithTotal {
+		if total, err = s.store.CountVirtualCacheEntries(ctx, u.ID, q.Search); err != nil {
+			return CacheEntries{}, err
+		}
 	}
 	out := CacheEntries{Entries: make([]CacheEntry, len(es)), Total: total}
 	for i, e := range es {
@@ -599,7 +606,8 @@ func (s *Service) DeleteCacheEntry(ctx context.Context, a Actor, upstreamID int6
 
 // ClearRegistryCache deletes every cache entry of a registry's upstreams,
 // or of one of them when upstreamID is not 0 (owner), and returns how many
-// it deleted.
+// it deleted. An upstreamID of no upstream of the registry is refused with
+// ErrNotFound.
 func (s *Service) ClearRegistryCache(ctx context.Context, a Actor, registryID, upstreamID int64) (int64, error) {
 	r, _, err := s.registry(ctx, a, registryID, store.RoleOwner, "clearing the cache of a virtual registry")
 	if err != nil {
@@ -616,7 +624,7 @@ func (s *Service) ClearRegistryCache(ctx context.Context, a Actor, registryID, u
 		}
 	}
 	if upstreamID != 0 && len(ids) == 0 {
-		return 0, refuse(ErrNotFound, "virtual registry %s has no upstream %d", r.Name, upstreamID)
+		return 0, refuse(ErrNotFound, "virtual registry %s has no upstream %q", r.Name, strconv.FormatInt(upstreamID, 10))
 	}
 	var n int64
 	err = s.dropCached(ctx, cacheScope{upstreams: ids}, func(ctx context.Context) (err error) {

@@ -271,11 +271,11 @@ func TestVirtualCacheConsistency(t *testing.T) {
 	check("ClearRegistryCache of one upstream", fmtCall("forget upstream %d", b.ID), fmtCall("clear upstream %d", b.ID), "released")
 
 	_, err = f.svc.ClearRegistryCache(ctx, f.owner, r.ID, 999)
-	wantKind(t, "clearing an upstream of another registry", err, ErrNotFound, true, "has no upstream 999")
+	wantKind(t, "clearing an upstream of another registry", err, ErrNotFound, true, `has no upstream "999"`)
 	check("ClearRegistryCache of a stranger")
 
-	if err := f.svc.DeleteUpstream(ctx, f.owner, a.ID); err != nil {
-		t.Fatal(err)
+	if del, err := f.svc.DeleteUpstream(ctx, f.owner, a.ID); err != nil || del.ID != a.ID || del.RegistryID != r.ID {
+		t.Fatalf("DeleteUpstream = %+v, %v", del, err)
 	}
 	check("DeleteUpstream", fmtCall("forget upstream %d", a.ID), fmtCall("delete upstream %d", a.ID), "released")
 
@@ -334,7 +334,7 @@ func TestCacheEntriesAndGroupUpstreams(t *testing.T) {
 	f.st.entries[a.ID] = []store.VirtualCacheEntry{
 		{Path: "library/alpine/manifests/latest"}, {Path: "library/Alpine/manifests/3.20"}, {Path: "blobs/sha256:aa"},
 	}
-	page, err := f.svc.CacheEntries(ctx, f.guest, a.ID, CacheEntryQuery{Search: "ALPINE", Limit: 1, Offset: 1})
+	page, err := f.svc.CacheEntries(ctx, f.guest, a.ID, CacheEntryQuery{Search: "ALPINE", Limit: 1, Offset: 1, WithTotal: true})
 	if err != nil || page.Total != 2 || len(page.Entries) != 1 || page.Entries[0].Path != "library/alpine/manifests/latest" || page.Entries[0].UpstreamID != a.ID {
 		t.Errorf("CacheEntries = %+v, %v", page, err)
 	}
