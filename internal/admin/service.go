@@ -192,8 +192,12 @@ type Service struct {
 }
 
 // New returns a Service over st, keeping c consistent and checking
-// permissions with a.
+// permissions with a. c may be nil where no cache runs (seeding a data
+// directory before the server starts).
 func New(st Store, c Cache, a Authorizer, opts Options) *Service {
+	if c == nil {
+		c = noCache{}
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -239,3 +243,10 @@ func (s *Service) dropCached(ctx context.Context, scope cacheScope, del func(con
 	s.cache.Released()
 	return nil
 }
+
+// noCache is the Cache of a Service with no cache running.
+type noCache struct{}
+
+func (noCache) ForgetGroup(int64)    {}
+func (noCache) ForgetUpstream(int64) {}
+func (noCache) Released()            {}

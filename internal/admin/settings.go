@@ -63,7 +63,7 @@ func (s *Service) UpdateProxySetting(ctx context.Context, a Actor, groupPath str
 	}
 	if c.FreshnessWindow != nil {
 		w := *c.FreshnessWindow
-		if w < 0 || w > maxFreshness*time.Second || w%time.Second != 0 {
+		if w < 0 || w > maxFreshness*time.Second {
 			return ProxySetting{}, invalid("freshnessWindowSeconds must be between 0 and %d, got %d", maxFreshness, int64(w/time.Second))
 		}
 		change.FreshnessWindow = &w
