@@ -588,21 +588,27 @@ func (m *memStore) VirtualRegistriesOfGroup(_ context.Context, groupID int64) ([
 	return out, nil
 }
 
-func (m *memStore) UpdateVirtualRegistry(_ context.Context, r store.VirtualRegistry) (store.VirtualRegistry, error) {
+func (m *memStore) ChangeVirtualRegistry(_ context.Context, id int64, c store.VirtualRegistryChange) (store.VirtualRegistry, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	old, ok := m.registries[r.ID]
+	r, ok := m.registries[id]
 	if !ok {
-		return store.VirtualRegistry{}, notFound("virtual registry", r.ID)
+		return store.VirtualRegistry{}, notFound("virtual registry", id)
 	}
-	for _, x := range m.registries {
-		if x.GroupID == old.GroupID && x.ID != r.ID && x.Name == r.Name {
-			return store.VirtualRegistry{}, store.ErrConflict
+	if c.Name != nil {
+		for _, x := range m.registries {
+			if x.GroupID == r.GroupID && x.ID != id && x.Name == *c.Name {
+				return store.VirtualRegistry{}, store.ErrConflict
+			}
 		}
+		r.Name = *c.Name
 	}
-	old.Name, old.Description, old.UpdatedAt = r.Name, r.Description, m.now()
-	m.registries[r.ID] = old
-	return old, nil
+	if c.Description != nil {
+		r.Description = *c.Description
+	}
+	r.UpdatedAt = m.now()
+	m.registries[id] = r
+	return r, nil
 }
 
 func (m *memStore) DeleteVirtualRegistry(_ context.Context, id int64) error {
@@ -689,29 +695,49 @@ func (m *memStore) VirtualUpstreamsOfGroup(_ context.Context, groupID int64) ([]
 	return out, nil
 }
 
-// UpdateVirtualUpstream clears the credentials on a change of origin
-// unless setPassword, as the store does.
-func (m *memStore) UpdateVirtualUpstream(_ context.Context, u store.VirtualUpstream, setPassword bool) (store.VirtualUpstream, error) {
+// ChangeVirtualUpstream clears the credentials on a change of origin
+// without a password, as the store does.
+func (m *memStore) ChangeVirtualUpstream(_ context.Context, id int64, c store.VirtualUpstreamChange, check func(before, after store.VirtualUpstream) error) (store.VirtualUpstream, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	old, ok := m.upstreams[u.ID]
+	before, ok := m.upstreams[id]
 	if !ok {
-		return store.VirtualUpstream{}, notFound("upstream", u.ID)
+		return store.VirtualUpstream{}, false, notFound("upstream", id)
 	}
-	for _, x := range m.upstreamsOf(old.RegistryID) {
-		if x.ID != u.ID && x.Name == u.Name {
-			return store.VirtualUpstream{}, store.ErrConflict
+	after := before
+	if c.Name != nil {
+		after.Name = *c.Name
+	}
+	if c.URL != nil {
+		after.URL = *c.URL
+	}
+	if c.Username != nil {
+		after.Username = *c.Username
+	}
+	if c.Password != nil {
+		after.Password = *c.Password
+	}
+	if c.CacheValidityHours != nil {
+		after.CacheValidityHours = *c.CacheValidityHours
+	}
+	cleared := false
+	if c.Password == nil && !store.SameOrigin(before.URL, after.URL) {
+		cleared = before.Username != "" || before.Password != ""
+		after.Username, after.Password = "", ""
+	}
+	if check != nil {
+		if err := check(before, after); err != nil {
+			return store.VirtualUpstream{}, false, err
 		}
 	}
-	if !setPassword && !store.SameOrigin(old.URL, u.URL) {
-		u.Username, u.Password, setPassword = "", "", true
+	for _, x := range m.upstreamsOf(before.RegistryID) {
+		if x.ID != id && x.Name == after.Name {
+			return store.VirtualUpstream{}, false, store.ErrConflict
+		}
 	}
-	if !setPassword {
-		u.Password = old.Password
-	}
-	u.RegistryID, u.Position, u.CreatedAt, u.UpdatedAt = old.RegistryID, old.Position, old.CreatedAt, m.now()
-	m.upstreams[u.ID] = u
-	return u, nil
+	after.UpdatedAt = m.now()
+	m.upstreams[id] = after
+	return after, cleared, nil
 }
 
 func (m *memStore) MoveVirtualUpstream(_ context.Context, id int64, position int) ([]store.VirtualUpstream, error) {

@@ -100,13 +100,13 @@ type virtualStore interface {
 	CreateVirtualRegistry(ctx context.Context, r store.VirtualRegistry, max int) (store.VirtualRegistry, error)
 	VirtualRegistry(ctx context.Context, id int64) (store.VirtualRegistry, error)
 	VirtualRegistriesOfGroup(ctx context.Context, groupID int64) ([]store.VirtualRegistry, error)
-	UpdateVirtualRegistry(ctx context.Context, r store.VirtualRegistry) (store.VirtualRegistry, error)
+	ChangeVirtualRegistry(ctx context.Context, id int64, c store.VirtualRegistryChange) (store.VirtualRegistry, error)
 	DeleteVirtualRegistry(ctx context.Context, id int64) error
 	AddVirtualUpstream(ctx context.Context, u store.VirtualUpstream, max int) (store.VirtualUpstream, error)
 	VirtualUpstream(ctx context.Context, id int64) (store.VirtualUpstream, error)
 	VirtualUpstreams(ctx context.Context, registryID int64) ([]store.VirtualUpstream, error)
 	VirtualUpstreamsOfGroup(ctx context.Context, groupID int64) ([]store.VirtualUpstream, error)
-	UpdateVirtualUpstream(ctx context.Context, u store.VirtualUpstream, setPassword bool) (store.VirtualUpstream, error)
+	ChangeVirtualUpstream(ctx context.Context, id int64, c store.VirtualUpstreamChange, check func(before, after store.VirtualUpstream) error) (store.VirtualUpstream, bool, error)
 	MoveVirtualUpstream(ctx context.Context, id int64, position int) ([]store.VirtualUpstream, error)
 	DeleteVirtualUpstream(ctx context.Context, id int64) error
 	VirtualCacheEntries(ctx context.Context, upstreamID int64, q store.CacheEntryQuery) ([]store.VirtualCacheEntry, error)

@@ -281,24 +281,30 @@ func (s *Service) CreateRegistry(ctx context.Context, a Actor, groupPath string,
 	return s.reloadRegistry(ctx, r.ID, g.Path)
 }
 
-// UpdateRegistry changes a virtual registry's name or description (owner).
+// UpdateRegistry changes a virtual registry's name or description
+// (owner), writing only the fields given, in one transaction.
 func (s *Service) UpdateRegistry(ctx context.Context, a Actor, id int64, c RegistryChange) (Registry, error) {
 	r, g, err := s.registry(ctx, a, id, store.RoleOwner, "changing a virtual registry")
 	if err != nil {
 		return Registry{}, err
 	}
+	var errs []error
 	if c.Name != nil {
-		r.Name = *c.Name
+		errs = append(errs, validateVirtualName("virtual registry", *c.Name))
 	}
 	if c.Description != nil {
-		r.Description = *c.Description
+		errs = append(errs, validateDescription(*c.Description))
 	}
-	if err := joinInvalid(validateVirtualName("virtual registry", r.Name), validateDescription(r.Description)); err != nil {
+	if err := joinInvalid(errs...); err != nil {
 		return Registry{}, err
 	}
-	if _, err := s.store.UpdateVirtualRegistry(ctx, r); errors.Is(err, store.ErrConflict) {
-		return Registry{}, refuse(ErrConflict, "group %s already has a virtual registry named %q", g.Path, r.Name)
-	} else if err != nil {
+	_, err = s.store.ChangeVirtualRegistry(ctx, r.ID, store.VirtualRegistryChange{Name: c.Name, Description: c.Description})
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return Registry{}, refuse(ErrConflict, "group %s already has a virtual registry named %q", g.Path, *c.Name)
+	case errors.Is(err, store.ErrNotFound):
+		return Registry{}, fail(ErrNotFound, "virtual registry %d does not exist or you cannot read its group", id)
+	case err != nil:
 		return Registry{}, err
 	}
 	s.log.InfoContext(ctx, "virtual registry changed", "group", g.Path, "registry", r.ID,
@@ -434,49 +440,69 @@ func (s *Service) CreateUpstream(ctx context.Context, a Actor, registryID int64,
 	return upstreamOf(u, r.GroupID), nil
 }
 
-// UpdateUpstream changes an upstream (owner). Credentials stay with the
-// host they were given for: on a URL of another origin they are cleared,
-// in the same transaction, unless both come with the change.
+// UpdateUpstream changes an upstream (owner), in one transaction that
+// validates the upstream as it will be. Credentials stay with the host
+// they were given for: on a URL of another origin they are cleared unless
+// both come with the change, and one without the other is refused.
 func (s *Service) UpdateUpstream(ctx context.Context, a Actor, id int64, c UpstreamChange) (UpstreamUpdated, error) {
 	u, r, _, err := s.upstream(ctx, a, id, store.RoleOwner, "changing an upstream of a virtual registry")
 	if err != nil {
 		return UpstreamUpdated{}, err
 	}
-	before := u
-	for _, set := range []struct {
-		to   *string
-		from *string
-	}{{&u.Name, c.Name}, {&u.URL, c.URL}, {&u.Username, c.Username}, {&u.Password, c.Password}} {
-		if set.from != nil {
-			*set.to = *set.from
+	change := store.VirtualUpstreamChange{
+		Name: c.Name, URL: c.URL, Username: c.Username, Password: c.Password, CacheValidityHours: c.CacheValidityHours,
+	}
+	check := func(before, after store.VirtualUpstream) error {
+		if !store.SameOrigin(before.URL, after.URL) && (c.Username == nil) != (c.Password == nil) {
+			return invalid("the new URL is on another scheme, host or port, so the stored username and password are cleared: pass both username and password for %s, or neither", clip(after.URL))
 		}
+		return checkUpstream(after)
 	}
-	if c.CacheValidityHours != nil {
-		u.CacheValidityHours = *c.CacheValidityHours
-	}
-	moved := !store.SameOrigin(before.URL, u.URL)
-	if moved && (c.Username == nil) != (c.Password == nil) {
-		return UpstreamUpdated{}, invalid("the new URL is on another scheme, host or port, so the stored username and password are cleared: pass both username and password for %s, or neither", clip(u.URL))
-	}
-	if err := checkUpstream(u); err != nil {
+	// The change is checked against the upstream as read now, then the
+	// address policy (which may look names up) is asked outside the
+	// transaction, and the transaction checks again against the row it
+	// replaces.
+	if err := check(u, merged(u, change)); err != nil {
 		return UpstreamUpdated{}, err
 	}
 	if c.URL != nil {
-		if err := s.checkAddress(ctx, a, u.URL); err != nil {
+		if err := s.checkAddress(ctx, a, *c.URL); err != nil {
 			return UpstreamUpdated{}, err
 		}
 	}
-	updated, err := s.store.UpdateVirtualUpstream(ctx, u, c.Password != nil)
-	if errors.Is(err, store.ErrConflict) {
-		return UpstreamUpdated{}, refuse(ErrConflict, "virtual registry %s already has an upstream named %q", r.Name, u.Name)
-	} else if err != nil {
+	updated, cleared, err := s.store.ChangeVirtualUpstream(ctx, u.ID, change, check)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return UpstreamUpdated{}, refuse(ErrConflict, "virtual registry %s already has an upstream named %q", r.Name, *c.Name)
+	case errors.Is(err, store.ErrNotFound):
+		return UpstreamUpdated{}, fail(ErrNotFound, "upstream %d does not exist or you cannot read its group", id)
+	case err != nil:
 		return UpstreamUpdated{}, err
 	}
-	cleared := c.Username == nil && c.Password == nil && (before.Username != "" || before.Password != "") &&
-		updated.Username == "" && updated.Password == ""
 	s.log.InfoContext(ctx, "virtual registry upstream changed", "registry", r.ID, "upstream", u.ID,
 		"password_changed", c.Password != nil, "credentials_cleared", cleared, "by", a.Name())
 	return UpstreamUpdated{Upstream: upstreamOf(updated, r.GroupID), CredentialsCleared: cleared}, nil
+}
+
+// merged is u with c applied, as the store applies it, credentials cleared
+// on a change of origin without a password included.
+func merged(u store.VirtualUpstream, c store.VirtualUpstreamChange) store.VirtualUpstream {
+	out := u
+	for _, f := range []struct {
+		to   *string
+		from *string
+	}{{&out.Name, c.Name}, {&out.URL, c.URL}, {&out.Username, c.Username}, {&out.Password, c.Password}} {
+		if f.from != nil {
+			*f.to = *f.from
+		}
+	}
+	if c.CacheValidityHours != nil {
+		out.CacheValidityHours = *c.CacheValidityHours
+	}
+	if c.Password == nil && !store.SameOrigin(u.URL, out.URL) {
+		out.Username, out.Password = "", ""
+	}
+	return out
 }
 
 // MoveUpstream puts an upstream at position in its registry's order (0 is

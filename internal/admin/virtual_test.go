@@ -345,3 +345,28 @@ func TestCacheEntriesAndGroupUpstreams(t *testing.T) {
 }
 
 func fmtCall(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+func TestUpdateRegistryAndUpstreamNames(t *testing.T) {
+	t.Parallel()
+	f := newVRFixture(t, Options{})
+	ctx := t.Context()
+	hub := f.registry("hub")
+	f.registry("quay")
+	s := func(v string) *string { return &v }
+	r, err := f.svc.UpdateRegistry(ctx, f.owner, hub.ID, RegistryChange{Description: s("Docker Hub")})
+	if err != nil || r.Name != "hub" || r.Description != "Docker Hub" {
+		t.Errorf("change the description = %+v, %v; want the name kept", r, err)
+	}
+	_, err = f.svc.UpdateRegistry(ctx, f.owner, hub.ID, RegistryChange{Name: s("quay")})
+	wantKind(t, "rename onto a taken name", err, ErrConflict, true, `group acme already has a virtual registry named "quay"`)
+	_, err = f.svc.UpdateRegistry(ctx, f.owner, hub.ID, RegistryChange{Name: s(""), Description: s("a\x01")})
+	wantKind(t, "blank name and a control character", err, ErrInvalid, true, "virtual registry name \"\": use 1 to 255 characters without control characters\nthe description must be")
+	a := f.upstream(hub, "a", "https://a.example")
+	f.upstream(hub, "b", "https://b.example")
+	_, err = f.svc.UpdateUpstream(ctx, f.owner, a.ID, UpstreamChange{Name: s("b")})
+	wantKind(t, "rename an upstream onto a taken name", err, ErrConflict, true, `virtual registry hub already has an upstream named "b"`)
+	got, err := f.svc.UpdateUpstream(ctx, f.owner, a.ID, UpstreamChange{Name: s("a2")})
+	if err != nil || got.Upstream.Name != "a2" || got.Upstream.URL != "https://a.example" || got.Upstream.RegistryID != hub.ID {
+		t.Errorf("rename = %+v, %v", got, err)
+	}
+}

@@ -29,6 +29,9 @@ func runVirtualContract(t *testing.T, open func(t *testing.T) *Store) {
 		{"ExpireVirtualCaches", contractExpireVirtualCaches},
 		{"UpstreamsOfGroup", contractVirtualUpstreamsOfGroup},
 		{"CacheEntryQuery", contractVirtualCacheEntryQuery},
+		{"ChangeRegistry", contractChangeVirtualRegistry},
+		{"ChangeUpstream", contractChangeVirtualUpstream},
+		{"ChangeUpstreamConcurrently", contractChangeVirtualUpstreamConcurrently},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -471,5 +474,110 @@ func contractVirtualCacheEntryQuery(t *testing.T, s *Store) {
 		if n, err := s.CountVirtualCacheEntries(ctx, u.ID, search); err != nil || n != want {
 			t.Errorf("CountVirtualCacheEntries(%q) = %d, %v; want %d", search, n, err, want)
 		}
+	}
+}
+
+func contractChangeVirtualRegistry(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g := mustGroup(t, s, "acme")
+	r, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "hub", Description: "docker hub"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "quay"}, 5); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ChangeVirtualRegistry(ctx, r.ID, VirtualRegistryChange{Description: ptr("mirrors")})
+	if err != nil || got.Name != "hub" || got.Description != "mirrors" || got.GroupID != g.ID || !got.CreatedAt.Equal(r.CreatedAt) {
+		t.Errorf("change the description = %+v, %v", got, err)
+	}
+	got, err = s.ChangeVirtualRegistry(ctx, r.ID, VirtualRegistryChange{Name: ptr("hub2")})
+	if err != nil || got.Name != "hub2" || got.Description != "mirrors" {
+		t.Errorf("rename = %+v, %v", got, err)
+	}
+	_, err = s.ChangeVirtualRegistry(ctx, r.ID, VirtualRegistryChange{Name: ptr("quay")})
+	wantErrIs(t, "rename onto a taken name", err, ErrConflict)
+	_, err = s.ChangeVirtualRegistry(ctx, 9999, VirtualRegistryChange{Name: ptr("x")})
+	wantErrIs(t, "unknown registry", err, ErrNotFound)
+}
+
+func contractChangeVirtualUpstream(t *testing.T, s *Store) {
+	ctx := t.Context()
+	_, r, u := mustUpstream(t, s, "acme")
+	if _, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r.ID, Name: "quay", URL: "https://quay.example"}, 5); err != nil {
+		t.Fatal(err)
+	}
+	got, cleared, err := s.ChangeVirtualUpstream(ctx, u.ID, VirtualUpstreamChange{Username: ptr("bot"), Password: ptr("pa55-word")}, nil)
+	if err != nil || cleared || got.Username != "bot" || got.Password != "pa55-word" || got.URL != u.URL || got.Name != "hub" {
+		t.Fatalf("set credentials = %+v, %v, %v", got, cleared, err)
+	}
+	// Another path on the same origin keeps them; the password stays sealed.
+	got, cleared, err = s.ChangeVirtualUpstream(ctx, u.ID, VirtualUpstreamChange{URL: ptr("https://HUB.example:443/mirror"), CacheValidityHours: ptr(0)}, nil)
+	if err != nil || cleared || got.Password != "pa55-word" || got.CacheValidityHours != 0 {
+		t.Errorf("same origin = %+v, %v, %v", got, cleared, err)
+	}
+	if read, err := s.VirtualUpstream(ctx, u.ID); err != nil || read.Password != "pa55-word" || read.URL != "https://HUB.example:443/mirror" || read.Position != 0 {
+		t.Errorf("read back = %+v, %v", read, err)
+	}
+	// check sees before and after, and its refusal writes nothing.
+	refusal := errors.New("refused")
+	_, _, err = s.ChangeVirtualUpstream(ctx, u.ID, VirtualUpstreamChange{Name: ptr("renamed")}, func(before, after VirtualUpstream) error {
+		if before.Name != "hub" || after.Name != "renamed" {
+			t.Errorf("check saw %q → %q", before.Name, after.Name)
+		}
+		return refusal
+	})
+	if !errors.Is(err, refusal) {
+		t.Errorf("a refused change: %v, want the check's error", err)
+	}
+	if read, _ := s.VirtualUpstream(ctx, u.ID); read.Name != "hub" {
+		t.Errorf("a refused change was written: %+v", read)
+	}
+	// Another host without a password clears the credentials.
+	got, cleared, err = s.ChangeVirtualUpstream(ctx, u.ID, VirtualUpstreamChange{URL: ptr("https://other.example"), Username: ptr("bot")}, nil)
+	if err != nil || !cleared || got.Username != "" || got.Password != "" {
+		t.Errorf("another host = %+v, %v, %v; want the credentials cleared", got, cleared, err)
+	}
+	if read, _ := s.VirtualUpstream(ctx, u.ID); read.Username != "" || read.Password != "" {
+		t.Errorf("after another host the store holds %+v", read)
+	}
+	// With both, they are set for the new host.
+	got, cleared, err = s.ChangeVirtualUpstream(ctx, u.ID, VirtualUpstreamChange{URL: ptr("https://third.example"), Username: ptr("bot3"), Password: ptr("s3")}, nil)
+	if err != nil || cleared || got.Username != "bot3" || got.Password != "s3" {
+		t.Errorf("another host with credentials = %+v, %v, %v", got, cleared, err)
+	}
+	_, _, err = s.ChangeVirtualUpstream(ctx, u.ID, VirtualUpstreamChange{Name: ptr("quay")}, nil)
+	wantErrIs(t, "rename onto a taken name", err, ErrConflict)
+	_, _, err = s.ChangeVirtualUpstream(ctx, 9999, VirtualUpstreamChange{Name: ptr("x")}, nil)
+	wantErrIs(t, "unknown upstream", err, ErrNotFound)
+}
+
+// Concurrent changes of different fields of one upstream all survive.
+func contractChangeVirtualUpstreamConcurrently(t *testing.T, s *Store) {
+	ctx := t.Context()
+	_, _, u := mustUpstream(t, s, "acme")
+	const rounds = 10
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*rounds)
+	for i := range rounds {
+		wg.Go(func() {
+			_, _, err := s.ChangeVirtualUpstream(ctx, u.ID, VirtualUpstreamChange{CacheValidityHours: ptr(100 + i)}, nil)
+			errs <- err
+		})
+		wg.Go(func() {
+			_, _, err := s.ChangeVirtualUpstream(ctx, u.ID, VirtualUpstreamChange{Username: ptr("bot"), Password: ptr("pw")}, nil)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.VirtualUpstream(ctx, u.ID)
+	if err != nil || got.CacheValidityHours < 100 || got.Username != "bot" || got.Password != "pw" {
+		t.Errorf("after concurrent changes: %+v, %v", got, err)
 	}
 }
