@@ -2,6 +2,7 @@ package graphql
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -230,13 +231,19 @@ func (m mutationResolver) TokenCreate(ctx context.Context, in generated.TokenCre
 }
 
 func (m mutationResolver) TokenRevoke(ctx context.Context, in generated.TokenRevokeInput) (*generated.TokenRevokePayload, error) {
+	// Unknown and not the principal's to revoke look the same, named as
+	// the caller named the token.
+	notFound := fail(fmt.Sprintf("token %q not found", clip(in.ID)))
 	id, ok := parseGID(gidToken, in.ID)
 	if !ok {
-		return nil, fail(fmt.Sprintf("token %q not found", clip(in.ID)))
+		return nil, notFound
 	}
 	t, err := m.h.svc.RevokeToken(ctx, principal(ctx), id)
 	if msgs, ok := refusal(err); ok {
 		return &generated.TokenRevokePayload{Errors: msgs}, nil
+	}
+	if errors.Is(err, admin.ErrNotFound) {
+		return nil, notFound
 	}
 	if err != nil {
 		return nil, err
