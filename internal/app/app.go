@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dproxy/dproxy/internal/admin"
 	"github.com/dproxy/dproxy/internal/auth"
 	"github.com/dproxy/dproxy/internal/blobstore"
 	"github.com/dproxy/dproxy/internal/cache"
@@ -29,6 +30,7 @@ import (
 	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/secretbox"
 	"github.com/dproxy/dproxy/internal/server"
+	"github.com/dproxy/dproxy/internal/server/gitlab"
 	"github.com/dproxy/dproxy/internal/server/graphql"
 	"github.com/dproxy/dproxy/internal/server/registry"
 	"github.com/dproxy/dproxy/internal/store"
@@ -41,6 +43,9 @@ type App struct {
 	Store  *store.Store
 	Blobs  BlobStore
 	Auth   *auth.Service
+	// Admin performs every admin operation, for the admin APIs and for
+	// code that seeds the server (first start, benchmarks).
+	Admin  *admin.Service
 	Issuer *auth.Issuer
 	Cache  *cache.Cache
 	// Virtual serves the container virtual registries.
@@ -152,9 +157,6 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	limiter := auth.NewLimiter(auth.LimiterOptions{Now: o.now})
 	svc := auth.NewService(st, iss, auth.ServiceOptions{MirrorGroup: cfg.MirrorGroup, Now: o.now, Logger: log, Limiter: limiter})
 	proxies := cfg.TrustedProxyPrefixes()
-	if err := bootstrap(ctx, st, cfg.InitialTokenPath(), log); err != nil {
-		return nil, err
-	}
 
 	m := metrics.New()
 	policy, err := netpolicy.New(cfg.UpstreamAllowCIDR, o.resolver)
@@ -212,15 +214,20 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	})
 	reg := registry.New(svc, iss, c, vc, registry.Options{ExternalURL: cfg.ExternalURL, Mirror: cfg.MirrorGroup != "",
 		TrustedProxies: proxies, Logger: log, Metrics: m})
-	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Issuer: iss, Cache: c, Virtual: vc, Metrics: m, Lifecycle: lc, log: log, dirLock: dirLock}
-	admin := graphql.New(st, svc, c, graphql.Options{ExternalURL: cfg.ExternalURL, Now: o.now, Logger: log, Released: lc.Kick,
+	adm := admin.New(st, cacheHooks{c, vc, lc}, svc, admin.Options{
+		Logger: log, Now: o.now, AddressPolicy: policy,
+		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams,
 		RateLimits: up.RateLimits, CheckRateLimit: upstream.NewCheckCache(up.CheckRateLimit, rateLimitCheckTTL, o.now).Check,
-		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams, ForgetUpstream: vc.ForgetUpstream,
-		AddressPolicy: policy, TrustedProxies: proxies})
+	})
+	if err := bootstrap(ctx, adm, cfg.InitialTokenPath(), log); err != nil {
+		return nil, err
+	}
+	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Admin: adm, Issuer: iss, Cache: c, Virtual: vc, Metrics: m, Lifecycle: lc, log: log, dirLock: dirLock}
+	gql := graphql.New(adm, graphql.Options{ExternalURL: cfg.ExternalURL, Logger: log, TrustedProxies: proxies})
 	a.Server = server.New(reg, a.ready, server.Options{
 		Addr: cfg.Addr, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Metrics: m,
-		GraphQL: admin.GraphQL(), GitLabAPI: admin.REST(),
+		GraphQL: gql.GraphQL(), GitLabAPI: gitlab.New(adm, gitlab.Options{ExternalURL: cfg.ExternalURL, Logger: log}),
 		MetricsElsewhere: cfg.MetricsAddr != "", MetricsAuthorize: metricsAuthorizer(svc),
 	})
 	return a, nil
@@ -423,28 +430,12 @@ func openBox(cfg config.Config) (*secretbox.Box, error) {
 }
 
 // bootstrap creates the admin user and an admin token with the api scope on
-// the first start, writes the token to path (0600) and logs only the path.
-func bootstrap(ctx context.Context, st *store.Store, path string, log *slog.Logger) error {
-	n, err := st.CountUsers(ctx)
-	if err != nil {
-		return fmt.Errorf("count users: %w", err)
-	}
-	if n > 0 {
-		return nil
-	}
-	u, err := st.CreateUser(ctx, store.User{Username: "admin", Admin: true})
-	if errors.Is(err, store.ErrConflict) {
-		return nil // another replica sharing the database bootstrapped it just now
-	}
-	if err != nil {
-		return fmt.Errorf("create admin user: %w", err)
-	}
-	secret, hash := auth.NewTokenSecret(store.TokenPersonal)
-	if _, err := st.CreateToken(ctx, store.Token{
-		Kind: store.TokenPersonal, Name: "initial admin token", UserID: u.ID,
-		Scopes: []string{auth.ScopeAPI}, Hash: hash,
-	}); err != nil {
-		return fmt.Errorf("create admin token: %w", err)
+// the first start, through the admin service, writes the token to path
+// (0600) and logs only the path.
+func bootstrap(ctx context.Context, adm *admin.Service, path string, log *slog.Logger) error {
+	secret, err := adm.Bootstrap(ctx)
+	if err != nil || secret == "" {
+		return err
 	}
 	if err := keyfile.WriteAtomic(path, 0o600, func(w io.Writer) error {
 		_, err := io.WriteString(w, secret+"\n")
@@ -455,6 +446,19 @@ func bootstrap(ctx context.Context, st *store.Store, path string, log *slog.Logg
 	log.Info("created the admin user and an admin token; the token is in the file", "path", path)
 	return nil
 }
+
+// cacheHooks keep the caches consistent with what the admin service
+// deletes: the groups' cache and the virtual registries' forget in-memory
+// state, and the lifecycle manager collects what was released.
+type cacheHooks struct {
+	groups  *cache.Cache
+	virtual *cache.Virtual
+	lc      *lifecycle.Manager
+}
+
+func (h cacheHooks) ForgetGroup(id int64)    { h.groups.ForgetGroup(id) }
+func (h cacheHooks) ForgetUpstream(id int64) { h.virtual.ForgetUpstream(id) }
+func (h cacheHooks) Released()               { h.lc.Kick() }
 
 // NewLogger returns the server logger: JSON, or text when format is "text"
 // or "auto" on a terminal.

@@ -17,6 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/dproxy/dproxy/internal/admin"
 	"github.com/dproxy/dproxy/internal/app"
 	"github.com/dproxy/dproxy/internal/auth"
 	"github.com/dproxy/dproxy/internal/config"
@@ -107,26 +108,23 @@ func (e *env) close() {
 // in group (when group is not empty); it returns the token secret.
 func (e *env) user(username, group string, role store.Role, scopes ...string) string {
 	e.t.Helper()
+	// Seeding is admin work: it goes through the admin service, as the
+	// server itself.
 	ctx := context.Background()
-	st := e.app.Store
-	u, err := st.CreateUser(ctx, store.User{Username: username})
-	if err != nil {
+	adm, sys := e.app.Admin, admin.System
+	if _, err := adm.CreateUser(ctx, sys, admin.UserInput{Username: username}); err != nil {
 		e.t.Fatalf("create user %s: %v", username, err)
 	}
 	if group != "" {
-		g, err := st.GroupByPath(ctx, group)
-		if err != nil {
-			e.t.Fatalf("group %s: %v", group, err)
-		}
-		if err := st.SetMember(ctx, g.ID, u.ID, role); err != nil {
+		if _, err := adm.SetMember(ctx, sys, group, username, role); err != nil {
 			e.t.Fatalf("set member: %v", err)
 		}
 	}
 	if len(scopes) == 0 {
 		scopes = []string{auth.ScopeReadRegistry}
 	}
-	secret, hash := auth.NewTokenSecret(store.TokenPersonal)
-	if _, err := st.CreateToken(ctx, store.Token{Kind: store.TokenPersonal, Name: "test", UserID: u.ID, Scopes: scopes, Hash: hash}); err != nil {
+	_, secret, err := adm.CreateToken(ctx, sys, admin.TokenInput{Kind: admin.TokenPersonal, Name: "test", Username: &username, Scopes: scopes})
+	if err != nil {
 		e.t.Fatalf("create token: %v", err)
 	}
 	return secret
@@ -136,7 +134,7 @@ func (e *env) user(username, group string, role store.Role, scopes ...string) st
 func (e *env) group(paths ...string) {
 	e.t.Helper()
 	for _, p := range paths {
-		if _, err := e.app.Store.CreateGroup(context.Background(), p); err != nil {
+		if _, err := e.app.Admin.CreateGroup(context.Background(), admin.System, p); err != nil {
 			e.t.Fatalf("create group %s: %v", p, err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dproxy/dproxy/internal/admin"
 	"github.com/dproxy/dproxy/internal/store"
 )
 
@@ -17,24 +18,13 @@ func hotPathEnv(b *testing.B) (e *env, acme, fresh string, blobPath string) {
 	e = newEnv(b, envOptions{})
 	e.group("acme", "fresh")
 	tok := e.user("alice", "acme", store.RoleGuest)
+	// The seeding is admin work: through the admin service, as the server.
 	ctx := context.Background()
-	g, err := e.app.Store.GroupByPath(ctx, "fresh")
-	if err != nil {
+	if _, err := e.app.Admin.SetMember(ctx, admin.System, "fresh", "alice", admin.RoleGuest); err != nil {
 		b.Fatal(err)
 	}
-	u, err := e.app.Store.UserByUsername(ctx, "alice")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := e.app.Store.SetMember(ctx, g.ID, u.ID, store.RoleGuest); err != nil {
-		b.Fatal(err)
-	}
-	s, err := e.app.Store.ProxySetting(ctx, g.ID)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s.FreshnessWindow = 30 * time.Second
-	if err := e.app.Store.UpdateProxySetting(ctx, s); err != nil {
+	window := 30 * time.Second
+	if _, err := e.app.Admin.UpdateProxySetting(ctx, admin.System, "fresh", admin.ProxySettingChange{FreshnessWindow: &window}); err != nil {
 		b.Fatal(err)
 	}
 	img := e.up.PushRandomImage(b, "library/node", "v1", 1, 64<<10)

@@ -31,8 +31,6 @@ type rule struct {
 // rules are DESIGN.md §8's arrows. The upper layers (commands, app, server,
 // tui) are imported only from above; the rows with only are complete lists.
 // metrics (the Prometheus collectors) is a leaf any layer may count with.
-//
-// graphql and gitlab: added with internal/admin
 var rules = []rule{
 	{
 		from: []string{"..."}, except: []string{"cmd/...", "internal/commands/...",
@@ -63,6 +61,26 @@ var rules = []rule{
 		from: []string{"internal/server"},
 		only: []string{"internal/server/registry", "internal/server/graphql", "internal/server/gitlab", "internal/metrics"},
 		why:  "server → registry, graphql, gitlab",
+	},
+	{
+		from: []string{"internal/server/graphql"},
+		only: []string{"internal/admin", "internal/server/graphql/generated", "internal/server/graphql/model"},
+		why:  "graphql → admin (decode, call internal/admin, encode; never store or upstream)",
+	},
+	{
+		from: []string{"internal/server/graphql/generated", "internal/server/graphql/model"},
+		only: []string{"internal/server/graphql/model"},
+		why:  "gqlgen's generated code and the scalars it names stay inside graphql",
+	},
+	{
+		from: []string{"internal/server/gitlab"},
+		only: []string{"internal/admin"},
+		why:  "gitlab → admin (thin REST over the admin service)",
+	},
+	{
+		from: []string{"internal/admin"},
+		only: []string{"internal/auth", "internal/store", "internal/oci", "internal/upstream", "internal/netpolicy"},
+		why:  "admin → auth, cache (through its own interface), store; upstream and netpolicy for their types and address checks",
 	},
 	{
 		from: []string{"internal/server/registry"},

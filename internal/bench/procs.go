@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dproxy/dproxy/internal/admin"
 	"github.com/dproxy/dproxy/internal/auth"
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/secretbox"
@@ -134,34 +135,33 @@ func prepareDproxy(ctx context.Context, dataDir string, window time.Duration, hu
 		return "", fmt.Errorf("prepare dproxy data dir: %w", err)
 	}
 	defer st.Close()
-	u, err := st.CreateUser(ctx, store.User{Username: dproxyUser})
-	if err != nil {
+	// The seeding is an operator's admin work: it goes through the admin
+	// service, acting as the server itself.
+	adm := admin.New(st, nil, auth.NewService(st, nil, auth.ServiceOptions{}), admin.Options{})
+	sys := admin.System
+	user := dproxyUser
+	if _, err := adm.CreateUser(ctx, sys, admin.UserInput{Username: user}); err != nil {
 		return "", fmt.Errorf("prepare dproxy data dir: %w", err)
 	}
 	for _, path := range []string{"acme", "fresh"} {
-		g, err := st.CreateGroup(ctx, path)
-		if err != nil {
+		if _, err := adm.CreateGroup(ctx, sys, path); err != nil {
 			return "", fmt.Errorf("prepare dproxy data dir: %w", err)
 		}
-		if err := st.SetMember(ctx, g.ID, u.ID, store.RoleGuest); err != nil {
+		if _, err := adm.SetMember(ctx, sys, path, user, admin.RoleGuest); err != nil {
 			return "", fmt.Errorf("prepare dproxy data dir: %w", err)
 		}
 		if path == "fresh" {
-			s, err := st.ProxySetting(ctx, g.ID)
-			if err != nil {
-				return "", fmt.Errorf("prepare dproxy data dir: %w", err)
-			}
-			s.FreshnessWindow = window
-			if err := st.UpdateProxySetting(ctx, s); err != nil {
+			if _, err := adm.UpdateProxySetting(ctx, sys, path, admin.ProxySettingChange{FreshnessWindow: &window}); err != nil {
 				return "", fmt.Errorf("prepare dproxy data dir: %w", err)
 			}
 		}
 	}
-	if err := st.SetDefaultHubCredentials(ctx, store.HubCredentials{Identity: hubUser, Secret: hubPass}); err != nil {
+	if _, err := adm.SetInstanceHubCredentials(ctx, sys, hubUser, hubPass); err != nil {
 		return "", fmt.Errorf("prepare dproxy data dir: %w", err)
 	}
-	secret, hash := auth.NewTokenSecret(store.TokenPersonal)
-	if _, err := st.CreateToken(ctx, store.Token{Kind: store.TokenPersonal, Name: "bench", UserID: u.ID, Scopes: []string{auth.ScopeReadRegistry}, Hash: hash}); err != nil {
+	_, secret, err := adm.CreateToken(ctx, sys, admin.TokenInput{Kind: admin.TokenPersonal, Name: "bench", Username: &user,
+		Scopes: []string{auth.ScopeReadRegistry}})
+	if err != nil {
 		return "", fmt.Errorf("prepare dproxy data dir: %w", err)
 	}
 	return secret, nil

@@ -209,3 +209,107 @@ func (s *Store) AuthGeneration(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// ProxySettingChange changes some fields of a group's dependency proxy
+// setting; nil fields stay as they are.
+type ProxySettingChange struct {
+	Enabled *bool
+	// Credentials replaces the identity and the secret together; empty
+	// values clear them.
+	Credentials                  *HubCredentials
+	FreshnessWindow              *time.Duration
+	AllowAnonymousPull           *bool
+	AnonymousPullsUseCredentials *bool
+}
+
+// ChangeProxySetting applies c to a group's setting in one transaction and
+// returns the setting as committed. Only the fields c gives are written,
+// in one statement, so concurrent changes of different fields all
+// survive. An unknown group is an error wrapping ErrNotFound.
+func (s *Store) ChangeProxySetting(ctx context.Context, groupID int64, c ProxySettingChange) (ProxySetting, error) {
+	if c.FreshnessWindow != nil && *c.FreshnessWindow < 0 {
+		return ProxySetting{}, fmt.Errorf("change dependency proxy setting of group %d: negative freshness window %s", groupID, *c.FreshnessWindow)
+	}
+	var setCreds bool
+	var identity string
+	var sealed any
+	if c.Credentials != nil {
+		var err error
+		setCreds, identity = true, c.Credentials.Identity
+		if sealed, err = s.seal(c.Credentials.Secret, proxySecretAD(groupID)); err != nil {
+			return ProxySetting{}, fmt.Errorf("change dependency proxy setting of group %d: seal secret: %w", groupID, err)
+		}
+	}
+	var window any
+	if c.FreshnessWindow != nil {
+		window = c.FreshnessWindow.Milliseconds()
+	}
+	p := ProxySetting{GroupID: groupID}
+	var windowMS int64
+	var stored []byte
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx,
+			`UPDATE dependency_proxy_settings SET
+				enabled = COALESCE($2, enabled),
+				identity = CASE WHEN $3 THEN $4 ELSE identity END,
+				secret_sealed = CASE WHEN $3 THEN $5 ELSE secret_sealed END,
+				freshness_window_ms = COALESCE($6, freshness_window_ms),
+				allow_anonymous_pull = COALESCE($7, allow_anonymous_pull),
+				anonymous_pulls_use_credentials = COALESCE($8, anonymous_pulls_use_credentials),
+				updated_at = $9
+			WHERE group_id = $1
+			RETURNING enabled, identity, secret_sealed, freshness_window_ms, allow_anonymous_pull, anonymous_pulls_use_credentials, updated_at`,
+			groupID, nullBool(c.Enabled), setCreds, identity, sealed, window, nullBool(c.AllowAnonymousPull),
+			nullBool(c.AnonymousPullsUseCredentials), s.stamp(s.now())).
+			Scan(&p.Enabled, &p.Identity, &stored, &windowMS, &p.AllowAnonymousPull, &p.AnonymousPullsUseCredentials, &p.UpdatedAt)
+	})
+	if err != nil {
+		return ProxySetting{}, notFound(err, fmt.Sprintf("change dependency proxy setting of group %d", groupID))
+	}
+	p.FreshnessWindow = time.Duration(windowMS) * time.Millisecond
+	p.UpdatedAt = p.UpdatedAt.UTC()
+	if p.Secret, err = s.open(stored, proxySecretAD(groupID)); err != nil {
+		return ProxySetting{}, fmt.Errorf("docker hub secret of group %d: %w", groupID, err)
+	}
+	return p, nil
+}
+
+// TTLPolicyChange changes some fields of a group's image TTL policy; nil
+// fields stay as they are.
+type TTLPolicyChange struct {
+	Enabled *bool
+	TTLDays *int
+}
+
+// ChangeTTLPolicy applies c to a group's TTL policy in one transaction, as
+// ChangeProxySetting, and returns the policy as committed.
+func (s *Store) ChangeTTLPolicy(ctx context.Context, groupID int64, c TTLPolicyChange) (TTLPolicy, error) {
+	if c.TTLDays != nil && *c.TTLDays < 0 {
+		return TTLPolicy{}, fmt.Errorf("change ttl policy of group %d: negative ttl %d days", groupID, *c.TTLDays)
+	}
+	var days any
+	if c.TTLDays != nil {
+		days = *c.TTLDays
+	}
+	p := TTLPolicy{GroupID: groupID}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx,
+			`UPDATE ttl_policies SET enabled = COALESCE($2, enabled), ttl_days = COALESCE($3, ttl_days), updated_at = $4
+			WHERE group_id = $1 RETURNING enabled, ttl_days, created_at, updated_at`,
+			groupID, nullBool(c.Enabled), days, s.stamp(s.now())).
+			Scan(&p.Enabled, &p.TTLDays, &p.CreatedAt, &p.UpdatedAt)
+	})
+	if err != nil {
+		return TTLPolicy{}, notFound(err, fmt.Sprintf("change ttl policy of group %d", groupID))
+	}
+	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+	return p, nil
+}
+
+// nullBool is a nullable boolean argument.
+func nullBool(b *bool) any {
+	if b == nil {
+		return nil
+	}
+	return *b
+}

@@ -260,6 +260,30 @@ func (s *Store) VirtualUpstreams(ctx context.Context, registryID int64) ([]Virtu
 	return out, nil
 }
 
+// VirtualUpstreamsOfGroup returns the upstreams of every virtual registry
+// of a group, by id.
+func (s *Store) VirtualUpstreamsOfGroup(ctx context.Context, groupID int64) ([]VirtualUpstream, error) {
+	rows, err := s.read(ctx, `SELECT u.`+strings.ReplaceAll(virtualUpstreamColumns, ", ", ", u.")+`
+		FROM virtual_registry_upstreams u JOIN virtual_registries r ON r.id = u.registry_id
+		WHERE r.group_id = $1 ORDER BY u.id`, groupID)
+	if err != nil {
+		return nil, fmt.Errorf("list upstreams of group %d: %w", groupID, err)
+	}
+	defer rows.Close()
+	out := []VirtualUpstream{}
+	for rows.Next() {
+		u, err := s.scanVirtualUpstream(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list upstreams of group %d: %w", groupID, err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list upstreams of group %d: %w", groupID, err)
+	}
+	return out, nil
+}
+
 // UpdateVirtualUpstream changes an upstream's name, URL, username and cache
 // validity, and its password when setPassword ("" clears it).
 //

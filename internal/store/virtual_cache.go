@@ -89,10 +89,32 @@ const virtualEntries = `SELECT path, digest, size, checked_at, read_at FROM (
 	SELECT 'blobs/' || digest AS path, digest, size, created_at AS checked_at, read_at
 		FROM virtual_blobs WHERE upstream_id = $1) AS e`
 
-// VirtualCacheEntries returns up to limit of an upstream's cache entries
-// ordered by path, starting after the path after when it is non-empty.
-func (s *Store) VirtualCacheEntries(ctx context.Context, upstreamID int64, after string, limit int) ([]VirtualCacheEntry, error) {
-	rows, err := s.read(ctx, virtualEntries+` WHERE path > $2 ORDER BY path LIMIT $3`, upstreamID, after, listLimit(limit))
+// CacheEntryQuery selects cache entries of an upstream, ordered by path.
+type CacheEntryQuery struct {
+	// Search keeps the entries whose path contains it, ignoring case ("":
+	// every entry).
+	Search string
+	// After keeps the entries whose path sorts after it ("": from the
+	// first), for keyset paging.
+	After string
+	// Offset skips that many entries, for page paging.
+	Offset int
+	// Limit bounds the entries returned (0: the store's default page).
+	Limit int
+}
+
+// likeContains is a LIKE pattern matching values that contain s, written
+// for `lower(x) LIKE $n ESCAPE '\'`.
+func likeContains(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(strings.ToLower(s)) + "%"
+}
+
+// VirtualCacheEntries returns an upstream's cache entries selected by q,
+// ordered by path.
+func (s *Store) VirtualCacheEntries(ctx context.Context, upstreamID int64, q CacheEntryQuery) ([]VirtualCacheEntry, error) {
+	rows, err := s.read(ctx, virtualEntries+` WHERE path > $2 AND lower(path) LIKE $3 ESCAPE '\' ORDER BY path LIMIT $4 OFFSET $5`,
+		upstreamID, q.After, likeContains(q.Search), listLimit(q.Limit), max(q.Offset, 0))
 	if err != nil {
 		return nil, fmt.Errorf("list cache entries of upstream %d: %w", upstreamID, err)
 	}
@@ -111,6 +133,18 @@ func (s *Store) VirtualCacheEntries(ctx context.Context, upstreamID int64, after
 		return nil, fmt.Errorf("list cache entries of upstream %d: %w", upstreamID, err)
 	}
 	return out, nil
+}
+
+// CountVirtualCacheEntries counts an upstream's cache entries whose path
+// contains search, ignoring case ("": every entry).
+func (s *Store) CountVirtualCacheEntries(ctx context.Context, upstreamID int64, search string) (int, error) {
+	var n int
+	err := s.readRow(ctx, `SELECT COUNT(*) FROM (`+virtualEntries+` WHERE lower(path) LIKE $2 ESCAPE '\') AS c`,
+		upstreamID, likeContains(search)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count cache entries of upstream %d: %w", upstreamID, err)
+	}
+	return n, nil
 }
 
 // DeleteVirtualCacheEntry deletes one entry of an upstream's cache by its

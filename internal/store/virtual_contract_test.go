@@ -27,6 +27,11 @@ func runVirtualContract(t *testing.T, open func(t *testing.T) *Store) {
 		{"Cascade", contractVirtualCascade},
 		{"UpstreamCache", contractUpstreamCache},
 		{"ExpireVirtualCaches", contractExpireVirtualCaches},
+		{"UpstreamsOfGroup", contractVirtualUpstreamsOfGroup},
+		{"CacheEntryQuery", contractVirtualCacheEntryQuery},
+		{"ChangeRegistry", contractChangeVirtualRegistry},
+		{"ChangeUpstream", contractChangeVirtualUpstream},
+		{"ChangeUpstreamConcurrently", contractChangeVirtualUpstreamConcurrently},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -295,11 +300,11 @@ func contractUpstreamCache(t *testing.T, s *Store) {
 	if n, err := s.CachedBlobBytes(ctx); err != nil || n != 42 {
 		t.Errorf("CachedBlobBytes with a group sharing the file = %d, %v; want it counted once", n, err)
 	}
-	entries, err := s.VirtualCacheEntries(ctx, u.ID, "", 10)
+	entries, err := s.VirtualCacheEntries(ctx, u.ID, CacheEntryQuery{Limit: 10})
 	if err != nil || len(entries) != 2 || entries[0].Path != "blobs/"+string(d) || entries[1].Path != "library/alpine/manifests/latest" || entries[0].Size != 42 {
 		t.Fatalf("VirtualCacheEntries = %+v, %v", entries, err)
 	}
-	if page, err := s.VirtualCacheEntries(ctx, u.ID, entries[0].Path, 10); err != nil || len(page) != 1 {
+	if page, err := s.VirtualCacheEntries(ctx, u.ID, CacheEntryQuery{After: entries[0].Path, Limit: 10}); err != nil || len(page) != 1 {
 		t.Errorf("VirtualCacheEntries after the first = %+v, %v", page, err)
 	}
 	if err := s.DeleteVirtualCacheEntry(ctx, u.ID, "library/alpine/manifests/latest"); err != nil {
@@ -392,4 +397,187 @@ func mustUpstream(t *testing.T, s *Store, path string) (Group, VirtualRegistry, 
 		t.Fatal(err)
 	}
 	return g, r, u
+}
+
+func contractVirtualUpstreamsOfGroup(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g, r1, a := mustUpstream(t, s, "acme")
+	r2, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "second"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r2.ID, Name: "quay", URL: "https://quay.example", Username: "bot", Password: "pw-sealed"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r1.ID, Name: "ghcr", URL: "https://ghcr.example"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustUpstream(t, s, "globex") // another group's upstream is not listed
+	got, err := s.VirtualUpstreamsOfGroup(ctx, g.ID)
+	if err != nil || len(got) != 3 || got[0].ID != a.ID || got[1].ID != b.ID || got[2].ID != c.ID {
+		t.Fatalf("VirtualUpstreamsOfGroup = %+v, %v; want a, b, c by id", got, err)
+	}
+	if got[1].RegistryID != r2.ID || got[1].Password != "pw-sealed" || got[2].Position != 1 || got[2].RegistryID != r1.ID {
+		t.Errorf("VirtualUpstreamsOfGroup rows = %+v", got)
+	}
+	if got, err := s.VirtualUpstreamsOfGroup(ctx, 999); err != nil || len(got) != 0 {
+		t.Errorf("VirtualUpstreamsOfGroup of no group = %+v, %v", got, err)
+	}
+}
+
+// Cache entries are searched by a case-insensitive substring of their
+// path, where % and _ are plain characters, and paged by path with an
+// offset; the count covers every match.
+func contractVirtualCacheEntryQuery(t *testing.T, s *Store) {
+	ctx := t.Context()
+	_, _, u := mustUpstream(t, s, "acme")
+	uc := s.UpstreamCache()
+	for _, m := range []struct{ image, ref string }{
+		{"library/alpine", "latest"}, {"library/alpine", "3.20"}, {"library/nginx", "Mainline"}, {"team/x_y", "v1"}, {"team/xzy", "v1"},
+	} {
+		d := digestOf(m.image + m.ref)
+		if _, err := uc.PutManifest(ctx, Manifest{OwnerID: u.ID, Image: m.image, Reference: m.ref, Digest: d,
+			MediaType: "application/vnd.oci.image.manifest.v1+json", Content: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := uc.PutBlob(ctx, Blob{OwnerID: u.ID, Digest: digestOf("layer"), Size: 7}); err != nil {
+		t.Fatal(err)
+	}
+	paths := func(es []VirtualCacheEntry) []string {
+		out := make([]string, len(es))
+		for i, e := range es {
+			out[i] = e.Path
+		}
+		return out
+	}
+	for _, c := range []struct {
+		q    CacheEntryQuery
+		want []string
+	}{
+		{CacheEntryQuery{Search: "ALPINE"}, []string{"library/alpine/manifests/3.20", "library/alpine/manifests/latest"}},
+		{CacheEntryQuery{Search: "mainline"}, []string{"library/nginx/manifests/Mainline"}},
+		{CacheEntryQuery{Search: "x_y"}, []string{"team/x_y/manifests/v1"}},
+		{CacheEntryQuery{Search: "%"}, []string{}},
+		{CacheEntryQuery{Search: "library", Offset: 1, Limit: 1}, []string{"library/alpine/manifests/latest"}},
+		{CacheEntryQuery{Search: "library", After: "library/alpine/manifests/latest"}, []string{"library/nginx/manifests/Mainline"}},
+		{CacheEntryQuery{Search: "blobs/"}, []string{"blobs/" + string(digestOf("layer"))}},
+	} {
+		got, err := s.VirtualCacheEntries(ctx, u.ID, c.q)
+		if err != nil || strings.Join(paths(got), ",") != strings.Join(c.want, ",") {
+			t.Errorf("VirtualCacheEntries(%+v) = %q, %v; want %q", c.q, paths(got), err, c.want)
+		}
+	}
+	for search, want := range map[string]int{"": 6, "ALPINE": 2, "x_y": 1, "%": 0, "manifests": 5} {
+		if n, err := s.CountVirtualCacheEntries(ctx, u.ID, search); err != nil || n != want {
+			t.Errorf("CountVirtualCacheEntries(%q) = %d, %v; want %d", search, n, err, want)
+		}
+	}
+}
+
+func contractChangeVirtualRegistry(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g := mustGroup(t, s, "acme")
+	r, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "hub", Description: "docker hub"}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateVirtualRegistry(ctx, VirtualRegistry{GroupID: g.ID, Name: "quay"}, 5); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ChangeVirtualRegistry(ctx, r.ID, VirtualRegistryChange{Description: ptr("mirrors")})
+	if err != nil || got.Name != "hub" || got.Description != "mirrors" || got.GroupID != g.ID || !got.CreatedAt.Equal(r.CreatedAt) {
+		t.Errorf("change the description = %+v, %v", got, err)
+	}
+	got, err = s.ChangeVirtualRegistry(ctx, r.ID, VirtualRegistryChange{Name: ptr("hub2")})
+	if err != nil || got.Name != "hub2" || got.Description != "mirrors" {
+		t.Errorf("rename = %+v, %v", got, err)
+	}
+	_, err = s.ChangeVirtualRegistry(ctx, r.ID, VirtualRegistryChange{Name: ptr("quay")})
+	wantErrIs(t, "rename onto a taken name", err, ErrConflict)
+	_, err = s.ChangeVirtualRegistry(ctx, 9999, VirtualRegistryChange{Name: ptr("x")})
+	wantErrIs(t, "unknown registry", err, ErrNotFound)
+}
+
+func contractChangeVirtualUpstream(t *testing.T, s *Store) {
+	ctx := t.Context()
+	_, r, u := mustUpstream(t, s, "acme")
+	if _, err := s.AddVirtualUpstream(ctx, VirtualUpstream{RegistryID: r.ID, Name: "quay", URL: "https://quay.example"}, 5); err != nil {
+		t.Fatal(err)
+	}
+	got, cleared, err := s.ChangeVirtualUpstream(ctx, u.ID, VirtualUpstreamChange{Username: ptr("bot"), Password: ptr("pa55-word")}, nil)
+	if err != nil || cleared || got.Username != "bot" || got.Password != "pa55-word" || got.URL != u.URL || got.Name != "hub" {
+		t.Fatalf("set credentials = %+v, %v, %v", got, cleared, err)
+	}
+	// Another path on the same origin keeps them; the password stays sealed.
+	got, cleared, err = s.ChangeVirtualUpstream(ctx, u.ID, VirtualUpstreamChange{URL: ptr("https://HUB.example:443/mirror"), CacheValidityHours: ptr(0)}, nil)
+	if err != nil || cleared || got.Password != "pa55-word" || got.CacheValidityHours != 0 {
+		t.Errorf("same origin = %+v, %v, %v", got, cleared, err)
+	}
+	if read, err := s.VirtualUpstream(ctx, u.ID); err != nil || read.Password != "pa55-word" || read.URL != "https://HUB.example:443/mirror" || read.Position != 0 {
+		t.Errorf("read back = %+v, %v", read, err)
+	}
+	// check sees before and after, and its refusal writes nothing.
+	refusal := errors.New("refused")
+	_, _, err = s.ChangeVirtualUpstream(ctx, u.ID, VirtualUpstreamChange{Name: ptr("renamed")}, func(before, after VirtualUpstream) error {
+		if before.Name != "hub" || after.Name != "renamed" {
+			t.Errorf("check saw %q → %q", before.Name, after.Name)
+		}
+		return refusal
+	})
+	if !errors.Is(err, refusal) {
+		t.Errorf("a refused change: %v, want the check's error", err)
+	}
+	if read, _ := s.VirtualUpstream(ctx, u.ID); read.Name != "hub" {
+		t.Errorf("a refused change was written: %+v", read)
+	}
+	// Another host without a password clears the credentials.
+	got, cleared, err = s.ChangeVirtualUpstream(ctx, u.ID, VirtualUpstreamChange{URL: ptr("https://other.example"), Username: ptr("bot")}, nil)
+	if err != nil || !cleared || got.Username != "" || got.Password != "" {
+		t.Errorf("another host = %+v, %v, %v; want the credentials cleared", got, cleared, err)
+	}
+	if read, _ := s.VirtualUpstream(ctx, u.ID); read.Username != "" || read.Password != "" {
+		t.Errorf("after another host the store holds %+v", read)
+	}
+	// With both, they are set for the new host.
+	got, cleared, err = s.ChangeVirtualUpstream(ctx, u.ID, VirtualUpstreamChange{URL: ptr("https://third.example"), Username: ptr("bot3"), Password: ptr("s3")}, nil)
+	if err != nil || cleared || got.Username != "bot3" || got.Password != "s3" {
+		t.Errorf("another host with credentials = %+v, %v, %v", got, cleared, err)
+	}
+	_, _, err = s.ChangeVirtualUpstream(ctx, u.ID, VirtualUpstreamChange{Name: ptr("quay")}, nil)
+	wantErrIs(t, "rename onto a taken name", err, ErrConflict)
+	_, _, err = s.ChangeVirtualUpstream(ctx, 9999, VirtualUpstreamChange{Name: ptr("x")}, nil)
+	wantErrIs(t, "unknown upstream", err, ErrNotFound)
+}
+
+// Concurrent changes of different fields of one upstream all survive.
+func contractChangeVirtualUpstreamConcurrently(t *testing.T, s *Store) {
+	ctx := t.Context()
+	_, _, u := mustUpstream(t, s, "acme")
+	const rounds = 10
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*rounds)
+	for i := range rounds {
+		wg.Go(func() {
+			_, _, err := s.ChangeVirtualUpstream(ctx, u.ID, VirtualUpstreamChange{CacheValidityHours: ptr(100 + i)}, nil)
+			errs <- err
+		})
+		wg.Go(func() {
+			_, _, err := s.ChangeVirtualUpstream(ctx, u.ID, VirtualUpstreamChange{Username: ptr("bot"), Password: ptr("pw")}, nil)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.VirtualUpstream(ctx, u.ID)
+	if err != nil || got.CacheValidityHours < 100 || got.Username != "bot" || got.Password != "pw" {
+		t.Errorf("after concurrent changes: %+v, %v", got, err)
+	}
 }

@@ -5,9 +5,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dproxy/dproxy/internal/admin"
 	"github.com/dproxy/dproxy/internal/server/graphql/generated"
 	"github.com/dproxy/dproxy/internal/server/graphql/model"
-	"github.com/dproxy/dproxy/internal/store"
 )
 
 // Global ids, GitLab style: gid://dproxy/<Type>/<n>.
@@ -29,31 +29,31 @@ func parseGID(prefix, s string) (int64, bool) {
 
 var roles = []struct {
 	gql   generated.Role
-	store store.Role
+	admin admin.Role
 }{
-	{generated.RoleMinimalAccess, store.RoleMinimalAccess},
-	{generated.RoleGuest, store.RoleGuest},
-	{generated.RoleReporter, store.RoleReporter},
-	{generated.RoleDeveloper, store.RoleDeveloper},
-	{generated.RoleMaintainer, store.RoleMaintainer},
-	{generated.RoleOwner, store.RoleOwner},
+	{generated.RoleMinimalAccess, admin.RoleMinimalAccess},
+	{generated.RoleGuest, admin.RoleGuest},
+	{generated.RoleReporter, admin.RoleReporter},
+	{generated.RoleDeveloper, admin.RoleDeveloper},
+	{generated.RoleMaintainer, admin.RoleMaintainer},
+	{generated.RoleOwner, admin.RoleOwner},
 }
 
-// roleOf maps a GraphQL role to the store's; the schema's enum admits no
-// other values.
-func roleOf(r generated.Role) (store.Role, error) {
+// roleOf maps a GraphQL role to the admin service's; the schema's enum
+// admits no other values.
+func roleOf(r generated.Role) (admin.Role, error) {
 	for _, x := range roles {
 		if x.gql == r {
-			return x.store, nil
+			return x.admin, nil
 		}
 	}
-	return store.RoleNone, fmt.Errorf("unknown role %q: use one of MINIMAL_ACCESS, GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER", r)
+	return admin.RoleNone, fail(fmt.Sprintf("unknown role %q: use one of MINIMAL_ACCESS, GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER", r))
 }
 
-// gqlRole maps a store role; RoleNone is nil.
-func gqlRole(r store.Role) *generated.Role {
+// gqlRole maps a role; RoleNone is nil.
+func gqlRole(r admin.Role) *generated.Role {
 	for _, x := range roles {
-		if x.store == r {
+		if x.admin == r {
 			v := x.gql
 			return &v
 		}
@@ -61,28 +61,24 @@ func gqlRole(r store.Role) *generated.Role {
 	return nil
 }
 
-func groupNode(g store.Group) *generated.Group {
-	out := &generated.Group{
-		ID:        gid(gidGroup, g.ID),
-		Name:      g.Path[strings.LastIndexByte(g.Path, '/')+1:],
-		FullPath:  g.Path,
-		CreatedAt: g.CreatedAt,
+func groupNode(g admin.Group) *generated.Group {
+	return &generated.Group{
+		ID:         gid(gidGroup, g.ID),
+		Name:       g.Name(),
+		FullPath:   g.Path,
+		ParentPath: optString(g.ParentPath()),
+		CreatedAt:  g.CreatedAt,
 	}
-	if i := strings.LastIndexByte(g.Path, '/'); i > 0 {
-		parent := g.Path[:i]
-		out.ParentPath = &parent
-	}
-	return out
 }
 
-func userNode(u store.User) *generated.User {
+func userNode(u admin.User) *generated.User {
 	return &generated.User{
 		ID: gid(gidUser, u.ID), Username: u.Username, Admin: u.Admin,
-		PasswordSet: u.PasswordHash != "", Blocked: u.Blocked, CreatedAt: u.CreatedAt,
+		PasswordSet: u.PasswordSet, Blocked: u.Blocked, CreatedAt: u.CreatedAt,
 	}
 }
 
-func memberNode(m store.Member, groupPath string) *generated.Member {
+func memberNode(m admin.Member, groupPath string) *generated.Member {
 	role := generated.RoleGuest
 	if r := gqlRole(m.Role); r != nil {
 		role = *r
@@ -91,30 +87,30 @@ func memberNode(m store.Member, groupPath string) *generated.Member {
 }
 
 // settingNode never carries the secret: only whether one is set.
-func settingNode(s store.ProxySetting) *generated.DependencyProxySetting {
+func settingNode(s admin.ProxySetting) *generated.DependencyProxySetting {
 	return &generated.DependencyProxySetting{
 		Enabled:                      s.Enabled,
 		Identity:                     optString(s.Identity),
-		SecretSet:                    s.Secret != "",
+		SecretSet:                    s.SecretSet,
 		FreshnessWindowSeconds:       int(s.FreshnessWindow.Seconds()),
 		AllowAnonymousPull:           s.AllowAnonymousPull,
 		AnonymousPullsUseCredentials: s.AnonymousPullsUseCredentials,
 	}
 }
 
-func ttlNode(p store.TTLPolicy) *generated.DependencyProxyImageTTLGroupPolicy {
+func ttlNode(p admin.TTLPolicy) *generated.DependencyProxyImageTTLGroupPolicy {
 	ttl, created, updated := p.TTLDays, p.CreatedAt, p.UpdatedAt
 	return &generated.DependencyProxyImageTTLGroupPolicy{Enabled: p.Enabled, TTL: &ttl, CreatedAt: &created, UpdatedAt: &updated}
 }
 
 // credentialsNode never carries the secret: only whether one is set.
-func credentialsNode(c store.HubCredentials) *generated.DockerHubCredentials {
-	return &generated.DockerHubCredentials{Identity: optString(c.Identity), SecretSet: c.Secret != ""}
+func credentialsNode(c admin.HubCredentials) *generated.DockerHubCredentials {
+	return &generated.DockerHubCredentials{Identity: optString(c.Identity), SecretSet: c.SecretSet}
 }
 
-func manifestNode(m store.Manifest) *generated.DependencyProxyManifest {
+func manifestNode(m admin.Manifest) *generated.DependencyProxyManifest {
 	status := generated.DependencyProxyManifestStatusDefault
-	if m.Status == store.StatusPendingDestruction {
+	if m.Status == admin.StatusPendingDestruction {
 		status = generated.DependencyProxyManifestStatusPendingDestruction
 	}
 	return &generated.DependencyProxyManifest{
@@ -133,7 +129,7 @@ func manifestNode(m store.Manifest) *generated.DependencyProxyManifest {
 	}
 }
 
-func blobNode(b store.Blob) *generated.DependencyProxyBlob {
+func blobNode(b admin.Blob) *generated.DependencyProxyBlob {
 	return &generated.DependencyProxyBlob{
 		FileName:  b.Digest.Hex() + ".gz",
 		Size:      strconv.FormatInt(b.Size, 10),
@@ -145,32 +141,39 @@ func blobNode(b store.Blob) *generated.DependencyProxyBlob {
 	}
 }
 
-var tokenKinds = map[store.TokenKind]generated.TokenKind{
-	store.TokenPersonal: generated.TokenKindPersonal,
-	store.TokenGroup:    generated.TokenKindGroupAccess,
-	store.TokenDeploy:   generated.TokenKindDeploy,
+var tokenKinds = map[admin.TokenKind]generated.TokenKind{
+	admin.TokenPersonal: generated.TokenKindPersonal,
+	admin.TokenGroup:    generated.TokenKindGroupAccess,
+	admin.TokenDeploy:   generated.TokenKindDeploy,
+}
+
+// tokenKindOf maps a GraphQL token kind; "" for none.
+func tokenKindOf(k generated.TokenKind) admin.TokenKind {
+	for a, g := range tokenKinds {
+		if g == k {
+			return a
+		}
+	}
+	return admin.TokenKind(k)
 }
 
 // tokenNode never carries the secret (the store has only its hash).
-// username and groupPath name the token's owner.
-func tokenNode(t store.Token, username, groupPath string, active bool) *generated.AccessToken {
+func tokenNode(t admin.Token) *generated.AccessToken {
 	out := &generated.AccessToken{
-		ID:         gid(gidToken, t.ID),
-		Kind:       tokenKinds[t.Kind],
-		Name:       t.Name,
-		Username:   optString(username),
-		GroupPath:  optString(groupPath),
-		Scopes:     append([]string{}, t.Scopes...),
-		ExpiresAt:  t.ExpiresAt,
-		RevokedAt:  t.RevokedAt,
-		LastUsedAt: t.LastUsedAt,
-		CreatedAt:  t.CreatedAt,
-		Active:     active,
+		ID:             gid(gidToken, t.ID),
+		Kind:           tokenKinds[t.Kind],
+		Name:           t.Name,
+		Username:       optString(t.Username),
+		GroupPath:      optString(t.GroupPath),
+		Scopes:         append([]string{}, t.Scopes...),
+		ExpiresAt:      t.ExpiresAt,
+		RevokedAt:      t.RevokedAt,
+		LastUsedAt:     t.LastUsedAt,
+		CreatedAt:      t.CreatedAt,
+		Active:         t.Active,
+		DeployUsername: optString(t.DeployUsername),
 	}
-	switch t.Kind {
-	case store.TokenDeploy:
-		out.DeployUsername = optString(t.Username)
-	case store.TokenGroup:
+	if t.Kind == admin.TokenGroup {
 		out.Role = gqlRole(t.Role)
 	}
 	return out

@@ -1,12 +1,12 @@
-// Package graphql owns dproxy's admin API: the GraphQL endpoint
-// (POST /api/graphql, schema in schema/, gqlgen code in generated/) and
-// GitLab's REST purge (DELETE /api/v4/groups/<id>/dependency_proxy/cache).
-// Resolvers are thin: they authenticate with auth, check permissions with
-// auth's rules, and read and write through the store and the cache.
+// Package graphql owns dproxy's admin GraphQL API (POST /api/graphql,
+// schema in schema/, gqlgen code in generated/). Resolvers are thin: they
+// decode the request, call one operation of internal/admin, which holds
+// every rule, and encode its answer; admin refusals become the payload's
+// errors or the top-level errors as GitLab's API does.
 //
-// It must not import server, commands or tui. Request bodies (which carry
-// Docker Hub secrets and passwords) are never logged, and no response ever
-// carries a stored secret.
+// It must not import store, upstream, server, commands or tui. Request
+// bodies (which carry Docker Hub secrets and passwords) are never logged,
+// and no response ever carries a stored secret.
 package graphql
 
 import (
@@ -21,7 +21,6 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"time"
 
 	gql "github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -29,12 +28,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/dproxy/dproxy/internal/auth"
-	"github.com/dproxy/dproxy/internal/netpolicy"
-	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/admin"
 	"github.com/dproxy/dproxy/internal/server/graphql/generated"
-	"github.com/dproxy/dproxy/internal/store"
-	"github.com/dproxy/dproxy/internal/upstream"
 )
 
 // Limits of a request.
@@ -52,63 +47,32 @@ const (
 	maxBody = 1 << 20
 )
 
-// purger is what the API needs of the cache: forgetting a group's
-// in-memory state before its rows are removed, so that a download in
-// flight does not undo a purge.
-type purger interface {
-	ForgetGroup(groupID int64)
-}
-
 // Options configure a Handler.
 type Options struct {
 	// ExternalURL is the URL clients reach dproxy at; its host[:port]
 	// starts the image prefixes.
 	ExternalURL string
 	Logger      *slog.Logger
-	// Now is the clock (default time.Now).
-	Now func() time.Time
-	// Released, when set, is called after a purge, a cache clear or a
-	// delete dropped blob references, so unreferenced files (and the
-	// caches of deleted upstreams) can be collected soon.
-	Released func()
-	// RateLimits, when set, reports the upstream rate limits last seen.
-	RateLimits func() []upstream.CredentialRateLimit
-	// VirtualRegistries and VirtualUpstreams cap the virtual registries of
-	// a group and the upstreams of a registry (0: GitLab's 5).
-	VirtualRegistries, VirtualUpstreams int
-	// ForgetUpstream, when set, drops a virtual registry upstream cache's
-	// in-memory state before its entries are deleted.
-	ForgetUpstream func(upstreamID int64)
-	// CheckRateLimit, when set, asks the upstream for a credential's limit.
-	CheckRateLimit func(ctx context.Context, creds upstream.Credentials) (upstream.RateLimitCheck, error)
-	// AddressPolicy, when set, refuses a virtual-registry upstream whose
-	// host it refuses when the upstream is added or its URL changed.
-	AddressPolicy *netpolicy.Policy
 	// TrustedProxies are the peers whose X-Forwarded-For names the client
-	// (auth.ClientAddr), for throttling checks of a current password.
+	// (admin.ClientAddr), for throttling checks of a current password.
 	TrustedProxies []netip.Prefix
 }
 
 // Handler serves the admin API.
 type Handler struct {
-	store *store.Store
-	auth  *auth.Service
-	cache purger
-	opts  Options
-	log   *slog.Logger
-	host  string
-	gql   http.Handler
+	svc  *admin.Service
+	opts Options
+	log  *slog.Logger
+	host string
+	gql  http.Handler
 }
 
-// New returns the admin API handler.
-func New(st *store.Store, svc *auth.Service, c purger, opts Options) *Handler {
+// New returns the admin API handler over the admin service.
+func New(svc *admin.Service, opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	h := &Handler{store: st, auth: svc, cache: c, opts: opts, log: opts.Logger}
+	h := &Handler{svc: svc, opts: opts, log: opts.Logger}
 	if u, err := url.Parse(opts.ExternalURL); err == nil && u.Host != "" {
 		h.host = u.Host
 	} else {
@@ -136,11 +100,13 @@ func New(st *store.Store, svc *auth.Service, c purger, opts Options) *Handler {
 // GraphQL error body.
 func (h *Handler) GraphQL() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := h.authenticate(r)
+		p, err := h.svc.Authenticate(r.Context(), r.Header.Get("Authorization"), r.Header.Get("PRIVATE-TOKEN"))
 		if err != nil {
 			status := http.StatusUnauthorized
 			if _, ok := publicMessage(err); !ok {
+				h.log.ErrorContext(r.Context(), "admin API sign-in failed", "err", err)
 				status = http.StatusInternalServerError
+				err = errors.New("internal error while checking the token")
 			}
 			h.writeGraphQLError(w, status, err)
 			return
@@ -156,41 +122,10 @@ func (h *Handler) GraphQL() http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		ctx := withUpstreamBudget(withPrincipal(r.Context(), p))
-		ctx = context.WithValue(ctx, clientKey{}, auth.ClientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), h.opts.TrustedProxies))
+		ctx := withUpstreamBudget(withPrincipal(admin.WithRequestScope(r.Context()), p))
+		ctx = context.WithValue(ctx, clientKey{}, admin.ClientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), h.opts.TrustedProxies))
 		h.gql.ServeHTTP(w, r.WithContext(ctx))
 	})
-}
-
-// authenticate resolves the request's token to a principal allowed to use
-// the admin API. Errors are safe to show.
-func (h *Handler) authenticate(r *http.Request) (auth.Principal, error) {
-	secret := r.Header.Get("PRIVATE-TOKEN")
-	if a := r.Header.Get("Authorization"); a != "" {
-		scheme, rest, _ := strings.Cut(a, " ")
-		if !strings.EqualFold(scheme, "Bearer") {
-			return auth.Principal{}, fail("the Authorization header must be `Bearer <token>`, with a personal or group access token that has the api scope")
-		}
-		secret = strings.TrimSpace(rest)
-	}
-	if secret == "" {
-		return auth.Principal{}, auth.AuthorizeAPI(auth.Principal{})
-	}
-	p, err := h.auth.AuthenticateToken(r.Context(), secret)
-	if auth.IsBlocked(err) {
-		return auth.Principal{}, err
-	}
-	if errors.Is(err, oci.ErrUnauthorized) {
-		return auth.Principal{}, fail("invalid token: it is unknown, revoked or expired; create a new one with `dproxy token create --scopes api`")
-	}
-	if err != nil {
-		h.log.ErrorContext(r.Context(), "admin API sign-in failed", "err", err)
-		return auth.Principal{}, errors.New("internal error while checking the token")
-	}
-	if err := auth.AuthorizeAPI(p); err != nil {
-		return auth.Principal{}, err
-	}
-	return p, nil
 }
 
 // writeGraphQLError answers with a GraphQL error body and status.
@@ -208,7 +143,7 @@ func (h *Handler) writeGraphQLError(w http.ResponseWriter, status int, err error
 
 type principalKey struct{}
 
-func withPrincipal(ctx context.Context, p auth.Principal) context.Context {
+func withPrincipal(ctx context.Context, p admin.Actor) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
 }
 
@@ -222,8 +157,8 @@ func clientAddr(ctx context.Context) netip.Addr {
 
 // principal returns the signed-in principal of a request. The handler
 // never runs a resolver without one.
-func principal(ctx context.Context) auth.Principal {
-	p, _ := ctx.Value(principalKey{}).(auth.Principal)
+func principal(ctx context.Context) admin.Actor {
+	p, _ := ctx.Value(principalKey{}).(admin.Actor)
 	return p
 }
 
@@ -235,23 +170,26 @@ func (e *publicError) Error() string { return e.msg }
 // fail returns an error the caller sees as is.
 func fail(msg string) error { return &publicError{msg: msg} }
 
-// publicSentinels are the errors whose messages are written for people;
-// their own generic text is dropped from the front.
-var publicSentinels = []error{oci.ErrNameUnknown, oci.ErrDenied, oci.ErrUnauthorized}
-
-// publicMessage returns the message of an error meant for the caller, and
-// false for anything else (a database failure, a bug).
+// publicMessage returns the message of an error meant for the caller (the
+// admin service's refusals and this package's own), and false for anything
+// else (a database failure, a bug).
 func publicMessage(err error) (string, bool) {
 	var pe *publicError
 	if errors.As(err, &pe) {
 		return pe.msg, true
 	}
-	for _, s := range publicSentinels {
-		if errors.Is(err, s) {
-			return strings.TrimPrefix(err.Error(), s.Error()+": "), true
-		}
+	return admin.Message(err)
+}
+
+// refusal returns the payload errors of an admin refusal (admin.IsRefusal):
+// a mutation answers those in its payload and everything else in the
+// top-level errors.
+func refusal(err error) ([]string, bool) {
+	if !admin.IsRefusal(err) {
+		return nil, false
 	}
-	return "", false
+	msg, _ := admin.Message(err)
+	return []string{msg}, true
 }
 
 // publicText is publicMessage, or a generic text for internal errors.

@@ -2,9 +2,11 @@ package graphql
 
 import (
 	"bytes"
-	"strings"
+	"errors"
+	"fmt"
 	"testing"
 
+	"github.com/dproxy/dproxy/internal/admin"
 	"github.com/dproxy/dproxy/internal/server/graphql/model"
 )
 
@@ -19,52 +21,6 @@ func TestHumanSize(t *testing.T) {
 	} {
 		if got := humanSize(c.n); got != c.want {
 			t.Errorf("humanSize(%d) = %q, want %q", c.n, got, c.want)
-		}
-	}
-}
-
-func TestValidateGroupPath(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct {
-		path, want string // want "" = valid
-	}{
-		{"acme", ""},
-		{"acme/platform/ci-2", ""},
-		{"Acme", "lower-case"},
-		{"acme//ci", "lower-case"},
-		{"/acme", "lower-case"},
-		{"", "lower-case"},
-		{strings.Repeat("a", 201), "limit is 200"},
-		{strings.Repeat("a/", 20) + "a", "levels deep"},
-		{"acme/dependency_proxy", "reserved"},
-		{"virtual_registries", "reserved"},
-	} {
-		err := validateGroupPath(c.path)
-		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
-			t.Errorf("validateGroupPath(%q) = %v, want %q", clip(c.path), err, c.want)
-		}
-	}
-}
-
-func TestValidateCredentials(t *testing.T) {
-	t.Parallel()
-	const secret = "s3cr3t-value"
-	for _, c := range []struct {
-		identity, secret, want string
-	}{
-		{"", "", ""},
-		{"bob", secret, ""},
-		{"bob", "", "needs a secret"},
-		{"", secret, "needs an identity"},
-		{"bo b", secret, "without spaces"},
-		{"bob", "a\nb", "control characters"},
-	} {
-		err := validateCredentials(c.identity, c.secret)
-		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
-			t.Errorf("validateCredentials(%q) = %v, want %q", c.identity, err, c.want)
-		}
-		if err != nil && strings.Contains(err.Error(), secret) {
-			t.Errorf("the error shows the secret: %v", err)
 		}
 	}
 }
@@ -129,6 +85,39 @@ func TestParseGID(t *testing.T) {
 		n, ok := parseGID(gidToken, c.in)
 		if ok != c.ok || (ok && n != c.want) {
 			t.Errorf("parseGID(%q) = %d, %v", c.in, n, ok)
+		}
+	}
+}
+
+// TestErrorPlacement checks where admin errors go: refusals of an allowed
+// operation to a payload's errors, other refusals to the top-level errors
+// with their message, internal failures to the top-level errors without
+// their text.
+func TestErrorPlacement(t *testing.T) {
+	t.Parallel()
+	refused := &admin.Error{Kind: admin.ErrConflict, Message: `group "acme" already exists`, Refused: true}
+	denied := &admin.Error{Kind: admin.ErrForbidden, Message: "deleting the group of acme needs the owner role; you are guest"}
+	internal := fmt.Errorf("delete group 7: %w", errors.New("database is locked"))
+	if msgs, ok := refusal(refused); !ok || len(msgs) != 1 || msgs[0] != refused.Message {
+		t.Errorf("refusal(refused) = %q, %v", msgs, ok)
+	}
+	for _, err := range []error{denied, internal, nil} {
+		if msgs, ok := refusal(err); ok {
+			t.Errorf("refusal(%v) = %q; want a top-level error", err, msgs)
+		}
+	}
+	h := New(nil, Options{})
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{denied, denied.Message},
+		{fmt.Errorf("wrapped: %w", denied), denied.Message},
+		{fail("first must be between 0 and 100, got 101"), "first must be between 0 and 100, got 101"},
+		{internal, "internal error; the server log has the details"},
+	} {
+		if got := h.presentError(t.Context(), c.err).Message; got != c.want {
+			t.Errorf("presentError(%v) = %q, want %q", c.err, got, c.want)
 		}
 	}
 }

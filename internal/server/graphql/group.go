@@ -7,18 +7,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/admin"
 	"github.com/dproxy/dproxy/internal/server/graphql/generated"
 	"github.com/dproxy/dproxy/internal/server/graphql/model"
-	"github.com/dproxy/dproxy/internal/store"
 )
 
-// groupResolver resolves the fields of a Group. A Group node is only ever
-// made for a group the principal may read, so its fields need no further
-// check.
+// groupResolver resolves the fields of a Group. The admin service checks
+// that the principal may read the group; within a request it remembers
+// the groups it already checked (admin.WithRequestScope), so the fields of
+// a listed group cost no further checks.
 type groupResolver struct{ h *Handler }
 
-// groupID is the store id inside a Group node's global id.
+// groupID is the id inside a Group node's global id.
 func groupID(obj *generated.Group) (int64, error) {
 	id, ok := parseGID(gidGroup, obj.ID)
 	if !ok {
@@ -27,20 +27,12 @@ func groupID(obj *generated.Group) (int64, error) {
 	return id, nil
 }
 
-func (g groupResolver) group(ctx context.Context, obj *generated.Group) (store.Group, error) {
-	id, err := groupID(obj)
-	if err != nil {
-		return store.Group{}, err
-	}
-	return g.h.store.GroupByID(ctx, id)
-}
-
 func (g groupResolver) MyRole(ctx context.Context, obj *generated.Group) (*generated.Role, error) {
-	grp, err := g.group(ctx, obj)
+	id, err := groupID(obj)
 	if err != nil {
 		return nil, err
 	}
-	role, err := g.h.auth.GroupRole(ctx, principal(ctx), grp)
+	role, err := g.h.svc.MyRole(ctx, principal(ctx), id)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +44,7 @@ func (g groupResolver) DependencyProxySetting(ctx context.Context, obj *generate
 	if err != nil {
 		return nil, err
 	}
-	s, err := g.h.store.ProxySetting(ctx, id)
+	s, err := g.h.svc.ProxySetting(ctx, principal(ctx), id)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +56,7 @@ func (g groupResolver) DependencyProxyImageTTLPolicy(ctx context.Context, obj *g
 	if err != nil {
 		return nil, err
 	}
-	p, err := g.h.store.TTLPolicy(ctx, id)
+	p, err := g.h.svc.TTLPolicy(ctx, principal(ctx), id)
 	if err != nil {
 		return nil, err
 	}
@@ -100,11 +92,11 @@ func (g groupResolver) DependencyProxyManifests(ctx context.Context, obj *genera
 	if err != nil {
 		return nil, err
 	}
-	ms, err := g.h.store.ManifestsOfGroup(ctx, id, afterID, n+1)
+	ms, err := g.h.svc.Manifests(ctx, principal(ctx), id, afterID, n+1)
 	if err != nil {
 		return nil, err
 	}
-	items, cursors, info := pageOf(ms, n, hasPrev, func(m store.Manifest) string {
+	items, cursors, info := pageOf(ms, n, hasPrev, func(m admin.Manifest) string {
 		return encodeCursor("m", strconv.FormatInt(m.ID, 10))
 	})
 	out := &generated.DependencyProxyManifestConnection{PageInfo: info,
@@ -126,24 +118,25 @@ func (g groupResolver) DependencyProxyBlobs(ctx context.Context, obj *generated.
 	if err != nil {
 		return nil, err
 	}
-	var from *store.BlobCursor
+	var from *admin.BlobCursor
 	if hasPrev {
 		ts, d, _ := strings.Cut(pos, "|")
 		at, terr := time.Parse(time.RFC3339Nano, ts)
-		if _, derr := oci.ParseDigest(d); terr != nil || derr != nil {
+		digest, derr := admin.ParseDigest(d)
+		if terr != nil || derr != nil {
 			return nil, fail(fmt.Sprintf("invalid cursor %q: pass an endCursor this connection returned", clip(*after)))
 		}
-		from = &store.BlobCursor{CreatedAt: at, Digest: oci.Digest(d)}
+		from = &admin.BlobCursor{CreatedAt: at, Digest: digest}
 	}
 	id, err := groupID(obj)
 	if err != nil {
 		return nil, err
 	}
-	bs, err := g.h.store.BlobsOfGroupNewest(ctx, id, from, n+1)
+	bs, err := g.h.svc.Blobs(ctx, principal(ctx), id, from, n+1)
 	if err != nil {
 		return nil, err
 	}
-	items, cursors, info := pageOf(bs, n, hasPrev, func(b store.Blob) string {
+	items, cursors, info := pageOf(bs, n, hasPrev, func(b admin.Blob) string {
 		return encodeCursor("b", b.CreatedAt.UTC().Format(time.RFC3339Nano)+"|"+string(b.Digest))
 	})
 	out := &generated.DependencyProxyBlobConnection{PageInfo: info,
@@ -156,12 +149,12 @@ func (g groupResolver) DependencyProxyBlobs(ctx context.Context, obj *generated.
 	return out, nil
 }
 
-func (g groupResolver) usage(ctx context.Context, obj *generated.Group) (store.Usage, error) {
+func (g groupResolver) usage(ctx context.Context, obj *generated.Group) (admin.Usage, error) {
 	id, err := groupID(obj)
 	if err != nil {
-		return store.Usage{}, err
+		return admin.Usage{}, err
 	}
-	return g.h.store.GroupUsage(ctx, id)
+	return g.h.svc.Usage(ctx, principal(ctx), id)
 }
 
 func (g groupResolver) DependencyProxyImageCount(ctx context.Context, obj *generated.Group) (int, error) {
@@ -190,15 +183,13 @@ func (g groupResolver) Subgroups(ctx context.Context, obj *generated.Group) ([]g
 	if err != nil {
 		return nil, err
 	}
-	all, err := g.h.store.Groups(ctx)
+	subs, err := g.h.svc.Subgroups(ctx, principal(ctx), id)
 	if err != nil {
 		return nil, err
 	}
 	out := []generated.Group{}
-	for _, sub := range all {
-		if sub.ParentID == id {
-			out = append(out, *groupNode(sub))
-		}
+	for _, sub := range subs {
+		out = append(out, *groupNode(sub))
 	}
 	return out, nil
 }
@@ -208,7 +199,7 @@ func (g groupResolver) Members(ctx context.Context, obj *generated.Group) ([]gen
 	if err != nil {
 		return nil, err
 	}
-	ms, err := g.h.store.Members(ctx, id)
+	ms, err := g.h.svc.Members(ctx, principal(ctx), id)
 	if err != nil {
 		return nil, err
 	}
