@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -40,11 +41,33 @@ func (u *Upstream) SetListPaging(pageSize int, links bool) {
 }
 
 // servePush serves the bare registry of pushes, with the referrers API
-// as the front serves it.
+// as the front serves it. While the API is on, a pushed manifest with a
+// subject is answered with OCI-Subject, as OCI 1.1 registries do (clients
+// then skip the referrers tag schema).
 func (u *Upstream) servePush(w http.ResponseWriter, r *http.Request) {
-	if kind, repo, ref := classify(r.URL.Path); kind == KindReferrers {
+	kind, repo, ref := classify(r.URL.Path)
+	switch {
+	case kind == KindReferrers:
 		u.serveReferrers(w, r, repo, ref)
 		return
+	case kind == KindManifest && r.Method == http.MethodPut:
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "MANIFEST_INVALID", "read the manifest: "+err.Error())
+			return
+		}
+		var m struct {
+			Subject *struct {
+				Digest string `json:"digest"`
+			} `json:"subject"`
+		}
+		u.mu.Lock()
+		off := u.noReferrers
+		u.mu.Unlock()
+		if json.Unmarshal(body, &m) == nil && m.Subject != nil && !off {
+			w.Header().Set("OCI-Subject", m.Subject.Digest)
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	u.inner.ServeHTTP(w, r)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -181,4 +182,40 @@ func remoteDescriptor(img v1.Image) (v1.Descriptor, error) {
 		return v1.Descriptor{}, err
 	}
 	return v1.Descriptor{MediaType: mt, Digest: d, Size: size}, nil
+}
+
+// TestPushAnswersOCISubject: with the referrers API on, the push server
+// says it processed a pushed manifest's subject, as OCI 1.1 registries do.
+func TestPushAnswersOCISubject(t *testing.T) {
+	t.Parallel()
+	u := New(t, Options{})
+	img := u.PushRandomImage(t, "library/alpine", "latest", 1, 16)
+	subject, err := remoteDescriptor(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",` +
+		`"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},` +
+		`"layers":[],"subject":{"mediaType":"` + string(subject.MediaType) + `","digest":"` + subject.Digest.String() + `","size":1}}`
+	put := func(tag string) string {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, u.PushURL()+"/v2/library/alpine/manifests/"+tag, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusCreated {
+			t.Fatalf("PUT: %d", res.StatusCode)
+		}
+		return res.Header.Get("OCI-Subject")
+	}
+	if got := put("a"); got != subject.Digest.String() {
+		t.Errorf("OCI-Subject = %q, want %s", got, subject.Digest)
+	}
+	u.SetReferrersAPI(false)
+	if got := put("b"); got != "" {
+		t.Errorf("referrers API off: OCI-Subject = %q, want none", got)
+	}
 }
