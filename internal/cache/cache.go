@@ -1,7 +1,8 @@
 // Package cache is the pull-through logic of dproxy: manifest freshness and
 // revalidation, serving stale content when the upstream fails, one upstream
 // fetch per blob shared by every concurrent client, digest verification
-// before anything is stored, and batched read-time updates.
+// before anything is stored, batched read-time updates, and stored tag and
+// referrers lists.
 //
 // It depends on small interfaces of the store, the blob store and the
 // upstream client, and must not import server, commands or tui.

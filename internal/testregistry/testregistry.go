@@ -2,7 +2,9 @@
 // real in-memory registry (go-containerregistry's pkg/registry) behind a front
 // that speaks the Docker v2 token flow, counts requests by kind, sends
 // rate-limit headers and injects faults (latency, bandwidth caps, 429, 5xx,
-// hangs, dropped connections, corrupted blobs, CDN redirects).
+// hangs, dropped connections, corrupted blobs, CDN redirects). It lists tags
+// and referrers (OCI 1.1) as registries do, in pages when asked, and can
+// act as a registry without the referrers API (lists.go).
 //
 // It serves only on 127.0.0.0/8. It is imported by tests and test programs
 // (the end-to-end suite runs it as a process through Start) only, and must
