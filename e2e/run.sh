@@ -3,8 +3,9 @@
 # `dproxy serve` built from this tree, in front of a Docker-Hub-like upstream
 # (e2e/upstream) on loopback. Run as root, without stdin: `make e2e`.
 #
-# Rounds: crane (cold cache), regctl, skopeo, podman, docker, containerd
-# (warm cache: no upstream blob fetch allowed), then mirror mode with dockerd
+# Rounds: crane (cold cache), regctl, skopeo, oras (referrers), podman,
+# docker, containerd (warm cache: no upstream blob fetch allowed); crane,
+# regctl and skopeo also list tags. Then mirror mode with dockerd
 # --registry-mirror, containerd hosts.toml and podman registries.conf, with
 # the daemons' fallback to Docker Hub blocked so a broken mirror fails; last,
 # `dproxy tui` in tmux purges the group as a person would.
@@ -16,6 +17,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CRANE_VERSION=v0.22.1
 REGCTL_VERSION=v0.11.7
+ORAS_VERSION=v1.3.6
 DEBIAN_PACKAGES=(docker.io containerd podman runc skopeo tmux curl python3)
 # .ci/run installs these with its own packages, in one apt-get update.
 if [[ ${1:-} == --debian-packages ]]; then
@@ -121,6 +123,21 @@ expect_digest() {
 	grep -q "$want" "$WORK/last.out" || fail "digest $want (the upstream's) not in the client's output" "$@"
 }
 
+# expect_tags "T1 T2 ..." CMD...: CMD must print exactly these tags, one a
+# line, in this (lexical) order.
+# Only standard output counts (regctl logs warnings on standard error).
+expect_tags() {
+	local want=$1 got
+	shift
+	if ! "$@" >"$WORK/tags.out" 2>"$WORK/last.out" </dev/null; then
+		cat "$WORK/tags.out" >>"$WORK/last.out"
+		fail "command failed" "$@"
+	fi
+	cat "$WORK/tags.out" >>"$WORK/last.out"
+	got=$(grep -v '^$' "$WORK/tags.out" | tr '\n' ' ' | sed 's/ $//')
+	[[ $got == "$want" ]] || fail "tags \"$got\", want \"$want\"" "$@"
+}
+
 # expect_output WANT CMD...: CMD's output must contain WANT.
 expect_output() {
 	local want=$1
@@ -185,8 +202,10 @@ go_install() {
 }
 go_install crane github.com/google/go-containerregistry/cmd/crane github.com/google/go-containerregistry "$CRANE_VERSION"
 go_install regctl github.com/regclient/regclient/cmd/regctl github.com/regclient/regclient "$REGCTL_VERSION"
+go_install oras oras.land/oras/cmd/oras oras.land/oras "$ORAS_VERSION"
 CRANE=$GOBIN_DIR/crane
 REGCTL=$GOBIN_DIR/regctl
+ORAS=$GOBIN_DIR/oras
 DOCKER=/usr/bin/docker # Debian's client, whatever else is on PATH
 
 # ---------------------------------------------------------------- build
@@ -215,6 +234,8 @@ mkdir -p "$DOCKER_CONFIG"
 echo '{}' >"$DOCKER_CONFIG/config.json"
 "$CRANE" append -f "$WORK/hello-amd64.tar" -t "$PUSH/tmp/hello-docker" >/dev/null
 "$CRANE" mutate --entrypoint /hello --set-platform linux/amd64 -t "$PUSH/library/hello:latest" "$PUSH/tmp/hello-docker" >/dev/null
+for t in v1 v2; do "$CRANE" tag "$PUSH/library/hello:latest" "$t" >/dev/null; done
+HELLO_TAGS="latest v1 v2" # the tags clients list, in lexical order
 "$CRANE" append --oci-empty-base -f "$WORK/hello-amd64.tar" -t "$PUSH/tmp/hello-oci" >/dev/null
 "$CRANE" mutate --entrypoint /hello --set-platform linux/amd64 -t "$PUSH/library/hello-oci:latest" "$PUSH/tmp/hello-oci" >/dev/null
 "$CRANE" append --oci-empty-base -f "$WORK/hello-arm64.tar" -t "$PUSH/tmp/hello-arm64" >/dev/null
@@ -292,6 +313,8 @@ for img in "${IMAGES[@]}"; do
 	run "$CRANE" pull --format oci "$REF" "$WORK/crane-$img" >/dev/null
 	grep -q "${WANT[$img]}" "$WORK/crane-$img/index.json" || fail "pulled layout lacks the upstream digest" "$CRANE" pull "$REF"
 done
+REF=$DP/$GROUP/dependency_proxy/containers/hello
+expect_tags "$HELLO_TAGS" "$CRANE" ls "$REF"
 blob_gets_cold=$(upstream_count "GET blob")
 echo "cold round: $blob_gets_cold upstream blob GETs"
 ((blob_gets_cold > 0)) || fail "the cold round made no upstream blob GET: is the upstream counting?" "$CRANE" pull
@@ -308,6 +331,8 @@ for img in "${IMAGES[@]}"; do
 	run "$REGCTL" --host "reg=$DP,tls=disabled,user=$E2E_USER,pass=$PULL_TOKEN" image copy "$REF" "ocidir://$WORK/regctl-$img:t" >/dev/null
 	grep -q "${WANT[$img]}" "$WORK/regctl-$img/index.json" || fail "pulled layout lacks the upstream digest" "$REGCTL" image copy "$REF"
 done
+REF=$DP/$GROUP/dependency_proxy/containers/hello
+expect_tags "$HELLO_TAGS" "$REGCTL" --host "reg=$DP,tls=disabled,user=$E2E_USER,pass=$PULL_TOKEN" tag ls "$REF"
 round_end "regctl $("$REGCTL" version --format '{{.VCSTag}}' 2>/dev/null || echo "$REGCTL_VERSION")"
 
 # ---------------------------------------------------------------- skopeo
@@ -329,7 +354,35 @@ cmp -s "$WORK/skopeo-ci.manifest" "$WORK/skopeo-hello.manifest" || fail "the ci-
 REF=$(ref hello)
 run skopeo inspect --raw --tls-verify=false --creds "$E2E_USER:$E2E_PASSWORD" "docker://$REF" >"$WORK/skopeo-pw.manifest"
 cmp -s "$WORK/skopeo-pw.manifest" "$WORK/skopeo-hello.manifest" || fail "the user's password got another manifest" skopeo inspect --raw "docker://$REF"
+# Without --raw, skopeo inspect lists the repository's tags too.
+run skopeo inspect --tls-verify=false --creds "$E2E_USER:$PULL_TOKEN" "docker://$REF" >"$WORK/skopeo-inspect.json"
+python3 - "$WORK/skopeo-inspect.json" "${WANT[hello]}" "$HELLO_TAGS" <<'PY' || fail "skopeo inspect does not show the upstream's digest and tags" skopeo inspect "docker://$REF"
+import json, sys
+out = json.load(open(sys.argv[1]))
+sys.exit(0 if out.get("Digest") == sys.argv[2] and out.get("RepoTags") == sys.argv[3].split() else 1)
+PY
 round_end "$(skopeo --version)"
+
+# ---------------------------------------------------------------- oras
+
+# An artifact attached to hello upstream (where clients push) is listed
+# through dproxy's referrers API, whole and filtered by artifact type.
+round_begin oras
+REF=$PUSH/library/hello:latest
+echo '{"e2e": "sbom"}' >"$WORK/sbom.json"
+pushd "$WORK" >/dev/null
+run "$ORAS" attach --plain-http --artifact-type application/vnd.dproxy.e2e.sbom "$REF" sbom.json:application/json >/dev/null
+popd >/dev/null
+SBOM=$(grep -o 'sha256:[0-9a-f]\{64\}' "$WORK/last.out" | tail -1 || true)
+[[ -n $SBOM ]] || fail "oras attach printed no digest" "$ORAS" attach "$REF"
+REF=$(ref hello)
+ORAS_LOGIN=(--plain-http -u "$E2E_USER" -p "$PULL_TOKEN")
+expect_output "$SBOM" "$ORAS" discover "${ORAS_LOGIN[@]}" "$REF"
+expect_output "application/vnd.dproxy.e2e.sbom" "$ORAS" discover "${ORAS_LOGIN[@]}" "$REF"
+expect_output "$SBOM" "$ORAS" discover "${ORAS_LOGIN[@]}" --artifact-type application/vnd.dproxy.e2e.sbom "$REF"
+run "$ORAS" discover "${ORAS_LOGIN[@]}" --artifact-type application/vnd.dproxy.e2e.other "$REF" >/dev/null
+! grep -q "$SBOM" "$WORK/last.out" || fail "the artifact type filter let the sbom through" "$ORAS" discover --artifact-type application/vnd.dproxy.e2e.other "$REF"
+round_end "oras $("$ORAS" version | awk '/^Version:/ { print $2; exit }')"
 
 # ---------------------------------------------------------------- podman
 
@@ -523,6 +576,8 @@ for img in hello multi; do
 	run "$CRANE" pull --format oci "$REF" "$WORK/vr-$img" >/dev/null
 	grep -q "${WANT[$img]}" "$WORK/vr-$img/index.json" || fail "pulled layout lacks the upstream digest" "$CRANE" pull "$REF"
 done
+REF=$DP/virtual_registries/container/1/library/hello
+expect_tags "$HELLO_TAGS" "$CRANE" ls "$REF"
 dpx virtual-registry cache list 1 >"$WORK/vr-cache.txt"
 grep -q "^library/hello/manifests/latest" "$WORK/vr-cache.txt" ||
 	fail "the upstream's cache does not list library/hello:latest" "$BIN/dproxy" virtual-registry cache list 1

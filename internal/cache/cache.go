@@ -1,7 +1,8 @@
 // Package cache is the pull-through logic of dproxy: manifest freshness and
 // revalidation, serving stale content when the upstream fails, one upstream
 // fetch per blob shared by every concurrent client, digest verification
-// before anything is stored, and batched read-time updates.
+// before anything is stored, batched read-time updates, and stored tag and
+// referrers lists.
 //
 // It depends on small interfaces of the store, the blob store and the
 // upstream client, and must not import server, commands or tui.
@@ -36,6 +37,9 @@ type metaStore interface {
 	TouchBlobs(ctx context.Context, keys []store.BlobKey, at time.Time) error
 	BlobReferenced(ctx context.Context, d oci.Digest) (bool, error)
 	DropBlob(ctx context.Context, d oci.Digest) (int64, error)
+	List(ctx context.Context, groupID int64, image, kind, subject string) (store.List, error)
+	PutList(ctx context.Context, l store.List) (store.List, error)
+	TouchList(ctx context.Context, id int64, at time.Time) error
 }
 
 // blobStore is what the cache needs of blob storage. Temp files live on
@@ -57,6 +61,8 @@ type Remote interface {
 	GetManifest(ctx context.Context, creds upstream.Credentials, repo string, ref oci.Reference) (upstream.Manifest, error)
 	GetBlob(ctx context.Context, creds upstream.Credentials, repo string, d oci.Digest) (io.ReadCloser, int64, error)
 	HeadBlob(ctx context.Context, creds upstream.Credentials, repo string, d oci.Digest) (upstream.Descriptor, error)
+	Tags(ctx context.Context, creds upstream.Credentials, repo string) ([]string, error)
+	Referrers(ctx context.Context, creds upstream.Credentials, repo string, d oci.Digest) (upstream.Referrers, error)
 	// RateLimit is the rate limit last seen for creds.
 	RateLimit(creds upstream.Credentials) (upstream.RateLimit, bool)
 }

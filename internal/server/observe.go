@@ -43,6 +43,10 @@ func routeOf(path string) string {
 		return "manifest"
 	case strings.HasPrefix(path, "/v2/") && strings.Contains(path, "/blobs/"):
 		return "blob"
+	case strings.HasPrefix(path, "/v2/") && strings.HasSuffix(path, "/tags/list"):
+		return "tags"
+	case strings.HasPrefix(path, "/v2/") && strings.Contains(path, "/referrers/"):
+		return "referrers"
 	case path == "/v2/" || path == "/v2":
 		return "base"
 	case strings.HasPrefix(path, "/v2/"):

@@ -72,8 +72,8 @@ type Purged struct {
 	Bytes int64
 }
 
-// PurgeGroupCacheCounted deletes all of a group's manifests and blob
-// references in one transaction, like PurgeGroupCache, and says how many
+// PurgeGroupCacheCounted deletes all of a group's manifests, blob
+// references and cached lists in one transaction, like PurgeGroupCache, and says how many
 // and how many bytes it removed. Blob files are not touched: the garbage
 // collector removes those BlobReferenced reports as unused.
 func (s *Store) PurgeGroupCacheCounted(ctx context.Context, groupID int64) (Purged, error) {
@@ -106,6 +106,9 @@ func (s *Store) PurgeGroupCacheCounted(ctx context.Context, groupID int64) (Purg
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM manifests WHERE group_id = $1`, groupID); err != nil {
 			return fmt.Errorf("purge manifests of group %d: %w", groupID, err)
+		}
+		if err := purgeLists(ctx, tx, groupID); err != nil {
+			return err
 		}
 		p.Manifests, p.Bytes = n, p.Bytes+bytes
 		return nil

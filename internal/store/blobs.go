@@ -156,8 +156,8 @@ func (s *Store) GroupUsage(ctx context.Context, groupID int64) (Usage, error) {
 	return u, nil
 }
 
-// PurgeGroupCache deletes all of a group's manifests and blob references in
-// one transaction and returns the digests of the blobs it referenced; the
+// PurgeGroupCache deletes all of a group's manifests, blob references and
+// cached lists in one transaction and returns the digests of the blobs it referenced; the
 // caller removes the files that BlobReferenced then reports as unused.
 func (s *Store) PurgeGroupCache(ctx context.Context, groupID int64) ([]oci.Digest, error) {
 	var digests []oci.Digest
@@ -181,7 +181,7 @@ func (s *Store) PurgeGroupCache(ctx context.Context, groupID int64) ([]oci.Diges
 		if _, err := tx.ExecContext(ctx, `DELETE FROM manifests WHERE group_id = $1`, groupID); err != nil {
 			return fmt.Errorf("purge manifests of group %d: %w", groupID, err)
 		}
-		return nil
+		return purgeLists(ctx, tx, groupID)
 	})
 	if err != nil {
 		return nil, err
@@ -195,18 +195,19 @@ type Expired struct {
 	Blobs     []oci.Digest // digests whose reference was removed
 }
 
-// ExpireGroupCache deletes, in one transaction, a group's manifests and
-// blob references last read before before (the TTL policy's cut-off), and
-// those of the upstreams of the group's virtual registries: the policy of
-// a top-level group covers its virtual registries' caches too.
+// ExpireGroupCache deletes, in one transaction, a group's manifests, blob
+// references and cached lists last read before before (the TTL policy's
+// cut-off), and those of the upstreams of the group's virtual registries:
+// the policy of a top-level group covers its virtual registries' caches
+// too.
 func (s *Store) ExpireGroupCache(ctx context.Context, groupID int64, before time.Time) (Expired, error) {
 	var e Expired
 	cut := dbTime(before)
 	owners := []struct {
-		manifests, blobs, where string
+		manifests, blobs, lists, where string
 	}{
-		{"manifests", "blobs", `group_id = $1`},
-		{"virtual_manifests", "virtual_blobs", `upstream_id IN (SELECT u.id FROM virtual_registry_upstreams u
+		{"manifests", "blobs", "lists", `group_id = $1`},
+		{"virtual_manifests", "virtual_blobs", "virtual_lists", `upstream_id IN (SELECT u.id FROM virtual_registry_upstreams u
 			JOIN virtual_registries r ON r.id = u.registry_id WHERE r.group_id = $1)`},
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -225,6 +226,9 @@ func (s *Store) ExpireGroupCache(ctx context.Context, groupID int64, before time
 				return fmt.Errorf("expire %s of group %d: %w", o.blobs, groupID, err)
 			}
 			e.Blobs = append(e.Blobs, ds...)
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+o.lists+` WHERE `+o.where+` AND read_at < $2`, groupID, cut); err != nil {
+				return fmt.Errorf("expire %s of group %d: %w", o.lists, groupID, err)
+			}
 		}
 		return nil
 	})

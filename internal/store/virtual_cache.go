@@ -162,8 +162,9 @@ func (s *Store) DeleteVirtualCacheEntry(ctx context.Context, upstreamID int64, p
 	return affected(res, err, fmt.Sprintf("delete cache entry %q of upstream %d", path, upstreamID))
 }
 
-// ClearVirtualCache deletes every cache entry of the given upstreams and
-// returns how many it deleted.
+// ClearVirtualCache deletes every cache entry of the given upstreams, and
+// their cached lists, and returns how many entries (manifests and blobs)
+// it deleted.
 func (s *Store) ClearVirtualCache(ctx context.Context, upstreamIDs []int64) (int64, error) {
 	var total int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -178,6 +179,9 @@ func (s *Store) ClearVirtualCache(ctx context.Context, upstreamIDs []int64) (int
 					return fmt.Errorf("clear the cache of upstream %d: %w", id, err)
 				}
 				total += n
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM virtual_lists WHERE upstream_id = $1`, id); err != nil {
+				return fmt.Errorf("clear the cached lists of upstream %d: %w", id, err)
 			}
 		}
 		return nil

@@ -2,7 +2,9 @@
 // real in-memory registry (go-containerregistry's pkg/registry) behind a front
 // that speaks the Docker v2 token flow, counts requests by kind, sends
 // rate-limit headers and injects faults (latency, bandwidth caps, 429, 5xx,
-// hangs, dropped connections, corrupted blobs, CDN redirects).
+// hangs, dropped connections, corrupted blobs, CDN redirects). It lists tags
+// and referrers (OCI 1.1) as registries do, in pages when asked, and can
+// act as a registry without the referrers API (lists.go).
 //
 // It serves only on 127.0.0.0/8. It is imported by tests and test programs
 // (the end-to-end suite runs it as a process through Start) only, and must
@@ -37,11 +39,13 @@ type Kind = string
 
 // Request kinds counted by Count.
 const (
-	KindManifest Kind = "manifest"
-	KindBlob     Kind = "blob"
-	KindToken    Kind = "token"
-	KindPing     Kind = "ping"
-	KindOther    Kind = "other"
+	KindManifest  Kind = "manifest"
+	KindBlob      Kind = "blob"
+	KindTags      Kind = "tags"      // tag lists
+	KindReferrers Kind = "referrers" // referrers lists (OCI 1.1)
+	KindToken     Kind = "token"
+	KindPing      Kind = "ping"
+	KindOther     Kind = "other"
 )
 
 // Options configures the token service.
@@ -93,6 +97,9 @@ type Upstream struct {
 	redirect    bool
 	cdnAuth     bool
 	cdnRequests int
+	noReferrers bool // the referrers API answers 404 (SetReferrersAPI)
+	pageSize    int  // lists are cut into pages of this many entries; 0 = whole (SetListPaging)
+	pageLinks   bool // cut lists name their next page in a Link header
 }
 
 type issuedToken struct {
@@ -120,7 +127,7 @@ func Start(opts Options) *Upstream {
 	}
 	u := &Upstream{
 		opts:       opts,
-		inner:      registry.New(registry.Logger(log.New(io.Discard, "", 0))),
+		inner:      registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true)),
 		done:       make(chan struct{}),
 		counts:     map[string]int{},
 		blobCounts: map[string]int{},
@@ -130,7 +137,7 @@ func Start(opts Options) *Upstream {
 	}
 	u.front = httptest.NewServer(http.HandlerFunc(u.serveFront))
 	u.URL = u.front.URL
-	u.push = httptest.NewServer(u.inner)
+	u.push = httptest.NewServer(http.HandlerFunc(u.servePush))
 	u.cdn = httptest.NewServer(http.HandlerFunc(u.serveCDN))
 	return u
 }
@@ -303,7 +310,9 @@ func classify(p string) (kind Kind, repo, ref string) {
 	case n >= 4 && s[n-3] == "blobs" && s[n-2] == "uploads":
 		return KindOther, strings.Join(s[:n-3], "/"), ""
 	case n >= 3 && s[n-2] == "tags":
-		return KindOther, strings.Join(s[:n-2], "/"), ""
+		return KindTags, strings.Join(s[:n-2], "/"), ""
+	case n >= 3 && s[n-2] == "referrers":
+		return KindReferrers, strings.Join(s[:n-2], "/"), s[n-1]
 	}
 	return KindOther, "", ""
 }
@@ -481,6 +490,14 @@ func (u *Upstream) serveRegistry(w http.ResponseWriter, r *http.Request, kind Ki
 			return
 		}
 		u.serveBlob(u.blobWriter(w, ref), r, repo, ref, corrupt)
+		return
+	}
+	switch {
+	case kind == KindTags && r.Method == http.MethodGet:
+		u.serveTags(w, r, repo)
+		return
+	case kind == KindReferrers:
+		u.serveReferrers(w, r, repo, ref)
 		return
 	}
 	u.inner.ServeHTTP(w, r)

@@ -421,9 +421,11 @@ func (c *Client) attempt(ctx context.Context, o op, creds Credentials, method, p
 	}
 }
 
-// send sends one request with the Authorization header auth.
+// send sends one request with the Authorization header auth. path is
+// relative to the repository and may carry a query ("tags/list?n=100").
 func (c *Client) send(ctx context.Context, o op, creds Credentials, method, path, accept, auth string) (*http.Response, error) {
 	u := *c.base
+	path, u.RawQuery, _ = strings.Cut(path, "?")
 	u.Path = c.base.Path + "/v2/" + o.repo + "/" + path
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {

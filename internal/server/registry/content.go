@@ -126,6 +126,8 @@ type source interface {
 	Manifest(ctx context.Context, ref oci.Reference) (cache.Manifest, error)
 	Blob(ctx context.Context, d oci.Digest) (*cache.Blob, error)
 	StatBlob(ctx context.Context, d oci.Digest) (int64, error)
+	Tags(ctx context.Context) (cache.TagList, error)
+	Referrers(ctx context.Context, d oci.Digest) (cache.ReferrerList, error)
 }
 
 // proxySource is a group's dependency proxy.

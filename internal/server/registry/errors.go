@@ -30,6 +30,7 @@ var errorCodes = []struct {
 	{oci.ErrBlobUnknown, "BLOB_UNKNOWN", http.StatusNotFound},
 	{oci.ErrUnsupported, "UNSUPPORTED", http.StatusMethodNotAllowed},
 	{oci.ErrRangeUnsatisfied, "RANGE_INVALID", http.StatusRequestedRangeNotSatisfiable},
+	{oci.ErrPaginationInvalid, "PAGINATION_NUMBER_INVALID", http.StatusBadRequest},
 	{oci.ErrTooManyRequests, "TOOMANYREQUESTS", http.StatusTooManyRequests},
 	{oci.ErrTimeout, "UNAVAILABLE", http.StatusGatewayTimeout},
 	{oci.ErrUnavailable, "UNAVAILABLE", http.StatusBadGateway},

@@ -56,6 +56,8 @@ type puller interface {
 	Manifest(ctx context.Context, t cache.Target, ref oci.Reference) (cache.Manifest, error)
 	Blob(ctx context.Context, t cache.Target, d oci.Digest) (*cache.Blob, error)
 	StatBlob(ctx context.Context, t cache.Target, d oci.Digest) (int64, error)
+	Tags(ctx context.Context, t cache.Target) (cache.TagList, error)
+	Referrers(ctx context.Context, t cache.Target, d oci.Digest) (cache.ReferrerList, error)
 }
 
 // virtualPuller serves container virtual registries.
@@ -63,6 +65,8 @@ type virtualPuller interface {
 	Manifest(ctx context.Context, registryID int64, image string, ref oci.Reference) (cache.Manifest, error)
 	Blob(ctx context.Context, registryID int64, image string, d oci.Digest) (*cache.Blob, error)
 	StatBlob(ctx context.Context, registryID int64, image string, d oci.Digest) (int64, error)
+	Tags(ctx context.Context, registryID int64, image string) (cache.TagList, error)
+	Referrers(ctx context.Context, registryID int64, image string, d oci.Digest) (cache.ReferrerList, error)
 }
 
 // Options configure a Handler.
@@ -179,14 +183,18 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 		h.challenge(w, repo.Name, "")
 		return err
 	}
-	if rt.kind != kindManifests && rt.kind != kindBlobs || r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return fmt.Errorf("%w: %s on %s; dproxy is a pull-through cache and serves only GET and HEAD of manifests and blobs", oci.ErrUnsupported, r.Method, rt.kind)
+	if rt.kind == kindUploads || r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return fmt.Errorf("%w: %s on %s; dproxy is a pull-through cache and serves only GET and HEAD of manifests, blobs, tag lists and referrers", oci.ErrUnsupported, r.Method, rt.kind)
 	}
 	var ref oci.Reference
-	if rt.kind == kindManifests {
+	var pg page
+	switch rt.kind {
+	case kindManifests:
 		ref, err = oci.ParseReference(rt.arg)
-	} else {
+	case kindBlobs, kindReferrers:
 		ref.Digest, err = oci.ParseDigest(rt.arg)
+	case kindTags:
+		pg, err = parsePage(r.URL.Query())
 	}
 	if err != nil {
 		return err
@@ -200,8 +208,13 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	src := h.source(t)
-	if rt.kind == kindManifests {
+	switch rt.kind {
+	case kindManifests:
 		return h.manifest(w, r, src, ref)
+	case kindTags:
+		return h.tags(w, r, src, rt.name, pg)
+	case kindReferrers:
+		return h.referrers(w, r, src, ref.Digest)
 	}
 	return h.blob(w, r, src, ref.Digest)
 }

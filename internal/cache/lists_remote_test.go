@@ -1,0 +1,18 @@
+package cache_test
+
+import (
+	"context"
+
+	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/upstream"
+)
+
+// scriptedRemote lists nothing: its tests are about blobs.
+
+func (r *scriptedRemote) Tags(context.Context, upstream.Credentials, string) ([]string, error) {
+	return nil, oci.ErrNameUnknown
+}
+
+func (r *scriptedRemote) Referrers(context.Context, upstream.Credentials, string, oci.Digest) (upstream.Referrers, error) {
+	return upstream.Referrers{}, nil
+}
