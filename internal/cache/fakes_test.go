@@ -31,6 +31,12 @@ type fakeStore struct {
 	lastID    int64
 	manifests map[manifestKey]store.Manifest
 	blobs     map[store.BlobKey]store.Blob
+	lists     map[listKey]store.List
+}
+
+type listKey struct {
+	owner                int64
+	image, kind, subject string
 }
 
 type manifestKey struct {
@@ -39,7 +45,7 @@ type manifestKey struct {
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{manifests: map[manifestKey]store.Manifest{}, blobs: map[store.BlobKey]store.Blob{}}
+	return &fakeStore{manifests: map[manifestKey]store.Manifest{}, blobs: map[store.BlobKey]store.Blob{}, lists: map[listKey]store.List{}}
 }
 
 func (s *fakeStore) Manifest(_ context.Context, owner int64, image, reference string) (store.Manifest, error) {
@@ -428,3 +434,40 @@ func (b *heldBody) end() { b.w.Close() }
 
 // fail breaks the body: the cache's next read fails with err.
 func (b *heldBody) fail(err error) { b.w.CloseWithError(err) }
+
+func (s *fakeStore) List(_ context.Context, owner int64, image, kind, subject string) (store.List, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.lists[listKey{owner, image, kind, subject}]
+	if !ok {
+		return store.List{}, store.ErrNotFound
+	}
+	return l, nil
+}
+
+func (s *fakeStore) PutList(_ context.Context, l store.List) (store.List, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := listKey{l.OwnerID, l.Image, l.Kind, l.Subject}
+	if old, ok := s.lists[k]; ok {
+		l.ID, l.CreatedAt = old.ID, old.CreatedAt
+	} else {
+		s.lastID++
+		l.ID = s.lastID
+	}
+	s.lists[k] = l
+	return l, nil
+}
+
+func (s *fakeStore) TouchList(_ context.Context, id int64, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, l := range s.lists {
+		if l.ID == id {
+			l.ReadAt = at
+			s.lists[k] = l
+			return nil
+		}
+	}
+	return store.ErrNotFound
+}

@@ -106,7 +106,7 @@ func (c *Cache) listing(ctx context.Context, t Target, kind, subject string, fet
 			return nil, err
 		}
 		now := c.opts.Now()
-		if _, err := c.meta.PutList(ctx, store.List{GroupID: t.GroupID, Image: t.Image, Kind: kind, Subject: subject,
+		if _, err := c.meta.PutList(ctx, store.List{OwnerID: t.GroupID, Image: t.Image, Kind: kind, Subject: subject,
 			Content: content, UpdatedAt: now, ReadAt: now}); err != nil {
 			// The client still gets the list; the next request asks again.
 			c.log.ErrorContext(ctx, "store list", "kind", kind, "image", t.Image, "subject", subject, "err", err)

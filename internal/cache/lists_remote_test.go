@@ -7,12 +7,12 @@ import (
 	"github.com/dproxy/dproxy/internal/upstream"
 )
 
-// scriptedRemote lists nothing: its tests are about blobs.
+// fakeRemote lists nothing: its tests are about blobs.
 
-func (r *scriptedRemote) Tags(context.Context, upstream.Credentials, string) ([]string, error) {
+func (r *fakeRemote) Tags(context.Context, upstream.Credentials, string) ([]string, error) {
 	return nil, oci.ErrNameUnknown
 }
 
-func (r *scriptedRemote) Referrers(context.Context, upstream.Credentials, string, oci.Digest) (upstream.Referrers, error) {
+func (r *fakeRemote) Referrers(context.Context, upstream.Credentials, string, oci.Digest) (upstream.Referrers, error) {
 	return upstream.Referrers{}, nil
 }

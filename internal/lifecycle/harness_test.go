@@ -250,3 +250,11 @@ func (noUpstream) HeadBlob(context.Context, upstream.Credentials, string, oci.Di
 func (noUpstream) RateLimit(upstream.Credentials) (upstream.RateLimit, bool) {
 	return upstream.RateLimit{}, false
 }
+
+func (noUpstream) Tags(context.Context, upstream.Credentials, string) ([]string, error) {
+	return nil, oci.ErrNameUnknown
+}
+
+func (noUpstream) Referrers(context.Context, upstream.Credentials, string, oci.Digest) (upstream.Referrers, error) {
+	return upstream.Referrers{}, nil
+}

@@ -22,9 +22,9 @@ const (
 // serves it; the store does not read it.
 type List struct {
 	ID int64
-	// GroupID owns the row: a group, or a virtual registry upstream in
+	// OwnerID owns the row: a group, or a virtual registry upstream in
 	// UpstreamCache.
-	GroupID int64
+	OwnerID int64
 	Image   string
 	Kind    string // ListTags or ListReferrers
 	Subject string
@@ -97,7 +97,7 @@ func (u UpstreamCache) TouchList(ctx context.Context, id int64, at time.Time) er
 
 func (s *Store) cachedList(ctx context.Context, t *listTables, owner int64, image, kind, subject string) (List, error) {
 	var l List
-	err := s.readRow(ctx, t.get, owner, image, kind, subject).Scan(&l.ID, &l.GroupID, &l.Image, &l.Kind, &l.Subject,
+	err := s.readRow(ctx, t.get, owner, image, kind, subject).Scan(&l.ID, &l.OwnerID, &l.Image, &l.Kind, &l.Subject,
 		&l.Content, &l.CreatedAt, &l.UpdatedAt, &l.ReadAt)
 	if err != nil {
 		return List{}, notFound(err, fmt.Sprintf("%s list %s %s of %s %d", kind, image, subject, t.owner, owner))
@@ -115,13 +115,13 @@ func (s *Store) putList(ctx context.Context, t *listTables, l List) (List, error
 	l.UpdatedAt = dbTime(orNow(l.UpdatedAt, now))
 	l.ReadAt = dbTime(orNow(l.ReadAt, now))
 	l.Content = append(make([]byte, 0, len(l.Content)), l.Content...) // never nil: the column is NOT NULL
-	err := s.w.QueryRowContext(ctx, t.put, l.GroupID, l.Image, l.Kind, l.Subject, l.Content,
+	err := s.w.QueryRowContext(ctx, t.put, l.OwnerID, l.Image, l.Kind, l.Subject, l.Content,
 		l.CreatedAt, l.UpdatedAt, l.ReadAt).Scan(&l.ID, &l.CreatedAt)
 	if s.isForeignKey(err) {
-		return List{}, fmt.Errorf("store %s list of %s: %s %d: %w", l.Kind, l.Image, t.owner, l.GroupID, ErrNotFound)
+		return List{}, fmt.Errorf("store %s list of %s: %s %d: %w", l.Kind, l.Image, t.owner, l.OwnerID, ErrNotFound)
 	}
 	if err != nil {
-		return List{}, fmt.Errorf("store %s list of %s of %s %d: %w", l.Kind, l.Image, t.owner, l.GroupID, err)
+		return List{}, fmt.Errorf("store %s list of %s of %s %d: %w", l.Kind, l.Image, t.owner, l.OwnerID, err)
 	}
 	l.CreatedAt = l.CreatedAt.UTC()
 	return l, nil

@@ -45,7 +45,7 @@ func contractListsPutGetReplace(t *testing.T, s *Store) {
 	if _, err := s.List(ctx, g.ID, "library/alpine", ListTags, ""); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("List before any put: %v, want ErrNotFound", err)
 	}
-	first, err := s.PutList(ctx, List{GroupID: g.ID, Image: "library/alpine", Kind: ListTags, Content: []byte(`["3.19","3.20"]`), UpdatedAt: t0})
+	first, err := s.PutList(ctx, List{OwnerID: g.ID, Image: "library/alpine", Kind: ListTags, Content: []byte(`["3.19","3.20"]`), UpdatedAt: t0})
 	if err != nil || first.ID == 0 {
 		t.Fatalf("PutList = %+v, %v", first, err)
 	}
@@ -54,7 +54,7 @@ func contractListsPutGetReplace(t *testing.T, s *Store) {
 		t.Fatalf("List = %+v, %v", got, err)
 	}
 	later := t0.Add(time.Hour)
-	second, err := s.PutList(ctx, List{GroupID: g.ID, Image: "library/alpine", Kind: ListTags, Content: []byte(`["3.21"]`),
+	second, err := s.PutList(ctx, List{OwnerID: g.ID, Image: "library/alpine", Kind: ListTags, Content: []byte(`["3.21"]`),
 		CreatedAt: later, UpdatedAt: later})
 	if err != nil || second.ID != first.ID || !second.CreatedAt.Equal(first.CreatedAt) {
 		t.Fatalf("replace = %+v, %v; want the same row with its first CreatedAt %v", second, err, first.CreatedAt)
@@ -64,7 +64,7 @@ func contractListsPutGetReplace(t *testing.T, s *Store) {
 		t.Errorf("after replace: %s updated %v", got.Content, got.UpdatedAt)
 	}
 	// A referrers list of the same image is another row.
-	if _, err := s.PutList(ctx, List{GroupID: g.ID, Image: "library/alpine", Kind: ListReferrers, Subject: subjectA, Content: []byte(`[]`)}); err != nil {
+	if _, err := s.PutList(ctx, List{OwnerID: g.ID, Image: "library/alpine", Kind: ListReferrers, Subject: subjectA, Content: []byte(`[]`)}); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := s.List(ctx, g.ID, "library/alpine", ListReferrers, subjectA); err != nil || string(r.Content) != `[]` {
@@ -73,10 +73,10 @@ func contractListsPutGetReplace(t *testing.T, s *Store) {
 	if _, err := s.List(ctx, g.ID, "library/alpine", ListReferrers, "sha256:other"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("referrers of another subject: %v, want ErrNotFound", err)
 	}
-	if _, err := s.PutList(ctx, List{GroupID: g.ID, Image: "x", Kind: "catalog"}); err == nil {
+	if _, err := s.PutList(ctx, List{OwnerID: g.ID, Image: "x", Kind: "catalog"}); err == nil {
 		t.Error("PutList accepted an unknown kind")
 	}
-	if _, err := s.PutList(ctx, List{GroupID: 999999, Image: "x", Kind: ListTags}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.PutList(ctx, List{OwnerID: 999999, Image: "x", Kind: ListTags}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("PutList of an unknown group: %v, want ErrNotFound", err)
 	}
 }
@@ -87,10 +87,10 @@ func contractListsOwners(t *testing.T, s *Store) {
 	ctx := t.Context()
 	g, _, u := mustUpstream(t, s, "acme")
 	uc := s.UpstreamCache()
-	if _, err := uc.PutList(ctx, List{GroupID: u.ID, Image: "alpine", Kind: ListTags, Content: []byte(`["upstream"]`)}); err != nil {
+	if _, err := uc.PutList(ctx, List{OwnerID: u.ID, Image: "alpine", Kind: ListTags, Content: []byte(`["upstream"]`)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.PutList(ctx, List{GroupID: g.ID, Image: "alpine", Kind: ListTags, Content: []byte(`["group"]`)}); err != nil {
+	if _, err := s.PutList(ctx, List{OwnerID: g.ID, Image: "alpine", Kind: ListTags, Content: []byte(`["group"]`)}); err != nil {
 		t.Fatal(err)
 	}
 	if l, err := uc.List(ctx, u.ID, "alpine", ListTags, ""); err != nil || string(l.Content) != `["upstream"]` {
@@ -99,7 +99,7 @@ func contractListsOwners(t *testing.T, s *Store) {
 	if l, err := s.List(ctx, g.ID, "alpine", ListTags, ""); err != nil || string(l.Content) != `["group"]` {
 		t.Errorf("group list = %+v, %v", l, err)
 	}
-	if _, err := uc.PutList(ctx, List{GroupID: 999999, Image: "x", Kind: ListTags}); !errors.Is(err, ErrNotFound) {
+	if _, err := uc.PutList(ctx, List{OwnerID: 999999, Image: "x", Kind: ListTags}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("PutList of an unknown upstream: %v, want ErrNotFound", err)
 	}
 }
@@ -107,7 +107,7 @@ func contractListsOwners(t *testing.T, s *Store) {
 func contractListsTouch(t *testing.T, s *Store) {
 	ctx := t.Context()
 	g, _, u := mustUpstream(t, s, "acme")
-	l, err := s.PutList(ctx, List{GroupID: g.ID, Image: "alpine", Kind: ListTags, Content: []byte(`[]`), ReadAt: t0})
+	l, err := s.PutList(ctx, List{OwnerID: g.ID, Image: "alpine", Kind: ListTags, Content: []byte(`[]`), ReadAt: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func contractListsTouch(t *testing.T, s *Store) {
 		t.Errorf("TouchList of an unknown id: %v, want ErrNotFound", err)
 	}
 	uc := s.UpstreamCache()
-	ul, err := uc.PutList(ctx, List{GroupID: u.ID, Image: "alpine", Kind: ListTags, Content: []byte(`[]`), ReadAt: t0})
+	ul, err := uc.PutList(ctx, List{OwnerID: u.ID, Image: "alpine", Kind: ListTags, Content: []byte(`[]`), ReadAt: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func contractListsPurgeAndExpire(t *testing.T, s *Store) {
 	old, recent := now.Add(-100*24*time.Hour), now.Add(-time.Hour)
 	put := func(owner int64, virtual bool, image string, readAt time.Time) {
 		t.Helper()
-		l := List{GroupID: owner, Image: image, Kind: ListTags, Content: []byte(`[]`), ReadAt: readAt}
+		l := List{OwnerID: owner, Image: image, Kind: ListTags, Content: []byte(`[]`), ReadAt: readAt}
 		var err error
 		if virtual {
 			_, err = uc.PutList(ctx, l)
@@ -229,11 +229,11 @@ func contractListsPurgeAndExpire(t *testing.T, s *Store) {
 func contractListsCascade(t *testing.T, s *Store) {
 	ctx := t.Context()
 	g, _, u := mustUpstream(t, s, "acme")
-	if _, err := s.PutList(ctx, List{GroupID: g.ID, Image: "alpine", Kind: ListTags, Content: []byte(`[]`)}); err != nil {
+	if _, err := s.PutList(ctx, List{OwnerID: g.ID, Image: "alpine", Kind: ListTags, Content: []byte(`[]`)}); err != nil {
 		t.Fatal(err)
 	}
 	uc := s.UpstreamCache()
-	if _, err := uc.PutList(ctx, List{GroupID: u.ID, Image: "alpine", Kind: ListTags, Content: []byte(`[]`)}); err != nil {
+	if _, err := uc.PutList(ctx, List{OwnerID: u.ID, Image: "alpine", Kind: ListTags, Content: []byte(`[]`)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteVirtualUpstream(ctx, u.ID); err != nil {
@@ -257,7 +257,7 @@ func TestSQLiteListsSurviveReopen(t *testing.T) {
 	box := testBox(t, 1)
 	s := openSQLiteAt(t, path, box)
 	g := mustGroup(t, s, "acme")
-	if _, err := s.PutList(t.Context(), List{GroupID: g.ID, Image: "alpine", Kind: ListTags, Content: []byte(`["1"]`)}); err != nil {
+	if _, err := s.PutList(t.Context(), List{OwnerID: g.ID, Image: "alpine", Kind: ListTags, Content: []byte(`["1"]`)}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
