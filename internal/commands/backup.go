@@ -15,6 +15,7 @@ import (
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
 	"github.com/dproxy/dproxy/internal/keyfile"
 	"github.com/dproxy/dproxy/internal/lifecycle"
+	"github.com/dproxy/dproxy/internal/units"
 )
 
 func newCmdBackup(ios *cmdutil.IOStreams) *cobra.Command {
@@ -106,7 +107,7 @@ func runBackupCreate(ctx context.Context, opts *backupCreateOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(say, "wrote %s: %d blobs (%s), key files %s\n", where, res.Blobs, humanBytes(res.BlobBytes), strings.Join(res.Keys, ", "))
+	fmt.Fprintf(say, "wrote %s: %d blobs (%s), key files %s\n", where, res.Blobs, units.Size(res.BlobBytes), strings.Join(res.Keys, ", "))
 	fmt.Fprintln(say, "the archive holds the secret key: store it encrypted and readable only by operators")
 	return nil
 }
@@ -172,7 +173,7 @@ func runBackupRestore(ctx context.Context, opts *backupRestoreOptions) error {
 		return fmt.Errorf("restore %s into %s: %w", opts.File, opts.DataDir, err)
 	}
 	fmt.Fprintf(opts.IO.Out, "restored %d verified blobs (%s) and key files %s into %s (backup of %s)\n",
-		res.Blobs, humanBytes(res.BlobBytes), strings.Join(res.Keys, ", "), opts.DataDir, res.CreatedAt.Format(time.RFC3339))
+		res.Blobs, units.Size(res.BlobBytes), strings.Join(res.Keys, ", "), opts.DataDir, res.CreatedAt.Format(time.RFC3339))
 	return nil
 }
 
@@ -204,13 +205,13 @@ func (p *progressWriter) update(pr lifecycle.Progress) {
 		frac = min(1, float64(pr.Done)/float64(pr.Total))
 	}
 	if p.tty {
-		fmt.Fprintf(p.w, "\r%s %s %s / %s", p.verb, p.bar.ViewAs(frac), humanBytes(pr.Done), humanBytes(pr.Total))
+		fmt.Fprintf(p.w, "\r%s %s %s / %s", p.verb, p.bar.ViewAs(frac), units.Size(pr.Done), units.Size(pr.Total))
 		p.drawn = true
 		return
 	}
 	if pct := int(frac * 100); pct != p.last {
 		p.last = pct
-		fmt.Fprintf(p.w, "%s: %d%% (%s of %s)\n", p.verb, pct, humanBytes(pr.Done), humanBytes(pr.Total))
+		fmt.Fprintf(p.w, "%s: %d%% (%s of %s)\n", p.verb, pct, units.Size(pr.Done), units.Size(pr.Total))
 	}
 }
 
@@ -218,18 +219,4 @@ func (p *progressWriter) finish() {
 	if p.drawn {
 		fmt.Fprintln(p.w)
 	}
-}
-
-// humanBytes renders a byte count with a binary unit.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

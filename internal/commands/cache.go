@@ -10,6 +10,7 @@ import (
 	"github.com/dproxy/dproxy/internal/adminclient"
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
 	"github.com/dproxy/dproxy/internal/commands/output"
+	"github.com/dproxy/dproxy/internal/units"
 )
 
 func newCmdCache(f *cmdutil.Factory) *cobra.Command {
@@ -140,7 +141,7 @@ func runCachePurge(ctx context.Context, opts *cachePurgeOptions) error {
 		return p.PrintJSON(r)
 	}
 	_, err = fmt.Fprintf(opts.IO.Out, "Purged %s: %d manifests, %d blobs, %s freed\n",
-		opts.Group, r.ManifestCount, r.BlobCount, output.HumanSize(int64(r.FreedBytes)))
+		opts.Group, r.ManifestCount, r.BlobCount, units.Size(int64(r.FreedBytes)))
 	return err
 }
 

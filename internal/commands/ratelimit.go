@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +13,7 @@ import (
 	"github.com/dproxy/dproxy/internal/adminclient"
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
 	"github.com/dproxy/dproxy/internal/commands/output"
+	"github.com/dproxy/dproxy/internal/units"
 	"github.com/dproxy/dproxy/internal/upstream"
 )
 
@@ -198,7 +198,7 @@ func printRateLimit(p *output.Printer, r adminclient.DockerHubRateLimit) error {
 			remaining = strconv.Itoa(*r.Remaining)
 		}
 		if r.WindowSeconds != nil {
-			window = windowText(time.Duration(*r.WindowSeconds) * time.Second)
+			window = units.Seconds(*r.WindowSeconds)
 		}
 	}
 	if r.Source != nil {
@@ -214,19 +214,6 @@ func printRateLimit(p *output.Printer, r adminclient.DockerHubRateLimit) error {
 		{Name: "Credentials", Value: credentialSourceWord(r.CredentialSource)},
 		{Name: "Checked at", Value: p.Time(r.CheckedAt)},
 	})
-}
-
-// windowText renders a rate-limit window as Docker documents it: "6h",
-// "30m", "1h30m".
-func windowText(d time.Duration) string {
-	s := d.String() // "6h0m0s", "30m0s", "1h30m0s", "45s"
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 func credentialSourceWord(s string) string {
