@@ -141,7 +141,7 @@ func newCmdBackupRestore(ios *cmdutil.IOStreams, runF func(context.Context, *bac
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.File = args[0]
 			if opts.DataDir == "" {
-				return usageError(cmd, fmt.Errorf("--data-dir is required: the new or empty directory to restore into"))
+				return requiredFlag(cmd, "data-dir", "the new or empty directory to restore into")
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -149,7 +149,7 @@ func newCmdBackupRestore(ios *cmdutil.IOStreams, runF func(context.Context, *bac
 			return runBackupRestore(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.DataDir, "data-dir", "", "new or empty data dir to restore into")
+	cmd.Flags().StringVar(&opts.DataDir, "data-dir", "", "new or empty data dir to restore into (required)")
 	return cmd
 }
 

@@ -72,7 +72,7 @@ func TestFlagsToOptions(t *testing.T) {
 		}, "", "acme alice --role Reporter", memberAddOptions{Group: "acme", Username: "alice", Role: "REPORTER"}, ""},
 		{"member add no role", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdMemberAdd(f, nil)
-		}, "", "acme alice", nil, `unknown role ""`},
+		}, "", "acme alice", nil, "required flag --role is missing: the member's role: guest, reporter, developer, maintainer or owner"},
 		{"deploy token", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdTokenCreate(f, func(_ context.Context, o *tokenCreateOptions) error { return capture(got)(o.Input) })
 		}, "", "--group acme --deploy --scopes read_registry --name ci",
@@ -156,7 +156,7 @@ func TestFlagsToOptions(t *testing.T) {
 		}, "", "3 --position 0", vrUpstreamMoveOptions{ID: "3", Position: 0}, ""},
 		{"upstream move without position", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdVRUpstreamMove(f, nil)
-		}, "", "3", nil, "--position is required"},
+		}, "", "3", nil, "required flag --position is missing"},
 		{"virtual registry cache clear one upstream", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdVRCacheClear(f, func(_ context.Context, o *vrCacheClearOptions) error { o.api = api{}; return capture(got)(*o) })
 		}, "", "1 --upstream 3 --yes", vrCacheClearOptions{RegistryID: "1", UpstreamID: "3", Yes: true}, ""},

@@ -59,7 +59,7 @@ func TestUsageErrors(t *testing.T) {
 		{"fsck unknown flag", []string{"fsck", "--fix"}, "unknown flag: --fix (see 'dproxy fsck --help')"},
 		{"fsck argument", []string{"fsck", "/var/lib/dproxy"}, `dproxy fsck takes no arguments, got "/var/lib/dproxy"`},
 		{"fsck without a database", []string{"fsck", "--data-dir", noDB}, "no dproxy database in " + noDB},
-		{"backup unknown verb", []string{"backup", "make"}, `unknown command "make" for dproxy backup`},
+		{"backup unknown verb", []string{"backup", "make"}, `unknown command "make" for "dproxy backup" (see 'dproxy backup --help')`},
 		{"backup create argument", []string{"backup", "create", "out.tar"}, "dproxy backup create takes no arguments"},
 		{"backup create without a database", []string{"backup", "create", "--data-dir", noDB, "--out", filepath.Join(t.TempDir(), "b.tar")},
 			"no dproxy database in " + noDB},
@@ -69,7 +69,7 @@ func TestUsageErrors(t *testing.T) {
 			"dproxy backup restore takes one backup archive, got 0 arguments"},
 		{"backup restore two archives", []string{"backup", "restore", "a.tar", "b.tar", "--data-dir", t.TempDir()},
 			"got 2 arguments"},
-		{"backup restore without data dir", []string{"backup", "restore", "a.tar"}, "--data-dir is required"},
+		{"backup restore without data dir", []string{"backup", "restore", "a.tar"}, "required flag --data-dir is missing"},
 		{"backup restore missing archive", []string{"backup", "restore", filepath.Join(noDB, "none.tar"), "--data-dir", t.TempDir()},
 			"open backup archive"},
 	}

@@ -31,19 +31,11 @@ func addConnectionFlags(cmd *cobra.Command, f *cmdutil.Factory) {
 	pf.StringVar(&f.Flags.Server, "server", "", "dproxy server URL (default $DPROXY_SERVER, the login profile, or "+cmdutil.DefaultServer+")")
 	pf.StringVar(&f.Flags.Token, "token", "", "API token with the api scope (default $DPROXY_TOKEN, the login profile, or <data-dir>/initial_admin_token)")
 	pf.StringVar(&f.Flags.DataDir, "data-dir", "", "data dir of a local dproxy server, for its initial admin token (default $DPROXY_DATA_DIR or "+cmdutil.DefaultDataDir+")")
-	pf.StringVarP(&f.Flags.Output, "output", "o", "", "output format: table or json")
+	pf.StringVarP(&f.Flags.Output, "output", "o", "", "output format: "+strings.Join(outputFormats, " or ")+" (default table)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputFormats, cobra.ShellCompDirectiveNoFileComp))
 	if cmd.HasSubCommands() || cmd.RunE == nil {
 		cmd.RunE = nounHelp
 	}
-}
-
-// nounHelp runs a noun without a verb: it prints the help, or refuses an
-// unknown verb as a usage error.
-func nounHelp(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return &cmdutil.FlagError{Err: fmt.Errorf("unknown command %q for %q; see '%s --help'", args[0], cmd.CommandPath(), cmd.CommandPath())}
-	}
-	return cmd.Help()
 }
 
 func newCmdGroup(f *cmdutil.Factory) *cobra.Command {

@@ -81,7 +81,7 @@ func newCmdHubCredsSet(f *cmdutil.Factory, runF func(context.Context, *hubCredsS
 				return err
 			}
 			if opts.Identity == "" {
-				return &cmdutil.FlagError{Err: errors.New("--identity is required: the Docker Hub username (identity and secret are set together; `dproxy hub-creds clear` removes both)")}
+				return requiredFlag(cmd, "identity", "the Docker Hub username (identity and secret are set together; `dproxy hub-creds clear` removes both)")
 			}
 			if !opts.SecretStdin && !opts.IO.IsStdinTTY() {
 				return &cmdutil.FlagError{Err: errors.New("the Docker Hub secret is missing: pass it on stdin with --secret-stdin (identity and secret are set together)")}
@@ -95,7 +95,7 @@ func newCmdHubCredsSet(f *cmdutil.Factory, runF func(context.Context, *hubCredsS
 		},
 	}
 	opts.bind(cmd)
-	cmd.Flags().StringVar(&opts.Identity, "identity", "", "Docker Hub username")
+	cmd.Flags().StringVar(&opts.Identity, "identity", "", "Docker Hub username (required)")
 	cmd.Flags().BoolVar(&opts.SecretStdin, "secret-stdin", false, "read the secret (password or access token) from stdin")
 	return cmd
 }

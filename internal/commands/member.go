@@ -44,6 +44,9 @@ func newCmdMemberAdd(f *cmdutil.Factory, runF func(context.Context, *memberAddOp
 		Args: exactArgs(2, "a group path and a username"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group, opts.Username = args[0], args[1]
+			if !cmd.Flags().Changed("role") {
+				return requiredFlag(cmd, "role", "the member's role: guest, reporter, developer, maintainer or owner")
+			}
 			r, err := adminclient.ParseRole(role)
 			if err != nil {
 				return &cmdutil.FlagError{Err: err}

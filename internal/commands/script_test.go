@@ -59,6 +59,7 @@ func TestScripts(t *testing.T) {
 				Setup: func(env *testscript.Env) error {
 					env.Setenv("DPROXY_SERVER", srv.URL)
 					env.Setenv("DPROXY_DATA_DIR", srv.DataDir)
+					env.Setenv("SERVER_DATA_DIR", srv.DataDir)
 					env.Setenv("HOST", srv.Host)
 					env.Setenv("HUB_USER", hubUser)
 					env.Setenv("HUB_SECRET", hubSecret)

@@ -71,7 +71,7 @@ func newCmdTokenCreate(f *cmdutil.Factory, runF func(context.Context, *tokenCrea
 			}
 			in.GroupPath, in.Username = group, user
 			if len(scopes) == 0 {
-				return &cmdutil.FlagError{Err: fmt.Errorf("--scopes is required: one or more of %s", strings.Join(adminclient.Scopes, ", "))}
+				return requiredFlag(cmd, "scopes", "one or more of "+strings.Join(adminclient.Scopes, ", "))
 			}
 			for _, s := range scopes {
 				if !slices.Contains(adminclient.Scopes, s) {
@@ -100,7 +100,7 @@ func newCmdTokenCreate(f *cmdutil.Factory, runF func(context.Context, *tokenCrea
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringSliceVar(&scopes, "scopes", nil, "comma-separated scopes: "+strings.Join(adminclient.Scopes, ", "))
+	fl.StringSliceVar(&scopes, "scopes", nil, "comma-separated scopes (required): "+strings.Join(adminclient.Scopes, ", "))
 	fl.StringVar(&opts.Input.Name, "name", "", "a name to recognise the token by (default dproxy-cli)")
 	fl.StringVar(&group, "group", "", "create a group access (or, with --deploy, deploy) token of this group")
 	fl.StringVar(&user, "user", "", "create a personal token of this user (instance admin)")

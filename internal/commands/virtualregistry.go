@@ -435,13 +435,16 @@ func newCmdVRUpstreamMove(f *cmdutil.Factory, runF func(context.Context, *vrUpst
 				return err
 			}
 			opts.ID = id
-			if !cmd.Flags().Changed("position") || opts.Position < 0 {
-				return &cmdutil.FlagError{Err: errors.New("--position is required: 0 for the upstream asked first, 1 for the next, …")}
+			if !cmd.Flags().Changed("position") {
+				return requiredFlag(cmd, "position", "0 for the upstream asked first, 1 for the next, …")
+			}
+			if opts.Position < 0 {
+				return &cmdutil.FlagError{Err: fmt.Errorf("invalid --position %d: 0 for the upstream asked first, 1 for the next, …", opts.Position)}
 			}
 			return dispatch(cmd, opts, runF, runVRUpstreamMove)
 		},
 	}
-	cmd.Flags().IntVar(&opts.Position, "position", 0, "new position, 0 being asked first")
+	cmd.Flags().IntVar(&opts.Position, "position", 0, "new position, 0 being asked first (required)")
 	return cmd
 }
 

@@ -32,8 +32,16 @@ func main() {
 func run(docsDir, complDir string) error {
 	root := commands.NewRootCmd(&cmdutil.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr})
 	root.DisableAutoGenTag = true
-	if err := os.RemoveAll(docsDir); err != nil {
+	// The reference pages are dproxy*.md; the folder's other pages
+	// (README.md: conventions, exit codes) are written by hand and kept.
+	old, err := filepath.Glob(filepath.Join(docsDir, "dproxy*.md"))
+	if err != nil {
 		return err
+	}
+	for _, f := range old {
+		if err := os.Remove(f); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(docsDir, 0o755); err != nil {
 		return err
