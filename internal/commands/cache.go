@@ -21,7 +21,7 @@ func newCmdCache(f *cmdutil.Factory) *cobra.Command {
 			"  $ dproxy cache delete acme alpine:latest\n" +
 			"  $ dproxy cache purge acme --yes",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	cmd.AddCommand(newCmdCacheList(f, nil), newCmdCachePurge(f, nil), newCmdCacheDelete(f, nil))
 	return cmd
 }

@@ -103,9 +103,21 @@ func TestFlagsToOptions(t *testing.T) {
 				return capture(got)([3]any{o.FreshnessWindow == nil, o.AllowAnonymousPull == nil, *o.AnonymousPullsUseCredentials})
 			})
 		}, "", "mirror --anonymous-pulls-use-credentials=true", [3]any{true, true, true}, ""},
-		{"ci-env format", func(f *cmdutil.Factory, got *any) *cobra.Command {
+		{"ci-env unknown format", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdCIEnv(f, nil)
-		}, "", "acme --format yaml", nil, `unknown --format "yaml"`},
+		}, "", "acme -o yaml", nil, `-o: unknown format "yaml" for ci-env: want dotenv, shell, dockerconfig, table, json`},
+		{"ci-env default format", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdCIEnv(f, func(_ context.Context, o *ciEnvOptions) error { return capture(got)(o.Format) })
+		}, "", "acme", "dotenv", ""},
+		{"ci-env -o", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdCIEnv(f, func(_ context.Context, o *ciEnvOptions) error { return capture(got)(o.Format) })
+		}, "", "acme -o SHELL", "shell", ""},
+		{"ci-env --format is the old name of -o", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdCIEnv(f, func(_ context.Context, o *ciEnvOptions) error { return capture(got)(o.Format) })
+		}, "", "acme --format json", "json", ""},
+		{"ci-env dockerconfig needs a password", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdCIEnv(f, nil)
+		}, "", "acme -o dockerconfig", nil, "add --create-deploy-token"},
 		{"user password never a flag", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdUserSetPassword(f, nil)
 		}, "", "alice", nil, "--password-stdin"},

@@ -25,16 +25,25 @@ func newAPI(f *cmdutil.Factory) api {
 	return api{IO: f.IOStreams, Client: f.AdminClient, Printer: f.Printer}
 }
 
-// addConnectionFlags adds the global flags of the admin commands to a noun.
-func addConnectionFlags(cmd *cobra.Command, f *cmdutil.Factory) {
+// addConnectionFlags adds the global flags of the admin commands to a
+// noun: the connection, and -o (table or json) unless withOutput is false.
+func addConnectionFlags(cmd *cobra.Command, f *cmdutil.Factory, withOutput bool) {
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.Flags.Server, "server", "", "dproxy server URL (default $DPROXY_SERVER, the login profile, or "+cmdutil.DefaultServer+")")
 	pf.StringVar(&f.Flags.Token, "token", "", "API token with the api scope (default $DPROXY_TOKEN, the login profile, or <data-dir>/initial_admin_token)")
 	pf.StringVar(&f.Flags.DataDir, "data-dir", "", "data dir of a local dproxy server, for its initial admin token (default $DPROXY_DATA_DIR or "+cmdutil.DefaultDataDir+")")
-	pf.StringVarP(&f.Flags.Output, "output", "o", "", "output format: "+strings.Join(outputFormats, " or ")+" (default table)")
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputFormats, cobra.ShellCompDirectiveNoFileComp))
 	if cmd.HasSubCommands() || cmd.RunE == nil {
 		cmd.RunE = nounHelp
+	}
+	if !withOutput {
+		return
+	}
+	pf.StringVarP(&f.Flags.Output, "output", "o", "", "output format: "+strings.Join(outputFormats, " or ")+" (default table)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputFormats, cobra.ShellCompDirectiveNoFileComp))
+	// An unknown -o is refused before anything is asked or changed.
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+		_, err := f.Printer()
+		return err
 	}
 }
 
@@ -47,7 +56,7 @@ func newCmdGroup(f *cmdutil.Factory) *cobra.Command {
 			"  $ dproxy group enable acme\n" +
 			"  $ dproxy group list",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	cmd.AddCommand(
 		newCmdGroupCreate(f, nil), newCmdGroupList(f, nil), newCmdGroupShow(f, nil),
 		newCmdGroupEnable(f, true, nil), newCmdGroupEnable(f, false, nil),
@@ -331,6 +340,12 @@ func anonymousUpstreamText(useCredentials bool) string {
 	return "anonymously"
 }
 
+// groupDeleted is what `group delete -o json` prints.
+type groupDeleted struct {
+	FullPath string `json:"fullPath"`
+	Deleted  bool   `json:"deleted"`
+}
+
 type groupDeleteOptions struct {
 	api
 	Path string
@@ -363,9 +378,12 @@ func runGroupDelete(ctx context.Context, opts *groupDeleteOptions) error {
 	if err != nil {
 		return err
 	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
 	if err := c.DeleteGroup(ctx, opts.Path); err != nil {
 		return fmt.Errorf("delete group %s: %w", opts.Path, err)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Deleted group %s\n", opts.Path)
-	return err
+	return p.Message(groupDeleted{FullPath: opts.Path, Deleted: true}, "Deleted group "+opts.Path)
 }

@@ -111,3 +111,18 @@ func parseSeconds(s string) (int, error) {
 	}
 	return int(d / time.Second), nil
 }
+
+// oldName keeps a renamed flag working, hidden from help and completion:
+// define adds it to cmd, and using it prints a note naming the new flag
+// on stderr (never stdout, which may carry an archive).
+func oldName(cmd *cobra.Command, name, now string, define func()) {
+	define()
+	_ = cmd.Flags().MarkHidden(name)
+	run := cmd.RunE
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if c.Flags().Changed(name) {
+			fmt.Fprintf(c.ErrOrStderr(), "dproxy: --%s is the old name of %s\n", name, now)
+		}
+		return run(c, args)
+	}
+}

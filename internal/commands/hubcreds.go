@@ -22,7 +22,7 @@ func newCmdHubCreds(f *cmdutil.Factory) *cobra.Command {
 			"  $ dproxy hub-creds show acme\n" +
 			"  $ dproxy hub-creds clear acme",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	cmd.AddCommand(newCmdHubCredsSet(f, nil), newCmdHubCredsClear(f, nil), newCmdHubCredsShow(f, nil))
 	return cmd
 }

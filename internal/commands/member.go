@@ -21,7 +21,7 @@ func newCmdMember(f *cmdutil.Factory) *cobra.Command {
 			"  $ dproxy member list acme\n" +
 			"  $ dproxy member remove acme alice",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	cmd.AddCommand(newCmdMemberAdd(f, nil), newCmdMemberRemove(f, nil), newCmdMemberList(f, nil))
 	return cmd
 }
@@ -79,6 +79,13 @@ func runMemberAdd(ctx context.Context, opts *memberAddOptions) error {
 	return err
 }
 
+// memberRemoved is what `member remove -o json` prints.
+type memberRemoved struct {
+	GroupPath string `json:"groupPath"`
+	Username  string `json:"username"`
+	Removed   bool   `json:"removed"`
+}
+
 type memberRemoveOptions struct {
 	api
 	Group    string
@@ -105,11 +112,15 @@ func runMemberRemove(ctx context.Context, opts *memberRemoveOptions) error {
 	if err != nil {
 		return err
 	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
 	if err := c.RemoveMember(ctx, opts.Group, opts.Username); err != nil {
 		return fmt.Errorf("remove %s from %s: %w", opts.Username, opts.Group, err)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Removed %s from %s\n", opts.Username, opts.Group)
-	return err
+	return p.Message(memberRemoved{GroupPath: opts.Group, Username: opts.Username, Removed: true},
+		fmt.Sprintf("Removed %s from %s", opts.Username, opts.Group))
 }
 
 type memberListOptions struct {

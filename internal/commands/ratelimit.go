@@ -37,7 +37,7 @@ func newCmdRateLimit(f *cmdutil.Factory) *cobra.Command {
 		Example: "  $ dproxy ratelimit check --group acme\n" +
 			"  $ dproxy ratelimit check --direct --warn-below 20",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	cmd.AddCommand(newCmdRateLimitCheck(f, nil))
 	return cmd
 }

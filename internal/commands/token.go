@@ -26,7 +26,7 @@ func newCmdToken(f *cmdutil.Factory) *cobra.Command {
 			"  $ dproxy token list --group acme\n" +
 			"  $ dproxy token revoke gid://dproxy/AccessToken/7",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	cmd.AddCommand(newCmdTokenCreate(f, nil), newCmdTokenList(f, nil), newCmdTokenRevoke(f, nil))
 	return cmd
 }
@@ -258,10 +258,13 @@ func runTokenRevoke(ctx context.Context, opts *tokenRevokeOptions) error {
 	if err != nil {
 		return err
 	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
 	tok, err := c.RevokeToken(ctx, opts.ID)
 	if err != nil {
 		return fmt.Errorf("revoke token %s: %w", opts.ID, err)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Revoked token %s (%s)\n", tok.ID, tok.Name)
-	return err
+	return p.Message(tok, fmt.Sprintf("Revoked token %s (%s)", tok.ID, tok.Name))
 }

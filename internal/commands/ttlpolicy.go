@@ -26,7 +26,7 @@ func newCmdTTLPolicy(f *cmdutil.Factory) *cobra.Command {
 		Example: "  $ dproxy ttl-policy set acme --enabled --ttl 30\n" +
 			"  $ dproxy ttl-policy show acme",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	cmd.AddCommand(newCmdTTLPolicySet(f, nil), newCmdTTLPolicyShow(f, nil))
 	return cmd
 }

@@ -28,7 +28,7 @@ func newCmdVirtualRegistry(f *cmdutil.Factory) *cobra.Command {
 			"  $ printf %s \"$PW\" | dproxy virtual-registry upstream add 1 ours https://registry.example.com --username bot --password-stdin\n" +
 			"  $ dproxy virtual-registry show 1",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	up := &cobra.Command{
 		Use:   "upstream <command>",
 		Short: "Manage the upstreams of a virtual registry",
@@ -215,6 +215,12 @@ func runVRUpdate(ctx context.Context, opts *vrUpdateOptions) error {
 	})
 }
 
+// vrDeleted is what `virtual-registry delete -o json` prints.
+type vrDeleted struct {
+	ID      string `json:"id"`
+	Deleted bool   `json:"deleted"`
+}
+
 type vrDeleteOptions struct {
 	api
 	ID  string
@@ -250,11 +256,14 @@ func runVRDelete(ctx context.Context, opts *vrDeleteOptions) error {
 	if err != nil {
 		return err
 	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
 	if err := c.DeleteVirtualRegistry(ctx, opts.ID); err != nil {
 		return fmt.Errorf("delete virtual registry %s: %w", opts.ID, err)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Deleted virtual registry %s\n", opts.ID)
-	return err
+	return p.Message(vrDeleted{ID: opts.ID, Deleted: true}, "Deleted virtual registry "+opts.ID)
 }
 
 // upstreamFlags are the settings of an upstream on the command line.
@@ -576,6 +585,13 @@ func runVRCacheList(ctx context.Context, opts *vrCacheListOptions) error {
 	return p.Print(entries, t)
 }
 
+// vrCacheEntryDeleted is what `virtual-registry cache delete -o json` prints.
+type vrCacheEntryDeleted struct {
+	UpstreamID string `json:"upstreamId"`
+	Path       string `json:"path"`
+	Deleted    bool   `json:"deleted"`
+}
+
 type vrCacheDeleteOptions struct {
 	api
 	UpstreamID string
@@ -605,11 +621,23 @@ func runVRCacheDelete(ctx context.Context, opts *vrCacheDeleteOptions) error {
 	if err != nil {
 		return err
 	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
 	if err := c.DeleteVirtualCacheEntry(ctx, opts.UpstreamID, opts.Path); err != nil {
 		return fmt.Errorf("delete cache entry %s of upstream %s: %w", opts.Path, opts.UpstreamID, err)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Deleted %s from the cache of upstream %s\n", opts.Path, opts.UpstreamID)
-	return err
+	return p.Message(vrCacheEntryDeleted{UpstreamID: opts.UpstreamID, Path: opts.Path, Deleted: true},
+		fmt.Sprintf("Deleted %s from the cache of upstream %s", opts.Path, opts.UpstreamID))
+}
+
+// vrCacheCleared is what `virtual-registry cache clear -o json` prints;
+// UpstreamID is empty when every upstream's cache was cleared.
+type vrCacheCleared struct {
+	RegistryID     string `json:"registryId"`
+	UpstreamID     string `json:"upstreamId"`
+	DeletedEntries int    `json:"deletedEntries"`
 }
 
 // vrCacheClearOptions name the registry and, when only one upstream's
@@ -661,10 +689,14 @@ func runVRCacheClear(ctx context.Context, opts *vrCacheClearOptions) error {
 	if err != nil {
 		return err
 	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
 	n, err := c.ClearVirtualCache(ctx, opts.RegistryID, opts.UpstreamID)
 	if err != nil {
 		return fmt.Errorf("clear the cache of %s: %w", what, err)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Cleared the cache of %s: %d entries\n", what, n)
-	return err
+	return p.Message(vrCacheCleared{RegistryID: opts.RegistryID, UpstreamID: opts.UpstreamID, DeletedEntries: n},
+		fmt.Sprintf("Cleared the cache of %s: %d entries", what, n))
 }

@@ -32,8 +32,8 @@ func main() {
 func run(docsDir, complDir string) error {
 	root := commands.NewRootCmd(&cmdutil.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr})
 	root.DisableAutoGenTag = true
-	// The reference pages are dproxy*.md; the folder's other pages
-	// (README.md: conventions, exit codes) are written by hand and kept.
+	// The reference pages are dproxy*.md and json.md; the folder's other
+	// pages (README.md: conventions, exit codes) are written by hand.
 	old, err := filepath.Glob(filepath.Join(docsDir, "dproxy*.md"))
 	if err != nil {
 		return err
@@ -48,6 +48,9 @@ func run(docsDir, complDir string) error {
 	}
 	if err := doc.GenMarkdownTree(root, docsDir); err != nil {
 		return fmt.Errorf("write markdown to %s: %w", docsDir, err)
+	}
+	if err := os.WriteFile(filepath.Join(docsDir, "json.md"), []byte(jsonDoc()), 0o644); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(complDir, 0o755); err != nil {
 		return err

@@ -67,6 +67,16 @@ func (p *Printer) Print(data any, t Table) error {
 	return p.PrintTable(t)
 }
 
+// Message prints what a command did: data as JSON with -o json, else the
+// line for people.
+func (p *Printer) Message(data any, line string) error {
+	if p.JSON() {
+		return p.PrintJSON(data)
+	}
+	_, err := fmt.Fprintln(p.Out, line)
+	return err
+}
+
 // PrintJSON prints v as indented JSON.
 func (p *Printer) PrintJSON(v any) error {
 	enc := json.NewEncoder(p.Out)
