@@ -98,6 +98,18 @@ func TestFlagsToOptions(t *testing.T) {
 				return capture(got)([2]any{*o.FreshnessWindow, *o.AllowAnonymousPull})
 			})
 		}, "", "acme --freshness-window 5m --allow-anonymous-pull", [2]any{300, true}, ""},
+		{"group update freshness window in seconds", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdGroupUpdate(f, func(_ context.Context, o *groupUpdateOptions) error { return capture(got)(*o.FreshnessWindow) })
+		}, "", "acme --freshness-window 90s", 90, ""},
+		{"group update freshness window off", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdGroupUpdate(f, func(_ context.Context, o *groupUpdateOptions) error { return capture(got)(*o.FreshnessWindow) })
+		}, "", "acme --freshness-window 0", 0, ""},
+		{"group update freshness window without a unit", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdGroupUpdate(f, nil)
+		}, "", "acme --freshness-window 5", nil, `invalid --freshness-window: "5" has no unit: write 5s for seconds or 5m for minutes`},
+		{"group update freshness window below a second", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdGroupUpdate(f, nil)
+		}, "", "acme --freshness-window 1500ms", nil, `"1500ms" is not a duration in whole seconds`},
 		{"group update anonymous pulls use credentials", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdGroupUpdate(f, func(_ context.Context, o *groupUpdateOptions) error {
 				return capture(got)([3]any{o.FreshnessWindow == nil, o.AllowAnonymousPull == nil, *o.AnonymousPullsUseCredentials})

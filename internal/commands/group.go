@@ -11,6 +11,7 @@ import (
 	"github.com/dproxy/dproxy/internal/adminclient"
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
 	"github.com/dproxy/dproxy/internal/commands/output"
+	"github.com/dproxy/dproxy/internal/units"
 )
 
 // api is what every admin command's options carry: the streams, the lazy
@@ -53,7 +54,7 @@ func newCmdGroup(f *cmdutil.Factory) *cobra.Command {
 		Short: "Manage groups and their dependency proxy",
 		Long:  "A group is a namespace (acme, acme/platform) with its own dependency proxy, settings and cache.",
 		Example: "  $ dproxy group create acme\n" +
-			"  $ dproxy group enable acme\n" +
+			"  $ dproxy group disable acme\n" +
 			"  $ dproxy group list",
 	}
 	addConnectionFlags(cmd, f, true)
@@ -75,7 +76,8 @@ func newCmdGroupCreate(f *cmdutil.Factory, runF func(context.Context, *groupCrea
 	return &cobra.Command{
 		Use:   "create <path>",
 		Short: "Create a group or a subgroup",
-		Long:  "Create a group. A top-level group needs an instance admin; a subgroup needs owner of its parent, which must exist.",
+		Long: "Create a group. A top-level group needs an instance admin; a subgroup needs owner of its parent, which must exist.\n" +
+			"As in GitLab, a new group's dependency proxy is on: its members can pull at once (`dproxy group disable` turns it off).",
 		Example: "  $ dproxy group create acme\n" +
 			"  $ dproxy group create acme/platform",
 		Args: exactArgs(1, "a group path"),
@@ -99,11 +101,17 @@ func runGroupCreate(ctx context.Context, opts *groupCreateOptions) error {
 	if err != nil {
 		return err
 	}
-	if p.JSON() {
-		return p.PrintJSON(g)
+	return p.Message(g, createdText(g))
+}
+
+// createdText says what a new group is like: its proxy is on (GitLab's
+// default) and members can pull now, or off.
+func createdText(g adminclient.GroupSummary) string {
+	if g.Setting != nil && !g.Setting.Enabled {
+		return fmt.Sprintf("Created group %s. Its dependency proxy is off: turn it on with `dproxy group enable %s`", g.FullPath, g.FullPath)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Created group %s; enable its dependency proxy with `dproxy group enable %s`\n", g.FullPath, g.FullPath)
-	return err
+	return fmt.Sprintf("Created group %s. Its dependency proxy is on (GitLab's default): its members can pull through it now.\n"+
+		"Add them with `dproxy member add %s <user> --role guest`; turn the proxy off with `dproxy group disable %s`", g.FullPath, g.FullPath, g.FullPath)
 }
 
 type groupListOptions struct {
@@ -199,7 +207,7 @@ func runGroupShow(ctx context.Context, opts *groupShowOptions) error {
 		{Name: "Group", Value: g.FullPath},
 		{Name: "Dependency proxy", Value: enabledWord(s.Enabled)},
 		{Name: "Docker Hub identity", Value: identityText(s.Identity, s.SecretSet)},
-		{Name: "Freshness window", Value: fmt.Sprintf("%ds", s.FreshnessWindowSeconds)},
+		{Name: "Freshness window", Value: freshnessText(s.FreshnessWindowSeconds)},
 		{Name: "Anonymous pulls", Value: allowedWord(s.AllowAnonymousPull)},
 		{Name: "Anonymous pulls go upstream", Value: anonymousUpstreamText(s.AnonymousPullsUseCredentials)},
 		{Name: "TTL policy", Value: ttlText(ttl)},
@@ -279,7 +287,7 @@ func newCmdGroupUpdate(f *cmdutil.Factory, runF func(context.Context, *groupUpda
 			if cmd.Flags().Changed("freshness-window") {
 				secs, err := parseSeconds(opts.freshnessWindowValue)
 				if err != nil {
-					return &cmdutil.FlagError{Err: fmt.Errorf("--freshness-window: %w", err)}
+					return &cmdutil.FlagError{Err: fmt.Errorf("invalid --freshness-window: %w", err)}
 				}
 				opts.FreshnessWindow = &secs
 			}
@@ -295,7 +303,7 @@ func newCmdGroupUpdate(f *cmdutil.Factory, runF func(context.Context, *groupUpda
 			return dispatch(cmd, opts, runF, runGroupUpdate)
 		},
 	}
-	cmd.Flags().StringVar(&opts.freshnessWindowValue, "freshness-window", "", "serve a cached tag without asking upstream while younger than this (e.g. 5m, 1h, 0)")
+	cmd.Flags().StringVar(&opts.freshnessWindowValue, "freshness-window", "", "serve a cached tag without asking upstream while younger than this: a duration such as 30s, 5m or 1h; 0 checks on every pull")
 	cmd.Flags().BoolVar(&anon, "allow-anonymous-pull", false, "allow pulls without credentials (for daemons' mirror configs)")
 	cmd.Flags().BoolVar(&anonCreds, "anonymous-pulls-use-credentials", false, "send anonymous pulls upstream with the group's or the instance's Docker Hub credentials (turning it on needs an instance admin)")
 	return cmd
@@ -326,10 +334,19 @@ func printSetting(a api, path string, s adminclient.ProxySetting) error {
 		{Name: "Group", Value: path},
 		{Name: "Dependency proxy", Value: enabledWord(s.Enabled)},
 		{Name: "Docker Hub identity", Value: identityText(s.Identity, s.SecretSet)},
-		{Name: "Freshness window", Value: fmt.Sprintf("%ds", s.FreshnessWindowSeconds)},
+		{Name: "Freshness window", Value: freshnessText(s.FreshnessWindowSeconds)},
 		{Name: "Anonymous pulls", Value: allowedWord(s.AllowAnonymousPull)},
 		{Name: "Anonymous pulls go upstream", Value: anonymousUpstreamText(s.AnonymousPullsUseCredentials)},
 	})
+}
+
+// freshnessText renders a freshness window as it is written on the
+// command line ("5m"); 0 says what it means.
+func freshnessText(secs int) string {
+	if secs == 0 {
+		return "0 (a cached tag is checked upstream on every pull)"
+	}
+	return units.Seconds(secs)
 }
 
 // anonymousUpstreamText says how anonymous pulls reach the upstream.

@@ -100,14 +100,19 @@ func ttlText(p adminclient.TTLPolicy) string {
 	return fmt.Sprintf("enabled: entries unread for %d days are removed", p.TTL)
 }
 
-// parseSeconds accepts a Go duration ("5m") or a number of seconds.
+// parseSeconds accepts a duration in whole seconds with its unit ("30s",
+// "5m", "1h30m") or 0. A bare number is refused, as everywhere in dproxy:
+// "5" could mean seconds or minutes.
 func parseSeconds(s string) (int, error) {
-	if n, err := strconv.Atoi(s); err == nil && n >= 0 {
-		return n, nil
+	if s == "0" {
+		return 0, nil
+	}
+	if _, err := strconv.ParseFloat(s, 64); err == nil {
+		return 0, fmt.Errorf("%q has no unit: write %ss for seconds or %sm for minutes (a duration such as 30s, 5m or 1h; 0 for none)", s, s, s)
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 || d%time.Second != 0 {
-		return 0, fmt.Errorf("invalid duration %q: want whole seconds like 30s, 5m or 1h", s)
+		return 0, fmt.Errorf("%q is not a duration in whole seconds: want one such as 30s, 5m or 1h (0 for none)", s)
 	}
 	return int(d / time.Second), nil
 }
