@@ -597,6 +597,7 @@ func (m mutationResolver) TokenRevoke(ctx context.Context, in generated.TokenRev
 			return nil, err
 		}
 	}
+	already := t.RevokedAt != nil
 	if err := m.h.store.RevokeToken(ctx, t.ID, m.h.opts.Now()); err != nil {
 		return nil, err
 	}
@@ -607,6 +608,8 @@ func (m mutationResolver) TokenRevoke(ctx context.Context, in generated.TokenRev
 	if err != nil {
 		return nil, err
 	}
-	m.h.log.InfoContext(ctx, "token revoked", "token_id", t.ID, "by", p.Name())
-	return &generated.TokenRevokePayload{Token: node, Errors: noErrors()}, nil
+	if !already {
+		m.h.log.InfoContext(ctx, "token revoked", "token_id", t.ID, "by", p.Name())
+	}
+	return &generated.TokenRevokePayload{Token: node, AlreadyRevoked: already, Errors: noErrors()}, nil
 }

@@ -313,8 +313,9 @@ type ComplexityRoot struct {
 	}
 
 	TokenRevokePayload struct {
-		Errors func(childComplexity int) int
-		Token  func(childComplexity int) int
+		AlreadyRevoked func(childComplexity int) int
+		Errors         func(childComplexity int) int
+		Token          func(childComplexity int) int
 	}
 
 	UpdateDependencyProxyImageTtlGroupPolicyPayload struct {
@@ -1722,6 +1723,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.TokenCreatePayload.Token(childComplexity), true
 
+	case "TokenRevokePayload.alreadyRevoked":
+		if e.ComplexityRoot.TokenRevokePayload.AlreadyRevoked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TokenRevokePayload.AlreadyRevoked(childComplexity), true
 	case "TokenRevokePayload.errors":
 		if e.ComplexityRoot.TokenRevokePayload.Errors == nil {
 			break
@@ -2552,6 +2559,8 @@ input TokenRevokeInput {
 
 type TokenRevokePayload {
   token: AccessToken
+  "dproxy: true when the token was revoked before this request (its revokedAt is that first revocation); revoking it again changes nothing."
+  alreadyRevoked: Boolean!
   errors: [String!]!
 }
 `, BuiltIn: false},
@@ -3199,6 +3208,8 @@ func (ec *executionContext) childFields_TokenRevokePayload(ctx context.Context, 
 	switch field.Name {
 	case "token":
 		return ec.fieldContext_TokenRevokePayload_token(ctx, field)
+	case "alreadyRevoked":
+		return ec.fieldContext_TokenRevokePayload_alreadyRevoked(ctx, field)
 	case "errors":
 		return ec.fieldContext_TokenRevokePayload_errors(ctx, field)
 	}
@@ -9190,6 +9201,29 @@ func (ec *executionContext) fieldContext_TokenRevokePayload_token(_ context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _TokenRevokePayload_alreadyRevoked(ctx context.Context, field graphql.CollectedField, obj *TokenRevokePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TokenRevokePayload_alreadyRevoked(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AlreadyRevoked, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TokenRevokePayload_alreadyRevoked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TokenRevokePayload", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
 func (ec *executionContext) _TokenRevokePayload_errors(ctx context.Context, field graphql.CollectedField, obj *TokenRevokePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -14786,6 +14820,11 @@ func (ec *executionContext) _TokenRevokePayload(ctx context.Context, sel ast.Sel
 		case "token":
 			out.Values[i] = ec._TokenRevokePayload_token(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "alreadyRevoked":
+			out.Values[i] = ec._TokenRevokePayload_alreadyRevoked(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		case "errors":

@@ -426,8 +426,10 @@ type TokenRevokeInput struct {
 }
 
 type TokenRevokePayload struct {
-	Token  *AccessToken `json:"token,omitempty"`
-	Errors []string     `json:"errors"`
+	Token *AccessToken `json:"token,omitempty"`
+	// dproxy: true when the token was revoked before this request (its revokedAt is that first revocation); revoking it again changes nothing.
+	AlreadyRevoked bool     `json:"alreadyRevoked"`
+	Errors         []string `json:"errors"`
 }
 
 type UpdateDependencyProxyImageTTLGroupPolicyInput struct {
