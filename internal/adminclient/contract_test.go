@@ -244,8 +244,13 @@ func TestContract(t *testing.T) {
 		t.Fatalf("after purge: %+v", g.GroupSummary)
 	}
 
-	if rv, err := c.RevokeToken(ctx, tok.Token.ID); err != nil || rv.Active || rv.RevokedAt == nil {
+	rv, err := c.RevokeToken(ctx, tok.Token.ID)
+	if err != nil || rv.Token.Active || rv.Token.RevokedAt == nil || rv.AlreadyRevoked {
 		t.Fatalf("RevokeToken = %+v, %v", rv, err)
+	}
+	again, err := c.RevokeToken(ctx, tok.Token.ID)
+	if err != nil || !again.AlreadyRevoked || again.Token.RevokedAt == nil || !again.Token.RevokedAt.Equal(*rv.Token.RevokedAt) {
+		t.Fatalf("RevokeToken of a revoked token = %+v, %v; want alreadyRevoked with the first revokedAt %v", again, err, rv.Token.RevokedAt)
 	}
 	creds, err := c.UpdateInstanceDockerHubCredentials(ctx, "default", "s3cret")
 	if err != nil || creds.Identity != "default" || !creds.SecretSet {

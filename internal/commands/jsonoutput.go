@@ -52,7 +52,7 @@ func JSONOutputs() []JSONOutput {
 		{Command: "member remove", Value: memberRemoved{}},
 		{Command: "token create", Value: adminclient.CreatedToken{}, Note: "`secret` is shown this once."},
 		{Command: "token list", Value: []adminclient.Token{}},
-		{Command: "token revoke", Value: adminclient.Token{}},
+		{Command: "token revoke", Value: adminclient.RevokedToken{}, Note: "`alreadyRevoked`: the token had been revoked before; `token.revokedAt` is that first revocation."},
 		{Command: "ci-env", Value: map[string]string{}, Note: "`-o json`: the variables by name. `-o dockerconfig` prints a Docker `config.json` instead: `{\"auths\": {\"<host:port>\": {\"auth\": \"<base64 of user:password>\"}}}`."},
 		{Command: "virtual-registry create", Value: vr},
 		{Command: "virtual-registry list", Value: []adminclient.VirtualRegistry{}},

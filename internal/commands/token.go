@@ -262,9 +262,17 @@ func runTokenRevoke(ctx context.Context, opts *tokenRevokeOptions) error {
 	if err != nil {
 		return err
 	}
-	tok, err := c.RevokeToken(ctx, opts.ID)
+	r, err := c.RevokeToken(ctx, opts.ID)
 	if err != nil {
 		return fmt.Errorf("revoke token %s: %w", opts.ID, err)
 	}
-	return p.Message(tok, fmt.Sprintf("Revoked token %s (%s)", tok.ID, tok.Name))
+	line := fmt.Sprintf("Revoked token %s (%s)", r.Token.ID, r.Token.Name)
+	if r.AlreadyRevoked {
+		line = fmt.Sprintf("Token %s (%s) was already revoked", r.Token.ID, r.Token.Name)
+		if r.Token.RevokedAt != nil {
+			line += ", " + r.Token.RevokedAt.UTC().Format(time.RFC3339)
+		}
+		line += "; nothing changed"
+	}
+	return p.Message(r, line)
 }
