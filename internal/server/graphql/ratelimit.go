@@ -91,7 +91,7 @@ func (q queryResolver) DockerHubRateLimit(ctx context.Context, groupPath *string
 	}
 	out := &generated.DockerHubRateLimit{
 		Upstream: res.Upstream, Unlimited: res.Unlimited, AuthenticatedAs: res.Credential,
-		CredentialSource: source, CheckedAt: res.CheckedAt.UTC(),
+		CredentialSource: source, CredentialVerified: res.CredentialVerified, CheckedAt: res.CheckedAt.UTC(),
 	}
 	if source == credsInstanceDefault && !p.IsAdmin() {
 		out.AuthenticatedAs = "instance default"

@@ -182,15 +182,16 @@ type ComplexityRoot struct {
 	}
 
 	DockerHubRateLimit struct {
-		AuthenticatedAs  func(childComplexity int) int
-		CheckedAt        func(childComplexity int) int
-		CredentialSource func(childComplexity int) int
-		Limit            func(childComplexity int) int
-		Remaining        func(childComplexity int) int
-		Source           func(childComplexity int) int
-		Unlimited        func(childComplexity int) int
-		Upstream         func(childComplexity int) int
-		WindowSeconds    func(childComplexity int) int
+		AuthenticatedAs    func(childComplexity int) int
+		CheckedAt          func(childComplexity int) int
+		CredentialSource   func(childComplexity int) int
+		CredentialVerified func(childComplexity int) int
+		Limit              func(childComplexity int) int
+		Remaining          func(childComplexity int) int
+		Source             func(childComplexity int) int
+		Unlimited          func(childComplexity int) int
+		Upstream           func(childComplexity int) int
+		WindowSeconds      func(childComplexity int) int
 	}
 
 	Group struct {
@@ -1027,6 +1028,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DockerHubRateLimit.CredentialSource(childComplexity), true
+	case "DockerHubRateLimit.credentialVerified":
+		if e.ComplexityRoot.DockerHubRateLimit.CredentialVerified == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DockerHubRateLimit.CredentialVerified(childComplexity), true
 	case "DockerHubRateLimit.limit":
 		if e.ComplexityRoot.DockerHubRateLimit.Limit == nil {
 			break
@@ -2090,6 +2097,8 @@ type DockerHubRateLimit {
   authenticatedAs: String!
   "Where the credentials came from: GROUP, INSTANCE_DEFAULT or ANONYMOUS."
   credentialSource: String!
+  "True when the upstream asked for the credentials and accepted them. False for ANONYMOUS, and when the upstream answered without asking for any: then the credentials were not checked and the limit shown is not theirs."
+  credentialVerified: Boolean!
   checkedAt: Time!
 }
 `, BuiltIn: false},
@@ -3040,6 +3049,8 @@ func (ec *executionContext) childFields_DockerHubRateLimit(ctx context.Context, 
 		return ec.fieldContext_DockerHubRateLimit_authenticatedAs(ctx, field)
 	case "credentialSource":
 		return ec.fieldContext_DockerHubRateLimit_credentialSource(ctx, field)
+	case "credentialVerified":
+		return ec.fieldContext_DockerHubRateLimit_credentialVerified(ctx, field)
 	case "checkedAt":
 		return ec.fieldContext_DockerHubRateLimit_checkedAt(ctx, field)
 	}
@@ -6400,6 +6411,29 @@ func (ec *executionContext) _DockerHubRateLimit_credentialSource(ctx context.Con
 }
 func (ec *executionContext) fieldContext_DockerHubRateLimit_credentialSource(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("DockerHubRateLimit", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _DockerHubRateLimit_credentialVerified(ctx context.Context, field graphql.CollectedField, obj *DockerHubRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DockerHubRateLimit_credentialVerified(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CredentialVerified, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DockerHubRateLimit_credentialVerified(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DockerHubRateLimit", field, false, false, errors.New("field of type Boolean does not have child fields"))
 }
 
 func (ec *executionContext) _DockerHubRateLimit_checkedAt(ctx context.Context, field graphql.CollectedField, obj *DockerHubRateLimit) (ret graphql.Marshaler) {
@@ -13222,6 +13256,11 @@ func (ec *executionContext) _DockerHubRateLimit(ctx context.Context, sel ast.Sel
 			}
 		case "credentialSource":
 			out.Values[i] = ec._DockerHubRateLimit_credentialSource(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "credentialVerified":
+			out.Values[i] = ec._DockerHubRateLimit_credentialVerified(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

@@ -276,8 +276,10 @@ type DockerHubRateLimit struct {
 	// The Docker Hub identity checked with, or `anonymous`. The instance default's identity is shown to instance admins only (others see `instance default`).
 	AuthenticatedAs string `json:"authenticatedAs"`
 	// Where the credentials came from: GROUP, INSTANCE_DEFAULT or ANONYMOUS.
-	CredentialSource string    `json:"credentialSource"`
-	CheckedAt        time.Time `json:"checkedAt"`
+	CredentialSource string `json:"credentialSource"`
+	// True when the upstream asked for the credentials and accepted them. False for ANONYMOUS, and when the upstream answered without asking for any: then the credentials were not checked and the limit shown is not theirs.
+	CredentialVerified bool      `json:"credentialVerified"`
+	CheckedAt          time.Time `json:"checkedAt"`
 }
 
 type Group struct {
