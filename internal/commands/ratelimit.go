@@ -61,6 +61,8 @@ func newCmdRateLimitCheck(f *cmdutil.Factory, runF func(context.Context, *rateLi
 		Short: "Check the upstream's pull rate limit",
 		Long: "Ask the upstream how many pulls are left: a token for ratelimitpreview/test, then a HEAD of\n" +
 			"its manifest, which Docker Hub does not count as a pull.\n\n" +
+			"\"Credentials\" says whose limit it is, and whether the upstream verified them: an upstream that\n" +
+			"answers without asking for credentials has not checked them, and its limit is not theirs.\n\n" +
 			"By default the server checks, with the Docker Hub credentials a pull in --group would use (the\n" +
 			"group's, else the instance default, else anonymous); the secret never leaves the server, and\n" +
 			"the server always asks its own upstream. With --direct this machine asks, as a CI runner would:\n" +
@@ -172,6 +174,7 @@ func checkDirect(ctx context.Context, url string, creds upstream.Credentials) (a
 	}
 	if creds.Username != "" {
 		out.CredentialSource = "IDENTITY"
+		out.CredentialVerified = r.CredentialVerified
 	}
 	if !r.Unlimited {
 		limit, remaining := r.Limit, r.Remaining
@@ -211,9 +214,23 @@ func printRateLimit(p *output.Printer, r adminclient.DockerHubRateLimit) error {
 		{Name: "Window", Value: window},
 		{Name: "Source", Value: source},
 		{Name: "Authenticated as", Value: r.AuthenticatedAs},
-		{Name: "Credentials", Value: credentialSourceWord(r.CredentialSource)},
+		{Name: "Credentials", Value: credentialsText(r)},
 		{Name: "Checked at", Value: p.Time(r.CheckedAt)},
 	})
+}
+
+// credentialsText says which credentials were checked and whether the
+// upstream verified them: one that asks for none has not, and the limit
+// it reports is not theirs.
+func credentialsText(r adminclient.DockerHubRateLimit) string {
+	w := credentialSourceWord(r.CredentialSource)
+	switch {
+	case r.CredentialSource == "ANONYMOUS" || r.CredentialSource == "":
+		return w
+	case r.CredentialVerified:
+		return w + ", accepted by the upstream"
+	}
+	return w + ", NOT verified: the upstream asked for no credentials, so the limit shown is not theirs"
 }
 
 func credentialSourceWord(s string) string {
