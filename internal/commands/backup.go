@@ -91,6 +91,7 @@ func newCmdBackupCreate(ios *cmdutil.IOStreams, runF func(context.Context, *back
 	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "archive to write, - for stdout (default dproxy-backup-<time>.tar.gz)")
 	oldName(cmd, "out", "--file", func() { cmd.Flags().StringVar(&opts.File, "out", "", "") })
 	addOutputFlag(cmd, &opts.Output)
+	_ = cmd.MarkFlagDirname("data-dir")
 	return cmd
 }
 
@@ -195,6 +196,7 @@ func newCmdBackupRestore(ios *cmdutil.IOStreams, runF func(context.Context, *bac
 	}
 	cmd.Flags().StringVar(&opts.DataDir, "data-dir", "", "new or empty data dir to restore into (required)")
 	addOutputFlag(cmd, &opts.Output)
+	_ = cmd.MarkFlagDirname("data-dir")
 	return cmd
 }
 

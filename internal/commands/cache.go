@@ -41,7 +41,8 @@ func newCmdCacheList(f *cmdutil.Factory, runF func(context.Context, *cacheListOp
 		Short:   "List a group's cached images (or blobs), newest first",
 		Example: "  $ dproxy cache list acme\n" +
 			"  $ dproxy cache list acme --blobs -o json",
-		Args: exactArgs(1, "a group path"),
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group = args[0]
 			if opts.Limit < 0 {
@@ -111,7 +112,8 @@ func newCmdCachePurge(f *cmdutil.Factory, runF func(context.Context, *cachePurge
 			"upstream. Asks for confirmation on a terminal unless --yes; without a terminal --yes is required.",
 		Example: "  $ dproxy cache purge acme\n" +
 			"  $ dproxy cache purge acme --yes",
-		Args: exactArgs(1, "a group path"),
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group = args[0]
 			return dispatch(cmd, opts, runF, runCachePurge)
@@ -162,7 +164,8 @@ func newCmdCacheDelete(f *cmdutil.Factory, runF func(context.Context, *cacheDele
 			"purge removes them, as in GitLab.",
 		Example: "  $ dproxy cache delete acme alpine:latest\n" +
 			"  $ dproxy cache delete acme library/node@sha256:0123…",
-		Args: exactArgs(2, "a group path and an image reference"),
+		Args:              exactArgs(2, "a group path and an image reference"),
+		ValidArgsFunction: args(newCompleter(f).groups(), newCompleter(f).images()),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group = args[0]
 			img, ref, err := splitImageRef(args[1])

@@ -45,7 +45,8 @@ func newCmdCIEnv(f *cmdutil.Factory, runF func(context.Context, *ciEnvOptions) e
 			"  $ eval \"$(dproxy ci-env acme/ci -o shell --create-deploy-token)\"\n" +
 			"  $ dproxy ci-env acme/ci -o dockerconfig --create-deploy-token > ~/.docker/config.json\n" +
 			"  $ dproxy ci-env acme -o json",
-		Args: exactArgs(1, "a group path"),
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group = args[0]
 			opts.Format = f.Flags.Output

@@ -70,6 +70,7 @@ func newCmdFsck(ios *cmdutil.IOStreams, runF func(context.Context, *fsckOptions)
 	f.BoolVar(&opts.Repair, "repair", false, "drop bad entries and delete unused files")
 	f.BoolVar(&opts.VerifyContent, "verify-content", false, "re-hash every cached blob (reads them all)")
 	addOutputFlag(cmd, &opts.Output)
+	_ = cmd.MarkFlagDirname("data-dir")
 	return cmd
 }
 

@@ -170,7 +170,8 @@ func newCmdGroupShow(f *cmdutil.Factory, runF func(context.Context, *groupShowOp
 		Short:   "Show a group's dependency proxy settings, TTL policy and cache usage",
 		Example: "  $ dproxy group show acme\n" +
 			"  $ dproxy group show acme/platform -o json",
-		Args: exactArgs(1, "a group path"),
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = args[0]
 			return dispatch(cmd, opts, runF, runGroupShow)
@@ -235,11 +236,12 @@ func newCmdGroupEnable(f *cmdutil.Factory, enable bool, runF func(context.Contex
 		verb, short = "disable", "Turn a group's dependency proxy off (the cache is kept)"
 	}
 	return &cobra.Command{
-		Use:     verb + " <path>",
-		Short:   short,
-		Long:    short + ". Needs owner of the group.",
-		Example: "  $ dproxy group " + verb + " acme",
-		Args:    exactArgs(1, "a group path"),
+		Use:               verb + " <path>",
+		Short:             short,
+		Long:              short + ". Needs owner of the group.",
+		Example:           "  $ dproxy group " + verb + " acme",
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = args[0]
 			return dispatch(cmd, opts, runF, runGroupEnable)
@@ -281,7 +283,8 @@ func newCmdGroupUpdate(f *cmdutil.Factory, runF func(context.Context, *groupUpda
 		Example: "  $ dproxy group update acme --freshness-window 5m\n" +
 			"  $ dproxy group update acme --allow-anonymous-pull=true\n" +
 			"  $ dproxy group update mirror --anonymous-pulls-use-credentials=true",
-		Args: exactArgs(1, "a group path"),
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = args[0]
 			if cmd.Flags().Changed("freshness-window") {
@@ -376,8 +379,9 @@ func newCmdGroupDelete(f *cmdutil.Factory, runF func(context.Context, *groupDele
 		Short: "Delete a group with its subgroups, settings, members, tokens and cache",
 		Long: "Delete a group and everything under it (owner). Asks for confirmation on a terminal\n" +
 			"unless --yes; without a terminal --yes is required.",
-		Example: "  $ dproxy group delete acme/old --yes",
-		Args:    exactArgs(1, "a group path"),
+		Example:           "  $ dproxy group delete acme/old --yes",
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = args[0]
 			return dispatch(cmd, opts, runF, runGroupDelete)

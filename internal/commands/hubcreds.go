@@ -95,6 +95,7 @@ func newCmdHubCredsSet(f *cmdutil.Factory, runF func(context.Context, *hubCredsS
 		},
 	}
 	opts.bind(cmd)
+	cmd.ValidArgsFunction = args(newCompleter(f).groups())
 	cmd.Flags().StringVar(&opts.Identity, "identity", "", "Docker Hub username (required)")
 	cmd.Flags().BoolVar(&opts.SecretStdin, "secret-stdin", false, "read the secret (password or access token) from stdin")
 	return cmd
@@ -140,6 +141,7 @@ func newCmdHubCredsClear(f *cmdutil.Factory, runF func(context.Context, *hubCred
 		},
 	}
 	opts.bind(cmd)
+	cmd.ValidArgsFunction = args(newCompleter(f).groups())
 	return cmd
 }
 
@@ -183,6 +185,7 @@ func newCmdHubCredsShow(f *cmdutil.Factory, runF func(context.Context, *hubCreds
 		},
 	}
 	opts.bind(cmd)
+	cmd.ValidArgsFunction = args(newCompleter(f).groups())
 	return cmd
 }
 

@@ -41,7 +41,8 @@ func newCmdMemberAdd(f *cmdutil.Factory, runF func(context.Context, *memberAddOp
 		Short: "Add a member to a group, or change their role",
 		Example: "  $ dproxy member add acme alice --role guest\n" +
 			"  $ dproxy member add acme/platform bob --role owner",
-		Args: exactArgs(2, "a group path and a username"),
+		Args:              exactArgs(2, "a group path and a username"),
+		ValidArgsFunction: args(newCompleter(f).groups(), newCompleter(f).users()),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group, opts.Username = args[0], args[1]
 			if !cmd.Flags().Changed("role") {
@@ -56,6 +57,7 @@ func newCmdMemberAdd(f *cmdutil.Factory, runF func(context.Context, *memberAddOp
 		},
 	}
 	cmd.Flags().StringVar(&role, "role", "", "guest, reporter, developer, maintainer or owner (required)")
+	complete(cmd, "role", fixed(roleNames...))
 	return cmd
 }
 
@@ -95,11 +97,12 @@ type memberRemoveOptions struct {
 func newCmdMemberRemove(f *cmdutil.Factory, runF func(context.Context, *memberRemoveOptions) error) *cobra.Command {
 	opts := &memberRemoveOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "remove <group> <username>",
-		Aliases: []string{"rm"},
-		Short:   "Remove a member from a group",
-		Example: "  $ dproxy member remove acme alice",
-		Args:    exactArgs(2, "a group path and a username"),
+		Use:               "remove <group> <username>",
+		Aliases:           []string{"rm"},
+		Short:             "Remove a member from a group",
+		Example:           "  $ dproxy member remove acme alice",
+		Args:              exactArgs(2, "a group path and a username"),
+		ValidArgsFunction: args(newCompleter(f).groups(), newCompleter(f).members()),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group, opts.Username = args[0], args[1]
 			return dispatch(cmd, opts, runF, runMemberRemove)
@@ -131,11 +134,12 @@ type memberListOptions struct {
 func newCmdMemberList(f *cmdutil.Factory, runF func(context.Context, *memberListOptions) error) *cobra.Command {
 	opts := &memberListOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "list <group>",
-		Aliases: []string{"ls"},
-		Short:   "List a group's direct members",
-		Example: "  $ dproxy member list acme -o json",
-		Args:    exactArgs(1, "a group path"),
+		Use:               "list <group>",
+		Aliases:           []string{"ls"},
+		Short:             "List a group's direct members",
+		Example:           "  $ dproxy member list acme -o json",
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group = args[0]
 			return dispatch(cmd, opts, runF, runMemberList)

@@ -95,6 +95,7 @@ func newCmdRateLimitCheck(f *cmdutil.Factory, runF func(context.Context, *rateLi
 	fl.BoolVar(&opts.SecretStdin, "secret-stdin", false, "with --direct --identity: read the secret from stdin")
 	fl.StringVar(&opts.Upstream, "upstream", dockerHubURL, "with --direct: the registry to ask")
 	fl.IntVar(&opts.WarnBelow, "warn-below", 0, "exit with status 3 when fewer than this many pulls remain")
+	complete(cmd, "group", newCompleter(f).groups())
 	return cmd
 }
 

@@ -110,7 +110,20 @@ func NewRootCmd(ios *cmdutil.IOStreams) *cobra.Command {
 		newCmdFsck(ios, nil), newCmdBackup(ios),
 		newCmdCompletion(ios),
 	)
+	noFileArgs(root)
 	return root
+}
+
+// noFileArgs makes the shell offer no file names for the arguments of
+// commands that complete none of their own: only `backup restore` takes a
+// file.
+func noFileArgs(cmd *cobra.Command) {
+	if cmd.ValidArgsFunction == nil && len(cmd.ValidArgs) == 0 && cmd.CommandPath() != "dproxy backup restore" {
+		cmd.ValidArgsFunction = cobra.NoFileCompletions
+	}
+	for _, c := range cmd.Commands() {
+		noFileArgs(c)
+	}
 }
 
 // newCmdHelp is `dproxy help [command]`: an unknown command is a usage

@@ -108,6 +108,14 @@ func newCmdTokenCreate(f *cmdutil.Factory, runF func(context.Context, *tokenCrea
 	fl.StringVar(&role, "role", "", "role of a group access token (default guest)")
 	fl.StringVar(&opts.Input.DeployUsername, "deploy-username", "", "username of a deploy token (default: generated)")
 	fl.StringVar(&expiresAt, "expires-at", "", "expiry date (2027-01-31) or time (RFC 3339); default: never")
+	k := newCompleter(f)
+	complete(cmd, "scopes", commaList(adminclient.Scopes...))
+	complete(cmd, "group", k.groups())
+	complete(cmd, "user", k.users())
+	complete(cmd, "role", fixed(roleNames...))
+	complete(cmd, "deploy-username", cobra.NoFileCompletions)
+	complete(cmd, "name", cobra.NoFileCompletions)
+	complete(cmd, "expires-at", cobra.NoFileCompletions)
 	return cmd
 }
 
@@ -186,6 +194,8 @@ func newCmdTokenList(f *cmdutil.Factory, runF func(context.Context, *tokenListOp
 	}
 	cmd.Flags().StringVar(&opts.Filter.GroupPath, "group", "", "list this group's access and deploy tokens")
 	cmd.Flags().StringVar(&opts.Filter.Username, "user", "", "list this user's personal tokens")
+	complete(cmd, "group", newCompleter(f).groups())
+	complete(cmd, "user", newCompleter(f).users())
 	return cmd
 }
 
@@ -241,11 +251,12 @@ type tokenRevokeOptions struct {
 func newCmdTokenRevoke(f *cmdutil.Factory, runF func(context.Context, *tokenRevokeOptions) error) *cobra.Command {
 	opts := &tokenRevokeOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "revoke <id>",
-		Short:   "Revoke a token",
-		Long:    "Revoke a token by the id `dproxy token list` shows (its owner, an owner of its group, or an instance admin).",
-		Example: "  $ dproxy token revoke gid://dproxy/AccessToken/7",
-		Args:    exactArgs(1, "a token id"),
+		Use:               "revoke <id>",
+		Short:             "Revoke a token",
+		Long:              "Revoke a token by the id `dproxy token list` shows (its owner, an owner of its group, or an instance admin).",
+		Example:           "  $ dproxy token revoke gid://dproxy/AccessToken/7",
+		Args:              exactArgs(1, "a token id"),
+		ValidArgsFunction: newCompleter(f).tokens(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.ID = args[0]
 			return dispatch(cmd, opts, runF, runTokenRevoke)

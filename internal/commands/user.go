@@ -147,7 +147,8 @@ func newCmdUserSetPassword(f *cmdutil.Factory, runF func(context.Context, *userS
 			"  $ printf %s \"$PW\" | dproxy user set-password alice --password-stdin\n" +
 			"  $ dproxy user set-password me --current-password\n" +
 			"  $ printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | dproxy user set-password me --current-password --password-stdin",
-		Args: exactArgs(1, "a username"),
+		Args:              exactArgs(1, "a username"),
+		ValidArgsFunction: newCompleter(f).users(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Username = args[0]
 			if !fromStdin && !opts.IO.IsStdinTTY() {
@@ -205,8 +206,9 @@ func newCmdUserBlock(f *cmdutil.Factory, blocked bool, runF func(context.Context
 		Long: "Block a user (instance admin). A blocked user cannot sign in, with a password or a personal\n" +
 			"token, and every refresh or registry token issued to them stops working at once.\n" +
 			"`dproxy user unblock` lets them sign in again; tokens issued before the block stay dead.",
-		Example: "  $ dproxy user block mallory",
-		Args:    exactArgs(1, "a username"),
+		Example:           "  $ dproxy user block mallory",
+		Args:              exactArgs(1, "a username"),
+		ValidArgsFunction: newCompleter(f).users(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Username = args[0]
 			return dispatch(cmd, opts, runF, runUserBlock)
@@ -256,10 +258,11 @@ type userDeleteOptions struct {
 func newCmdUserDelete(f *cmdutil.Factory, runF func(context.Context, *userDeleteOptions) error) *cobra.Command {
 	opts := &userDeleteOptions{api: newAPI(f)}
 	cmd := &cobra.Command{
-		Use:     "delete <username> [--yes]",
-		Short:   "Delete a user with their personal tokens and memberships",
-		Example: "  $ dproxy user delete alice --yes",
-		Args:    exactArgs(1, "a username"),
+		Use:               "delete <username> [--yes]",
+		Short:             "Delete a user with their personal tokens and memberships",
+		Example:           "  $ dproxy user delete alice --yes",
+		Args:              exactArgs(1, "a username"),
+		ValidArgsFunction: newCompleter(f).users(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Username = args[0]
 			return dispatch(cmd, opts, runF, runUserDelete)

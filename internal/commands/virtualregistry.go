@@ -76,10 +76,11 @@ type vrCreateOptions struct {
 func newCmdVRCreate(f *cmdutil.Factory, runF func(context.Context, *vrCreateOptions) error) *cobra.Command {
 	opts := &vrCreateOptions{api: newAPI(f)}
 	cmd := &cobra.Command{
-		Use:     "create <group> <name> [--description TEXT]",
-		Short:   "Create a virtual registry in a top-level group",
-		Example: "  $ dproxy virtual-registry create acme all --description 'hub, quay and ours'",
-		Args:    exactArgs(2, "a top-level group path and a name"),
+		Use:               "create <group> <name> [--description TEXT]",
+		Short:             "Create a virtual registry in a top-level group",
+		Example:           "  $ dproxy virtual-registry create acme all --description 'hub, quay and ours'",
+		Args:              exactArgs(2, "a top-level group path and a name"),
+		ValidArgsFunction: args(newCompleter(f).topGroups()),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group, opts.Name = args[0], args[1]
 			return dispatch(cmd, opts, runF, runVRCreate)
@@ -103,10 +104,11 @@ type vrListOptions struct {
 func newCmdVRList(f *cmdutil.Factory, runF func(context.Context, *vrListOptions) error) *cobra.Command {
 	opts := &vrListOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "list <group>",
-		Short:   "List a group's virtual registries",
-		Example: "  $ dproxy virtual-registry list acme",
-		Args:    exactArgs(1, "a group path"),
+		Use:               "list <group>",
+		Short:             "List a group's virtual registries",
+		Example:           "  $ dproxy virtual-registry list acme",
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).topGroups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group = args[0]
 			return dispatch(cmd, opts, runF, runVRList)
@@ -148,10 +150,11 @@ type vrShowOptions struct {
 func newCmdVRShow(f *cmdutil.Factory, runF func(context.Context, *vrShowOptions) error) *cobra.Command {
 	opts := &vrShowOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "show <id>",
-		Short:   "Show a virtual registry and its upstreams in order",
-		Example: "  $ dproxy virtual-registry show 1 -o json",
-		Args:    exactArgs(1, "a virtual registry id"),
+		Use:               "show <id>",
+		Short:             "Show a virtual registry and its upstreams in order",
+		Example:           "  $ dproxy virtual-registry show 1 -o json",
+		Args:              exactArgs(1, "a virtual registry id"),
+		ValidArgsFunction: newCompleter(f).registryIDs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("virtual registry", args[0])
 			if err != nil {
@@ -181,10 +184,11 @@ func newCmdVRUpdate(f *cmdutil.Factory, runF func(context.Context, *vrUpdateOpti
 	opts := &vrUpdateOptions{api: newAPI(f)}
 	var name, description string
 	cmd := &cobra.Command{
-		Use:     "update <id> [--name NAME] [--description TEXT]",
-		Short:   "Rename a virtual registry or change its description",
-		Example: "  $ dproxy virtual-registry update 1 --name public",
-		Args:    exactArgs(1, "a virtual registry id"),
+		Use:               "update <id> [--name NAME] [--description TEXT]",
+		Short:             "Rename a virtual registry or change its description",
+		Example:           "  $ dproxy virtual-registry update 1 --name public",
+		Args:              exactArgs(1, "a virtual registry id"),
+		ValidArgsFunction: newCompleter(f).registryIDs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("virtual registry", args[0])
 			if err != nil {
@@ -230,11 +234,12 @@ type vrDeleteOptions struct {
 func newCmdVRDelete(f *cmdutil.Factory, runF func(context.Context, *vrDeleteOptions) error) *cobra.Command {
 	opts := &vrDeleteOptions{api: newAPI(f)}
 	cmd := &cobra.Command{
-		Use:     "delete <id> [--yes]",
-		Short:   "Delete a virtual registry and its upstreams",
-		Long:    "Delete a virtual registry and its upstreams (owner). Asks on a terminal; needs --yes otherwise.",
-		Example: "  $ dproxy virtual-registry delete 1 --yes",
-		Args:    exactArgs(1, "a virtual registry id"),
+		Use:               "delete <id> [--yes]",
+		Short:             "Delete a virtual registry and its upstreams",
+		Long:              "Delete a virtual registry and its upstreams (owner). Asks on a terminal; needs --yes otherwise.",
+		Example:           "  $ dproxy virtual-registry delete 1 --yes",
+		Args:              exactArgs(1, "a virtual registry id"),
+		ValidArgsFunction: newCompleter(f).registryIDs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("virtual registry", args[0])
 			if err != nil {
@@ -337,7 +342,8 @@ func newCmdVRUpstreamAdd(f *cmdutil.Factory, runF func(context.Context, *vrUpstr
 		Short: "Add an upstream after the registry's last one",
 		Example: "  $ dproxy virtual-registry upstream add 1 hub https://registry-1.docker.io --cache-validity-hours 6\n" +
 			"  $ printf %s \"$PW\" | dproxy virtual-registry upstream add 1 ours https://registry.example.com --username bot --password-stdin",
-		Args: exactArgs(3, "a virtual registry id, an upstream name and its URL"),
+		Args:              exactArgs(3, "a virtual registry id, an upstream name and its URL"),
+		ValidArgsFunction: args(newCompleter(f).registryIDs()),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("virtual registry", args[0])
 			if err != nil {
@@ -388,7 +394,8 @@ func newCmdVRUpstreamUpdate(f *cmdutil.Factory, runF func(context.Context, *vrUp
 		Example: "  $ dproxy virtual-registry upstream update 3 --cache-validity-hours 0\n" +
 			"  $ printf %s \"$NEW_PW\" | dproxy virtual-registry upstream update 3 --password-stdin\n" +
 			"  $ printf %s \"$PW\" | dproxy virtual-registry upstream update 3 --url https://mirror.example.com --username bot --password-stdin",
-		Args: exactArgs(1, "an upstream id"),
+		Args:              exactArgs(1, "an upstream id"),
+		ValidArgsFunction: newCompleter(f).upstreamIDs(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("upstream", args[0])
 			if err != nil {
@@ -434,10 +441,11 @@ type vrUpstreamMoveOptions struct {
 func newCmdVRUpstreamMove(f *cmdutil.Factory, runF func(context.Context, *vrUpstreamMoveOptions) error) *cobra.Command {
 	opts := &vrUpstreamMoveOptions{api: newAPI(f)}
 	cmd := &cobra.Command{
-		Use:     "move <upstream-id> --position N",
-		Short:   "Move an upstream to a position (0 = asked first)",
-		Example: "  $ dproxy virtual-registry upstream move 3 --position 0",
-		Args:    exactArgs(1, "an upstream id"),
+		Use:               "move <upstream-id> --position N",
+		Short:             "Move an upstream to a position (0 = asked first)",
+		Example:           "  $ dproxy virtual-registry upstream move 3 --position 0",
+		Args:              exactArgs(1, "an upstream id"),
+		ValidArgsFunction: newCompleter(f).upstreamIDs(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("upstream", args[0])
 			if err != nil {
@@ -471,10 +479,11 @@ type vrUpstreamDeleteOptions struct {
 func newCmdVRUpstreamDelete(f *cmdutil.Factory, runF func(context.Context, *vrUpstreamDeleteOptions) error) *cobra.Command {
 	opts := &vrUpstreamDeleteOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "delete <upstream-id>",
-		Short:   "Delete an upstream; those after it move up",
-		Example: "  $ dproxy virtual-registry upstream delete 3",
-		Args:    exactArgs(1, "an upstream id"),
+		Use:               "delete <upstream-id>",
+		Short:             "Delete an upstream; those after it move up",
+		Example:           "  $ dproxy virtual-registry upstream delete 3",
+		Args:              exactArgs(1, "an upstream id"),
+		ValidArgsFunction: newCompleter(f).upstreamIDs(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("upstream", args[0])
 			if err != nil {
@@ -550,10 +559,11 @@ type vrCacheListOptions struct {
 func newCmdVRCacheList(f *cmdutil.Factory, runF func(context.Context, *vrCacheListOptions) error) *cobra.Command {
 	opts := &vrCacheListOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "list <upstream-id>",
-		Short:   "List an upstream's cache entries",
-		Example: "  $ dproxy virtual-registry cache list 3 -o json",
-		Args:    exactArgs(1, "an upstream id"),
+		Use:               "list <upstream-id>",
+		Short:             "List an upstream's cache entries",
+		Example:           "  $ dproxy virtual-registry cache list 3 -o json",
+		Args:              exactArgs(1, "an upstream id"),
+		ValidArgsFunction: newCompleter(f).upstreamIDs(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("upstream", args[0])
 			if err != nil {
@@ -601,10 +611,11 @@ type vrCacheDeleteOptions struct {
 func newCmdVRCacheDelete(f *cmdutil.Factory, runF func(context.Context, *vrCacheDeleteOptions) error) *cobra.Command {
 	opts := &vrCacheDeleteOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "delete <upstream-id> <path>",
-		Short:   "Delete one cache entry of an upstream; the next pull fetches it again",
-		Example: "  $ dproxy virtual-registry cache delete 3 library/alpine/manifests/latest",
-		Args:    exactArgs(2, "an upstream id and an entry path"),
+		Use:               "delete <upstream-id> <path>",
+		Short:             "Delete one cache entry of an upstream; the next pull fetches it again",
+		Example:           "  $ dproxy virtual-registry cache delete 3 library/alpine/manifests/latest",
+		Args:              exactArgs(2, "an upstream id and an entry path"),
+		ValidArgsFunction: args(newCompleter(f).upstreamIDs(false)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("upstream", args[0])
 			if err != nil {
@@ -657,7 +668,8 @@ func newCmdVRCacheClear(f *cmdutil.Factory, runF func(context.Context, *vrCacheC
 		Long:  "Delete every cache entry of a virtual registry's upstreams, or of one (owner). Asks on a terminal; needs --yes otherwise.",
 		Example: "  $ dproxy virtual-registry cache clear 1 --yes\n" +
 			"  $ dproxy virtual-registry cache clear 1 --upstream 3 --yes",
-		Args: exactArgs(1, "a virtual registry id"),
+		Args:              exactArgs(1, "a virtual registry id"),
+		ValidArgsFunction: newCompleter(f).registryIDs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("virtual registry", args[0])
 			if err != nil {
@@ -673,6 +685,7 @@ func newCmdVRCacheClear(f *cmdutil.Factory, runF func(context.Context, *vrCacheC
 		},
 	}
 	cmd.Flags().StringVar(&opts.UpstreamID, "upstream", "", "only this upstream's cache")
+	complete(cmd, "upstream", newCompleter(f).upstreamIDs(true))
 	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
 }
