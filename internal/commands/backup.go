@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/progress"
 	"github.com/spf13/cobra"
 
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
@@ -112,12 +111,12 @@ func runBackupCreate(ctx context.Context, opts *backupCreateOptions) error {
 	if _, err := existingDataDir(opts.DataDir); err != nil {
 		return err
 	}
-	bar := newProgressWriter(opts.IO.ErrOut, "backup")
+	meter := newProgressMeter(opts.IO, "backup", opts.Now)
 	var res lifecycle.BackupResult
 	write := func(w io.Writer) error {
 		var err error
-		res, err = lifecycle.CreateBackup(ctx, opts.DataDir, w, toStdout || isCompressed(opts.File), bar.update)
-		bar.finish()
+		res, err = lifecycle.CreateBackup(ctx, opts.DataDir, w, toStdout || isCompressed(opts.File), meter.update)
+		meter.finish(ctx, err)
 		return err
 	}
 	// A file is written whole or not at all; a pipe gets the archive as it
@@ -126,10 +125,10 @@ func runBackupCreate(ctx context.Context, opts *backupCreateOptions) error {
 	if toStdout {
 		where, say = "the archive to stdout", opts.IO.ErrOut
 		if err = write(opts.IO.Out); err != nil {
-			err = fmt.Errorf("back up %s to stdout (the archive written so far is incomplete): %w", opts.DataDir, err)
+			err = fmt.Errorf("back up %s to stdout: %w; the archive written so far is incomplete", opts.DataDir, interrupted(ctx, err))
 		}
-	} else {
-		err = keyfile.WriteAtomic(opts.File, 0o600, write)
+	} else if err = keyfile.WriteAtomic(opts.File, 0o600, write); err != nil {
+		err = fmt.Errorf("back up %s: %w; no archive was written", opts.DataDir, interrupted(ctx, err))
 	}
 	if err != nil {
 		return err
@@ -155,6 +154,7 @@ type backupRestoreOptions struct {
 	File    string
 	DataDir string
 	Output  string
+	Now     func() time.Time // the progress meter's clock (nil: time.Now)
 }
 
 // backupRestored is what `backup restore -o json` prints.
@@ -214,14 +214,14 @@ func runBackupRestore(ctx context.Context, opts *backupRestoreOptions) error {
 		defer f.Close()
 		in = f
 	}
-	bar := newProgressWriter(opts.IO.ErrOut, "restore")
-	res, err := lifecycle.RestoreBackup(ctx, in, opts.DataDir, bar.update)
-	bar.finish()
+	meter := newProgressMeter(opts.IO, "restore", opts.Now)
+	res, err := lifecycle.RestoreBackup(ctx, in, opts.DataDir, meter.update)
 	if errors.Is(err, lifecycle.ErrNotEmpty) {
 		return &cmdutil.FlagError{Err: err}
 	}
+	meter.finish(ctx, err)
 	if err != nil {
-		return fmt.Errorf("restore %s into %s: %w", opts.File, opts.DataDir, err)
+		return fmt.Errorf("restore %s into %s: %w; the data dir was left empty", opts.File, opts.DataDir, interrupted(ctx, err))
 	}
 	if p.JSON() {
 		keys := res.Keys
@@ -235,46 +235,11 @@ func runBackupRestore(ctx context.Context, opts *backupRestoreOptions) error {
 	return err
 }
 
-// progressWriter shows progress on stderr: a bar redrawn in place on a
-// terminal, otherwise a plain line at each whole percent.
-type progressWriter struct {
-	w     io.Writer
-	verb  string
-	tty   bool
-	bar   progress.Model
-	last  int
-	drawn bool
-}
-
-func newProgressWriter(w io.Writer, verb string) *progressWriter {
-	f, ok := w.(*os.File)
-	tty := false
-	if ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
+// interrupted names a copy stopped by Ctrl-C or SIGTERM as such, rather
+// than as "context canceled".
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return fmt.Errorf("interrupted (%w)", err)
 	}
-	return &progressWriter{w: w, verb: verb, tty: tty, bar: progress.New(progress.WithDefaultGradient(), progress.WithWidth(40)), last: -1}
-}
-
-func (p *progressWriter) update(pr lifecycle.Progress) {
-	frac := 1.0
-	if pr.Total > 0 {
-		frac = min(1, float64(pr.Done)/float64(pr.Total))
-	}
-	if p.tty {
-		fmt.Fprintf(p.w, "\r%s %s %s / %s", p.verb, p.bar.ViewAs(frac), units.Size(pr.Done), units.Size(pr.Total))
-		p.drawn = true
-		return
-	}
-	if pct := int(frac * 100); pct != p.last {
-		p.last = pct
-		fmt.Fprintf(p.w, "%s: %d%% (%s of %s)\n", p.verb, pct, units.Size(pr.Done), units.Size(pr.Total))
-	}
-}
-
-func (p *progressWriter) finish() {
-	if p.drawn {
-		fmt.Fprintln(p.w)
-	}
+	return err
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -67,7 +68,7 @@ func TestNewCmdBackupRestore(t *testing.T) {
 				t.Errorf("the options do not carry the command's streams")
 			}
 			got.IO = nil
-			if *got != tt.want {
+			if !reflect.DeepEqual(*got, tt.want) {
 				t.Errorf("backup restore %v: options %+v, want %+v", tt.args, *got, tt.want)
 			}
 		})

@@ -124,7 +124,8 @@ func newCmdCachePurge(f *cmdutil.Factory, runF func(context.Context, *cachePurge
 }
 
 func runCachePurge(ctx context.Context, opts *cachePurgeOptions) error {
-	if err := confirm(opts.IO, opts.Yes, fmt.Sprintf("Remove every cached image of %s?", opts.Group)); err != nil {
+	ask, err := mustAsk(opts.IO, opts.Yes)
+	if err != nil {
 		return err
 	}
 	c, err := opts.Client()
@@ -134,6 +135,20 @@ func runCachePurge(ctx context.Context, opts *cachePurgeOptions) error {
 	p, err := opts.Printer()
 	if err != nil {
 		return err
+	}
+	if ask {
+		// The question says what goes: the group's cache as it is now.
+		g, err := c.Group(ctx, opts.Group)
+		if err != nil {
+			return err
+		}
+		if g.ImageCount == 0 && g.BlobCount == 0 {
+			return p.Message(adminclient.PurgeResult{}, "Nothing is cached for "+opts.Group+": nothing to purge")
+		}
+		q := fmt.Sprintf("Remove %s cached for %s? Their next pulls go upstream.", cacheText(g.ImageCount, g.BlobCount, int64(g.TotalSizeBytes)), opts.Group)
+		if err := confirm(opts.IO, false, q); err != nil {
+			return err
+		}
 	}
 	r, err := c.PurgeCache(ctx, opts.Group)
 	if err != nil {

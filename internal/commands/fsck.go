@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,6 +22,7 @@ type fsckOptions struct {
 	Repair        bool
 	VerifyContent bool
 	Output        string
+	Now           func() time.Time // the progress meter's clock (nil: time.Now)
 }
 
 // fsckResult is what `fsck -o json` prints.
@@ -111,6 +113,11 @@ func runFsck(ctx context.Context, opts *fsckOptions) error {
 		return err
 	}
 	fo := lifecycle.FsckOptions{Repair: opts.Repair, VerifyContent: opts.VerifyContent}
+	var meter *progressMeter
+	if opts.VerifyContent {
+		meter = newProgressMeter(opts.IO, "verify", opts.Now)
+		fo.Progress = meter.update
+	}
 	// With no server on the data dir, no temp file or new file can belong
 	// to a download in progress: no grace period.
 	switch lock, err := lifecycle.TryExclusive(opts.DataDir); {
@@ -123,6 +130,9 @@ func runFsck(ctx context.Context, opts *fsckOptions) error {
 		return err
 	}
 	rep, err := lifecycle.Fsck(ctx, st, files, fo)
+	if meter != nil {
+		meter.finish(ctx, err)
+	}
 	if err != nil {
 		printFindings(opts.IO.Out, rep) // what was found before the failure
 		return fmt.Errorf("fsck %s: %w", opts.DataDir, err)

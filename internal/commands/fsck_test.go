@@ -37,7 +37,7 @@ func TestNewCmdFsck(t *testing.T) {
 				t.Errorf("the options do not carry the command's streams")
 			}
 			got.IO = nil
-			if *got != tt.want {
+			if !reflect.DeepEqual(*got, tt.want) {
 				t.Errorf("fsck %v: options %+v, want %+v", tt.args, *got, tt.want)
 			}
 		})

@@ -377,8 +377,8 @@ func newCmdGroupDelete(f *cmdutil.Factory, runF func(context.Context, *groupDele
 	cmd := &cobra.Command{
 		Use:   "delete <path>",
 		Short: "Delete a group with its subgroups, settings, members, tokens and cache",
-		Long: "Delete a group and everything under it (owner). Asks for confirmation on a terminal\n" +
-			"unless --yes; without a terminal --yes is required.",
+		Long: "Delete a group and everything under it (owner). On a terminal it says what goes and asks\n" +
+			"you to type the group's path to confirm, unless --yes; without a terminal --yes is required.",
 		Example:           "  $ dproxy group delete acme/old --yes",
 		Args:              exactArgs(1, "a group path"),
 		ValidArgsFunction: newCompleter(f).groups(),
@@ -392,7 +392,8 @@ func newCmdGroupDelete(f *cmdutil.Factory, runF func(context.Context, *groupDele
 }
 
 func runGroupDelete(ctx context.Context, opts *groupDeleteOptions) error {
-	if err := confirm(opts.IO, opts.Yes, fmt.Sprintf("Delete group %s, its subgroups, members, tokens and cache?", opts.Path)); err != nil {
+	ask, err := mustAsk(opts.IO, opts.Yes)
+	if err != nil {
 		return err
 	}
 	c, err := opts.Client()
@@ -402,6 +403,21 @@ func runGroupDelete(ctx context.Context, opts *groupDeleteOptions) error {
 	p, err := opts.Printer()
 	if err != nil {
 		return err
+	}
+	if ask {
+		g, err := c.Group(ctx, opts.Path)
+		if err != nil {
+			return err
+		}
+		what := fmt.Sprintf("This deletes group %s", opts.Path)
+		if n := len(g.Subgroups); n > 0 {
+			what += " and " + plural(n, "subgroup", "subgroups") + " with everything in them"
+		}
+		what += fmt.Sprintf(": settings, members, tokens and the cache (%s). It cannot be undone.",
+			cacheText(g.ImageCount, g.BlobCount, int64(g.TotalSizeBytes)))
+		if err := confirmTyped(opts.IO, opts.Path, what); err != nil {
+			return err
+		}
 	}
 	if err := c.DeleteGroup(ctx, opts.Path); err != nil {
 		return fmt.Errorf("delete group %s: %w", opts.Path, err)

@@ -1,9 +1,11 @@
 package commands
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/dproxy/dproxy/internal/adminclient"
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
+	"github.com/dproxy/dproxy/internal/units"
 )
 
 // dispatch hands opts to runF when a test gave one, else to the real run
@@ -36,14 +39,24 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 // errCancelled is returned when the user answers no.
 var errCancelled = errors.New("cancelled; nothing was changed")
 
+// mustAsk reports whether a destructive action must be confirmed: not
+// with yes; on a terminal, yes; without one it is refused (a usage error
+// telling to add --yes), before anything is asked of the server.
+func mustAsk(ios *cmdutil.IOStreams, yes bool) (bool, error) {
+	if yes {
+		return false, nil
+	}
+	if !ios.IsStdinTTY() {
+		return false, &cmdutil.FlagError{Err: errors.New("refusing to ask for confirmation without a terminal; add --yes")}
+	}
+	return true, nil
+}
+
 // confirm asks before a destructive action: on a terminal unless yes;
 // without a terminal only yes lets it proceed.
 func confirm(ios *cmdutil.IOStreams, yes bool, question string) error {
-	if yes {
-		return nil
-	}
-	if !ios.IsStdinTTY() {
-		return &cmdutil.FlagError{Err: errors.New("refusing to ask for confirmation without a terminal; add --yes")}
+	if ask, err := mustAsk(ios, yes); !ask {
+		return err
 	}
 	ok, err := ios.Confirm(question)
 	if err != nil {
@@ -53,6 +66,35 @@ func confirm(ios *cmdutil.IOStreams, yes bool, question string) error {
 		return errCancelled
 	}
 	return nil
+}
+
+// confirmTyped asks the operator to type want (a group's path, as
+// `gh repo delete` asks for the repository's name) to go on: anything else
+// cancels.
+func confirmTyped(ios *cmdutil.IOStreams, want, what string) error {
+	fmt.Fprintf(ios.ErrOut, "%s\nType %s to confirm: ", what, want)
+	line, err := bufio.NewReader(ios.In).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read the answer: %w", err)
+	}
+	if got := strings.TrimSpace(line); got != want {
+		return fmt.Errorf("%w (%q is not %s)", errCancelled, got, want)
+	}
+	return nil
+}
+
+// cacheText says what a group's cache holds: "3 images and 12 blobs
+// (1.2 GiB)".
+func cacheText(images, blobs int, size int64) string {
+	return fmt.Sprintf("%s and %s (%s)", plural(images, "image", "images"), plural(blobs, "blob", "blobs"), units.Size(size))
+}
+
+// plural is "1 image", "2 images": one or many after the number.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func enabledWord(on bool) string {

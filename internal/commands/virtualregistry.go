@@ -12,6 +12,7 @@ import (
 	"github.com/dproxy/dproxy/internal/adminclient"
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
 	"github.com/dproxy/dproxy/internal/commands/output"
+	"github.com/dproxy/dproxy/internal/units"
 )
 
 func newCmdVirtualRegistry(f *cmdutil.Factory) *cobra.Command {
@@ -695,7 +696,8 @@ func runVRCacheClear(ctx context.Context, opts *vrCacheClearOptions) error {
 	if opts.UpstreamID != "" {
 		what = "upstream " + opts.UpstreamID + " of virtual registry " + opts.RegistryID
 	}
-	if err := confirm(opts.IO, opts.Yes, "Clear the cache of "+what+"?"); err != nil {
+	ask, err := mustAsk(opts.IO, opts.Yes)
+	if err != nil {
 		return err
 	}
 	c, err := opts.Client()
@@ -705,6 +707,35 @@ func runVRCacheClear(ctx context.Context, opts *vrCacheClearOptions) error {
 	p, err := opts.Printer()
 	if err != nil {
 		return err
+	}
+	if ask {
+		// The question says what goes: the entries cached now.
+		r, err := c.VirtualRegistry(ctx, opts.RegistryID)
+		if err != nil {
+			return fmt.Errorf("show virtual registry %s: %w", opts.RegistryID, err)
+		}
+		var n int
+		var size int64
+		for _, u := range r.Upstreams {
+			if opts.UpstreamID != "" && shortID(u.ID) != shortID(opts.UpstreamID) {
+				continue
+			}
+			entries, err := c.VirtualCacheEntries(ctx, u.ID)
+			if err != nil {
+				return fmt.Errorf("list the cache of upstream %s: %w", shortID(u.ID), err)
+			}
+			n += len(entries)
+			for _, e := range entries {
+				size += int64(e.Size)
+			}
+		}
+		if n == 0 {
+			return p.Message(vrCacheCleared{RegistryID: opts.RegistryID, UpstreamID: opts.UpstreamID}, "Nothing is cached for "+what+": nothing to clear")
+		}
+		q := fmt.Sprintf("Clear %s (%s) cached for %s? Their next pulls go upstream.", plural(n, "cache entry", "cache entries"), units.Size(size), what)
+		if err := confirm(opts.IO, false, q); err != nil {
+			return err
+		}
 	}
 	n, err := c.ClearVirtualCache(ctx, opts.RegistryID, opts.UpstreamID)
 	if err != nil {

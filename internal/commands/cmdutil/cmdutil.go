@@ -19,9 +19,12 @@ type IOStreams struct {
 	In     io.Reader
 	Out    io.Writer
 	ErrOut io.Writer
-	// StdinTTY and StdoutTTY override terminal detection (tests).
+	// StdinTTY, StdoutTTY and StderrTTY override terminal detection, and
+	// Width the terminal's width in columns (tests).
 	StdinTTY  *bool
 	StdoutTTY *bool
+	StderrTTY *bool
+	Width     *int
 }
 
 // Test returns streams on buffers: stdin reads in, stdout and stderr are
@@ -29,7 +32,7 @@ type IOStreams struct {
 func Test(in string) (*IOStreams, *bytes.Buffer, *bytes.Buffer) {
 	out, errOut := &bytes.Buffer{}, &bytes.Buffer{}
 	no := false
-	return &IOStreams{In: strings.NewReader(in), Out: out, ErrOut: errOut, StdinTTY: &no, StdoutTTY: &no}, out, errOut
+	return &IOStreams{In: strings.NewReader(in), Out: out, ErrOut: errOut, StdinTTY: &no, StdoutTTY: &no, StderrTTY: &no}, out, errOut
 }
 
 // System returns the process's streams.
