@@ -3,7 +3,10 @@ SHELL := /bin/bash
 GO ?= go
 BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X github.com/dproxy/dproxy/internal/commands.Version=$(VERSION)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+PKG := github.com/dproxy/dproxy/internal/commands
+LDFLAGS := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Commit=$(COMMIT) -X $(PKG).BuildDate=$(BUILD_DATE)
 
 GOTESTSUM_VERSION := v1.13.0
 STATICCHECK_VERSION := v0.8.2

@@ -291,7 +291,7 @@ set_anonymous() {
 }
 # What GitLab CI would get: the server, the image prefixes and a deploy
 # token's credentials, checked in the skopeo round.
-dpx ci-env "$GROUP" --format shell --create-deploy-token >"$WORK/ci-env.sh"
+dpx ci-env "$GROUP" -o shell --create-deploy-token >"$WORK/ci-env.sh"
 # shellcheck disable=SC1091
 source "$WORK/ci-env.sh"
 rm -f "$WORK/ci-env.sh"

@@ -240,16 +240,16 @@ func TestCreateTokenRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.svc.RevokeToken(ctx, f.owner, mine.ID)
+	_, _, err = f.svc.RevokeToken(ctx, f.owner, mine.ID)
 	wantKind(t, "revoke another's personal token", err, ErrNotFound, false, "not found")
-	_, err = f.svc.RevokeToken(ctx, f.guest, g.ID)
+	_, _, err = f.svc.RevokeToken(ctx, f.guest, g.ID)
 	wantKind(t, "a guest revokes a group token", err, ErrForbidden, false, "revoking tokens of acme needs the owner role")
-	_, err = f.svc.RevokeToken(ctx, f.outsider, g.ID)
+	_, _, err = f.svc.RevokeToken(ctx, f.outsider, g.ID)
 	wantKind(t, "an outsider revokes a group token", err, ErrNotFound, false, "not found")
-	if r, err := f.svc.RevokeToken(ctx, f.owner, g.ID); err != nil || r.Active || r.RevokedAt == nil {
+	if r, _, err := f.svc.RevokeToken(ctx, f.owner, g.ID); err != nil || r.Active || r.RevokedAt == nil {
 		t.Errorf("the owner revokes = %+v, %v", r, err)
 	}
-	if r, err := f.svc.RevokeToken(ctx, f.guest, mine.ID); err != nil || r.Active {
+	if r, _, err := f.svc.RevokeToken(ctx, f.guest, mine.ID); err != nil || r.Active {
 		t.Errorf("revoke one's own = %+v, %v", r, err)
 	}
 	toks, err := f.svc.Tokens(ctx, f.owner, nil, &acme)

@@ -218,44 +218,48 @@ func (s *Service) tokenInput(ctx context.Context, t *store.Token, in TokenInput)
 
 // RevokeToken revokes a token: one's own personal tokens, a group's tokens
 // for its owner, any for an instance admin. A token the actor may not
-// revoke is answered as an unknown one.
-func (s *Service) RevokeToken(ctx context.Context, a Actor, id int64) (Token, error) {
+// revoke is answered as an unknown one. already reports that the token
+// was revoked before; revoking it again changes nothing.
+func (s *Service) RevokeToken(ctx context.Context, a Actor, id int64) (_ Token, already bool, _ error) {
 	notFound := fail(ErrNotFound, "token %q not found", strconv.FormatInt(id, 10))
 	t, err := s.store.TokenByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return Token{}, notFound
+		return Token{}, false, notFound
 	}
 	if err != nil {
-		return Token{}, err
+		return Token{}, false, err
 	}
 	switch {
 	case a.IsAdmin():
 	case t.Kind == store.TokenPersonal:
 		if a.User == nil || a.User.ID != t.UserID {
-			return Token{}, notFound
+			return Token{}, false, notFound
 		}
 	default:
 		g, err := s.store.GroupByID(ctx, t.GroupID)
 		if err != nil {
-			return Token{}, err
+			return Token{}, false, err
 		}
 		if _, err := s.authorizeGroup(ctx, a, g.Path, store.RoleOwner, "revoking tokens"); err != nil {
 			if errors.Is(err, ErrNotFound) {
-				return Token{}, notFound
+				return Token{}, false, notFound
 			}
-			return Token{}, err
+			return Token{}, false, err
 		}
 	}
+	already = t.RevokedAt != nil
 	if err := s.store.RevokeToken(ctx, t.ID, s.opts.Now()); err != nil {
-		return Token{}, err
+		return Token{}, false, err
 	}
 	if t, err = s.store.TokenByID(ctx, id); err != nil {
-		return Token{}, err
+		return Token{}, false, err
 	}
 	out, err := s.tokenOf(ctx, t)
 	if err != nil {
-		return Token{}, err
+		return Token{}, false, err
 	}
-	s.log.InfoContext(ctx, "token revoked", "token_id", t.ID, "by", a.Name())
-	return out, nil
+	if !already {
+		s.log.InfoContext(ctx, "token revoked", "token_id", t.ID, "by", a.Name())
+	}
+	return out, already, nil
 }

@@ -11,6 +11,7 @@ package adminclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -88,6 +89,27 @@ func (e *UnreachableError) Error() string {
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
+// SchemeError means the server speaks TLS and the client plain HTTP, or
+// the other way round: the server URL has the wrong scheme.
+type SchemeError struct {
+	Server string
+	// ServerTLS: the server speaks TLS (https), the client did not.
+	ServerTLS bool
+}
+
+func (e *SchemeError) Error() string {
+	u, err := url.Parse(e.Server)
+	if err != nil {
+		return fmt.Sprintf("dproxy at %s speaks another protocol than its URL says", e.Server)
+	}
+	if e.ServerTLS {
+		u.Scheme = "https"
+		return fmt.Sprintf("dproxy at %s speaks HTTPS (TLS), not plain HTTP: use --server %s (or DPROXY_SERVER)", e.Server, u)
+	}
+	u.Scheme = "http"
+	return fmt.Sprintf("dproxy at %s speaks plain HTTP, not HTTPS (TLS): use --server %s (or DPROXY_SERVER), or serve TLS with --tls-cert and --tls-key", e.Server, u)
+}
+
 // UnauthorizedError means the server refused the token (HTTP 401): it is
 // missing, unknown, revoked, expired or lacks the api scope.
 type UnauthorizedError struct {
@@ -158,6 +180,8 @@ func (c *Client) translate(err error) error {
 			msgs = append(msgs, ge.Message)
 		case errors.As(cause, &ne):
 			return c.statusError(ne)
+		case plainHTTPAnswer(cause):
+			return &SchemeError{Server: c.server}
 		case isTransport(cause):
 			return &UnreachableError{Server: c.server, Err: cause}
 		default:
@@ -173,9 +197,25 @@ func isTransport(err error) bool {
 	return errors.As(err, &ue)
 }
 
+// plainHTTPAnswer reports whether err is a TLS client's failure to
+// handshake with a server that answered in plain HTTP (or not TLS at all).
+func plainHTTPAnswer(err error) bool {
+	var rh tls.RecordHeaderError
+	// net/http reports an HTTP answer to a TLS hello with an error of its own
+	// that has no type to match.
+	return errors.As(err, &rh) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
+}
+
+// tlsServerAnswer is what Go's HTTPS servers (dproxy's included) answer to
+// a plain HTTP request, with status 400.
+const tlsServerAnswer = "Client sent an HTTP request to an HTTPS server"
+
 // statusError explains an HTTP error status, using the GraphQL error body
 // the server sends with it.
 func (c *Client) statusError(ne graphql.NetworkError) error {
+	if ne.StatusCode() == http.StatusBadRequest && strings.HasPrefix(strings.TrimSpace(ne.Body()), tlsServerAnswer) {
+		return &SchemeError{Server: c.server, ServerTLS: true}
+	}
 	msg := bodyMessage(ne.Body())
 	switch ne.StatusCode() {
 	case http.StatusUnauthorized:

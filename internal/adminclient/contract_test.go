@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -243,8 +244,13 @@ func TestContract(t *testing.T) {
 		t.Fatalf("after purge: %+v", g.GroupSummary)
 	}
 
-	if rv, err := c.RevokeToken(ctx, tok.Token.ID); err != nil || rv.Active || rv.RevokedAt == nil {
+	rv, err := c.RevokeToken(ctx, tok.Token.ID)
+	if err != nil || rv.Token.Active || rv.Token.RevokedAt == nil || rv.AlreadyRevoked {
 		t.Fatalf("RevokeToken = %+v, %v", rv, err)
+	}
+	again, err := c.RevokeToken(ctx, tok.Token.ID)
+	if err != nil || !again.AlreadyRevoked || again.Token.RevokedAt == nil || !again.Token.RevokedAt.Equal(*rv.Token.RevokedAt) {
+		t.Fatalf("RevokeToken of a revoked token = %+v, %v; want alreadyRevoked with the first revokedAt %v", again, err, rv.Token.RevokedAt)
 	}
 	creds, err := c.UpdateInstanceDockerHubCredentials(ctx, "default", "s3cret")
 	if err != nil || creds.Identity != "default" || !creds.SecretSet {
@@ -302,6 +308,28 @@ func TestErrors(t *testing.T) {
 	}
 	closed := "http://" + ln.Addr().String()
 	ln.Close()
+	// The same dproxy behind TLS: its clients must speak https, and the
+	// plain server's http.
+	tlsSrv := httptest.NewTLSServer(s.App.Server.Handler())
+	t.Cleanup(tlsSrv.Close)
+	overTLS, err := adminclient.New(tlsSrv.URL, s.AdminToken, adminclient.Options{HTTPClient: tlsSrv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if me, err := overTLS.CurrentUser(ctx); err != nil || me.Username != "admin" {
+		t.Fatalf("CurrentUser over TLS = %+v, %v", me, err)
+	}
+	plainToTLS := newClient(t, strings.Replace(tlsSrv.URL, "https://", "http://", 1), s.AdminToken)
+	tlsToPlain, err := adminclient.New(strings.Replace(s.URL, "http://", "https://", 1), s.AdminToken, adminclient.Options{HTTPClient: tlsSrv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	isScheme := func(serverTLS bool) func(error) bool {
+		return func(err error) bool {
+			var e *adminclient.SchemeError
+			return errors.As(err, &e) && e.ServerTLS == serverTLS
+		}
+	}
 
 	tests := []struct {
 		name   string
@@ -319,6 +347,10 @@ func TestErrors(t *testing.T) {
 		{"no token", newClient(t, s.URL, ""), func(c *adminclient.Client) error { _, err := c.AllGroups(ctx, ""); return err },
 			func(err error) bool { var e *adminclient.UnauthorizedError; return errors.As(err, &e) },
 			"DPROXY_TOKEN"},
+		{"http to an https server", plainToTLS, func(c *adminclient.Client) error { _, err := c.CurrentUser(ctx); return err },
+			isScheme(true), "speaks HTTPS (TLS), not plain HTTP: use --server " + tlsSrv.URL},
+		{"https to an http server", tlsToPlain, func(c *adminclient.Client) error { _, err := c.CurrentUser(ctx); return err },
+			isScheme(false), "speaks plain HTTP, not HTTPS (TLS): use --server " + s.URL},
 		{"unknown group", admin, func(c *adminclient.Client) error { _, err := c.Group(ctx, "nope"); return err },
 			isNotFound,
 			`group "nope" not found`},

@@ -298,14 +298,24 @@ type tokenRevokeInput struct {
 
 func (tokenRevokeInput) GetGraphQLType() string { return "TokenRevokeInput" }
 
-// RevokeToken revokes a token by id.
-func (c *Client) RevokeToken(ctx context.Context, id string) (Token, error) {
+// RevokedToken is a token after a revocation.
+type RevokedToken struct {
+	Token Token `json:"token"`
+	// AlreadyRevoked: the token had been revoked before; Token.RevokedAt
+	// is that first revocation.
+	AlreadyRevoked bool `json:"alreadyRevoked"`
+}
+
+// RevokeToken revokes a token by id; revoking a revoked token changes
+// nothing and says so.
+func (c *Client) RevokeToken(ctx context.Context, id string) (RevokedToken, error) {
 	var m struct {
 		Payload struct {
-			Token  Token
-			Errors []string
+			Token          Token
+			AlreadyRevoked bool
+			Errors         []string
 		} `graphql:"tokenRevoke(input: $input)"`
 	}
 	err := c.mutate(ctx, &m, map[string]any{"input": tokenRevokeInput{ID: graphql.ID(id)}}, func() []string { return m.Payload.Errors })
-	return m.Payload.Token, err
+	return RevokedToken{Token: m.Payload.Token, AlreadyRevoked: m.Payload.AlreadyRevoked}, err
 }

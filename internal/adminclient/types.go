@@ -95,15 +95,18 @@ type UpstreamRateLimit struct {
 // DockerHubRateLimit is the answer of a rate-limit check. Limit, Remaining
 // and WindowSeconds are nil when Unlimited.
 type DockerHubRateLimit struct {
-	Upstream         string    `json:"upstream"`
-	Unlimited        bool      `json:"unlimited"`
-	Limit            *int      `json:"limit"`
-	Remaining        *int      `json:"remaining"`
-	WindowSeconds    *int      `json:"windowSeconds"`
-	Source           *string   `json:"source"`
-	AuthenticatedAs  string    `json:"authenticatedAs"`
-	CredentialSource string    `json:"credentialSource"`
-	CheckedAt        time.Time `json:"checkedAt"`
+	Upstream         string  `json:"upstream"`
+	Unlimited        bool    `json:"unlimited"`
+	Limit            *int    `json:"limit"`
+	Remaining        *int    `json:"remaining"`
+	WindowSeconds    *int    `json:"windowSeconds"`
+	Source           *string `json:"source"`
+	AuthenticatedAs  string  `json:"authenticatedAs"`
+	CredentialSource string  `json:"credentialSource"`
+	// CredentialVerified: the upstream asked for the credentials and
+	// accepted them; false when anonymous or when it asked for none.
+	CredentialVerified bool      `json:"credentialVerified"`
+	CheckedAt          time.Time `json:"checkedAt"`
 }
 
 // ProxySetting is a group's dependency proxy setting. The secret is never

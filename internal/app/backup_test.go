@@ -51,7 +51,7 @@ func TestBackupWhilePullingRestoresEverything(t *testing.T) {
 		})
 	}
 	archive := filepath.Join(t.TempDir(), "dproxy.tar.gz")
-	code, out := runCLI("backup", "create", "--data-dir", e.app.Config.DataDir, "--out", archive)
+	code, out := runCLI("backup", "create", "--data-dir", e.app.Config.DataDir, "--file", archive)
 	wg.Wait()
 	close(pullErrs)
 	for err := range pullErrs {

@@ -9,12 +9,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/progress"
 	"github.com/spf13/cobra"
 
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
+	"github.com/dproxy/dproxy/internal/commands/output"
 	"github.com/dproxy/dproxy/internal/keyfile"
 	"github.com/dproxy/dproxy/internal/lifecycle"
+	"github.com/dproxy/dproxy/internal/units"
 )
 
 func newCmdBackup(ios *cmdutil.IOStreams) *cobra.Command {
@@ -24,10 +25,10 @@ func newCmdBackup(ios *cmdutil.IOStreams) *cobra.Command {
 		Long: "A backup is one tar archive (gzip-compressed when the name ends in .gz or .tgz) with a\n" +
 			"consistent snapshot of the database, every cached blob and the key files. It holds the\n" +
 			"secret key that decrypts stored Docker Hub secrets: keep it as safe as that key.",
-		Example: "  $ dproxy backup create --data-dir /var/lib/dproxy --out /backups/dproxy.tar.gz\n" +
+		Example: "  $ dproxy backup create --data-dir /var/lib/dproxy --file /backups/dproxy.tar.gz\n" +
 			"  $ dproxy backup restore /backups/dproxy.tar.gz --data-dir /var/lib/dproxy-restored",
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		RunE: nounHelp,
 	}
 	cmd.AddCommand(newCmdBackupCreate(ios, nil), newCmdBackupRestore(ios, nil))
 	return cmd
@@ -36,8 +37,21 @@ func newCmdBackup(ios *cmdutil.IOStreams) *cobra.Command {
 type backupCreateOptions struct {
 	IO      *cmdutil.IOStreams
 	DataDir string
-	Out     string
+	File    string // the archive; "-" is stdout
+	Output  string // -o: table or json
 	Now     func() time.Time
+}
+
+// backupCreated is what `backup create -o json` prints.
+type backupCreated struct {
+	Archive   string   `json:"archive"`
+	DataDir   string   `json:"dataDir"`
+	Blobs     int      `json:"blobs"`
+	BlobBytes int64    `json:"blobBytes"`
+	KeyFiles  []string `json:"keyFiles"`
+	// VanishedBlobs were deleted by garbage collection while the backup
+	// ran; the archive's database does not reference them.
+	VanishedBlobs int `json:"vanishedBlobs"`
 }
 
 func newCmdBackupCreate(ios *cmdutil.IOStreams, runF func(context.Context, *backupCreateOptions) error) *cobra.Command {
@@ -47,17 +61,24 @@ func newCmdBackupCreate(ios *cmdutil.IOStreams, runF func(context.Context, *back
 		Short: "Write a backup archive of a data dir",
 		Long: "Write a backup archive of a data dir. It works while the server runs: the database is\n" +
 			"snapshotted consistently and the blobs it references are copied. The archive is written\n" +
-			"to a temp file next to --out and renamed when complete, so an interrupted backup never\n" +
+			"to a temp file next to --file and renamed when complete, so an interrupted backup never\n" +
 			"leaves a partial archive under the final name. The archive is created with mode 0600.\n" +
-			"--out - streams the archive (gzip-compressed) to stdout instead, for a pipe; a consumer\n" +
-			"must then treat an archive whose command failed as incomplete.",
+			"--file - streams the archive (gzip-compressed) to stdout instead, for a pipe; a consumer\n" +
+			"must then treat an archive whose command failed as incomplete. On a terminal, progress is\n" +
+			"shown on stderr.",
 		Example: "  $ dproxy backup create --data-dir /var/lib/dproxy\n" +
-			"  $ dproxy backup create --data-dir /var/lib/dproxy --out /backups/dproxy.tar.gz\n" +
-			"  $ dproxy backup create --data-dir /var/lib/dproxy --out - | ssh backup-host 'cat > dproxy.tar.gz'",
+			"  $ dproxy backup create --data-dir /var/lib/dproxy --file /backups/dproxy.tar.gz\n" +
+			"  $ dproxy backup create --data-dir /var/lib/dproxy --file - | ssh backup-host 'cat > dproxy.tar.gz'",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if opts.Out == "" {
-				opts.Out = "dproxy-backup-" + opts.Now().UTC().Format("20060102-150405") + ".tar.gz"
+			if _, err := output.ParseFormat(opts.Output); err != nil {
+				return &cmdutil.FlagError{Err: fmt.Errorf("-o %s: -o selects the output format (table or json), not the archive: name the archive with --file %s", opts.Output, opts.Output)}
+			}
+			if opts.File == "" {
+				opts.File = "dproxy-backup-" + opts.Now().UTC().Format("20060102-150405") + ".tar.gz"
+			}
+			if opts.File == "-" && opts.Output == "json" {
+				return &cmdutil.FlagError{Err: errors.New("--file - writes the archive to stdout: -o json has no room there; drop -o json (what was written goes to stderr)")}
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -66,47 +87,60 @@ func newCmdBackupCreate(ios *cmdutil.IOStreams, runF func(context.Context, *back
 		},
 	}
 	cmd.Flags().StringVar(&opts.DataDir, "data-dir", defaultDataDir(), "data dir to back up (default $DPROXY_DATA_DIR or ./dproxy-data)")
-	cmd.Flags().StringVarP(&opts.Out, "out", "o", "", "archive to write, - for stdout (default dproxy-backup-<time>.tar.gz)")
+	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "archive to write, - for stdout (default dproxy-backup-<time>.tar.gz)")
+	oldName(cmd, "out", "--file", func() { cmd.Flags().StringVar(&opts.File, "out", "", "") })
+	addOutputFlag(cmd, &opts.Output)
+	_ = cmd.MarkFlagDirname("data-dir")
 	return cmd
 }
 
 func runBackupCreate(ctx context.Context, opts *backupCreateOptions) error {
-	toStdout := opts.Out == "-"
+	p, err := cmdutil.NewPrinter(opts.IO, opts.Output)
+	if err != nil {
+		return err
+	}
+	toStdout := opts.File == "-"
 	if toStdout && opts.IO.IsStdoutTTY() {
-		return &cmdutil.FlagError{Err: errors.New("--out - writes the archive to stdout, which is a terminal: redirect it to a file or a pipe, or pass --out FILE")}
+		return &cmdutil.FlagError{Err: errors.New("--file - writes the archive to stdout, which is a terminal: redirect it to a file or a pipe, or pass --file FILE")}
 	}
 	if !toStdout {
-		if _, err := os.Lstat(opts.Out); err == nil {
-			return &cmdutil.FlagError{Err: fmt.Errorf("%s already exists: choose another --out", opts.Out)}
+		if _, err := os.Lstat(opts.File); err == nil {
+			return &cmdutil.FlagError{Err: fmt.Errorf("%s already exists: choose another --file", opts.File)}
 		}
 	}
 	if _, err := existingDataDir(opts.DataDir); err != nil {
 		return err
 	}
-	bar := newProgressWriter(opts.IO.ErrOut, "backup")
+	meter := newProgressMeter(opts.IO, "backup", opts.Now)
 	var res lifecycle.BackupResult
 	write := func(w io.Writer) error {
 		var err error
-		res, err = lifecycle.CreateBackup(ctx, opts.DataDir, w, toStdout || isCompressed(opts.Out), bar.update)
-		bar.finish()
+		res, err = lifecycle.CreateBackup(ctx, opts.DataDir, w, toStdout || isCompressed(opts.File), meter.update)
+		meter.finish(ctx, err)
 		return err
 	}
 	// A file is written whole or not at all; a pipe gets the archive as it
 	// is made, and what is said of it goes to stderr.
-	where, say := opts.Out, opts.IO.Out
-	var err error
+	where, say := opts.File, opts.IO.Out
 	if toStdout {
 		where, say = "the archive to stdout", opts.IO.ErrOut
 		if err = write(opts.IO.Out); err != nil {
-			err = fmt.Errorf("back up %s to stdout (the archive written so far is incomplete): %w", opts.DataDir, err)
+			err = fmt.Errorf("back up %s to stdout: %w; the archive written so far is incomplete", opts.DataDir, interrupted(ctx, err))
 		}
-	} else {
-		err = keyfile.WriteAtomic(opts.Out, 0o600, write)
+	} else if err = keyfile.WriteAtomic(opts.File, 0o600, write); err != nil {
+		err = fmt.Errorf("back up %s: %w; no archive was written", opts.DataDir, interrupted(ctx, err))
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(say, "wrote %s: %d blobs (%s), key files %s\n", where, res.Blobs, humanBytes(res.BlobBytes), strings.Join(res.Keys, ", "))
+	if p.JSON() {
+		keys := res.Keys
+		if keys == nil {
+			keys = []string{}
+		}
+		return p.PrintJSON(backupCreated{Archive: opts.File, DataDir: opts.DataDir, Blobs: res.Blobs, BlobBytes: res.BlobBytes, KeyFiles: keys, VanishedBlobs: res.Vanished})
+	}
+	fmt.Fprintf(say, "wrote %s: %d blobs (%s), key files %s\n", where, res.Blobs, units.Size(res.BlobBytes), strings.Join(res.Keys, ", "))
 	fmt.Fprintln(say, "the archive holds the secret key: store it encrypted and readable only by operators")
 	return nil
 }
@@ -119,6 +153,18 @@ type backupRestoreOptions struct {
 	IO      *cmdutil.IOStreams
 	File    string
 	DataDir string
+	Output  string
+	Now     func() time.Time // the progress meter's clock (nil: time.Now)
+}
+
+// backupRestored is what `backup restore -o json` prints.
+type backupRestored struct {
+	Archive         string    `json:"archive"`
+	DataDir         string    `json:"dataDir"`
+	Blobs           int       `json:"blobs"`
+	BlobBytes       int64     `json:"blobBytes"`
+	KeyFiles        []string  `json:"keyFiles"`
+	BackupCreatedAt time.Time `json:"backupCreatedAt"`
 }
 
 func newCmdBackupRestore(ios *cmdutil.IOStreams, runF func(context.Context, *backupRestoreOptions) error) *cobra.Command {
@@ -140,7 +186,7 @@ func newCmdBackupRestore(ios *cmdutil.IOStreams, runF func(context.Context, *bac
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.File = args[0]
 			if opts.DataDir == "" {
-				return usageError(cmd, fmt.Errorf("--data-dir is required: the new or empty directory to restore into"))
+				return requiredFlag(cmd, "data-dir", "the new or empty directory to restore into")
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -148,11 +194,17 @@ func newCmdBackupRestore(ios *cmdutil.IOStreams, runF func(context.Context, *bac
 			return runBackupRestore(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.DataDir, "data-dir", "", "new or empty data dir to restore into")
+	cmd.Flags().StringVar(&opts.DataDir, "data-dir", "", "new or empty data dir to restore into (required)")
+	addOutputFlag(cmd, &opts.Output)
+	_ = cmd.MarkFlagDirname("data-dir")
 	return cmd
 }
 
 func runBackupRestore(ctx context.Context, opts *backupRestoreOptions) error {
+	p, err := cmdutil.NewPrinter(opts.IO, opts.Output)
+	if err != nil {
+		return err
+	}
 	var in io.Reader = opts.IO.In
 	if opts.File != "-" {
 		f, err := os.Open(opts.File)
@@ -162,74 +214,32 @@ func runBackupRestore(ctx context.Context, opts *backupRestoreOptions) error {
 		defer f.Close()
 		in = f
 	}
-	bar := newProgressWriter(opts.IO.ErrOut, "restore")
-	res, err := lifecycle.RestoreBackup(ctx, in, opts.DataDir, bar.update)
-	bar.finish()
+	meter := newProgressMeter(opts.IO, "restore", opts.Now)
+	res, err := lifecycle.RestoreBackup(ctx, in, opts.DataDir, meter.update)
 	if errors.Is(err, lifecycle.ErrNotEmpty) {
 		return &cmdutil.FlagError{Err: err}
 	}
+	meter.finish(ctx, err)
 	if err != nil {
-		return fmt.Errorf("restore %s into %s: %w", opts.File, opts.DataDir, err)
+		return fmt.Errorf("restore %s into %s: %w; the data dir was left empty", opts.File, opts.DataDir, interrupted(ctx, err))
 	}
-	fmt.Fprintf(opts.IO.Out, "restored %d verified blobs (%s) and key files %s into %s (backup of %s)\n",
-		res.Blobs, humanBytes(res.BlobBytes), strings.Join(res.Keys, ", "), opts.DataDir, res.CreatedAt.Format(time.RFC3339))
-	return nil
-}
-
-// progressWriter shows progress on stderr: a bar redrawn in place on a
-// terminal, otherwise a plain line at each whole percent.
-type progressWriter struct {
-	w     io.Writer
-	verb  string
-	tty   bool
-	bar   progress.Model
-	last  int
-	drawn bool
-}
-
-func newProgressWriter(w io.Writer, verb string) *progressWriter {
-	f, ok := w.(*os.File)
-	tty := false
-	if ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			tty = true
+	if p.JSON() {
+		keys := res.Keys
+		if keys == nil {
+			keys = []string{}
 		}
+		return p.PrintJSON(backupRestored{Archive: opts.File, DataDir: opts.DataDir, Blobs: res.Blobs, BlobBytes: res.BlobBytes, KeyFiles: keys, BackupCreatedAt: res.CreatedAt.UTC()})
 	}
-	return &progressWriter{w: w, verb: verb, tty: tty, bar: progress.New(progress.WithDefaultGradient(), progress.WithWidth(40)), last: -1}
+	_, err = fmt.Fprintf(opts.IO.Out, "restored %d verified blobs (%s) and key files %s into %s (backup of %s)\n",
+		res.Blobs, units.Size(res.BlobBytes), strings.Join(res.Keys, ", "), opts.DataDir, res.CreatedAt.Format(time.RFC3339))
+	return err
 }
 
-func (p *progressWriter) update(pr lifecycle.Progress) {
-	frac := 1.0
-	if pr.Total > 0 {
-		frac = min(1, float64(pr.Done)/float64(pr.Total))
+// interrupted names a copy stopped by Ctrl-C or SIGTERM as such, rather
+// than as "context canceled".
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return fmt.Errorf("interrupted (%w)", err)
 	}
-	if p.tty {
-		fmt.Fprintf(p.w, "\r%s %s %s / %s", p.verb, p.bar.ViewAs(frac), humanBytes(pr.Done), humanBytes(pr.Total))
-		p.drawn = true
-		return
-	}
-	if pct := int(frac * 100); pct != p.last {
-		p.last = pct
-		fmt.Fprintf(p.w, "%s: %d%% (%s of %s)\n", p.verb, pct, humanBytes(pr.Done), humanBytes(pr.Total))
-	}
-}
-
-func (p *progressWriter) finish() {
-	if p.drawn {
-		fmt.Fprintln(p.w)
-	}
-}
-
-// humanBytes renders a byte count with a binary unit.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return err
 }

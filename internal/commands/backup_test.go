@@ -3,11 +3,13 @@ package commands
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -24,9 +26,13 @@ func TestNewCmdBackupCreate(t *testing.T) {
 		dataDir string
 		out     *regexp.Regexp
 	}{
-		{name: "out given", args: []string{"--data-dir", "/srv/dproxy", "--out", "/backups/b.tar"},
+		{name: "file given", args: []string{"--data-dir", "/srv/dproxy", "--file", "/backups/b.tar"},
 			dataDir: "/srv/dproxy", out: regexp.MustCompile(`^/backups/b\.tar$`)},
-		{name: "short out", args: []string{"--data-dir", "d", "-o", "b.tgz"},
+		{name: "short file", args: []string{"--data-dir", "d", "-f", "b.tgz"},
+			dataDir: "d", out: regexp.MustCompile(`^b\.tgz$`)},
+		{name: "the old name of --file", args: []string{"--data-dir", "d", "--out", "b.tgz"},
+			dataDir: "d", out: regexp.MustCompile(`^b\.tgz$`)},
+		{name: "-o is the output format", args: []string{"--data-dir", "d", "-f", "b.tgz", "-o", "json"},
 			dataDir: "d", out: regexp.MustCompile(`^b\.tgz$`)},
 		{name: "default out is timestamped and compressed", args: []string{"--data-dir", "d"},
 			dataDir: "d", out: regexp.MustCompile(`^dproxy-backup-\d{8}-\d{6}\.tar\.gz$`)},
@@ -35,8 +41,8 @@ func TestNewCmdBackupCreate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			got, ios := parseFlags(t, newCmdBackupCreate, tt.args...)
-			if got.IO != ios || got.DataDir != tt.dataDir || !tt.out.MatchString(got.Out) {
-				t.Errorf("backup create %v: data dir %q, out %q; want %q, %v", tt.args, got.DataDir, got.Out, tt.dataDir, tt.out)
+			if got.IO != ios || got.DataDir != tt.dataDir || !tt.out.MatchString(got.File) {
+				t.Errorf("backup create %v: data dir %q, out %q; want %q, %v", tt.args, got.DataDir, got.File, tt.dataDir, tt.out)
 			}
 		})
 	}
@@ -62,7 +68,7 @@ func TestNewCmdBackupRestore(t *testing.T) {
 				t.Errorf("the options do not carry the command's streams")
 			}
 			got.IO = nil
-			if *got != tt.want {
+			if !reflect.DeepEqual(*got, tt.want) {
 				t.Errorf("backup restore %v: options %+v, want %+v", tt.args, *got, tt.want)
 			}
 		})
@@ -78,14 +84,14 @@ func TestBackupThroughAPipe(t *testing.T) {
 	blobs := []oci.Digest{src.blob(t, 3000, true), src.blob(t, 5000, true)}
 
 	ios, out, errOut := testIO()
-	if err := runBackupCreate(ctx, &backupCreateOptions{IO: ios, DataDir: src.dir, Out: "-"}); err != nil {
-		t.Fatalf("backup create --out -: %v\n%s", err, errOut)
+	if err := runBackupCreate(ctx, &backupCreateOptions{IO: ios, DataDir: src.dir, File: "-"}); err != nil {
+		t.Fatalf("backup create --file -: %v\n%s", err, errOut)
 	}
 	if b := out.Bytes(); len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
 		t.Errorf("stdout does not hold a gzip archive (%d bytes)", len(b))
 	}
 	if !strings.Contains(errOut.String(), "wrote the archive to stdout: 2 blobs (7.8 KiB)") {
-		t.Errorf("backup create --out - said on stderr:\n%s", errOut)
+		t.Errorf("backup create --file - said on stderr:\n%s", errOut)
 	}
 
 	dst := filepath.Join(t.TempDir(), "restored")
@@ -118,10 +124,10 @@ func TestBackupThroughAPipe(t *testing.T) {
 	tty, ttyOut, _ := testIO()
 	on := true
 	tty.StdoutTTY = &on
-	err := runBackupCreate(ctx, &backupCreateOptions{IO: tty, DataDir: src.dir, Out: "-"})
+	err := runBackupCreate(ctx, &backupCreateOptions{IO: tty, DataDir: src.dir, File: "-"})
 	var fe *cmdutil.FlagError
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "terminal") || ttyOut.Len() != 0 {
-		t.Errorf("--out - to a terminal: %v, %d bytes written; want a usage error and nothing written", err, ttyOut.Len())
+		t.Errorf("--file - to a terminal: %v, %d bytes written; want a usage error and nothing written", err, ttyOut.Len())
 	}
 }
 
@@ -142,7 +148,7 @@ func TestBackupCreateAndRestore(t *testing.T) {
 
 			archive := filepath.Join(t.TempDir(), name)
 			ios, out, errOut := testIO()
-			if err := runBackupCreate(ctx, &backupCreateOptions{IO: ios, DataDir: src.dir, Out: archive}); err != nil {
+			if err := runBackupCreate(ctx, &backupCreateOptions{IO: ios, DataDir: src.dir, File: archive}); err != nil {
 				t.Fatalf("backup create: %v\n%s", err, errOut)
 			}
 			wantOut := fmt.Sprintf("wrote %s: 2 blobs (7.8 KiB), key files jwt.pem\n", archive)
@@ -207,7 +213,7 @@ func TestBackupRestoreRefuses(t *testing.T) {
 	src.blob(t, 4000, true)
 	archive := filepath.Join(t.TempDir(), "b.tar")
 	ios, _, _ := testIO()
-	if err := runBackupCreate(ctx, &backupCreateOptions{IO: ios, DataDir: src.dir, Out: archive}); err != nil {
+	if err := runBackupCreate(ctx, &backupCreateOptions{IO: ios, DataDir: src.dir, File: archive}); err != nil {
 		t.Fatal(err)
 	}
 	whole, err := os.ReadFile(archive)
@@ -283,7 +289,7 @@ func TestBackupCreateFailureLeavesNoArchive(t *testing.T) {
 	}
 	archive := filepath.Join(t.TempDir(), "b.tar.gz")
 	ios, out, _ := testIO()
-	err := runBackupCreate(context.Background(), &backupCreateOptions{IO: ios, DataDir: d.dir, Out: archive})
+	err := runBackupCreate(context.Background(), &backupCreateOptions{IO: ios, DataDir: d.dir, File: archive})
 	if code := cmdutil.ExitCode(err); code != cmdutil.ExitFailure || !strings.Contains(err.Error(), string(dg)) {
 		t.Fatalf("backup create of an unreadable blob: exit %d, %v; want 1 naming the blob", code, err)
 	}
@@ -302,4 +308,37 @@ func TestBackupCreateFailureLeavesNoArchive(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
 	return lines[len(lines)-1]
+}
+
+// backup create and restore -o json print what they did as one object.
+func TestBackupJSON(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := newDataDir(t)
+	src.blob(t, 3000, true)
+	src.blob(t, 5000, true)
+	archive := filepath.Join(t.TempDir(), "b.tar.gz")
+	ios, out, errOut := testIO()
+	if err := runBackupCreate(ctx, &backupCreateOptions{IO: ios, DataDir: src.dir, File: archive, Output: "json"}); err != nil {
+		t.Fatalf("backup create -o json: %v\n%s", err, errOut)
+	}
+	var created backupCreated
+	if err := json.Unmarshal(out.Bytes(), &created); err != nil {
+		t.Fatalf("backup create -o json stdout is not one JSON object: %v\n%s", err, out)
+	}
+	if created.Archive != archive || created.DataDir != src.dir || created.Blobs != 2 || created.BlobBytes != 8000 || created.KeyFiles == nil {
+		t.Errorf("backup create -o json = %+v", created)
+	}
+	dst := filepath.Join(t.TempDir(), "restored")
+	rios, rout, _ := testIO()
+	if err := runBackupRestore(ctx, &backupRestoreOptions{IO: rios, File: archive, DataDir: dst, Output: "json"}); err != nil {
+		t.Fatalf("backup restore -o json: %v", err)
+	}
+	var restored backupRestored
+	if err := json.Unmarshal(rout.Bytes(), &restored); err != nil {
+		t.Fatalf("backup restore -o json stdout is not one JSON object: %v\n%s", err, rout)
+	}
+	if restored.Archive != archive || restored.DataDir != dst || restored.Blobs != 2 || restored.BlobBytes != 8000 || restored.BackupCreatedAt.IsZero() {
+		t.Errorf("backup restore -o json = %+v", restored)
+	}
 }

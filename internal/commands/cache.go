@@ -10,6 +10,7 @@ import (
 	"github.com/dproxy/dproxy/internal/adminclient"
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
 	"github.com/dproxy/dproxy/internal/commands/output"
+	"github.com/dproxy/dproxy/internal/units"
 )
 
 func newCmdCache(f *cmdutil.Factory) *cobra.Command {
@@ -20,7 +21,7 @@ func newCmdCache(f *cmdutil.Factory) *cobra.Command {
 			"  $ dproxy cache delete acme alpine:latest\n" +
 			"  $ dproxy cache purge acme --yes",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	cmd.AddCommand(newCmdCacheList(f, nil), newCmdCachePurge(f, nil), newCmdCacheDelete(f, nil))
 	return cmd
 }
@@ -40,7 +41,8 @@ func newCmdCacheList(f *cmdutil.Factory, runF func(context.Context, *cacheListOp
 		Short:   "List a group's cached images (or blobs), newest first",
 		Example: "  $ dproxy cache list acme\n" +
 			"  $ dproxy cache list acme --blobs -o json",
-		Args: exactArgs(1, "a group path"),
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group = args[0]
 			if opts.Limit < 0 {
@@ -110,7 +112,8 @@ func newCmdCachePurge(f *cmdutil.Factory, runF func(context.Context, *cachePurge
 			"upstream. Asks for confirmation on a terminal unless --yes; without a terminal --yes is required.",
 		Example: "  $ dproxy cache purge acme\n" +
 			"  $ dproxy cache purge acme --yes",
-		Args: exactArgs(1, "a group path"),
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group = args[0]
 			return dispatch(cmd, opts, runF, runCachePurge)
@@ -121,7 +124,8 @@ func newCmdCachePurge(f *cmdutil.Factory, runF func(context.Context, *cachePurge
 }
 
 func runCachePurge(ctx context.Context, opts *cachePurgeOptions) error {
-	if err := confirm(opts.IO, opts.Yes, fmt.Sprintf("Remove every cached image of %s?", opts.Group)); err != nil {
+	ask, err := mustAsk(opts.IO, opts.Yes)
+	if err != nil {
 		return err
 	}
 	c, err := opts.Client()
@@ -132,6 +136,20 @@ func runCachePurge(ctx context.Context, opts *cachePurgeOptions) error {
 	if err != nil {
 		return err
 	}
+	if ask {
+		// The question says what goes: the group's cache as it is now.
+		g, err := c.Group(ctx, opts.Group)
+		if err != nil {
+			return err
+		}
+		if g.ImageCount == 0 && g.BlobCount == 0 {
+			return p.Message(adminclient.PurgeResult{}, "Nothing is cached for "+opts.Group+": nothing to purge")
+		}
+		q := fmt.Sprintf("Remove %s cached for %s? Their next pulls go upstream.", cacheText(g.ImageCount, g.BlobCount, int64(g.TotalSizeBytes)), opts.Group)
+		if err := confirm(opts.IO, false, q); err != nil {
+			return err
+		}
+	}
 	r, err := c.PurgeCache(ctx, opts.Group)
 	if err != nil {
 		return fmt.Errorf("purge the cache of %s: %w", opts.Group, err)
@@ -140,7 +158,7 @@ func runCachePurge(ctx context.Context, opts *cachePurgeOptions) error {
 		return p.PrintJSON(r)
 	}
 	_, err = fmt.Fprintf(opts.IO.Out, "Purged %s: %d manifests, %d blobs, %s freed\n",
-		opts.Group, r.ManifestCount, r.BlobCount, output.HumanSize(int64(r.FreedBytes)))
+		opts.Group, r.ManifestCount, r.BlobCount, units.Size(int64(r.FreedBytes)))
 	return err
 }
 
@@ -161,7 +179,8 @@ func newCmdCacheDelete(f *cmdutil.Factory, runF func(context.Context, *cacheDele
 			"purge removes them, as in GitLab.",
 		Example: "  $ dproxy cache delete acme alpine:latest\n" +
 			"  $ dproxy cache delete acme library/node@sha256:0123…",
-		Args: exactArgs(2, "a group path and an image reference"),
+		Args:              exactArgs(2, "a group path and an image reference"),
+		ValidArgsFunction: args(newCompleter(f).groups(), newCompleter(f).images()),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group = args[0]
 			img, ref, err := splitImageRef(args[1])

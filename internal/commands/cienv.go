@@ -2,9 +2,12 @@ package commands
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -17,36 +20,59 @@ import (
 type ciEnvOptions struct {
 	api
 	Group       string
-	Format      string
+	Format      string // dotenv, shell, dockerconfig, table or json
 	CreateToken bool
 }
 
+// ciEnvFormats are the values of ci-env's -o; dotenv is the default.
+var ciEnvFormats = []string{"dotenv", "shell", "dockerconfig", "table", "json"}
+
 func newCmdCIEnv(f *cmdutil.Factory, runF func(context.Context, *ciEnvOptions) error) *cobra.Command {
 	opts := &ciEnvOptions{api: newAPI(f)}
+	var format string
 	cmd := &cobra.Command{
-		Use:   "ci-env <group> [--format dotenv|shell|json] [--create-deploy-token]",
+		Use:   "ci-env <group> [-o dotenv|shell|dockerconfig|table|json] [--create-deploy-token]",
 		Short: "Print GitLab's CI_DEPENDENCY_PROXY_* variables for a group",
 		Long: "Print the variables GitLab CI sets for its dependency proxy, pointing at this dproxy:\n" +
 			"CI_DEPENDENCY_PROXY_SERVER (host:port), CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX (the top-level\n" +
 			"group), CI_DEPENDENCY_PROXY_DIRECT_GROUP_IMAGE_PREFIX (the group itself) and\n" +
 			"CI_DEPENDENCY_PROXY_USER. With --create-deploy-token a read_registry deploy token of the group\n" +
-			"is created and CI_DEPENDENCY_PROXY_USER/CI_DEPENDENCY_PROXY_PASSWORD are its credentials.",
+			"is created and CI_DEPENDENCY_PROXY_USER/CI_DEPENDENCY_PROXY_PASSWORD are its credentials.\n\n" +
+			"-o picks the form: dotenv (KEY=value, the default), shell (export KEY='value'), table, json, or\n" +
+			"dockerconfig: a Docker config.json with the deploy token's credentials for the server (for\n" +
+			"GitLab's DOCKER_AUTH_CONFIG; needs --create-deploy-token).",
 		Example: "  $ dproxy ci-env acme\n" +
-			"  $ eval \"$(dproxy ci-env acme/ci --format shell --create-deploy-token)\"\n" +
-			"  $ dproxy ci-env acme --format json",
-		Args: exactArgs(1, "a group path"),
+			"  $ eval \"$(dproxy ci-env acme/ci -o shell --create-deploy-token)\"\n" +
+			"  $ dproxy ci-env acme/ci -o dockerconfig --create-deploy-token > ~/.docker/config.json\n" +
+			"  $ dproxy ci-env acme -o json",
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group = args[0]
-			switch opts.Format {
-			case "dotenv", "shell", "json":
-			default:
-				return &cmdutil.FlagError{Err: fmt.Errorf("unknown --format %q: want dotenv, shell or json", opts.Format)}
+			opts.Format = f.Flags.Output
+			if cmd.Flags().Changed("format") {
+				if cmd.Flags().Changed("output") && format != opts.Format {
+					return &cmdutil.FlagError{Err: fmt.Errorf("-o %s and --format %s disagree: give -o alone (--format is its old name)", opts.Format, format)}
+				}
+				opts.Format = format
+			}
+			if opts.Format == "" {
+				opts.Format = "dotenv"
+			}
+			opts.Format = strings.ToLower(opts.Format)
+			if !slices.Contains(ciEnvFormats, opts.Format) {
+				return &cmdutil.FlagError{Err: fmt.Errorf("-o: unknown format %q for ci-env: want %s", opts.Format, strings.Join(ciEnvFormats, ", "))}
+			}
+			if opts.Format == "dockerconfig" && !opts.CreateToken {
+				return &cmdutil.FlagError{Err: errors.New("-o dockerconfig holds a password: add --create-deploy-token to create a deploy token for it")}
 			}
 			return dispatch(cmd, opts, runF, runCIEnv)
 		},
 	}
-	addConnectionFlags(cmd, f)
-	cmd.Flags().StringVar(&opts.Format, "format", "dotenv", "dotenv (KEY=value), shell (export KEY='value') or json")
+	addConnectionFlags(cmd, f, false)
+	cmd.Flags().StringVarP(&f.Flags.Output, "output", "o", "", "output format: "+strings.Join(ciEnvFormats, ", ")+" (default dotenv)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(ciEnvFormats, cobra.ShellCompDirectiveNoFileComp))
+	oldName(cmd, "format", "-o", func() { cmd.Flags().StringVar(&format, "format", "", "") })
 	cmd.Flags().BoolVar(&opts.CreateToken, "create-deploy-token", false, "create a deploy token of the group and print its credentials")
 	return cmd
 }
@@ -71,6 +97,7 @@ func runCIEnv(ctx context.Context, opts *ciEnvOptions) error {
 		{"CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX", prefix},
 		{"CI_DEPENDENCY_PROXY_DIRECT_GROUP_IMAGE_PREFIX", direct},
 	}
+	var user, password string
 	if opts.CreateToken {
 		tok, err := c.CreateToken(ctx, adminclient.TokenInput{
 			Kind: adminclient.TokenDeploy, Name: "ci-env", GroupPath: g.FullPath, Scopes: []string{"read_registry"},
@@ -78,13 +105,17 @@ func runCIEnv(ctx context.Context, opts *ciEnvOptions) error {
 		if err != nil {
 			return fmt.Errorf("create a deploy token of %s: %w", g.FullPath, err)
 		}
-		vars = append(vars, [2]string{"CI_DEPENDENCY_PROXY_USER", tok.Token.DeployUsername}, [2]string{"CI_DEPENDENCY_PROXY_PASSWORD", tok.Secret})
+		user, password = tok.Token.DeployUsername, tok.Secret
+		vars = append(vars, [2]string{"CI_DEPENDENCY_PROXY_USER", user}, [2]string{"CI_DEPENDENCY_PROXY_PASSWORD", password})
 	} else {
 		me, err := c.CurrentUser(ctx)
 		if err != nil {
 			return err
 		}
 		vars = append(vars, [2]string{"CI_DEPENDENCY_PROXY_USER", me.Username})
+	}
+	if opts.Format == "dockerconfig" {
+		return writeDockerConfig(opts.IO, server, user, password)
 	}
 	return writeEnv(opts.IO, opts.Format, vars)
 }
@@ -107,13 +138,22 @@ func withPort(prefix, scheme string) (server, full string) {
 	return host, host + "/" + rest
 }
 
+// writeEnv prints the variables in format: dotenv, shell, table or json.
 func writeEnv(ios *cmdutil.IOStreams, format string, vars [][2]string) error {
-	if format == "json" {
+	p := &output.Printer{Out: ios.Out, TTY: ios.IsStdoutTTY(), Format: output.FormatTable}
+	switch format {
+	case "json":
 		m := make(map[string]string, len(vars))
 		for _, kv := range vars {
 			m[kv[0]] = kv[1]
 		}
-		return (&output.Printer{Out: ios.Out, Format: output.FormatJSON}).PrintJSON(m)
+		return p.PrintJSON(m)
+	case "table":
+		t := output.Table{Header: []string{"VARIABLE", "VALUE"}}
+		for _, kv := range vars {
+			t.Rows = append(t.Rows, []string{kv[0], kv[1]})
+		}
+		return p.PrintTable(t)
 	}
 	for _, kv := range vars {
 		line := kv[0] + "=" + kv[1]
@@ -125,4 +165,21 @@ func writeEnv(ios *cmdutil.IOStreams, format string, vars [][2]string) error {
 		}
 	}
 	return nil
+}
+
+// dockerConfig is a Docker client's config.json holding credentials.
+type dockerConfig struct {
+	Auths map[string]dockerAuth `json:"auths"`
+}
+
+type dockerAuth struct {
+	Auth string `json:"auth"` // base64 of user:password
+}
+
+// writeDockerConfig prints a config.json with user and password for server
+// (host:port), as GitLab's DOCKER_AUTH_CONFIG takes it.
+func writeDockerConfig(ios *cmdutil.IOStreams, server, user, password string) error {
+	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+	cfg := dockerConfig{Auths: map[string]dockerAuth{server: {Auth: auth}}}
+	return (&output.Printer{Out: ios.Out, Format: output.FormatJSON}).PrintJSON(cfg)
 }

@@ -4,15 +4,24 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/dproxy/dproxy/internal/adminclient"
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
+	"github.com/dproxy/dproxy/internal/commands/output"
+	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/testserver"
+	"github.com/dproxy/dproxy/internal/units"
 )
 
 // execute runs cmd with a command line and returns the error.
@@ -72,7 +81,7 @@ func TestFlagsToOptions(t *testing.T) {
 		}, "", "acme alice --role Reporter", memberAddOptions{Group: "acme", Username: "alice", Role: "REPORTER"}, ""},
 		{"member add no role", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdMemberAdd(f, nil)
-		}, "", "acme alice", nil, `unknown role ""`},
+		}, "", "acme alice", nil, "required flag --role is missing: the member's role: guest, reporter, developer, maintainer or owner"},
 		{"deploy token", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdTokenCreate(f, func(_ context.Context, o *tokenCreateOptions) error { return capture(got)(o.Input) })
 		}, "", "--group acme --deploy --scopes read_registry --name ci",
@@ -98,14 +107,38 @@ func TestFlagsToOptions(t *testing.T) {
 				return capture(got)([2]any{*o.FreshnessWindow, *o.AllowAnonymousPull})
 			})
 		}, "", "acme --freshness-window 5m --allow-anonymous-pull", [2]any{300, true}, ""},
+		{"group update freshness window in seconds", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdGroupUpdate(f, func(_ context.Context, o *groupUpdateOptions) error { return capture(got)(*o.FreshnessWindow) })
+		}, "", "acme --freshness-window 90s", 90, ""},
+		{"group update freshness window off", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdGroupUpdate(f, func(_ context.Context, o *groupUpdateOptions) error { return capture(got)(*o.FreshnessWindow) })
+		}, "", "acme --freshness-window 0", 0, ""},
+		{"group update freshness window without a unit", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdGroupUpdate(f, nil)
+		}, "", "acme --freshness-window 5", nil, `invalid --freshness-window: "5" has no unit: write 5s for seconds or 5m for minutes`},
+		{"group update freshness window below a second", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdGroupUpdate(f, nil)
+		}, "", "acme --freshness-window 1500ms", nil, `"1500ms" is not a duration in whole seconds`},
 		{"group update anonymous pulls use credentials", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdGroupUpdate(f, func(_ context.Context, o *groupUpdateOptions) error {
 				return capture(got)([3]any{o.FreshnessWindow == nil, o.AllowAnonymousPull == nil, *o.AnonymousPullsUseCredentials})
 			})
 		}, "", "mirror --anonymous-pulls-use-credentials=true", [3]any{true, true, true}, ""},
-		{"ci-env format", func(f *cmdutil.Factory, got *any) *cobra.Command {
+		{"ci-env unknown format", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdCIEnv(f, nil)
-		}, "", "acme --format yaml", nil, `unknown --format "yaml"`},
+		}, "", "acme -o yaml", nil, `-o: unknown format "yaml" for ci-env: want dotenv, shell, dockerconfig, table, json`},
+		{"ci-env default format", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdCIEnv(f, func(_ context.Context, o *ciEnvOptions) error { return capture(got)(o.Format) })
+		}, "", "acme", "dotenv", ""},
+		{"ci-env -o", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdCIEnv(f, func(_ context.Context, o *ciEnvOptions) error { return capture(got)(o.Format) })
+		}, "", "acme -o SHELL", "shell", ""},
+		{"ci-env --format is the old name of -o", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdCIEnv(f, func(_ context.Context, o *ciEnvOptions) error { return capture(got)(o.Format) })
+		}, "", "acme --format json", "json", ""},
+		{"ci-env dockerconfig needs a password", func(f *cmdutil.Factory, got *any) *cobra.Command {
+			return newCmdCIEnv(f, nil)
+		}, "", "acme -o dockerconfig", nil, "add --create-deploy-token"},
 		{"user password never a flag", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdUserSetPassword(f, nil)
 		}, "", "alice", nil, "--password-stdin"},
@@ -156,7 +189,7 @@ func TestFlagsToOptions(t *testing.T) {
 		}, "", "3 --position 0", vrUpstreamMoveOptions{ID: "3", Position: 0}, ""},
 		{"upstream move without position", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdVRUpstreamMove(f, nil)
-		}, "", "3", nil, "--position is required"},
+		}, "", "3", nil, "required flag --position is missing"},
 		{"virtual registry cache clear one upstream", func(f *cmdutil.Factory, got *any) *cobra.Command {
 			return newCmdVRCacheClear(f, func(_ context.Context, o *vrCacheClearOptions) error { o.api = api{}; return capture(got)(*o) })
 		}, "", "1 --upstream 3 --yes", vrCacheClearOptions{RegistryID: "1", UpstreamID: "3", Yes: true}, ""},
@@ -283,39 +316,145 @@ func TestOptionsToOutput(t *testing.T) {
 	}
 }
 
-func TestPurgeConfirmation(t *testing.T) {
+// pull fetches image:tag of a group through the server as the admin, so
+// that the group has a cache.
+func pull(t *testing.T, s *testserver.Server, ref string) {
+	t.Helper()
+	r, err := name.ParseReference(s.Host+"/"+ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(r, remote.WithAuth(&authn.Basic{Username: "admin", Password: s.AdminToken}))
+	if err != nil {
+		t.Fatalf("pull %s: %v", r, err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.WaitDownloads(t)
+}
+
+// TestConfirmations checks what the destructive commands ask on a
+// terminal: purge and clear say what will be removed, counts and size;
+// deleting a group wants its path typed. A wrong answer changes nothing;
+// without a terminal --yes is needed, before the server is asked anything.
+func TestConfirmations(t *testing.T) {
 	t.Parallel()
+	s := testserver.New(t, testserver.Options{Configure: func(c *config.Config) { c.UpstreamAllowCIDR = []string{"127.0.0.1/32"} }})
+	c, err := adminclient.New(s.URL, s.AdminToken, adminclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, g := range []string{"acme", "acme/ci", "beta"} {
+		if _, err := c.CreateGroup(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Upstream.PushRandomImage(t, "library/alpine", "latest", 2, 2048)
+	pull(t, s, "acme/dependency_proxy/containers/alpine:latest")
+	pull(t, s, "beta/dependency_proxy/containers/alpine:latest")
+	vr, err := c.CreateVirtualRegistry(ctx, "acme", "all", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vr, err = c.AddVirtualUpstream(ctx, adminclient.VirtualUpstreamInput{RegistryID: vr.ID, Name: ptr("up"), URL: ptr(s.Upstream.URL)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pull(t, s, "virtual_registries/container/"+shortID(vr.ID)+"/library/alpine:latest")
+	acme, err := c.Group(ctx, "acme")
+	if err != nil || acme.ImageCount == 0 || acme.BlobCount == 0 {
+		t.Fatalf("acme = %+v, %v; want a cache", acme.GroupSummary, err)
+	}
+	acmeCache := cacheText(acme.ImageCount, acme.BlobCount, int64(acme.TotalSizeBytes))
+	var vrEntries int
+	var vrSize int64
+	entries, err := c.VirtualCacheEntries(ctx, vr.Upstreams[0].ID)
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("virtual registry cache = %v, %v", entries, err)
+	}
+	for _, e := range entries {
+		vrEntries++
+		vrSize += int64(e.Size)
+	}
+
 	yes, no := true, false
 	tests := []struct {
 		name    string
 		tty     *bool
 		answer  string
-		yesFlag bool
-		wantErr error
+		run     func(a api) error
+		asked   string // on stderr
+		wantErr error  // errCancelled, or nil
 		usage   bool
+		changed func() bool
 	}{
-		{"no terminal, no --yes", &no, "", false, nil, true},
-		{"terminal, answer n", &yes, "n\n", false, errCancelled, false},
+		{"purge refused without a terminal", &no, "", func(a api) error { return runCachePurge(ctx, &cachePurgeOptions{api: a, Group: "acme"}) },
+			"", nil, true, nil},
+		{"purge says what goes; no keeps it", &yes, "n\n", func(a api) error { return runCachePurge(ctx, &cachePurgeOptions{api: a, Group: "acme"}) },
+			"Remove " + acmeCache + " cached for acme? Their next pulls go upstream. [y/N]: ", errCancelled, false, nil},
+		{"clear says what goes; no keeps it", &yes, "\n", func(a api) error {
+			return runVRCacheClear(ctx, &vrCacheClearOptions{api: a, RegistryID: shortID(vr.ID)})
+		}, fmt.Sprintf("Clear %s (%s) cached for every upstream of virtual registry %s? Their next pulls go upstream. [y/N]: ",
+			plural(vrEntries, "cache entry", "cache entries"), units.Size(vrSize), shortID(vr.ID)), errCancelled, false, nil},
+		{"group delete refused without a terminal", &no, "acme\n", func(a api) error { return runGroupDelete(ctx, &groupDeleteOptions{api: a, Path: "acme"}) },
+			"", nil, true, nil},
+		{"group delete wants the path typed", &yes, "acme/ci\n", func(a api) error { return runGroupDelete(ctx, &groupDeleteOptions{api: a, Path: "acme"}) },
+			"This deletes group acme and 1 subgroup with everything in them: settings, members, tokens and the cache (" + acmeCache +
+				"). It cannot be undone.\nType acme to confirm: ", errCancelled, false, nil},
+		{"purge, yes", &yes, "y\n", func(a api) error { return runCachePurge(ctx, &cachePurgeOptions{api: a, Group: "beta"}) },
+			"Remove ", nil, false, func() bool { g, err := c.Group(ctx, "beta"); return err == nil && g.ImageCount == 0 }},
+		{"group delete, the path typed", &yes, "acme\n", func(a api) error { return runGroupDelete(ctx, &groupDeleteOptions{api: a, Path: "acme"}) },
+			"Type acme to confirm: ", nil, false, func() bool { _, err := c.Group(ctx, "acme"); return err != nil }},
 	}
-	for _, tt := range tests {
+	for _, tt := range tests { // in order: the last ones change the server
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
 			ios, _, stderr := cmdutil.Test(tt.answer)
 			ios.StdinTTY = tt.tty
-			called := false
-			a := api{IO: ios, Client: func() (*adminclient.Client, error) { called = true; return nil, errors.New("no server") }}
-			err := runCachePurge(context.Background(), &cachePurgeOptions{api: a, Group: "acme", Yes: tt.yesFlag})
-			if called {
-				t.Fatal("the server was contacted before confirmation")
+			asked := false
+			a := api{IO: ios, Printer: func() (*output.Printer, error) { return cmdutil.NewPrinter(ios, "") },
+				Client: func() (*adminclient.Client, error) { asked = true; return c, nil }}
+			before, _ := c.Group(ctx, "acme")
+			err := tt.run(a)
+			switch {
+			case tt.usage:
+				if cmdutil.ExitCode(err) != cmdutil.ExitUsage || asked {
+					t.Fatalf("err = %v, server asked: %v; want a usage error before asking the server", err, asked)
+				}
+			case tt.wantErr != nil:
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+			case err != nil:
+				t.Fatal(err)
 			}
-			if tt.usage && cmdutil.ExitCode(err) != cmdutil.ExitUsage {
-				t.Fatalf("err = %v, want a usage error", err)
+			if !strings.Contains(stderr.String(), tt.asked) {
+				t.Errorf("asked %q\nwant %q", stderr, tt.asked)
 			}
-			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
-				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			if tt.changed != nil && !tt.changed() {
+				t.Errorf("the confirmed command changed nothing")
 			}
-			if *tt.tty && !strings.Contains(stderr.String(), "[y/N]") {
-				t.Fatalf("no question asked: %q", stderr)
+			if tt.changed == nil {
+				after, _ := c.Group(ctx, "acme")
+				if !reflect.DeepEqual(before, after) {
+					t.Errorf("acme changed:\n%+v\n%+v", before, after)
+				}
+				if es, err := c.VirtualCacheEntries(ctx, vr.Upstreams[0].ID); err != nil || len(es) != vrEntries {
+					t.Errorf("the virtual registry's cache changed: %d entries, %v", len(es), err)
+				}
 			}
 		})
 	}

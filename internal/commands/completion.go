@@ -13,7 +13,14 @@ func newCmdCompletion(ios *cmdutil.IOStreams) *cobra.Command {
 		Use:   "completion {bash|zsh|fish|powershell}",
 		Short: "Print a shell completion script",
 		Long: "Print the completion script of a shell. Load it in the current shell, or install it\n" +
-			"where your shell looks for completions (the repository's completions/ folder has them too).",
+			"where your shell looks for completions (the repository's completions/ folder has them too).\n\n" +
+			"It completes commands, flags and their values: group paths, usernames, roles, scopes,\n" +
+			"virtual-registry and upstream ids, cached images and -o formats, those of the server asked\n" +
+			"from it (with the connection the command would use) and given up after 2 seconds.\n\n" +
+			"The bash script needs the bash-completion package (version 2): without it bash says\n" +
+			"`_get_comp_words_by_ref: command not found`. Install it with `apt-get install bash-completion`\n" +
+			"(Debian, Ubuntu), `dnf install bash-completion` (Fedora) or `brew install bash-completion@2`\n" +
+			"(macOS), and start a new shell. zsh, fish and PowerShell need nothing else.",
 		Example: "  $ source <(dproxy completion bash)\n" +
 			"  $ dproxy completion zsh > \"${fpath[1]}/_dproxy\"\n" +
 			"  $ dproxy completion fish > ~/.config/fish/completions/dproxy.fish\n" +

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +21,28 @@ type fsckOptions struct {
 	DataDir       string
 	Repair        bool
 	VerifyContent bool
+	Output        string
+	Now           func() time.Time // the progress meter's clock (nil: time.Now)
+}
+
+// fsckResult is what `fsck -o json` prints.
+type fsckResult struct {
+	DataDir         string        `json:"dataDir"`
+	ReferencedBlobs int           `json:"referencedBlobs"`
+	BlobFiles       int           `json:"blobFiles"`
+	TempFiles       int           `json:"tempFiles"`
+	Problems        int           `json:"problems"`
+	Repaired        int           `json:"repaired"`
+	Findings        []fsckFinding `json:"findings"`
+}
+
+// fsckFinding is one problem: Digest names a blob, Name a temp file.
+type fsckFinding struct {
+	Kind     string `json:"kind"`
+	Digest   string `json:"digest,omitempty"`
+	Name     string `json:"name,omitempty"`
+	Detail   string `json:"detail"`
+	Repaired bool   `json:"repaired"`
 }
 
 func newCmdFsck(ios *cmdutil.IOStreams, runF func(context.Context, *fsckOptions) error) *cobra.Command {
@@ -47,6 +71,8 @@ func newCmdFsck(ios *cmdutil.IOStreams, runF func(context.Context, *fsckOptions)
 	f.StringVar(&opts.DataDir, "data-dir", defaultDataDir(), "data dir to check (default $DPROXY_DATA_DIR or ./dproxy-data)")
 	f.BoolVar(&opts.Repair, "repair", false, "drop bad entries and delete unused files")
 	f.BoolVar(&opts.VerifyContent, "verify-content", false, "re-hash every cached blob (reads them all)")
+	addOutputFlag(cmd, &opts.Output)
+	_ = cmd.MarkFlagDirname("data-dir")
 	return cmd
 }
 
@@ -69,6 +95,10 @@ func existingDataDir(dir string) (config.Config, error) {
 }
 
 func runFsck(ctx context.Context, opts *fsckOptions) error {
+	p, err := cmdutil.NewPrinter(opts.IO, opts.Output)
+	if err != nil {
+		return err
+	}
 	cfg, err := existingDataDir(opts.DataDir)
 	if err != nil {
 		return err
@@ -83,6 +113,11 @@ func runFsck(ctx context.Context, opts *fsckOptions) error {
 		return err
 	}
 	fo := lifecycle.FsckOptions{Repair: opts.Repair, VerifyContent: opts.VerifyContent}
+	var meter *progressMeter
+	if opts.VerifyContent {
+		meter = newProgressMeter(opts.IO, "verify", opts.Now)
+		fo.Progress = meter.update
+	}
 	// With no server on the data dir, no temp file or new file can belong
 	// to a download in progress: no grace period.
 	switch lock, err := lifecycle.TryExclusive(opts.DataDir); {
@@ -95,7 +130,37 @@ func runFsck(ctx context.Context, opts *fsckOptions) error {
 		return err
 	}
 	rep, err := lifecycle.Fsck(ctx, st, files, fo)
-	out := opts.IO.Out
+	if meter != nil {
+		meter.finish(ctx, err)
+	}
+	if err != nil {
+		printFindings(opts.IO.Out, rep) // what was found before the failure
+		return fmt.Errorf("fsck %s: %w", opts.DataDir, err)
+	}
+	if p.JSON() {
+		res := fsckResult{DataDir: opts.DataDir, ReferencedBlobs: rep.Referenced, BlobFiles: rep.Files, TempFiles: rep.Temps,
+			Problems: len(rep.Findings), Repaired: len(rep.Findings) - rep.Unrepaired(), Findings: []fsckFinding{}}
+		for _, f := range rep.Findings {
+			res.Findings = append(res.Findings, fsckFinding{Kind: f.Kind, Digest: string(f.Digest), Name: f.Name, Detail: f.Detail, Repaired: f.Repaired})
+		}
+		if err := p.PrintJSON(res); err != nil {
+			return err
+		}
+	} else {
+		printFindings(opts.IO.Out, rep)
+		fmt.Fprintf(opts.IO.Out, "checked %d cached blobs, %d blob files, %d temp files: %d problems, %d repaired\n",
+			rep.Referenced, rep.Files, rep.Temps, len(rep.Findings), len(rep.Findings)-rep.Unrepaired())
+	}
+	if n := rep.Unrepaired(); n > 0 {
+		return &cmdutil.ExitError{Code: cmdutil.ExitFailure,
+			Err: errors.New(fmt.Sprint(n, " problems found; run again with --repair to drop the bad entries (the next pull fetches them again)"))}
+	}
+	return nil
+}
+
+// printFindings prints one line per finding: kind, blob or temp file,
+// found or repaired, detail.
+func printFindings(out io.Writer, rep lifecycle.FsckReport) {
 	for _, f := range rep.Findings {
 		what := string(f.Digest)
 		if what == "" {
@@ -107,14 +172,4 @@ func runFsck(ctx context.Context, opts *fsckOptions) error {
 		}
 		fmt.Fprintf(out, "%s\t%s\t%s\t%s\n", f.Kind, what, state, f.Detail)
 	}
-	if err != nil {
-		return fmt.Errorf("fsck %s: %w", opts.DataDir, err)
-	}
-	fmt.Fprintf(out, "checked %d cached blobs, %d blob files, %d temp files: %d problems, %d repaired\n",
-		rep.Referenced, rep.Files, rep.Temps, len(rep.Findings), len(rep.Findings)-rep.Unrepaired())
-	if n := rep.Unrepaired(); n > 0 {
-		return &cmdutil.ExitError{Code: cmdutil.ExitFailure,
-			Err: errors.New(fmt.Sprint(n, " problems found; run again with --repair to drop the bad entries (the next pull fetches them again)"))}
-	}
-	return nil
 }

@@ -2,9 +2,11 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -35,7 +37,7 @@ func TestNewCmdFsck(t *testing.T) {
 				t.Errorf("the options do not carry the command's streams")
 			}
 			got.IO = nil
-			if *got != tt.want {
+			if !reflect.DeepEqual(*got, tt.want) {
 				t.Errorf("fsck %v: options %+v, want %+v", tt.args, *got, tt.want)
 			}
 		})
@@ -59,17 +61,22 @@ func TestUsageErrors(t *testing.T) {
 		{"fsck unknown flag", []string{"fsck", "--fix"}, "unknown flag: --fix (see 'dproxy fsck --help')"},
 		{"fsck argument", []string{"fsck", "/var/lib/dproxy"}, `dproxy fsck takes no arguments, got "/var/lib/dproxy"`},
 		{"fsck without a database", []string{"fsck", "--data-dir", noDB}, "no dproxy database in " + noDB},
-		{"backup unknown verb", []string{"backup", "make"}, `unknown command "make" for dproxy backup`},
+		{"backup unknown verb", []string{"backup", "make"}, `unknown command "make" for "dproxy backup" (see 'dproxy backup --help')`},
 		{"backup create argument", []string{"backup", "create", "out.tar"}, "dproxy backup create takes no arguments"},
-		{"backup create without a database", []string{"backup", "create", "--data-dir", noDB, "--out", filepath.Join(t.TempDir(), "b.tar")},
+		{"backup create without a database", []string{"backup", "create", "--data-dir", noDB, "--file", filepath.Join(t.TempDir(), "b.tar")},
 			"no dproxy database in " + noDB},
-		{"backup create over a file", []string{"backup", "create", "--data-dir", noDB, "--out", existing},
-			existing + " already exists: choose another --out"},
+		{"backup create over a file", []string{"backup", "create", "--data-dir", noDB, "--file", existing},
+			existing + " already exists: choose another --file"},
+		{"backup create -o a path", []string{"backup", "create", "--data-dir", noDB, "-o", existing},
+			"-o selects the output format (table or json), not the archive: name the archive with --file " + existing},
+		{"backup create json to stdout", []string{"backup", "create", "--data-dir", noDB, "--file", "-", "-o", "json"},
+			"--file - writes the archive to stdout: -o json has no room there"},
+		{"fsck unknown output", []string{"fsck", "--data-dir", noDB, "-o", "yaml"}, `-o: unknown output format "yaml"`},
 		{"backup restore without archive", []string{"backup", "restore", "--data-dir", t.TempDir()},
 			"dproxy backup restore takes one backup archive, got 0 arguments"},
 		{"backup restore two archives", []string{"backup", "restore", "a.tar", "b.tar", "--data-dir", t.TempDir()},
 			"got 2 arguments"},
-		{"backup restore without data dir", []string{"backup", "restore", "a.tar"}, "--data-dir is required"},
+		{"backup restore without data dir", []string{"backup", "restore", "a.tar"}, "required flag --data-dir is missing"},
 		{"backup restore missing archive", []string{"backup", "restore", filepath.Join(noDB, "none.tar"), "--data-dir", t.TempDir()},
 			"open backup archive"},
 	}
@@ -231,5 +238,31 @@ func TestFsckTempFilesAndRunningServer(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "temp-file\t"+name+"\trepaired") {
 		t.Errorf("fsck with no server did not remove the new temp file %s:\n%s", name, out)
+	}
+}
+
+// fsck -o json prints the report as one JSON object, also when problems
+// are left unrepaired (exit 1 then, as in table form).
+func TestFsckJSON(t *testing.T) {
+	t.Parallel()
+	d := newDataDir(t)
+	d.blob(t, 300, true)
+	missing := d.blob(t, 100, true)
+	if err := os.Remove(d.files.Path(missing)); err != nil {
+		t.Fatal(err)
+	}
+	ios, out, _ := testIO()
+	err := runFsck(context.Background(), &fsckOptions{IO: ios, DataDir: d.dir, Output: "json"})
+	if cmdutil.ExitCode(err) != cmdutil.ExitFailure {
+		t.Fatalf("fsck -o json with a missing file: %v, want exit 1", err)
+	}
+	var got fsckResult
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
+	}
+	want := fsckResult{DataDir: d.dir, ReferencedBlobs: 2, BlobFiles: 1, Problems: 1,
+		Findings: []fsckFinding{{Kind: "missing-file", Digest: string(missing), Detail: "referenced but the file is missing"}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("fsck -o json =\n%+v\nwant\n%+v", got, want)
 	}
 }

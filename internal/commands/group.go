@@ -11,6 +11,7 @@ import (
 	"github.com/dproxy/dproxy/internal/adminclient"
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
 	"github.com/dproxy/dproxy/internal/commands/output"
+	"github.com/dproxy/dproxy/internal/units"
 )
 
 // api is what every admin command's options carry: the streams, the lazy
@@ -25,25 +26,26 @@ func newAPI(f *cmdutil.Factory) api {
 	return api{IO: f.IOStreams, Client: f.AdminClient, Printer: f.Printer}
 }
 
-// addConnectionFlags adds the global flags of the admin commands to a noun.
-func addConnectionFlags(cmd *cobra.Command, f *cmdutil.Factory) {
+// addConnectionFlags adds the global flags of the admin commands to a
+// noun: the connection, and -o (table or json) unless withOutput is false.
+func addConnectionFlags(cmd *cobra.Command, f *cmdutil.Factory, withOutput bool) {
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.Flags.Server, "server", "", "dproxy server URL (default $DPROXY_SERVER, the login profile, or "+cmdutil.DefaultServer+")")
 	pf.StringVar(&f.Flags.Token, "token", "", "API token with the api scope (default $DPROXY_TOKEN, the login profile, or <data-dir>/initial_admin_token)")
 	pf.StringVar(&f.Flags.DataDir, "data-dir", "", "data dir of a local dproxy server, for its initial admin token (default $DPROXY_DATA_DIR or "+cmdutil.DefaultDataDir+")")
-	pf.StringVarP(&f.Flags.Output, "output", "o", "", "output format: table or json")
 	if cmd.HasSubCommands() || cmd.RunE == nil {
 		cmd.RunE = nounHelp
 	}
-}
-
-// nounHelp runs a noun without a verb: it prints the help, or refuses an
-// unknown verb as a usage error.
-func nounHelp(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return &cmdutil.FlagError{Err: fmt.Errorf("unknown command %q for %q; see '%s --help'", args[0], cmd.CommandPath(), cmd.CommandPath())}
+	if !withOutput {
+		return
 	}
-	return cmd.Help()
+	pf.StringVarP(&f.Flags.Output, "output", "o", "", "output format: "+strings.Join(outputFormats, " or ")+" (default table)")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputFormats, cobra.ShellCompDirectiveNoFileComp))
+	// An unknown -o is refused before anything is asked or changed.
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+		_, err := f.Printer()
+		return err
+	}
 }
 
 func newCmdGroup(f *cmdutil.Factory) *cobra.Command {
@@ -52,10 +54,10 @@ func newCmdGroup(f *cmdutil.Factory) *cobra.Command {
 		Short: "Manage groups and their dependency proxy",
 		Long:  "A group is a namespace (acme, acme/platform) with its own dependency proxy, settings and cache.",
 		Example: "  $ dproxy group create acme\n" +
-			"  $ dproxy group enable acme\n" +
+			"  $ dproxy group disable acme\n" +
 			"  $ dproxy group list",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	cmd.AddCommand(
 		newCmdGroupCreate(f, nil), newCmdGroupList(f, nil), newCmdGroupShow(f, nil),
 		newCmdGroupEnable(f, true, nil), newCmdGroupEnable(f, false, nil),
@@ -74,7 +76,8 @@ func newCmdGroupCreate(f *cmdutil.Factory, runF func(context.Context, *groupCrea
 	return &cobra.Command{
 		Use:   "create <path>",
 		Short: "Create a group or a subgroup",
-		Long:  "Create a group. A top-level group needs an instance admin; a subgroup needs owner of its parent, which must exist.",
+		Long: "Create a group. A top-level group needs an instance admin; a subgroup needs owner of its parent, which must exist.\n" +
+			"As in GitLab, a new group's dependency proxy is on: its members can pull at once (`dproxy group disable` turns it off).",
 		Example: "  $ dproxy group create acme\n" +
 			"  $ dproxy group create acme/platform",
 		Args: exactArgs(1, "a group path"),
@@ -98,11 +101,17 @@ func runGroupCreate(ctx context.Context, opts *groupCreateOptions) error {
 	if err != nil {
 		return err
 	}
-	if p.JSON() {
-		return p.PrintJSON(g)
+	return p.Message(g, createdText(g))
+}
+
+// createdText says what a new group is like: its proxy is on (GitLab's
+// default) and members can pull now, or off.
+func createdText(g adminclient.GroupSummary) string {
+	if g.Setting != nil && !g.Setting.Enabled {
+		return fmt.Sprintf("Created group %s. Its dependency proxy is off: turn it on with `dproxy group enable %s`", g.FullPath, g.FullPath)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Created group %s; enable its dependency proxy with `dproxy group enable %s`\n", g.FullPath, g.FullPath)
-	return err
+	return fmt.Sprintf("Created group %s. Its dependency proxy is on (GitLab's default): its members can pull through it now.\n"+
+		"Add them with `dproxy member add %s <user> --role guest`; turn the proxy off with `dproxy group disable %s`", g.FullPath, g.FullPath, g.FullPath)
 }
 
 type groupListOptions struct {
@@ -161,7 +170,8 @@ func newCmdGroupShow(f *cmdutil.Factory, runF func(context.Context, *groupShowOp
 		Short:   "Show a group's dependency proxy settings, TTL policy and cache usage",
 		Example: "  $ dproxy group show acme\n" +
 			"  $ dproxy group show acme/platform -o json",
-		Args: exactArgs(1, "a group path"),
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = args[0]
 			return dispatch(cmd, opts, runF, runGroupShow)
@@ -198,7 +208,7 @@ func runGroupShow(ctx context.Context, opts *groupShowOptions) error {
 		{Name: "Group", Value: g.FullPath},
 		{Name: "Dependency proxy", Value: enabledWord(s.Enabled)},
 		{Name: "Docker Hub identity", Value: identityText(s.Identity, s.SecretSet)},
-		{Name: "Freshness window", Value: fmt.Sprintf("%ds", s.FreshnessWindowSeconds)},
+		{Name: "Freshness window", Value: freshnessText(s.FreshnessWindowSeconds)},
 		{Name: "Anonymous pulls", Value: allowedWord(s.AllowAnonymousPull)},
 		{Name: "Anonymous pulls go upstream", Value: anonymousUpstreamText(s.AnonymousPullsUseCredentials)},
 		{Name: "TTL policy", Value: ttlText(ttl)},
@@ -226,11 +236,12 @@ func newCmdGroupEnable(f *cmdutil.Factory, enable bool, runF func(context.Contex
 		verb, short = "disable", "Turn a group's dependency proxy off (the cache is kept)"
 	}
 	return &cobra.Command{
-		Use:     verb + " <path>",
-		Short:   short,
-		Long:    short + ". Needs owner of the group.",
-		Example: "  $ dproxy group " + verb + " acme",
-		Args:    exactArgs(1, "a group path"),
+		Use:               verb + " <path>",
+		Short:             short,
+		Long:              short + ". Needs owner of the group.",
+		Example:           "  $ dproxy group " + verb + " acme",
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = args[0]
 			return dispatch(cmd, opts, runF, runGroupEnable)
@@ -272,13 +283,14 @@ func newCmdGroupUpdate(f *cmdutil.Factory, runF func(context.Context, *groupUpda
 		Example: "  $ dproxy group update acme --freshness-window 5m\n" +
 			"  $ dproxy group update acme --allow-anonymous-pull=true\n" +
 			"  $ dproxy group update mirror --anonymous-pulls-use-credentials=true",
-		Args: exactArgs(1, "a group path"),
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = args[0]
 			if cmd.Flags().Changed("freshness-window") {
 				secs, err := parseSeconds(opts.freshnessWindowValue)
 				if err != nil {
-					return &cmdutil.FlagError{Err: fmt.Errorf("--freshness-window: %w", err)}
+					return &cmdutil.FlagError{Err: fmt.Errorf("invalid --freshness-window: %w", err)}
 				}
 				opts.FreshnessWindow = &secs
 			}
@@ -294,7 +306,7 @@ func newCmdGroupUpdate(f *cmdutil.Factory, runF func(context.Context, *groupUpda
 			return dispatch(cmd, opts, runF, runGroupUpdate)
 		},
 	}
-	cmd.Flags().StringVar(&opts.freshnessWindowValue, "freshness-window", "", "serve a cached tag without asking upstream while younger than this (e.g. 5m, 1h, 0)")
+	cmd.Flags().StringVar(&opts.freshnessWindowValue, "freshness-window", "", "serve a cached tag without asking upstream while younger than this: a duration such as 30s, 5m or 1h; 0 checks on every pull")
 	cmd.Flags().BoolVar(&anon, "allow-anonymous-pull", false, "allow pulls without credentials (for daemons' mirror configs)")
 	cmd.Flags().BoolVar(&anonCreds, "anonymous-pulls-use-credentials", false, "send anonymous pulls upstream with the group's or the instance's Docker Hub credentials (turning it on needs an instance admin)")
 	return cmd
@@ -325,10 +337,19 @@ func printSetting(a api, path string, s adminclient.ProxySetting) error {
 		{Name: "Group", Value: path},
 		{Name: "Dependency proxy", Value: enabledWord(s.Enabled)},
 		{Name: "Docker Hub identity", Value: identityText(s.Identity, s.SecretSet)},
-		{Name: "Freshness window", Value: fmt.Sprintf("%ds", s.FreshnessWindowSeconds)},
+		{Name: "Freshness window", Value: freshnessText(s.FreshnessWindowSeconds)},
 		{Name: "Anonymous pulls", Value: allowedWord(s.AllowAnonymousPull)},
 		{Name: "Anonymous pulls go upstream", Value: anonymousUpstreamText(s.AnonymousPullsUseCredentials)},
 	})
+}
+
+// freshnessText renders a freshness window as it is written on the
+// command line ("5m"); 0 says what it means.
+func freshnessText(secs int) string {
+	if secs == 0 {
+		return "0 (a cached tag is checked upstream on every pull)"
+	}
+	return units.Seconds(secs)
 }
 
 // anonymousUpstreamText says how anonymous pulls reach the upstream.
@@ -337,6 +358,12 @@ func anonymousUpstreamText(useCredentials bool) string {
 		return "with the Docker Hub credentials (set by an instance admin)"
 	}
 	return "anonymously"
+}
+
+// groupDeleted is what `group delete -o json` prints.
+type groupDeleted struct {
+	FullPath string `json:"fullPath"`
+	Deleted  bool   `json:"deleted"`
 }
 
 type groupDeleteOptions struct {
@@ -350,10 +377,11 @@ func newCmdGroupDelete(f *cmdutil.Factory, runF func(context.Context, *groupDele
 	cmd := &cobra.Command{
 		Use:   "delete <path>",
 		Short: "Delete a group with its subgroups, settings, members, tokens and cache",
-		Long: "Delete a group and everything under it (owner). Asks for confirmation on a terminal\n" +
-			"unless --yes; without a terminal --yes is required.",
-		Example: "  $ dproxy group delete acme/old --yes",
-		Args:    exactArgs(1, "a group path"),
+		Long: "Delete a group and everything under it (owner). On a terminal it says what goes and asks\n" +
+			"you to type the group's path to confirm, unless --yes; without a terminal --yes is required.",
+		Example:           "  $ dproxy group delete acme/old --yes",
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = args[0]
 			return dispatch(cmd, opts, runF, runGroupDelete)
@@ -364,16 +392,35 @@ func newCmdGroupDelete(f *cmdutil.Factory, runF func(context.Context, *groupDele
 }
 
 func runGroupDelete(ctx context.Context, opts *groupDeleteOptions) error {
-	if err := confirm(opts.IO, opts.Yes, fmt.Sprintf("Delete group %s, its subgroups, members, tokens and cache?", opts.Path)); err != nil {
+	ask, err := mustAsk(opts.IO, opts.Yes)
+	if err != nil {
 		return err
 	}
 	c, err := opts.Client()
 	if err != nil {
 		return err
 	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
+	if ask {
+		g, err := c.Group(ctx, opts.Path)
+		if err != nil {
+			return err
+		}
+		what := fmt.Sprintf("This deletes group %s", opts.Path)
+		if n := len(g.Subgroups); n > 0 {
+			what += " and " + plural(n, "subgroup", "subgroups") + " with everything in them"
+		}
+		what += fmt.Sprintf(": settings, members, tokens and the cache (%s). It cannot be undone.",
+			cacheText(g.ImageCount, g.BlobCount, int64(g.TotalSizeBytes)))
+		if err := confirmTyped(opts.IO, opts.Path, what); err != nil {
+			return err
+		}
+	}
 	if err := c.DeleteGroup(ctx, opts.Path); err != nil {
 		return fmt.Errorf("delete group %s: %w", opts.Path, err)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Deleted group %s\n", opts.Path)
-	return err
+	return p.Message(groupDeleted{FullPath: opts.Path, Deleted: true}, "Deleted group "+opts.Path)
 }

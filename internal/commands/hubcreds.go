@@ -22,7 +22,7 @@ func newCmdHubCreds(f *cmdutil.Factory) *cobra.Command {
 			"  $ dproxy hub-creds show acme\n" +
 			"  $ dproxy hub-creds clear acme",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	cmd.AddCommand(newCmdHubCredsSet(f, nil), newCmdHubCredsClear(f, nil), newCmdHubCredsShow(f, nil))
 	return cmd
 }
@@ -81,7 +81,7 @@ func newCmdHubCredsSet(f *cmdutil.Factory, runF func(context.Context, *hubCredsS
 				return err
 			}
 			if opts.Identity == "" {
-				return &cmdutil.FlagError{Err: errors.New("--identity is required: the Docker Hub username (identity and secret are set together; `dproxy hub-creds clear` removes both)")}
+				return requiredFlag(cmd, "identity", "the Docker Hub username (identity and secret are set together; `dproxy hub-creds clear` removes both)")
 			}
 			if !opts.SecretStdin && !opts.IO.IsStdinTTY() {
 				return &cmdutil.FlagError{Err: errors.New("the Docker Hub secret is missing: pass it on stdin with --secret-stdin (identity and secret are set together)")}
@@ -95,7 +95,8 @@ func newCmdHubCredsSet(f *cmdutil.Factory, runF func(context.Context, *hubCredsS
 		},
 	}
 	opts.bind(cmd)
-	cmd.Flags().StringVar(&opts.Identity, "identity", "", "Docker Hub username")
+	cmd.ValidArgsFunction = args(newCompleter(f).groups())
+	cmd.Flags().StringVar(&opts.Identity, "identity", "", "Docker Hub username (required)")
 	cmd.Flags().BoolVar(&opts.SecretStdin, "secret-stdin", false, "read the secret (password or access token) from stdin")
 	return cmd
 }
@@ -140,6 +141,7 @@ func newCmdHubCredsClear(f *cmdutil.Factory, runF func(context.Context, *hubCred
 		},
 	}
 	opts.bind(cmd)
+	cmd.ValidArgsFunction = args(newCompleter(f).groups())
 	return cmd
 }
 
@@ -183,6 +185,7 @@ func newCmdHubCredsShow(f *cmdutil.Factory, runF func(context.Context, *hubCreds
 		},
 	}
 	opts.bind(cmd)
+	cmd.ValidArgsFunction = args(newCompleter(f).groups())
 	return cmd
 }
 

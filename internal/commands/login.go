@@ -16,6 +16,14 @@ type loginOptions struct {
 	Getenv func(string) string
 	Server string
 	Token  string
+	Output string
+}
+
+// loggedIn is what `login -o json` prints.
+type loggedIn struct {
+	Server   string `json:"server"`
+	Username string `json:"username"`
+	Profile  string `json:"profile"`
 }
 
 func newCmdLogin(f *cmdutil.Factory, runF func(context.Context, *loginOptions) error) *cobra.Command {
@@ -32,6 +40,9 @@ func newCmdLogin(f *cmdutil.Factory, runF func(context.Context, *loginOptions) e
 			"  $ cat dproxy-data/initial_admin_token | dproxy login --server http://127.0.0.1:5000 --token-stdin",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := cmdutil.NewPrinter(opts.IO, opts.Output); err != nil {
+				return err
+			}
 			if opts.Server == "" {
 				opts.Server = opts.Getenv("DPROXY_SERVER")
 			}
@@ -51,6 +62,7 @@ func newCmdLogin(f *cmdutil.Factory, runF func(context.Context, *loginOptions) e
 	}
 	cmd.Flags().StringVar(&opts.Server, "server", "", "dproxy server URL")
 	cmd.Flags().BoolVar(&fromStdin, "token-stdin", false, "read the token from stdin")
+	addOutputFlag(cmd, &opts.Output)
 	return cmd
 }
 
@@ -67,39 +79,56 @@ func runLogin(ctx context.Context, opts *loginOptions) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Logged in to %s as %s; saved to %s\n", c.Server(), me.Username, path)
-	return err
+	p, err := cmdutil.NewPrinter(opts.IO, opts.Output)
+	if err != nil {
+		return err
+	}
+	return p.Message(loggedIn{Server: c.Server(), Username: me.Username, Profile: path},
+		fmt.Sprintf("Logged in to %s as %s; saved to %s", c.Server(), me.Username, path))
 }
 
 type logoutOptions struct {
 	IO     *cmdutil.IOStreams
 	Getenv func(string) string
+	Output string
+}
+
+// loggedOut is what `logout -o json` prints; Server is empty when no
+// profile was saved.
+type loggedOut struct {
+	Server string `json:"server"`
+	// LoggedOut: a token was removed from the profile.
+	LoggedOut bool `json:"loggedOut"`
 }
 
 func newCmdLogout(f *cmdutil.Factory, runF func(context.Context, *logoutOptions) error) *cobra.Command {
 	opts := &logoutOptions{IO: f.IOStreams, Getenv: f.Getenv}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:     "logout",
 		Short:   "Remove the saved token from the profile",
 		Example: "  $ dproxy logout",
 		Args:    noArgs,
 		RunE:    func(cmd *cobra.Command, args []string) error { return dispatch(cmd, opts, runF, runLogout) },
 	}
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
 }
 
 func runLogout(_ context.Context, opts *logoutOptions) error {
+	p, err := cmdutil.NewPrinter(opts.IO, opts.Output)
+	if err != nil {
+		return err
+	}
 	prof, err := cmdutil.LoadProfile(opts.Getenv)
 	if err != nil {
 		return err
 	}
 	if prof.Token == "" {
-		_, err = fmt.Fprintln(opts.IO.Out, "Not logged in")
-		return err
+		return p.Message(loggedOut{Server: prof.Server}, "Not logged in")
 	}
 	prof.Token = ""
 	if _, err := cmdutil.SaveProfile(opts.Getenv, prof); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Logged out of %s\n", prof.Server)
-	return err
+	return p.Message(loggedOut{Server: prof.Server, LoggedOut: true}, "Logged out of "+prof.Server)
 }

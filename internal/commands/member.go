@@ -21,7 +21,7 @@ func newCmdMember(f *cmdutil.Factory) *cobra.Command {
 			"  $ dproxy member list acme\n" +
 			"  $ dproxy member remove acme alice",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	cmd.AddCommand(newCmdMemberAdd(f, nil), newCmdMemberRemove(f, nil), newCmdMemberList(f, nil))
 	return cmd
 }
@@ -41,9 +41,13 @@ func newCmdMemberAdd(f *cmdutil.Factory, runF func(context.Context, *memberAddOp
 		Short: "Add a member to a group, or change their role",
 		Example: "  $ dproxy member add acme alice --role guest\n" +
 			"  $ dproxy member add acme/platform bob --role owner",
-		Args: exactArgs(2, "a group path and a username"),
+		Args:              exactArgs(2, "a group path and a username"),
+		ValidArgsFunction: args(newCompleter(f).groups(), newCompleter(f).users()),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group, opts.Username = args[0], args[1]
+			if !cmd.Flags().Changed("role") {
+				return requiredFlag(cmd, "role", "the member's role: guest, reporter, developer, maintainer or owner")
+			}
 			r, err := adminclient.ParseRole(role)
 			if err != nil {
 				return &cmdutil.FlagError{Err: err}
@@ -53,6 +57,7 @@ func newCmdMemberAdd(f *cmdutil.Factory, runF func(context.Context, *memberAddOp
 		},
 	}
 	cmd.Flags().StringVar(&role, "role", "", "guest, reporter, developer, maintainer or owner (required)")
+	complete(cmd, "role", fixed(roleNames...))
 	return cmd
 }
 
@@ -76,6 +81,13 @@ func runMemberAdd(ctx context.Context, opts *memberAddOptions) error {
 	return err
 }
 
+// memberRemoved is what `member remove -o json` prints.
+type memberRemoved struct {
+	GroupPath string `json:"groupPath"`
+	Username  string `json:"username"`
+	Removed   bool   `json:"removed"`
+}
+
 type memberRemoveOptions struct {
 	api
 	Group    string
@@ -85,11 +97,12 @@ type memberRemoveOptions struct {
 func newCmdMemberRemove(f *cmdutil.Factory, runF func(context.Context, *memberRemoveOptions) error) *cobra.Command {
 	opts := &memberRemoveOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "remove <group> <username>",
-		Aliases: []string{"rm"},
-		Short:   "Remove a member from a group",
-		Example: "  $ dproxy member remove acme alice",
-		Args:    exactArgs(2, "a group path and a username"),
+		Use:               "remove <group> <username>",
+		Aliases:           []string{"rm"},
+		Short:             "Remove a member from a group",
+		Example:           "  $ dproxy member remove acme alice",
+		Args:              exactArgs(2, "a group path and a username"),
+		ValidArgsFunction: args(newCompleter(f).groups(), newCompleter(f).members()),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group, opts.Username = args[0], args[1]
 			return dispatch(cmd, opts, runF, runMemberRemove)
@@ -102,11 +115,15 @@ func runMemberRemove(ctx context.Context, opts *memberRemoveOptions) error {
 	if err != nil {
 		return err
 	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
 	if err := c.RemoveMember(ctx, opts.Group, opts.Username); err != nil {
 		return fmt.Errorf("remove %s from %s: %w", opts.Username, opts.Group, err)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Removed %s from %s\n", opts.Username, opts.Group)
-	return err
+	return p.Message(memberRemoved{GroupPath: opts.Group, Username: opts.Username, Removed: true},
+		fmt.Sprintf("Removed %s from %s", opts.Username, opts.Group))
 }
 
 type memberListOptions struct {
@@ -117,11 +134,12 @@ type memberListOptions struct {
 func newCmdMemberList(f *cmdutil.Factory, runF func(context.Context, *memberListOptions) error) *cobra.Command {
 	opts := &memberListOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "list <group>",
-		Aliases: []string{"ls"},
-		Short:   "List a group's direct members",
-		Example: "  $ dproxy member list acme -o json",
-		Args:    exactArgs(1, "a group path"),
+		Use:               "list <group>",
+		Aliases:           []string{"ls"},
+		Short:             "List a group's direct members",
+		Example:           "  $ dproxy member list acme -o json",
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group = args[0]
 			return dispatch(cmd, opts, runF, runMemberList)

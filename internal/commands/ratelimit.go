@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +13,7 @@ import (
 	"github.com/dproxy/dproxy/internal/adminclient"
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
 	"github.com/dproxy/dproxy/internal/commands/output"
+	"github.com/dproxy/dproxy/internal/units"
 	"github.com/dproxy/dproxy/internal/upstream"
 )
 
@@ -37,7 +37,7 @@ func newCmdRateLimit(f *cmdutil.Factory) *cobra.Command {
 		Example: "  $ dproxy ratelimit check --group acme\n" +
 			"  $ dproxy ratelimit check --direct --warn-below 20",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	cmd.AddCommand(newCmdRateLimitCheck(f, nil))
 	return cmd
 }
@@ -61,6 +61,8 @@ func newCmdRateLimitCheck(f *cmdutil.Factory, runF func(context.Context, *rateLi
 		Short: "Check the upstream's pull rate limit",
 		Long: "Ask the upstream how many pulls are left: a token for ratelimitpreview/test, then a HEAD of\n" +
 			"its manifest, which Docker Hub does not count as a pull.\n\n" +
+			"\"Credentials\" says whose limit it is, and whether the upstream verified them: an upstream that\n" +
+			"answers without asking for credentials has not checked them, and its limit is not theirs.\n\n" +
 			"By default the server checks, with the Docker Hub credentials a pull in --group would use (the\n" +
 			"group's, else the instance default, else anonymous); the secret never leaves the server, and\n" +
 			"the server always asks its own upstream. With --direct this machine asks, as a CI runner would:\n" +
@@ -93,6 +95,7 @@ func newCmdRateLimitCheck(f *cmdutil.Factory, runF func(context.Context, *rateLi
 	fl.BoolVar(&opts.SecretStdin, "secret-stdin", false, "with --direct --identity: read the secret from stdin")
 	fl.StringVar(&opts.Upstream, "upstream", dockerHubURL, "with --direct: the registry to ask")
 	fl.IntVar(&opts.WarnBelow, "warn-below", 0, "exit with status 3 when fewer than this many pulls remain")
+	complete(cmd, "group", newCompleter(f).groups())
 	return cmd
 }
 
@@ -172,6 +175,7 @@ func checkDirect(ctx context.Context, url string, creds upstream.Credentials) (a
 	}
 	if creds.Username != "" {
 		out.CredentialSource = "IDENTITY"
+		out.CredentialVerified = r.CredentialVerified
 	}
 	if !r.Unlimited {
 		limit, remaining := r.Limit, r.Remaining
@@ -198,7 +202,7 @@ func printRateLimit(p *output.Printer, r adminclient.DockerHubRateLimit) error {
 			remaining = strconv.Itoa(*r.Remaining)
 		}
 		if r.WindowSeconds != nil {
-			window = windowText(time.Duration(*r.WindowSeconds) * time.Second)
+			window = units.Seconds(*r.WindowSeconds)
 		}
 	}
 	if r.Source != nil {
@@ -211,22 +215,23 @@ func printRateLimit(p *output.Printer, r adminclient.DockerHubRateLimit) error {
 		{Name: "Window", Value: window},
 		{Name: "Source", Value: source},
 		{Name: "Authenticated as", Value: r.AuthenticatedAs},
-		{Name: "Credentials", Value: credentialSourceWord(r.CredentialSource)},
+		{Name: "Credentials", Value: credentialsText(r)},
 		{Name: "Checked at", Value: p.Time(r.CheckedAt)},
 	})
 }
 
-// windowText renders a rate-limit window as Docker documents it: "6h",
-// "30m", "1h30m".
-func windowText(d time.Duration) string {
-	s := d.String() // "6h0m0s", "30m0s", "1h30m0s", "45s"
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
+// credentialsText says which credentials were checked and whether the
+// upstream verified them: one that asks for none has not, and the limit
+// it reports is not theirs.
+func credentialsText(r adminclient.DockerHubRateLimit) string {
+	w := credentialSourceWord(r.CredentialSource)
+	switch {
+	case r.CredentialSource == "ANONYMOUS" || r.CredentialSource == "":
+		return w
+	case r.CredentialVerified:
+		return w + ", accepted by the upstream"
 	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
+	return w + ", NOT verified: the upstream asked for no credentials, so the limit shown is not theirs"
 }
 
 func credentialSourceWord(s string) string {

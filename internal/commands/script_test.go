@@ -41,7 +41,9 @@ const (
 // `dproxy serve` process (temp data dir, SQLite) in front of a real
 // registry upstream. The scripts drive the built CLI with `exec dproxy …`; the
 // server's URL is $DPROXY_SERVER, its data dir $DPROXY_DATA_DIR (so the CLI
-// finds the initial admin token there), its host:port $HOST.
+// finds the initial admin token there, also as $SERVER_DATA_DIR), its
+// host:port $HOST; the upstream is $UPSTREAM, and $UPSTREAM_OPEN the same
+// registry without authentication.
 func TestScripts(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("testdata/script/*.txtar")
@@ -59,10 +61,12 @@ func TestScripts(t *testing.T) {
 				Setup: func(env *testscript.Env) error {
 					env.Setenv("DPROXY_SERVER", srv.URL)
 					env.Setenv("DPROXY_DATA_DIR", srv.DataDir)
+					env.Setenv("SERVER_DATA_DIR", srv.DataDir)
 					env.Setenv("HOST", srv.Host)
 					env.Setenv("HUB_USER", hubUser)
 					env.Setenv("HUB_SECRET", hubSecret)
 					env.Setenv("UPSTREAM", up.URL)
+					env.Setenv("UPSTREAM_OPEN", up.PushURL()) // the same registry without authentication
 					env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
 					env.Setenv("HOME", env.WorkDir)
 					return nil

@@ -78,6 +78,12 @@ func newCmdServe(ios *cmdutil.IOStreams, runF func(context.Context, *serveOption
 	f.String("storage", "", "blob storage: the data-dir folder (default) or s3://bucket[/prefix]?endpoint=…&region=…&path_style=true")
 	f.Bool("storage-redirect", false, "with S3 storage, redirect cached blob GETs to presigned bucket URLs")
 	f.String("trusted-proxies", "", "reverse proxies (CIDRs or addresses, comma-separated) whose X-Forwarded-For names the client, for sign-in throttling")
+	_ = cmd.MarkFlagDirname("data-dir")
+	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
+	_ = cmd.MarkFlagFilename("tls-cert")
+	_ = cmd.MarkFlagFilename("tls-key")
+	complete(cmd, "log-format", fixed("auto", "json", "text"))
+	complete(cmd, "log-level", fixed("debug", "info", "warn", "error"))
 	return cmd
 }
 

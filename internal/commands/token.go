@@ -26,7 +26,7 @@ func newCmdToken(f *cmdutil.Factory) *cobra.Command {
 			"  $ dproxy token list --group acme\n" +
 			"  $ dproxy token revoke gid://dproxy/AccessToken/7",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	cmd.AddCommand(newCmdTokenCreate(f, nil), newCmdTokenList(f, nil), newCmdTokenRevoke(f, nil))
 	return cmd
 }
@@ -71,7 +71,7 @@ func newCmdTokenCreate(f *cmdutil.Factory, runF func(context.Context, *tokenCrea
 			}
 			in.GroupPath, in.Username = group, user
 			if len(scopes) == 0 {
-				return &cmdutil.FlagError{Err: fmt.Errorf("--scopes is required: one or more of %s", strings.Join(adminclient.Scopes, ", "))}
+				return requiredFlag(cmd, "scopes", "one or more of "+strings.Join(adminclient.Scopes, ", "))
 			}
 			for _, s := range scopes {
 				if !slices.Contains(adminclient.Scopes, s) {
@@ -100,7 +100,7 @@ func newCmdTokenCreate(f *cmdutil.Factory, runF func(context.Context, *tokenCrea
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringSliceVar(&scopes, "scopes", nil, "comma-separated scopes: "+strings.Join(adminclient.Scopes, ", "))
+	fl.StringSliceVar(&scopes, "scopes", nil, "comma-separated scopes (required): "+strings.Join(adminclient.Scopes, ", "))
 	fl.StringVar(&opts.Input.Name, "name", "", "a name to recognise the token by (default dproxy-cli)")
 	fl.StringVar(&group, "group", "", "create a group access (or, with --deploy, deploy) token of this group")
 	fl.StringVar(&user, "user", "", "create a personal token of this user (instance admin)")
@@ -108,6 +108,14 @@ func newCmdTokenCreate(f *cmdutil.Factory, runF func(context.Context, *tokenCrea
 	fl.StringVar(&role, "role", "", "role of a group access token (default guest)")
 	fl.StringVar(&opts.Input.DeployUsername, "deploy-username", "", "username of a deploy token (default: generated)")
 	fl.StringVar(&expiresAt, "expires-at", "", "expiry date (2027-01-31) or time (RFC 3339); default: never")
+	k := newCompleter(f)
+	complete(cmd, "scopes", commaList(adminclient.Scopes...))
+	complete(cmd, "group", k.groups())
+	complete(cmd, "user", k.users())
+	complete(cmd, "role", fixed(roleNames...))
+	complete(cmd, "deploy-username", cobra.NoFileCompletions)
+	complete(cmd, "name", cobra.NoFileCompletions)
+	complete(cmd, "expires-at", cobra.NoFileCompletions)
 	return cmd
 }
 
@@ -186,6 +194,8 @@ func newCmdTokenList(f *cmdutil.Factory, runF func(context.Context, *tokenListOp
 	}
 	cmd.Flags().StringVar(&opts.Filter.GroupPath, "group", "", "list this group's access and deploy tokens")
 	cmd.Flags().StringVar(&opts.Filter.Username, "user", "", "list this user's personal tokens")
+	complete(cmd, "group", newCompleter(f).groups())
+	complete(cmd, "user", newCompleter(f).users())
 	return cmd
 }
 
@@ -241,11 +251,12 @@ type tokenRevokeOptions struct {
 func newCmdTokenRevoke(f *cmdutil.Factory, runF func(context.Context, *tokenRevokeOptions) error) *cobra.Command {
 	opts := &tokenRevokeOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "revoke <id>",
-		Short:   "Revoke a token",
-		Long:    "Revoke a token by the id `dproxy token list` shows (its owner, an owner of its group, or an instance admin).",
-		Example: "  $ dproxy token revoke gid://dproxy/AccessToken/7",
-		Args:    exactArgs(1, "a token id"),
+		Use:               "revoke <id>",
+		Short:             "Revoke a token",
+		Long:              "Revoke a token by the id `dproxy token list` shows (its owner, an owner of its group, or an instance admin).",
+		Example:           "  $ dproxy token revoke gid://dproxy/AccessToken/7",
+		Args:              exactArgs(1, "a token id"),
+		ValidArgsFunction: newCompleter(f).tokens(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.ID = args[0]
 			return dispatch(cmd, opts, runF, runTokenRevoke)
@@ -258,10 +269,21 @@ func runTokenRevoke(ctx context.Context, opts *tokenRevokeOptions) error {
 	if err != nil {
 		return err
 	}
-	tok, err := c.RevokeToken(ctx, opts.ID)
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
+	r, err := c.RevokeToken(ctx, opts.ID)
 	if err != nil {
 		return fmt.Errorf("revoke token %s: %w", opts.ID, err)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Revoked token %s (%s)\n", tok.ID, tok.Name)
-	return err
+	line := fmt.Sprintf("Revoked token %s (%s)", r.Token.ID, r.Token.Name)
+	if r.AlreadyRevoked {
+		line = fmt.Sprintf("Token %s (%s) was already revoked", r.Token.ID, r.Token.Name)
+		if r.Token.RevokedAt != nil {
+			line += ", " + r.Token.RevokedAt.UTC().Format(time.RFC3339)
+		}
+		line += "; nothing changed"
+	}
+	return p.Message(r, line)
 }

@@ -26,7 +26,7 @@ func newCmdTTLPolicy(f *cmdutil.Factory) *cobra.Command {
 		Example: "  $ dproxy ttl-policy set acme --enabled --ttl 30\n" +
 			"  $ dproxy ttl-policy show acme",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	cmd.AddCommand(newCmdTTLPolicySet(f, nil), newCmdTTLPolicyShow(f, nil))
 	return cmd
 }
@@ -49,7 +49,8 @@ func newCmdTTLPolicySet(f *cmdutil.Factory, runF func(context.Context, *ttlPolic
 			"blobs not read for --ttl days (1 to 3650) are removed.",
 		Example: "  $ dproxy ttl-policy set acme --enabled --ttl 30\n" +
 			"  $ dproxy ttl-policy set acme --enabled=false",
-		Args: exactArgs(1, "a group path"),
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group = args[0]
 			if cmd.Flags().Changed("enabled") {
@@ -105,10 +106,11 @@ type ttlPolicyShowOptions struct {
 func newCmdTTLPolicyShow(f *cmdutil.Factory, runF func(context.Context, *ttlPolicyShowOptions) error) *cobra.Command {
 	opts := &ttlPolicyShowOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "show <group>",
-		Short:   "Show a group's image TTL policy",
-		Example: "  $ dproxy ttl-policy show acme -o json",
-		Args:    exactArgs(1, "a group path"),
+		Use:               "show <group>",
+		Short:             "Show a group's image TTL policy",
+		Example:           "  $ dproxy ttl-policy show acme -o json",
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group = args[0]
 			return dispatch(cmd, opts, runF, runTTLPolicyShow)

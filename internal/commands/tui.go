@@ -40,7 +40,7 @@ func newCmdTUI(f *cmdutil.Factory, runF func(context.Context, *tuiOptions) error
 			return dispatch(cmd, opts, runF, runTUI)
 		},
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, false)
 	cmd.Flags().DurationVar(&opts.Refresh, "refresh", 5*time.Second, "auto-refresh period (0: off; the a key toggles it)")
 	return cmd
 }

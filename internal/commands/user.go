@@ -20,7 +20,7 @@ func newCmdUser(f *cmdutil.Factory) *cobra.Command {
 			"  $ printf %s \"$PW\" | dproxy user set-password alice --password-stdin\n" +
 			"  $ dproxy user list",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	cmd.AddCommand(newCmdUserCreate(f, nil), newCmdUserList(f, nil), newCmdUserSetPassword(f, nil),
 		newCmdUserBlock(f, true, nil), newCmdUserBlock(f, false, nil), newCmdUserDelete(f, nil))
 	return cmd
@@ -147,7 +147,8 @@ func newCmdUserSetPassword(f *cmdutil.Factory, runF func(context.Context, *userS
 			"  $ printf %s \"$PW\" | dproxy user set-password alice --password-stdin\n" +
 			"  $ dproxy user set-password me --current-password\n" +
 			"  $ printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | dproxy user set-password me --current-password --password-stdin",
-		Args: exactArgs(1, "a username"),
+		Args:              exactArgs(1, "a username"),
+		ValidArgsFunction: newCompleter(f).users(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Username = args[0]
 			if !fromStdin && !opts.IO.IsStdinTTY() {
@@ -178,12 +179,16 @@ func runUserSetPassword(ctx context.Context, opts *userSetPasswordOptions) error
 	if err != nil {
 		return err
 	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
 	in := adminclient.UserInput{Username: opts.Username, Password: &opts.Password, CurrentPassword: opts.CurrentPassword}
-	if _, err := c.UpdateUser(ctx, in); err != nil {
+	u, err := c.UpdateUser(ctx, in)
+	if err != nil {
 		return fmt.Errorf("set the password of %s: %w", opts.Username, err)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Set the password of %s; their earlier sessions have ended\n", opts.Username)
-	return err
+	return p.Message(u, fmt.Sprintf("Set the password of %s; their earlier sessions have ended", opts.Username))
 }
 
 type userBlockOptions struct {
@@ -201,8 +206,9 @@ func newCmdUserBlock(f *cmdutil.Factory, blocked bool, runF func(context.Context
 		Long: "Block a user (instance admin). A blocked user cannot sign in, with a password or a personal\n" +
 			"token, and every refresh or registry token issued to them stops working at once.\n" +
 			"`dproxy user unblock` lets them sign in again; tokens issued before the block stay dead.",
-		Example: "  $ dproxy user block mallory",
-		Args:    exactArgs(1, "a username"),
+		Example:           "  $ dproxy user block mallory",
+		Args:              exactArgs(1, "a username"),
+		ValidArgsFunction: newCompleter(f).users(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Username = args[0]
 			return dispatch(cmd, opts, runF, runUserBlock)
@@ -226,11 +232,21 @@ func runUserBlock(ctx context.Context, opts *userBlockOptions) error {
 	if opts.Blocked {
 		verb, done = "block", "Blocked"
 	}
-	if _, err := c.UpdateUser(ctx, adminclient.UserInput{Username: opts.Username, Blocked: &opts.Blocked}); err != nil {
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
+	u, err := c.UpdateUser(ctx, adminclient.UserInput{Username: opts.Username, Blocked: &opts.Blocked})
+	if err != nil {
 		return fmt.Errorf("%s user %s: %w", verb, opts.Username, err)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "%s user %s\n", done, opts.Username)
-	return err
+	return p.Message(u, done+" user "+opts.Username)
+}
+
+// userDeleted is what `user delete -o json` prints.
+type userDeleted struct {
+	Username string `json:"username"`
+	Deleted  bool   `json:"deleted"`
 }
 
 type userDeleteOptions struct {
@@ -242,10 +258,11 @@ type userDeleteOptions struct {
 func newCmdUserDelete(f *cmdutil.Factory, runF func(context.Context, *userDeleteOptions) error) *cobra.Command {
 	opts := &userDeleteOptions{api: newAPI(f)}
 	cmd := &cobra.Command{
-		Use:     "delete <username> [--yes]",
-		Short:   "Delete a user with their personal tokens and memberships",
-		Example: "  $ dproxy user delete alice --yes",
-		Args:    exactArgs(1, "a username"),
+		Use:               "delete <username> [--yes]",
+		Short:             "Delete a user with their personal tokens and memberships",
+		Example:           "  $ dproxy user delete alice --yes",
+		Args:              exactArgs(1, "a username"),
+		ValidArgsFunction: newCompleter(f).users(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Username = args[0]
 			return dispatch(cmd, opts, runF, runUserDelete)
@@ -263,9 +280,12 @@ func runUserDelete(ctx context.Context, opts *userDeleteOptions) error {
 	if err != nil {
 		return err
 	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
 	if err := c.DeleteUser(ctx, opts.Username); err != nil {
 		return fmt.Errorf("delete user %s: %w", opts.Username, err)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Deleted user %s\n", opts.Username)
-	return err
+	return p.Message(userDeleted{Username: opts.Username, Deleted: true}, "Deleted user "+opts.Username)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/dproxy/dproxy/internal/adminclient"
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
 	"github.com/dproxy/dproxy/internal/commands/output"
+	"github.com/dproxy/dproxy/internal/units"
 )
 
 func newCmdVirtualRegistry(f *cmdutil.Factory) *cobra.Command {
@@ -28,7 +29,7 @@ func newCmdVirtualRegistry(f *cmdutil.Factory) *cobra.Command {
 			"  $ printf %s \"$PW\" | dproxy virtual-registry upstream add 1 ours https://registry.example.com --username bot --password-stdin\n" +
 			"  $ dproxy virtual-registry show 1",
 	}
-	addConnectionFlags(cmd, f)
+	addConnectionFlags(cmd, f, true)
 	up := &cobra.Command{
 		Use:   "upstream <command>",
 		Short: "Manage the upstreams of a virtual registry",
@@ -76,10 +77,11 @@ type vrCreateOptions struct {
 func newCmdVRCreate(f *cmdutil.Factory, runF func(context.Context, *vrCreateOptions) error) *cobra.Command {
 	opts := &vrCreateOptions{api: newAPI(f)}
 	cmd := &cobra.Command{
-		Use:     "create <group> <name> [--description TEXT]",
-		Short:   "Create a virtual registry in a top-level group",
-		Example: "  $ dproxy virtual-registry create acme all --description 'hub, quay and ours'",
-		Args:    exactArgs(2, "a top-level group path and a name"),
+		Use:               "create <group> <name> [--description TEXT]",
+		Short:             "Create a virtual registry in a top-level group",
+		Example:           "  $ dproxy virtual-registry create acme all --description 'hub, quay and ours'",
+		Args:              exactArgs(2, "a top-level group path and a name"),
+		ValidArgsFunction: args(newCompleter(f).topGroups()),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group, opts.Name = args[0], args[1]
 			return dispatch(cmd, opts, runF, runVRCreate)
@@ -103,10 +105,11 @@ type vrListOptions struct {
 func newCmdVRList(f *cmdutil.Factory, runF func(context.Context, *vrListOptions) error) *cobra.Command {
 	opts := &vrListOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "list <group>",
-		Short:   "List a group's virtual registries",
-		Example: "  $ dproxy virtual-registry list acme",
-		Args:    exactArgs(1, "a group path"),
+		Use:               "list <group>",
+		Short:             "List a group's virtual registries",
+		Example:           "  $ dproxy virtual-registry list acme",
+		Args:              exactArgs(1, "a group path"),
+		ValidArgsFunction: newCompleter(f).topGroups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Group = args[0]
 			return dispatch(cmd, opts, runF, runVRList)
@@ -148,10 +151,11 @@ type vrShowOptions struct {
 func newCmdVRShow(f *cmdutil.Factory, runF func(context.Context, *vrShowOptions) error) *cobra.Command {
 	opts := &vrShowOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "show <id>",
-		Short:   "Show a virtual registry and its upstreams in order",
-		Example: "  $ dproxy virtual-registry show 1 -o json",
-		Args:    exactArgs(1, "a virtual registry id"),
+		Use:               "show <id>",
+		Short:             "Show a virtual registry and its upstreams in order",
+		Example:           "  $ dproxy virtual-registry show 1 -o json",
+		Args:              exactArgs(1, "a virtual registry id"),
+		ValidArgsFunction: newCompleter(f).registryIDs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("virtual registry", args[0])
 			if err != nil {
@@ -181,10 +185,11 @@ func newCmdVRUpdate(f *cmdutil.Factory, runF func(context.Context, *vrUpdateOpti
 	opts := &vrUpdateOptions{api: newAPI(f)}
 	var name, description string
 	cmd := &cobra.Command{
-		Use:     "update <id> [--name NAME] [--description TEXT]",
-		Short:   "Rename a virtual registry or change its description",
-		Example: "  $ dproxy virtual-registry update 1 --name public",
-		Args:    exactArgs(1, "a virtual registry id"),
+		Use:               "update <id> [--name NAME] [--description TEXT]",
+		Short:             "Rename a virtual registry or change its description",
+		Example:           "  $ dproxy virtual-registry update 1 --name public",
+		Args:              exactArgs(1, "a virtual registry id"),
+		ValidArgsFunction: newCompleter(f).registryIDs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("virtual registry", args[0])
 			if err != nil {
@@ -215,6 +220,12 @@ func runVRUpdate(ctx context.Context, opts *vrUpdateOptions) error {
 	})
 }
 
+// vrDeleted is what `virtual-registry delete -o json` prints.
+type vrDeleted struct {
+	ID      string `json:"id"`
+	Deleted bool   `json:"deleted"`
+}
+
 type vrDeleteOptions struct {
 	api
 	ID  string
@@ -224,11 +235,12 @@ type vrDeleteOptions struct {
 func newCmdVRDelete(f *cmdutil.Factory, runF func(context.Context, *vrDeleteOptions) error) *cobra.Command {
 	opts := &vrDeleteOptions{api: newAPI(f)}
 	cmd := &cobra.Command{
-		Use:     "delete <id> [--yes]",
-		Short:   "Delete a virtual registry and its upstreams",
-		Long:    "Delete a virtual registry and its upstreams (owner). Asks on a terminal; needs --yes otherwise.",
-		Example: "  $ dproxy virtual-registry delete 1 --yes",
-		Args:    exactArgs(1, "a virtual registry id"),
+		Use:               "delete <id> [--yes]",
+		Short:             "Delete a virtual registry and its upstreams",
+		Long:              "Delete a virtual registry and its upstreams (owner). Asks on a terminal; needs --yes otherwise.",
+		Example:           "  $ dproxy virtual-registry delete 1 --yes",
+		Args:              exactArgs(1, "a virtual registry id"),
+		ValidArgsFunction: newCompleter(f).registryIDs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("virtual registry", args[0])
 			if err != nil {
@@ -250,11 +262,14 @@ func runVRDelete(ctx context.Context, opts *vrDeleteOptions) error {
 	if err != nil {
 		return err
 	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
 	if err := c.DeleteVirtualRegistry(ctx, opts.ID); err != nil {
 		return fmt.Errorf("delete virtual registry %s: %w", opts.ID, err)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Deleted virtual registry %s\n", opts.ID)
-	return err
+	return p.Message(vrDeleted{ID: opts.ID, Deleted: true}, "Deleted virtual registry "+opts.ID)
 }
 
 // upstreamFlags are the settings of an upstream on the command line.
@@ -328,7 +343,8 @@ func newCmdVRUpstreamAdd(f *cmdutil.Factory, runF func(context.Context, *vrUpstr
 		Short: "Add an upstream after the registry's last one",
 		Example: "  $ dproxy virtual-registry upstream add 1 hub https://registry-1.docker.io --cache-validity-hours 6\n" +
 			"  $ printf %s \"$PW\" | dproxy virtual-registry upstream add 1 ours https://registry.example.com --username bot --password-stdin",
-		Args: exactArgs(3, "a virtual registry id, an upstream name and its URL"),
+		Args:              exactArgs(3, "a virtual registry id, an upstream name and its URL"),
+		ValidArgsFunction: args(newCompleter(f).registryIDs()),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("virtual registry", args[0])
 			if err != nil {
@@ -379,7 +395,8 @@ func newCmdVRUpstreamUpdate(f *cmdutil.Factory, runF func(context.Context, *vrUp
 		Example: "  $ dproxy virtual-registry upstream update 3 --cache-validity-hours 0\n" +
 			"  $ printf %s \"$NEW_PW\" | dproxy virtual-registry upstream update 3 --password-stdin\n" +
 			"  $ printf %s \"$PW\" | dproxy virtual-registry upstream update 3 --url https://mirror.example.com --username bot --password-stdin",
-		Args: exactArgs(1, "an upstream id"),
+		Args:              exactArgs(1, "an upstream id"),
+		ValidArgsFunction: newCompleter(f).upstreamIDs(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("upstream", args[0])
 			if err != nil {
@@ -425,23 +442,27 @@ type vrUpstreamMoveOptions struct {
 func newCmdVRUpstreamMove(f *cmdutil.Factory, runF func(context.Context, *vrUpstreamMoveOptions) error) *cobra.Command {
 	opts := &vrUpstreamMoveOptions{api: newAPI(f)}
 	cmd := &cobra.Command{
-		Use:     "move <upstream-id> --position N",
-		Short:   "Move an upstream to a position (0 = asked first)",
-		Example: "  $ dproxy virtual-registry upstream move 3 --position 0",
-		Args:    exactArgs(1, "an upstream id"),
+		Use:               "move <upstream-id> --position N",
+		Short:             "Move an upstream to a position (0 = asked first)",
+		Example:           "  $ dproxy virtual-registry upstream move 3 --position 0",
+		Args:              exactArgs(1, "an upstream id"),
+		ValidArgsFunction: newCompleter(f).upstreamIDs(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("upstream", args[0])
 			if err != nil {
 				return err
 			}
 			opts.ID = id
-			if !cmd.Flags().Changed("position") || opts.Position < 0 {
-				return &cmdutil.FlagError{Err: errors.New("--position is required: 0 for the upstream asked first, 1 for the next, …")}
+			if !cmd.Flags().Changed("position") {
+				return requiredFlag(cmd, "position", "0 for the upstream asked first, 1 for the next, …")
+			}
+			if opts.Position < 0 {
+				return &cmdutil.FlagError{Err: fmt.Errorf("invalid --position %d: 0 for the upstream asked first, 1 for the next, …", opts.Position)}
 			}
 			return dispatch(cmd, opts, runF, runVRUpstreamMove)
 		},
 	}
-	cmd.Flags().IntVar(&opts.Position, "position", 0, "new position, 0 being asked first")
+	cmd.Flags().IntVar(&opts.Position, "position", 0, "new position, 0 being asked first (required)")
 	return cmd
 }
 
@@ -459,10 +480,11 @@ type vrUpstreamDeleteOptions struct {
 func newCmdVRUpstreamDelete(f *cmdutil.Factory, runF func(context.Context, *vrUpstreamDeleteOptions) error) *cobra.Command {
 	opts := &vrUpstreamDeleteOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "delete <upstream-id>",
-		Short:   "Delete an upstream; those after it move up",
-		Example: "  $ dproxy virtual-registry upstream delete 3",
-		Args:    exactArgs(1, "an upstream id"),
+		Use:               "delete <upstream-id>",
+		Short:             "Delete an upstream; those after it move up",
+		Example:           "  $ dproxy virtual-registry upstream delete 3",
+		Args:              exactArgs(1, "an upstream id"),
+		ValidArgsFunction: newCompleter(f).upstreamIDs(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("upstream", args[0])
 			if err != nil {
@@ -538,10 +560,11 @@ type vrCacheListOptions struct {
 func newCmdVRCacheList(f *cmdutil.Factory, runF func(context.Context, *vrCacheListOptions) error) *cobra.Command {
 	opts := &vrCacheListOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "list <upstream-id>",
-		Short:   "List an upstream's cache entries",
-		Example: "  $ dproxy virtual-registry cache list 3 -o json",
-		Args:    exactArgs(1, "an upstream id"),
+		Use:               "list <upstream-id>",
+		Short:             "List an upstream's cache entries",
+		Example:           "  $ dproxy virtual-registry cache list 3 -o json",
+		Args:              exactArgs(1, "an upstream id"),
+		ValidArgsFunction: newCompleter(f).upstreamIDs(false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("upstream", args[0])
 			if err != nil {
@@ -573,6 +596,13 @@ func runVRCacheList(ctx context.Context, opts *vrCacheListOptions) error {
 	return p.Print(entries, t)
 }
 
+// vrCacheEntryDeleted is what `virtual-registry cache delete -o json` prints.
+type vrCacheEntryDeleted struct {
+	UpstreamID string `json:"upstreamId"`
+	Path       string `json:"path"`
+	Deleted    bool   `json:"deleted"`
+}
+
 type vrCacheDeleteOptions struct {
 	api
 	UpstreamID string
@@ -582,10 +612,11 @@ type vrCacheDeleteOptions struct {
 func newCmdVRCacheDelete(f *cmdutil.Factory, runF func(context.Context, *vrCacheDeleteOptions) error) *cobra.Command {
 	opts := &vrCacheDeleteOptions{api: newAPI(f)}
 	return &cobra.Command{
-		Use:     "delete <upstream-id> <path>",
-		Short:   "Delete one cache entry of an upstream; the next pull fetches it again",
-		Example: "  $ dproxy virtual-registry cache delete 3 library/alpine/manifests/latest",
-		Args:    exactArgs(2, "an upstream id and an entry path"),
+		Use:               "delete <upstream-id> <path>",
+		Short:             "Delete one cache entry of an upstream; the next pull fetches it again",
+		Example:           "  $ dproxy virtual-registry cache delete 3 library/alpine/manifests/latest",
+		Args:              exactArgs(2, "an upstream id and an entry path"),
+		ValidArgsFunction: args(newCompleter(f).upstreamIDs(false)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("upstream", args[0])
 			if err != nil {
@@ -602,11 +633,23 @@ func runVRCacheDelete(ctx context.Context, opts *vrCacheDeleteOptions) error {
 	if err != nil {
 		return err
 	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
 	if err := c.DeleteVirtualCacheEntry(ctx, opts.UpstreamID, opts.Path); err != nil {
 		return fmt.Errorf("delete cache entry %s of upstream %s: %w", opts.Path, opts.UpstreamID, err)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Deleted %s from the cache of upstream %s\n", opts.Path, opts.UpstreamID)
-	return err
+	return p.Message(vrCacheEntryDeleted{UpstreamID: opts.UpstreamID, Path: opts.Path, Deleted: true},
+		fmt.Sprintf("Deleted %s from the cache of upstream %s", opts.Path, opts.UpstreamID))
+}
+
+// vrCacheCleared is what `virtual-registry cache clear -o json` prints;
+// UpstreamID is empty when every upstream's cache was cleared.
+type vrCacheCleared struct {
+	RegistryID     string `json:"registryId"`
+	UpstreamID     string `json:"upstreamId"`
+	DeletedEntries int    `json:"deletedEntries"`
 }
 
 // vrCacheClearOptions name the registry and, when only one upstream's
@@ -626,7 +669,8 @@ func newCmdVRCacheClear(f *cmdutil.Factory, runF func(context.Context, *vrCacheC
 		Long:  "Delete every cache entry of a virtual registry's upstreams, or of one (owner). Asks on a terminal; needs --yes otherwise.",
 		Example: "  $ dproxy virtual-registry cache clear 1 --yes\n" +
 			"  $ dproxy virtual-registry cache clear 1 --upstream 3 --yes",
-		Args: exactArgs(1, "a virtual registry id"),
+		Args:              exactArgs(1, "a virtual registry id"),
+		ValidArgsFunction: newCompleter(f).registryIDs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := vrID("virtual registry", args[0])
 			if err != nil {
@@ -642,6 +686,7 @@ func newCmdVRCacheClear(f *cmdutil.Factory, runF func(context.Context, *vrCacheC
 		},
 	}
 	cmd.Flags().StringVar(&opts.UpstreamID, "upstream", "", "only this upstream's cache")
+	complete(cmd, "upstream", newCompleter(f).upstreamIDs(true))
 	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
 }
@@ -651,17 +696,51 @@ func runVRCacheClear(ctx context.Context, opts *vrCacheClearOptions) error {
 	if opts.UpstreamID != "" {
 		what = "upstream " + opts.UpstreamID + " of virtual registry " + opts.RegistryID
 	}
-	if err := confirm(opts.IO, opts.Yes, "Clear the cache of "+what+"?"); err != nil {
+	ask, err := mustAsk(opts.IO, opts.Yes)
+	if err != nil {
 		return err
 	}
 	c, err := opts.Client()
 	if err != nil {
 		return err
 	}
+	p, err := opts.Printer()
+	if err != nil {
+		return err
+	}
+	if ask {
+		// The question says what goes: the entries cached now.
+		r, err := c.VirtualRegistry(ctx, opts.RegistryID)
+		if err != nil {
+			return fmt.Errorf("show virtual registry %s: %w", opts.RegistryID, err)
+		}
+		var n int
+		var size int64
+		for _, u := range r.Upstreams {
+			if opts.UpstreamID != "" && shortID(u.ID) != shortID(opts.UpstreamID) {
+				continue
+			}
+			entries, err := c.VirtualCacheEntries(ctx, u.ID)
+			if err != nil {
+				return fmt.Errorf("list the cache of upstream %s: %w", shortID(u.ID), err)
+			}
+			n += len(entries)
+			for _, e := range entries {
+				size += int64(e.Size)
+			}
+		}
+		if n == 0 {
+			return p.Message(vrCacheCleared{RegistryID: opts.RegistryID, UpstreamID: opts.UpstreamID}, "Nothing is cached for "+what+": nothing to clear")
+		}
+		q := fmt.Sprintf("Clear %s (%s) cached for %s? Their next pulls go upstream.", plural(n, "cache entry", "cache entries"), units.Size(size), what)
+		if err := confirm(opts.IO, false, q); err != nil {
+			return err
+		}
+	}
 	n, err := c.ClearVirtualCache(ctx, opts.RegistryID, opts.UpstreamID)
 	if err != nil {
 		return fmt.Errorf("clear the cache of %s: %w", what, err)
 	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Cleared the cache of %s: %d entries\n", what, n)
-	return err
+	return p.Message(vrCacheCleared{RegistryID: opts.RegistryID, UpstreamID: opts.UpstreamID, DeletedEntries: n},
+		fmt.Sprintf("Cleared the cache of %s: %d entries", what, n))
 }

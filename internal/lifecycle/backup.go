@@ -53,10 +53,34 @@ type backupHeader struct {
 	BlobBytes int64     `json:"blob_bytes"`
 }
 
-// Progress reports how far a backup or restore got.
+// Progress reports how far a backup, a restore or fsck's content check
+// got, in bytes of blobs: Total is known from the first report on (a
+// restore learns it from the archive's first entry).
 type Progress struct {
 	Done, Total int64 // bytes
 	Entry       string
+}
+
+// progressReader counts the bytes read through it into *done, reports
+// them, and stops with ctx's error once ctx is done, so a long copy can be
+// watched and interrupted.
+type progressReader struct {
+	ctx    context.Context
+	r      io.Reader
+	done   *int64
+	report func()
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	if err := p.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := p.r.Read(b)
+	*p.done += int64(n)
+	if n > 0 {
+		p.report()
+	}
+	return n, err
 }
 
 // BackupResult says what an archive holds.
@@ -95,7 +119,9 @@ func OpenStoreForMaintenance(ctx context.Context, dbPath string) (*store.Store, 
 
 // CreateBackup writes an archive of the data dir dataDir to w as a tar
 // stream, gzip-compressed when compress is set. It works while a server
-// uses the data dir. progress, when not nil, is called after each entry.
+// uses the data dir. progress, when not nil, is called once the total is
+// known, as blob bytes are copied, and after each entry. A cancelled ctx
+// stops the copy, mid-blob too, with ctx's error.
 func CreateBackup(ctx context.Context, dataDir string, w io.Writer, compress bool, progress func(Progress)) (BackupResult, error) {
 	cfg := config.Config{DataDir: dataDir}
 	var res BackupResult
@@ -159,7 +185,11 @@ func CreateBackup(ctx context.Context, dataDir string, w io.Writer, compress boo
 	if err := writeEntry(tw, backupHeaderName, now, int64(len(hdr)), strings.NewReader(string(hdr))); err != nil {
 		return res, err
 	}
+	report("")
 	for _, b := range blobs {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
 		f, err := files.Open(ctx, b.Digest)
 		if errors.Is(err, oci.ErrBlobUnknown) {
 			// Collected since the snapshot: the snapshot must not keep it.
@@ -173,15 +203,16 @@ func CreateBackup(ctx context.Context, dataDir string, w io.Writer, compress boo
 		if err != nil {
 			return res, fmt.Errorf("back up blob %s: %w", b.Digest, err)
 		}
-		err = writeEntry(tw, backupBlobPrefix+b.Digest.Hex(), now, f.Size(), f)
+		before := done
+		err = writeEntry(tw, backupBlobPrefix+b.Digest.Hex(), now, f.Size(),
+			&progressReader{ctx: ctx, r: f, done: &done, report: func() { report(string(b.Digest)) }})
 		f.Close()
 		if err != nil {
 			return res, err
 		}
 		res.Blobs++
 		res.BlobBytes += f.Size()
-		done += f.Size()
-		report(string(b.Digest))
+		done = before + f.Size()
 	}
 	for _, name := range backupKeys {
 		path := filepath.Join(dataDir, name)
@@ -254,7 +285,9 @@ type RestoreResult struct {
 // which must be missing or empty (or ErrNotEmpty is returned). Every blob is verified against its
 // digest as it is written, and at the end every blob the database
 // references must be present. On any error, what was written is removed
-// again, leaving dataDir empty.
+// again, leaving dataDir empty. progress, when not nil, is called once the
+// archive's header gave the total, and as blob bytes are written; a
+// cancelled ctx stops the restore, mid-blob too.
 func RestoreBackup(ctx context.Context, r io.Reader, dataDir string, progress func(Progress)) (res RestoreResult, err error) {
 	if err := emptyDir(dataDir); err != nil {
 		return res, err
@@ -309,19 +342,25 @@ func RestoreBackup(ctx context.Context, r io.Reader, dataDir string, progress fu
 			}
 			sawHeader = true
 			res.CreatedAt = hdr.CreatedAt
+			if progress != nil {
+				progress(Progress{Total: hdr.BlobBytes})
+			}
 		case strings.HasPrefix(name, backupBlobPrefix):
 			d, err := oci.ParseDigest("sha256:" + strings.TrimPrefix(name, backupBlobPrefix))
 			if err != nil {
 				return res, fmt.Errorf("archive entry %q: %w", name, err)
 			}
-			if err := restoreBlob(ctx, files, d, tr); err != nil {
+			done := res.BlobBytes
+			in := &progressReader{ctx: ctx, r: tr, done: &done, report: func() {
+				if progress != nil {
+					progress(Progress{Done: done, Total: hdr.BlobBytes, Entry: string(d)})
+				}
+			}}
+			if err := restoreBlob(ctx, files, d, in); err != nil {
 				return res, err
 			}
 			res.Blobs++
 			res.BlobBytes += th.Size
-			if progress != nil {
-				progress(Progress{Done: res.BlobBytes, Total: hdr.BlobBytes, Entry: string(d)})
-			}
 		case strings.HasPrefix(name, backupKeyPrefix):
 			key := strings.TrimPrefix(name, backupKeyPrefix)
 			if !slices.Contains(backupKeys, key) {

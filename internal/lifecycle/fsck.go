@@ -77,6 +77,9 @@ type FsckOptions struct {
 	// that is being committed. Default 1h; negative means no grace.
 	Grace time.Duration
 	Now   func() time.Time
+	// Progress, when not nil and with VerifyContent, is called once with
+	// the bytes of the referenced blobs to re-hash, then after each blob.
+	Progress func(Progress)
 }
 
 // Fsck checks that the store and the blob folder agree: every referenced
@@ -111,6 +114,30 @@ func Fsck(ctx context.Context, st fsckStore, files fsckFiles, opts FsckOptions) 
 		}
 	}
 
+	var verified, toVerify int64
+	if opts.VerifyContent && opts.Progress != nil {
+		for after := oci.Digest(""); ; {
+			page, err := st.ReferencedBlobs(ctx, after, 500)
+			if err != nil {
+				return rep, err
+			}
+			if len(page) == 0 {
+				break
+			}
+			after = page[len(page)-1].Digest
+			for _, b := range page {
+				toVerify += b.Size
+			}
+		}
+		opts.Progress(Progress{Total: toVerify})
+	}
+	// checked reports a referenced blob as done, whatever was found.
+	checked := func(b store.StoredBlob) {
+		if opts.VerifyContent && opts.Progress != nil {
+			verified += b.Size
+			opts.Progress(Progress{Done: verified, Total: max(toVerify, verified), Entry: string(b.Digest)})
+		}
+	}
 	var after oci.Digest
 	for {
 		page, err := st.ReferencedBlobs(ctx, after, 500)
@@ -130,12 +157,14 @@ func Fsck(ctx context.Context, st fsckStore, files fsckFiles, opts FsckOptions) 
 				if ok, err := st.BlobReferenced(ctx, b.Digest); err != nil {
 					return rep, err
 				} else if !ok {
+					checked(b)
 					continue
 				}
 				if err := add(Finding{Kind: FindingMissingFile, Digest: b.Digest, Detail: "referenced but the file is missing"},
 					func() error { _, err := st.DropBlob(ctx, b.Digest); return err }); err != nil {
 					return rep, err
 				}
+				checked(b)
 				continue
 			case err != nil:
 				return rep, err
@@ -144,12 +173,15 @@ func Fsck(ctx context.Context, st fsckStore, files fsckFiles, opts FsckOptions) 
 					Detail: fmt.Sprintf("the file has %d bytes, the cache recorded %d", size, b.Size)}, dropAndDelete(b.Digest)); err != nil {
 					return rep, err
 				}
+				checked(b)
 				continue
 			}
 			if !opts.VerifyContent {
 				continue
 			}
-			if err := files.Verify(ctx, b.Digest); errors.Is(err, oci.ErrDigestInvalid) {
+			err = files.Verify(ctx, b.Digest)
+			checked(b)
+			if errors.Is(err, oci.ErrDigestInvalid) {
 				if err := add(Finding{Kind: FindingCorruptFile, Digest: b.Digest, Detail: err.Error()}, dropAndDelete(b.Digest)); err != nil {
 					return rep, err
 				}

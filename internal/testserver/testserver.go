@@ -45,6 +45,9 @@ type Options struct {
 	DataDir string
 	// Upstream is used instead of a new testregistry when set.
 	Upstream *testregistry.Upstream
+	// Configure, when set, changes the configuration before the server
+	// opens (e.g. to let virtual-registry upstreams reach 127.0.0.1).
+	Configure func(*config.Config)
 }
 
 // New starts a server that stops when the test ends.
@@ -63,6 +66,9 @@ func New(t testing.TB, o Options) *Server {
 	cfg.Upstream = up.URL
 	cfg.Addr = srv.Listener.Addr().String()
 	cfg.ExternalURL = "http://" + cfg.Addr
+	if o.Configure != nil {
+		o.Configure(&cfg)
+	}
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dns := testdns.New()

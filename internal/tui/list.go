@@ -10,7 +10,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/dproxy/dproxy/internal/adminclient"
-	"github.com/dproxy/dproxy/internal/commands/output"
+	"github.com/dproxy/dproxy/internal/units"
 )
 
 // list is the cursor, scroll offset, filter and sort order of one table.
@@ -197,7 +197,7 @@ func fit(s string, w int, right bool) string {
 }
 
 // size renders a byte count as the CLI does ("2.5 MiB").
-func size(n int64) string { return output.HumanSize(n) }
+func size(n int64) string { return units.Size(n) }
 
 // age renders how long ago t was, compactly: "now", "5m", "3h", "2d".
 func age(now, t time.Time) string {

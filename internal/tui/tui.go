@@ -5,7 +5,7 @@
 //
 // It owns bubbletea and lipgloss and talks to the server only through
 // the API interface (satisfied by *adminclient.Client); sizes are rendered
-// by commands/output as on the command line. All I/O happens in tea.Cmds
+// by internal/units as on the command line. All I/O happens in tea.Cmds
 // that return typed messages; Update never blocks. It must not import
 // commands (the cobra package) or server.
 package tui

@@ -157,6 +157,12 @@ type RateLimitCheck struct {
 	Credential string    // Credentials.ID of the credentials checked with
 	Upstream   string    // the upstream's host
 	CheckedAt  time.Time // when the answer arrived
+	// CredentialVerified: the answer came to a request authorised with
+	// the credentials (a token issued for them, or Basic auth), so the
+	// upstream accepted them. False when checking anonymously, and when the
+	// upstream answered without asking for any: then the limit is not the
+	// credential's, and the credentials are unchecked.
+	CredentialVerified bool
 }
 
 // checkRepo is the repository Docker documents for checking the limit.
@@ -177,7 +183,8 @@ func (c *Client) CheckRateLimit(ctx context.Context, creds Credentials) (RateLim
 		return RateLimitCheck{}, err
 	}
 	res.Body.Close()
-	out := RateLimitCheck{Credential: creds.ID(), Upstream: c.host, CheckedAt: c.opts.Now()}
+	out := RateLimitCheck{Credential: creds.ID(), Upstream: c.host, CheckedAt: c.opts.Now(),
+		CredentialVerified: !creds.anonymous() && res.Request != nil && res.Request.Header.Get("Authorization") != ""}
 	h := res.Header
 	rl, ok := ParseRateLimit(h.Get("RateLimit-Limit"), h.Get("RateLimit-Remaining"), h.Get("Docker-RateLimit-Source"))
 	if !ok {

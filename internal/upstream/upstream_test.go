@@ -845,3 +845,38 @@ func TestErrorMessage(t *testing.T) {
 		t.Error("Unwrap/RetryAfter")
 	}
 }
+
+// A rate-limit check says whether the credentials were verified: only when
+// the upstream asked for them and accepted them.
+func TestCheckRateLimitCredentialVerified(t *testing.T) {
+	t.Parallel()
+	up := testregistry.New(t, testregistry.Options{Users: map[string]string{"alice": "s3cret"}})
+	up.PushRandomImage(t, "ratelimitpreview/test", "latest", 1, 64)
+	alice := Credentials{Username: "alice", Password: "s3cret"}
+	tests := []struct {
+		name  string
+		url   string
+		creds Credentials
+		want  bool
+	}{
+		{"credentials the token service accepted", up.URL, alice, true},
+		{"anonymous", up.URL, Credentials{}, false},
+		{"an upstream that asks for no credentials", up.PushURL(), alice, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := New(Options{URL: tt.url})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := c.CheckRateLimit(context.Background(), tt.creds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.CredentialVerified != tt.want {
+				t.Errorf("CredentialVerified = %v, want %v", r.CredentialVerified, tt.want)
+			}
+		})
+	}
+}

@@ -52,7 +52,10 @@ func NewFactory(ios *IOStreams) *Factory {
 	f.AdminClient = func() (*adminclient.Client, error) {
 		if client == nil && err == nil {
 			var c Connection
-			if c, err = f.Connection(); err == nil {
+			if c, err = f.Connection(); err == nil && c.Token == "" {
+				err = &NoTokenError{Server: c.Server, InitialTokenPath: c.InitialTokenPath, ReadErr: c.InitialTokenErr}
+			}
+			if err == nil {
 				client, err = adminclient.New(c.Server, c.Token, adminclient.Options{})
 			}
 		}
@@ -67,6 +70,11 @@ type Connection struct {
 	Server      string
 	Token       string
 	TokenSource string
+	// InitialTokenPath is where the initial admin token was looked for
+	// when no other token was configured and the server is on this
+	// machine; InitialTokenErr why it could not be read, if it exists.
+	InitialTokenPath string
+	InitialTokenErr  error
 }
 
 // Connection resolves the server (--server, DPROXY_SERVER, the profile,
@@ -90,10 +98,14 @@ func (f *Factory) Connection() (Connection, error) {
 	case isLocal(c.Server):
 		dir := firstNonEmpty(f.Flags.DataDir, f.Getenv("DPROXY_DATA_DIR"), DefaultDataDir)
 		path := filepath.Join(dir, "initial_admin_token")
+		c.InitialTokenPath = path
 		b, err := os.ReadFile(path)
-		if err == nil {
+		switch {
+		case err == nil:
 			c.Token, c.TokenSource = strings.TrimSpace(string(b)), path
-		} else if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) {
+		case errors.Is(err, fs.ErrPermission):
+			c.InitialTokenErr = err
+		case !errors.Is(err, fs.ErrNotExist):
 			return Connection{}, fmt.Errorf("read initial admin token %s: %w", path, err)
 		}
 	}
@@ -102,11 +114,17 @@ func (f *Factory) Connection() (Connection, error) {
 
 // Printer returns the output printer of the -o flag.
 func (f *Factory) Printer() (*output.Printer, error) {
-	format, err := output.ParseFormat(f.Flags.Output)
+	return NewPrinter(f.IOStreams, f.Flags.Output)
+}
+
+// NewPrinter returns a printer of format (the value of -o) on ios.Out; an
+// unknown format is a usage error.
+func NewPrinter(ios *IOStreams, format string) (*output.Printer, error) {
+	fm, err := output.ParseFormat(format)
 	if err != nil {
-		return nil, &FlagError{Err: err}
+		return nil, &FlagError{Err: fmt.Errorf("-o: %w", err)}
 	}
-	return &output.Printer{Out: f.IOStreams.Out, TTY: f.IOStreams.IsStdoutTTY(), Format: format}, nil
+	return &output.Printer{Out: ios.Out, TTY: ios.IsStdoutTTY(), Format: fm}, nil
 }
 
 // isLocal reports whether a server URL points at this machine; only then

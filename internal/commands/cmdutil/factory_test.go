@@ -1,6 +1,7 @@
 package cmdutil
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,5 +119,47 @@ func TestReadSecret(t *testing.T) {
 		if err != nil && ExitCode(err) != ExitUsage {
 			t.Errorf("ReadSecret(%q) error exit code = %d, want %d", tt.in, ExitCode(err), ExitUsage)
 		}
+	}
+}
+
+// TestNoToken checks that without any token nothing is sent and the error
+// says how to get one: login, DPROXY_TOKEN and, for a server on this
+// machine, the data dir holding its initial admin token.
+func TestNoToken(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		server   string
+		want     []string
+		dataHint bool
+	}{
+		{"http://127.0.0.1:5000", []string{"no API token for http://127.0.0.1:5000", "dproxy login --server http://127.0.0.1:5000", "DPROXY_TOKEN", "--data-dir (or DPROXY_DATA_DIR)", "initial_admin_token"}, true},
+		{"https://dproxy.example.com", []string{"no API token for https://dproxy.example.com", "dproxy login --server https://dproxy.example.com", "DPROXY_TOKEN"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.server, func(t *testing.T) {
+			t.Parallel()
+			empty := t.TempDir()
+			env := map[string]string{"XDG_CONFIG_HOME": t.TempDir(), "DPROXY_DATA_DIR": empty}
+			ios, _, _ := Test("")
+			f := NewFactory(ios)
+			f.Getenv = func(k string) string { return env[k] }
+			f.Flags.Server = tt.server
+			_, err := f.AdminClient()
+			var nt *NoTokenError
+			if !errors.As(err, &nt) {
+				t.Fatalf("AdminClient() error = %v, want a NoTokenError", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q does not say %q", err, w)
+				}
+			}
+			if got := strings.Contains(err.Error(), filepath.Join(empty, "initial_admin_token")); got != tt.dataHint {
+				t.Errorf("names the data dir looked in: %v, want %v: %q", got, tt.dataHint, err)
+			}
+			if ExitCode(err) != ExitAuth {
+				t.Errorf("exit code %d, want %d", ExitCode(err), ExitAuth)
+			}
+		})
 	}
 }

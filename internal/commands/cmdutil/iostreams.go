@@ -38,6 +38,29 @@ func (s *IOStreams) IsStdinTTY() bool {
 	return ok && term.IsTerminal(fd)
 }
 
+// IsStderrTTY reports whether ErrOut is a terminal; tests set StderrTTY.
+func (s *IOStreams) IsStderrTTY() bool {
+	if s.StderrTTY != nil {
+		return *s.StderrTTY
+	}
+	fd, ok := fdOf(s.ErrOut)
+	return ok && term.IsTerminal(fd)
+}
+
+// TerminalWidth is the width in columns of the terminal ErrOut is on, 80
+// when it cannot be told; tests set Width.
+func (s *IOStreams) TerminalWidth() int {
+	if s.Width != nil {
+		return *s.Width
+	}
+	if fd, ok := fdOf(s.ErrOut); ok {
+		if w, _, err := term.GetSize(fd); err == nil && w > 0 {
+			return w
+		}
+	}
+	return 80
+}
+
 // ReadSecret reads a secret: from In when it is not a terminal (one line,
 // or everything up to EOF, without the trailing newline; nothing past the
 // line is consumed, so secrets may be read one line each), else by

@@ -32,14 +32,25 @@ func main() {
 func run(docsDir, complDir string) error {
 	root := commands.NewRootCmd(&cmdutil.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr})
 	root.DisableAutoGenTag = true
-	if err := os.RemoveAll(docsDir); err != nil {
+	// The reference pages are dproxy*.md and json.md; the folder's other
+	// pages (README.md: conventions, exit codes) are written by hand.
+	old, err := filepath.Glob(filepath.Join(docsDir, "dproxy*.md"))
+	if err != nil {
 		return err
+	}
+	for _, f := range old {
+		if err := os.Remove(f); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(docsDir, 0o755); err != nil {
 		return err
 	}
 	if err := doc.GenMarkdownTree(root, docsDir); err != nil {
 		return fmt.Errorf("write markdown to %s: %w", docsDir, err)
+	}
+	if err := os.WriteFile(filepath.Join(docsDir, "json.md"), []byte(jsonDoc()), 0o644); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(complDir, 0o755); err != nil {
 		return err

@@ -1,7 +1,8 @@
 // Package output renders what commands print: tables (tablewriter) with
 // human sizes and ages on a terminal, tab-separated lines without a header
 // when piped, and JSON for -o json. It owns the tablewriter dependency and
-// must not import adminclient, cmdutil or cobra.
+// must not import adminclient, cmdutil or cobra; sizes and durations are
+// rendered by internal/units, as in the TUI.
 package output
 
 import (
@@ -14,6 +15,8 @@ import (
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/dproxy/dproxy/internal/units"
 )
 
 // Format is how data is printed.
@@ -62,6 +65,16 @@ func (p *Printer) Print(data any, t Table) error {
 		return p.PrintJSON(data)
 	}
 	return p.PrintTable(t)
+}
+
+// Message prints what a command did: data as JSON with -o json, else the
+// line for people.
+func (p *Printer) Message(data any, line string) error {
+	if p.JSON() {
+		return p.PrintJSON(data)
+	}
+	_, err := fmt.Fprintln(p.Out, line)
+	return err
 }
 
 // PrintJSON prints v as indented JSON.
@@ -132,21 +145,7 @@ func (p *Printer) Size(n int64) string {
 	if !p.TTY {
 		return fmt.Sprint(n)
 	}
-	return HumanSize(n)
-}
-
-// HumanSize renders a byte count with binary units ("512 B", "2.5 MiB").
-func HumanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return units.Size(n)
 }
 
 // Time renders a time: an age ("3 minutes ago") on a terminal, RFC 3339

@@ -7,19 +7,6 @@ import (
 	"time"
 )
 
-func TestHumanSize(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		n    int64
-		want string
-	}{{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {1536, "1.5 KiB"}, {5 << 20, "5.0 MiB"}, {3 << 30, "3.0 GiB"}}
-	for _, tt := range tests {
-		if got := HumanSize(tt.n); got != tt.want {
-			t.Errorf("HumanSize(%d) = %q, want %q", tt.n, got, tt.want)
-		}
-	}
-}
-
 func TestAge(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -238,7 +238,7 @@ func (m mutationResolver) TokenRevoke(ctx context.Context, in generated.TokenRev
 	if !ok {
 		return nil, notFound
 	}
-	t, err := m.h.svc.RevokeToken(ctx, principal(ctx), id)
+	t, already, err := m.h.svc.RevokeToken(ctx, principal(ctx), id)
 	if msgs, ok := refusal(err); ok {
 		return &generated.TokenRevokePayload{Errors: msgs}, nil
 	}
@@ -248,5 +248,5 @@ func (m mutationResolver) TokenRevoke(ctx context.Context, in generated.TokenRev
 	if err != nil {
 		return nil, err
 	}
-	return &generated.TokenRevokePayload{Token: tokenNode(t), Errors: noErrors()}, nil
+	return &generated.TokenRevokePayload{Token: tokenNode(t), AlreadyRevoked: already, Errors: noErrors()}, nil
 }

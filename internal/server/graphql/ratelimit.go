@@ -47,7 +47,7 @@ func (q queryResolver) DockerHubRateLimit(ctx context.Context, groupPath *string
 	}
 	out := &generated.DockerHubRateLimit{
 		Upstream: res.Upstream, Unlimited: res.Unlimited, AuthenticatedAs: res.Credential,
-		CredentialSource: res.Source, CheckedAt: res.CheckedAt.UTC(),
+		CredentialSource: res.Source, CredentialVerified: res.CredentialVerified, CheckedAt: res.CheckedAt.UTC(),
 	}
 	if !res.Unlimited {
 		n := rateLimitNode(admin.RateLimit{RateLimit: res.RateLimit})

@@ -182,15 +182,16 @@ type ComplexityRoot struct {
 	}
 
 	DockerHubRateLimit struct {
-		AuthenticatedAs  func(childComplexity int) int
-		CheckedAt        func(childComplexity int) int
-		CredentialSource func(childComplexity int) int
-		Limit            func(childComplexity int) int
-		Remaining        func(childComplexity int) int
-		Source           func(childComplexity int) int
-		Unlimited        func(childComplexity int) int
-		Upstream         func(childComplexity int) int
-		WindowSeconds    func(childComplexity int) int
+		AuthenticatedAs    func(childComplexity int) int
+		CheckedAt          func(childComplexity int) int
+		CredentialSource   func(childComplexity int) int
+		CredentialVerified func(childComplexity int) int
+		Limit              func(childComplexity int) int
+		Remaining          func(childComplexity int) int
+		Source             func(childComplexity int) int
+		Unlimited          func(childComplexity int) int
+		Upstream           func(childComplexity int) int
+		WindowSeconds      func(childComplexity int) int
 	}
 
 	Group struct {
@@ -313,8 +314,9 @@ type ComplexityRoot struct {
 	}
 
 	TokenRevokePayload struct {
-		Errors func(childComplexity int) int
-		Token  func(childComplexity int) int
+		AlreadyRevoked func(childComplexity int) int
+		Errors         func(childComplexity int) int
+		Token          func(childComplexity int) int
 	}
 
 	UpdateDependencyProxyImageTtlGroupPolicyPayload struct {
@@ -1026,6 +1028,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DockerHubRateLimit.CredentialSource(childComplexity), true
+	case "DockerHubRateLimit.credentialVerified":
+		if e.ComplexityRoot.DockerHubRateLimit.CredentialVerified == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DockerHubRateLimit.CredentialVerified(childComplexity), true
 	case "DockerHubRateLimit.limit":
 		if e.ComplexityRoot.DockerHubRateLimit.Limit == nil {
 			break
@@ -1722,6 +1730,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.TokenCreatePayload.Token(childComplexity), true
 
+	case "TokenRevokePayload.alreadyRevoked":
+		if e.ComplexityRoot.TokenRevokePayload.AlreadyRevoked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TokenRevokePayload.AlreadyRevoked(childComplexity), true
 	case "TokenRevokePayload.errors":
 		if e.ComplexityRoot.TokenRevokePayload.Errors == nil {
 			break
@@ -2083,6 +2097,8 @@ type DockerHubRateLimit {
   authenticatedAs: String!
   "Where the credentials came from: GROUP, INSTANCE_DEFAULT or ANONYMOUS."
   credentialSource: String!
+  "True when the upstream asked for the credentials and accepted them. False for ANONYMOUS, and when the upstream answered without asking for any: then the credentials were not checked and the limit shown is not theirs."
+  credentialVerified: Boolean!
   checkedAt: Time!
 }
 `, BuiltIn: false},
@@ -2552,6 +2568,8 @@ input TokenRevokeInput {
 
 type TokenRevokePayload {
   token: AccessToken
+  "dproxy: true when the token was revoked before this request (its revokedAt is that first revocation); revoking it again changes nothing."
+  alreadyRevoked: Boolean!
   errors: [String!]!
 }
 `, BuiltIn: false},
@@ -3031,6 +3049,8 @@ func (ec *executionContext) childFields_DockerHubRateLimit(ctx context.Context, 
 		return ec.fieldContext_DockerHubRateLimit_authenticatedAs(ctx, field)
 	case "credentialSource":
 		return ec.fieldContext_DockerHubRateLimit_credentialSource(ctx, field)
+	case "credentialVerified":
+		return ec.fieldContext_DockerHubRateLimit_credentialVerified(ctx, field)
 	case "checkedAt":
 		return ec.fieldContext_DockerHubRateLimit_checkedAt(ctx, field)
 	}
@@ -3199,6 +3219,8 @@ func (ec *executionContext) childFields_TokenRevokePayload(ctx context.Context, 
 	switch field.Name {
 	case "token":
 		return ec.fieldContext_TokenRevokePayload_token(ctx, field)
+	case "alreadyRevoked":
+		return ec.fieldContext_TokenRevokePayload_alreadyRevoked(ctx, field)
 	case "errors":
 		return ec.fieldContext_TokenRevokePayload_errors(ctx, field)
 	}
@@ -6391,6 +6413,29 @@ func (ec *executionContext) fieldContext_DockerHubRateLimit_credentialSource(_ c
 	return graphql.NewScalarFieldContext("DockerHubRateLimit", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
+func (ec *executionContext) _DockerHubRateLimit_credentialVerified(ctx context.Context, field graphql.CollectedField, obj *DockerHubRateLimit) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DockerHubRateLimit_credentialVerified(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CredentialVerified, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DockerHubRateLimit_credentialVerified(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DockerHubRateLimit", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
 func (ec *executionContext) _DockerHubRateLimit_checkedAt(ctx context.Context, field graphql.CollectedField, obj *DockerHubRateLimit) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9188,6 +9233,29 @@ func (ec *executionContext) fieldContext_TokenRevokePayload_token(_ context.Cont
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _TokenRevokePayload_alreadyRevoked(ctx context.Context, field graphql.CollectedField, obj *TokenRevokePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_TokenRevokePayload_alreadyRevoked(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AlreadyRevoked, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_TokenRevokePayload_alreadyRevoked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("TokenRevokePayload", field, false, false, errors.New("field of type Boolean does not have child fields"))
 }
 
 func (ec *executionContext) _TokenRevokePayload_errors(ctx context.Context, field graphql.CollectedField, obj *TokenRevokePayload) (ret graphql.Marshaler) {
@@ -13191,6 +13259,11 @@ func (ec *executionContext) _DockerHubRateLimit(ctx context.Context, sel ast.Sel
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "credentialVerified":
+			out.Values[i] = ec._DockerHubRateLimit_credentialVerified(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "checkedAt":
 			out.Values[i] = ec._DockerHubRateLimit_checkedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -14786,6 +14859,11 @@ func (ec *executionContext) _TokenRevokePayload(ctx context.Context, sel ast.Sel
 		case "token":
 			out.Values[i] = ec._TokenRevokePayload_token(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "alreadyRevoked":
+			out.Values[i] = ec._TokenRevokePayload_alreadyRevoked(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		case "errors":

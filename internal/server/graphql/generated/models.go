@@ -276,8 +276,10 @@ type DockerHubRateLimit struct {
 	// The Docker Hub identity checked with, or `anonymous`. The instance default's identity is shown to instance admins only (others see `instance default`).
 	AuthenticatedAs string `json:"authenticatedAs"`
 	// Where the credentials came from: GROUP, INSTANCE_DEFAULT or ANONYMOUS.
-	CredentialSource string    `json:"credentialSource"`
-	CheckedAt        time.Time `json:"checkedAt"`
+	CredentialSource string `json:"credentialSource"`
+	// True when the upstream asked for the credentials and accepted them. False for ANONYMOUS, and when the upstream answered without asking for any: then the credentials were not checked and the limit shown is not theirs.
+	CredentialVerified bool      `json:"credentialVerified"`
+	CheckedAt          time.Time `json:"checkedAt"`
 }
 
 type Group struct {
@@ -426,8 +428,10 @@ type TokenRevokeInput struct {
 }
 
 type TokenRevokePayload struct {
-	Token  *AccessToken `json:"token,omitempty"`
-	Errors []string     `json:"errors"`
+	Token *AccessToken `json:"token,omitempty"`
+	// dproxy: true when the token was revoked before this request (its revokedAt is that first revocation); revoking it again changes nothing.
+	AlreadyRevoked bool     `json:"alreadyRevoked"`
+	Errors         []string `json:"errors"`
 }
 
 type UpdateDependencyProxyImageTTLGroupPolicyInput struct {
