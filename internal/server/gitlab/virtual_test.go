@@ -572,6 +572,15 @@ func TestVirtualRegistryBadInput(t *testing.T) {
 	if rec.Code != 413 || message(t, rec.Body.String()) != "413 Request Entity Too Large: the request body is over 64 bytes" {
 		t.Errorf("a body over the limit: %d %s", rec.Code, rec.Body)
 	}
+	// GitLab's connection tests are not served.
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/api/v4/virtual_registries/container/upstreams/" + a + "/test"},
+		{"POST", "/api/v4/groups/acme/-/virtual_registries/container/upstreams/test"},
+	} {
+		if status, _, body := f.call(t, c.method, c.path, f.owner, ""); status != http.StatusNotFound || !strings.HasPrefix(message(t, body), "404 Not Found") {
+			t.Errorf("%s %s: %d %s, want 404", c.method, c.path, status, body)
+		}
+	}
 	// A method the path does not answer.
 	status, h, body := f.call(t, "PUT", "/api/v4/virtual_registries/container/registries/"+hub, f.owner, `{"name":"x"}`)
 	if status != http.StatusMethodNotAllowed || h.Get("Allow") != "GET, PATCH, DELETE" || !strings.HasPrefix(message(t, body), "405 Method Not Allowed") {
