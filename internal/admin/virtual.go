@@ -75,11 +75,18 @@ func (u Upstream) Association() RegistryUpstream {
 // ("<image>/manifests/<tag or digest>") or a blob ("blobs/<digest>").
 type CacheEntry struct {
 	UpstreamID int64
-	Path       string
-	Digest     string
-	Size       int64
-	// CheckedAt is when the upstream last confirmed the entry (a blob is
-	// immutable: when it was stored).
+	// GroupID is the group of the upstream's registry.
+	GroupID int64
+	Path    string
+	Digest  string
+	Size    int64
+	// MediaType and ETag are a manifest's, as the upstream sent them; ""
+	// for a blob (and ETag for an upstream that sent none).
+	MediaType string
+	ETag      string
+	// CreatedAt is when the entry was stored; CheckedAt when the upstream
+	// last confirmed it (a blob is immutable: when it was stored).
+	CreatedAt time.Time
 	CheckedAt time.Time
 	ReadAt    time.Time
 }
@@ -352,8 +359,9 @@ func (s *Service) Upstreams(ctx context.Context, a Actor, registryID int64) ([]U
 }
 
 // GroupUpstreams returns the upstreams of every virtual registry of a
-// group, by id (guest).
-func (s *Service) GroupUpstreams(ctx context.Context, a Actor, groupPath string) ([]Upstream, error) {
+// group whose name contains name, ignoring case ("": every one), by id
+// (guest).
+func (s *Service) GroupUpstreams(ctx context.Context, a Actor, groupPath, name string) ([]Upstream, error) {
 	g, err := s.authorizeGroup(ctx, a, groupPath, store.RoleGuest, "reading the virtual registries")
 	if err != nil {
 		return nil, err
@@ -362,9 +370,12 @@ func (s *Service) GroupUpstreams(ctx context.Context, a Actor, groupPath string)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Upstream, len(us))
-	for i, u := range us {
-		out[i] = upstreamOf(u, g.ID)
+	name = strings.ToLower(name)
+	out := make([]Upstream, 0, len(us))
+	for _, u := range us {
+		if strings.Contains(strings.ToLower(u.Name), name) {
+			out = append(out, upstreamOf(u, g.ID))
+		}
 	}
 	return out, nil
 }
@@ -585,7 +596,7 @@ func (s *Service) DisassociateUpstream(ctx context.Context, a Actor, upstreamID 
 // CacheEntries returns a page of an upstream's cache entries, by path,
 // and how many the query's Search selects in all (guest).
 func (s *Service) CacheEntries(ctx context.Context, a Actor, upstreamID int64, q CacheEntryQuery) (CacheEntries, error) {
-	u, _, _, err := s.upstream(ctx, a, upstreamID, store.RoleGuest, "")
+	u, r, _, err := s.upstream(ctx, a, upstreamID, store.RoleGuest, "")
 	if err != nil {
 		return CacheEntries{}, err
 	}
@@ -604,7 +615,8 @@ func (s *Service) CacheEntries(ctx context.Context, a Actor, upstreamID int64, q
 	}
 	out := CacheEntries{Entries: make([]CacheEntry, len(es)), Total: total}
 	for i, e := range es {
-		out.Entries[i] = CacheEntry{UpstreamID: u.ID, Path: e.Path, Digest: string(e.Digest), Size: e.Size, CheckedAt: e.CheckedAt, ReadAt: e.ReadAt}
+		out.Entries[i] = CacheEntry{UpstreamID: u.ID, GroupID: r.GroupID, Path: e.Path, Digest: string(e.Digest), Size: e.Size,
+			MediaType: e.MediaType, ETag: e.ETag, CreatedAt: e.CreatedAt, CheckedAt: e.CheckedAt, ReadAt: e.ReadAt}
 	}
 	return out, nil
 }
@@ -662,4 +674,14 @@ func (s *Service) ClearRegistryCache(ctx context.Context, a Actor, registryID, u
 	}
 	s.log.InfoContext(ctx, "virtual registry cache cleared", "registry", r.ID, "upstreams", len(ids), "entries", n, "by", a.Name())
 	return n, nil
+}
+
+// ClearUpstreamCache deletes every cache entry of an upstream (owner) and
+// returns how many it deleted; ClearRegistryCache by the upstream alone.
+func (s *Service) ClearUpstreamCache(ctx context.Context, a Actor, upstreamID int64) (int64, error) {
+	u, _, _, err := s.upstream(ctx, a, upstreamID, store.RoleOwner, "clearing the cache of a virtual registry upstream")
+	if err != nil {
+		return 0, err
+	}
+	return s.ClearRegistryCache(ctx, a, u.RegistryID, u.ID)
 }

@@ -68,7 +68,7 @@ func TestVirtualRegistryRoles(t *testing.T) {
 		{"Registries", false, func(a Actor) error { _, err := f.svc.Registries(ctx, a, "acme"); return err }},
 		{"Registry", false, func(a Actor) error { _, err := f.svc.Registry(ctx, a, r.ID); return err }},
 		{"Upstreams", false, func(a Actor) error { _, err := f.svc.Upstreams(ctx, a, r.ID); return err }},
-		{"GroupUpstreams", false, func(a Actor) error { _, err := f.svc.GroupUpstreams(ctx, a, "acme"); return err }},
+		{"GroupUpstreams", false, func(a Actor) error { _, err := f.svc.GroupUpstreams(ctx, a, "acme", ""); return err }},
 		{"Upstream", false, func(a Actor) error { _, err := f.svc.Upstream(ctx, a, u.ID); return err }},
 		{"CacheEntries", false, func(a Actor) error { _, err := f.svc.CacheEntries(ctx, a, u.ID, CacheEntryQuery{}); return err }},
 		{"CreateRegistry", true, func(a Actor) error {
@@ -94,6 +94,7 @@ func TestVirtualRegistryRoles(t *testing.T) {
 		}},
 		{"MoveUpstream", true, func(a Actor) error { _, err := f.svc.MoveUpstream(ctx, a, u.ID, 0); return err }},
 		{"ClearRegistryCache", true, func(a Actor) error { _, err := f.svc.ClearRegistryCache(ctx, a, r.ID, 0); return err }},
+		{"ClearUpstreamCache", true, func(a Actor) error { _, err := f.svc.ClearUpstreamCache(ctx, a, u.ID); return err }},
 	}
 	for _, who := range []struct {
 		name         string
@@ -274,6 +275,15 @@ func TestVirtualCacheConsistency(t *testing.T) {
 	wantKind(t, "clearing an upstream of another registry", err, ErrNotFound, true, `has no upstream "999"`)
 	check("ClearRegistryCache of a stranger")
 
+	f.st.entries[b.ID] = []store.VirtualCacheEntry{{Path: "blobs/sha256:bb"}}
+	if n, err := f.svc.ClearUpstreamCache(ctx, f.owner, b.ID); err != nil || n != 1 {
+		t.Fatalf("ClearUpstreamCache(b) = %d, %v", n, err)
+	}
+	check("ClearUpstreamCache", fmtCall("forget upstream %d", b.ID), fmtCall("clear upstream %d", b.ID), "released")
+	_, err = f.svc.ClearUpstreamCache(ctx, f.guest, b.ID)
+	wantKind(t, "a guest clears an upstream's cache", err, ErrForbidden, false, "needs the owner role")
+	check("ClearUpstreamCache by a guest")
+
 	if del, err := f.svc.DeleteUpstream(ctx, f.owner, a.ID); err != nil || del.ID != a.ID || del.RegistryID != r.ID {
 		t.Fatalf("DeleteUpstream = %+v, %v", del, err)
 	}
@@ -327,15 +337,19 @@ func TestCacheEntriesAndGroupUpstreams(t *testing.T) {
 	a := f.upstream(hub, "a", "https://a.example")
 	b := f.upstream(quay, "b", "https://b.example")
 	c := f.upstream(hub, "c", "https://c.example")
-	us, err := f.svc.GroupUpstreams(ctx, f.guest, "acme")
+	us, err := f.svc.GroupUpstreams(ctx, f.guest, "acme", "")
 	if err != nil || len(us) != 3 || us[0].ID != a.ID || us[1].ID != b.ID || us[2].ID != c.ID || us[2].Position != 1 || us[1].RegistryID != quay.ID {
 		t.Errorf("GroupUpstreams = %+v, %v", us, err)
+	}
+	if us, err := f.svc.GroupUpstreams(ctx, f.guest, "acme", "C"); err != nil || len(us) != 1 || us[0].ID != c.ID {
+		t.Errorf("GroupUpstreams named like C = %+v, %v; want c alone", us, err)
 	}
 	f.st.entries[a.ID] = []store.VirtualCacheEntry{
 		{Path: "library/alpine/manifests/latest"}, {Path: "library/Alpine/manifests/3.20"}, {Path: "blobs/sha256:aa"},
 	}
 	page, err := f.svc.CacheEntries(ctx, f.guest, a.ID, CacheEntryQuery{Search: "ALPINE", Limit: 1, Offset: 1, WithTotal: true})
-	if err != nil || page.Total != 2 || len(page.Entries) != 1 || page.Entries[0].Path != "library/alpine/manifests/latest" || page.Entries[0].UpstreamID != a.ID {
+	if err != nil || page.Total != 2 || len(page.Entries) != 1 || page.Entries[0].Path != "library/alpine/manifests/latest" ||
+		page.Entries[0].UpstreamID != a.ID || page.Entries[0].GroupID != f.acme.ID {
 		t.Errorf("CacheEntries = %+v, %v", page, err)
 	}
 	_, err = f.svc.CacheEntries(ctx, f.guest, a.ID, CacheEntryQuery{Offset: -1})

@@ -30,7 +30,8 @@ type Options struct {
 	Metrics         *metrics.Metrics
 	// GraphQL serves POST /api/graphql (the admin API); nil leaves it out.
 	GraphQL http.Handler
-	// GitLabAPI serves /api/v4/ (GitLab's REST purge); nil leaves it out.
+	// GitLabAPI serves /api/v4/ (GitLab's REST purge and container virtual
+	// registries API); nil leaves it out.
 	GitLabAPI http.Handler
 	// MetricsAuthorize, when set, must accept a request to /metrics on the
 	// main address; a refusal answers 401.

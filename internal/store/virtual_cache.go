@@ -75,18 +75,22 @@ type VirtualCacheEntry struct {
 	Path   string
 	Digest oci.Digest
 	Size   int64
-	// CheckedAt is when the upstream last confirmed the entry (a blob is
-	// immutable: when it was stored).
+	// MediaType and ETag are a manifest's ("" for a blob).
+	MediaType string
+	ETag      string
+	// CreatedAt is when the entry was stored; CheckedAt when the upstream
+	// last confirmed it (a blob is immutable: when it was stored).
+	CreatedAt time.Time
 	CheckedAt time.Time
 	ReadAt    time.Time
 }
 
 // virtualEntries is every cache entry of an upstream with its path.
-const virtualEntries = `SELECT path, digest, size, checked_at, read_at FROM (
-	SELECT image || '/manifests/' || reference AS path, digest, size, updated_at AS checked_at, read_at
+const virtualEntries = `SELECT path, digest, size, media_type, etag, created_at, checked_at, read_at FROM (
+	SELECT image || '/manifests/' || reference AS path, digest, size, media_type, etag, created_at, updated_at AS checked_at, read_at
 		FROM virtual_manifests WHERE upstream_id = $1
 	UNION ALL
-	SELECT 'blobs/' || digest AS path, digest, size, created_at AS checked_at, read_at
+	SELECT 'blobs/' || digest AS path, digest, size, '' AS media_type, '' AS etag, created_at, created_at AS checked_at, read_at
 		FROM virtual_blobs WHERE upstream_id = $1) AS e`
 
 // CacheEntryQuery selects cache entries of an upstream, ordered by path.
@@ -123,10 +127,10 @@ func (s *Store) VirtualCacheEntries(ctx context.Context, upstreamID int64, q Cac
 	for rows.Next() {
 		var e VirtualCacheEntry
 		var d string
-		if err := rows.Scan(&e.Path, &d, &e.Size, &e.CheckedAt, &e.ReadAt); err != nil {
+		if err := rows.Scan(&e.Path, &d, &e.Size, &e.MediaType, &e.ETag, &e.CreatedAt, &e.CheckedAt, &e.ReadAt); err != nil {
 			return nil, fmt.Errorf("list cache entries of upstream %d: %w", upstreamID, err)
 		}
-		e.Digest, e.CheckedAt, e.ReadAt = oci.Digest(d), e.CheckedAt.UTC(), e.ReadAt.UTC()
+		e.Digest, e.CreatedAt, e.CheckedAt, e.ReadAt = oci.Digest(d), e.CreatedAt.UTC(), e.CheckedAt.UTC(), e.ReadAt.UTC()
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

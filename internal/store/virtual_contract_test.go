@@ -304,6 +304,10 @@ func contractUpstreamCache(t *testing.T, s *Store) {
 	if err != nil || len(entries) != 2 || entries[0].Path != "blobs/"+string(d) || entries[1].Path != "library/alpine/manifests/latest" || entries[0].Size != 42 {
 		t.Fatalf("VirtualCacheEntries = %+v, %v", entries, err)
 	}
+	if b, m := entries[0], entries[1]; b.MediaType != "" || b.CreatedAt.IsZero() || !b.CreatedAt.Equal(b.CheckedAt) ||
+		m.MediaType != "application/vnd.oci.image.manifest.v1+json" || m.CreatedAt.IsZero() || m.CheckedAt.IsZero() {
+		t.Errorf("cache entries' media types and times: blob %+v, manifest %+v", b, m)
+	}
 	if page, err := s.VirtualCacheEntries(ctx, u.ID, CacheEntryQuery{After: entries[0].Path, Limit: 10}); err != nil || len(page) != 1 {
 		t.Errorf("VirtualCacheEntries after the first = %+v, %v", page, err)
 	}

@@ -27,9 +27,15 @@ var statuses = []struct {
 
 // writeError answers err as GitLab does: {"message": "<status> <text>:
 // <what to do>"}; a 404 says only "404 <resource> Not Found", as GitLab
-// does. Anything but an admin refusal is an internal failure: logged here,
-// answered with a bare 500.
+// does (with the admin service's message when resource is ""). A body over
+// the server's limit is a 413. Anything but an admin refusal is an
+// internal failure: logged here, answered with a bare 500.
 func (h *Handler) writeError(ctx context.Context, w http.ResponseWriter, r *http.Request, resource string, err error) {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		writeMessage(w, http.StatusRequestEntityTooLarge, "413 Request Entity Too Large: the request body is over "+strconv.FormatInt(tooLarge.Limit, 10)+" bytes")
+		return
+	}
 	msg, ok := admin.Message(err)
 	status := http.StatusInternalServerError
 	for _, s := range statuses {
@@ -43,7 +49,11 @@ func (h *Handler) writeError(ctx context.Context, w http.ResponseWriter, r *http
 	case http.StatusInternalServerError:
 		h.log.ErrorContext(ctx, "GitLab API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	case http.StatusNotFound:
-		text = "404 " + resource + " Not Found"
+		if resource == "" {
+			text += ": " + msg
+		} else {
+			text = "404 " + resource + " Not Found"
+		}
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dproxy admin API"`)
 		text += ": " + msg

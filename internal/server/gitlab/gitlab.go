@@ -1,9 +1,13 @@
 // Package gitlab serves the subset of GitLab's REST API under /api/v4 that
-// dproxy implements, with GitLab's paths, status codes, JSON field names
-// and {"message": …} errors, so that GitLab's scripts and clients work
-// against dproxy:
+// dproxy implements, with GitLab's paths, status codes, JSON field names,
+// pagination headers and {"message": …} errors, so that GitLab's scripts
+// and clients work against dproxy:
 //
 //	DELETE /api/v4/groups/:id/dependency_proxy/cache → 202
+//	/api/v4/groups/:id/-/virtual_registries/container/{registries,upstreams}
+//	/api/v4/virtual_registries/container/{registries,upstreams,registry_upstreams,cache_entries}/…
+//
+// (the container virtual registries API: virtual.go lists its endpoints).
 //
 // Handlers are thin: they decode the request, call one operation of
 // internal/admin, which holds every rule, and encode its answer. Each is a
@@ -17,6 +21,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/dproxy/dproxy/internal/admin"
 )
@@ -35,6 +40,8 @@ type Handler struct {
 	opts Options
 	log  *slog.Logger
 	mux  *http.ServeMux
+	// methods lists the methods each routed path answers, for 405s.
+	methods map[string][]string
 }
 
 // handlerFunc is an endpoint: it answers the signed-in actor's request,
@@ -46,10 +53,18 @@ func New(svc *admin.Service, opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	h := &Handler{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux(), methods: map[string][]string{}}
 	h.route("DELETE /api/v4/groups/{id}/dependency_proxy/cache", "Group", h.purgeCache)
+	h.routeVirtualRegistries()
+	for path, methods := range h.methods {
+		allow := strings.Join(methods, ", ")
+		h.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeMessage(w, http.StatusMethodNotAllowed, "405 Method Not Allowed: "+r.URL.Path+" answers "+allow)
+		})
+	}
 	h.mux.HandleFunc("/api/v4/", func(w http.ResponseWriter, r *http.Request) {
-		writeMessage(w, http.StatusNotFound, "404 Not Found: dproxy implements only DELETE /api/v4/groups/:id/dependency_proxy/cache")
+		writeMessage(w, http.StatusNotFound, "404 Not Found: dproxy serves GitLab's dependency proxy purge and container virtual registry endpoints under /api/v4, and no other")
 	})
 	return h
 }
@@ -57,11 +72,15 @@ func New(svc *admin.Service, opts Options) *Handler {
 // ServeHTTP serves /api/v4/.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-// route registers an endpoint behind sign-in. resource names what a 404
-// did not find, in GitLab's words ("Group" gives "404 Group Not Found").
-// Every request takes the same tokens as the GraphQL API: Authorization:
-// Bearer, or GitLab's PRIVATE-TOKEN header, with the api scope.
+// route registers an endpoint behind sign-in. pattern is "METHOD path".
+// resource names what a 404 did not find, in GitLab's words ("Group" gives
+// "404 Group Not Found"); "" lets the admin service's message say which of
+// several objects it was. Every request takes the same tokens as the
+// GraphQL API: Authorization: Bearer, or GitLab's PRIVATE-TOKEN header,
+// with the api scope.
 func (h *Handler) route(pattern, resource string, fn handlerFunc) {
+	method, path, _ := strings.Cut(pattern, " ")
+	h.methods[path] = append(h.methods[path], method)
 	h.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		ctx := admin.WithRequestScope(r.Context())
 		r = r.WithContext(ctx)

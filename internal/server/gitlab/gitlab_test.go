@@ -30,12 +30,14 @@ func (r *released) Released()          { r.n++ }
 // testAPI is the GitLab API over a real admin service on SQLite, with
 // group acme (an owner's and a reporter's) and a manifest cached in it.
 type testAPI struct {
-	srv                    *httptest.Server
-	st                     *store.Store
-	adm                    *admin.Service
-	cache                  *released
-	acme                   admin.Group
-	owner, reporter, other string // api tokens
+	srv                           *httptest.Server
+	st                            *store.Store
+	adm                           *admin.Service
+	cache                         *released
+	acme                          admin.Group
+	owner, reporter, guest, other string // api tokens
+	// bodies keeps every response body call read.
+	bodies []string
 }
 
 func newTestAPI(t *testing.T) *testAPI {
@@ -75,6 +77,7 @@ func newTestAPI(t *testing.T) *testAPI {
 		return secret
 	}
 	api.owner, api.reporter, api.other = token("olga", admin.RoleOwner), token("rita", admin.RoleReporter), token("sam", admin.RoleNone)
+	api.guest = token("gina", admin.RoleGuest)
 	api.cacheManifest(t)
 	api.srv = httptest.NewServer(New(adm, Options{ExternalURL: "https://dproxy.example/"}))
 	t.Cleanup(api.srv.Close)
