@@ -184,7 +184,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 	}
 	var ref oci.Reference
 	if rt.kind == kindManifests {
-		ref, err = oci.ParseReference(rt.arg)
+		ref, err = manifestReference(rt.arg)
 	} else {
 		ref.Digest, err = oci.ParseDigest(rt.arg)
 	}
