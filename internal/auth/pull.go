@@ -35,8 +35,9 @@ type Caller struct {
 // the registry's upstreams and their credentials itself.
 type Target struct {
 	// GroupID is the group whose dependency proxy serves the pull; 0 for a
-	// virtual registry.
+	// virtual registry. Group is its full path, for messages.
 	GroupID int64
+	Group   string
 	// VirtualRegistryID is the container virtual registry serving the
 	// pull; 0 for a dependency proxy.
 	VirtualRegistryID int64
@@ -229,7 +230,7 @@ func (s *Service) loadProxyTarget(ctx context.Context, p Principal, group string
 	if err != nil {
 		return Target{}, err
 	}
-	return Target{GroupID: g.ID, Creds: creds, FreshnessWindow: ps.FreshnessWindow}, nil
+	return Target{GroupID: g.ID, Group: g.Path, Creds: creds, FreshnessWindow: ps.FreshnessWindow}, nil
 }
 
 // upstreamCredentials are what a pull by p from a group with setting ps

@@ -211,7 +211,7 @@ func (h *Handler) source(t auth.Target) source {
 	if t.Virtual() {
 		return virtualSource{v: h.virtual, id: t.VirtualRegistryID, image: t.Image}
 	}
-	return proxySource{c: h.cache, t: cache.Target{GroupID: t.GroupID, Image: t.Image, Creds: t.Creds, FreshnessWindow: t.FreshnessWindow}}
+	return proxySource{c: h.cache, t: cache.Target{GroupID: t.GroupID, Image: t.Image, Creds: t.Creds, FreshnessWindow: t.FreshnessWindow}, group: t.Group}
 }
 
 // dockerHub is the only registry namespace mirror mode serves.
