@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -160,6 +161,64 @@ func TestPullTarget(t *testing.T) {
 			t.Fatalf("PullTarget = %+v, %v", got, err)
 		}
 	})
+}
+
+// TestMirrorRepository: a mirror request's ?ns= picks Docker Hub (the
+// mirror group) or the virtual registry --mirror-ns maps it to, which is
+// then pulled by a virtual registry's rules and named in tokens by its
+// own name; any other ns is unknown, and names of other forms ignore it.
+func TestMirrorRepository(t *testing.T) {
+	t.Parallel()
+	w := newPullWorld(t)
+	ctx := context.Background()
+	svc := NewService(w.st, w.iss, ServiceOptions{Now: fixedClock(t0), MirrorGroup: "a",
+		MirrorNamespaces: map[string]int64{"quay.io": w.vr.ID, "registry.example.com:5000": 999}})
+	plain, _ := oci.ParseRepository("coreos/etcd")
+	virtualName := fmt.Sprintf("virtual_registries/container/%d/coreos/etcd", w.vr.ID)
+
+	for _, ns := range []string{"", "docker.io", "registry-1.docker.io", "index.docker.io", "Docker.IO"} {
+		if got, err := svc.MirrorRepository(plain, ns); err != nil || got != plain {
+			t.Errorf("ns %q: %+v, %v; want the plain name for the mirror group", ns, got, err)
+		}
+	}
+	for _, ns := range []string{"quay.io", "QUAY.io"} {
+		got, err := svc.MirrorRepository(plain, ns)
+		if err != nil || got.Kind != oci.VirtualName || got.Name != virtualName || got.Virtual.RegistryID != w.vr.ID || got.Virtual.Image != "coreos/etcd" {
+			t.Errorf("ns %q: %+v, %v; want %s", ns, got, err, virtualName)
+		}
+	}
+	for _, ns := range []string{"ghcr.io", "quay.io.evil.example", "quay.io:443", "quay.io/x", "evil.example/quay.io", " quay.io"} {
+		_, err := svc.MirrorRepository(plain, ns)
+		if !errors.Is(err, oci.ErrNameUnknown) || !strings.Contains(err.Error(), "--mirror-ns") {
+			t.Errorf("ns %q: %v; want NAME_UNKNOWN naming --mirror-ns", ns, err)
+		}
+	}
+	proxy, _ := oci.ParseRepository(proxyName("a", "alpine"))
+	if got, err := svc.MirrorRepository(proxy, "ghcr.io"); err != nil || got != proxy {
+		t.Errorf("a dependency proxy name with ns: %+v, %v; want it unchanged", got, err)
+	}
+
+	// The mapped repository is pulled by a virtual registry's rules.
+	quay, _ := svc.MirrorRepository(plain, "quay.io")
+	if got, err := svc.PullTarget(ctx, w.bearer(t, svc, "alice-vread+read", virtualName), quay); err != nil ||
+		got != (Target{VirtualRegistryID: w.vr.ID, Image: "coreos/etcd"}) {
+		t.Errorf("PullTarget = %+v, %v; want the virtual registry", got, err)
+	}
+	if _, err := svc.PullTarget(ctx, w.bearer(t, svc, "alice-read", virtualName), quay); !errors.Is(err, oci.ErrDenied) {
+		t.Errorf("without read_virtual_registry: %v, want DENIED", err)
+	}
+	if _, err := svc.PullTarget(ctx, w.bearer(t, svc, "anonymous", virtualName), quay); !errors.Is(err, oci.ErrUnauthorized) {
+		t.Errorf("anonymous: %v, want UNAUTHORIZED", err)
+	}
+	// A token for the plain name is not one for the virtual registry's.
+	if _, err := svc.PullTarget(ctx, w.bearer(t, svc, "alice-vread+read", "coreos/etcd"), quay); !IsInsufficientScope(err) {
+		t.Errorf("a token granting the plain name: %v, want insufficient scope", err)
+	}
+	// A mapped id that does not exist is unknown.
+	missing, _ := svc.MirrorRepository(plain, "registry.example.com:5000")
+	if _, err := svc.PullTarget(ctx, w.bearer(t, svc, "root", missing.Name), missing); !errors.Is(err, oci.ErrNameUnknown) {
+		t.Errorf("a mapped id that does not exist: %v, want NAME_UNKNOWN", err)
+	}
 }
 
 // errInsufficientScope marks the cases expecting IsInsufficientScope.

@@ -130,6 +130,12 @@ type VirtualRepository struct {
 	Image      string // as requested ("alpine", "prometheus/node-exporter")
 }
 
+// Repository returns r as the repository name a client uses for it,
+// "virtual_registries/container/<id>/<image>".
+func (r VirtualRepository) Repository() Repository {
+	return Repository{Name: virtualPrefix + strconv.FormatInt(r.RegistryID, 10) + "/" + r.Image, Kind: VirtualName, Virtual: r}
+}
+
 // ParseVirtualRepository splits and validates a virtual registry
 // repository name. ok is false when name is not a virtual registry path.
 func ParseVirtualRepository(name string) (repo VirtualRepository, ok bool, err error) {
