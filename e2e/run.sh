@@ -299,6 +299,10 @@ echo "group $GROUP, member $E2E_USER (guest, with a password), a read_registry t
 
 ref() { echo "$DP/$GROUP/dependency_proxy/containers/$1:latest"; }
 
+PODMAN=(podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" --storage-driver vfs
+	--cgroup-manager cgroupfs --events-backend file --runtime runc)
+PODMAN_RUN=(run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
+
 # start_containerd: a containerd of its own under $WORK (once); ctr talks
 # to it with "${CTR[@]}".
 CTR_SOCK=""
@@ -318,8 +322,8 @@ EOF
 	CTR=(ctr --address "$CTR_SOCK")
 }
 
-# rounds_mirror_ns: regctl's mirror setting and containerd's hosts.toml for
-# a registry other than Docker Hub. A container virtual registry "quay"
+# rounds_mirror_ns: regctl's mirror setting, containerd's hosts.toml and
+# podman's registries.conf for a registry other than Docker Hub. A container virtual registry "quay"
 # over the upstream serves quay.io once dproxy restarts with
 # DPROXY_MIRROR_NS=quay.io=<its id>; a request naming quay.io (?ns=) is then
 # a pull from it, with its rules (a token with read_virtual_registry).
@@ -402,6 +406,33 @@ EOF
 	curl -s -u "$E2E_USER:$token" "http://$DP/v2/library/hello/manifests/latest?ns=ghcr.io" >"$WORK/last.out"
 	grep -q -- "--mirror-ns ghcr.io=" "$WORK/last.out" || fail "the refusal of ghcr.io does not name --mirror-ns" curl "http://$DP/v2/library/hello/manifests/latest?ns=ghcr.io"
 	round_end "containerd $("${CTR[@]}" version | awk '/Server:/ { s = 1 } s && /Version:/ { print $2; exit }')"
+
+	# podman sends no ns: its quay.io mirror is the virtual registry's prefix.
+	round_begin "mirror: podman registries.conf for quay.io (virtual registry prefix)"
+	cat >"$WORK/registries-ns.conf" <<EOF
+[[registry]]
+prefix = "quay.io"
+location = "quay.io"
+
+[[registry.mirror]]
+location = "$DP/virtual_registries/container/$quay"
+insecure = true
+EOF
+	mkdir -p "$WORK/podman-ns-auth"
+	echo '{"auths": {}}' >"$WORK/podman-ns-auth/config.json"
+	local pm=("${no_fallback[@]}" CONTAINERS_REGISTRIES_CONF="$WORK/registries-ns.conf"
+		REGISTRY_AUTH_FILE="$WORK/podman-ns-auth/config.json" DOCKER_CONFIG="$WORK/podman-ns-auth" "${PODMAN[@]}")
+	if ! printf '%s\n' "$token" | "${pm[@]}" login --tls-verify=false -u "$E2E_USER" --password-stdin "$DP" >"$WORK/last.out" 2>&1; then
+		fail "podman login failed" podman login "$DP"
+	fi
+	REF=quay.io/library/big:latest
+	run "${pm[@]}" pull "$REF" >/dev/null
+	expect_digest "${WANT[big]}" "${PODMAN[@]}" image inspect "$REF"
+	expect_output "$EXPECT" "${pm[@]}" "${PODMAN_RUN[@]}" "$REF"
+	dpx virtual-registry cache list "$quay" >"$WORK/quay-cache.txt"
+	grep -q "^library/big/manifests/latest" "$WORK/quay-cache.txt" ||
+		fail "quay.io/library/big did not go through virtual registry $quay" "$BIN/dproxy" virtual-registry cache list "$quay"
+	round_end "$(podman --version)"
 }
 
 # E2E_ONLY=mirror-ns runs the set-up and the --mirror-ns rounds only.
@@ -472,9 +503,6 @@ round_end "$(skopeo --version)"
 
 # ---------------------------------------------------------------- podman
 
-PODMAN=(podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" --storage-driver vfs
-	--cgroup-manager cgroupfs --events-backend file --runtime runc)
-PODMAN_RUN=(run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
 round_begin podman
 for img in "${IMAGES[@]}"; do
 	REF=$(ref "$img")
