@@ -47,12 +47,11 @@ func run() error {
 	users := flag.String("users", "", "comma-separated user:password pairs the token service accepts besides anonymous requests")
 	seedRepo := flag.String("seed", "", "push a small OCI image to this repository before serving")
 	seedTags := flag.String("seed-tags", "tagtest0,tagtest1,tagtest2,tagtest3", "comma-separated tags of the -seed image")
-	hubNotFound := flag.Bool("hub-not-found", false, "answer requests for repositories the registry does not have as Docker Hub does (401 insufficient_scope)")
 	flag.Parse()
 	if *envFile == "" {
 		return fmt.Errorf("-env FILE is required")
 	}
-	opts := testregistry.Options{Users: map[string]string{}, HubNotFound: *hubNotFound}
+	opts := testregistry.Options{Users: map[string]string{}}
 	for _, pair := range strings.Split(*users, ",") {
 		if pair == "" {
 			continue
