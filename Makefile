@@ -82,6 +82,13 @@ check-generate: generate ## Fail when generated code is not current
 e2e: ## End-to-end: docker, podman, skopeo, containerd, crane, regctl pull through dproxy (root; installs what is missing)
 	bash e2e/run.sh
 
+DISTRIBUTION_SPEC ?=
+
+.PHONY: conformance
+conformance: ## OCI distribution-spec conformance (pull) through dproxy: make conformance DISTRIBUTION_SPEC="[label=]checkout ..."
+	@test -n "$(DISTRIBUTION_SPEC)" || { echo "set DISTRIBUTION_SPEC to one or more checkouts of github.com/opencontainers/distribution-spec (see docs/conformance.md)"; exit 2; }
+	bash scripts/conformance.sh $(DISTRIBUTION_SPEC)
+
 .PHONY: ci
 ci: lint check-generate test e2e ## What CI runs: lint, the generated-code check, the tests and the end-to-end suite
 

@@ -7,8 +7,11 @@
 # docker, containerd (warm cache: no upstream blob fetch allowed); crane,
 # regctl and skopeo also list tags. Then mirror mode with dockerd
 # --registry-mirror, containerd hosts.toml and podman registries.conf, with
-# the daemons' fallback to Docker Hub blocked so a broken mirror fails; last,
-# `dproxy tui` in tmux purges the group as a person would.
+# the daemons' fallback to Docker Hub blocked so a broken mirror fails; a
+# virtual registry; regctl's mirror setting and containerd hosts.toml for a
+# second registry through --mirror-ns; last, `dproxy tui` in tmux purges the
+# group as a person would. E2E_ONLY=mirror-ns runs the set-up and the
+# --mirror-ns rounds only.
 #
 # Everything it starts is stopped by PID on exit. A failure prints the
 # client, the reference, the command, its output and the tail of dproxy's log.
@@ -106,6 +109,7 @@ fail() {
 		[[ -n ${PULL_TOKEN:-} ]] && cmd=${cmd//"$PULL_TOKEN"/<token>}
 		[[ -n ${E2E_PASSWORD:-} ]] && cmd=${cmd//"$E2E_PASSWORD"/<password>}
 		[[ -n ${CI_DEPENDENCY_PROXY_PASSWORD:-} ]] && cmd=${cmd//"$CI_DEPENDENCY_PROXY_PASSWORD"/<deploy token>}
+		[[ -n ${PULL_TOKEN_NS:-} ]] && cmd=${cmd//"$PULL_TOKEN_NS"/<token>}
 		echo "  command:   $cmd"
 		echo "--- output (tail)"
 		tail -n 30 "$WORK/last.out" 2>/dev/null
@@ -262,10 +266,23 @@ PORT=$(free_port)
 DP=127.0.0.1:$PORT
 # The virtual registry below pulls from the upstream on 127.0.0.1, which
 # the upstream address policy refuses unless allowed.
-start dproxy "$WORK/dproxy.log" "$BIN/dproxy" serve --addr "$DP" --external-url "http://$DP" \
-	--data-dir "$WORK/dproxy-data" --upstream "$UPSTREAM_URL" --mirror-group "$GROUP" --log-format text \
-	--upstream-allow-cidr 127.0.0.1/32
-wait_for "dproxy" curl -sf "http://$DP/-/readiness"
+# start_dproxy [VAR=value...]: start dproxy serve on $DP with the suite's
+# flags and the environment variables given (a restart keeps the data dir
+# and moves the previous log aside).
+DPROXY_PID=""
+start_dproxy() {
+	if [[ -n $DPROXY_PID ]]; then
+		kill "$DPROXY_PID"
+		wait "$DPROXY_PID" 2>/dev/null || true
+		mv "$WORK/dproxy.log" "$WORK/dproxy-before-restart.log"
+	fi
+	start dproxy "$WORK/dproxy.log" env "$@" "$BIN/dproxy" serve --addr "$DP" --external-url "http://$DP" \
+		--data-dir "$WORK/dproxy-data" --upstream "$UPSTREAM_URL" --mirror-group "$GROUP" --log-format text \
+		--upstream-allow-cidr 127.0.0.1/32
+	DPROXY_PID=${PIDS[-1]}
+	wait_for "dproxy" curl -sf "http://$DP/-/readiness"
+}
+start_dproxy
 "$BIN/dproxy" version
 
 log "set dproxy up with its CLI: group, member, token"
@@ -302,6 +319,159 @@ rm -f "$WORK/ci-env.sh"
 echo "group $GROUP, member $E2E_USER (guest, with a password), a read_registry token, ci-env deploy user $CI_DEPENDENCY_PROXY_USER"
 
 ref() { echo "$DP/$GROUP/dependency_proxy/containers/$1:latest"; }
+
+PODMAN=(podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" --storage-driver vfs
+	--cgroup-manager cgroupfs --events-backend file --runtime runc)
+PODMAN_RUN=(run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
+
+# start_containerd: a containerd of its own under $WORK (once); ctr talks
+# to it with "${CTR[@]}".
+CTR_SOCK=""
+start_containerd() {
+	[[ -z $CTR_SOCK ]] || return 0
+	CTR_SOCK=$WORK/containerd/containerd.sock
+	mkdir -p "$WORK/containerd"
+	cat >"$WORK/containerd/config.toml" <<EOF
+version = 2
+root = "$WORK/containerd/root"
+state = "$WORK/containerd/state"
+[grpc]
+  address = "$CTR_SOCK"
+EOF
+	start containerd "$WORK/containerd.log" containerd --config "$WORK/containerd/config.toml"
+	wait_for "containerd" ctr --address "$CTR_SOCK" version
+	CTR=(ctr --address "$CTR_SOCK")
+}
+
+# rounds_mirror_ns: regctl's mirror setting, containerd's hosts.toml and
+# podman's registries.conf for a registry other than Docker Hub. A container virtual registry "quay"
+# over the upstream serves quay.io once dproxy restarts with
+# DPROXY_MIRROR_NS=quay.io=<its id>; a request naming quay.io (?ns=) is then
+# a pull from it, with its rules (a token with read_virtual_registry).
+# regctl's docker.io mirror (?ns=registry-1.docker.io) goes to the mirror
+# group. Fallbacks to the real registries are blocked, so a refused mirror
+# fails the pull.
+rounds_mirror_ns() {
+	local quay token
+	quay=$(DPROXY_TOKEN=$ADMIN_TOKEN "$BIN/dproxy" virtual-registry create "$GROUP" quay -o json --server "http://$DP" |
+		python3 -c 'import json, sys; print(str(json.load(sys.stdin)["id"]).rsplit("/", 1)[-1])')
+	[[ $quay =~ ^[0-9]+$ ]] || fail "virtual-registry create printed no id" "$BIN/dproxy" virtual-registry create "$GROUP" quay -o json
+	dpx virtual-registry upstream add "$quay" quay "$UPSTREAM_URL" >/dev/null
+	token=$(dpx token create --user "$E2E_USER" --scopes read_virtual_registry,read_registry --name e2e-mirror-ns)
+	PULL_TOKEN_NS=$token # redacted from failure reports
+	log "restart dproxy with DPROXY_MIRROR_NS=quay.io=$quay"
+	start_dproxy "DPROXY_MIRROR_NS=quay.io=$quay"
+	local no_fallback=(env HTTPS_PROXY=http://127.0.0.1:1 HTTP_PROXY=http://127.0.0.1:1 NO_PROXY=127.0.0.1,localhost)
+
+	round_begin "mirror: regctl registry set --mirror"
+	local rc=("${no_fallback[@]}" REGCTL_CONFIG="$WORK/regctl-mirror/config.json" "$REGCTL")
+	mkdir -p "$WORK/regctl-mirror"
+	run "${rc[@]}" registry set "$DP" --tls disabled --skip-check >/dev/null
+	run "${rc[@]}" registry login "$DP" -u "$E2E_USER" -p "$token" >/dev/null
+	run "${rc[@]}" registry set docker.io --mirror "$DP" --skip-check >/dev/null
+	run "${rc[@]}" registry set quay.io --mirror "$DP" --skip-check >/dev/null
+	REF=docker.io/library/hello:latest # ?ns=registry-1.docker.io: the mirror group
+	expect_digest "${WANT[hello]}" "${rc[@]}" image digest "$REF"
+	REF=docker.io/library/multi:latest
+	run "${rc[@]}" image copy "$REF" "ocidir://$WORK/regctl-mirror/multi:t" >/dev/null
+	grep -q "${WANT[multi]}" "$WORK/regctl-mirror/multi/index.json" || fail "pulled layout lacks the upstream digest" "${rc[@]}" image copy "$REF"
+	REF=quay.io/library/hello:latest # ?ns=quay.io: the virtual registry
+	expect_digest "${WANT[hello]}" "${rc[@]}" image digest "$REF"
+	run "${rc[@]}" image copy "$REF" "ocidir://$WORK/regctl-mirror/quay-hello:t" >/dev/null
+	dpx virtual-registry cache list "$quay" >"$WORK/quay-cache.txt"
+	grep -q "^library/hello/manifests/latest" "$WORK/quay-cache.txt" ||
+		fail "quay.io's pull did not go through virtual registry $quay" "$BIN/dproxy" virtual-registry cache list "$quay"
+	round_end "regctl $("$REGCTL" version --format '{{.VCSTag}}' 2>/dev/null || echo "$REGCTL_VERSION")"
+
+	round_begin "mirror: containerd hosts.toml for quay.io (--mirror-ns)"
+	start_containerd
+	mkdir -p "$WORK/certs-ns.d/quay.io" "$WORK/certs-ns-auth.d/quay.io"
+	cat >"$WORK/certs-ns.d/quay.io/hosts.toml" <<EOF
+server = "https://quay.io"
+
+[host."http://$DP"]
+  capabilities = ["pull", "resolve"]
+EOF
+	cat >"$WORK/certs-ns-auth.d/quay.io/hosts.toml" <<EOF
+server = "https://quay.io"
+
+[host."http://$DP"]
+  capabilities = ["pull", "resolve"]
+  [host."http://$DP".header]
+    Authorization = "Basic $(printf '%s:%s' "$E2E_USER" "$token" | base64 -w0)"
+EOF
+	# A fixed header, as a node's containerd has it.
+	REF=quay.io/library/hello-oci:latest
+	run "${no_fallback[@]}" "${CTR[@]}" images pull --hosts-dir "$WORK/certs-ns-auth.d" "$REF" >/dev/null
+	expect_digest "${WANT[hello-oci]}" "${CTR[@]}" images ls "name==$REF"
+	expect_output "$EXPECT" "${CTR[@]}" run --rm "$REF" e2e-mirror-ns
+	# The token flow: dproxy's challenge names the virtual registry's repository.
+	REF=quay.io/library/multi:latest
+	run "${no_fallback[@]}" "${CTR[@]}" images pull --hosts-dir "$WORK/certs-ns.d" --user "$E2E_USER:$token" "$REF" >/dev/null
+	expect_digest "${WANT[multi]}" "${CTR[@]}" images ls "name==$REF"
+	dpx virtual-registry cache list "$quay" >"$WORK/quay-cache.txt"
+	for img in hello-oci multi; do
+		grep -q "^library/$img/manifests/latest" "$WORK/quay-cache.txt" ||
+			fail "quay.io/library/$img did not go through virtual registry $quay" "$BIN/dproxy" virtual-registry cache list "$quay"
+	done
+	# Anonymous: a virtual registry needs a login, whatever the mirror group allows.
+	REF=quay.io/library/big:latest
+	must_fail "${no_fallback[@]}" "${CTR[@]}" images pull --hosts-dir "$WORK/certs-ns.d" "$REF"
+	# A registry no --mirror-ns names is refused, not served from Docker Hub.
+	mkdir -p "$WORK/certs-ns.d/ghcr.io"
+	sed 's|https://quay.io|https://ghcr.io|' "$WORK/certs-ns-auth.d/quay.io/hosts.toml" >"$WORK/certs-ns.d/ghcr.io/hosts.toml"
+	REF=ghcr.io/library/hello:latest
+	must_fail "${no_fallback[@]}" "${CTR[@]}" images pull --hosts-dir "$WORK/certs-ns.d" "$REF"
+	# containerd asks with HEAD (no body): the GET says why.
+	must_fail curl -sf -u "$E2E_USER:$token" "http://$DP/v2/library/hello/manifests/latest?ns=ghcr.io"
+	curl -s -u "$E2E_USER:$token" "http://$DP/v2/library/hello/manifests/latest?ns=ghcr.io" >"$WORK/last.out"
+	grep -q -- "--mirror-ns ghcr.io=" "$WORK/last.out" || fail "the refusal of ghcr.io does not name --mirror-ns" curl "http://$DP/v2/library/hello/manifests/latest?ns=ghcr.io"
+	round_end "containerd $("${CTR[@]}" version | awk '/Server:/ { s = 1 } s && /Version:/ { print $2; exit }')"
+
+	# podman sends no ns: its quay.io mirror is the virtual registry's prefix.
+	round_begin "mirror: podman registries.conf for quay.io (virtual registry prefix)"
+	cat >"$WORK/registries-ns.conf" <<EOF
+[[registry]]
+prefix = "quay.io"
+location = "quay.io"
+
+[[registry.mirror]]
+location = "$DP/virtual_registries/container/$quay"
+insecure = true
+EOF
+	mkdir -p "$WORK/podman-ns-auth"
+	echo '{"auths": {}}' >"$WORK/podman-ns-auth/config.json"
+	local pm=("${no_fallback[@]}" CONTAINERS_REGISTRIES_CONF="$WORK/registries-ns.conf"
+		REGISTRY_AUTH_FILE="$WORK/podman-ns-auth/config.json" DOCKER_CONFIG="$WORK/podman-ns-auth" "${PODMAN[@]}")
+	if ! printf '%s\n' "$token" | "${pm[@]}" login --tls-verify=false -u "$E2E_USER" --password-stdin "$DP" >"$WORK/last.out" 2>&1; then
+		fail "podman login failed" podman login "$DP"
+	fi
+	REF=quay.io/library/big:latest
+	run "${pm[@]}" pull "$REF" >/dev/null
+	expect_digest "${WANT[big]}" "${PODMAN[@]}" image inspect "$REF"
+	expect_output "$EXPECT" "${pm[@]}" "${PODMAN_RUN[@]}" "$REF"
+	dpx virtual-registry cache list "$quay" >"$WORK/quay-cache.txt"
+	grep -q "^library/big/manifests/latest" "$WORK/quay-cache.txt" ||
+		fail "quay.io/library/big did not go through virtual registry $quay" "$BIN/dproxy" virtual-registry cache list "$quay"
+	round_end "$(podman --version)"
+}
+
+# E2E_ONLY=mirror-ns runs the set-up and the --mirror-ns rounds only.
+case ${E2E_ONLY:-} in
+"") ;;
+mirror-ns)
+	rounds_mirror_ns
+	log "summary"
+	printf '%-32s %-32s %7s\n' "ROUND" "CLIENT VERSION" "TIME"
+	printf '%s\n' "${SUMMARY[@]}"
+	echo "e2e (mirror-ns rounds) passed in $(($(date +%s) - START_ALL))s"
+	exit 0
+	;;
+*)
+	echo "E2E_ONLY=$E2E_ONLY: the only subset is mirror-ns" >&2
+	exit 2
+	;;
+esac
 
 # ---------------------------------------------------------------- crane (cold)
 
@@ -386,9 +556,6 @@ round_end "oras $("$ORAS" version | awk '/^Version:/ { print $2; exit }')"
 
 # ---------------------------------------------------------------- podman
 
-PODMAN=(podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" --storage-driver vfs
-	--cgroup-manager cgroupfs --events-backend file --runtime runc)
-PODMAN_RUN=(run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
 round_begin podman
 for img in "${IMAGES[@]}"; do
 	REF=$(ref "$img")
@@ -432,18 +599,7 @@ round_end "$("$DOCKER" version --format 'docker {{.Server.Version}}')"
 
 # ---------------------------------------------------------------- containerd
 
-CTR_SOCK=$WORK/containerd/containerd.sock
-mkdir -p "$WORK/containerd"
-cat >"$WORK/containerd/config.toml" <<EOF
-version = 2
-root = "$WORK/containerd/root"
-state = "$WORK/containerd/state"
-[grpc]
-  address = "$CTR_SOCK"
-EOF
-start containerd "$WORK/containerd.log" containerd --config "$WORK/containerd/config.toml"
-wait_for "containerd" ctr --address "$CTR_SOCK" version
-CTR=(ctr --address "$CTR_SOCK")
+start_containerd
 round_begin containerd
 for img in "${IMAGES[@]}"; do
 	REF=$(ref "$img")
@@ -585,6 +741,10 @@ run "$CRANE" auth login "$DP" -u "$E2E_USER" -p "$PULL_TOKEN" >/dev/null
 must_fail "$CRANE" digest "$DP/virtual_registries/container/1/library/hello:latest"
 grep -q DENIED "$WORK/last.out" || fail "a token without read_virtual_registry was not refused with DENIED" "$CRANE" digest "$REF"
 round_end "crane $("$CRANE" version)"
+
+# ---------------------------------------------------------------- mirror-ns
+
+rounds_mirror_ns
 
 # ---------------------------------------------------------------- tui
 

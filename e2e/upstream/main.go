@@ -4,6 +4,12 @@
 // upstream's request counts, so the suite can check that a warm cache
 // makes no upstream blob fetch.
 //
+// With -seed REPO it first pushes a small OCI image (a config and one
+// layer) to REPO under the tags of -seed-tags, for suites that only pull
+// (the OCI conformance suite), and adds what they need to know to the env
+// file: SEED_REPO, SEED_TAGS (space-separated), SEED_MANIFEST, SEED_CONFIG
+// and SEED_LAYER.
+//
 // It listens only on 127.0.0.1, writes its addresses to the -env file as
 // shell assignments once it serves, and runs until SIGINT or SIGTERM.
 package main
@@ -19,6 +25,13 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
 	"github.com/dproxy/dproxy/internal/testregistry"
 )
 
@@ -32,6 +45,8 @@ func main() {
 func run() error {
 	envFile := flag.String("env", "", "write UPSTREAM_URL, UPSTREAM_PUSH and UPSTREAM_CONTROL to this file once serving (required)")
 	users := flag.String("users", "", "comma-separated user:password pairs the token service accepts besides anonymous requests")
+	seedRepo := flag.String("seed", "", "push a small OCI image to this repository before serving")
+	seedTags := flag.String("seed-tags", "tagtest0,tagtest1,tagtest2,tagtest3", "comma-separated tags of the -seed image")
 	flag.Parse()
 	if *envFile == "" {
 		return fmt.Errorf("-env FILE is required")
@@ -50,6 +65,13 @@ func run() error {
 
 	up := testregistry.Start(opts)
 	defer up.Close()
+	var seeded string
+	if *seedRepo != "" {
+		var err error
+		if seeded, err = seed(up.PushURL(), *seedRepo, strings.Split(*seedTags, ",")); err != nil {
+			return err
+		}
+	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -70,7 +92,7 @@ func run() error {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 
-	env := fmt.Sprintf("UPSTREAM_URL=%s\nUPSTREAM_PUSH=%s\nUPSTREAM_CONTROL=http://%s\n", up.URL, up.PushURL(), ln.Addr())
+	env := fmt.Sprintf("UPSTREAM_URL=%s\nUPSTREAM_PUSH=%s\nUPSTREAM_CONTROL=http://%s\n%s", up.URL, up.PushURL(), ln.Addr(), seeded)
 	tmp := *envFile + ".tmp"
 	if err := os.WriteFile(tmp, []byte(env), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
@@ -83,4 +105,41 @@ func run() error {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
 	return nil
+}
+
+// seed pushes an OCI image manifest with an OCI config and one random
+// layer to repo at pushURL under tags, and returns its env assignments.
+func seed(pushURL, repo string, tags []string) (string, error) {
+	layer, err := random.Layer(1024, types.OCILayer)
+	if err != nil {
+		return "", fmt.Errorf("seed: make a layer: %w", err)
+	}
+	img, err := mutate.AppendLayers(mutate.MediaType(mutate.ConfigMediaType(empty.Image, types.OCIConfigJSON), types.OCIManifestSchema1), layer)
+	if err != nil {
+		return "", fmt.Errorf("seed: make the image: %w", err)
+	}
+	host := strings.TrimPrefix(pushURL, "http://")
+	for _, tag := range tags {
+		ref, err := name.NewTag(host+"/"+repo+":"+tag, name.Insecure, name.StrictValidation)
+		if err != nil {
+			return "", fmt.Errorf("seed: -seed %q, tag %q: %w", repo, tag, err)
+		}
+		if err := remote.Write(ref, img); err != nil {
+			return "", fmt.Errorf("seed: push %s: %w", ref, err)
+		}
+	}
+	manifest, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	config, err := img.ConfigName()
+	if err != nil {
+		return "", err
+	}
+	ld, err := layer.Digest()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("SEED_REPO=%s\nSEED_TAGS='%s'\nSEED_MANIFEST=%s\nSEED_CONFIG=%s\nSEED_LAYER=%s\n",
+		repo, strings.Join(tags, " "), manifest, config, ld), nil
 }

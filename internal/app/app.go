@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -155,7 +157,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	// Failed sign-ins are counted in this process: each replica throttles
 	// on its own (docs/security.md).
 	limiter := auth.NewLimiter(auth.LimiterOptions{Now: o.now})
-	svc := auth.NewService(st, iss, auth.ServiceOptions{MirrorGroup: cfg.MirrorGroup, Now: o.now, Logger: log, Limiter: limiter})
+	svc := auth.NewService(st, iss, auth.ServiceOptions{MirrorGroup: cfg.MirrorGroup, MirrorNamespaces: cfg.MirrorNamespaces(),
+		Now: o.now, Logger: log, Limiter: limiter})
+	checkMirrorNamespaces(ctx, st, cfg.MirrorNamespaces(), log)
 	proxies := cfg.TrustedProxyPrefixes()
 
 	m := metrics.New()
@@ -212,7 +216,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		Metrics:     lm,
 		AfterDelete: gcPauseHook(log),
 	})
-	reg := registry.New(svc, iss, c, vc, registry.Options{ExternalURL: cfg.ExternalURL, Mirror: cfg.MirrorGroup != "",
+	reg := registry.New(svc, iss, c, vc, registry.Options{ExternalURL: cfg.ExternalURL,
 		TrustedProxies: proxies, Logger: log, Metrics: m})
 	adm := admin.New(st, cacheHooks{c, vc, lc}, svc, admin.Options{
 		Logger: log, Now: o.now, AddressPolicy: policy,
@@ -231,6 +235,24 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		MetricsElsewhere: cfg.MetricsAddr != "", MetricsAuthorize: metricsAuthorizer(svc),
 	})
 	return a, nil
+}
+
+// checkMirrorNamespaces warns about mirror-ns items whose virtual registry
+// does not exist. It is no error: the server must run for the registry to
+// be created, and until then requests for the host answer 404.
+func checkMirrorNamespaces(ctx context.Context, st *store.Store, ns map[string]int64, log *slog.Logger) {
+	hosts := slices.Sorted(maps.Keys(ns))
+	for _, host := range hosts {
+		id := ns[host]
+		_, err := st.VirtualRegistry(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			log.Warn("mirror-ns maps a registry to a virtual registry that does not exist; its mirror requests answer 404 until it is created",
+				"host", host, "virtual_registry", id)
+		case err != nil:
+			log.Warn("mirror-ns: could not read a virtual registry", "host", host, "virtual_registry", id, "err", err)
+		}
+	}
 }
 
 // rateLimitCheckTTL is how long the admin API reuses a rate-limit check of

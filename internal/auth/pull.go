@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dproxy/dproxy/internal/oci"
@@ -35,8 +37,9 @@ type Caller struct {
 // the registry's upstreams and their credentials itself.
 type Target struct {
 	// GroupID is the group whose dependency proxy serves the pull; 0 for a
-	// virtual registry.
+	// virtual registry. Group is its full path, for messages.
 	GroupID int64
+	Group   string
 	// VirtualRegistryID is the container virtual registry serving the
 	// pull; 0 for a dependency proxy.
 	VirtualRegistryID int64
@@ -163,6 +166,37 @@ func (s *Service) PullTarget(ctx context.Context, c Caller, repo oci.Repository)
 	return t, nil
 }
 
+// dockerHubNamespaces are the ns values of mirror requests for Docker Hub:
+// containerd's hosts.toml sends docker.io, regctl's mirror the registry's
+// host.
+var dockerHubNamespaces = []string{"docker.io", "registry-1.docker.io", "index.docker.io"}
+
+// MirrorRepository says which repository a mirror request means: a plain
+// name (mirror mode) with the registry it is for, ns (the ?ns= of
+// containerd's hosts.toml and regctl's mirror; "" when none).
+//
+//   - No ns, or a Docker Hub name: repo itself, served by the mirror group.
+//   - A host MirrorNamespaces maps: that virtual registry's repository
+//     (virtual_registries/container/<id>/<name>), pulled by its rules, and
+//     the name a registry token must grant.
+//   - Any other: oci.ErrNameUnknown saying how to map it.
+//
+// Hosts match exactly, case aside. Names of another form ignore ns.
+func (s *Service) MirrorRepository(repo oci.Repository, ns string) (oci.Repository, error) {
+	if repo.Kind != oci.PlainName || ns == "" {
+		return repo, nil
+	}
+	host := strings.ToLower(ns)
+	if slices.Contains(dockerHubNamespaces, host) {
+		return repo, nil
+	}
+	if id, ok := s.opts.MirrorNamespaces[host]; ok {
+		return oci.VirtualRepository{RegistryID: id, Image: repo.Name}.Repository(), nil
+	}
+	return oci.Repository{}, fmt.Errorf("%w: this server mirrors no registry %q for %s; an operator serves it through a container virtual registry with --mirror-ns %s=<virtual registry id> (DPROXY_MIRROR_NS, mirror-ns in the config file); Docker Hub (docker.io, registry-1.docker.io, index.docker.io) is served by the mirror group",
+		oci.ErrNameUnknown, clip(ns), repo.Name, clip(host))
+}
+
 // PullGroup returns the group a repository name pulls from: the group of
 // a dependency proxy repository ("<group>/dependency_proxy/containers/<image>"),
 // else the mirror group for a plain Docker Hub name ("library/alpine",
@@ -229,7 +263,7 @@ func (s *Service) loadProxyTarget(ctx context.Context, p Principal, group string
 	if err != nil {
 		return Target{}, err
 	}
-	return Target{GroupID: g.ID, Creds: creds, FreshnessWindow: ps.FreshnessWindow}, nil
+	return Target{GroupID: g.ID, Group: g.Path, Creds: creds, FreshnessWindow: ps.FreshnessWindow}, nil
 }
 
 // upstreamCredentials are what a pull by p from a group with setting ps

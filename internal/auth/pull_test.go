@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -97,20 +98,20 @@ func TestPullTarget(t *testing.T) {
 		wantErr error
 	}{
 		{name: "the group's credentials and freshness window", svc: plain, who: "alice", repo: proxyName("a", "alpine"),
-			want: Target{GroupID: w.groups["a"].ID, Image: "library/alpine", Creds: aBot, FreshnessWindow: 2 * time.Hour}},
+			want: Target{GroupID: w.groups["a"].ID, Group: "a", Image: "library/alpine", Creds: aBot, FreshnessWindow: 2 * time.Hour}},
 		{name: "a namespaced image is asked for as is", svc: plain, who: "group-a-guest", repo: proxyName("a", "bitnami/redis"),
-			want: Target{GroupID: w.groups["a"].ID, Image: "bitnami/redis", Creds: aBot, FreshnessWindow: 2 * time.Hour}},
+			want: Target{GroupID: w.groups["a"].ID, Group: "a", Image: "bitnami/redis", Creds: aBot, FreshnessWindow: 2 * time.Hour}},
 		{name: "the instance default without group credentials", svc: plain, who: "root", repo: proxyName("b", "alpine"),
-			want: Target{GroupID: w.groups["b"].ID, Image: "library/alpine", Creds: upstream.InstanceDefault("def", "def-secret")}},
+			want: Target{GroupID: w.groups["b"].ID, Group: "b", Image: "library/alpine", Creds: upstream.InstanceDefault("def", "def-secret")}},
 		{name: "anonymous goes upstream anonymously", svc: plain, who: "anonymous", repo: proxyName("b", "alpine"),
-			want: Target{GroupID: w.groups["b"].ID, Image: "library/alpine"}},
+			want: Target{GroupID: w.groups["b"].ID, Group: "b", Image: "library/alpine"}},
 		{name: "anonymous uses credentials where an admin allowed it", svc: plain, who: "anonymous", repo: proxyName("a/sub/deep", "alpine"),
-			want: Target{GroupID: w.groups["a/sub/deep"].ID, Image: "library/alpine", Creds: upstream.Credentials{Username: "deep-bot", Password: "deep-secret"}}},
+			want: Target{GroupID: w.groups["a/sub/deep"].ID, Group: "a/sub/deep", Image: "library/alpine", Creds: upstream.Credentials{Username: "deep-bot", Password: "deep-secret"}}},
 		{name: "a disabled dependency proxy", svc: plain, who: "alice", repo: proxyName("a/sub", "alpine"), wantErr: oci.ErrDenied},
 		{name: "a group the caller cannot see", svc: plain, who: "bob", repo: proxyName("a", "alpine"), wantErr: oci.ErrNameUnknown},
 		{name: "anonymous on a group without anonymous pulls", svc: plain, who: "anonymous", repo: proxyName("a", "alpine"), wantErr: oci.ErrUnauthorized},
 		{name: "a plain name through the mirror group", svc: mirror, who: "alice", repo: "alpine",
-			want: Target{GroupID: w.groups["a"].ID, Image: "library/alpine", Creds: aBot, FreshnessWindow: 2 * time.Hour}},
+			want: Target{GroupID: w.groups["a"].ID, Group: "a", Image: "library/alpine", Creds: aBot, FreshnessWindow: 2 * time.Hour}},
 		{name: "a plain name without mirror mode", svc: plain, who: "root", repo: "library/alpine", wantErr: oci.ErrNameUnknown},
 		{name: "a virtual registry", svc: plain, who: "alice-vread+read", repo: virtual,
 			want: Target{VirtualRegistryID: w.vr.ID, Image: "prometheus/node-exporter"}},
@@ -160,6 +161,64 @@ func TestPullTarget(t *testing.T) {
 			t.Fatalf("PullTarget = %+v, %v", got, err)
 		}
 	})
+}
+
+// TestMirrorRepository: a mirror request's ?ns= picks Docker Hub (the
+// mirror group) or the virtual registry --mirror-ns maps it to, which is
+// then pulled by a virtual registry's rules and named in tokens by its
+// own name; any other ns is unknown, and names of other forms ignore it.
+func TestMirrorRepository(t *testing.T) {
+	t.Parallel()
+	w := newPullWorld(t)
+	ctx := context.Background()
+	svc := NewService(w.st, w.iss, ServiceOptions{Now: fixedClock(t0), MirrorGroup: "a",
+		MirrorNamespaces: map[string]int64{"quay.io": w.vr.ID, "registry.example.com:5000": 999}})
+	plain, _ := oci.ParseRepository("coreos/etcd")
+	virtualName := fmt.Sprintf("virtual_registries/container/%d/coreos/etcd", w.vr.ID)
+
+	for _, ns := range []string{"", "docker.io", "registry-1.docker.io", "index.docker.io", "Docker.IO"} {
+		if got, err := svc.MirrorRepository(plain, ns); err != nil || got != plain {
+			t.Errorf("ns %q: %+v, %v; want the plain name for the mirror group", ns, got, err)
+		}
+	}
+	for _, ns := range []string{"quay.io", "QUAY.io"} {
+		got, err := svc.MirrorRepository(plain, ns)
+		if err != nil || got.Kind != oci.VirtualName || got.Name != virtualName || got.Virtual.RegistryID != w.vr.ID || got.Virtual.Image != "coreos/etcd" {
+			t.Errorf("ns %q: %+v, %v; want %s", ns, got, err, virtualName)
+		}
+	}
+	for _, ns := range []string{"ghcr.io", "quay.io.evil.example", "quay.io:443", "quay.io/x", "evil.example/quay.io", " quay.io"} {
+		_, err := svc.MirrorRepository(plain, ns)
+		if !errors.Is(err, oci.ErrNameUnknown) || !strings.Contains(err.Error(), "--mirror-ns") {
+			t.Errorf("ns %q: %v; want NAME_UNKNOWN naming --mirror-ns", ns, err)
+		}
+	}
+	proxy, _ := oci.ParseRepository(proxyName("a", "alpine"))
+	if got, err := svc.MirrorRepository(proxy, "ghcr.io"); err != nil || got != proxy {
+		t.Errorf("a dependency proxy name with ns: %+v, %v; want it unchanged", got, err)
+	}
+
+	// The mapped repository is pulled by a virtual registry's rules.
+	quay, _ := svc.MirrorRepository(plain, "quay.io")
+	if got, err := svc.PullTarget(ctx, w.bearer(t, svc, "alice-vread+read", virtualName), quay); err != nil ||
+		got != (Target{VirtualRegistryID: w.vr.ID, Image: "coreos/etcd"}) {
+		t.Errorf("PullTarget = %+v, %v; want the virtual registry", got, err)
+	}
+	if _, err := svc.PullTarget(ctx, w.bearer(t, svc, "alice-read", virtualName), quay); !errors.Is(err, oci.ErrDenied) {
+		t.Errorf("without read_virtual_registry: %v, want DENIED", err)
+	}
+	if _, err := svc.PullTarget(ctx, w.bearer(t, svc, "anonymous", virtualName), quay); !errors.Is(err, oci.ErrUnauthorized) {
+		t.Errorf("anonymous: %v, want UNAUTHORIZED", err)
+	}
+	// A token for the plain name is not one for the virtual registry's.
+	if _, err := svc.PullTarget(ctx, w.bearer(t, svc, "alice-vread+read", "coreos/etcd"), quay); !IsInsufficientScope(err) {
+		t.Errorf("a token granting the plain name: %v, want insufficient scope", err)
+	}
+	// A mapped id that does not exist is unknown.
+	missing, _ := svc.MirrorRepository(plain, "registry.example.com:5000")
+	if _, err := svc.PullTarget(ctx, w.bearer(t, svc, "root", missing.Name), missing); !errors.Is(err, oci.ErrNameUnknown) {
+		t.Errorf("a mapped id that does not exist: %v, want NAME_UNKNOWN", err)
+	}
 }
 
 // errInsufficientScope marks the cases expecting IsInsufficientScope.

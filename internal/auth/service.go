@@ -59,6 +59,10 @@ type ServiceOptions struct {
 	// MirrorGroup is the group serving plain Docker Hub repository names
 	// (mirror mode); "" means such names are never granted.
 	MirrorGroup string
+	// MirrorNamespaces maps the registry a mirror request names (?ns=,
+	// a lower-case host) to the container virtual registry serving it
+	// (MirrorRepository).
+	MirrorNamespaces map[string]int64
 	// Limiter throttles failed sign-ins (SignIn, SignInToken) and checks
 	// of a current password; default: NewLimiter with its defaults.
 	Limiter *Limiter

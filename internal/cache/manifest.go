@@ -170,10 +170,14 @@ func (c *Cache) fetch(ctx context.Context, t Target, ref oci.Reference) (Manifes
 // upstreamFailed reports whether err means the upstream could not answer
 // or answered with something that is not a manifest (as opposed to
 // answering "no such manifest"), so cached content may be served instead.
+// The upstream's "repository not found or private" (oci.ErrNameUnknown,
+// Docker Hub's insufficient_scope) counts as a failure: it cannot tell a
+// deleted repository from credentials that lost access, and a cache keeps
+// serving what it has while access is restored.
 func upstreamFailed(err error) bool {
 	return errors.Is(err, oci.ErrUnavailable) || errors.Is(err, oci.ErrTimeout) ||
 		errors.Is(err, oci.ErrTooManyRequests) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, oci.ErrManifestInvalid)
+		errors.Is(err, oci.ErrManifestInvalid) || errors.Is(err, oci.ErrNameUnknown)
 }
 
 // reason is a short label of an upstream failure for metrics.
@@ -187,6 +191,8 @@ func reason(err error) string {
 		return "timeout"
 	case errors.Is(err, oci.ErrManifestInvalid):
 		return "invalid_manifest"
+	case errors.Is(err, oci.ErrNameUnknown):
+		return "not_found_or_private"
 	default:
 		return "unavailable"
 	}

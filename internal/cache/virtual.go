@@ -196,7 +196,10 @@ func notThere(err error) bool {
 // have it cached (cached reports that), in order, then all of them in order.
 //
 // When no upstream has it and none failed, the error is missing (a
-// MANIFEST_UNKNOWN or BLOB_UNKNOWN error) naming the upstreams.
+// MANIFEST_UNKNOWN or BLOB_UNKNOWN error) naming the upstreams; when one
+// of them answered that the repository does not exist or is private
+// (Docker Hub's insufficient_scope), it is NAME_UNKNOWN naming those
+// upstreams and saying to set their credentials.
 func resolve[T any](ctx context.Context, v *Virtual, registryID int64, what string, missing error,
 	cached func(ctx context.Context, u store.VirtualUpstream) bool,
 	get func(ctx context.Context, c *Cache, u store.VirtualUpstream) (T, error),
@@ -211,6 +214,7 @@ func resolve[T any](ctx context.Context, v *Virtual, registryID int64, what stri
 			oci.ErrNameUnknown, registryID, registryID)
 	}
 	var firstErr error
+	var private []store.VirtualUpstream // answered "not found or private"
 	tried := make(map[int64]bool, len(ups))
 	for pass := 0; pass < 2; pass++ {
 		for _, u := range ups {
@@ -231,6 +235,9 @@ func resolve[T any](ctx context.Context, v *Virtual, registryID int64, what stri
 			if !notThere(err) && firstErr == nil {
 				firstErr = v.publicError(ctx, u, err)
 			}
+			if errors.Is(err, oci.ErrNameUnknown) {
+				private = append(private, u)
+			}
 		}
 	}
 	if firstErr != nil {
@@ -239,6 +246,16 @@ func resolve[T any](ctx context.Context, v *Virtual, registryID int64, what stri
 	names := make([]string, len(ups))
 	for i, u := range ups {
 		names[i] = u.Name
+	}
+	if len(private) > 0 {
+		// The upstream's name and id only: its URL is the owner's secret
+		// to keep (see publicError).
+		hints := make([]string, len(private))
+		for i, u := range private {
+			hints[i] = fmt.Sprintf("not found on upstream %s: the repository does not exist there, or it is private; if it is private, set its credentials (`dproxy virtual-registry upstream update %d --username NAME --password-stdin`)", u.Name, u.ID)
+		}
+		return zero, fmt.Errorf("%w: %s is in none of the upstreams of virtual registry %d (%s); %s",
+			oci.ErrNameUnknown, what, registryID, strings.Join(names, ", "), strings.Join(hints, "; "))
 	}
 	return zero, fmt.Errorf("%w: %s is in none of the upstreams of virtual registry %d (%s)",
 		missing, what, registryID, strings.Join(names, ", "))

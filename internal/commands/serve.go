@@ -55,6 +55,7 @@ func newCmdServe(ios *cmdutil.IOStreams, runF func(context.Context, *serveOption
 	f.String("upstream", def.Upstream, "upstream registry URL")
 	f.String("metrics-addr", def.MetricsAddr, "serve /metrics without a token on this second address only (default: /metrics on --addr, for instance admins' api tokens)")
 	f.String("mirror-group", def.MirrorGroup, "group that serves plain Docker Hub paths (mirror mode)")
+	f.StringSlice("mirror-ns", nil, "serve mirror requests for another registry (?ns=HOST) through a virtual registry: HOST=VIRTUAL_REGISTRY_ID; repeatable, e.g. quay.io=2")
 	f.String("tls-cert", "", "TLS certificate file (with --tls-key)")
 	f.String("tls-key", "", "TLS key file (with --tls-cert)")
 	f.Duration("token-expiry", def.TokenExpiry, "lifetime of registry tokens")

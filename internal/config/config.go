@@ -17,6 +17,8 @@ import (
 	"net/url"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +41,12 @@ type Config struct {
 	// MirrorGroup is the group that serves plain Docker Hub paths; "" turns
 	// mirror mode off.
 	MirrorGroup string `koanf:"mirror-group"`
+	// MirrorNS maps other registries to container virtual registries for
+	// mirror requests that name them (?ns=<host>, as containerd's
+	// hosts.toml and regctl's mirror send): items HOST=VIRTUAL_REGISTRY_ID.
+	// In the environment the list is comma-separated; flags repeat.
+	// MirrorNamespaces returns it parsed.
+	MirrorNS []string `koanf:"mirror-ns"`
 	// MetricsAddr, when set, is a second address that serves /metrics
 	// without a token (bind it to a private interface); the main address
 	// then has no /metrics. When empty, /metrics on the main address needs
@@ -226,6 +234,9 @@ func (c Config) Validate() error {
 		strings.Contains(g, "//") || strings.ContainsAny(g, " \t\r\n")) {
 		add("mirror-group %q: want a group path such as acme or acme/team, without leading or trailing slashes or spaces", g)
 	}
+	if _, err := parseMirrorNS(c.MirrorNS); err != nil {
+		errs = append(errs, err)
+	}
 	switch {
 	case c.TLSCert != "" && c.TLSKey == "":
 		add("tls-cert is set but tls-key is not: set both or neither")
@@ -318,6 +329,64 @@ func (c Config) Validate() error {
 		add("trusted-proxies: %w", err)
 	}
 	return errors.Join(errs...)
+}
+
+// MirrorNamespaces returns MirrorNS as host (lower case) → virtual
+// registry id. A configuration that passed Validate parses.
+func (c Config) MirrorNamespaces() map[string]int64 {
+	m, _ := parseMirrorNS(c.MirrorNS)
+	return m
+}
+
+// dockerHubHosts are the names under which mirror requests ask for Docker
+// Hub; the mirror group serves them, so mirror-ns cannot map them.
+var dockerHubHosts = []string{"docker.io", "registry-1.docker.io", "index.docker.io"}
+
+// registryHost is a registry's host as in image references: DNS labels
+// (or an IPv4 address), optionally with a port.
+var registryHost = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?$`)
+
+// parseMirrorNS reads mirror-ns items HOST=VIRTUAL_REGISTRY_ID, one error
+// line per bad item.
+func parseMirrorNS(items []string) (map[string]int64, error) {
+	m := make(map[string]int64, len(items))
+	var errs []error
+	for _, item := range items {
+		bad := func(why string) {
+			errs = append(errs, fmt.Errorf("mirror-ns %q: %s", item, why))
+		}
+		host, id, ok := strings.Cut(item, "=")
+		host = strings.ToLower(strings.TrimSpace(host))
+		id = strings.TrimSpace(id)
+		switch {
+		case !ok || host == "" || id == "":
+			bad("want HOST=VIRTUAL_REGISTRY_ID, such as quay.io=2")
+			continue
+		case !registryHost.MatchString(host):
+			bad(fmt.Sprintf("%q is not a registry host: write it as in image references, such as quay.io or registry.example.com:5000, without a scheme or path", host))
+			continue
+		case slices.Contains(dockerHubHosts, host):
+			bad(fmt.Sprintf("%s is Docker Hub, which the mirror-group serves; mirror-ns maps other registries", host))
+			continue
+		}
+		if _, port, hasPort := strings.Cut(host, ":"); hasPort {
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				bad(fmt.Sprintf("port %s is not a number from 1 to 65535", port))
+				continue
+			}
+		}
+		n, err := strconv.ParseInt(id, 10, 64)
+		if err != nil || n < 1 {
+			bad(fmt.Sprintf("%q is not a virtual registry id: want its number, as `dproxy virtual-registry list` shows", id))
+			continue
+		}
+		if prev, dup := m[host]; dup {
+			bad(fmt.Sprintf("%s is already mapped to virtual registry %d; map each host once", host, prev))
+			continue
+		}
+		m[host] = n
+	}
+	return m, errors.Join(errs...)
 }
 
 // TrustedProxyPrefixes returns TrustedProxies as prefixes (an address is

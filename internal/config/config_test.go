@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -288,6 +289,68 @@ func TestLoadUpstreamAllowCIDR(t *testing.T) {
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("Load(%q, %q) = %v, want %q", tc.file, tc.env, err, tc.want)
 		}
+	}
+}
+
+// TestLoadMirrorNS: mirror-ns is a list of HOST=VIRTUAL_REGISTRY_ID in the
+// file, comma-separated in the environment and a repeatable flag; each
+// layer replaces the one below, and MirrorNamespaces parses it.
+func TestLoadMirrorNS(t *testing.T) {
+	t.Parallel()
+	file := writeFile(t, "mirror-ns:\n  - quay.io=2\n  - ghcr.io=3\n")
+	for _, tc := range []struct {
+		name  string
+		file  string
+		env   []string
+		flags []string
+		want  map[string]int64
+	}{
+		{name: "default", want: map[string]int64{}},
+		{name: "file", file: file, want: map[string]int64{"quay.io": 2, "ghcr.io": 3}},
+		{name: "env replaces file", file: file, env: []string{"DPROXY_MIRROR_NS=registry.example.com:5000=7, Quay.IO=4"},
+			want: map[string]int64{"registry.example.com:5000": 7, "quay.io": 4}},
+		{name: "flags replace env", file: file, env: []string{"DPROXY_MIRROR_NS=quay.io=4"},
+			flags: []string{"--mirror-ns", "gcr.io=5", "--mirror-ns=10.1.2.3:5000=6,ghcr.io=8"},
+			want:  map[string]int64{"gcr.io": 5, "10.1.2.3:5000": 6, "ghcr.io": 8}},
+	} {
+		c, err := Load(tc.file, newFlags(t, tc.flags...), tc.env)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := c.MirrorNamespaces(); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: mirror namespaces %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		item string
+		want string
+	}{
+		{"quay.io", "want HOST=VIRTUAL_REGISTRY_ID"},
+		{"=2", "want HOST=VIRTUAL_REGISTRY_ID"},
+		{"quay.io=", "want HOST=VIRTUAL_REGISTRY_ID"},
+		{"https://quay.io=2", "is not a registry host"},
+		{"quay.io/org=2", "is not a registry host"},
+		{"quay.io;x=2", "is not a registry host"},
+		{"-quay.io=2", "is not a registry host"},
+		{"quay.io:0=2", "port 0 is not a number from 1 to 65535"},
+		{"quay.io:99999=2", "port 99999 is not a number from 1 to 65535"},
+		{"quay.io=two", `"two" is not a virtual registry id`},
+		{"quay.io=0", `"0" is not a virtual registry id`},
+		{"quay.io=-1", `"-1" is not a virtual registry id`},
+		{"docker.io=2", "docker.io is Docker Hub, which the mirror-group serves"},
+		{"Registry-1.Docker.IO=2", "registry-1.docker.io is Docker Hub"},
+		{"index.docker.io=2", "index.docker.io is Docker Hub"},
+	} {
+		_, err := Load("", newFlags(t, "--mirror-ns", tc.item), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), fmt.Sprintf("mirror-ns %q", tc.item)) {
+			t.Errorf("--mirror-ns %s: %v, want an error naming the item and saying %q", tc.item, err, tc.want)
+		}
+	}
+	// Every bad item is reported, and a host is mapped once.
+	_, err := Load("", nil, []string{"DPROXY_MIRROR_NS=quay.io=2,x=y,QUAY.IO=3"})
+	if err == nil || !strings.Contains(err.Error(), `"y" is not a virtual registry id`) ||
+		!strings.Contains(err.Error(), "quay.io is already mapped to virtual registry 2") {
+		t.Errorf("two bad items: %v, want both reported", err)
 	}
 }
 

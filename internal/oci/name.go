@@ -16,6 +16,9 @@ var (
 	nameComponent = `[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*`
 	nameRegexp    = regexp.MustCompile(`^` + nameComponent + `(?:/` + nameComponent + `)*$`)
 	tagRegexp     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	// algorithmRegexp is the algorithm part of a digest in the OCI image
+	// spec's grammar: components of [a-z0-9] joined by + . _ -.
+	algorithmRegexp = regexp.MustCompile(`^[a-z0-9]+(?:[+._-][a-z0-9]+)*$`)
 )
 
 // ValidateName checks a repository name (or any slash-separated path built
@@ -46,9 +49,12 @@ type Reference struct {
 	Digest Digest
 }
 
-// ParseReference parses the last path segment of a manifest URL.
+// ParseReference parses the last path segment of a manifest URL. A
+// segment shaped like a digest (an algorithm of the OCI grammar, a colon,
+// anything) is parsed as one and fails with ErrDigestInvalid; anything
+// else must be a tag and fails with ErrTagInvalid.
 func ParseReference(s string) (Reference, error) {
-	if strings.Contains(s, ":") {
+	if alg, _, ok := strings.Cut(s, ":"); ok && algorithmRegexp.MatchString(alg) {
 		d, err := ParseDigest(s)
 		if err != nil {
 			return Reference{}, err
@@ -122,6 +128,12 @@ const virtualPrefix = "virtual_registries/container/"
 type VirtualRepository struct {
 	RegistryID int64
 	Image      string // as requested ("alpine", "prometheus/node-exporter")
+}
+
+// Repository returns r as the repository name a client uses for it,
+// "virtual_registries/container/<id>/<image>".
+func (r VirtualRepository) Repository() Repository {
+	return Repository{Name: virtualPrefix + strconv.FormatInt(r.RegistryID, 10) + "/" + r.Image, Kind: VirtualName, Virtual: r}
 }
 
 // ParseVirtualRepository splits and validates a virtual registry

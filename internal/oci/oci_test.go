@@ -90,6 +90,18 @@ func TestParseReference(t *testing.T) {
 	if _, err := ParseReference("-x"); !errors.Is(err, ErrTagInvalid) {
 		t.Errorf("bad tag: %v", err)
 	}
+	// Shaped like a digest: an algorithm of the OCI grammar before the colon.
+	for _, s := range []string{"sha512:" + strings.Repeat("0", 128), "sha256+b64u:abc", "md5:x"} {
+		if _, err := ParseReference(s); !errors.Is(err, ErrDigestInvalid) {
+			t.Errorf("ParseReference(%q) = %v, want a digest error", s, err)
+		}
+	}
+	// Not a tag, and no algorithm before the colon: a tag error.
+	for _, s := range []string{"Latest:x", ":x", ".INVALID_MANIFEST_NAME", "sha256-:x"} {
+		if _, err := ParseReference(s); !errors.Is(err, ErrTagInvalid) || errors.Is(err, ErrDigestInvalid) {
+			t.Errorf("ParseReference(%q) = %v, want a tag error", s, err)
+		}
+	}
 }
 
 func TestParseProxyRepository(t *testing.T) {

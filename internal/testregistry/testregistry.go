@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -56,6 +57,11 @@ type Options struct {
 	// Now is the clock tokens are issued and expire by (default time.Now):
 	// a test moves it past TokenTTL instead of waiting.
 	Now func() time.Time
+	// HubNotFound answers a request for a repository the registry does not
+	// have as Docker Hub does: 401 with error="insufficient_scope", even to
+	// a token the token service has just issued (which, as Docker Hub's,
+	// grants any scope asked for). Without it, such a repository is a 404.
+	HubNotFound bool
 }
 
 // TokenRequest is one request seen by the token service.
@@ -93,7 +99,8 @@ type Upstream struct {
 	hang        chan struct{} // non-nil while hanging; closed to release
 	down        bool
 	corrupt     map[string]bool
-	unsized     map[string]bool // blob digests answered without Content-Length (HideBlobLength)
+	private     map[string][]string // repository → the users whose tokens may read it (SetPrivate)
+	unsized     map[string]bool     // blob digests answered without Content-Length (HideBlobLength)
 	redirect    bool
 	cdnAuth     bool
 	cdnRequests int
@@ -134,6 +141,7 @@ func Start(opts Options) *Upstream {
 		holds:      map[string]*Hold{},
 		tokens:     map[string]issuedToken{},
 		corrupt:    map[string]bool{},
+		private:    map[string][]string{},
 	}
 	u.front = httptest.NewServer(http.HandlerFunc(u.serveFront))
 	u.URL = u.front.URL
@@ -262,6 +270,17 @@ func (u *Upstream) SetDown(on bool) { u.set(func() { u.down = on }) }
 
 // CorruptBlob makes GETs of blob d return the right length of wrong bytes.
 func (u *Upstream) CorruptBlob(d string, on bool) { u.set(func() { u.corrupt[d] = on }) }
+
+// SetPrivate makes repo private, as on Docker Hub: only tokens issued to
+// one of readers may read it; every other request carrying a valid token
+// (anonymous ones too) gets Docker Hub's answer for a repository it does
+// not show, 401 with error="insufficient_scope".
+func (u *Upstream) SetPrivate(repo string, readers ...string) {
+	u.set(func() { u.private[repo] = append([]string{}, readers...) })
+}
+
+// SetPublic undoes SetPrivate.
+func (u *Upstream) SetPublic(repo string) { u.set(func() { delete(u.private, repo) }) }
 
 // RedirectBlobs makes blob GETs answer 307 to the CDN server (see CDNURL).
 func (u *Upstream) RedirectBlobs(on bool) { u.set(func() { u.redirect = on }) }
@@ -408,17 +427,26 @@ func (u *Upstream) serveToken(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// authorized reports whether the request carries an unexpired token whose
-// scopes grant pull on repo (any token suffices when repo is "").
-func (u *Upstream) authorized(r *http.Request, repo string) bool {
+// token returns the unexpired token the request carries.
+func (u *Upstream) token(r *http.Request) (issuedToken, bool) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
-		return false
+		return issuedToken{}, false
 	}
 	u.mu.Lock()
 	it, ok := u.tokens[tok]
 	u.mu.Unlock()
 	if !ok || u.opts.Now().After(it.expires) {
+		return issuedToken{}, false
+	}
+	return it, true
+}
+
+// authorized reports whether the request carries an unexpired token whose
+// scopes grant pull on repo (any token suffices when repo is "").
+func (u *Upstream) authorized(r *http.Request, repo string) bool {
+	it, ok := u.token(r)
+	if !ok {
 		return false
 	}
 	if repo == "" {
@@ -473,6 +501,13 @@ func (u *Upstream) serveRegistry(w http.ResponseWriter, r *http.Request, kind Ki
 		return
 	}
 
+	if repo != "" && u.hidden(r, repo) {
+		h.Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="%s",scope="repository:%s:pull",error="insufficient_scope"`,
+			u.URL, Service, repo))
+		writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+		return
+	}
+
 	if kind == KindBlob {
 		u.mu.Lock()
 		u.blobCounts[r.Method+" "+ref]++
@@ -501,6 +536,25 @@ func (u *Upstream) serveRegistry(w http.ResponseWriter, r *http.Request, kind Ki
 		return
 	}
 	u.inner.ServeHTTP(w, r)
+}
+
+// hidden reports whether repo is one Docker Hub would not show to the
+// token r carries: private to other users (SetPrivate), or, with
+// HubNotFound, not in the registry at all.
+func (u *Upstream) hidden(r *http.Request, repo string) bool {
+	u.mu.Lock()
+	readers, private := u.private[repo]
+	u.mu.Unlock()
+	if private {
+		it, _ := u.token(r)
+		return it.username == "" || !slices.Contains(readers, it.username)
+	}
+	if !u.opts.HubNotFound {
+		return false
+	}
+	rec := httptest.NewRecorder()
+	u.inner.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v2/"+repo+"/tags/list", nil))
+	return rec.Code == http.StatusNotFound
 }
 
 // serveBlob serves a blob GET from the inner registry, throttling its body

@@ -483,3 +483,63 @@ func TestRedirectBlobs(t *testing.T) {
 		t.Errorf("pull: CDN requests %d (want config + layer = 2), saw Authorization %v", u.CDNRequests(), u.CDNSawAuthorization())
 	}
 }
+
+// TestHubNotFound: with HubNotFound, and for a private repository, a valid
+// token gets Docker Hub's answer (401 insufficient_scope), not a 404.
+func TestHubNotFound(t *testing.T) {
+	t.Parallel()
+	u := New(t, Options{Users: map[string]string{"alice": "pw", "bob": "pw"}, HubNotFound: true})
+	img := u.PushRandomImage(t, "library/alpine", "latest", 1, 256)
+	layers, _ := img.Layers()
+	layer, _ := layers[0].Digest()
+	userToken := func(user, scope string) string {
+		req, _ := http.NewRequest(http.MethodGet, u.URL+"/token?service="+Service+"&scope="+url.QueryEscape(scope), nil)
+		req.SetBasicAuth(user, "pw")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var body struct{ Token string }
+		if err := json.NewDecoder(res.Body).Decode(&body); err != nil || body.Token == "" {
+			t.Fatalf("token for %s: %d %v", user, res.StatusCode, err)
+		}
+		return body.Token
+	}
+	hub := func(what string, res *http.Response, repo string) {
+		t.Helper()
+		want := `error="insufficient_scope"`
+		if res.StatusCode != http.StatusUnauthorized || !strings.Contains(res.Header.Get("WWW-Authenticate"), want) ||
+			!strings.Contains(res.Header.Get("WWW-Authenticate"), `scope="repository:`+repo+`:pull"`) {
+			t.Errorf("%s: %d %q, want 401 with %s", what, res.StatusCode, res.Header.Get("WWW-Authenticate"), want)
+		}
+	}
+
+	missing := token(t, u, "repository:library/nope:pull")
+	hub("unknown repository, manifest", get(t, u.URL+"/v2/library/nope/manifests/latest", missing), "library/nope")
+	hub("unknown repository, blob", get(t, u.URL+"/v2/library/nope/blobs/"+layer.String(), missing), "library/nope")
+	if res := get(t, u.URL+"/v2/library/nope/manifests/latest", ""); res.StatusCode != http.StatusUnauthorized ||
+		strings.Contains(res.Header.Get("WWW-Authenticate"), "insufficient_scope") {
+		t.Errorf("without a token: %d %q, want a plain challenge", res.StatusCode, res.Header.Get("WWW-Authenticate"))
+	}
+	known := "/v2/library/alpine/manifests/latest"
+	if res := get(t, u.URL+known, token(t, u, "repository:library/alpine:pull")); res.StatusCode != http.StatusOK {
+		t.Errorf("a known repository: %d", res.StatusCode)
+	}
+
+	u.SetPrivate("library/alpine", "alice")
+	hub("private, anonymous", get(t, u.URL+known, token(t, u, "repository:library/alpine:pull")), "library/alpine")
+	hub("private, another user", get(t, u.URL+known, userToken("bob", "repository:library/alpine:pull")), "library/alpine")
+	if res := get(t, u.URL+known, userToken("alice", "repository:library/alpine:pull")); res.StatusCode != http.StatusOK {
+		t.Errorf("private, its reader: %d", res.StatusCode)
+	}
+	u.SetPublic("library/alpine")
+	if res := get(t, u.URL+known, token(t, u, "repository:library/alpine:pull")); res.StatusCode != http.StatusOK {
+		t.Errorf("public again, anonymous: %d", res.StatusCode)
+	}
+
+	plain := New(t, Options{})
+	if res := get(t, plain.URL+"/v2/library/nope/manifests/latest", token(t, plain, "repository:library/nope:pull")); res.StatusCode != http.StatusNotFound {
+		t.Errorf("without HubNotFound an unknown repository is %d, want 404", res.StatusCode)
+	}
+}

@@ -32,6 +32,9 @@ func InstanceDefault(username, password string) Credentials {
 
 // Named is how errors that clients see name the credentials.
 func (c Credentials) Named() string {
+	if c.anonymous() {
+		return AnonymousID
+	}
 	if c.Label != "" {
 		return c.Label
 	}
@@ -83,6 +86,18 @@ func parseChallenge(values []string) (challenge, bool) {
 		return ch, true
 	}
 	return challenge{}, false
+}
+
+// insufficientScope reports whether the WWW-Authenticate values carry a
+// Bearer challenge with error="insufficient_scope".
+func insufficientScope(values []string) bool {
+	for _, v := range values {
+		scheme, rest, _ := strings.Cut(strings.TrimSpace(v), " ")
+		if strings.EqualFold(scheme, "bearer") && parseAuthParams(rest)["error"] == "insufficient_scope" {
+			return true
+		}
+	}
+	return false
 }
 
 // parseAuthParams parses `k="v", k2=v2` (RFC 7235 auth-params).

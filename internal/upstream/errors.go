@@ -17,8 +17,9 @@ import (
 )
 
 // Error is a failed upstream request. errors.Is matches the oci sentinel it
-// maps to (ErrManifestUnknown, ErrBlobUnknown, ErrTooManyRequests,
-// ErrUnavailable, ErrTimeout, ErrManifestInvalid) and the underlying cause.
+// maps to (ErrManifestUnknown, ErrBlobUnknown, ErrNameUnknown,
+// ErrTooManyRequests, ErrUnavailable, ErrTimeout, ErrManifestInvalid) and
+// the underlying cause.
 type Error struct {
 	Op      string // "HEAD manifest", "GET blob", ...
 	Host    string // upstream host:port
@@ -34,6 +35,9 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if e.sentinel == oci.ErrNameUnknown {
+		return "not found on " + e.Host + ": " + e.Message
+	}
 	var b strings.Builder
 	b.WriteString(e.Op)
 	if e.Repo != "" {
@@ -87,6 +91,8 @@ func (e *Error) Public() string {
 		return netpolicy.ErrNotAllowed.Error()
 	case errors.Is(e.sentinel, oci.ErrTimeout):
 		return "the upstream did not answer in time"
+	case e.sentinel == oci.ErrNameUnknown:
+		return "not found there: the repository does not exist, or it is private and the upstream's credentials may not read it"
 	case e.Status == 0:
 		return "the upstream could not be reached"
 	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
@@ -120,6 +126,17 @@ type op struct {
 func (o op) error(sentinel error, status int, msg string, cause error) *Error {
 	return &Error{Op: o.name, Host: o.host, Repo: o.repo, Ref: o.ref, Status: status,
 		Message: msg, Err: cause, sentinel: sentinel}
+}
+
+// notFoundOrPrivate turns e, a 401 insufficient_scope answered to a token
+// the token service had just issued, into what it means on Docker Hub: the
+// repository does not exist, or it is private and creds may not read it.
+// It matches oci.ErrNameUnknown.
+func (o op) notFoundOrPrivate(e *Error, creds Credentials) *Error {
+	e.sentinel = oci.ErrNameUnknown
+	e.Message = fmt.Sprintf("%s does not exist there, or it is private and %s may not read it (the registry answered insufficient_scope to a token it had just issued)",
+		o.repo, creds.Named())
+	return e
 }
 
 // transportError maps an error of http.Client.Do to ErrTimeout (deadline,

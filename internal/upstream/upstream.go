@@ -370,7 +370,10 @@ func retryable(err error) bool {
 }
 
 // attempt sends one request, answering a 401 by learning the challenge (or
-// dropping a cached token) and sending it once more with a fresh token.
+// dropping a cached token) and sending it once more with a fresh token. A
+// fresh token refused with error="insufficient_scope" is an *Error
+// matching oci.ErrNameUnknown; any other refusal one matching
+// oci.ErrUnavailable.
 func (c *Client) attempt(ctx context.Context, o op, creds Credentials, method, path, accept string) (*http.Response, error) {
 	auth, fromCache, err := c.authorization(ctx, o, creds)
 	if err != nil {
@@ -412,6 +415,14 @@ func (c *Client) attempt(ctx context.Context, o op, creds Credentials, method, p
 			}
 		}
 		e := c.failure(o, res)
+		// A Bearer token here is fresh: the token service issued it for
+		// this request (a refused cached one was replaced above). Refused
+		// with insufficient_scope, it is Docker Hub's "not found": the
+		// repository does not exist, or these credentials may not see it.
+		if res.StatusCode == http.StatusUnauthorized && strings.HasPrefix(auth, "Bearer ") &&
+			insufficientScope(res.Header.Values("WWW-Authenticate")) {
+			return nil, o.notFoundOrPrivate(e, creds)
+		}
 		msg := "the upstream rejected the credentials of " + creds.Named()
 		if e.Message != "" && e.Message != http.StatusText(res.StatusCode) {
 			msg += ": " + e.Message

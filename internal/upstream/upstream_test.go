@@ -708,6 +708,68 @@ func TestRegistryRejectsFreshToken(t *testing.T) {
 	}
 }
 
+// TestNotFoundOrPrivate: Docker Hub answers a repository that does not
+// exist, or that the credentials may not read, with 401 insufficient_scope
+// even to a token it has just issued. That is "not found"
+// (oci.ErrNameUnknown), not a credential failure; a cached token refused
+// so is first replaced, as any refused cached token.
+func TestNotFoundOrPrivate(t *testing.T) {
+	t.Parallel()
+	up := testregistry.New(t, testregistry.Options{Users: map[string]string{"alice": "pw"}, HubNotFound: true})
+	img := up.PushRandomImage(t, "library/alpine", "3", 1, 512)
+	layers, _ := img.Layers()
+	layer := digestOf(t, layers[0])
+	cl := newClient(t, up, Options{})
+	ctx := context.Background()
+	anon := Credentials{}
+
+	for name, call := range map[string]func(repo string) error{
+		"HEAD manifest": func(repo string) error { _, err := cl.HeadManifest(ctx, anon, repo, tag("3")); return err },
+		"GET manifest":  func(repo string) error { _, err := cl.GetManifest(ctx, anon, repo, tag("3")); return err },
+		"HEAD blob":     func(repo string) error { _, err := cl.HeadBlob(ctx, anon, repo, layer); return err },
+		"GET blob": func(repo string) error {
+			rc, _, err := cl.GetBlob(ctx, anon, repo, layer)
+			if err == nil {
+				rc.Close()
+			}
+			return err
+		},
+	} {
+		up.ResetCounts()
+		err := call("library/typo")
+		checkErr(t, name, err, oci.ErrNameUnknown, 401, "not found on "+up.Host(), "library/typo does not exist there, or it is private and anonymous may not read it")
+		if errors.Is(err, oci.ErrUnavailable) {
+			t.Errorf("%s: %v also matches ErrUnavailable", name, err)
+		}
+		if n := up.Count("GET", testregistry.KindToken); n != 1 {
+			t.Errorf("%s: %d token requests, want 1", name, n)
+		}
+		var e *Error
+		if errors.As(err, &e) && strings.Contains(e.Public(), up.Host()) {
+			t.Errorf("%s: Public() names the host: %q", name, e.Public())
+		}
+	}
+
+	// A repository that turned private: the cached token is refused, a
+	// fresh one too, and only then is it "not found".
+	if _, err := cl.HeadManifest(ctx, anon, "library/alpine", tag("3")); err != nil {
+		t.Fatal(err)
+	}
+	up.SetPrivate("library/alpine", "alice")
+	up.ResetCounts()
+	_, err := cl.HeadManifest(ctx, anon, "library/alpine", tag("3"))
+	checkErr(t, "turned private", err, oci.ErrNameUnknown, 401, "library/alpine does not exist there")
+	if n := up.Count("GET", testregistry.KindToken); n != 1 {
+		t.Errorf("turned private: %d token requests, want 1 (the cached token replaced once)", n)
+	}
+	if _, err := cl.HeadManifest(ctx, Credentials{Username: "alice", Password: "pw"}, "library/alpine", tag("3")); err != nil {
+		t.Errorf("its reader: %v", err)
+	}
+	// Wrong credentials fail at the token service: still a credential failure.
+	_, err = cl.HeadManifest(ctx, Credentials{Username: "alice", Password: "wrong"}, "library/alpine", tag("3"))
+	checkErr(t, "wrong password", err, oci.ErrUnavailable, 401, "token service rejected the credentials of alice")
+}
+
 func TestBlobs(t *testing.T) {
 	t.Parallel()
 	up := testregistry.New(t, testregistry.Options{})

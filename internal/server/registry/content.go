@@ -130,22 +130,37 @@ type source interface {
 	Referrers(ctx context.Context, d oci.Digest) (cache.ReferrerList, error)
 }
 
-// proxySource is a group's dependency proxy.
+// proxySource is the dependency proxy of a group (its full path: group).
 type proxySource struct {
-	c puller
-	t cache.Target
+	c     puller
+	t     cache.Target
+	group string
 }
 
 func (s proxySource) Manifest(ctx context.Context, ref oci.Reference) (cache.Manifest, error) {
-	return s.c.Manifest(ctx, s.t, ref)
+	m, err := s.c.Manifest(ctx, s.t, ref)
+	return m, s.hint(err)
 }
 
 func (s proxySource) Blob(ctx context.Context, d oci.Digest) (*cache.Blob, error) {
-	return s.c.Blob(ctx, s.t, d)
+	b, err := s.c.Blob(ctx, s.t, d)
+	return b, s.hint(err)
 }
 
 func (s proxySource) StatBlob(ctx context.Context, d oci.Digest) (int64, error) {
-	return s.c.StatBlob(ctx, s.t, d)
+	n, err := s.c.StatBlob(ctx, s.t, d)
+	return n, s.hint(err)
+}
+
+// hint adds what to do to the upstream's "repository not found or
+// private" (oci.ErrNameUnknown, Docker Hub's insufficient_scope): the
+// group's Docker Hub credentials are what could make a private one
+// readable.
+func (s proxySource) hint(err error) error {
+	if !errors.Is(err, oci.ErrNameUnknown) {
+		return err
+	}
+	return fmt.Errorf("%w; if it is private, set hub-creds for the group: `dproxy hub-creds set %s --identity NAME --secret-stdin`", err, s.group)
 }
 
 // virtualSource is an image of a container virtual registry.

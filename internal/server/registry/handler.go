@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -38,6 +39,9 @@ type authenticator interface {
 	BasicCaller(ctx context.Context, from netip.Addr, username, secret string) (auth.Caller, error)
 	BearerCaller(ctx context.Context, token string) (auth.Caller, error)
 	PullTarget(ctx context.Context, c auth.Caller, repo oci.Repository) (auth.Target, error)
+	// MirrorRepository resolves a mirror request's plain name with the
+	// registry its ?ns= names.
+	MirrorRepository(repo oci.Repository, ns string) (oci.Repository, error)
 
 	// The token endpoint's.
 	SignIn(ctx context.Context, from netip.Addr, username, secret string) (auth.Principal, error)
@@ -74,10 +78,6 @@ type Options struct {
 	// ExternalURL is the URL clients reach this server at; the token realm
 	// is ExternalURL + "/jwt/auth".
 	ExternalURL string
-	// Mirror says mirror mode is on: auth serves plain Docker Hub names
-	// ("library/alpine") through the mirror group, and a request naming
-	// another registry (?ns=) is refused.
-	Mirror bool
 	// TrustedProxies are the peers whose X-Forwarded-For names the client
 	// (auth.ClientAddr); with none, the peer is the client.
 	TrustedProxies []netip.Prefix
@@ -92,7 +92,6 @@ type Handler struct {
 	cache   puller
 	virtual virtualPuller
 	realm   string
-	mirror  bool
 	proxies []netip.Prefix
 	log     *slog.Logger
 	metrics *metrics.Metrics
@@ -107,7 +106,6 @@ func New(a authenticator, iss issuer, c puller, v virtualPuller, opts Options) *
 	return &Handler{
 		auth: a, issuer: iss, cache: c, virtual: v,
 		realm:   strings.TrimSuffix(opts.ExternalURL, "/") + "/jwt/auth",
-		mirror:  opts.Mirror,
 		proxies: opts.TrustedProxies,
 		log:     opts.Logger,
 		metrics: opts.Metrics,
@@ -175,7 +173,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	if err := h.checkNamespace(r, repo); err != nil {
+	if repo, err = h.mirrorRepository(r, repo); err != nil {
 		return err
 	}
 	caller, err := h.authenticate(r)
@@ -190,7 +188,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 	var pg page
 	switch rt.kind {
 	case kindManifests:
-		ref, err = oci.ParseReference(rt.arg)
+		ref, err = manifestReference(rt.arg)
 	case kindBlobs, kindReferrers:
 		ref.Digest, err = oci.ParseDigest(rt.arg)
 	case kindTags:
@@ -224,26 +222,33 @@ func (h *Handler) source(t auth.Target) source {
 	if t.Virtual() {
 		return virtualSource{v: h.virtual, id: t.VirtualRegistryID, image: t.Image}
 	}
-	return proxySource{c: h.cache, t: cache.Target{GroupID: t.GroupID, Image: t.Image, Creds: t.Creds, FreshnessWindow: t.FreshnessWindow}}
+	return proxySource{c: h.cache, t: cache.Target{GroupID: t.GroupID, Image: t.Image, Creds: t.Creds, FreshnessWindow: t.FreshnessWindow}, group: t.Group}
 }
 
-// dockerHub is the only registry namespace mirror mode serves.
-const dockerHub = "docker.io"
-
-// checkNamespace refuses a mirror request for another registry than Docker
-// Hub: containerd names the registry a hosts.toml mirror stands in for with
-// ?ns=<registry>, and the mirror group serves Docker Hub content only.
-// Dependency proxy names ignore ns.
-func (h *Handler) checkNamespace(r *http.Request, repo oci.Repository) error {
-	if repo.Kind == oci.ProxyName || !h.mirror {
-		return nil
+// mirrorRepository resolves a plain name (mirror mode) with the registry
+// the request names: containerd's hosts.toml sends ?ns=<registry> with
+// every request, regctl's mirror setting too. The query is parsed whole:
+// one that does not parse ("ns=quay.io;x=1", which url.Values would drop
+// silently, leaving no ns) is refused, not read as Docker Hub, and so are
+// two different ns values. Other names ignore ns.
+func (h *Handler) mirrorRepository(r *http.Request, repo oci.Repository) (oci.Repository, error) {
+	if repo.Kind != oci.PlainName {
+		return repo, nil
 	}
-	for _, ns := range r.URL.Query()["ns"] {
-		if ns != dockerHub {
-			return fmt.Errorf("%w: this server mirrors only %s, not %q; remove it from the hosts.toml of that registry, or pull through <group>/dependency_proxy/containers/<image>", oci.ErrNameUnknown, dockerHub, clipText(ns))
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return oci.Repository{}, fmt.Errorf("%w: the query %q does not parse (%v); a mirror request names its registry with ?ns=<host> alone", oci.ErrNameUnknown, clipText(r.URL.RawQuery), err)
+	}
+	ns := q["ns"]
+	for _, v := range ns[min(len(ns), 1):] {
+		if v != ns[0] {
+			return oci.Repository{}, fmt.Errorf("%w: the query names the registries %q and %q; a mirror request names one with ?ns=<host>", oci.ErrNameUnknown, clipText(ns[0]), clipText(v))
 		}
 	}
-	return nil
+	if len(ns) == 0 {
+		return h.auth.MirrorRepository(repo, "")
+	}
+	return h.auth.MirrorRepository(repo, ns[0])
 }
 
 // clientAddr is the address of the client behind r.

@@ -19,7 +19,9 @@ import (
 
 // fakeAuth accepts the Bearer token "good" (as the anonymous principal,
 // which needs no store types) and answers PullTarget
-// with target or err, recording what it was asked.
+// with target or err, recording what it was asked. MirrorRepository maps
+// ns "quay.io" to virtual registry 9, refuses any other ns but "docker.io",
+// and records the ns values it was asked about.
 type fakeAuth struct {
 	target auth.Target
 	err    error
@@ -27,6 +29,18 @@ type fakeAuth struct {
 	authenticated int
 	pulls         []oci.Repository
 	callers       []string
+	namespaces    []string
+}
+
+func (f *fakeAuth) MirrorRepository(repo oci.Repository, ns string) (oci.Repository, error) {
+	f.namespaces = append(f.namespaces, ns)
+	switch ns {
+	case "", "docker.io":
+		return repo, nil
+	case "quay.io":
+		return oci.VirtualRepository{RegistryID: 9, Image: repo.Name}.Repository(), nil
+	}
+	return oci.Repository{}, fmt.Errorf("%w: no --mirror-ns for %s", oci.ErrNameUnknown, ns)
 }
 
 func (f *fakeAuth) BearerCaller(_ context.Context, token string) (auth.Caller, error) {
@@ -168,6 +182,21 @@ func TestPullGoesWhereAuthSays(t *testing.T) {
 			t.Errorf("virtual asked for %q, cache for %+v", f.virtual.asked, f.cache.targets)
 		}
 	})
+	t.Run("a mirror request for a registry mapped to a virtual registry", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(&fakeAuth{target: auth.Target{VirtualRegistryID: 9, Image: "coreos/etcd"}}, Options{})
+		w := f.get("/v2/coreos/etcd/manifests/v3?ns=quay.io", "good")
+		if w.Code != http.StatusOK {
+			t.Fatalf("GET = %d %s", w.Code, w.Body)
+		}
+		if len(f.auth.pulls) != 1 || f.auth.pulls[0].Kind != oci.VirtualName || f.auth.pulls[0].Virtual.RegistryID != 9 ||
+			f.auth.pulls[0].Name != "virtual_registries/container/9/coreos/etcd" || f.auth.pulls[0].Virtual.Image != "coreos/etcd" {
+			t.Errorf("PullTarget asked for %+v", f.auth.pulls)
+		}
+		if len(f.virtual.asked) != 1 || f.virtual.asked[0] != "9 coreos/etcd" || len(f.cache.targets) != 0 {
+			t.Errorf("virtual asked for %q, cache for %+v", f.virtual.asked, f.cache.targets)
+		}
+	})
 }
 
 // TestRefusals: what is answered before and after authentication, and
@@ -177,7 +206,6 @@ func TestRefusals(t *testing.T) {
 	const proxy = "acme/dependency_proxy/containers/alpine"
 	cases := []struct {
 		name      string
-		opts      Options
 		pullErr   error
 		path      string
 		token     string
@@ -186,6 +214,9 @@ func TestRefusals(t *testing.T) {
 		challenge string // a part of WWW-Authenticate; "" = none wanted
 		authCalls int
 		pulls     int
+		// namespaces are the ns values MirrorRepository was asked about,
+		// comma-separated.
+		namespaces string
 	}{
 		{name: "no credentials", path: "/v2/" + proxy + "/manifests/latest", status: 401, code: "UNAUTHORIZED",
 			challenge: `scope="repository:` + proxy + `:pull"`, authCalls: 0},
@@ -200,16 +231,28 @@ func TestRefusals(t *testing.T) {
 		{name: "a group the caller cannot see", path: "/v2/" + proxy + "/manifests/latest", token: "good",
 			pullErr: fmt.Errorf("%w: no such group", oci.ErrNameUnknown), status: 404, code: "NAME_UNKNOWN", authCalls: 1, pulls: 1},
 		{name: "a push", path: "/v2/" + proxy + "/blobs/uploads/", token: "good", status: 405, code: "UNSUPPORTED", authCalls: 1},
-		{name: "a bad tag", path: "/v2/" + proxy + "/manifests/-x", token: "good", status: 400, code: "TAG_INVALID", authCalls: 1},
-		{name: "a mirror request for another registry", opts: Options{Mirror: true}, path: "/v2/library/alpine/manifests/latest?ns=quay.io",
+		{name: "a bad tag", path: "/v2/" + proxy + "/manifests/-x", token: "good", status: 404, code: "MANIFEST_UNKNOWN", authCalls: 1},
+		{name: "a bad digest", path: "/v2/" + proxy + "/manifests/sha256:x", token: "good", status: 400, code: "DIGEST_INVALID", authCalls: 1},
+		{name: "a mirror request for an unmapped registry", path: "/v2/library/alpine/manifests/latest?ns=ghcr.io",
+			token: "good", status: 404, code: "NAME_UNKNOWN", namespaces: "ghcr.io"},
+		{name: "a mirror request for a mapped registry, not signed in", path: "/v2/coreos/etcd/manifests/v3?ns=quay.io",
+			status: 401, code: "UNAUTHORIZED", challenge: `scope="repository:virtual_registries/container/9/coreos/etcd:pull"`, namespaces: "quay.io"},
+		{name: "a mirror request for a mapped registry, a token for the plain name", path: "/v2/coreos/etcd/manifests/v3?ns=quay.io", token: "good",
+			pullErr: &auth.InsufficientScopeError{Repository: "virtual_registries/container/9/coreos/etcd"}, status: 401, code: "UNAUTHORIZED",
+			challenge: `scope="repository:virtual_registries/container/9/coreos/etcd:pull",error="insufficient_scope"`, authCalls: 1, pulls: 1, namespaces: "quay.io"},
+		{name: "a query that does not parse is no Docker Hub request", path: "/v2/library/alpine/manifests/latest?ns=quay.io;x=1",
 			token: "good", status: 404, code: "NAME_UNKNOWN"},
-		{name: "a proxy name ignores ns", opts: Options{Mirror: true}, path: "/v2/" + proxy + "/manifests/latest?ns=quay.io",
+		{name: "two registries named", path: "/v2/library/alpine/manifests/latest?ns=docker.io&ns=quay.io",
+			token: "good", status: 404, code: "NAME_UNKNOWN"},
+		{name: "the same registry named twice", path: "/v2/library/alpine/manifests/latest?ns=docker.io&ns=docker.io",
+			token: "good", status: 200, authCalls: 1, pulls: 1, namespaces: "docker.io"},
+		{name: "a proxy name ignores ns", path: "/v2/" + proxy + "/manifests/latest?ns=ghcr.io;x",
 			token: "good", status: 200, authCalls: 1, pulls: 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(&fakeAuth{target: auth.Target{GroupID: 1, Image: "library/alpine"}, err: c.pullErr}, c.opts)
+			f := newFixture(&fakeAuth{target: auth.Target{GroupID: 1, Image: "library/alpine"}, err: c.pullErr}, Options{})
 			w := f.get(c.path, c.token)
 			body, _ := io.ReadAll(w.Body)
 			if w.Code != c.status || (c.code != "" && !strings.Contains(string(body), `"code":"`+c.code+`"`)) {
@@ -224,6 +267,9 @@ func TestRefusals(t *testing.T) {
 			}
 			if f.auth.authenticated != c.authCalls || len(f.auth.pulls) != c.pulls {
 				t.Errorf("authenticated %d times and asked %d pull targets; want %d and %d", f.auth.authenticated, len(f.auth.pulls), c.authCalls, c.pulls)
+			}
+			if got := strings.Join(f.auth.namespaces, ","); got != c.namespaces {
+				t.Errorf("MirrorRepository asked about ns %q; want %q", got, c.namespaces)
 			}
 		})
 	}

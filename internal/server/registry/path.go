@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -60,4 +61,17 @@ func checkRawPath(rawPath, path string) error {
 		}
 	}
 	return nil
+}
+
+// manifestReference parses the reference of a manifest GET or HEAD. One
+// that is neither a tag nor shaped like a digest names no manifest that
+// could exist: distribution-spec answers that 404 MANIFEST_UNKNOWN, not
+// 400. A malformed digest stays oci.ErrDigestInvalid (400), which the spec
+// allows.
+func manifestReference(s string) (oci.Reference, error) {
+	ref, err := oci.ParseReference(s)
+	if errors.Is(err, oci.ErrTagInvalid) {
+		return oci.Reference{}, fmt.Errorf("%w: %v; a manifest reference is a tag or a digest (sha256:<64 hex>)", oci.ErrManifestUnknown, err)
+	}
+	return ref, err
 }
