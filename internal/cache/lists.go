@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -121,7 +122,7 @@ func (c *Cache) listing(ctx context.Context, t Target, kind, subject string, fet
 		return nil, "", ctx.Err()
 	}
 	if res.err != nil {
-		if cached && upstreamFailed(res.err) {
+		if cached && listUpstreamFailed(res.err) {
 			c.log.WarnContext(ctx, "serving cached list instead of the upstream's", "kind", kind, "image", t.Image,
 				"subject", subject, "err", res.err)
 			c.opts.Metrics.StaleServed(kind, reason(res.err))
@@ -262,3 +263,14 @@ func unite(ctx context.Context, v *Virtual, registryID int64, image string,
 
 // The upstream client is the Remote of every cache.
 var _ Remote = (*upstream.Client)(nil)
+
+// listUpstreamFailed is upstreamFailed for listings: a 404 of the listing
+// itself says the upstream does not know the repository, and no stored
+// list is served for it. Docker Hub's insufficient_scope (a 401: not found
+// or private) stays a failure, as for manifests.
+func listUpstreamFailed(err error) bool {
+	if e := (*upstream.Error)(nil); errors.As(err, &e) && e.Status == http.StatusNotFound {
+		return false
+	}
+	return upstreamFailed(err)
+}

@@ -139,6 +139,18 @@ func (o op) notFoundOrPrivate(e *Error, creds Credentials) *Error {
 	return e
 }
 
+// notFound turns e, a 404 of a request about the whole repository (its
+// tag list), into oci.ErrNameUnknown naming the repository.
+func (o op) notFound(e *Error) *Error {
+	e.sentinel = oci.ErrNameUnknown
+	msg := o.repo + " does not exist there"
+	if e.Message != "" {
+		msg += " (the registry says: " + e.Message + ")"
+	}
+	e.Message = msg
+	return e
+}
+
 // transportError maps an error of http.Client.Do to ErrTimeout (deadline,
 // network timeout) or ErrUnavailable.
 func (o op) transportError(err error) *Error {

@@ -43,7 +43,7 @@ func (c *Client) Tags(ctx context.Context, creds Credentials, repo string) ([]st
 		res, err := c.do(ctx, o, creds, http.MethodGet, "tags/list?"+query, "application/json")
 		if err != nil {
 			if e := (*Error)(nil); errors.As(err, &e) && e.Status == http.StatusNotFound {
-				e.sentinel = oci.ErrNameUnknown
+				o.notFound(e)
 			}
 			return nil, err
 		}
