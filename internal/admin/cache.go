@@ -27,12 +27,16 @@ func (s *Service) Blobs(ctx context.Context, a Actor, groupID int64, after *Blob
 	return s.store.BlobsOfGroupNewest(ctx, groupID, after, limit)
 }
 
-// Usage counts the cache of a group the actor may read.
+// Usage counts the cache of a group the actor may read. Within a request
+// scope the usage of every group of the group's cohort is read at once
+// (batch.go).
 func (s *Service) Usage(ctx context.Context, a Actor, groupID int64) (Usage, error) {
-	if _, err := s.readableGroup(ctx, a, groupID); err != nil {
+	g, err := s.readableGroup(ctx, a, groupID)
+	if err != nil {
 		return Usage{}, err
 	}
-	return s.store.GroupUsage(ctx, groupID)
+	c := cohortOf(ctx, a, g)
+	return batched(ctx, c, &c.usage, g.ID, s.store.GroupUsages)
 }
 
 // Purge removes a group's cached manifests and blob references (owner),

@@ -168,6 +168,43 @@ func (m *memStore) ProxySetting(_ context.Context, groupID int64) (store.ProxySe
 	return s, nil
 }
 
+// ofEach reads one group's value for each id, leaving out unknown groups,
+// as the store's batched reads do.
+func ofEach[T any](ids []int64, one func(int64) (T, error)) (map[int64]T, error) {
+	out := map[int64]T{}
+	for _, id := range ids {
+		v, err := one(id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[id] = v
+	}
+	return out, nil
+}
+
+func (m *memStore) ProxySettings(ctx context.Context, ids []int64) (map[int64]store.ProxySetting, error) {
+	return ofEach(ids, func(id int64) (store.ProxySetting, error) { return m.ProxySetting(ctx, id) })
+}
+
+func (m *memStore) TTLPolicies(ctx context.Context, ids []int64) (map[int64]store.TTLPolicy, error) {
+	return ofEach(ids, func(id int64) (store.TTLPolicy, error) { return m.TTLPolicy(ctx, id) })
+}
+
+func (m *memStore) GroupUsages(ctx context.Context, ids []int64) (map[int64]store.Usage, error) {
+	return ofEach(ids, func(id int64) (store.Usage, error) {
+		m.mu.Lock()
+		_, ok := m.groups[id]
+		m.mu.Unlock()
+		if !ok {
+			return store.Usage{}, notFound("group", id)
+		}
+		return m.GroupUsage(ctx, id)
+	})
+}
+
 // Groups and members.
 
 func (m *memStore) Groups(_ context.Context) ([]store.Group, error) {

@@ -39,13 +39,13 @@ type GroupQuery struct {
 // Groups returns the groups the actor may read, by path (parents before
 // their subgroups).
 func (s *Service) Groups(ctx context.Context, a Actor, q GroupQuery) ([]Group, error) {
-	all, err := s.readableGroups(ctx, a)
+	readable, all, err := s.readableGroups(ctx, a)
 	if err != nil {
 		return nil, err
 	}
 	search := strings.ToLower(q.Search)
 	var sel []store.Group
-	for _, g := range all {
+	for _, g := range readable {
 		if q.After != "" && g.Path <= q.After {
 			continue
 		}
@@ -58,6 +58,7 @@ func (s *Service) Groups(ctx context.Context, a Actor, q GroupQuery) ([]Group, e
 		}
 	}
 	rememberReadable(ctx, a, sel...)
+	show(ctx, a, sel, all)
 	out := make([]Group, len(sel))
 	for i, g := range sel {
 		out[i] = groupOf(g)
@@ -65,40 +66,37 @@ func (s *Service) Groups(ctx context.Context, a Actor, q GroupQuery) ([]Group, e
 	return out, nil
 }
 
-// readableGroups returns the groups the actor may read, by path.
-func (s *Service) readableGroups(ctx context.Context, a Actor) ([]store.Group, error) {
-	all, err := s.store.Groups(ctx)
-	if err != nil {
-		return nil, err
+// readableGroups returns the groups the actor may read and all groups,
+// by path.
+func (s *Service) readableGroups(ctx context.Context, a Actor) (readable, all []store.Group, err error) {
+	if all, err = s.store.Groups(ctx); err != nil {
+		return nil, nil, err
 	}
 	var ms []store.Member
 	if a.User != nil && !a.IsAdmin() {
 		if ms, err = s.store.MembershipsOfUser(ctx, a.User.ID); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return auth.ReadableGroups(a, all, ms), nil
+	return auth.ReadableGroups(a, all, ms), all, nil
 }
 
-// Subgroups returns the direct subgroups of a group the actor may read.
+// Subgroups returns the direct subgroups of a group the actor may read, by
+// path. Within a request scope the subgroups of every group of the
+// group's cohort are found at once (batch.go).
 func (s *Service) Subgroups(ctx context.Context, a Actor, groupID int64) ([]Group, error) {
-	if _, err := s.readableGroup(ctx, a, groupID); err != nil {
-		return nil, err
-	}
-	all, err := s.store.Groups(ctx)
+	g, err := s.readableGroup(ctx, a, groupID)
 	if err != nil {
 		return nil, err
 	}
-	out := []Group{}
-	var subs []store.Group
-	for _, sub := range all {
-		if sub.ParentID == groupID {
-			subs = append(subs, sub)
-			out = append(out, groupOf(sub))
-		}
+	subs, err := s.subgroupsOf(ctx, a, g)
+	if err != nil {
+		return nil, err
 	}
-	// Whoever reads a group reads its subgroups.
-	rememberReadable(ctx, a, subs...)
+	out := make([]Group, 0, len(subs))
+	for _, sub := range subs {
+		out = append(out, groupOf(sub))
+	}
 	return out, nil
 }
 

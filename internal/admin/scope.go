@@ -10,22 +10,25 @@ import (
 
 // A request scope remembers, for one request of one actor, the groups the
 // Service found the actor may read, so that reading many fields of a group
-// (its setting, its counts, its role) costs no further permission checks.
-// Only the Service writes it; a transport attaches it to a request's
-// context with WithRequestScope and drops it with the request.
+// (its setting, its counts, its role) costs no further permission checks,
+// and the cohort each group was shown in, so that a value asked of many
+// groups is read for all of them at once (batch.go). Only the Service
+// writes it; a transport attaches it to a request's context with
+// WithRequestScope and drops it with the request.
 type requestScope struct {
 	mu       sync.Mutex
 	subject  string
 	readable map[int64]store.Group
+	home     map[int64]*cohort
 }
 
 type scopeKey struct{}
 
 // WithRequestScope returns ctx carrying a fresh request scope. Transports
 // call it once per request; without it every read checks permissions
-// again.
+// again and reads one group's values at a time.
 func WithRequestScope(ctx context.Context) context.Context {
-	return context.WithValue(ctx, scopeKey{}, &requestScope{readable: map[int64]store.Group{}})
+	return context.WithValue(ctx, scopeKey{}, &requestScope{readable: map[int64]store.Group{}, home: map[int64]*cohort{}})
 }
 
 func scopeOf(ctx context.Context, a Actor) *requestScope {

@@ -57,6 +57,10 @@ type groupStore interface {
 // write only the fields they give, in one transaction.
 type settingsStore interface {
 	ProxySetting(ctx context.Context, groupID int64) (store.ProxySetting, error)
+	// ProxySettings and TTLPolicies read the values of many groups at
+	// once, leaving out unknown groups.
+	ProxySettings(ctx context.Context, groupIDs []int64) (map[int64]store.ProxySetting, error)
+	TTLPolicies(ctx context.Context, groupIDs []int64) (map[int64]store.TTLPolicy, error)
 	ChangeProxySetting(ctx context.Context, groupID int64, c store.ProxySettingChange) (store.ProxySetting, error)
 	TTLPolicy(ctx context.Context, groupID int64) (store.TTLPolicy, error)
 	ChangeTTLPolicy(ctx context.Context, groupID int64, c store.TTLPolicyChange) (store.TTLPolicy, error)
@@ -92,6 +96,9 @@ type cacheStore interface {
 	DeleteManifest(ctx context.Context, id int64) error
 	BlobsOfGroupNewest(ctx context.Context, groupID int64, after *store.BlobCursor, limit int) ([]store.Blob, error)
 	GroupUsage(ctx context.Context, groupID int64) (store.Usage, error)
+	// GroupUsages is GroupUsage of many groups at once, leaving out
+	// unknown groups.
+	GroupUsages(ctx context.Context, groupIDs []int64) (map[int64]store.Usage, error)
 	PurgeGroupCacheCounted(ctx context.Context, groupID int64) (store.Purged, error)
 }
 

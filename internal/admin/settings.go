@@ -8,12 +8,16 @@ import (
 )
 
 // ProxySetting returns the dependency proxy setting of a group the actor
-// may read. The secret is never returned.
+// may read. The secret is never returned. Within a request scope the
+// settings of every group of the group's cohort are read at once
+// (batch.go).
 func (s *Service) ProxySetting(ctx context.Context, a Actor, groupID int64) (ProxySetting, error) {
-	if _, err := s.readableGroup(ctx, a, groupID); err != nil {
+	g, err := s.readableGroup(ctx, a, groupID)
+	if err != nil {
 		return ProxySetting{}, err
 	}
-	p, err := s.store.ProxySetting(ctx, groupID)
+	c := cohortOf(ctx, a, g)
+	p, err := batched(ctx, c, &c.settings, g.ID, s.store.ProxySettings)
 	if err != nil {
 		return ProxySetting{}, err
 	}
@@ -79,11 +83,15 @@ func (s *Service) UpdateProxySetting(ctx context.Context, a Actor, groupPath str
 }
 
 // TTLPolicy returns the image TTL policy of a group the actor may read.
+// Within a request scope the policies of every group of the group's
+// cohort are read at once (batch.go).
 func (s *Service) TTLPolicy(ctx context.Context, a Actor, groupID int64) (TTLPolicy, error) {
-	if _, err := s.readableGroup(ctx, a, groupID); err != nil {
+	g, err := s.readableGroup(ctx, a, groupID)
+	if err != nil {
 		return TTLPolicy{}, err
 	}
-	return s.store.TTLPolicy(ctx, groupID)
+	c := cohortOf(ctx, a, g)
+	return batched(ctx, c, &c.ttl, g.ID, s.store.TTLPolicies)
 }
 
 // TTLPolicyChange changes a group's TTL policy; nil fields stay as they

@@ -115,7 +115,7 @@ func TestContract(t *testing.T) {
 		t.Fatalf("Group(acme) = %+v", g)
 	}
 	sub, err := c.Group(ctx, "acme/ci")
-	if err != nil || sub.ParentPath != "acme" || sub.ImagePrefix != g.ImagePrefix ||
+	if err != nil || sub.ParentPath != "acme" || sub.ImagePrefix != s.Host+"/acme/ci/dependency_proxy/containers" ||
 		sub.DirectImagePrefix != s.Host+"/acme/ci/dependency_proxy/containers" {
 		t.Fatalf("Group(acme/ci) = %+v, %v", sub, err)
 	}
@@ -216,7 +216,7 @@ func TestContract(t *testing.T) {
 			latest = &mp.Manifests[i]
 		}
 	}
-	if err != nil || latest == nil || latest.ImageName != "library/alpine" || latest.Size <= 0 || !strings.HasPrefix(latest.Digest, "sha256:") {
+	if err != nil || latest == nil || latest.Image != "library/alpine" || latest.ImageName != "alpine:latest" || latest.FileName != "alpine:latest.json" || latest.Size <= 0 || !strings.HasPrefix(latest.Digest, "sha256:") {
 		t.Fatalf("Manifests = %+v, %v; want library/alpine:latest", mp, err)
 	}
 	// A pull returns before its downloads are recorded: wait for the

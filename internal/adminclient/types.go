@@ -157,9 +157,13 @@ type Group struct {
 	} `json:"subgroups"`
 }
 
-// Manifest is a cached manifest of a group.
+// Manifest is a cached manifest of a group. Image is the repository it
+// is cached under ("library/alpine"), the image DeleteManifest takes;
+// ImageName and FileName are GitLab's names ("alpine:latest",
+// "alpine:latest.json").
 type Manifest struct {
 	ID        string    `json:"id"`
+	Image     string    `json:"image"`
 	ImageName string    `json:"imageName"`
 	Reference string    `json:"reference"`
 	Digest    string    `json:"digest"`

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/dproxy/dproxy/internal/store"
 )
 
@@ -51,16 +53,17 @@ func TestGroupGitLabFields(t *testing.T) {
 			DependencyProxyDirectImagePrefix string
 			DependencyProxyManifests         struct {
 				Nodes []struct {
-					ID, ImageName, Digest, FileName, Size, Status, CreatedAt, UpdatedAt, Reference, MediaType string
+					ID, ImageName, Digest, FileName, Size, Status, CreatedAt, UpdatedAt, Reference, MediaType, Image string
 				}
 			}
 			DependencyProxyBlobs struct {
 				Nodes []struct{ FileName, Size, CreatedAt, UpdatedAt, Digest string }
 			}
-			DependencyProxyImageCount     int
-			DependencyProxyBlobCount      int
-			DependencyProxyTotalSize      string
-			DependencyProxyTotalSizeBytes string
+			DependencyProxyImageCount       int
+			DependencyProxyBlobCount        int
+			DependencyProxyTotalSize        string
+			DependencyProxyTotalSizeBytes   string
+			DependencyProxyTotalSizeInBytes int64
 		}
 		Sub struct {
 			DependencyProxyImagePrefix       string
@@ -74,10 +77,10 @@ func TestGroupGitLabFields(t *testing.T) {
 			dependencyProxySetting { enabled identity }
 			dependencyProxyImageTtlPolicy { enabled ttl createdAt updatedAt }
 			dependencyProxyImagePrefix dependencyProxyDirectImagePrefix
-			dependencyProxyManifests { nodes { id imageName digest fileName size status createdAt updatedAt reference mediaType } }
+			dependencyProxyManifests { nodes { id imageName digest fileName size status createdAt updatedAt reference mediaType image } }
 			dependencyProxyBlobs { nodes { fileName size createdAt updatedAt digest } }
 			dependencyProxyImageCount dependencyProxyBlobCount
-			dependencyProxyTotalSize dependencyProxyTotalSizeBytes
+			dependencyProxyTotalSize dependencyProxyTotalSizeBytes dependencyProxyTotalSizeInBytes
 		}
 		sub: group(fullPath: "acme/ci") { dependencyProxyImagePrefix dependencyProxyDirectImagePrefix dependencyProxyImageCount }
 	}`, map[string]any{"p": "acme"}, &got)
@@ -98,8 +101,8 @@ func TestGroupGitLabFields(t *testing.T) {
 		if want := e.host + "/acme/dependency_proxy/containers"; g.DependencyProxyImagePrefix != want {
 			t.Errorf("prefix = %q, want %q", g.DependencyProxyImagePrefix, want)
 		}
-		// GitLab uses the top-level group; the direct prefix is the group itself.
-		if want := e.host + "/acme/dependency_proxy/containers"; got.Sub.DependencyProxyImagePrefix != want {
+		// GitLab uses the subgroup's own path; the direct prefix is the same.
+		if want := e.host + "/acme/ci/dependency_proxy/containers"; got.Sub.DependencyProxyImagePrefix != want {
 			t.Errorf("subgroup prefix = %q, want %q", got.Sub.DependencyProxyImagePrefix, want)
 		}
 		if want := e.host + "/acme/ci/dependency_proxy/containers"; got.Sub.DependencyProxyDirectImagePrefix != want {
@@ -116,14 +119,17 @@ func TestGroupGitLabFields(t *testing.T) {
 		for _, n := range ms {
 			if n.Reference == "latest" {
 				m = n
+			} else if !strings.HasPrefix(n.Reference, "sha256:") || n.ImageName != "alpine:"+n.Reference || n.FileName != n.ImageName+".json" {
+				// Cached by digest: GitLab's alpine:sha256:<hex>.
+				t.Errorf("manifest by digest: imageName %q fileName %q reference %q", n.ImageName, n.FileName, n.Reference)
 			}
 		}
 		row, err := e.app.Store.Manifest(context.Background(), e.groupID("acme"), "library/alpine", "latest")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.ID != "gid://dproxy/DependencyProxy::Manifest/"+strconv.FormatInt(row.ID, 10) || m.ImageName != "library/alpine" ||
-			m.Digest != string(row.Digest) || m.FileName != "library/alpine:latest.json" || m.Size != strconv.FormatInt(row.Size, 10) ||
+		if m.ID != "gid://dproxy/DependencyProxy::Manifest/"+strconv.FormatInt(row.ID, 10) || m.ImageName != "alpine:latest" || m.Image != "library/alpine" ||
+			m.Digest != string(row.Digest) || m.FileName != "alpine:latest.json" || m.Size != strconv.FormatInt(row.Size, 10) ||
 			m.Status != "DEFAULT" || m.Reference != "latest" || m.MediaType != row.MediaType ||
 			!rfc3339.MatchString(m.CreatedAt) || !rfc3339.MatchString(m.UpdatedAt) {
 			t.Errorf("manifest node = %+v, store row id %d digest %s size %d", m, row.ID, row.Digest, row.Size)
@@ -162,11 +168,46 @@ func TestGroupGitLabFields(t *testing.T) {
 			t.Errorf("total size bytes %q, want %q (a BigInt string)", g.DependencyProxyTotalSizeBytes, w)
 		}
 	})
+	t.Run("dependencyProxyTotalSizeInBytes", func(t *testing.T) {
+		if w := want.BlobBytes + want.ManifestBytes; g.DependencyProxyTotalSizeInBytes != w {
+			t.Errorf("total size in bytes %d, want %d (an Int)", g.DependencyProxyTotalSizeInBytes, w)
+		}
+	})
 	t.Run("dependencyProxyTotalSize", func(t *testing.T) {
 		if !regexp.MustCompile(`^\d+\.\d KiB$`).MatchString(g.DependencyProxyTotalSize) {
 			t.Errorf("total size %q, want a human KiB size for about 6 KB", g.DependencyProxyTotalSize)
 		}
 	})
+}
+
+// TestSubgroupImagePrefixServesPulls: the image prefix the API gives a
+// subgroup is one the registry serves, to a member of the subgroup alone,
+// from the subgroup's own cache.
+func TestSubgroupImagePrefixServesPulls(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	e.group("acme", "acme/ci")
+	tok := e.user("carl", "acme/ci", store.RoleGuest)
+	e.up.PushRandomImage(t, "library/alpine", "latest", 1, 1000)
+	var got struct {
+		Group struct{ DependencyProxyImagePrefix string }
+	}
+	e.ok(e.adminToken(), `{ group(fullPath: "acme/ci") { dependencyProxyImagePrefix } }`, nil, &got)
+	if want := e.ref("acme/ci", ""); got.Group.DependencyProxyImagePrefix+"/" != want {
+		t.Fatalf("prefix %q, want %q", got.Group.DependencyProxyImagePrefix, strings.TrimSuffix(want, "/"))
+	}
+	pullAll(t, got.Group.DependencyProxyImagePrefix+"/alpine:latest", pullOpts("carl", tok))
+	waitFor(t, "downloads to commit", func() bool { return !e.downloading() })
+	if u := e.usage("acme/ci"); u.Manifests == 0 || u.Blobs != 2 {
+		t.Errorf("acme/ci caches %+v after a pull through its prefix, want the manifest, the layer and the config", u)
+	}
+	if u := e.usage("acme"); u != (store.Usage{}) {
+		t.Errorf("acme caches %+v, want nothing: the pull went through acme/ci", u)
+	}
+	// The top-level prefix is not the subgroup member's.
+	if _, err := remote.Image(parseRef(t, e.ref("acme", "alpine:latest")), pullOpts("carl", tok)...); err == nil {
+		t.Error("a member of acme/ci alone pulled through acme's prefix")
+	}
 }
 
 // TestManifestAndBlobPagination pages through a group's cache one by one.

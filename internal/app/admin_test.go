@@ -319,12 +319,12 @@ func TestDeleteOneImage(t *testing.T) {
 	before := e.usage("acme")
 	var got struct {
 		DeleteDependencyProxyManifest struct {
-			DependencyProxyManifest *struct{ ImageName, Reference string }
+			DependencyProxyManifest *struct{ Image, ImageName, Reference string }
 			Errors                  []string
 		}
 	}
 	q := `mutation($i: String!, $r: String!) { deleteDependencyProxyManifest(input: {groupPath: "acme", imageName: $i, reference: $r}) {
-		dependencyProxyManifest { imageName reference } errors } }`
+		dependencyProxyManifest { image imageName reference } errors } }`
 	for _, c := range []struct{ image, ref, want string }{
 		{"Alpine", "latest", "image name"},
 		{"alpine", "bad:ref", "neither a tag nor"},
@@ -339,7 +339,7 @@ func TestDeleteOneImage(t *testing.T) {
 		}
 	}
 	e.ok(admin, q, map[string]any{"i": "alpine", "r": "latest"}, &got)
-	if d := got.DeleteDependencyProxyManifest.DependencyProxyManifest; d == nil || d.ImageName != "library/alpine" || d.Reference != "latest" {
+	if d := got.DeleteDependencyProxyManifest.DependencyProxyManifest; d == nil || d.Image != "library/alpine" || d.ImageName != "alpine:latest" || d.Reference != "latest" {
 		t.Errorf("delete alpine:latest = %+v", got.DeleteDependencyProxyManifest)
 	}
 	if _, err := e.app.Store.Manifest(context.Background(), e.groupID("acme"), "library/alpine", "latest"); err == nil {

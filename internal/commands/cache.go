@@ -92,7 +92,7 @@ func runCacheList(ctx context.Context, opts *cacheListOptions) error {
 		if p.TTY && len(digest) > 19 {
 			digest = digest[:19]
 		}
-		t.Rows = append(t.Rows, []string{m.ImageName, m.Reference, digest, p.Size(int64(m.Size)), p.Time(m.UpdatedAt), p.Time(m.ReadAt)})
+		t.Rows = append(t.Rows, []string{m.Image, m.Reference, digest, p.Size(int64(m.Size)), p.Time(m.UpdatedAt), p.Time(m.ReadAt)})
 	}
 	return p.Print(manifests, t)
 }

@@ -90,8 +90,11 @@ func runCIEnv(ctx context.Context, opts *ciEnvOptions) error {
 	if u, err := url.Parse(c.Server()); err == nil {
 		scheme = u.Scheme
 	}
-	server, prefix := withPort(g.ImagePrefix, scheme)
-	_, direct := withPort(g.DirectImagePrefix, scheme)
+	// GitLab CI's group prefix is the top-level group's; the group's own
+	// prefix is the direct one.
+	top, _, _ := strings.Cut(g.FullPath, "/")
+	server, prefix := withPort(strings.Replace(g.ImagePrefix, "/"+g.FullPath+"/", "/"+top+"/", 1), scheme)
+	_, direct := withPort(g.ImagePrefix, scheme)
 	vars := [][2]string{
 		{"CI_DEPENDENCY_PROXY_SERVER", server},
 		{"CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX", prefix},

@@ -156,9 +156,44 @@ func (s *Store) GroupUsage(ctx context.Context, groupID int64) (Usage, error) {
 	return u, nil
 }
 
+// groupUsagesSelect is GroupUsages' query up to its IN list.
+const groupUsagesSelect = `SELECT g.id,
+	(SELECT COUNT(*) FROM manifests WHERE group_id = g.id),
+	(SELECT COALESCE(SUM(size), 0) FROM manifests WHERE group_id = g.id),
+	(SELECT COUNT(*) FROM blobs WHERE group_id = g.id),
+	(SELECT COALESCE(SUM(size), 0) FROM blobs WHERE group_id = g.id)
+	FROM groups g WHERE g.id IN `
+
+// GroupUsages is GroupUsage of each of the groups, read together (one
+// query per maxBatch ids). Unknown groups are absent from the result.
+func (s *Store) GroupUsages(ctx context.Context, groupIDs []int64) (map[int64]Usage, error) {
+	out := make(map[int64]Usage, len(groupIDs))
+	err := inBatches(groupIDs, func(in string, args []any) error {
+		rows, err := s.read(ctx, groupUsagesSelect+`(`+in+`)`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			var u Usage
+			if err := rows.Scan(&id, &u.Manifests, &u.ManifestBytes, &u.Blobs, &u.BlobBytes); err != nil {
+				return err
+			}
+			out[id] = u
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache usage of %d groups: %w", len(groupIDs), err)
+	}
+	return out, nil
+}
+
 // PurgeGroupCache deletes all of a group's manifests, blob references and
-// cached lists in one transaction and returns the digests of the blobs it referenced; the
-// caller removes the files that BlobReferenced then reports as unused.
+// cached lists in one transaction and returns the digests of the blobs it
+// referenced; the caller removes the files that BlobReferenced then
+// reports as unused.
 func (s *Store) PurgeGroupCache(ctx context.Context, groupID int64) ([]oci.Digest, error) {
 	var digests []oci.Digest
 	err := s.inTx(ctx, func(tx *sql.Tx) error {

@@ -51,6 +51,7 @@ func runStoreContract(t *testing.T, open func(t *testing.T) *Store) {
 		{"TouchBlobs", contractTouchBlobs},
 		{"BlobReferenced", contractBlobReferenced},
 		{"UsageAndPurge", contractUsageAndPurge},
+		{"BatchedReads", contractBatchedReads},
 		{"ExpireGroupCache", contractExpireGroupCache},
 		{"DeleteGroupCascades", contractDeleteGroupCascades},
 		{"TimesAreUTC", contractTimesAreUTC},

@@ -42,25 +42,65 @@ func (s *Store) open(sealed []byte, ad string) (string, error) {
 	return string(pt), nil
 }
 
-// ProxySetting returns a group's dependency proxy setting with its secret
-// decrypted, or an error wrapping ErrNotFound for an unknown group.
-func (s *Store) ProxySetting(ctx context.Context, groupID int64) (ProxySetting, error) {
-	p := ProxySetting{GroupID: groupID}
+// proxySettingColumns are the columns scanProxySetting reads.
+const proxySettingColumns = `group_id, enabled, identity, secret_sealed, freshness_window_ms, allow_anonymous_pull,
+	anonymous_pulls_use_credentials, updated_at`
+
+// scanProxySetting reads a setting row and decrypts its secret.
+func (s *Store) scanProxySetting(row interface{ Scan(...any) error }) (ProxySetting, error) {
+	var p ProxySetting
 	var sealed []byte
 	var windowMS int64
-	err := s.readRow(ctx,
-		`SELECT enabled, identity, secret_sealed, freshness_window_ms, allow_anonymous_pull, anonymous_pulls_use_credentials, updated_at
-		FROM dependency_proxy_settings WHERE group_id = $1`, groupID).
-		Scan(&p.Enabled, &p.Identity, &sealed, &windowMS, &p.AllowAnonymousPull, &p.AnonymousPullsUseCredentials, &p.UpdatedAt)
-	if err != nil {
-		return ProxySetting{}, notFound(err, fmt.Sprintf("dependency proxy setting of group %d", groupID))
+	if err := row.Scan(&p.GroupID, &p.Enabled, &p.Identity, &sealed, &windowMS, &p.AllowAnonymousPull,
+		&p.AnonymousPullsUseCredentials, &p.UpdatedAt); err != nil {
+		return ProxySetting{}, err
 	}
 	p.FreshnessWindow = time.Duration(windowMS) * time.Millisecond
 	p.UpdatedAt = p.UpdatedAt.UTC()
-	if p.Secret, err = s.open(sealed, proxySecretAD(groupID)); err != nil {
-		return ProxySetting{}, fmt.Errorf("docker hub secret of group %d: %w", groupID, err)
+	var err error
+	if p.Secret, err = s.open(sealed, proxySecretAD(p.GroupID)); err != nil {
+		return ProxySetting{}, fmt.Errorf("docker hub secret of group %d: %w", p.GroupID, err)
 	}
 	return p, nil
+}
+
+// ProxySetting returns a group's dependency proxy setting with its secret
+// decrypted, or an error wrapping ErrNotFound for an unknown group.
+func (s *Store) ProxySetting(ctx context.Context, groupID int64) (ProxySetting, error) {
+	p, err := s.scanProxySetting(s.readRow(ctx,
+		`SELECT `+proxySettingColumns+` FROM dependency_proxy_settings WHERE group_id = $1`, groupID))
+	if err != nil {
+		return ProxySetting{}, notFound(err, fmt.Sprintf("dependency proxy setting of group %d", groupID))
+	}
+	return p, nil
+}
+
+// proxySettingsSelect is ProxySettings' query up to its IN list.
+const proxySettingsSelect = `SELECT ` + proxySettingColumns + ` FROM dependency_proxy_settings WHERE group_id IN `
+
+// ProxySettings is ProxySetting of each of the groups, read together (one
+// query per maxBatch ids). Unknown groups are absent from the result.
+func (s *Store) ProxySettings(ctx context.Context, groupIDs []int64) (map[int64]ProxySetting, error) {
+	out := make(map[int64]ProxySetting, len(groupIDs))
+	err := inBatches(groupIDs, func(in string, args []any) error {
+		rows, err := s.read(ctx, proxySettingsSelect+`(`+in+`)`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			p, err := s.scanProxySetting(rows)
+			if err != nil {
+				return err
+			}
+			out[p.GroupID] = p
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dependency proxy settings of %d groups: %w", len(groupIDs), err)
+	}
+	return out, nil
 }
 
 // UpdateProxySetting replaces every field of a group's setting (an empty
@@ -93,18 +133,54 @@ func (s *Store) UpdateProxySetting(ctx context.Context, p ProxySetting) error {
 	return nil
 }
 
-// TTLPolicy returns a group's image TTL policy, or an error wrapping
-// ErrNotFound for an unknown group.
-func (s *Store) TTLPolicy(ctx context.Context, groupID int64) (TTLPolicy, error) {
-	p := TTLPolicy{GroupID: groupID}
-	err := s.readRow(ctx,
-		`SELECT enabled, ttl_days, created_at, updated_at FROM ttl_policies WHERE group_id = $1`, groupID).
-		Scan(&p.Enabled, &p.TTLDays, &p.CreatedAt, &p.UpdatedAt)
-	if err != nil {
-		return TTLPolicy{}, notFound(err, fmt.Sprintf("ttl policy of group %d", groupID))
+// ttlPolicyColumns are the columns scanTTLPolicy reads.
+const ttlPolicyColumns = `group_id, enabled, ttl_days, created_at, updated_at`
+
+func scanTTLPolicy(row interface{ Scan(...any) error }) (TTLPolicy, error) {
+	var p TTLPolicy
+	if err := row.Scan(&p.GroupID, &p.Enabled, &p.TTLDays, &p.CreatedAt, &p.UpdatedAt); err != nil {
+		return TTLPolicy{}, err
 	}
 	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
 	return p, nil
+}
+
+// TTLPolicy returns a group's image TTL policy, or an error wrapping
+// ErrNotFound for an unknown group.
+func (s *Store) TTLPolicy(ctx context.Context, groupID int64) (TTLPolicy, error) {
+	p, err := scanTTLPolicy(s.readRow(ctx, `SELECT `+ttlPolicyColumns+` FROM ttl_policies WHERE group_id = $1`, groupID))
+	if err != nil {
+		return TTLPolicy{}, notFound(err, fmt.Sprintf("ttl policy of group %d", groupID))
+	}
+	return p, nil
+}
+
+// ttlPoliciesSelect is TTLPolicies' query up to its IN list.
+const ttlPoliciesSelect = `SELECT ` + ttlPolicyColumns + ` FROM ttl_policies WHERE group_id IN `
+
+// TTLPolicies is TTLPolicy of each of the groups, read together (one query
+// per maxBatch ids). Unknown groups are absent from the result.
+func (s *Store) TTLPolicies(ctx context.Context, groupIDs []int64) (map[int64]TTLPolicy, error) {
+	out := make(map[int64]TTLPolicy, len(groupIDs))
+	err := inBatches(groupIDs, func(in string, args []any) error {
+		rows, err := s.read(ctx, ttlPoliciesSelect+`(`+in+`)`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			p, err := scanTTLPolicy(rows)
+			if err != nil {
+				return err
+			}
+			out[p.GroupID] = p
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ttl policies of %d groups: %w", len(groupIDs), err)
+	}
+	return out, nil
 }
 
 // UpdateTTLPolicy sets a group's TTL policy (a zero UpdatedAt means now;

@@ -326,6 +326,9 @@ func TestSQLiteLookupsUseIndexes(t *testing.T) {
 		"UserByUsername":   `SELECT ` + userColumns + ` FROM users WHERE username = $1`,
 		"ExpireManifests":  `DELETE FROM manifests WHERE group_id = $1 AND read_at < $2`,
 		"ManifestsOfGroup": `SELECT id FROM manifests WHERE group_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`,
+		"GroupUsages":      groupUsagesSelect + `($1, $2, $3)`,
+		"ProxySettings":    proxySettingsSelect + `($1, $2, $3)`,
+		"TTLPolicies":      ttlPoliciesSelect + `($1, $2, $3)`,
 	}
 	for name, q := range queries {
 		rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q, 1, 2, 3)

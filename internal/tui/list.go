@@ -88,7 +88,7 @@ func (m *Model) visibleImages() []adminclient.ManifestWithContent {
 		slices.SortStableFunc(out, func(a, b adminclient.ManifestWithContent) int { return cmp.Compare(b.Size, a.Size) })
 	} else {
 		slices.SortStableFunc(out, func(a, b adminclient.ManifestWithContent) int {
-			return cmp.Or(cmp.Compare(a.ImageName, b.ImageName), cmp.Compare(a.Reference, b.Reference))
+			return cmp.Or(cmp.Compare(a.Image, b.Image), cmp.Compare(a.Reference, b.Reference))
 		})
 	}
 	return out

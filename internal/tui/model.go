@@ -419,7 +419,7 @@ func (m *Model) askDelete(im adminclient.Manifest, fromDetail bool) {
 	m.confirm = &confirmation{
 		question: fmt.Sprintf("Delete %s (%s) from the cache of %s?\n\nThe next pull of it fetches it from the upstream again.", name, shortDigest(im.Digest), path),
 		run: func(ctx context.Context) actionMsg {
-			if _, err := m.api.DeleteManifest(ctx, path, im.ImageName, im.Reference); err != nil {
+			if _, err := m.api.DeleteManifest(ctx, path, im.Image, im.Reference); err != nil {
 				return actionMsg{err: fmt.Errorf("delete %s: %w", name, err)}
 			}
 			return actionMsg{done: "deleted " + name + " from " + path}
@@ -567,9 +567,9 @@ func (m *Model) loadGroup(path string) tea.Cmd {
 // imageRef names a cached manifest as a client pulls it.
 func imageRef(im adminclient.Manifest) string {
 	if strings.HasPrefix(im.Reference, "sha256:") {
-		return im.ImageName + "@" + im.Reference
+		return im.Image + "@" + im.Reference
 	}
-	return im.ImageName + ":" + im.Reference
+	return im.Image + ":" + im.Reference
 }
 
 // shortDigest is "sha256:" and the first 12 hex characters.

@@ -45,6 +45,31 @@ func TestPurgeOnARealServer(t *testing.T) {
 	}
 }
 
+// Against a real server: deleting an image from the browser deletes the
+// entry it shows (the browser passes the repository the entry is cached
+// under, not GitLab's imageName).
+func TestDeleteImageOnARealServer(t *testing.T) {
+	t.Parallel()
+	_, c := cachedServer(t)
+	m := drive(newRealModel(c), nil, tea.WindowSizeMsg{Width: 80, Height: 24})
+	m = press(m, "enter")
+	mustContain(t, m.View(), "Group acme", "library/alpine", "latest")
+	m = press(m, "d")
+	mustContain(t, m.View(), "Delete library/alpine:latest")
+	m = press(m, "y")
+	mustContain(t, m.View(), "deleted library/alpine:latest from acme")
+
+	mp, err := c.Manifests(context.Background(), "acme", adminclient.Page{First: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range mp.Manifests {
+		if im.Reference == "latest" {
+			t.Errorf("after deleting from the browser the server still has %s", im.ImageName)
+		}
+	}
+}
+
 // Against a real server: an action the signed-in user may not take shows
 // the server's refusal and changes nothing; when the server goes away the
 // browser says it cannot reach it and keeps answering keys.

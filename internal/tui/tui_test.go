@@ -80,7 +80,7 @@ func (f *fakeAPI) Group(_ context.Context, path string) (adminclient.Group, erro
 	for _, g := range f.groups {
 		if g.FullPath == path {
 			return adminclient.Group{GroupSummary: g.GroupSummary, Name: path, TTLPolicy: g.TTLPolicy,
-				ImagePrefix:       "127.0.0.1:5000/" + strings.Split(path, "/")[0] + "/dependency_proxy/containers",
+				ImagePrefix:       "127.0.0.1:5000/" + path + "/dependency_proxy/containers",
 				DirectImagePrefix: "127.0.0.1:5000/" + path + "/dependency_proxy/containers"}, nil
 		}
 	}
@@ -108,7 +108,7 @@ func (f *fakeAPI) DeleteManifest(_ context.Context, group, image, ref string) (a
 	f.actions = append(f.actions, "delete "+group+" "+image+":"+ref)
 	kept := f.images[group][:0]
 	for _, im := range f.images[group] {
-		if im.ImageName != image || im.Reference != ref {
+		if im.Image != image || im.Reference != ref {
 			kept = append(kept, im)
 		}
 	}
@@ -164,7 +164,7 @@ func newFake() *fakeAPI {
 			ImageCount: images, BlobCount: blobs, TotalSizeBytes: adminclient.Bytes(size)}, TTLPolicy: ttl}
 	}
 	im := func(name, ref, digest, mt, content string, size int64, created, read time.Duration) adminclient.ManifestWithContent {
-		return adminclient.ManifestWithContent{Manifest: adminclient.Manifest{ID: name + ref, ImageName: name, Reference: ref,
+		return adminclient.ManifestWithContent{Manifest: adminclient.Manifest{ID: name + ref, Image: name, ImageName: name + ":" + ref, Reference: ref,
 			Digest: digest, MediaType: mt, Size: adminclient.Bytes(size), CreatedAt: clock.Add(-created), ReadAt: clock.Add(-read)}, Content: content}
 	}
 	return &fakeAPI{

@@ -176,7 +176,7 @@ func (m *Model) listBody(height int) string {
 		}
 		rows := make([][]string, len(ims))
 		for i, im := range ims {
-			rows[i] = []string{im.ImageName, im.Reference, strings.TrimPrefix(shortDigest(im.Digest), "sha256:"), kind(im.MediaType),
+			rows[i] = []string{im.Image, im.Reference, strings.TrimPrefix(shortDigest(im.Digest), "sha256:"), kind(im.MediaType),
 				size(int64(im.Size)), age(now, im.CreatedAt), age(now, im.ReadAt)}
 		}
 		return m.table([]column{
@@ -271,9 +271,9 @@ func (m *Model) refreshDetail() {
 	if m.group != nil {
 		prefix = m.group.DirectImagePrefix + "/"
 	}
-	ref := im.ImageName + ":" + im.Reference
+	ref := im.Image + ":" + im.Reference
 	if strings.HasPrefix(im.Reference, "sha256:") {
-		ref = im.ImageName + "@" + im.Reference
+		ref = im.Image + "@" + im.Reference
 	}
 	fmt.Fprintf(&b, "Pull reference:\n  %s%s\n\n", prefix, ref)
 	// Labels of 8 cells keep a whole digest on one line at 80 columns.

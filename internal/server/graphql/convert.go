@@ -113,11 +113,13 @@ func manifestNode(m admin.Manifest) *generated.DependencyProxyManifest {
 	if m.Status == admin.StatusPendingDestruction {
 		status = generated.DependencyProxyManifestStatusPendingDestruction
 	}
+	imageName := familiarImage(m.Image) + ":" + m.Reference
 	return &generated.DependencyProxyManifest{
 		ID:        gid(gidManifest, m.ID),
-		ImageName: m.Image,
+		ImageName: imageName,
 		Digest:    string(m.Digest),
-		FileName:  m.Image + ":" + m.Reference + ".json",
+		FileName:  imageName + ".json",
+		Image:     m.Image,
 		Size:      strconv.FormatInt(m.Size, 10),
 		Status:    status,
 		CreatedAt: m.CreatedAt,
@@ -127,6 +129,18 @@ func manifestNode(m admin.Manifest) *generated.DependencyProxyManifest {
 		ReadAt:    m.ReadAt,
 		Content:   string(m.Content),
 	}
+}
+
+// familiarImage is the name docker gives an upstream repository: an
+// official image without its "library/" ("alpine" for library/alpine).
+// GitLab names a cached manifest by the image as pulled, which is this
+// name for `docker pull <prefix>/alpine`; dproxy keeps one entry for
+// alpine and library/alpine.
+func familiarImage(repository string) string {
+	if name, ok := strings.CutPrefix(repository, "library/"); ok && !strings.Contains(name, "/") {
+		return name
+	}
+	return repository
 }
 
 func blobNode(b admin.Blob) *generated.DependencyProxyBlob {

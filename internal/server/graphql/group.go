@@ -3,6 +3,7 @@ package graphql
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -63,14 +64,20 @@ func (g groupResolver) DependencyProxyImageTTLPolicy(ctx context.Context, obj *g
 	return ttlNode(p), nil
 }
 
-// DependencyProxyImagePrefix uses the top-level group, as GitLab does.
+// DependencyProxyImagePrefix is the group's own path, as GitLab gives it
+// for a subgroup too; the registry serves pulls there from the group's
+// own cache.
 func (g groupResolver) DependencyProxyImagePrefix(ctx context.Context, obj *generated.Group) (string, error) {
-	top, _, _ := strings.Cut(obj.FullPath, "/")
-	return g.h.host + "/" + top + "/dependency_proxy/containers", nil
+	return g.h.imagePrefix(obj.FullPath), nil
 }
 
 func (g groupResolver) DependencyProxyDirectImagePrefix(ctx context.Context, obj *generated.Group) (string, error) {
-	return g.h.host + "/" + obj.FullPath + "/dependency_proxy/containers", nil
+	return g.h.imagePrefix(obj.FullPath), nil
+}
+
+// imagePrefix is the dependency proxy image prefix of the group at path.
+func (h *Handler) imagePrefix(path string) string {
+	return h.host + "/" + path + "/dependency_proxy/containers"
 }
 
 func (g groupResolver) DependencyProxyManifests(ctx context.Context, obj *generated.Group, first *int, after *string) (*generated.DependencyProxyManifestConnection, error) {
@@ -176,6 +183,20 @@ func (g groupResolver) DependencyProxyTotalSize(ctx context.Context, obj *genera
 func (g groupResolver) DependencyProxyTotalSizeBytes(ctx context.Context, obj *generated.Group) (model.BigInt, error) {
 	u, err := g.usage(ctx, obj)
 	return bigInt(u.BlobBytes + u.ManifestBytes), err
+}
+
+// DependencyProxyTotalSizeInBytes is GitLab's deprecated 32-bit total:
+// like GitLab, a total that does not fit is an error, not a wrong number.
+func (g groupResolver) DependencyProxyTotalSizeInBytes(ctx context.Context, obj *generated.Group) (int, error) {
+	u, err := g.usage(ctx, obj)
+	if err != nil {
+		return 0, err
+	}
+	total := u.BlobBytes + u.ManifestBytes
+	if total > math.MaxInt32 {
+		return 0, fail(fmt.Sprintf("Integer out of bounds: the total size of %s is %d bytes, more than a GraphQL Int holds; ask for dependencyProxyTotalSizeBytes", obj.FullPath, total))
+	}
+	return int(total), nil
 }
 
 func (g groupResolver) Subgroups(ctx context.Context, obj *generated.Group) ([]generated.Group, error) {

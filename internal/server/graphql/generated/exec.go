@@ -147,6 +147,7 @@ type ComplexityRoot struct {
 		Digest    func(childComplexity int) int
 		FileName  func(childComplexity int) int
 		ID        func(childComplexity int) int
+		Image     func(childComplexity int) int
 		ImageName func(childComplexity int) int
 		MediaType func(childComplexity int) int
 		ReadAt    func(childComplexity int) int
@@ -207,6 +208,7 @@ type ComplexityRoot struct {
 		DependencyProxySetting           func(childComplexity int) int
 		DependencyProxyTotalSize         func(childComplexity int) int
 		DependencyProxyTotalSizeBytes    func(childComplexity int) int
+		DependencyProxyTotalSizeInBytes  func(childComplexity int) int
 		FullPath                         func(childComplexity int) int
 		ID                               func(childComplexity int) int
 		Members                          func(childComplexity int) int
@@ -397,6 +399,7 @@ type GroupResolver interface {
 	DependencyProxyBlobCount(ctx context.Context, obj *Group) (int, error)
 	DependencyProxyTotalSize(ctx context.Context, obj *Group) (string, error)
 	DependencyProxyTotalSizeBytes(ctx context.Context, obj *Group) (model.BigInt, error)
+	DependencyProxyTotalSizeInBytes(ctx context.Context, obj *Group) (int, error)
 	Subgroups(ctx context.Context, obj *Group) ([]Group, error)
 	Members(ctx context.Context, obj *Group) ([]Member, error)
 	ContainerVirtualRegistries(ctx context.Context, obj *Group) ([]ContainerVirtualRegistry, error)
@@ -885,6 +888,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DependencyProxyManifest.ID(childComplexity), true
+	case "DependencyProxyManifest.image":
+		if e.ComplexityRoot.DependencyProxyManifest.Image == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DependencyProxyManifest.Image(childComplexity), true
 	case "DependencyProxyManifest.imageName":
 		if e.ComplexityRoot.DependencyProxyManifest.ImageName == nil {
 			break
@@ -1153,6 +1162,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Group.DependencyProxyTotalSizeBytes(childComplexity), true
+	case "Group.dependencyProxyTotalSizeInBytes":
+		if e.ComplexityRoot.Group.DependencyProxyTotalSizeInBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.DependencyProxyTotalSizeInBytes(childComplexity), true
 	case "Group.fullPath":
 		if e.ComplexityRoot.Group.FullPath == nil {
 			break
@@ -2203,9 +2218,9 @@ type Group {
 
   dependencyProxySetting: DependencyProxySetting
   dependencyProxyImageTtlPolicy: DependencyProxyImageTtlGroupPolicy
-  "host[:port]/<top-level group>/dependency_proxy/containers (GitLab uses the top-level group)."
+  "host[:port]/<this group's full path>/dependency_proxy/containers, as GitLab gives it: images pulled under it are cached in this group."
   dependencyProxyImagePrefix: String!
-  "host[:port]/<this group>/dependency_proxy/containers."
+  "dproxy: the same as dependencyProxyImagePrefix (the group's own path)."
   dependencyProxyDirectImagePrefix: String!
   "Cached manifests, newest first."
   dependencyProxyManifests(first: Int, after: String): DependencyProxyManifestConnection!
@@ -2215,7 +2230,10 @@ type Group {
   dependencyProxyBlobCount: Int!
   "Human-readable total size of the group's cached blobs and manifests (\"12.5 MiB\")."
   dependencyProxyTotalSize: String!
+  "Total size of the group's cached blobs and manifests in bytes."
   dependencyProxyTotalSizeBytes: BigInt!
+  "The total size in bytes as a 32-bit Int, as GitLab has it: a total above 2147483647 bytes is an error (Integer out of bounds)."
+  dependencyProxyTotalSizeInBytes: Int! @deprecated(reason: "Use ` + "`" + `dependencyProxyTotalSizeBytes` + "`" + `, which has no 32-bit bound. Deprecated in GitLab 16.1.")
 
   "Direct subgroups, ordered by path."
   subgroups: [Group!]!
@@ -2255,16 +2273,18 @@ enum DependencyProxyManifestStatus {
 type DependencyProxyManifest {
   "gid://dproxy/DependencyProxy::Manifest/<n>"
   id: ID!
-  "The image as asked for (\"alpine\", \"library/alpine\")."
+  "GitLab's image name: the image as docker names it with the tag or digest it was cached under (\"alpine:latest\", \"bitnami/redis:7\", \"alpine:sha256:<hex>\")."
   imageName: String!
   digest: String!
-  "GitLab's file name: <image>:<tag or digest>.json"
+  "GitLab's file name: <imageName>.json (\"alpine:latest.json\")."
   fileName: String!
   "Size in bytes, as a string (GitLab)."
   size: String!
   status: DependencyProxyManifestStatus!
   createdAt: Time!
   updatedAt: Time!
+  "dproxy: the upstream repository the manifest is cached under (\"library/alpine\" for alpine); the image to give deleteDependencyProxyManifest."
+  image: String!
   "dproxy: the tag or digest the manifest was cached under, its media type and when a client last read it."
   reference: String!
   mediaType: String!
@@ -2969,6 +2989,8 @@ func (ec *executionContext) childFields_DependencyProxyManifest(ctx context.Cont
 		return ec.fieldContext_DependencyProxyManifest_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_DependencyProxyManifest_updatedAt(ctx, field)
+	case "image":
+		return ec.fieldContext_DependencyProxyManifest_image(ctx, field)
 	case "reference":
 		return ec.fieldContext_DependencyProxyManifest_reference(ctx, field)
 	case "mediaType":
@@ -3091,6 +3113,8 @@ func (ec *executionContext) childFields_Group(ctx context.Context, field graphql
 		return ec.fieldContext_Group_dependencyProxyTotalSize(ctx, field)
 	case "dependencyProxyTotalSizeBytes":
 		return ec.fieldContext_Group_dependencyProxyTotalSizeBytes(ctx, field)
+	case "dependencyProxyTotalSizeInBytes":
+		return ec.fieldContext_Group_dependencyProxyTotalSizeInBytes(ctx, field)
 	case "subgroups":
 		return ec.fieldContext_Group_subgroups(ctx, field)
 	case "members":
@@ -5802,6 +5826,29 @@ func (ec *executionContext) fieldContext_DependencyProxyManifest_updatedAt(_ con
 	return graphql.NewScalarFieldContext("DependencyProxyManifest", field, false, false, errors.New("field of type Time does not have child fields"))
 }
 
+func (ec *executionContext) _DependencyProxyManifest_image(ctx context.Context, field graphql.CollectedField, obj *DependencyProxyManifest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DependencyProxyManifest_image(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Image, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DependencyProxyManifest_image(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DependencyProxyManifest", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
 func (ec *executionContext) _DependencyProxyManifest_reference(ctx context.Context, field graphql.CollectedField, obj *DependencyProxyManifest) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6885,6 +6932,29 @@ func (ec *executionContext) _Group_dependencyProxyTotalSizeBytes(ctx context.Con
 }
 func (ec *executionContext) fieldContext_Group_dependencyProxyTotalSizeBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Group", field, true, true, errors.New("field of type BigInt does not have child fields"))
+}
+
+func (ec *executionContext) _Group_dependencyProxyTotalSizeInBytes(ctx context.Context, field graphql.CollectedField, obj *Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_dependencyProxyTotalSizeInBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Group().DependencyProxyTotalSizeInBytes(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Group_dependencyProxyTotalSizeInBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Group", field, true, true, errors.New("field of type Int does not have child fields"))
 }
 
 func (ec *executionContext) _Group_subgroups(ctx context.Context, field graphql.CollectedField, obj *Group) (ret graphql.Marshaler) {
@@ -12969,6 +13039,11 @@ func (ec *executionContext) _DependencyProxyManifest(ctx context.Context, sel as
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "image":
+			out.Values[i] = ec._DependencyProxyManifest_image(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "reference":
 			out.Values[i] = ec._DependencyProxyManifest_reference(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -13717,6 +13792,44 @@ func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, ob
 					}
 				}()
 				res = ec._Group_dependencyProxyTotalSizeBytes(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "dependencyProxyTotalSizeInBytes":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Group_dependencyProxyTotalSizeInBytes(ctx, field, obj)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}

@@ -211,16 +211,18 @@ type DependencyProxyImageTTLGroupPolicy struct {
 type DependencyProxyManifest struct {
 	// gid://dproxy/DependencyProxy::Manifest/<n>
 	ID string `json:"id"`
-	// The image as asked for ("alpine", "library/alpine").
+	// GitLab's image name: the image as docker names it with the tag or digest it was cached under ("alpine:latest", "bitnami/redis:7", "alpine:sha256:<hex>").
 	ImageName string `json:"imageName"`
 	Digest    string `json:"digest"`
-	// GitLab's file name: <image>:<tag or digest>.json
+	// GitLab's file name: <imageName>.json ("alpine:latest.json").
 	FileName string `json:"fileName"`
 	// Size in bytes, as a string (GitLab).
 	Size      string                        `json:"size"`
 	Status    DependencyProxyManifestStatus `json:"status"`
 	CreatedAt time.Time                     `json:"createdAt"`
 	UpdatedAt time.Time                     `json:"updatedAt"`
+	// dproxy: the upstream repository the manifest is cached under ("library/alpine" for alpine); the image to give deleteDependencyProxyManifest.
+	Image string `json:"image"`
 	// dproxy: the tag or digest the manifest was cached under, its media type and when a client last read it.
 	Reference string    `json:"reference"`
 	MediaType string    `json:"mediaType"`
@@ -294,9 +296,9 @@ type Group struct {
 	MyRole                        *Role                               `json:"myRole,omitempty"`
 	DependencyProxySetting        *DependencyProxySetting             `json:"dependencyProxySetting,omitempty"`
 	DependencyProxyImageTTLPolicy *DependencyProxyImageTTLGroupPolicy `json:"dependencyProxyImageTtlPolicy,omitempty"`
-	// host[:port]/<top-level group>/dependency_proxy/containers (GitLab uses the top-level group).
+	// host[:port]/<this group's full path>/dependency_proxy/containers, as GitLab gives it: images pulled under it are cached in this group.
 	DependencyProxyImagePrefix string `json:"dependencyProxyImagePrefix"`
-	// host[:port]/<this group>/dependency_proxy/containers.
+	// dproxy: the same as dependencyProxyImagePrefix (the group's own path).
 	DependencyProxyDirectImagePrefix string `json:"dependencyProxyDirectImagePrefix"`
 	// Cached manifests, newest first.
 	DependencyProxyManifests *DependencyProxyManifestConnection `json:"dependencyProxyManifests"`
@@ -305,8 +307,11 @@ type Group struct {
 	DependencyProxyImageCount int                            `json:"dependencyProxyImageCount"`
 	DependencyProxyBlobCount  int                            `json:"dependencyProxyBlobCount"`
 	// Human-readable total size of the group's cached blobs and manifests ("12.5 MiB").
-	DependencyProxyTotalSize      string       `json:"dependencyProxyTotalSize"`
+	DependencyProxyTotalSize string `json:"dependencyProxyTotalSize"`
+	// Total size of the group's cached blobs and manifests in bytes.
 	DependencyProxyTotalSizeBytes model.BigInt `json:"dependencyProxyTotalSizeBytes"`
+	// The total size in bytes as a 32-bit Int, as GitLab has it: a total above 2147483647 bytes is an error (Integer out of bounds).
+	DependencyProxyTotalSizeInBytes int `json:"dependencyProxyTotalSizeInBytes"`
 	// Direct subgroups, ordered by path.
 	Subgroups []Group `json:"subgroups"`
 	// Direct members (needs guest).
