@@ -61,7 +61,7 @@ var rules = []rule{
 	},
 	{
 		from: []string{"internal/server/graphql"},
-		only: []string{"internal/admin", "internal/server/graphql/generated", "internal/server/graphql/model"},
+		only: []string{"internal/admin", "internal/server/graphql/generated", "internal/server/graphql/model", "internal/units"},
 		why:  "graphql → admin (decode, call internal/admin, encode; never store or upstream)",
 	},
 	{

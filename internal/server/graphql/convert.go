@@ -200,18 +200,4 @@ func optString(s string) *string {
 	return &s
 }
 
-// humanSize formats a byte count with binary units ("12.5 MiB").
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatInt(n, 10) + " B"
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + " " + string("KMGTPE"[exp]) + "iB"
-}
-
 func bigInt(n int64) model.BigInt { return model.BigInt(n) }

@@ -10,21 +10,6 @@ import (
 	"github.com/dproxy/dproxy/internal/server/graphql/model"
 )
 
-func TestHumanSize(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct {
-		n    int64
-		want string
-	}{
-		{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {1536, "1.5 KiB"},
-		{12*1024*1024 + 512*1024, "12.5 MiB"}, {3 << 30, "3.0 GiB"}, {5 << 40, "5.0 TiB"},
-	} {
-		if got := humanSize(c.n); got != c.want {
-			t.Errorf("humanSize(%d) = %q, want %q", c.n, got, c.want)
-		}
-	}
-}
-
 func TestCursors(t *testing.T) {
 	t.Parallel()
 	c := encodeCursor("m", "42")

@@ -11,6 +11,7 @@ import (
 	"github.com/dproxy/dproxy/internal/admin"
 	"github.com/dproxy/dproxy/internal/server/graphql/generated"
 	"github.com/dproxy/dproxy/internal/server/graphql/model"
+	"github.com/dproxy/dproxy/internal/units"
 )
 
 // groupResolver resolves the fields of a Group. The admin service checks
@@ -177,7 +178,7 @@ func (g groupResolver) DependencyProxyBlobCount(ctx context.Context, obj *genera
 // DependencyProxyTotalSize counts blobs and manifests, as GitLab does.
 func (g groupResolver) DependencyProxyTotalSize(ctx context.Context, obj *generated.Group) (string, error) {
 	u, err := g.usage(ctx, obj)
-	return humanSize(u.BlobBytes + u.ManifestBytes), err
+	return units.Size(u.BlobBytes + u.ManifestBytes), err
 }
 
 func (g groupResolver) DependencyProxyTotalSizeBytes(ctx context.Context, obj *generated.Group) (model.BigInt, error) {
