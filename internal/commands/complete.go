@@ -190,7 +190,7 @@ func (k completer) images() cobra.CompletionFunc {
 			if strings.Contains(m.Reference, ":") {
 				sep = "@" // a digest
 			}
-			out = append(out, m.ImageName+sep+m.Reference)
+			out = append(out, m.Image+sep+m.Reference)
 		}
 		return out, err
 	})
