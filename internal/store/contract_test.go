@@ -47,6 +47,8 @@ func runStoreContract(t *testing.T, open func(t *testing.T) *Store) {
 		{"ManifestErrors", contractManifestErrors},
 		{"TouchManifests", contractTouchManifests},
 		{"ManifestsOfGroup", contractManifestsOfGroup},
+		{"ImageSizes", contractImageSizes},
+		{"ImageSizeBackfill", contractImageSizeBackfill},
 		{"Blobs", contractBlobs},
 		{"TouchBlobs", contractTouchBlobs},
 		{"BlobReferenced", contractBlobReferenced},
