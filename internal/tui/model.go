@@ -385,7 +385,7 @@ func (m *Model) askPurge(g adminclient.GroupSummary) {
 	path := g.FullPath
 	m.confirm = &confirmation{
 		question: fmt.Sprintf("Purge the cache of group %s?\n\nThis removes its %d cached images and %d blob references (%s).\nThe next pulls fetch them from the upstream again.",
-			path, g.ImageCount, g.BlobCount, size(int64(g.TotalSizeBytes))),
+			path, g.CachedImageCount, g.BlobCount, size(int64(g.TotalSizeBytes))),
 		run: func(ctx context.Context) actionMsg {
 			r, err := m.api.PurgeCache(ctx, path)
 			if err != nil {

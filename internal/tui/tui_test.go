@@ -127,7 +127,7 @@ func (f *fakeAPI) PurgeCache(_ context.Context, group string) (adminclient.Purge
 	f.images[group], f.blobs[group] = nil, nil
 	for i := range f.groups {
 		if f.groups[i].FullPath == group {
-			f.groups[i].ImageCount, f.groups[i].BlobCount, f.groups[i].TotalSizeBytes = 0, 0, 0
+			f.groups[i].ImageCount, f.groups[i].CachedImageCount, f.groups[i].BlobCount, f.groups[i].TotalSizeBytes = 0, 0, 0, 0
 		}
 	}
 	return adminclient.PurgeResult{ManifestCount: n, BlobCount: 2, FreedBytes: 3 << 20}, nil
@@ -161,7 +161,7 @@ func newFake() *fakeAPI {
 	ttl := &adminclient.TTLPolicy{Enabled: true, TTL: 90}
 	g := func(path string, images, blobs int, size int64, s *adminclient.ProxySetting) adminclient.BrowseGroup {
 		return adminclient.BrowseGroup{GroupSummary: adminclient.GroupSummary{FullPath: path, Setting: s,
-			ImageCount: images, BlobCount: blobs, TotalSizeBytes: adminclient.Bytes(size)}, TTLPolicy: ttl}
+			ImageCount: images, CachedImageCount: images, BlobCount: blobs, TotalSizeBytes: adminclient.Bytes(size)}, TTLPolicy: ttl}
 	}
 	im := func(name, ref, digest, mt, content string, size int64, created, read time.Duration) adminclient.ManifestWithContent {
 		return adminclient.ManifestWithContent{Manifest: adminclient.Manifest{ID: name + ref, Image: name, ImageName: name + ":" + ref, Reference: ref,

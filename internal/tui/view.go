@@ -150,7 +150,7 @@ func (m *Model) listBody(height int) string {
 			if g.TTLPolicy != nil && g.TTLPolicy.Enabled {
 				ttl = strconv.Itoa(g.TTLPolicy.TTL) + "d"
 			}
-			rows[i] = []string{name, proxy, strconv.Itoa(g.ImageCount), strconv.Itoa(g.BlobCount), size(int64(g.TotalSizeBytes)), ttl}
+			rows[i] = []string{name, proxy, strconv.Itoa(g.CachedImageCount), strconv.Itoa(g.BlobCount), size(int64(g.TotalSizeBytes)), ttl}
 		}
 		vrs := m.virtualRegistries()
 		if len(vrs) > 0 {
