@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/dproxy/dproxy/internal/oci"
@@ -155,4 +156,36 @@ func (s *Store) mustImageSize(t *testing.T, id int64) int64 {
 		t.Fatal(err)
 	}
 	return m.ImageSize
+}
+
+// A database whose manifests were stored before image_size (the backfill
+// not yet applied, every size 0) gets their sizes when it is next opened.
+func TestSQLiteImageSizeBackfillOnOpen(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path, box := filepath.Join(t.TempDir(), "dproxy.db"), testBox(t, 1)
+	s, err := OpenSQLite(ctx, path, box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := mustGroup(t, s, "old")
+	content, _, _, _ := imageFixture("old")
+	m, err := s.PutManifest(ctx, testManifest(g.ID, "library/alpine", "3", content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := m.ImageSize
+	for _, q := range []string{`UPDATE manifests SET image_size = 0`,
+		fmt.Sprintf(`DELETE FROM goose_db_version WHERE version_id = %d`, imageSizeBackfill.Version)} {
+		if _, err := s.w.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openSQLiteAt(t, path, box)
+	if got := s2.mustImageSize(t, m.ID); got != want || want == 0 {
+		t.Errorf("image_size after reopening = %d, want %d (backfilled)", got, want)
+	}
 }
