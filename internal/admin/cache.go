@@ -10,12 +10,29 @@ import (
 
 // Manifests returns up to limit of the cached manifests of a group the
 // actor may read, newest first, after the manifest afterID when it is not
-// 0.
+// 0, each with its image's sizes.
 func (s *Service) Manifests(ctx context.Context, a Actor, groupID, afterID int64, limit int) ([]Manifest, error) {
 	if _, err := s.readableGroup(ctx, a, groupID); err != nil {
 		return nil, err
 	}
-	return s.store.ManifestsOfGroup(ctx, groupID, afterID, limit)
+	rows, err := s.store.ManifestsOfGroup(ctx, groupID, afterID, limit)
+	if err != nil {
+		return nil, err
+	}
+	return s.sized(ctx, groupID, rows)
+}
+
+// sized pairs rows of a group's manifests with their image sizes.
+func (s *Service) sized(ctx context.Context, groupID int64, rows []store.Manifest) ([]Manifest, error) {
+	sizes, err := s.store.ImageSizesOfGroup(ctx, groupID, rows)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Manifest, len(rows))
+	for i, m := range rows {
+		out[i] = Manifest{Manifest: m, Sizes: sizes[m.ID]}
+	}
+	return out, nil
 }
 
 // Blobs returns up to limit of the blob references of a group the actor
@@ -84,9 +101,13 @@ func (s *Service) DeleteImage(ctx context.Context, a Actor, groupPath, imageName
 	if err != nil {
 		return Manifest{}, err
 	}
+	sized, err := s.sized(ctx, g.ID, []store.Manifest{row})
+	if err != nil {
+		return Manifest{}, err
+	}
 	if err := s.store.DeleteManifest(ctx, row.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Manifest{}, err
 	}
 	s.log.InfoContext(ctx, "cached manifest deleted", "group", g.Path, "image", image, "reference", ref.String(), "by", a.Name())
-	return row, nil
+	return sized[0], nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dproxy/dproxy/internal/auth"
+	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/store"
 )
 
@@ -516,6 +517,28 @@ func (m *memStore) ManifestsOfGroup(_ context.Context, groupID, afterID int64, l
 	}
 	slices.SortFunc(out, func(a, b store.Manifest) int { return int(b.ID - a.ID) })
 	return out[:min(len(out), limit)], nil
+}
+
+// ImageSizesOfGroup sizes image manifests as the store does (config plus
+// layers, the bytes of those the group holds); an index is left unsized.
+func (m *memStore) ImageSizesOfGroup(_ context.Context, groupID int64, ms []store.Manifest) (map[int64]store.ImageSizes, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[int64]store.ImageSizes{}
+	for _, x := range ms {
+		c, err := oci.ParseContents(x.MediaType, x.Content)
+		if err != nil || c.Index {
+			continue
+		}
+		sz := store.ImageSizes{Image: c.BlobSize()}
+		for _, d := range c.Blobs {
+			if b, ok := m.blobs[store.BlobKey{OwnerID: groupID, Digest: d.Digest}]; ok {
+				sz.Cached += b.Size
+			}
+		}
+		out[x.ID] = sz
+	}
+	return out, nil
 }
 
 func (m *memStore) DeleteManifest(_ context.Context, id int64) error {

@@ -93,6 +93,9 @@ type tokenStore interface {
 type cacheStore interface {
 	Manifest(ctx context.Context, groupID int64, image, reference string) (store.Manifest, error)
 	ManifestsOfGroup(ctx context.Context, groupID, afterID int64, limit int) ([]store.Manifest, error)
+	// ImageSizesOfGroup sizes a page of a group's manifests, by ID, in a
+	// fixed number of queries.
+	ImageSizesOfGroup(ctx context.Context, groupID int64, ms []store.Manifest) (map[int64]store.ImageSizes, error)
 	DeleteManifest(ctx context.Context, id int64) error
 	BlobsOfGroupNewest(ctx context.Context, groupID int64, after *store.BlobCursor, limit int) ([]store.Blob, error)
 	GroupUsage(ctx context.Context, groupID int64) (store.Usage, error)

@@ -92,8 +92,16 @@ type HubCredentials struct {
 	SecretSet bool
 }
 
-// Manifest is a cached manifest of a group, with its bytes.
-type Manifest = store.Manifest
+// Manifest is a cached manifest of a group, with its bytes and how big
+// its image is.
+type Manifest struct {
+	store.Manifest
+	Sizes ImageSizes
+}
+
+// ImageSizes is how big a cached image is (config plus layers; for an
+// index its cached platforms') and how much of it the group holds.
+type ImageSizes = store.ImageSizes
 
 // Manifest statuses.
 const (

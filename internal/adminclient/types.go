@@ -133,15 +133,19 @@ type TTLPolicy struct {
 
 // GroupSummary is a group as lists show it.
 type GroupSummary struct {
-	ID             string        `json:"id"`
-	FullPath       string        `json:"fullPath"`
-	ParentPath     string        `json:"parentPath"`
-	CreatedAt      time.Time     `json:"createdAt"`
-	MyRole         Role          `json:"myRole"`
-	Setting        *ProxySetting `json:"dependencyProxySetting" graphql:"dependencyProxySetting"`
-	ImageCount     int           `json:"dependencyProxyImageCount" graphql:"dependencyProxyImageCount"`
-	BlobCount      int           `json:"dependencyProxyBlobCount" graphql:"dependencyProxyBlobCount"`
-	TotalSizeBytes Bytes         `json:"dependencyProxyTotalSizeBytes" graphql:"dependencyProxyTotalSizeBytes"`
+	ID         string        `json:"id"`
+	FullPath   string        `json:"fullPath"`
+	ParentPath string        `json:"parentPath"`
+	CreatedAt  time.Time     `json:"createdAt"`
+	MyRole     Role          `json:"myRole"`
+	Setting    *ProxySetting `json:"dependencyProxySetting" graphql:"dependencyProxySetting"`
+	// ImageCount is GitLab's count of cached manifests (a tag and a
+	// digest of one image are two); CachedImageCount counts images (image
+	// and digest), as cache list shows them.
+	ImageCount       int   `json:"dependencyProxyImageCount" graphql:"dependencyProxyImageCount"`
+	CachedImageCount int   `json:"dependencyProxyCachedImageCount" graphql:"dependencyProxyCachedImageCount"`
+	BlobCount        int   `json:"dependencyProxyBlobCount" graphql:"dependencyProxyBlobCount"`
+	TotalSizeBytes   Bytes `json:"dependencyProxyTotalSizeBytes" graphql:"dependencyProxyTotalSizeBytes"`
 }
 
 // Group is one group with its settings, policy, image prefixes, cache
@@ -174,6 +178,14 @@ type Manifest struct {
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 	ReadAt    time.Time `json:"readAt"`
+	// ImageSize is the image's config plus layers (an index: its cached
+	// platforms'), CachedSize the bytes of those the group holds; Size is
+	// the manifest's own. Platforms and PlatformsCached count an index's
+	// platforms.
+	ImageSize       Bytes `json:"imageSize"`
+	CachedSize      Bytes `json:"cachedSize"`
+	Platforms       int   `json:"platforms"`
+	PlatformsCached int   `json:"platformsCached"`
 }
 
 // Blob is a cached blob reference of a group.

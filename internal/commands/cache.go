@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -30,6 +31,7 @@ type cacheListOptions struct {
 	api
 	Group string
 	Blobs bool
+	Wide  bool
 	Limit int
 }
 
@@ -39,7 +41,13 @@ func newCmdCacheList(f *cmdutil.Factory, runF func(context.Context, *cacheListOp
 		Use:     "list <group> [--blobs]",
 		Aliases: []string{"ls"},
 		Short:   "List a group's cached images (or blobs), newest first",
+		Long: "List a group's cached images, newest first: one row per image and digest, with the tags it\n" +
+			"was cached under (a pull by tag and the client's pull by digest are one image). SIZE is what\n" +
+			"a pull downloads, config plus layers (for a multi-platform index, its cached platforms and\n" +
+			"how many of its platforms are cached); CACHED is how much of that the group holds. On a\n" +
+			"terminal the digest is short and the table fits 100 columns; --wide shows whole values.",
 		Example: "  $ dproxy cache list acme\n" +
+			"  $ dproxy cache list acme --wide\n" +
 			"  $ dproxy cache list acme --blobs -o json",
 		Args:              exactArgs(1, "a group path"),
 		ValidArgsFunction: newCompleter(f).groups(),
@@ -52,7 +60,8 @@ func newCmdCacheList(f *cmdutil.Factory, runF func(context.Context, *cacheListOp
 		},
 	}
 	cmd.Flags().BoolVar(&opts.Blobs, "blobs", false, "list blobs (layers and configs) instead of images")
-	cmd.Flags().IntVar(&opts.Limit, "limit", 0, "list at most this many (0: all)")
+	cmd.Flags().BoolVar(&opts.Wide, "wide", false, "show whole digests, image names and tags on a terminal")
+	cmd.Flags().IntVar(&opts.Limit, "limit", 0, "read at most this many cached manifests (0: all); an image cached by tag and digest is two")
 	return cmd
 }
 
@@ -86,15 +95,90 @@ func runCacheList(ctx context.Context, opts *cacheListOptions) error {
 	if err != nil {
 		return fmt.Errorf("list the cached images of %s: %w", opts.Group, err)
 	}
-	t := output.Table{Header: []string{"IMAGE", "TAG/DIGEST", "DIGEST", "SIZE", "UPDATED", "LAST PULLED"}}
-	for _, m := range manifests {
-		digest := m.Digest
-		if p.TTY && len(digest) > 19 {
-			digest = digest[:19]
+	images := adminclient.Images(manifests)
+	if len(images) == 0 && !p.JSON() {
+		g, err := c.Group(ctx, opts.Group)
+		if err != nil {
+			return fmt.Errorf("list the cached images of %s: %w", opts.Group, err)
 		}
-		t.Rows = append(t.Rows, []string{m.Image, m.Reference, digest, p.Size(int64(m.Size)), p.Time(m.UpdatedAt), p.Time(m.ReadAt)})
+		fmt.Fprintf(opts.IO.ErrOut, "Nothing cached in %s yet; pull through it: docker pull %s/alpine:latest\n", opts.Group, g.ImagePrefix)
+		return nil
 	}
-	return p.Print(manifests, t)
+	return p.Print(images, imagesTable(p, images, opts.Wide))
+}
+
+// tableWidth is the width cache list's table fits on a terminal.
+const tableWidth = 100
+
+// imagesTable is cache list's table: one row per image and digest with
+// its tags. On a terminal the digest is short and long image names and tag
+// lists are cut so that the table fits tableWidth columns, unless wide;
+// piped, every value is whole.
+func imagesTable(p *output.Printer, images []adminclient.Image, wide bool) output.Table {
+	t := output.Table{Header: []string{"IMAGE", "TAGS", "DIGEST", "SIZE", "CACHED", "LAST PULLED"}}
+	short := p.TTY && !wide
+	for _, im := range images {
+		tags, digest := strings.Join(im.Tags, ","), im.Digest
+		size := p.Size(int64(im.ImageSize))
+		if p.TTY {
+			tags = strings.Join(im.Tags, ", ")
+			if tags == "" {
+				tags = "-"
+			}
+			if im.Platforms > 0 {
+				// An index: its cached platforms' total, and how many of
+				// its platforms are cached.
+				size = fmt.Sprintf("%s (%d/%d)", size, im.PlatformsCached, im.Platforms)
+			}
+		}
+		if short {
+			if _, hex, ok := strings.Cut(digest, ":"); ok && len(hex) > 12 {
+				digest = hex[:12]
+			}
+		}
+		t.Rows = append(t.Rows, []string{im.Image, tags, digest, size, p.Size(int64(im.CachedSize)), p.Time(im.ReadAt)})
+	}
+	if short {
+		fitColumns(t, tableWidth, 0, 1)
+	}
+	return t
+}
+
+// fitColumns cuts the values of the columns a and b (the others are kept
+// whole) so that t, boxed ("│ v │ v │"), is at most width columns wide: b
+// gets up to a third of the room left, a the rest.
+func fitColumns(t output.Table, width, a, b int) {
+	widest := func(col int) int {
+		n := utf8.RuneCountInString(t.Header[col])
+		for _, r := range t.Rows {
+			n = max(n, utf8.RuneCountInString(r[col]))
+		}
+		return n
+	}
+	room := width - (3*len(t.Header) + 1)
+	for col := range t.Header {
+		if col != a && col != b {
+			room -= widest(col)
+		}
+	}
+	wa, wb := widest(a), widest(b)
+	if wa+wb <= room {
+		return
+	}
+	wb = min(wb, max(room/3, room-wa))
+	wa = room - wb
+	for _, r := range t.Rows {
+		r[a], r[b] = cut(r[a], max(wa, 2)), cut(r[b], max(wb, 2))
+	}
+}
+
+// cut shortens s to n runes, ending in "…" when it was longer.
+func cut(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 type cachePurgeOptions struct {
@@ -142,10 +226,10 @@ func runCachePurge(ctx context.Context, opts *cachePurgeOptions) error {
 		if err != nil {
 			return err
 		}
-		if g.ImageCount == 0 && g.BlobCount == 0 {
+		if g.CachedImageCount == 0 && g.BlobCount == 0 {
 			return p.Message(adminclient.PurgeResult{}, "Nothing is cached for "+opts.Group+": nothing to purge")
 		}
-		q := fmt.Sprintf("Remove %s cached for %s? Their next pulls go upstream.", cacheText(g.ImageCount, g.BlobCount, int64(g.TotalSizeBytes)), opts.Group)
+		q := fmt.Sprintf("Remove %s cached for %s? Their next pulls go upstream.", cacheText(g.CachedImageCount, g.BlobCount, int64(g.TotalSizeBytes)), opts.Group)
 		if err := confirm(opts.IO, false, q); err != nil {
 			return err
 		}

@@ -379,7 +379,11 @@ func TestConfirmations(t *testing.T) {
 	if err != nil || acme.ImageCount == 0 || acme.BlobCount == 0 {
 		t.Fatalf("acme = %+v, %v; want a cache", acme.GroupSummary, err)
 	}
-	acmeCache := cacheText(acme.ImageCount, acme.BlobCount, int64(acme.TotalSizeBytes))
+	// The pull asked for the tag, then the digest: two manifests, one image.
+	if acme.ImageCount != 2 || acme.CachedImageCount != 1 {
+		t.Errorf("acme counts %d manifests and %d images, want 2 and 1", acme.ImageCount, acme.CachedImageCount)
+	}
+	acmeCache := cacheText(acme.CachedImageCount, acme.BlobCount, int64(acme.TotalSizeBytes))
 	var vrEntries int
 	var vrSize int64
 	entries, err := c.VirtualCacheEntries(ctx, vr.Upstreams[0].ID)
@@ -416,7 +420,7 @@ func TestConfirmations(t *testing.T) {
 			"This deletes group acme and 1 subgroup with everything in them: settings, members, tokens and the cache (" + acmeCache +
 				"). It cannot be undone.\nType acme to confirm: ", errCancelled, false, nil},
 		{"purge, yes", &yes, "y\n", func(a api) error { return runCachePurge(ctx, &cachePurgeOptions{api: a, Group: "beta"}) },
-			"Remove ", nil, false, func() bool { g, err := c.Group(ctx, "beta"); return err == nil && g.ImageCount == 0 }},
+			"Remove ", nil, false, func() bool { g, err := c.Group(ctx, "beta"); return err == nil && g.CachedImageCount == 0 }},
 		{"group delete, the path typed", &yes, "acme\n", func(a api) error { return runGroupDelete(ctx, &groupDeleteOptions{api: a, Path: "acme"}) },
 			"Type acme to confirm: ", nil, false, func() bool { _, err := c.Group(ctx, "acme"); return err != nil }},
 	}

@@ -150,7 +150,7 @@ func runGroupList(ctx context.Context, opts *groupListOptions) error {
 	t := output.Table{Header: []string{"GROUP", "PROXY", "IMAGES", "BLOBS", "SIZE", "ROLE", "CREATED"}}
 	for _, g := range groups {
 		t.Rows = append(t.Rows, []string{
-			g.FullPath, enabledWord(g.Setting != nil && g.Setting.Enabled), strconv.Itoa(g.ImageCount),
+			g.FullPath, enabledWord(g.Setting != nil && g.Setting.Enabled), strconv.Itoa(g.CachedImageCount),
 			strconv.Itoa(g.BlobCount), p.Size(int64(g.TotalSizeBytes)), roleWord(g.MyRole), p.Time(g.CreatedAt),
 		})
 	}
@@ -214,7 +214,7 @@ func runGroupShow(ctx context.Context, opts *groupShowOptions) error {
 		{Name: "TTL policy", Value: ttlText(ttl)},
 		{Name: "Image prefix", Value: g.ImagePrefix},
 		{Name: "Direct image prefix", Value: g.DirectImagePrefix},
-		{Name: "Images", Value: strconv.Itoa(g.ImageCount)},
+		{Name: "Images", Value: strconv.Itoa(g.CachedImageCount)},
 		{Name: "Blobs", Value: strconv.Itoa(g.BlobCount)},
 		{Name: "Size", Value: p.Size(int64(g.TotalSizeBytes))},
 		{Name: "Subgroups", Value: strings.Join(subs, ", ")},
@@ -414,7 +414,7 @@ func runGroupDelete(ctx context.Context, opts *groupDeleteOptions) error {
 			what += " and " + plural(n, "subgroup", "subgroups") + " with everything in them"
 		}
 		what += fmt.Sprintf(": settings, members, tokens and the cache (%s). It cannot be undone.",
-			cacheText(g.ImageCount, g.BlobCount, int64(g.TotalSizeBytes)))
+			cacheText(g.CachedImageCount, g.BlobCount, int64(g.TotalSizeBytes)))
 		if err := confirmTyped(opts.IO, opts.Path, what); err != nil {
 			return err
 		}

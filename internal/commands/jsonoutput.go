@@ -37,7 +37,7 @@ func JSONOutputs() []JSONOutput {
 		{Command: "hub-creds show", Value: creds, Note: "The secret is never returned; `secretSet` says whether one is stored."},
 		{Command: "ttl-policy set", Value: ttl},
 		{Command: "ttl-policy show", Value: ttl},
-		{Command: "cache list", Value: []adminclient.Manifest{}, Note: "With `--blobs`, an array of blobs: `digest`, `fileName`, `size`, `createdAt`, `updatedAt`, `readAt`."},
+		{Command: "cache list", Value: []adminclient.Image{}, Note: "One element per image and digest, with the `tags` it was cached under (a pull by tag and the pull by digest that follows are one element; `tags` is empty for an image pulled by digest only). `imageSize` is config plus layers (for an index, its cached platforms'; `platforms` and `platformsCached` count them), `cachedSize` the bytes of those the group holds, `manifestSize` the manifest's own (GitLab's `size`). With `--blobs`, an array of blobs: `digest`, `fileName`, `size`, `createdAt`, `updatedAt`, `readAt`."},
 		{Command: "cache purge", Value: adminclient.PurgeResult{}},
 		{Command: "cache delete", Value: adminclient.Manifest{}, Note: "The manifest that was deleted."},
 		{Command: "ratelimit check", Value: adminclient.DockerHubRateLimit{}, Note: "`limit`, `remaining` and `windowSeconds` are null when `unlimited`."},

@@ -198,12 +198,22 @@ func (s *server) waitDownloads(ts *testscript.TestScript) {
 func scriptCmds(t *testing.T, srv *server) map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	up := srv.Upstream
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
-		// push-image REPO TAG: push a random two-layer image upstream.
+		// push-image REPO TAG [LAYERS BYTES]: push a random image upstream,
+		// of two layers of 2048 bytes unless given.
 		"push-image": func(ts *testscript.TestScript, neg bool, args []string) {
-			if len(args) != 2 {
-				ts.Fatalf("usage: push-image REPO TAG")
+			if len(args) != 2 && len(args) != 4 {
+				ts.Fatalf("usage: push-image REPO TAG [LAYERS BYTES]")
 			}
-			up.PushRandomImage(t, args[0], args[1], 2, 2048)
+			layers, size := 2, int64(2048)
+			if len(args) == 4 {
+				n, err1 := strconv.Atoi(args[2])
+				b, err2 := strconv.ParseInt(args[3], 10, 64)
+				if err1 != nil || err2 != nil || n < 1 || b < 1 {
+					ts.Fatalf("push-image: want a number of layers and of bytes, got %q", args[2:])
+				}
+				layers, size = n, b
+			}
+			up.PushRandomImage(t, args[0], args[1], layers, size)
 		},
 		// pull REF [USER PASSWORD]: pull a manifest and its layers through
 		// dproxy (REF without the host); PASSWORD @FILE reads it from FILE.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,25 +17,31 @@ const maxBatch = 512
 // The list is padded to a power of two (at least 8) by repeating the last
 // id, so a batched query has few distinct texts for the statement cache.
 func inBatches(ids []int64, read func(in string, args []any) error) error {
-	ids = slices.Clone(ids)
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
-	for len(ids) > 0 {
-		n := min(len(ids), maxBatch)
-		chunk := ids[:n]
-		ids = ids[n:]
+	return inBatchesAfter(nil, ids, read)
+}
+
+// inBatchesAfter is inBatches for a query whose first arguments are lead:
+// the IN list's placeholders follow theirs, and args starts with them.
+func inBatchesAfter[T cmp.Ordered](lead []any, vals []T, read func(in string, args []any) error) error {
+	vals = slices.Clone(vals)
+	slices.Sort(vals)
+	vals = slices.Compact(vals)
+	for len(vals) > 0 {
+		n := min(len(vals), maxBatch)
+		chunk := vals[:n]
+		vals = vals[n:]
 		size := 8
 		for size < n {
 			size *= 2
 		}
 		var in strings.Builder
-		args := make([]any, size)
+		args := append(make([]any, 0, len(lead)+size), lead...)
 		for i := range size {
 			if i > 0 {
 				in.WriteString(", ")
 			}
-			in.WriteString("$" + strconv.Itoa(i+1))
-			args[i] = chunk[min(i, n-1)]
+			in.WriteString("$" + strconv.Itoa(len(lead)+i+1))
+			args = append(args, chunk[min(i, n-1)])
 		}
 		if err := read(in.String(), args); err != nil {
 			return err

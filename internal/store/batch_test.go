@@ -114,7 +114,7 @@ func contractBatchedReads(t *testing.T, s *Store) {
 		}
 	}
 	// The values themselves, so that equal answers are not equally wrong.
-	if u := usages[ci.ID]; u != (Usage{Manifests: 1, ManifestBytes: 8, Blobs: 2, BlobBytes: 100 + 3<<31}) {
+	if u := usages[ci.ID]; u != (Usage{Manifests: 1, Images: 1, ManifestBytes: 8, Blobs: 2, BlobBytes: 100 + 3<<31}) {
 		t.Errorf("usage of acme/ci = %+v", u)
 	}
 	if p := settings[ci.ID]; !p.Enabled || p.Identity != "bot" || p.Secret != "s3cret" || p.FreshnessWindow != 90*time.Second || !p.AllowAnonymousPull {

@@ -134,7 +134,10 @@ func (s *Store) BlobsOfGroup(ctx context.Context, groupID int64, after oci.Diges
 
 // Usage is what a group's cache holds.
 type Usage struct {
-	Manifests     int
+	Manifests int // rows: one per tag or digest an image was cached under
+	// Images counts distinct images (image and digest): a pull by tag and
+	// the pull by digest that follows it are one image.
+	Images        int
 	Blobs         int
 	ManifestBytes int64
 	BlobBytes     int64
@@ -146,10 +149,11 @@ func (s *Store) GroupUsage(ctx context.Context, groupID int64) (Usage, error) {
 	var u Usage
 	err := s.readRow(ctx,
 		`SELECT (SELECT COUNT(*) FROM manifests WHERE group_id = $1),
+			(SELECT COUNT(DISTINCT image || '@' || digest) FROM manifests WHERE group_id = $1),
 			(SELECT COALESCE(SUM(size), 0) FROM manifests WHERE group_id = $1),
 			(SELECT COUNT(*) FROM blobs WHERE group_id = $1),
 			(SELECT COALESCE(SUM(size), 0) FROM blobs WHERE group_id = $1)`, groupID).
-		Scan(&u.Manifests, &u.ManifestBytes, &u.Blobs, &u.BlobBytes)
+		Scan(&u.Manifests, &u.Images, &u.ManifestBytes, &u.Blobs, &u.BlobBytes)
 	if err != nil {
 		return Usage{}, fmt.Errorf("cache usage of group %d: %w", groupID, err)
 	}
@@ -159,6 +163,7 @@ func (s *Store) GroupUsage(ctx context.Context, groupID int64) (Usage, error) {
 // groupUsagesSelect is GroupUsages' query up to its IN list.
 const groupUsagesSelect = `SELECT g.id,
 	(SELECT COUNT(*) FROM manifests WHERE group_id = g.id),
+	(SELECT COUNT(DISTINCT image || '@' || digest) FROM manifests WHERE group_id = g.id),
 	(SELECT COALESCE(SUM(size), 0) FROM manifests WHERE group_id = g.id),
 	(SELECT COUNT(*) FROM blobs WHERE group_id = g.id),
 	(SELECT COALESCE(SUM(size), 0) FROM blobs WHERE group_id = g.id)
@@ -177,7 +182,7 @@ func (s *Store) GroupUsages(ctx context.Context, groupIDs []int64) (map[int64]Us
 		for rows.Next() {
 			var id int64
 			var u Usage
-			if err := rows.Scan(&id, &u.Manifests, &u.ManifestBytes, &u.Blobs, &u.BlobBytes); err != nil {
+			if err := rows.Scan(&id, &u.Manifests, &u.Images, &u.ManifestBytes, &u.Blobs, &u.BlobBytes); err != nil {
 				return err
 			}
 			out[id] = u

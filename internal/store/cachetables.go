@@ -20,15 +20,16 @@ var (
 
 func newCacheTables(owner, manifests, blobs, ownerCol string) cacheTables {
 	r := strings.NewReplacer("{m}", manifests, "{b}", blobs, "{owner}", ownerCol)
-	cols := `id, {owner}, image, reference, digest, media_type, size, content, etag, status, created_at, updated_at, read_at`
+	cols := `id, {owner}, image, reference, digest, media_type, size, image_size, content, etag, status, created_at, updated_at, read_at`
 	return cacheTables{
 		owner:    owner,
 		manifest: r.Replace(`SELECT ` + cols + ` FROM {m} WHERE {owner} = $1 AND image = $2 AND reference = $3`),
-		putManifest: r.Replace(`INSERT INTO {m} ({owner}, image, reference, digest, media_type, size, content, etag, status,
-			created_at, updated_at, read_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+		putManifest: r.Replace(`INSERT INTO {m} ({owner}, image, reference, digest, media_type, size, image_size, content, etag,
+			status, created_at, updated_at, read_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT ({owner}, image, reference) DO UPDATE SET digest = excluded.digest,
-			media_type = excluded.media_type, size = excluded.size, content = excluded.content,
+			media_type = excluded.media_type, size = excluded.size, image_size = excluded.image_size,
+			content = excluded.content,
 			etag = excluded.etag, status = excluded.status, updated_at = excluded.updated_at,
 			read_at = excluded.read_at
 		RETURNING id, created_at`),

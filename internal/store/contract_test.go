@@ -47,6 +47,8 @@ func runStoreContract(t *testing.T, open func(t *testing.T) *Store) {
 		{"ManifestErrors", contractManifestErrors},
 		{"TouchManifests", contractTouchManifests},
 		{"ManifestsOfGroup", contractManifestsOfGroup},
+		{"ImageSizes", contractImageSizes},
+		{"ImageSizeBackfill", contractImageSizeBackfill},
 		{"Blobs", contractBlobs},
 		{"TouchBlobs", contractTouchBlobs},
 		{"BlobReferenced", contractBlobReferenced},
@@ -1094,6 +1096,11 @@ func contractUsageAndPurge(t *testing.T, s *Store) {
 			t.Fatal(err)
 		}
 	}
+	// The first again by its digest, as a client pulls after the tag: one
+	// image, two rows.
+	if _, err := s.PutManifest(ctx, testManifest(g.ID, "library/alpine", string(digestOf("{}")), "{}")); err != nil {
+		t.Fatal(err)
+	}
 	shared := digestOf("shared")
 	for _, b := range []Blob{{OwnerID: g.ID, Digest: digestOf("own"), Size: 100}, {OwnerID: g.ID, Digest: shared, Size: 50}, {OwnerID: other.ID, Digest: shared, Size: 50}} {
 		if err := s.PutBlob(ctx, b); err != nil {
@@ -1103,7 +1110,7 @@ func contractUsageAndPurge(t *testing.T, s *Store) {
 	if _, err := s.PutManifest(ctx, testManifest(other.ID, "library/alpine", "x", "x")); err != nil {
 		t.Fatal(err)
 	}
-	want := Usage{Manifests: 2, ManifestBytes: 2 + 7, Blobs: 2, BlobBytes: 150}
+	want := Usage{Manifests: 3, Images: 2, ManifestBytes: 2 + 7 + 2, Blobs: 2, BlobBytes: 150}
 	if u, err := s.GroupUsage(ctx, g.ID); err != nil || u != want {
 		t.Errorf("GroupUsage = %+v, %v; want %+v", u, err, want)
 	}

@@ -9,13 +9,13 @@ import (
 	"github.com/dproxy/dproxy/internal/oci"
 )
 
-const manifestColumns = `id, group_id, image, reference, digest, media_type, size, content, etag, status,
+const manifestColumns = `id, group_id, image, reference, digest, media_type, size, image_size, content, etag, status,
 	created_at, updated_at, read_at`
 
 func scanManifest(row interface{ Scan(...any) error }) (Manifest, error) {
 	var m Manifest
 	var digest string
-	err := row.Scan(&m.ID, &m.OwnerID, &m.Image, &m.Reference, &digest, &m.MediaType, &m.Size, &m.Content,
+	err := row.Scan(&m.ID, &m.OwnerID, &m.Image, &m.Reference, &digest, &m.MediaType, &m.Size, &m.ImageSize, &m.Content,
 		&m.ETag, &m.Status, &m.CreatedAt, &m.UpdatedAt, &m.ReadAt)
 	if err != nil {
 		return Manifest{}, err
@@ -52,7 +52,8 @@ func (s *Store) ManifestByID(ctx context.Context, id int64) (Manifest, error) {
 // PutManifest inserts or replaces the manifest for (GroupID, Image,
 // Reference) and returns the stored row with its ID. Zero times mean now;
 // on a replace the original CreatedAt is kept. An empty Status means
-// StatusDefault, a zero Size means len(Content). An unknown group is an
+// StatusDefault, a zero Size means len(Content). ImageSize is computed
+// from Content (imageSize). An unknown group is an
 // error wrapping ErrNotFound.
 func (s *Store) PutManifest(ctx context.Context, m Manifest) (Manifest, error) {
 	return s.putManifest(ctx, &groupCache, m)
@@ -69,9 +70,10 @@ func (s *Store) putManifest(ctx context.Context, t *cacheTables, m Manifest) (Ma
 	if m.Size == 0 {
 		m.Size = int64(len(m.Content))
 	}
+	m.ImageSize = imageSize(m.MediaType, m.Content)
 	m.Content = append(make([]byte, 0, len(m.Content)), m.Content...) // never nil: the column is NOT NULL
 	err := s.w.QueryRowContext(ctx, t.putManifest,
-		m.OwnerID, m.Image, m.Reference, string(m.Digest), m.MediaType, m.Size, m.Content, m.ETag, m.Status,
+		m.OwnerID, m.Image, m.Reference, string(m.Digest), m.MediaType, m.Size, m.ImageSize, m.Content, m.ETag, m.Status,
 		m.CreatedAt, m.UpdatedAt, m.ReadAt).Scan(&m.ID, &m.CreatedAt)
 	if s.isForeignKey(err) {
 		return Manifest{}, fmt.Errorf("store manifest %s:%s: %s %d: %w", m.Image, m.Reference, t.owner, m.OwnerID, ErrNotFound)

@@ -141,7 +141,8 @@ func (s *Store) migrate(ctx context.Context, dialect goose.Dialect, dir string, 
 	if err != nil {
 		return err
 	}
-	p, err := goose.NewProvider(dialect, s.w, fsys, append(opts, goose.WithDisableGlobalRegistry(true))...)
+	p, err := goose.NewProvider(dialect, s.w, fsys,
+		append(opts, goose.WithDisableGlobalRegistry(true), goose.WithGoMigrations(goMigrations...))...)
 	if err != nil {
 		return err
 	}

@@ -205,7 +205,11 @@ type Manifest struct {
 	Reference string
 	Digest    oci.Digest
 	MediaType string
-	Size      int64
+	Size      int64 // the manifest's own bytes
+	// ImageSize is what an image manifest refers to: config plus layers.
+	// It is 0 for an index (see ImageSizes) and for content that does not
+	// parse. PutManifest computes it from Content.
+	ImageSize int64
 	Content   []byte
 	ETag      string
 	Status    string

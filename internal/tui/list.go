@@ -76,18 +76,60 @@ func (m *Model) visibleGroups() []adminclient.BrowseGroup {
 	return out
 }
 
-func (m *Model) visibleImages() []adminclient.ManifestWithContent {
+// cachedImage is one row of the images tab: an image and digest with the
+// tags it was cached under, as cache list shows it. Its manifest is the
+// newest of them cached by tag, or by digest when no tag has it.
+type cachedImage struct {
+	adminclient.ManifestWithContent
+	tags []string
+}
+
+// groupImages merges manifests (newest first) into images by image and
+// digest, in the order of each image's newest manifest.
+func groupImages(ms []adminclient.ManifestWithContent) []cachedImage {
+	out := []cachedImage{}
+	at := map[[2]string]int{}
+	for _, m := range ms {
+		key := [2]string{m.Image, m.Digest}
+		i, ok := at[key]
+		if !ok {
+			i = len(out)
+			at[key] = i
+			out = append(out, cachedImage{ManifestWithContent: m})
+		}
+		readAt := out[i].ReadAt
+		if !adminclient.IsDigest(m.Reference) {
+			if len(out[i].tags) == 0 {
+				out[i].ManifestWithContent = m
+			}
+			out[i].tags = append(out[i].tags, m.Reference)
+		}
+		if readAt.After(out[i].ReadAt) || m.ReadAt.After(out[i].ReadAt) {
+			out[i].ReadAt = maxTime(readAt, m.ReadAt) // the image was last pulled by any of its references
+		}
+	}
+	return out
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func (m *Model) visibleImages() []cachedImage {
 	l := m.imageList
-	out := make([]adminclient.ManifestWithContent, 0, len(m.images))
+	out := make([]cachedImage, 0, len(m.images))
 	for _, im := range m.images {
-		if matches(l.filter, imageRef(im.Manifest), im.Digest) {
+		if matches(l.filter, append([]string{imageRef(im.Manifest), im.Digest}, im.tags...)...) {
 			out = append(out, im)
 		}
 	}
 	if l.bySize {
-		slices.SortStableFunc(out, func(a, b adminclient.ManifestWithContent) int { return cmp.Compare(b.Size, a.Size) })
+		slices.SortStableFunc(out, func(a, b cachedImage) int { return cmp.Compare(b.ImageSize, a.ImageSize) })
 	} else {
-		slices.SortStableFunc(out, func(a, b adminclient.ManifestWithContent) int {
+		slices.SortStableFunc(out, func(a, b cachedImage) int {
 			return cmp.Or(cmp.Compare(a.Image, b.Image), cmp.Compare(a.Reference, b.Reference))
 		})
 	}
@@ -118,10 +160,10 @@ func (m *Model) selectedGroup() (adminclient.BrowseGroup, bool) {
 	return gs[min(m.groupList.cursor, len(gs)-1)], true
 }
 
-func (m *Model) selectedImage() (adminclient.ManifestWithContent, bool) {
+func (m *Model) selectedImage() (cachedImage, bool) {
 	ims := m.visibleImages()
 	if len(ims) == 0 {
-		return adminclient.ManifestWithContent{}, false
+		return cachedImage{}, false
 	}
 	return ims[min(m.imageList.cursor, len(ims)-1)], true
 }

@@ -86,7 +86,7 @@ type Model struct {
 	screen    screen
 	groupPath string
 	group     *adminclient.Group
-	images    []adminclient.ManifestWithContent
+	images    []cachedImage
 	blobs     []adminclient.Blob
 	groupDone bool // the open group's first answer arrived
 	tab       tab
@@ -178,7 +178,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 			return nil
 		}
 		g := msg.group
-		m.group, m.images, m.blobs, m.groupDone = &g, msg.images, msg.blobs, true
+		m.group, m.images, m.blobs, m.groupDone = &g, groupImages(msg.images), msg.blobs, true
 		m.imageList.clamp(len(m.visibleImages()))
 		m.blobList.clamp(len(m.visibleBlobs()))
 		if m.screen == screenDetail && m.detail != nil {
@@ -354,7 +354,7 @@ func (m *Model) groupKey(msg tea.KeyMsg) tea.Cmd {
 		return nil
 	case key.Matches(msg, k.Open):
 		if im, ok := m.selectedImage(); ok {
-			m.screen, m.detail = screenDetail, &im
+			m.screen, m.detail = screenDetail, &im.ManifestWithContent
 			m.refreshDetail()
 			m.vp.GotoTop()
 		}
@@ -385,7 +385,7 @@ func (m *Model) askPurge(g adminclient.GroupSummary) {
 	path := g.FullPath
 	m.confirm = &confirmation{
 		question: fmt.Sprintf("Purge the cache of group %s?\n\nThis removes its %d cached images and %d blob references (%s).\nThe next pulls fetch them from the upstream again.",
-			path, g.ImageCount, g.BlobCount, size(int64(g.TotalSizeBytes))),
+			path, g.CachedImageCount, g.BlobCount, size(int64(g.TotalSizeBytes))),
 		run: func(ctx context.Context) actionMsg {
 			r, err := m.api.PurgeCache(ctx, path)
 			if err != nil {

@@ -39,9 +39,9 @@ func TestPurgeOnARealServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.ImageCount != 0 || g.BlobCount != 0 || g.TotalSizeBytes != 0 {
+	if g.CachedImageCount != 0 || g.BlobCount != 0 || g.TotalSizeBytes != 0 {
 		t.Errorf("after purging from the browser the server has %d images, %d blobs, %d bytes in acme; want none",
-			g.ImageCount, g.BlobCount, g.TotalSizeBytes)
+			g.CachedImageCount, g.BlobCount, g.TotalSizeBytes)
 	}
 }
 
@@ -108,7 +108,7 @@ func TestRefusedAndGoneOnARealServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.ImageCount == 0 {
+	if g.CachedImageCount == 0 {
 		t.Errorf("a refused purge emptied acme")
 	}
 

@@ -127,7 +127,7 @@ func (f *fakeAPI) PurgeCache(_ context.Context, group string) (adminclient.Purge
 	f.images[group], f.blobs[group] = nil, nil
 	for i := range f.groups {
 		if f.groups[i].FullPath == group {
-			f.groups[i].ImageCount, f.groups[i].BlobCount, f.groups[i].TotalSizeBytes = 0, 0, 0
+			f.groups[i].ImageCount, f.groups[i].CachedImageCount, f.groups[i].BlobCount, f.groups[i].TotalSizeBytes = 0, 0, 0, 0
 		}
 	}
 	return adminclient.PurgeResult{ManifestCount: n, BlobCount: 2, FreedBytes: 3 << 20}, nil
@@ -161,11 +161,15 @@ func newFake() *fakeAPI {
 	ttl := &adminclient.TTLPolicy{Enabled: true, TTL: 90}
 	g := func(path string, images, blobs int, size int64, s *adminclient.ProxySetting) adminclient.BrowseGroup {
 		return adminclient.BrowseGroup{GroupSummary: adminclient.GroupSummary{FullPath: path, Setting: s,
-			ImageCount: images, BlobCount: blobs, TotalSizeBytes: adminclient.Bytes(size)}, TTLPolicy: ttl}
+			ImageCount: images, CachedImageCount: images, BlobCount: blobs, TotalSizeBytes: adminclient.Bytes(size)}, TTLPolicy: ttl}
 	}
 	im := func(name, ref, digest, mt, content string, size int64, created, read time.Duration) adminclient.ManifestWithContent {
 		return adminclient.ManifestWithContent{Manifest: adminclient.Manifest{ID: name + ref, Image: name, ImageName: name + ":" + ref, Reference: ref,
 			Digest: digest, MediaType: mt, Size: adminclient.Bytes(size), CreatedAt: clock.Add(-created), ReadAt: clock.Add(-read)}, Content: content}
+	}
+	sized := func(m adminclient.ManifestWithContent, image, cached int64, platforms, platformsCached int) adminclient.ManifestWithContent {
+		m.ImageSize, m.CachedSize, m.Platforms, m.PlatformsCached = adminclient.Bytes(image), adminclient.Bytes(cached), platforms, platformsCached
+		return m
 	}
 	return &fakeAPI{
 		groups: []adminclient.BrowseGroup{
@@ -175,10 +179,15 @@ func newFake() *fakeAPI {
 		},
 		images: map[string][]adminclient.ManifestWithContent{
 			"acme": {
-				im("library/alpine", "latest", "sha256:aaaaaaaaaaaa0000000000000000000000000000000000000000000000000000",
-					"application/vnd.oci.image.index.v1+json", indexJSON, 1024, 3*time.Hour, 5*time.Minute),
-				im("library/redis", "7", "sha256:bbbbbbbbbbbb0000000000000000000000000000000000000000000000000000",
-					"application/vnd.oci.image.manifest.v1+json", imageJSON, 2048, 50*time.Hour, 2*time.Hour),
+				// The index of two platforms, one of them cached.
+				sized(im("library/alpine", "latest", "sha256:aaaaaaaaaaaa0000000000000000000000000000000000000000000000000000",
+					"application/vnd.oci.image.index.v1+json", indexJSON, 1024, 3*time.Hour, 5*time.Minute), 7<<20, 3<<20, 2, 1),
+				// redis pulled by digest after its tag: one image, one row.
+				sized(im("library/redis", "sha256:bbbbbbbbbbbb0000000000000000000000000000000000000000000000000000",
+					"sha256:bbbbbbbbbbbb0000000000000000000000000000000000000000000000000000",
+					"application/vnd.oci.image.manifest.v1+json", imageJSON, 2048, 50*time.Hour, time.Hour), 30<<20, 30<<20, 0, 0),
+				sized(im("library/redis", "7", "sha256:bbbbbbbbbbbb0000000000000000000000000000000000000000000000000000",
+					"application/vnd.oci.image.manifest.v1+json", imageJSON, 2048, 50*time.Hour, 2*time.Hour), 30<<20, 30<<20, 0, 0),
 			},
 		},
 		blobs: map[string][]adminclient.Blob{
@@ -359,7 +368,12 @@ func TestNavigation(t *testing.T) {
 	mustContain(t, m.View(), "Group acme/ci", "No cached images yet — pull", "`127.0.0.1:5000/acme/ci/dependency_proxy/containers/alpine:latest`")
 	m = press(m, "esc", "k", "enter")
 	s = m.View()
-	mustContain(t, s, "Group acme", "library/alpine", "latest", "aaaaaaaaaaaa", "index", "single-arch", "5m ago", "3h ago")
+	mustContain(t, s, "Group acme", "library/alpine", "latest", "aaaaaaaaaaaa", "index", "single-arch", "5m ago",
+		"7.0 MiB   3.0 MiB", "30.0 MiB  30.0 MiB  1h ago")
+	// redis by tag and by digest is one image, with its tag.
+	if n := strings.Count(s, "library/redis"); n != 1 {
+		t.Errorf("library/redis on %d rows, want 1 (tag and digest merged):\n%s", n, s)
+	}
 
 	m = press(m, "tab")
 	mustContain(t, m.View(), "sha256:4444", "3.0 MiB", "1h ago")
@@ -479,7 +493,7 @@ func TestConfirmations(t *testing.T) {
 		action   string
 		result   string
 	}{
-		{"purge", []string{"p"}, "Purge the cache of group acme?", "purge acme", "purged acme: 2 manifests, 2 blobs, 3.0 MiB freed"},
+		{"purge", []string{"p"}, "Purge the cache of group acme?", "purge acme", "purged acme: 3 manifests, 2 blobs, 3.0 MiB freed"},
 		{"disable", []string{"e"}, "Disable the dependency proxy of acme?", "enabled acme false", "dependency proxy of acme disabled"},
 		{"enable", []string{"j", "j", "e"}, "Enable the dependency proxy of zeta?", "enabled zeta true", "dependency proxy of zeta enabled"},
 		{"delete from the list", []string{"enter", "d"}, "Delete library/alpine:latest (sha256:aaaaaaaaaaaa) from the cache of acme?", "delete acme library/alpine:latest", "deleted library/alpine:latest from acme"},

@@ -150,7 +150,7 @@ func (m *Model) listBody(height int) string {
 			if g.TTLPolicy != nil && g.TTLPolicy.Enabled {
 				ttl = strconv.Itoa(g.TTLPolicy.TTL) + "d"
 			}
-			rows[i] = []string{name, proxy, strconv.Itoa(g.ImageCount), strconv.Itoa(g.BlobCount), size(int64(g.TotalSizeBytes)), ttl}
+			rows[i] = []string{name, proxy, strconv.Itoa(g.CachedImageCount), strconv.Itoa(g.BlobCount), size(int64(g.TotalSizeBytes)), ttl}
 		}
 		vrs := m.virtualRegistries()
 		if len(vrs) > 0 {
@@ -176,12 +176,18 @@ func (m *Model) listBody(height int) string {
 		}
 		rows := make([][]string, len(ims))
 		for i, im := range ims {
-			rows[i] = []string{im.Image, im.Reference, strings.TrimPrefix(shortDigest(im.Digest), "sha256:"), kind(im.MediaType),
-				size(int64(im.Size)), age(now, im.CreatedAt), age(now, im.ReadAt)}
+			tags := strings.Join(im.tags, ",")
+			if tags == "" {
+				tags = "-"
+			}
+			rows[i] = []string{im.Image, tags, strings.TrimPrefix(shortDigest(im.Digest), "sha256:"), kind(im.MediaType),
+				size(int64(im.ImageSize)), size(int64(im.CachedSize)), age(now, im.ReadAt)}
 		}
+		// SIZE is the image's config plus layers (an index: its cached
+		// platforms'), CACHED how much of it the group holds.
 		return m.table([]column{
-			{title: "IMAGE", flex: true}, {title: "TAG/DIGEST", width: 10}, {title: "DIGEST", width: 12},
-			{title: "TYPE", width: 11}, {title: "SIZE", width: 9, right: true}, {title: "CREATED", width: 7, right: true},
+			{title: "IMAGE", flex: true}, {title: "TAGS", width: 10}, {title: "DIGEST", width: 12},
+			{title: "TYPE", width: 11}, {title: "SIZE", width: 9, right: true}, {title: "CACHED", width: 9, right: true},
 			{title: "PULLED", width: 7, right: true},
 		}, rows, &m.imageList, m.width, height)
 	default:
@@ -259,7 +265,7 @@ func (m *Model) refreshDetail() {
 	im, cached := *m.detail, false
 	for _, cur := range m.images {
 		if cur.ID == im.ID {
-			im, cached = cur, true
+			im, cached = cur.ManifestWithContent, true
 		}
 	}
 	m.detail = &im
@@ -279,7 +285,11 @@ func (m *Model) refreshDetail() {
 	// Labels of 8 cells keep a whole digest on one line at 80 columns.
 	fmt.Fprintf(&b, "Digest: %s\n", im.Digest)
 	fmt.Fprintf(&b, "Type:   %s (%s)\n", im.MediaType, kind(im.MediaType))
-	fmt.Fprintf(&b, "Size:   %s\n", size(int64(im.Size)))
+	fmt.Fprintf(&b, "Size:   %s (config and layers), %s cached; manifest %s\n",
+		size(int64(im.ImageSize)), size(int64(im.CachedSize)), size(int64(im.Size)))
+	if im.Platforms > 0 {
+		fmt.Fprintf(&b, "        the %d of its %d platforms that are cached\n", im.PlatformsCached, im.Platforms)
+	}
 	var doc struct {
 		Manifests []struct {
 			Digest   string `json:"digest"`

@@ -115,19 +115,23 @@ func manifestNode(m admin.Manifest) *generated.DependencyProxyManifest {
 	}
 	imageName := familiarImage(m.Image) + ":" + m.Reference
 	return &generated.DependencyProxyManifest{
-		ID:        gid(gidManifest, m.ID),
-		ImageName: imageName,
-		Digest:    string(m.Digest),
-		FileName:  imageName + ".json",
-		Image:     m.Image,
-		Size:      strconv.FormatInt(m.Size, 10),
-		Status:    status,
-		CreatedAt: m.CreatedAt,
-		UpdatedAt: m.UpdatedAt,
-		Reference: m.Reference,
-		MediaType: m.MediaType,
-		ReadAt:    m.ReadAt,
-		Content:   string(m.Content),
+		ID:              gid(gidManifest, m.ID),
+		ImageName:       imageName,
+		Digest:          string(m.Digest),
+		FileName:        imageName + ".json",
+		Image:           m.Image,
+		Size:            strconv.FormatInt(m.Size, 10),
+		Status:          status,
+		CreatedAt:       m.CreatedAt,
+		UpdatedAt:       m.UpdatedAt,
+		Reference:       m.Reference,
+		MediaType:       m.MediaType,
+		ReadAt:          m.ReadAt,
+		Content:         string(m.Content),
+		ImageSize:       bigInt(m.Sizes.Image),
+		CachedSize:      bigInt(m.Sizes.Cached),
+		Platforms:       m.Sizes.Platforms,
+		PlatformsCached: m.Sizes.PlatformsCached,
 	}
 }
 

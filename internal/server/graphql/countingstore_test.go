@@ -39,6 +39,10 @@ func (w *countingStore) take() map[string]int {
 	return n
 }
 
+func (w *countingStore) ImageSizesOfGroup(ctx context.Context, groupID int64, ms []store.Manifest) (map[int64]store.ImageSizes, error) {
+	w.add("ImageSizesOfGroup")
+	return w.st.ImageSizesOfGroup(ctx, groupID, ms)
+}
 func (w *countingStore) GroupByID(ctx context.Context, id int64) (store.Group, error) {
 	w.add("GroupByID")
 	return w.st.GroupByID(ctx, id)

@@ -24,7 +24,7 @@ func TestManifestNames(t *testing.T) {
 		{"bitnami/redis", "7.2", "bitnami/redis:7.2", "bitnami/redis:7.2.json"},
 		{"library/x/y", "1", "library/x/y:1", "library/x/y:1.json"},
 	} {
-		n := manifestNode(admin.Manifest{Image: c.image, Reference: c.ref, Digest: d})
+		n := manifestNode(admin.Manifest{Manifest: store.Manifest{Image: c.image, Reference: c.ref, Digest: d}})
 		if n.ImageName != c.imageName || n.FileName != c.fileName || n.Image != c.image || n.Reference != c.ref {
 			t.Errorf("%s %s: imageName %q fileName %q image %q reference %q; want %q %q %q %q",
 				c.image, c.ref, n.ImageName, n.FileName, n.Image, n.Reference, c.imageName, c.fileName, c.image, c.ref)

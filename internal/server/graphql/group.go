@@ -170,6 +170,13 @@ func (g groupResolver) DependencyProxyImageCount(ctx context.Context, obj *gener
 	return u.Manifests, err
 }
 
+// DependencyProxyCachedImageCount counts images (image and digest), where
+// GitLab's image count counts manifest rows.
+func (g groupResolver) DependencyProxyCachedImageCount(ctx context.Context, obj *generated.Group) (int, error) {
+	u, err := g.usage(ctx, obj)
+	return u.Images, err
+}
+
 func (g groupResolver) DependencyProxyBlobCount(ctx context.Context, obj *generated.Group) (int, error) {
 	u, err := g.usage(ctx, obj)
 	return u.Blobs, err

@@ -142,19 +142,23 @@ type ComplexityRoot struct {
 	}
 
 	DependencyProxyManifest struct {
-		Content   func(childComplexity int) int
-		CreatedAt func(childComplexity int) int
-		Digest    func(childComplexity int) int
-		FileName  func(childComplexity int) int
-		ID        func(childComplexity int) int
-		Image     func(childComplexity int) int
-		ImageName func(childComplexity int) int
-		MediaType func(childComplexity int) int
-		ReadAt    func(childComplexity int) int
-		Reference func(childComplexity int) int
-		Size      func(childComplexity int) int
-		Status    func(childComplexity int) int
-		UpdatedAt func(childComplexity int) int
+		CachedSize      func(childComplexity int) int
+		Content         func(childComplexity int) int
+		CreatedAt       func(childComplexity int) int
+		Digest          func(childComplexity int) int
+		FileName        func(childComplexity int) int
+		ID              func(childComplexity int) int
+		Image           func(childComplexity int) int
+		ImageName       func(childComplexity int) int
+		ImageSize       func(childComplexity int) int
+		MediaType       func(childComplexity int) int
+		Platforms       func(childComplexity int) int
+		PlatformsCached func(childComplexity int) int
+		ReadAt          func(childComplexity int) int
+		Reference       func(childComplexity int) int
+		Size            func(childComplexity int) int
+		Status          func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
 	}
 
 	DependencyProxyManifestConnection struct {
@@ -200,6 +204,7 @@ type ComplexityRoot struct {
 		CreatedAt                        func(childComplexity int) int
 		DependencyProxyBlobCount         func(childComplexity int) int
 		DependencyProxyBlobs             func(childComplexity int, first *int, after *string) int
+		DependencyProxyCachedImageCount  func(childComplexity int) int
 		DependencyProxyDirectImagePrefix func(childComplexity int) int
 		DependencyProxyImageCount        func(childComplexity int) int
 		DependencyProxyImagePrefix       func(childComplexity int) int
@@ -396,6 +401,7 @@ type GroupResolver interface {
 	DependencyProxyManifests(ctx context.Context, obj *Group, first *int, after *string) (*DependencyProxyManifestConnection, error)
 	DependencyProxyBlobs(ctx context.Context, obj *Group, first *int, after *string) (*DependencyProxyBlobConnection, error)
 	DependencyProxyImageCount(ctx context.Context, obj *Group) (int, error)
+	DependencyProxyCachedImageCount(ctx context.Context, obj *Group) (int, error)
 	DependencyProxyBlobCount(ctx context.Context, obj *Group) (int, error)
 	DependencyProxyTotalSize(ctx context.Context, obj *Group) (string, error)
 	DependencyProxyTotalSizeBytes(ctx context.Context, obj *Group) (model.BigInt, error)
@@ -858,6 +864,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DependencyProxyImageTtlGroupPolicy.UpdatedAt(childComplexity), true
 
+	case "DependencyProxyManifest.cachedSize":
+		if e.ComplexityRoot.DependencyProxyManifest.CachedSize == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DependencyProxyManifest.CachedSize(childComplexity), true
 	case "DependencyProxyManifest.content":
 		if e.ComplexityRoot.DependencyProxyManifest.Content == nil {
 			break
@@ -900,12 +912,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DependencyProxyManifest.ImageName(childComplexity), true
+	case "DependencyProxyManifest.imageSize":
+		if e.ComplexityRoot.DependencyProxyManifest.ImageSize == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DependencyProxyManifest.ImageSize(childComplexity), true
 	case "DependencyProxyManifest.mediaType":
 		if e.ComplexityRoot.DependencyProxyManifest.MediaType == nil {
 			break
 		}
 
 		return e.ComplexityRoot.DependencyProxyManifest.MediaType(childComplexity), true
+	case "DependencyProxyManifest.platforms":
+		if e.ComplexityRoot.DependencyProxyManifest.Platforms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DependencyProxyManifest.Platforms(childComplexity), true
+	case "DependencyProxyManifest.platformsCached":
+		if e.ComplexityRoot.DependencyProxyManifest.PlatformsCached == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DependencyProxyManifest.PlatformsCached(childComplexity), true
 	case "DependencyProxyManifest.readAt":
 		if e.ComplexityRoot.DependencyProxyManifest.ReadAt == nil {
 			break
@@ -1109,6 +1139,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Group.DependencyProxyBlobs(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Group.dependencyProxyCachedImageCount":
+		if e.ComplexityRoot.Group.DependencyProxyCachedImageCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.DependencyProxyCachedImageCount(childComplexity), true
 	case "Group.dependencyProxyDirectImagePrefix":
 		if e.ComplexityRoot.Group.DependencyProxyDirectImagePrefix == nil {
 			break
@@ -2226,7 +2262,10 @@ type Group {
   dependencyProxyManifests(first: Int, after: String): DependencyProxyManifestConnection!
   "Cached blob references, newest first."
   dependencyProxyBlobs(first: Int, after: String): DependencyProxyBlobConnection!
+  "Cached manifests, as GitLab counts them: an image pulled by tag and then by digest counts twice."
   dependencyProxyImageCount: Int!
+  "dproxy: cached images, each image and digest once however many tags or digests it was pulled by."
+  dependencyProxyCachedImageCount: Int!
   dependencyProxyBlobCount: Int!
   "Human-readable total size of the group's cached blobs and manifests (\"12.5 MiB\")."
   dependencyProxyTotalSize: String!
@@ -2291,6 +2330,13 @@ type DependencyProxyManifest {
   readAt: Time!
   "dproxy: the manifest's exact bytes as the upstream sent them (JSON)."
   content: String!
+  "dproxy: how big the image is to pull: its config plus layers in bytes; for an index, the sum over its platforms whose manifests are cached (see platforms)."
+  imageSize: BigInt!
+  "dproxy: the bytes of imageSize's blobs the group holds."
+  cachedSize: BigInt!
+  "dproxy: for an index, its number of platforms (attestations left out) and how many of them are cached; 0 for a single-platform image."
+  platforms: Int!
+  platformsCached: Int!
 }
 
 type DependencyProxyManifestEdge {
@@ -2999,6 +3045,14 @@ func (ec *executionContext) childFields_DependencyProxyManifest(ctx context.Cont
 		return ec.fieldContext_DependencyProxyManifest_readAt(ctx, field)
 	case "content":
 		return ec.fieldContext_DependencyProxyManifest_content(ctx, field)
+	case "imageSize":
+		return ec.fieldContext_DependencyProxyManifest_imageSize(ctx, field)
+	case "cachedSize":
+		return ec.fieldContext_DependencyProxyManifest_cachedSize(ctx, field)
+	case "platforms":
+		return ec.fieldContext_DependencyProxyManifest_platforms(ctx, field)
+	case "platformsCached":
+		return ec.fieldContext_DependencyProxyManifest_platformsCached(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DependencyProxyManifest", field.Name)
 }
@@ -3107,6 +3161,8 @@ func (ec *executionContext) childFields_Group(ctx context.Context, field graphql
 		return ec.fieldContext_Group_dependencyProxyBlobs(ctx, field)
 	case "dependencyProxyImageCount":
 		return ec.fieldContext_Group_dependencyProxyImageCount(ctx, field)
+	case "dependencyProxyCachedImageCount":
+		return ec.fieldContext_Group_dependencyProxyCachedImageCount(ctx, field)
 	case "dependencyProxyBlobCount":
 		return ec.fieldContext_Group_dependencyProxyBlobCount(ctx, field)
 	case "dependencyProxyTotalSize":
@@ -5941,6 +5997,98 @@ func (ec *executionContext) fieldContext_DependencyProxyManifest_content(_ conte
 	return graphql.NewScalarFieldContext("DependencyProxyManifest", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
+func (ec *executionContext) _DependencyProxyManifest_imageSize(ctx context.Context, field graphql.CollectedField, obj *DependencyProxyManifest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DependencyProxyManifest_imageSize(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ImageSize, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.BigInt) graphql.Marshaler {
+			return ec.marshalNBigInt2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋmodelᚐBigInt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DependencyProxyManifest_imageSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DependencyProxyManifest", field, false, false, errors.New("field of type BigInt does not have child fields"))
+}
+
+func (ec *executionContext) _DependencyProxyManifest_cachedSize(ctx context.Context, field graphql.CollectedField, obj *DependencyProxyManifest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DependencyProxyManifest_cachedSize(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CachedSize, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.BigInt) graphql.Marshaler {
+			return ec.marshalNBigInt2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋmodelᚐBigInt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DependencyProxyManifest_cachedSize(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DependencyProxyManifest", field, false, false, errors.New("field of type BigInt does not have child fields"))
+}
+
+func (ec *executionContext) _DependencyProxyManifest_platforms(ctx context.Context, field graphql.CollectedField, obj *DependencyProxyManifest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DependencyProxyManifest_platforms(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Platforms, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DependencyProxyManifest_platforms(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DependencyProxyManifest", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _DependencyProxyManifest_platformsCached(ctx context.Context, field graphql.CollectedField, obj *DependencyProxyManifest) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DependencyProxyManifest_platformsCached(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PlatformsCached, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DependencyProxyManifest_platformsCached(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DependencyProxyManifest", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
 func (ec *executionContext) _DependencyProxyManifestConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *DependencyProxyManifestConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6862,6 +7010,29 @@ func (ec *executionContext) _Group_dependencyProxyImageCount(ctx context.Context
 	)
 }
 func (ec *executionContext) fieldContext_Group_dependencyProxyImageCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Group", field, true, true, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _Group_dependencyProxyCachedImageCount(ctx context.Context, field graphql.CollectedField, obj *Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_dependencyProxyCachedImageCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Group().DependencyProxyCachedImageCount(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Group_dependencyProxyCachedImageCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Group", field, true, true, errors.New("field of type Int does not have child fields"))
 }
 
@@ -13064,6 +13235,26 @@ func (ec *executionContext) _DependencyProxyManifest(ctx context.Context, sel as
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "imageSize":
+			out.Values[i] = ec._DependencyProxyManifest_imageSize(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cachedSize":
+			out.Values[i] = ec._DependencyProxyManifest_cachedSize(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "platforms":
+			out.Values[i] = ec._DependencyProxyManifest_platforms(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "platformsCached":
+			out.Values[i] = ec._DependencyProxyManifest_platformsCached(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -13678,6 +13869,44 @@ func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, ob
 					}
 				}()
 				res = ec._Group_dependencyProxyImageCount(ctx, field, obj)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			if field.IsDeferred() {
+				deferredFieldSet.AddField(field)
+				fieldIndex := len(deferredFieldSet.Values) - 1
+				deferredFieldSet.Concurrently(fieldIndex, func(ctx context.Context) graphql.Marshaler {
+					return innerFunc(ctx, deferredFieldSet)
+				})
+
+				for _, deferrable := range field.Deferrables {
+					view, ok := deferLabelToView[deferrable.Label]
+					if !ok {
+						view = deferredFieldSet.NewView()
+						deferLabelToView[deferrable.Label] = view
+					}
+					view.AddIndices(fieldIndex)
+				}
+
+				// don't run the out.Concurrently() call below
+				out.Values[i] = graphql.Null
+				continue
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+		case "dependencyProxyCachedImageCount":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Group_dependencyProxyCachedImageCount(ctx, field, obj)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}

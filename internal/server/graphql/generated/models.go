@@ -229,6 +229,13 @@ type DependencyProxyManifest struct {
 	ReadAt    time.Time `json:"readAt"`
 	// dproxy: the manifest's exact bytes as the upstream sent them (JSON).
 	Content string `json:"content"`
+	// dproxy: how big the image is to pull: its config plus layers in bytes; for an index, the sum over its platforms whose manifests are cached (see platforms).
+	ImageSize model.BigInt `json:"imageSize"`
+	// dproxy: the bytes of imageSize's blobs the group holds.
+	CachedSize model.BigInt `json:"cachedSize"`
+	// dproxy: for an index, its number of platforms (attestations left out) and how many of them are cached; 0 for a single-platform image.
+	Platforms       int `json:"platforms"`
+	PlatformsCached int `json:"platformsCached"`
 }
 
 type DependencyProxyManifestConnection struct {
@@ -303,9 +310,12 @@ type Group struct {
 	// Cached manifests, newest first.
 	DependencyProxyManifests *DependencyProxyManifestConnection `json:"dependencyProxyManifests"`
 	// Cached blob references, newest first.
-	DependencyProxyBlobs      *DependencyProxyBlobConnection `json:"dependencyProxyBlobs"`
-	DependencyProxyImageCount int                            `json:"dependencyProxyImageCount"`
-	DependencyProxyBlobCount  int                            `json:"dependencyProxyBlobCount"`
+	DependencyProxyBlobs *DependencyProxyBlobConnection `json:"dependencyProxyBlobs"`
+	// Cached manifests, as GitLab counts them: an image pulled by tag and then by digest counts twice.
+	DependencyProxyImageCount int `json:"dependencyProxyImageCount"`
+	// dproxy: cached images, each image and digest once however many tags or digests it was pulled by.
+	DependencyProxyCachedImageCount int `json:"dependencyProxyCachedImageCount"`
+	DependencyProxyBlobCount        int `json:"dependencyProxyBlobCount"`
 	// Human-readable total size of the group's cached blobs and manifests ("12.5 MiB").
 	DependencyProxyTotalSize string `json:"dependencyProxyTotalSize"`
 	// Total size of the group's cached blobs and manifests in bytes.
