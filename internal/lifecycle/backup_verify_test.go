@@ -529,5 +529,3 @@ func TestBackupEncryptedWithAge(t *testing.T) {
 	}
 	checkRestoredMetadata(t, restored(t, dst), src.tokenID)
 }
-
-
