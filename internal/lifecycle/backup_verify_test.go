@@ -296,8 +296,8 @@ func TestRestoreChecksEverything(t *testing.T) {
 				entry{backupBlobPrefix + oci.FromBytes(big).Hex(), big}), backupKey)
 		}, "goes beyond the header's totals"},
 		{"an entry after the MAC", func(t *testing.T) []byte {
-			return writeEntries(t, append(append([]entry{}, entries...), entry{"keys/jwt.pem", []byte("x")}), backupKey)
-		}, "appears twice"},
+			return writeEntries(t, append(append([]entry{}, entries...), entry{"notes.txt", []byte("x")}), backupKey)
+		}, "which must be last"},
 		{"a database changed without the backup key", func(t *testing.T) []byte {
 			return writeEntries(t, mapEntry(entries, backupDBName, func(b []byte) []byte {
 				return editDB(t, b, `UPDATE users SET admin = 1`)
