@@ -37,6 +37,7 @@ import (
 //	blobs/sha256/<hex>       every blob file the database snapshot references
 //	keys/secret.key          the key that decrypts stored secrets (when a file)
 //	keys/jwt.pem             the key that signs registry tokens
+//	keys/jwt-previous.pem    retired JWT keys, while their tokens are valid
 //	dproxy.db                a consistent snapshot of the database
 //	dproxy-backup.mac        the archive's MAC, and the blobs found corrupt
 //
@@ -203,10 +204,11 @@ type BackupResult struct {
 }
 
 // backupKeys are the files of a data dir that go into keys/: the names
-// config.Config gives SecretKeyPath and JWTKeyPath. The initial admin
+// config.Config gives SecretKeyPath, JWTKeyPath and PreviousJWTKeysPath
+// (retired JWT keys whose tokens are still valid). The initial admin
 // token stays out: the database holds its hash, and an archive must not
 // hold a working credential.
-var backupKeys = []string{"secret.key", "jwt.pem"}
+var backupKeys = []string{"secret.key", "jwt.pem", "jwt-previous.pem"}
 
 // throwawayBox opens a store without the instance's key: backup, restore
 // and fsck never read a secret.

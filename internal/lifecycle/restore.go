@@ -443,6 +443,11 @@ func checkDatabase(ctx context.Context, dbPath string, keys map[string][]byte, o
 		}
 		return fmt.Errorf("the archive's secret key does not open its database's secrets: %w", err)
 	}
+	if prev, ok := keys["jwt-previous.pem"]; ok {
+		if err := checkPublicKeys(prev); err != nil {
+			return fmt.Errorf("the archive's jwt-previous.pem: %w", err)
+		}
+	}
 	if pemKey, ok := keys["jwt.pem"]; ok {
 		if err := checkSigningKey(pemKey); err != nil {
 			return fmt.Errorf("the archive's jwt.pem: %w", err)
@@ -473,6 +478,24 @@ func checkSigningKey(data []byte) error {
 	}
 	if ec, ok := key.(*ecdsa.PrivateKey); !ok || ec.Curve != elliptic.P256() {
 		return errors.New("not a P-256 ECDSA key")
+	}
+	return nil
+}
+
+// checkPublicKeys accepts PEM PUBLIC KEY blocks of ECDSA keys, and
+// nothing else.
+func checkPublicKeys(data []byte) error {
+	for rest := bytes.TrimSpace(data); len(rest) > 0; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil || block.Type != "PUBLIC KEY" {
+			return errors.New("want PUBLIC KEY blocks only")
+		}
+		k, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if _, ok := k.(*ecdsa.PublicKey); err != nil || !ok {
+			return errors.New("a block is not an ECDSA public key")
+		}
+		rest = bytes.TrimSpace(rest)
 	}
 	return nil
 }
