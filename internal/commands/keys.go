@@ -19,6 +19,8 @@ func newCmdKeys(ios *cmdutil.IOStreams) *cobra.Command {
 		Short: "Rotate the keys of a data dir",
 		Long: "Rotate the keys in a data dir while no server uses it: the secret key that seals stored\n" +
 			"secrets, and the key that signs registry tokens. Stop the server first, start it after.",
+		Example: "  $ dproxy keys rotate-secret --data-dir /var/lib/dproxy\n" +
+			"  $ dproxy keys rotate-jwt --data-dir /var/lib/dproxy",
 		Args: noArgs,
 		RunE: nounHelp,
 	}
