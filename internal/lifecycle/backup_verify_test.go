@@ -529,3 +529,40 @@ func TestBackupEncryptedWithAge(t *testing.T) {
 	}
 	checkRestoredMetadata(t, restored(t, dst), src.tokenID)
 }
+
+// An archive of format 1 has no MAC: it is refused unless the operator
+// accepts it, and then every other check still applies.
+func TestRestoreFormat1OnlyWhenAccepted(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := newSource(t)
+	archive, _ := src.backup(t)
+	entries := readEntries(t, archive)
+	entries = mapEntry(entries[:len(entries)-1], backupHeaderName, func(b []byte) []byte {
+		var h backupHeader
+		if err := json.Unmarshal(b, &h); err != nil {
+			t.Fatal(err)
+		}
+		h.Format, h.DBMaxBytes = backupFormatUnauthenticated, 0
+		out, _ := json.Marshal(h)
+		return out
+	})
+	old := writeEntries(t, insertBefore(entries, backupDBName, entry{backupKeyPrefix + "initial_admin_token", []byte("dpat-initial-admin\n")}), nil)
+	dst := filepath.Join(t.TempDir(), "restored")
+	if _, err := RestoreBackup(ctx, bytes.NewReader(old), dst, RestoreOptions{Key: backupKey}); err == nil || !strings.Contains(err.Error(), "--unauthenticated") {
+		t.Fatalf("a format 1 archive: %v; want a refusal naming --unauthenticated", err)
+	}
+	r, err := RestoreBackup(ctx, bytes.NewReader(old), dst, RestoreOptions{Unauthenticated: true})
+	if err != nil || r.Blobs != 2 {
+		t.Fatalf("a format 1 archive, accepted: %+v, %v", r, err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "initial_admin_token")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the format 1 archive's initial_admin_token was restored: %v", err)
+	}
+	tampered := writeEntries(t, mapEntry(entries, backupDBName, func(b []byte) []byte {
+		return editDB(t, b, `CREATE TRIGGER t AFTER INSERT ON users BEGIN SELECT 1; END`)
+	}), nil)
+	if _, err := VerifyBackup(ctx, bytes.NewReader(tampered), RestoreOptions{Unauthenticated: true}); err == nil || !strings.Contains(err.Error(), "unexpected trigger") {
+		t.Errorf("a tampered format 1 archive, accepted: %v", err)
+	}
+}
