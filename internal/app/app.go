@@ -153,7 +153,17 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
-	iss := auth.NewIssuer(key, auth.IssuerOptions{TTL: cfg.TokenExpiry, Now: o.now})
+	var previous []auth.PreviousKey
+	if !store.IsPostgres(cfg.Database) {
+		now := time.Now
+		if o.now != nil {
+			now = o.now
+		}
+		if previous, err = auth.LoadPreviousKeys(cfg.PreviousJWTKeysPath(), now()); err != nil {
+			return nil, err
+		}
+	}
+	iss := auth.NewIssuer(key, auth.IssuerOptions{TTL: cfg.TokenExpiry, Now: o.now, Previous: previous})
 	// Failed sign-ins are counted in this process: each replica throttles
 	// on its own (docs/security.md).
 	limiter := auth.NewLimiter(auth.LimiterOptions{Now: o.now})

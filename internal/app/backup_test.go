@@ -51,7 +51,8 @@ func TestBackupWhilePullingRestoresEverything(t *testing.T) {
 		})
 	}
 	archive := filepath.Join(t.TempDir(), "dproxy.tar.gz")
-	code, out := runCLI("backup", "create", "--data-dir", e.app.Config.DataDir, "--file", archive)
+	key := filepath.Join(t.TempDir(), "backup.key")
+	code, out := runCLI("backup", "create", "--data-dir", e.app.Config.DataDir, "--key-file", key, "--file", archive)
 	wg.Wait()
 	close(pullErrs)
 	for err := range pullErrs {
@@ -68,10 +69,13 @@ func TestBackupWhilePullingRestoresEverything(t *testing.T) {
 	}
 
 	restored := filepath.Join(t.TempDir(), "restored")
-	if code, out := runCLI("backup", "restore", archive, "--data-dir", restored); code != 0 {
+	if code, out := runCLI("backup", "verify", archive, "--key-file", key); code != 0 || !strings.Contains(out, "is a sound backup") {
+		t.Fatalf("backup verify exited %d:\n%s", code, out)
+	}
+	if code, out := runCLI("backup", "restore", archive, "--key-file", key, "--data-dir", restored); code != 0 {
 		t.Fatalf("backup restore exited %d:\n%s", code, out)
 	}
-	if code, out := runCLI("backup", "restore", archive, "--data-dir", restored); code == 0 || !strings.Contains(out, "not empty") {
+	if code, out := runCLI("backup", "restore", archive, "--key-file", key, "--data-dir", restored); code == 0 || !strings.Contains(out, "not empty") {
 		t.Errorf("restore into a non-empty data dir exited %d, want a refusal:\n%s", code, out)
 	}
 	if code, out := runCLI("fsck", "--data-dir", restored, "--verify-content"); code != 0 {
@@ -86,7 +90,12 @@ func TestBackupWhilePullingRestoresEverything(t *testing.T) {
 	if n := e.up.Count("GET", testregistry.KindBlob) + e.up.Count("GET", testregistry.KindManifest); n != 0 {
 		t.Errorf("the restored server made %d upstream GETs for cached images, want 0", n)
 	}
-	res, body := e2.do("GET", "/metrics", e2.adminToken())
+	// The archive leaves the initial admin token file out; the token, whose
+	// hash the database holds, still works.
+	if _, err := os.Stat(filepath.Join(restored, "initial_admin_token")); !os.IsNotExist(err) {
+		t.Errorf("the restore wrote initial_admin_token: %v", err)
+	}
+	res, body := e2.do("GET", "/metrics", e.adminToken())
 	if res.StatusCode != 200 || !strings.Contains(string(body), `dproxy_cache_size_bytes{group="acme"}`) ||
 		!strings.Contains(string(body), "dproxy_cache_stored_bytes") {
 		t.Errorf("/metrics lacks the cache size gauges (status %d)", res.StatusCode)

@@ -68,7 +68,8 @@ func TestKilledDuringBackupLeavesCleanCacheAndNoArchive(t *testing.T) {
 	}
 	defer r.Close()
 	fillPipe(t, w)
-	cmd := exec.Command(os.Args[0], "backup", "create", "--data-dir", dir, "--file", archive)
+	key := filepath.Join(t.TempDir(), "backup.key")
+	cmd := exec.Command(os.Args[0], "backup", "create", "--data-dir", dir, "--key-file", key, "--file", archive)
 	cmd.Env = append(os.Environ(), "DPROXY_TEST_RUN_MAIN=1", "TMPDIR="+t.TempDir())
 	cmd.Stderr = w // the first progress line, after the first blob, blocks
 	if err := cmd.Start(); err != nil {
@@ -91,7 +92,7 @@ func TestKilledDuringBackupLeavesCleanCacheAndNoArchive(t *testing.T) {
 	if code, out := runCLI("fsck", "--data-dir", dir, "--verify-content"); code != 0 {
 		t.Errorf("fsck after a killed backup exited %d:\n%s", code, out)
 	}
-	if code, out := runCLI("backup", "create", "--data-dir", dir, "--file", archive); code != 0 {
+	if code, out := runCLI("backup", "create", "--data-dir", dir, "--key-file", key, "--file", archive); code != 0 {
 		t.Errorf("a backup after the killed one exited %d:\n%s", code, out)
 	}
 }

@@ -63,15 +63,19 @@ type IssuerOptions struct {
 	Leeway time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Previous are retired signing keys: tokens they signed verify until
+	// the key's Until. Nothing is signed with them.
+	Previous []PreviousKey
 }
 
 // Issuer mints and verifies the registry's ES256 JWTs with one key. It is
 // safe for concurrent use.
 type Issuer struct {
-	key    *ecdsa.PrivateKey
-	kid    string
-	kidErr error
-	opts   IssuerOptions
+	key      *ecdsa.PrivateKey
+	kid      string
+	kidErr   error
+	opts     IssuerOptions
+	previous map[string]PreviousKey // by key id
 
 	mu       sync.Mutex
 	verified map[string]Claims // token → its claims, verified before; bounded by maxVerified
@@ -96,7 +100,13 @@ func NewIssuer(key *ecdsa.PrivateKey, opts IssuerOptions) *Issuer {
 		opts.Now = time.Now
 	}
 	kid, err := KeyID(key)
-	return &Issuer{key: key, kid: kid, kidErr: err, opts: opts, verified: make(map[string]Claims)}
+	previous := make(map[string]PreviousKey, len(opts.Previous))
+	for _, p := range opts.Previous {
+		if id, err := publicKeyID(p.Key); err == nil && id != kid {
+			previous[id] = p
+		}
+	}
+	return &Issuer{key: key, kid: kid, kidErr: err, opts: opts, previous: previous, verified: make(map[string]Claims)}
 }
 
 // KeyID returns the key id (the kid header) of a signing key: the first
@@ -105,7 +115,12 @@ func KeyID(key *ecdsa.PrivateKey) (string, error) {
 	if key == nil {
 		return "", errors.New("no signing key")
 	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	return publicKeyID(&key.PublicKey)
+}
+
+// publicKeyID is KeyID of a public key.
+func publicKeyID(key *ecdsa.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(key)
 	if err != nil {
 		return "", fmt.Errorf("encode signing public key: %w", err)
 	}
@@ -239,10 +254,14 @@ func (i *Issuer) keyFor(t *jwt.Token) (any, error) {
 	if i.kidErr != nil {
 		return nil, i.kidErr
 	}
-	if kid, _ := t.Header["kid"].(string); kid != i.kid {
-		return nil, fmt.Errorf("unknown signing key id %q", clip(kid))
+	kid, _ := t.Header["kid"].(string)
+	if kid == i.kid {
+		return &i.key.PublicKey, nil
 	}
-	return &i.key.PublicKey, nil
+	if p, ok := i.previous[kid]; ok && i.opts.Now().Before(p.Until) {
+		return p.Key, nil
+	}
+	return nil, fmt.Errorf("unknown signing key id %q", clip(kid))
 }
 
 func withArticle(kind string) string {

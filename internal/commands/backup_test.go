@@ -78,13 +78,14 @@ func TestNewCmdBackupRestore(t *testing.T) {
 // A backup streamed to stdout restores from stdin; stdout on a terminal is
 // refused.
 func TestBackupThroughAPipe(t *testing.T) {
+	keyPath := filepath.Join(t.TempDir(), "backup.key")
 	t.Parallel()
 	ctx := context.Background()
 	src := newDataDir(t)
 	blobs := []oci.Digest{src.blob(t, 3000, true), src.blob(t, 5000, true)}
 
 	ios, out, errOut := testIO()
-	if err := runBackupCreate(ctx, &backupCreateOptions{IO: ios, DataDir: src.dir, File: "-"}); err != nil {
+	if err := runBackupCreate(ctx, &backupCreateOptions{KeyFile: keyPath, IO: ios, DataDir: src.dir, File: "-"}); err != nil {
 		t.Fatalf("backup create --file -: %v\n%s", err, errOut)
 	}
 	if b := out.Bytes(); len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
@@ -97,7 +98,7 @@ func TestBackupThroughAPipe(t *testing.T) {
 	dst := filepath.Join(t.TempDir(), "restored")
 	rios, rout, _ := testIO()
 	rios.In = bytes.NewReader(out.Bytes())
-	if err := runBackupRestore(ctx, &backupRestoreOptions{IO: rios, File: "-", DataDir: dst}); err != nil {
+	if err := runBackupRestore(ctx, &backupRestoreOptions{archiveReadOptions: archiveReadOptions{KeyFile: keyPath}, IO: rios, File: "-", DataDir: dst}); err != nil {
 		t.Fatalf("backup restore -: %v", err)
 	}
 	if !strings.HasPrefix(rout.String(), "restored 2 verified blobs (7.8 KiB)") {
@@ -114,7 +115,7 @@ func TestBackupThroughAPipe(t *testing.T) {
 	cut := filepath.Join(t.TempDir(), "cut")
 	cios, _, _ := testIO()
 	cios.In = bytes.NewReader(out.Bytes()[:out.Len()/2])
-	if err := runBackupRestore(ctx, &backupRestoreOptions{IO: cios, File: "-", DataDir: cut}); err == nil {
+	if err := runBackupRestore(ctx, &backupRestoreOptions{archiveReadOptions: archiveReadOptions{KeyFile: keyPath}, IO: cios, File: "-", DataDir: cut}); err == nil {
 		t.Error("a truncated archive was restored")
 	}
 	if left, _ := os.ReadDir(cut); len(left) != 0 {
@@ -124,7 +125,7 @@ func TestBackupThroughAPipe(t *testing.T) {
 	tty, ttyOut, _ := testIO()
 	on := true
 	tty.StdoutTTY = &on
-	err := runBackupCreate(ctx, &backupCreateOptions{IO: tty, DataDir: src.dir, File: "-"})
+	err := runBackupCreate(ctx, &backupCreateOptions{KeyFile: keyPath, IO: tty, DataDir: src.dir, File: "-"})
 	var fe *cmdutil.FlagError
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "terminal") || ttyOut.Len() != 0 {
 		t.Errorf("--file - to a terminal: %v, %d bytes written; want a usage error and nothing written", err, ttyOut.Len())
@@ -134,6 +135,7 @@ func TestBackupThroughAPipe(t *testing.T) {
 // TestBackupCreateAndRestore backs a data dir up in both archive formats
 // and restores it, through the run functions.
 func TestBackupCreateAndRestore(t *testing.T) {
+	keyPath := filepath.Join(t.TempDir(), "backup.key")
 	t.Parallel()
 	for _, name := range []string{"b.tar", "b.tar.gz"} {
 		t.Run(name, func(t *testing.T) {
@@ -142,13 +144,13 @@ func TestBackupCreateAndRestore(t *testing.T) {
 			src := newDataDir(t)
 			blobs := []oci.Digest{src.blob(t, 3000, true), src.blob(t, 5000, true)}
 			src.blob(t, 700, false) // an orphan is not backed up
-			if err := os.WriteFile(filepath.Join(src.dir, "jwt.pem"), []byte("not really a key"), 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(src.dir, "jwt.pem"), testJWTKey(t), 0o600); err != nil {
 				t.Fatal(err)
 			}
 
 			archive := filepath.Join(t.TempDir(), name)
 			ios, out, errOut := testIO()
-			if err := runBackupCreate(ctx, &backupCreateOptions{IO: ios, DataDir: src.dir, File: archive}); err != nil {
+			if err := runBackupCreate(ctx, &backupCreateOptions{KeyFile: keyPath, IO: ios, DataDir: src.dir, File: archive}); err != nil {
 				t.Fatalf("backup create: %v\n%s", err, errOut)
 			}
 			wantOut := fmt.Sprintf("wrote %s: 2 blobs (7.8 KiB), key files jwt.pem\n", archive)
@@ -178,7 +180,7 @@ func TestBackupCreateAndRestore(t *testing.T) {
 
 			dst := filepath.Join(t.TempDir(), "restored")
 			ios, out, _ = testIO()
-			if err := runBackupRestore(ctx, &backupRestoreOptions{IO: ios, File: archive, DataDir: dst}); err != nil {
+			if err := runBackupRestore(ctx, &backupRestoreOptions{archiveReadOptions: archiveReadOptions{KeyFile: keyPath}, IO: ios, File: archive, DataDir: dst}); err != nil {
 				t.Fatalf("backup restore: %v", err)
 			}
 			wantOut = fmt.Sprintf("restored 2 verified blobs (7.8 KiB) and key files jwt.pem into %s", dst)
@@ -207,13 +209,14 @@ func TestBackupCreateAndRestore(t *testing.T) {
 // TestBackupRestoreRefuses checks that a restore that cannot be done
 // fails clearly and leaves the target as it was.
 func TestBackupRestoreRefuses(t *testing.T) {
+	keyPath := filepath.Join(t.TempDir(), "backup.key")
 	t.Parallel()
 	ctx := context.Background()
 	src := newDataDir(t)
 	src.blob(t, 4000, true)
 	archive := filepath.Join(t.TempDir(), "b.tar")
 	ios, _, _ := testIO()
-	if err := runBackupCreate(ctx, &backupCreateOptions{IO: ios, DataDir: src.dir, File: archive}); err != nil {
+	if err := runBackupCreate(ctx, &backupCreateOptions{KeyFile: keyPath, IO: ios, DataDir: src.dir, File: archive}); err != nil {
 		t.Fatal(err)
 	}
 	whole, err := os.ReadFile(archive)
@@ -251,7 +254,7 @@ func TestBackupRestoreRefuses(t *testing.T) {
 				}
 			}
 			before := listDir(t, dst)
-			code, out, errOut := runMain("backup", "restore", tt.archive, "--data-dir", dst)
+			code, out, errOut := runMain("backup", "restore", tt.archive, "--key-file", keyPath, "--data-dir", dst)
 			if code != tt.wantCode {
 				t.Errorf("restore exited %d, want %d; stderr:\n%s", code, tt.wantCode, errOut)
 			}
@@ -277,6 +280,7 @@ func TestBackupRestoreRefuses(t *testing.T) {
 // TestBackupCreateFailureLeavesNoArchive checks that a backup that fails
 // midway leaves neither the archive nor a temp file.
 func TestBackupCreateFailureLeavesNoArchive(t *testing.T) {
+	keyPath := filepath.Join(t.TempDir(), "backup.key")
 	t.Parallel()
 	d := newDataDir(t)
 	dg := d.blob(t, 1000, true)
@@ -289,7 +293,7 @@ func TestBackupCreateFailureLeavesNoArchive(t *testing.T) {
 	}
 	archive := filepath.Join(t.TempDir(), "b.tar.gz")
 	ios, out, _ := testIO()
-	err := runBackupCreate(context.Background(), &backupCreateOptions{IO: ios, DataDir: d.dir, File: archive})
+	err := runBackupCreate(context.Background(), &backupCreateOptions{KeyFile: keyPath, IO: ios, DataDir: d.dir, File: archive})
 	if code := cmdutil.ExitCode(err); code != cmdutil.ExitFailure || !strings.Contains(err.Error(), string(dg)) {
 		t.Fatalf("backup create of an unreadable blob: exit %d, %v; want 1 naming the blob", code, err)
 	}
@@ -312,6 +316,7 @@ func lastLine(s string) string {
 
 // backup create and restore -o json print what they did as one object.
 func TestBackupJSON(t *testing.T) {
+	keyPath := filepath.Join(t.TempDir(), "backup.key")
 	t.Parallel()
 	ctx := context.Background()
 	src := newDataDir(t)
@@ -319,7 +324,7 @@ func TestBackupJSON(t *testing.T) {
 	src.blob(t, 5000, true)
 	archive := filepath.Join(t.TempDir(), "b.tar.gz")
 	ios, out, errOut := testIO()
-	if err := runBackupCreate(ctx, &backupCreateOptions{IO: ios, DataDir: src.dir, File: archive, Output: "json"}); err != nil {
+	if err := runBackupCreate(ctx, &backupCreateOptions{KeyFile: keyPath, IO: ios, DataDir: src.dir, File: archive, Output: "json"}); err != nil {
 		t.Fatalf("backup create -o json: %v\n%s", err, errOut)
 	}
 	var created backupCreated
@@ -331,7 +336,7 @@ func TestBackupJSON(t *testing.T) {
 	}
 	dst := filepath.Join(t.TempDir(), "restored")
 	rios, rout, _ := testIO()
-	if err := runBackupRestore(ctx, &backupRestoreOptions{IO: rios, File: archive, DataDir: dst, Output: "json"}); err != nil {
+	if err := runBackupRestore(ctx, &backupRestoreOptions{archiveReadOptions: archiveReadOptions{KeyFile: keyPath}, IO: rios, File: archive, DataDir: dst, Output: "json"}); err != nil {
 		t.Fatalf("backup restore -o json: %v", err)
 	}
 	var restored backupRestored

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dproxy/dproxy/internal/auth"
 	"github.com/dproxy/dproxy/internal/blobstore"
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
 	"github.com/dproxy/dproxy/internal/config"
@@ -176,4 +177,14 @@ func listDir(t *testing.T, dir string) map[string]int64 {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// testJWTKey is a JWT signing key in PEM, as a data dir holds one.
+func testJWTKey(t *testing.T) []byte {
+	t.Helper()
+	k, err := auth.NewSigningKeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -70,5 +70,6 @@ func JSONOutputs() []JSONOutput {
 		{Command: "fsck", Value: fsckResult{}, Note: "Printed also when problems are left unrepaired (exit 1); a finding has `digest` for a blob or `name` for a temp file."},
 		{Command: "backup create", Value: backupCreated{}, Note: "Not with `--file -`, where stdout carries the archive."},
 		{Command: "backup restore", Value: backupRestored{}},
+		{Command: "backup verify", Value: backupVerified{}},
 	}
 }

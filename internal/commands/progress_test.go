@@ -155,6 +155,7 @@ func TestProgressMeterOffATerminal(t *testing.T) {
 // Ctrl-C during a backup stops it mid-blob: the meter says where, no
 // archive is left, and the error says it was interrupted.
 func TestBackupInterrupted(t *testing.T) {
+	keyPath := filepath.Join(t.TempDir(), "backup.key")
 	t.Parallel()
 	d := newDataDir(t)
 	d.blob(t, 8*mib, true)
@@ -167,7 +168,7 @@ func TestBackupInterrupted(t *testing.T) {
 		return strings.HasPrefix(line, "backup: ") && !strings.HasPrefix(line, "backup: 0%")
 	}, then: cancel}
 	ios.ErrOut = ctrlC
-	err := runBackupCreate(ctx, &backupCreateOptions{IO: ios, DataDir: d.dir, File: archive, Now: time.Now})
+	err := runBackupCreate(ctx, &backupCreateOptions{KeyFile: keyPath, IO: ios, DataDir: d.dir, File: archive, Now: time.Now})
 	if err == nil || !strings.Contains(err.Error(), "interrupted") || !strings.Contains(err.Error(), "no archive was written") {
 		t.Fatalf("interrupted backup: %v", err)
 	}

@@ -107,7 +107,7 @@ func NewRootCmd(ios *cmdutil.IOStreams) *cobra.Command {
 		newCmdLogin(f, nil), newCmdLogout(f, nil),
 		newCmdGroup(f), newCmdHubCreds(f), newCmdTTLPolicy(f), newCmdCache(f),
 		newCmdUser(f), newCmdMember(f), newCmdToken(f), newCmdCIEnv(f, nil), newCmdRateLimit(f), newCmdTUI(f, nil), newCmdVirtualRegistry(f),
-		newCmdFsck(ios, nil), newCmdBackup(ios),
+		newCmdFsck(ios, nil), newCmdBackup(ios), newCmdKeys(ios),
 		newCmdCompletion(ios),
 	)
 	noFileArgs(root)
@@ -115,10 +115,10 @@ func NewRootCmd(ios *cmdutil.IOStreams) *cobra.Command {
 }
 
 // noFileArgs makes the shell offer no file names for the arguments of
-// commands that complete none of their own: only `backup restore` takes a
-// file.
+// commands that complete none of their own: only `backup restore` and
+// `backup verify` take a file.
 func noFileArgs(cmd *cobra.Command) {
-	if cmd.ValidArgsFunction == nil && len(cmd.ValidArgs) == 0 && cmd.CommandPath() != "dproxy backup restore" {
+	if cmd.ValidArgsFunction == nil && len(cmd.ValidArgs) == 0 && cmd.CommandPath() != "dproxy backup restore" && cmd.CommandPath() != "dproxy backup verify" {
 		cmd.ValidArgsFunction = cobra.NoFileCompletions
 	}
 	for _, c := range cmd.Commands() {

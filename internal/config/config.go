@@ -163,6 +163,10 @@ func (c Config) SecretKeyPath() string { return filepath.Join(c.DataDir, "secret
 // JWTKeyPath is the file holding the key that signs registry tokens.
 func (c Config) JWTKeyPath() string { return filepath.Join(c.DataDir, "jwt.pem") }
 
+// PreviousJWTKeysPath is the file holding retired JWT keys, whose tokens
+// verify until they expire (`dproxy keys rotate-jwt`).
+func (c Config) PreviousJWTKeysPath() string { return filepath.Join(c.DataDir, "jwt-previous.pem") }
+
 // InitialTokenPath is the file the first admin token is written to.
 func (c Config) InitialTokenPath() string { return filepath.Join(c.DataDir, "initial_admin_token") }
 

@@ -159,3 +159,13 @@ func syncDir(dir string) {
 		d.Close()
 	}
 }
+
+// Replace moves the file at from over the file at to, atomically, and
+// makes the move durable.
+func Replace(from, to string) error {
+	if err := os.Rename(from, to); err != nil {
+		return fmt.Errorf("replace %s: %w", to, err)
+	}
+	syncDir(filepath.Dir(to))
+	return nil
+}

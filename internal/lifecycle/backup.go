@@ -2,20 +2,24 @@ package lifecycle
 
 import (
 	"archive/tar"
-	"bufio"
 	"compress/gzip"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
+
+	"filippo.io/age"
 
 	"github.com/dproxy/dproxy/internal/blobstore"
 	"github.com/dproxy/dproxy/internal/config"
@@ -25,24 +29,38 @@ import (
 	"github.com/dproxy/dproxy/internal/store"
 )
 
-// A backup is one tar archive (gzip-compressed or not) holding, in order:
+// A backup is one tar archive, optionally gzip-compressed, optionally
+// encrypted with age (to recipients or a passphrase) around that, holding
+// in order:
 //
-//	dproxy-backup.json       format version, creation time, counts
+//	dproxy-backup.json       format version, creation time, totals
 //	blobs/sha256/<hex>       every blob file the database snapshot references
 //	keys/secret.key          the key that decrypts stored secrets (when a file)
 //	keys/jwt.pem             the key that signs registry tokens
-//	keys/initial_admin_token the first admin token (when still present)
+//	keys/jwt-previous.pem    retired JWT keys, while their tokens are valid
 //	dproxy.db                a consistent snapshot of the database
+//	dproxy-backup.mac        the archive's MAC, and the blobs found corrupt
 //
-// The database comes last so that references to blobs that garbage
-// collection deleted while the backup ran can be dropped from the snapshot
-// first: a restored cache never references a file it lacks.
+// The database comes after the blobs so that references to blobs that
+// garbage collection deleted, or that hash wrong, while the backup ran can
+// be dropped from the snapshot first: a restored cache never references a
+// file it lacks.
+//
+// The MAC is HMAC-SHA256, under a backup key the operator keeps apart from
+// the archives, over every entry's name and every non-blob entry's size and
+// bytes, then the list of corrupt blobs. A blob's bytes are not in the MAC:
+// its digest authenticates them, and a damaged blob is only dropped on
+// restore, not the whole archive.
 const (
 	backupHeaderName = "dproxy-backup.json"
 	backupDBName     = "dproxy.db"
+	backupMACName    = "dproxy-backup.mac"
 	backupBlobPrefix = "blobs/sha256/"
 	backupKeyPrefix  = "keys/"
-	backupFormat     = 1
+	backupFormat     = 2
+	// backupFormatUnauthenticated archives (no MAC, initial_admin_token
+	// included) are restored only when the operator says so.
+	backupFormatUnauthenticated = 1
 )
 
 // backupHeader is the first entry of an archive.
@@ -51,6 +69,17 @@ type backupHeader struct {
 	CreatedAt time.Time `json:"created_at"`
 	Blobs     int       `json:"blobs"`
 	BlobBytes int64     `json:"blob_bytes"`
+	// DBMaxBytes bounds the database entry (format 2).
+	DBMaxBytes int64 `json:"db_max_bytes,omitempty"`
+}
+
+// backupTrailer is the content of the last entry.
+type backupTrailer struct {
+	// Corrupt are blobs whose files did not hash to their digests when the
+	// backup was made: their entries hold the bad bytes, and the database
+	// does not reference them.
+	Corrupt []oci.Digest `json:"corrupt"`
+	MAC     string       `json:"mac"`
 }
 
 // Progress reports how far a backup, a restore or fsck's content check
@@ -83,6 +112,84 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// BackupKeySize is the length of a backup key in bytes.
+const BackupKeySize = 32
+
+// CreateBackupKey writes a new random backup key to path (mode 0600, 64
+// hex characters) unless a file is there already, and returns the key at
+// path.
+func CreateBackupKey(path string) ([]byte, error) {
+	data, err := keyfile.LoadOrCreate(path, "backup key file", 2*BackupKeySize+3, func() ([]byte, error) {
+		k := make([]byte, BackupKeySize)
+		if _, err := rand.Read(k); err != nil {
+			return nil, err
+		}
+		return []byte(hex.EncodeToString(k) + "\n"), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return parseBackupKey(path, data)
+}
+
+// LoadBackupKey reads the backup key at path, refused like any key file
+// when group or others may read it.
+func LoadBackupKey(path string) ([]byte, error) {
+	data, err := keyfile.Read(path, "backup key file", 2*BackupKeySize+3)
+	if err != nil {
+		return nil, err
+	}
+	return parseBackupKey(path, data)
+}
+
+func parseBackupKey(path string, data []byte) ([]byte, error) {
+	s := strings.TrimSpace(string(data))
+	k, err := hex.DecodeString(s)
+	if err != nil || len(k) != BackupKeySize {
+		return nil, fmt.Errorf("backup key file %s must hold %d hex characters (as `dproxy backup create --key-file` writes)", path, 2*BackupKeySize)
+	}
+	return k, nil
+}
+
+// transcript is the MAC over an archive as it is written or read.
+type transcript struct{ h hash.Hash }
+
+func newTranscript(key []byte) *transcript { return &transcript{hmac.New(sha256.New, key)} }
+
+// entry starts an entry; withBody says its bytes follow through Write.
+func (t *transcript) entry(name string, size int64, withBody bool) {
+	if withBody {
+		fmt.Fprintf(t.h, "entry\x00%s\x00%d\x00", name, size)
+	} else {
+		fmt.Fprintf(t.h, "blob\x00%s\x00", name)
+	}
+}
+
+func (t *transcript) Write(b []byte) (int, error) { return t.h.Write(b) }
+
+// sum ends the transcript with the list of corrupt blobs.
+func (t *transcript) sum(corrupt []oci.Digest) []byte {
+	fmt.Fprintf(t.h, "corrupt\x00%d\x00", len(corrupt))
+	for _, d := range corrupt {
+		fmt.Fprintf(t.h, "%s\x00", d)
+	}
+	return t.h.Sum(nil)
+}
+
+// BackupOptions say how CreateBackup writes an archive.
+type BackupOptions struct {
+	// Key authenticates the archive (BackupKeySize bytes, required).
+	Key []byte
+	// Compress gzip-compresses the tar stream.
+	Compress bool
+	// Recipients, when any, encrypt the archive with age: public keys, or
+	// one age.ScryptRecipient for a passphrase.
+	Recipients []age.Recipient
+	// Progress, when not nil, is called once the total is known, as blob
+	// bytes are copied, and after each entry.
+	Progress func(Progress)
+}
+
 // BackupResult says what an archive holds.
 type BackupResult struct {
 	Blobs     int
@@ -91,11 +198,17 @@ type BackupResult struct {
 	// Vanished counts blobs deleted while the backup ran; their references
 	// were dropped from the snapshot.
 	Vanished int
+	// Corrupt are blobs whose files did not hash to their digest; their
+	// references were dropped from the snapshot, as for vanished ones.
+	Corrupt []oci.Digest
 }
 
 // backupKeys are the files of a data dir that go into keys/: the names
-// config.Config gives SecretKeyPath, JWTKeyPath and InitialTokenPath.
-var backupKeys = []string{"secret.key", "jwt.pem", "initial_admin_token"}
+// config.Config gives SecretKeyPath, JWTKeyPath and PreviousJWTKeysPath
+// (retired JWT keys whose tokens are still valid). The initial admin
+// token stays out: the database holds its hash, and an archive must not
+// hold a working credential.
+var backupKeys = []string{"secret.key", "jwt.pem", "jwt-previous.pem"}
 
 // throwawayBox opens a store without the instance's key: backup, restore
 // and fsck never read a secret.
@@ -117,14 +230,17 @@ func OpenStoreForMaintenance(ctx context.Context, dbPath string) (*store.Store, 
 	return store.OpenSQLite(ctx, dbPath, box)
 }
 
-// CreateBackup writes an archive of the data dir dataDir to w as a tar
-// stream, gzip-compressed when compress is set. It works while a server
-// uses the data dir. progress, when not nil, is called once the total is
-// known, as blob bytes are copied, and after each entry. A cancelled ctx
-// stops the copy, mid-blob too, with ctx's error.
-func CreateBackup(ctx context.Context, dataDir string, w io.Writer, compress bool, progress func(Progress)) (BackupResult, error) {
+// CreateBackup writes an archive of the data dir dataDir to w. It works
+// while a server uses the data dir. Every blob is hashed as it is written:
+// one that does not match its digest is reported in Corrupt and the
+// snapshot drops its references. A cancelled ctx stops the copy, mid-blob
+// too, with ctx's error.
+func CreateBackup(ctx context.Context, dataDir string, w io.Writer, opts BackupOptions) (BackupResult, error) {
 	cfg := config.Config{DataDir: dataDir}
 	var res BackupResult
+	if len(opts.Key) != BackupKeySize {
+		return res, fmt.Errorf("back up %s: a backup key of %d bytes is required to authenticate the archive", dataDir, BackupKeySize)
+	}
 	if _, err := os.Stat(cfg.DBPath()); err != nil {
 		return res, fmt.Errorf("back up %s: no database there (%w); is --data-dir right?", dataDir, err)
 	}
@@ -150,6 +266,13 @@ func CreateBackup(ctx context.Context, dataDir string, w io.Writer, compress boo
 			snap.Close()
 		}
 	}()
+	snapInfo, err := os.Stat(snapPath)
+	if err != nil {
+		return res, fmt.Errorf("back up %s: %w", dataDir, err)
+	}
+	// Dropping references never grows the file much; the bound only keeps
+	// a restore from writing an unbounded database entry.
+	dbMax := 2*snapInfo.Size() + 1<<20
 	var blobs []store.StoredBlob
 	var total int64
 	for after := oci.Digest(""); ; {
@@ -167,25 +290,44 @@ func CreateBackup(ctx context.Context, dataDir string, w io.Writer, compress boo
 		}
 	}
 
-	out := w
+	sink := w
+	var enc io.WriteCloser
+	if len(opts.Recipients) > 0 {
+		if enc, err = age.Encrypt(w, opts.Recipients...); err != nil {
+			return res, fmt.Errorf("encrypt the archive: %w", err)
+		}
+		sink = enc
+	}
+	out := sink
 	var gz *gzip.Writer
-	if compress {
-		gz, _ = gzip.NewWriterLevel(w, gzip.BestSpeed) // layers are compressed already
+	if opts.Compress {
+		gz, _ = gzip.NewWriterLevel(sink, gzip.BestSpeed) // layers are compressed already
 		out = gz
 	}
 	tw := tar.NewWriter(out)
+	mac := newTranscript(opts.Key)
 	now := time.Now().UTC()
 	var done int64
 	report := func(entry string) {
-		if progress != nil {
-			progress(Progress{Done: done, Total: total, Entry: entry})
+		if opts.Progress != nil {
+			opts.Progress(Progress{Done: done, Total: total, Entry: entry})
 		}
 	}
-	hdr, _ := json.Marshal(backupHeader{Format: backupFormat, CreatedAt: now, Blobs: len(blobs), BlobBytes: total})
-	if err := writeEntry(tw, backupHeaderName, now, int64(len(hdr)), strings.NewReader(string(hdr))); err != nil {
+	writeSmall := func(name string, content []byte) error {
+		mac.entry(name, int64(len(content)), true)
+		return writeEntry(tw, name, now, int64(len(content)), io.TeeReader(strings.NewReader(string(content)), mac))
+	}
+	hdr, _ := json.Marshal(backupHeader{Format: backupFormat, CreatedAt: now, Blobs: len(blobs), BlobBytes: total, DBMaxBytes: dbMax})
+	if err := writeSmall(backupHeaderName, hdr); err != nil {
 		return res, err
 	}
 	report("")
+	dropRefs := func(d oci.Digest) error {
+		if _, err := snap.DropBlob(ctx, d); err != nil {
+			return fmt.Errorf("back up %s: %w", dataDir, err)
+		}
+		return nil
+	}
 	for _, b := range blobs {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -193,8 +335,8 @@ func CreateBackup(ctx context.Context, dataDir string, w io.Writer, compress boo
 		f, err := files.Open(ctx, b.Digest)
 		if errors.Is(err, oci.ErrBlobUnknown) {
 			// Collected since the snapshot: the snapshot must not keep it.
-			if _, err := snap.DropBlob(ctx, b.Digest); err != nil {
-				return res, fmt.Errorf("back up %s: %w", dataDir, err)
+			if err := dropRefs(b.Digest); err != nil {
+				return res, err
 			}
 			res.Vanished++
 			total -= b.Size
@@ -204,15 +346,27 @@ func CreateBackup(ctx context.Context, dataDir string, w io.Writer, compress boo
 			return res, fmt.Errorf("back up blob %s: %w", b.Digest, err)
 		}
 		before := done
-		err = writeEntry(tw, backupBlobPrefix+b.Digest.Hex(), now, f.Size(),
-			&progressReader{ctx: ctx, r: f, done: &done, report: func() { report(string(b.Digest)) }})
+		name := backupBlobPrefix + b.Digest.Hex()
+		v := oci.NewVerifier(b.Digest)
+		mac.entry(name, f.Size(), false)
+		err = writeEntry(tw, name, now, f.Size(), io.TeeReader(
+			&progressReader{ctx: ctx, r: f, done: &done, report: func() { report(string(b.Digest)) }}, v))
 		f.Close()
 		if err != nil {
 			return res, err
 		}
+		done = before + f.Size()
+		if !v.Verified() {
+			// The entry is written; the snapshot forgets the blob, and the
+			// trailer names it so that a restore expects it bad.
+			if err := dropRefs(b.Digest); err != nil {
+				return res, err
+			}
+			res.Corrupt = append(res.Corrupt, b.Digest)
+			continue
+		}
 		res.Blobs++
 		res.BlobBytes += f.Size()
-		done = before + f.Size()
 	}
 	for _, name := range backupKeys {
 		path := filepath.Join(dataDir, name)
@@ -223,7 +377,7 @@ func CreateBackup(ctx context.Context, dataDir string, w io.Writer, compress boo
 		if err != nil {
 			return res, fmt.Errorf("back up key file %s: %w", path, err)
 		}
-		if err := writeEntry(tw, backupKeyPrefix+name, now, int64(len(content)), strings.NewReader(string(content))); err != nil {
+		if err := writeSmall(backupKeyPrefix+name, content); err != nil {
 			return res, err
 		}
 		res.Keys = append(res.Keys, name)
@@ -243,10 +397,18 @@ func CreateBackup(ctx context.Context, dataDir string, w io.Writer, compress boo
 	if err != nil {
 		return res, fmt.Errorf("back up %s: %w", dataDir, err)
 	}
-	if err := writeEntry(tw, backupDBName, now, fi.Size(), db); err != nil {
+	if fi.Size() > dbMax {
+		return res, fmt.Errorf("back up %s: the snapshot grew to %d bytes, beyond the %d the header announced", dataDir, fi.Size(), dbMax)
+	}
+	mac.entry(backupDBName, fi.Size(), true)
+	if err := writeEntry(tw, backupDBName, now, fi.Size(), io.TeeReader(db, mac)); err != nil {
 		return res, err
 	}
 	report(backupDBName)
+	trailer, _ := json.Marshal(backupTrailer{Corrupt: nonNil(res.Corrupt), MAC: hex.EncodeToString(mac.sum(res.Corrupt))})
+	if err := writeEntry(tw, backupMACName, now, int64(len(trailer)), strings.NewReader(string(trailer))); err != nil {
+		return res, err
+	}
 	if err := tw.Close(); err != nil {
 		return res, fmt.Errorf("finish archive: %w", err)
 	}
@@ -255,7 +417,19 @@ func CreateBackup(ctx context.Context, dataDir string, w io.Writer, compress boo
 			return res, fmt.Errorf("finish archive: %w", err)
 		}
 	}
+	if enc != nil {
+		if err := enc.Close(); err != nil {
+			return res, fmt.Errorf("finish archive: %w", err)
+		}
+	}
 	return res, nil
+}
+
+func nonNil(ds []oci.Digest) []oci.Digest {
+	if ds == nil {
+		return []oci.Digest{}
+	}
+	return ds
 }
 
 // writeEntry adds a regular file of exactly size bytes read from r.
@@ -267,201 +441,4 @@ func writeEntry(tw *tar.Writer, name string, mod time.Time, size int64, r io.Rea
 		return fmt.Errorf("write %s to the archive: %w", name, err)
 	}
 	return nil
-}
-
-// ErrNotEmpty is returned by RestoreBackup for a data dir that holds
-// something already; nothing is written then.
-var ErrNotEmpty = errors.New("is not empty")
-
-// RestoreResult says what a restore wrote.
-type RestoreResult struct {
-	Blobs     int
-	BlobBytes int64
-	Keys      []string
-	CreatedAt time.Time
-}
-
-// RestoreBackup unpacks an archive made by CreateBackup into dataDir,
-// which must be missing or empty (or ErrNotEmpty is returned). Every blob is verified against its
-// digest as it is written, and at the end every blob the database
-// references must be present. On any error, what was written is removed
-// again, leaving dataDir empty. progress, when not nil, is called once the
-// archive's header gave the total, and as blob bytes are written; a
-// cancelled ctx stops the restore, mid-blob too.
-func RestoreBackup(ctx context.Context, r io.Reader, dataDir string, progress func(Progress)) (res RestoreResult, err error) {
-	if err := emptyDir(dataDir); err != nil {
-		return res, err
-	}
-	defer func() {
-		if err != nil {
-			clearDir(dataDir)
-		}
-	}()
-	cfg := config.Config{DataDir: dataDir}
-	files, err := blobstore.NewFS(cfg.BlobDir())
-	if err != nil {
-		return res, err
-	}
-	br := bufio.NewReader(r)
-	var in io.Reader = br
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		gz, err := gzip.NewReader(br)
-		if err != nil {
-			return res, fmt.Errorf("read archive: %w", err)
-		}
-		defer gz.Close()
-		in = gz
-	}
-	tr := tar.NewReader(in)
-	var hdr backupHeader
-	sawHeader, sawDB := false, false
-	for {
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		th, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return res, fmt.Errorf("read archive: %w (is it a dproxy backup?)", err)
-		}
-		if th.Typeflag != tar.TypeReg {
-			return res, fmt.Errorf("archive entry %q is not a regular file: not a dproxy backup", th.Name)
-		}
-		if !sawHeader && th.Name != backupHeaderName {
-			return res, fmt.Errorf("archive starts with %q, not %s: not a dproxy backup", th.Name, backupHeaderName)
-		}
-		switch name := th.Name; {
-		case name == backupHeaderName:
-			if err := json.NewDecoder(io.LimitReader(tr, 1<<20)).Decode(&hdr); err != nil {
-				return res, fmt.Errorf("read %s: %w", name, err)
-			}
-			if hdr.Format != backupFormat {
-				return res, fmt.Errorf("archive has format %d; this dproxy reads format %d", hdr.Format, backupFormat)
-			}
-			sawHeader = true
-			res.CreatedAt = hdr.CreatedAt
-			if progress != nil {
-				progress(Progress{Total: hdr.BlobBytes})
-			}
-		case strings.HasPrefix(name, backupBlobPrefix):
-			d, err := oci.ParseDigest("sha256:" + strings.TrimPrefix(name, backupBlobPrefix))
-			if err != nil {
-				return res, fmt.Errorf("archive entry %q: %w", name, err)
-			}
-			done := res.BlobBytes
-			in := &progressReader{ctx: ctx, r: tr, done: &done, report: func() {
-				if progress != nil {
-					progress(Progress{Done: done, Total: hdr.BlobBytes, Entry: string(d)})
-				}
-			}}
-			if err := restoreBlob(ctx, files, d, in); err != nil {
-				return res, err
-			}
-			res.Blobs++
-			res.BlobBytes += th.Size
-		case strings.HasPrefix(name, backupKeyPrefix):
-			key := strings.TrimPrefix(name, backupKeyPrefix)
-			if !slices.Contains(backupKeys, key) {
-				return res, fmt.Errorf("archive entry %q is not a key file dproxy knows", name)
-			}
-			if err := restoreFile(filepath.Join(dataDir, key), io.LimitReader(tr, 1<<20)); err != nil {
-				return res, err
-			}
-			res.Keys = append(res.Keys, key)
-		case name == backupDBName:
-			if err := restoreFile(cfg.DBPath(), tr); err != nil {
-				return res, err
-			}
-			sawDB = true
-		default:
-			return res, fmt.Errorf("archive entry %q is not part of a dproxy backup", name)
-		}
-	}
-	if !sawHeader || !sawDB {
-		return res, errors.New("the archive ends before the database: it is incomplete (was the backup interrupted?)")
-	}
-	// Every referenced blob must be here, with its recorded size.
-	st, err := OpenStoreForMaintenance(ctx, cfg.DBPath())
-	if err != nil {
-		return res, fmt.Errorf("open the restored database: %w", err)
-	}
-	defer st.Close()
-	for after := oci.Digest(""); ; {
-		page, err := st.ReferencedBlobs(ctx, after, 1000)
-		if err != nil {
-			return res, err
-		}
-		if len(page) == 0 {
-			break
-		}
-		after = page[len(page)-1].Digest
-		for _, b := range page {
-			size, err := files.Stat(ctx, b.Digest)
-			if err != nil {
-				return res, fmt.Errorf("the restored database references blob %s, which the archive lacks: %w", b.Digest, err)
-			}
-			if size != b.Size {
-				return res, fmt.Errorf("restored blob %s has %d bytes, the database records %d", b.Digest, size, b.Size)
-			}
-		}
-	}
-	return res, nil
-}
-
-// restoreBlob writes one blob through a temp file, verifying its digest
-// before committing it.
-func restoreBlob(ctx context.Context, files *blobstore.FS, d oci.Digest, r io.Reader) error {
-	tmp, err := files.CreateTemp()
-	if err != nil {
-		return err
-	}
-	v := oci.NewVerifier(d)
-	if _, err := io.Copy(io.MultiWriter(tmp, v), r); err != nil {
-		files.Abort(tmp)
-		return fmt.Errorf("restore blob %s: %w", d, err)
-	}
-	if !v.Verified() {
-		files.Abort(tmp)
-		return fmt.Errorf("restore blob %s: %w: the archive's copy hashes to %s; the archive is damaged", d, oci.ErrDigestInvalid, v.Sum())
-	}
-	return files.Commit(ctx, d, tmp)
-}
-
-// restoreFile writes r to path (mode 0600) atomically.
-func restoreFile(path string, r io.Reader) error {
-	if err := keyfile.WriteAtomic(path, 0o600, func(w io.Writer) error {
-		_, err := io.Copy(w, r)
-		return err
-	}); err != nil {
-		return fmt.Errorf("restore %s: %w", filepath.Base(path), err)
-	}
-	return nil
-}
-
-// emptyDir creates dir (0750) when missing and fails unless it is empty.
-func emptyDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return fmt.Errorf("create data dir %s: %w", dir, err)
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read data dir %s: %w", dir, err)
-	}
-	if len(entries) > 0 {
-		return fmt.Errorf("data dir %s %w: restore only into a new or empty directory, so nothing is overwritten", dir, ErrNotEmpty)
-	}
-	return nil
-}
-
-// clearDir removes what a failed restore wrote into dir.
-func clearDir(dir string) {
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		os.RemoveAll(filepath.Join(dir, e.Name()))
-	}
 }

@@ -89,7 +89,7 @@ func TestBackupAndRestoreProgressByBytes(t *testing.T) {
 	dir, _, _ := progressDataDir(t, big, small)
 	var archive bytes.Buffer
 	var reports []lifecycle.Progress
-	if _, err := lifecycle.CreateBackup(ctx, dir, &archive, true, func(p lifecycle.Progress) { reports = append(reports, p) }); err != nil {
+	if _, err := lifecycle.CreateBackup(ctx, dir, &archive, lifecycle.BackupOptions{Key: testBackupKey, Compress: true, Progress: func(p lifecycle.Progress) { reports = append(reports, p) }}); err != nil {
 		t.Fatal(err)
 	}
 	// The archive holds the blobs in digest order, either one first.
@@ -97,7 +97,7 @@ func TestBackupAndRestoreProgressByBytes(t *testing.T) {
 
 	reports = nil
 	dst := filepath.Join(t.TempDir(), "restored")
-	if _, err := lifecycle.RestoreBackup(ctx, bytes.NewReader(archive.Bytes()), dst, func(p lifecycle.Progress) { reports = append(reports, p) }); err != nil {
+	if _, err := lifecycle.RestoreBackup(ctx, bytes.NewReader(archive.Bytes()), dst, lifecycle.RestoreOptions{Key: testBackupKey, Progress: func(p lifecycle.Progress) { reports = append(reports, p) }}); err != nil {
 		t.Fatal(err)
 	}
 	checkByBytes(t, "restore", reports, big+small, big, small)
@@ -112,12 +112,12 @@ func TestBackupStopsMidBlobWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var last lifecycle.Progress
-	_, err := lifecycle.CreateBackup(ctx, dir, &bytes.Buffer{}, false, func(p lifecycle.Progress) {
+	_, err := lifecycle.CreateBackup(ctx, dir, &bytes.Buffer{}, lifecycle.BackupOptions{Key: testBackupKey, Progress: func(p lifecycle.Progress) {
 		last = p
 		if p.Done > 0 {
 			cancel()
 		}
-	})
+	}})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled backup: %v, want context.Canceled", err)
 	}
@@ -141,3 +141,6 @@ func TestFsckVerifyProgress(t *testing.T) {
 		t.Errorf("fsck progress = %+v, want the total, then each blob", reports)
 	}
 }
+
+// testBackupKey authenticates the archives of these tests.
+var testBackupKey = bytes.Repeat([]byte{7}, lifecycle.BackupKeySize)

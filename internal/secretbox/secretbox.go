@@ -19,6 +19,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/dproxy/dproxy/internal/keyfile"
@@ -93,6 +94,10 @@ func ParseKey(s string) ([]byte, error) {
 // that does not hold exactly 64 hex characters is refused.
 func LoadOrCreateKey(path string) ([]byte, error) {
 	const what = "secret key file"
+	if _, err := os.Lstat(NextKeyPath(path)); err == nil {
+		return nil, fmt.Errorf("%s %s: a rotation of the secret key was interrupted (%s exists): run `dproxy keys rotate-secret` again to finish it",
+			what, path, NextKeyPath(path))
+	}
 	// Read a little more than a key so a longer file is noticed.
 	data, err := keyfile.LoadOrCreate(path, what, 2*KeySize+3, newKeyHex)
 	if err != nil {
@@ -101,6 +106,39 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 	key, err := ParseKey(strings.TrimRight(string(data), "\r\n"))
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", what, path, err)
+	}
+	return key, nil
+}
+
+// NextKeyPath is where a key rotation keeps the new key next to the key
+// file at path until every sealed value is sealed with it.
+func NextKeyPath(path string) string { return path + ".next" }
+
+// LoadOrCreateNextKey reads the pending new key of a rotation next to the
+// key file at path, creating it when there is none.
+func LoadOrCreateNextKey(path string) ([]byte, error) {
+	const what = "new secret key file"
+	next := NextKeyPath(path)
+	data, err := keyfile.LoadOrCreate(next, what, 2*KeySize+3, newKeyHex)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ParseKey(strings.TrimRight(string(data), "\r\n"))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, next, err)
+	}
+	return key, nil
+}
+
+// ReadKey reads the key file at path without creating it.
+func ReadKey(path string) ([]byte, error) {
+	data, err := keyfile.Read(path, "secret key file", 2*KeySize+3)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ParseKey(strings.TrimRight(string(data), "\r\n"))
+	if err != nil {
+		return nil, fmt.Errorf("secret key file %s: %w", path, err)
 	}
 	return key, nil
 }
