@@ -137,18 +137,24 @@ func OpenSQLite(ctx context.Context, path string, box *secretbox.Box) (*Store, e
 
 // migrate applies the pending migrations of dir through the writer.
 func (s *Store) migrate(ctx context.Context, dialect goose.Dialect, dir string, opts ...goose.ProviderOption) error {
-	fsys, err := fs.Sub(migrations, dir)
-	if err != nil {
-		return err
-	}
-	p, err := goose.NewProvider(dialect, s.w, fsys,
-		append(opts, goose.WithDisableGlobalRegistry(true), goose.WithGoMigrations(goMigrations...))...)
+	p, err := migrationProvider(dialect, s.w, dir, opts...)
 	if err != nil {
 		return err
 	}
 	// p.Close would close s.w: the provider is simply dropped.
 	_, err = p.Up(ctx)
 	return err
+}
+
+// migrationProvider returns goose's provider of every migration of dproxy's
+// schema on db: the SQL files of dir and the migrations written in Go.
+func migrationProvider(dialect goose.Dialect, db *sql.DB, dir string, opts ...goose.ProviderOption) (*goose.Provider, error) {
+	fsys, err := fs.Sub(migrations, dir)
+	if err != nil {
+		return nil, err
+	}
+	return goose.NewProvider(dialect, db, fsys,
+		append(opts, goose.WithDisableGlobalRegistry(true), goose.WithGoMigrations(goMigrations...))...)
 }
 
 // Close closes the database. For SQLite the last close checkpoints the WAL.

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -112,10 +111,6 @@ func schemaOf(ctx context.Context, db *sql.DB) (map[string]bool, error) {
 // freshSchema migrates an empty database up to version and returns its
 // schema as schemaOf does.
 func freshSchema(ctx context.Context, version int64) (map[string]bool, error) {
-	fsys, err := fs.Sub(migrations, "migrations/sqlite")
-	if err != nil {
-		return nil, err
-	}
 	dir, err := os.MkdirTemp("", "dproxy-schema-*")
 	if err != nil {
 		return nil, err
@@ -127,7 +122,7 @@ func freshSchema(ctx context.Context, version int64) (map[string]bool, error) {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, fsys, goose.WithDisableGlobalRegistry(true))
+	p, err := migrationProvider(goose.DialectSQLite3, db, "migrations/sqlite")
 	if err != nil {
 		return nil, err
 	}
