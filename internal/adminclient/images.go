@@ -35,30 +35,50 @@ type Image struct {
 // images by image and digest, in the order of each image's newest
 // manifest.
 func Images(ms []Manifest) []Image {
-	out := []Image{}
+	groups := ByImage(ms, func(m Manifest) Manifest { return m })
+	out := make([]Image, 0, len(groups))
+	for _, g := range groups {
+		m := g[0]
+		im := Image{Image: m.Image, Digest: m.Digest, Tags: []string{}, MediaType: m.MediaType,
+			ManifestSize: m.Size, ImageSize: m.ImageSize, CachedSize: m.CachedSize,
+			Platforms: m.Platforms, PlatformsCached: m.PlatformsCached}
+		for _, m := range g {
+			if !IsDigest(m.Reference) {
+				im.Tags = append(im.Tags, m.Reference)
+			}
+			im.UpdatedAt = later(im.UpdatedAt, m.UpdatedAt)
+			im.ReadAt = later(im.ReadAt, m.ReadAt)
+		}
+		out = append(out, im)
+	}
+	return out
+}
+
+// ByImage groups items (manifests, newest first) by image and digest, in
+// the order of each image's newest manifest; a group keeps the items'
+// order. manifest returns an item's manifest.
+func ByImage[T any](items []T, manifest func(T) Manifest) [][]T {
+	var out [][]T
 	at := map[[2]string]int{}
-	for _, m := range ms {
+	for _, it := range items {
+		m := manifest(it)
 		key := [2]string{m.Image, m.Digest}
 		i, ok := at[key]
 		if !ok {
 			i = len(out)
 			at[key] = i
-			out = append(out, Image{Image: m.Image, Digest: m.Digest, Tags: []string{}, MediaType: m.MediaType,
-				ManifestSize: m.Size, ImageSize: m.ImageSize, CachedSize: m.CachedSize,
-				Platforms: m.Platforms, PlatformsCached: m.PlatformsCached})
+			out = append(out, nil)
 		}
-		im := &out[i]
-		if !IsDigest(m.Reference) {
-			im.Tags = append(im.Tags, m.Reference)
-		}
-		if m.UpdatedAt.After(im.UpdatedAt) {
-			im.UpdatedAt = m.UpdatedAt
-		}
-		if m.ReadAt.After(im.ReadAt) {
-			im.ReadAt = m.ReadAt
-		}
+		out[i] = append(out[i], it)
 	}
 	return out
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // IsDigest reports whether a manifest reference is a digest

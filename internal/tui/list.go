@@ -85,37 +85,30 @@ type cachedImage struct {
 }
 
 // groupImages merges manifests (newest first) into images by image and
-// digest, in the order of each image's newest manifest.
+// digest, in the order of each image's newest manifest. An image shows its
+// newest tag's manifest (its newest manifest when it has no tag) and was
+// last pulled when any of its references was.
 func groupImages(ms []adminclient.ManifestWithContent) []cachedImage {
-	out := []cachedImage{}
-	at := map[[2]string]int{}
-	for _, m := range ms {
-		key := [2]string{m.Image, m.Digest}
-		i, ok := at[key]
-		if !ok {
-			i = len(out)
-			at[key] = i
-			out = append(out, cachedImage{ManifestWithContent: m})
-		}
-		readAt := out[i].ReadAt
-		if !adminclient.IsDigest(m.Reference) {
-			if len(out[i].tags) == 0 {
-				out[i].ManifestWithContent = m
+	groups := adminclient.ByImage(ms, func(m adminclient.ManifestWithContent) adminclient.Manifest { return m.Manifest })
+	out := make([]cachedImage, 0, len(groups))
+	for _, g := range groups {
+		im := cachedImage{ManifestWithContent: g[0]}
+		readAt := g[0].ReadAt
+		for _, m := range g {
+			if !adminclient.IsDigest(m.Reference) {
+				if len(im.tags) == 0 {
+					im.ManifestWithContent = m
+				}
+				im.tags = append(im.tags, m.Reference)
 			}
-			out[i].tags = append(out[i].tags, m.Reference)
+			if m.ReadAt.After(readAt) {
+				readAt = m.ReadAt
+			}
 		}
-		if readAt.After(out[i].ReadAt) || m.ReadAt.After(out[i].ReadAt) {
-			out[i].ReadAt = maxTime(readAt, m.ReadAt) // the image was last pulled by any of its references
-		}
+		im.ReadAt = readAt
+		out = append(out, im)
 	}
 	return out
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 func (m *Model) visibleImages() []cachedImage {
