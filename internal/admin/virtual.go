@@ -473,7 +473,7 @@ func (s *Service) UpdateUpstream(ctx context.Context, a Actor, id int64, c Upstr
 	// address policy (which may look names up) is asked outside the
 	// transaction, and the transaction checks again against the row it
 	// replaces.
-	if err := check(u, merged(u, change)); err != nil {
+	if err := check(u, change.Apply(u)); err != nil {
 		return UpstreamUpdated{}, err
 	}
 	if c.URL != nil {
@@ -493,27 +493,6 @@ func (s *Service) UpdateUpstream(ctx context.Context, a Actor, id int64, c Upstr
 	s.log.InfoContext(ctx, "virtual registry upstream changed", "registry", r.ID, "upstream", u.ID,
 		"password_changed", c.Password != nil, "credentials_cleared", cleared, "by", a.Name())
 	return UpstreamUpdated{Upstream: upstreamOf(updated, r.GroupID), CredentialsCleared: cleared}, nil
-}
-
-// merged is u with c applied, as the store applies it, credentials cleared
-// on a change of origin without a password included.
-func merged(u store.VirtualUpstream, c store.VirtualUpstreamChange) store.VirtualUpstream {
-	out := u
-	for _, f := range []struct {
-		to   *string
-		from *string
-	}{{&out.Name, c.Name}, {&out.URL, c.URL}, {&out.Username, c.Username}, {&out.Password, c.Password}} {
-		if f.from != nil {
-			*f.to = *f.from
-		}
-	}
-	if c.CacheValidityHours != nil {
-		out.CacheValidityHours = *c.CacheValidityHours
-	}
-	if c.Password == nil && !store.SameOrigin(u.URL, out.URL) {
-		out.Username, out.Password = "", ""
-	}
-	return out
 }
 
 // MoveUpstream puts an upstream at position in its registry's order (0 is

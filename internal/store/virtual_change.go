@@ -52,6 +52,27 @@ type VirtualUpstreamChange struct {
 	CacheValidityHours *int
 }
 
+// Apply returns u with c applied, as ChangeVirtualUpstream writes it: a
+// move to another origin without a password clears the credentials.
+func (c VirtualUpstreamChange) Apply(u VirtualUpstream) VirtualUpstream {
+	out := u
+	for _, f := range []struct {
+		to   *string
+		from *string
+	}{{&out.Name, c.Name}, {&out.URL, c.URL}, {&out.Username, c.Username}, {&out.Password, c.Password}} {
+		if f.from != nil {
+			*f.to = *f.from
+		}
+	}
+	if c.CacheValidityHours != nil {
+		out.CacheValidityHours = *c.CacheValidityHours
+	}
+	if c.Password == nil && !SameOrigin(u.URL, out.URL) {
+		out.Username, out.Password = "", ""
+	}
+	return out
+}
+
 // ChangeVirtualUpstream applies c to upstream id in one transaction that
 // reads the upstream, merges the change and writes it, holding the row
 // throughout, so concurrent changes all survive. It returns the upstream
@@ -79,22 +100,11 @@ func (s *Store) ChangeVirtualUpstream(ctx context.Context, id int64, c VirtualUp
 		if err != nil {
 			return notFound(err, fmt.Sprintf("change upstream %d", id))
 		}
-		after = before
-		for _, f := range []struct {
-			to   *string
-			from *string
-		}{{&after.Name, c.Name}, {&after.URL, c.URL}, {&after.Username, c.Username}, {&after.Password, c.Password}} {
-			if f.from != nil {
-				*f.to = *f.from
-			}
-		}
-		if c.CacheValidityHours != nil {
-			after.CacheValidityHours = *c.CacheValidityHours
-		}
+		after = c.Apply(before)
 		setPassword := c.Password != nil
 		if !setPassword && !SameOrigin(before.URL, after.URL) {
 			cleared = before.Username != "" || before.Password != ""
-			after.Username, after.Password, setPassword = "", "", true
+			setPassword = true
 		}
 		if check != nil {
 			if err := check(before, after); err != nil {
