@@ -1,6 +1,7 @@
 package server
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -31,11 +32,28 @@ func limitBodies(next http.Handler, timeout time.Duration) http.Handler {
 			limit = maxAdminBody
 		}
 		if limit > 0 && r.Body != nil && r.Body != http.NoBody {
-			// The deadline is the connection's: net/http resets it before
-			// reading the next request on a kept-alive connection.
-			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
-			r.Body = http.MaxBytesReader(w, r.Body, limit)
+			r.Body = http.MaxBytesReader(w, &deadlineBody{ReadCloser: r.Body, rc: http.NewResponseController(w), timeout: timeout}, limit)
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// deadlineBody starts the connection's read deadline at the handler's
+// first read of the body, so that the server's own work before it (token
+// checks under load) does not count against the client. The deadline is
+// the connection's: net/http resets it before reading the next request on
+// a kept-alive connection.
+type deadlineBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+	started bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	if !b.started {
+		b.started = true
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	}
+	return b.ReadCloser.Read(p)
 }

@@ -51,6 +51,28 @@ func TestSlowBodiesAreCutOff(t *testing.T) {
 	}
 }
 
+// The deadline bounds the client's sending, not the server's work before
+// it reads: a handler that is slow to start reading still gets a body the
+// client sent at once.
+func TestBodyDeadlineStartsAtFirstRead(t *testing.T) {
+	t.Parallel()
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(500 * time.Millisecond)
+		readAll(w, r)
+	})
+	srv := httptest.NewServer(limitBodies(slow, 200*time.Millisecond))
+	t.Cleanup(srv.Close)
+	res, err := http.Post(srv.URL+"/api/graphql", "application/json", strings.NewReader(strings.Repeat(" ", maxAdminBody)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || string(body) != fmt.Sprint(maxAdminBody) {
+		t.Errorf("a body sent at once to a handler that starts reading late: %d %.100s, want 200 %d", res.StatusCode, body, maxAdminBody)
+	}
+}
+
 func TestBodiesAreCapped(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(limitBodies(readAll, time.Minute))
