@@ -82,17 +82,21 @@ func show(ctx context.Context, a Actor, gs, all []store.Group) *cohort {
 }
 
 // cohortOf returns the home of a group the actor may read, making it a
-// cohort of its own when no read of the request showed it.
+// cohort of its own when no read of the request showed it. Finding and
+// making the home is one step: fields of the group asked at once share it.
 func cohortOf(ctx context.Context, a Actor, g store.Group) *cohort {
-	if sc := scopeOf(ctx, a); sc != nil {
-		sc.mu.Lock()
-		c, ok := sc.home[g.ID]
-		sc.mu.Unlock()
-		if ok {
-			return c
-		}
+	sc := scopeOf(ctx, a)
+	if sc == nil {
+		return &cohort{ids: []int64{g.ID}}
 	}
-	return show(ctx, a, []store.Group{g}, nil)
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	c, ok := sc.home[g.ID]
+	if !ok {
+		c = &cohort{ids: []int64{g.ID}}
+		sc.home[g.ID] = c
+	}
+	return c
 }
 
 // batched returns the value of group id from the cohort's lazy l, loading

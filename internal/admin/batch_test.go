@@ -219,3 +219,35 @@ func TestBatchedGroupGone(t *testing.T) {
 		t.Errorf("usage of the other group: %v", err)
 	}
 }
+
+// TestFirstReadsOfAGroupRace: the first fields of a group no read of the
+// request showed, asked at once, share one cohort; none of them finds the
+// group missing because another made its cohort first.
+func TestFirstReadsOfAGroupRace(t *testing.T) {
+	t.Parallel()
+	r := newBatchRig(t, 1)
+	g, err := r.h.st.GroupByPath(t.Context(), "t00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 500 {
+		ctx := WithRequestScope(t.Context())
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				if _, err := r.svc.ProxySetting(ctx, r.a, g.ID); err != nil {
+					t.Errorf("setting: %v", err)
+				}
+			})
+			wg.Go(func() {
+				if _, err := r.svc.TTLPolicy(ctx, r.a, g.ID); err != nil {
+					t.Errorf("TTL policy: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+	}
+}
