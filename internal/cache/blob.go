@@ -421,10 +421,12 @@ func (c *Cache) commit(dl *download) error {
 		return fmt.Errorf("commit blob %s: %w", dl.digest, err)
 	}
 	defer release()
+	downloaded := identity(dl.tmp)
 	// Commit runs on the cache's context: a shutdown may cancel it, never a client.
 	if err := c.blobs.Commit(c.ctx, dl.digest, dl.tmp); err != nil {
 		return fmt.Errorf("commit blob %s: %w", dl.digest, err)
 	}
+	c.recordVerified(dl.digest, downloaded)
 	dl.mu.Lock()
 	owners := make([]int64, 0, len(dl.owners))
 	for o := range dl.owners {
@@ -439,6 +441,26 @@ func (c *Cache) commit(dl *download) error {
 		c.opts.Stored()
 	}
 	return nil
+}
+
+// recordVerified records the committed file of d as verified when it is
+// the temp file whose bytes the download hashed (downloaded is its
+// identity before the commit), so that no serve hashes it again. A commit
+// that kept a file stored before, or a blob store whose files give no
+// identity, records nothing: those are verified when served.
+func (c *Cache) recordVerified(d oci.Digest, downloaded os.FileInfo) {
+	if downloaded == nil {
+		return
+	}
+	f, err := c.blobs.Open(c.ctx, d)
+	if err != nil {
+		return // the first serve verifies it
+	}
+	defer f.Close()
+	if fi := identity(f); fi != nil && os.SameFile(fi, downloaded) &&
+		fi.Size() == downloaded.Size() && fi.ModTime().Equal(downloaded.ModTime()) {
+		c.verified.add(d, fi)
+	}
 }
 
 // downloadReader streams a download in progress to one client.
