@@ -17,8 +17,10 @@ import (
 
 // Blob is a blob as served to a client. Close it when done.
 type Blob struct {
-	// ReadCloser yields the content. When Cached is true it is also an
-	// io.ReadSeeker, so Range requests can be answered.
+	// ReadCloser yields the content. It is also an io.ReadSeeker when
+	// Cached is true or Size is known, so Range requests can be answered:
+	// on a miss, a read past the bytes downloaded so far waits for them
+	// (as every read of a download does).
 	io.ReadCloser
 	// Size is the content length, or -1 when the upstream did not say.
 	Size int64
@@ -508,6 +510,32 @@ func (r *downloadReader) Read(p []byte) (int, error) {
 			return 0, r.ctx.Err()
 		}
 	}
+}
+
+// Seek moves where the next Read starts, within the announced size: a
+// client resuming an interrupted pull reads from its offset as soon as the
+// download reaches it, not from zero.
+func (r *downloadReader) Seek(off int64, whence int) (int64, error) {
+	r.dl.mu.Lock()
+	size := r.dl.size
+	r.dl.mu.Unlock()
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		off += r.off
+	case io.SeekEnd:
+		if size < 0 {
+			return 0, fmt.Errorf("seek in the download of blob %s: the upstream did not say its size", r.dl.digest)
+		}
+		off += size
+	default:
+		return 0, fmt.Errorf("seek in the download of blob %s: whence %d", r.dl.digest, whence)
+	}
+	if off < 0 || (size >= 0 && off > size) {
+		return 0, fmt.Errorf("seek in the download of blob %s: offset %d outside its %d bytes", r.dl.digest, off, size)
+	}
+	r.off = off
+	return off, nil
 }
 
 func (r *downloadReader) Close() error { return r.f.Close() }
