@@ -1,9 +1,9 @@
 // Package upstream owns the client of a remote OCI registry (Docker Hub by
 // default): the Docker v2 token flow with a token cache, retries with
 // backoff, a circuit breaker that fails requests at once while the
-// upstream is failing (breaker.go), CDN redirects that never carry our credentials to another host,
-// rate-limit headers, and the mapping of upstream failures to oci sentinel
-// errors.
+// upstream is failing (breaker.go), CDN redirects that never carry our
+// credentials to another host, rate-limit headers, and the mapping of
+// upstream failures to oci sentinel errors.
 //
 // It imports only oci, metrics and netpolicy among dproxy packages; it
 // knows nothing of storage, caching policy or the server.
