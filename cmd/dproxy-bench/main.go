@@ -20,7 +20,7 @@ import (
 func main() {
 	var o bench.Options
 	var out, scenarios string
-	var bwMB, coldMB, bigMiB int64
+	var bwMB, coldMB, bigMiB, firstMiB int64
 	flag.StringVar(&o.Dproxy, "dproxy", "bin/dproxy", "dproxy binary to run as `dproxy serve`")
 	flag.StringVar(&o.Registry, "registry", "bin/registry", "CNCF Distribution v3 registry binary (the peer)")
 	flag.StringVar(&o.Nginx, "nginx", "/usr/sbin/nginx", "nginx binary (the physical reference)")
@@ -33,6 +33,7 @@ func main() {
 	flag.IntVar(&o.ColdClients, "cold-clients", 20, "S3 concurrent clients")
 	flag.Int64Var(&coldMB, "cold-mb", 100, "S3 blob size, MB")
 	flag.Int64Var(&bigMiB, "big-mib", 1024, "S4 blob size, MiB")
+	flag.Int64Var(&firstMiB, "first-mib", 256, "S4 first-read blobs' size, MiB (one fresh blob per client count and run)")
 	flag.IntVar(&o.Pulls, "pulls", 360, "S6 sequential pulls")
 	flag.DurationVar(&o.Window, "window", 0, "S2f freshness window (default 30s)")
 	flag.DurationVar(&o.HangTimeout, "hang-timeout", 0, "S7: the client gives up after (default 40s)")
@@ -48,7 +49,7 @@ func main() {
 			out = "" // a subset must not replace the full table in the docs
 		}
 	}
-	o.Bandwidth, o.ColdSize, o.BigSize = bwMB*1_000_000, coldMB*1_000_000, bigMiB<<20
+	o.Bandwidth, o.ColdSize, o.BigSize, o.FirstSize = bwMB*1_000_000, coldMB*1_000_000, bigMiB<<20, firstMiB<<20
 	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

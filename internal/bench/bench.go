@@ -44,6 +44,7 @@ type Options struct {
 	ColdClients  int           // S3 concurrent clients; default 20
 	ColdSize     int64         // S3 blob size; default 100 MB
 	BigSize      int64         // S4 blob size; default 1 GiB
+	FirstSize    int64         // S4 first-read blobs' size; default 256 MiB
 	Pulls        int           // S6 sequential pulls; default 360
 	Window       time.Duration // S2f freshness window; default 30s
 	HangTimeout  time.Duration // S7 client gives up after; default 40s
@@ -88,6 +89,9 @@ func (o *Options) defaults() {
 	}
 	if o.BigSize <= 0 {
 		o.BigSize = 1 << 30
+	}
+	if o.FirstSize <= 0 {
+		o.FirstSize = 256 << 20
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -309,21 +313,33 @@ func (r *run) prepareBig(ctx context.Context) error {
 			return fmt.Errorf("warm the S4 blob in %s: %w", t.name, err)
 		}
 	}
-	// dproxy commits the blob after the last byte reached its client.
-	fs, err := blobstore.NewFS(config.Config{DataDir: filepath.Join(r.dir, "dproxy")}.BlobDir())
-	if err != nil {
+	if err := r.waitCommitted(r.big); err != nil {
 		return err
 	}
-	src := fs.Path(oci.Digest(r.big))
+	return copyFile(r.dproxyBlob(r.big), filepath.Join(r.dir, "nginx", "www", "blob"))
+}
+
+// dproxyBlob is the path of blob d in dproxy's data dir.
+func (r *run) dproxyBlob(d string) string {
+	fs, err := blobstore.NewFS(config.Config{DataDir: filepath.Join(r.dir, "dproxy")}.BlobDir())
+	if err != nil {
+		return "" // waitCommitted then reports the blob as not committed
+	}
+	return fs.Path(oci.Digest(d))
+}
+
+// waitCommitted waits until dproxy committed blob d: it commits a
+// download after the last byte reached its client.
+func (r *run) waitCommitted(d string) error {
+	src := r.dproxyBlob(d)
 	for i := 0; ; i++ {
 		if _, err := os.Stat(src); err == nil {
-			break
+			return nil
 		} else if i > 600 {
-			return fmt.Errorf("the S4 blob was not committed by dproxy: %w", err)
+			return fmt.Errorf("blob %s was not committed by dproxy: %w", d, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return copyFile(src, filepath.Join(r.dir, "nginx", "www", "blob"))
 }
 
 func copyFile(src, dst string) error {

@@ -286,6 +286,9 @@ func (r *run) s3(ctx context.Context, t *target, image, digest string) error {
 // records the median of its rounds: a burst of the machine's other load
 // then falls on all of them rather than on one.
 func (r *run) s4(ctx context.Context, i int) error {
+	if err := r.s4First(ctx, i); err != nil {
+		return err
+	}
 	type ref struct {
 		name  string
 		c     func() *client
@@ -326,12 +329,82 @@ func (r *run) s4(ctx context.Context, i int) error {
 			r.res.add("S4", fmt.Sprintf("%d client(s), aggregate MB/s", clients), rf.name, median(rf.rates[clients]))
 		}
 	}
+	for _, clients := range []int{1, 4} {
+		ceiling := r.res.last("S4", fmt.Sprintf("%d client(s), aggregate MB/s", clients), NginxOn)
+		for _, t := range []string{Dproxy, Distribution} {
+			if v := r.res.last("S4", s4FirstRow(clients), t); v > 0 && ceiling > 0 {
+				r.res.add("S4", fmt.Sprintf("first read, %d client(s), as %% of nginx sendfile on (same run)", clients), t, 100*v/ceiling)
+			}
+		}
+	}
+	return nil
+}
+
+func s4FirstRow(clients int) string {
+	return fmt.Sprintf("first read after the fill, %d client(s), aggregate MB/s", clients)
+}
+
+// s4First measures the first reads of a blob just cached, as a CI fleet
+// meets them: one job fills the cache, the next ones read it at once. For
+// 1 and for 4 clients, a fresh blob of FirstSize is pulled once through
+// each cache (the fill, with the upstream's latency and bandwidth limit
+// lifted so it takes seconds), and the timed read that follows is the
+// first the cache serves from storage: nothing reads it in between.
+func (r *run) s4First(ctx context.Context, i int) error {
+	for _, clients := range []int{1, 4} {
+		image := fmt.Sprintf("first-r%d-c%d", i, clients)
+		img, err := r.up.PushRandom("library/"+image, "v1", 1, r.opts.FirstSize)
+		if err != nil {
+			return err
+		}
+		layers, err := img.Layers()
+		if err != nil {
+			return fmt.Errorf("layers of the S4 first-read image: %w", err)
+		}
+		d, err := layers[0].Digest()
+		if err != nil {
+			return fmt.Errorf("digest of the S4 first-read blob: %w", err)
+		}
+		size, err := layers[0].Size()
+		if err != nil {
+			return fmt.Errorf("size of the S4 first-read blob: %w", err)
+		}
+		for _, t := range r.targets(i) {
+			repo := t.repo(image, false)
+			fill := newClient(r.hc, t.base, repo, t.user, t.pass)
+			r.up.SetLatency(0)
+			r.up.SetBandwidth(0)
+			_, err := fill.pull(ctx, "v1")
+			r.up.SetLatency(r.opts.Latency)
+			r.up.SetBandwidth(r.opts.Bandwidth)
+			if err != nil {
+				return fmt.Errorf("S4 fill on %s: %w", t.name, err)
+			}
+			if t == r.dproxy {
+				if err := r.waitCommitted(d.String()); err != nil {
+					return err
+				}
+			}
+			newC := func() *client { return newClient(r.hc, t.base, repo, t.user, t.pass) }
+			rate, err := r.s4ReadBlob(ctx, clients, newC, fill.token, "/v2/"+repo+"/blobs/"+d.String(), d.String(), size)
+			if err != nil {
+				return fmt.Errorf("S4 first read on %s: %w", t.name, err)
+			}
+			r.res.add("S4", s4FirstRow(clients), t.name, rate)
+		}
+	}
 	return nil
 }
 
 // s4Read has clients read the S4 blob at path at once and returns their
 // aggregate MB/s.
 func (r *run) s4Read(ctx context.Context, clients int, newC func() *client, token, path string, size int64) (float64, error) {
+	return r.s4ReadBlob(ctx, clients, newC, token, path, r.big, size)
+}
+
+// s4ReadBlob has clients read blob d at path at once and returns their
+// aggregate MB/s.
+func (r *run) s4ReadBlob(ctx context.Context, clients int, newC func() *client, token, path, d string, size int64) (float64, error) {
 	errs := make([]error, clients)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -339,7 +412,7 @@ func (r *run) s4Read(ctx context.Context, clients int, newC func() *client, toke
 		c := newC()
 		c.token = token
 		wg.Go(func() {
-			n, _, err := c.getFile(ctx, path, r.big, false)
+			n, _, err := c.getFile(ctx, path, d, false)
 			if err == nil && n != size {
 				err = fmt.Errorf("read %d of %d bytes", n, size)
 			}
@@ -373,8 +446,72 @@ func (r *run) s6(ctx context.Context, t *target, image string) error {
 	return nil
 }
 
-// s7: a cached tag while the upstream hangs.
+// s7Laters is how many pulls S7 times after the first one of an outage.
+const s7Laters = 5
+
+// s7: a cached tag while the upstream answers 503, refuses connections
+// (closes them unanswered), and hangs.
 func (r *run) s7(ctx context.Context, t *target, image string) error {
+	for _, o := range []struct {
+		name string
+		set  func(bool)
+	}{
+		{"503", func(on bool) {
+			if on {
+				r.up.SetStatus(503)
+			} else {
+				r.up.SetStatus(0)
+			}
+		}},
+		{"refused", r.up.SetDown},
+	} {
+		if err := r.s7Outage(ctx, t, image, o.name, o.set); err != nil {
+			return err
+		}
+	}
+	return r.s7Hang(ctx, t, image)
+}
+
+// s7Outage times the first GET of a cached tag once the upstream fails,
+// and the median of the s7Laters GETs after it (the pulls of a fleet
+// during the outage).
+func (r *run) s7Outage(ctx context.Context, t *target, image, outage string, set func(bool)) error {
+	c := newClient(r.hc, t.base, t.repo(image, false), t.user, t.pass)
+	if _, err := c.pull(ctx, "v1"); err != nil {
+		return err
+	}
+	set(true)
+	start := time.Now()
+	_, _, err := c.getManifest(ctx, "v1")
+	first := time.Since(start)
+	var laters []float64
+	for range s7Laters {
+		if err != nil {
+			break
+		}
+		s := time.Now()
+		_, _, err = c.getManifest(ctx, "v1")
+		laters = append(laters, ms(time.Since(s)))
+	}
+	set(false)
+	// An uncached tag is asked upstream; its answer (404) shows dproxy
+	// that the upstream serves again before the next measurement.
+	c.getManifest(ctx, "absent")
+	ok := 1.0
+	if err != nil {
+		ok = 0
+		r.opts.Logger.Info("S7 failed", "target", t.name, "outage", outage, "err", err)
+	}
+	r.res.add("S7", outage+": served the cached manifest (1 = yes)", t.name, ok)
+	r.res.add("S7", outage+": first manifest (ms)", t.name, ms(first))
+	if len(laters) > 0 {
+		r.res.add("S7", fmt.Sprintf("%s: next %d manifests, median (ms)", outage, s7Laters), t.name, median(laters))
+	}
+	return nil
+}
+
+// s7Hang: a cached tag while the upstream hangs.
+func (r *run) s7Hang(ctx context.Context, t *target, image string) error {
 	c := newClient(r.hc, t.base, t.repo(image, false), t.user, t.pass)
 	if _, err := c.pull(ctx, "v1"); err != nil {
 		return err
@@ -386,12 +523,14 @@ func (r *run) s7(ctx context.Context, t *target, image string) error {
 	start := time.Now()
 	_, _, err := c.getManifest(hctx, "v1")
 	el := time.Since(start)
-	r.res.add("S7", "time to serve (s)", t.name, el.Seconds())
+	r.res.add("S7", "hang: time to serve (s)", t.name, el.Seconds())
 	ok := 1.0
 	if err != nil {
 		ok = 0
 		r.opts.Logger.Info("S7 failed", "target", t.name, "after", el, "err", err)
 	}
-	r.res.add("S7", "served the cached manifest (1 = yes)", t.name, ok)
+	r.res.add("S7", "hang: served the cached manifest (1 = yes)", t.name, ok)
+	// An answered request closes dproxy's breaker for the next scenario.
+	c.getManifest(ctx, "absent")
 	return nil
 }

@@ -17,8 +17,10 @@ import (
 
 // Blob is a blob as served to a client. Close it when done.
 type Blob struct {
-	// ReadCloser yields the content. When Cached is true it is also an
-	// io.ReadSeeker, so Range requests can be answered.
+	// ReadCloser yields the content. It is also an io.ReadSeeker when
+	// Cached is true or Size is known, so Range requests can be answered:
+	// on a miss, a read past the bytes downloaded so far waits for them
+	// (as every read of a download does).
 	io.ReadCloser
 	// Size is the content length, or -1 when the upstream did not say.
 	Size int64
@@ -421,10 +423,12 @@ func (c *Cache) commit(dl *download) error {
 		return fmt.Errorf("commit blob %s: %w", dl.digest, err)
 	}
 	defer release()
+	downloaded := identity(dl.tmp)
 	// Commit runs on the cache's context: a shutdown may cancel it, never a client.
 	if err := c.blobs.Commit(c.ctx, dl.digest, dl.tmp); err != nil {
 		return fmt.Errorf("commit blob %s: %w", dl.digest, err)
 	}
+	c.recordVerified(dl.digest, downloaded)
 	dl.mu.Lock()
 	owners := make([]int64, 0, len(dl.owners))
 	for o := range dl.owners {
@@ -439,6 +443,26 @@ func (c *Cache) commit(dl *download) error {
 		c.opts.Stored()
 	}
 	return nil
+}
+
+// recordVerified records the committed file of d as verified when it is
+// the temp file whose bytes the download hashed (downloaded is its
+// identity before the commit), so that no serve hashes it again. A commit
+// that kept a file stored before, or a blob store whose files give no
+// identity, records nothing: those are verified when served.
+func (c *Cache) recordVerified(d oci.Digest, downloaded os.FileInfo) {
+	if downloaded == nil {
+		return
+	}
+	f, err := c.blobs.Open(c.ctx, d)
+	if err != nil {
+		return // the first serve verifies it
+	}
+	defer f.Close()
+	if fi := identity(f); fi != nil && os.SameFile(fi, downloaded) &&
+		fi.Size() == downloaded.Size() && fi.ModTime().Equal(downloaded.ModTime()) {
+		c.verified.add(d, fi)
+	}
 }
 
 // downloadReader streams a download in progress to one client.
@@ -486,6 +510,32 @@ func (r *downloadReader) Read(p []byte) (int, error) {
 			return 0, r.ctx.Err()
 		}
 	}
+}
+
+// Seek moves where the next Read starts, within the announced size: a
+// client resuming an interrupted pull reads from its offset as soon as the
+// download reaches it, not from zero.
+func (r *downloadReader) Seek(off int64, whence int) (int64, error) {
+	r.dl.mu.Lock()
+	size := r.dl.size
+	r.dl.mu.Unlock()
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		off += r.off
+	case io.SeekEnd:
+		if size < 0 {
+			return 0, fmt.Errorf("seek in the download of blob %s: the upstream did not say its size", r.dl.digest)
+		}
+		off += size
+	default:
+		return 0, fmt.Errorf("seek in the download of blob %s: whence %d", r.dl.digest, whence)
+	}
+	if off < 0 || (size >= 0 && off > size) {
+		return 0, fmt.Errorf("seek in the download of blob %s: offset %d outside its %d bytes", r.dl.digest, off, size)
+	}
+	r.off = off
+	return off, nil
 }
 
 func (r *downloadReader) Close() error { return r.f.Close() }

@@ -3,7 +3,9 @@ package cache_test
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -197,5 +199,63 @@ func TestClosedCacheStartsNoDownload(t *testing.T) {
 	}
 	if n := h.up.CountBlob(http.MethodGet, string(img.layer)) - before; n != 0 {
 		t.Errorf("a closed cache sent %d blob GETs upstream", n)
+	}
+}
+
+// A blob whose bytes were hashed while downloaded is recorded as verified
+// when committed: its first serve from storage hashes nothing and offers
+// the file itself (Direct), which the server sends with sendfile. The
+// proof that nothing is hashed: the stored file, rewritten in place with
+// its size and modification time kept (corruption no file identity sees,
+// left to fsck --verify-content), is served as it is.
+func TestFirstServeAfterDownloadIsNotHashedAgain(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	h := newHarness(t, setup{})
+	img := h.push(t, "library/app", "v1", 256<<10)
+	tg := h.target(t, "a", "library/app", upstream.Credentials{})
+
+	b, err := h.cache.Blob(ctx, tg, img.layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, b, img.bytes)
+	h.waitStored(t)
+
+	path := h.blobs.Path(img.layer)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewritten := bytes.Clone(img.bytes)
+	rewritten[0] ^= 0xff
+	if _, err := f.WriteAt(rewritten[:1], 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err = h.cache.Blob(ctx, tg, img.layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.Cached {
+		t.Fatalf("first serve after the download: not from storage (the stored file was hashed and dropped)")
+	}
+	direct, ok := b.ReadCloser.(interface{ Direct() io.ReadSeeker })
+	if !ok || direct.Direct() == nil {
+		t.Errorf("first serve after the download goes through hashing, want the stored file itself (Direct)")
+	}
+	readAll(t, b, rewritten)
+	if n := h.up.CountBlob(http.MethodGet, string(img.layer)); n != 1 {
+		t.Errorf("upstream GETs of the blob = %d, want 1", n)
 	}
 }

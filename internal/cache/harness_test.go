@@ -69,6 +69,11 @@ type setup struct {
 	// intercept, when set, sees every request of the upstream client and
 	// sends it on with next (or answers it itself).
 	intercept func(req *http.Request, next http.RoundTripper) (*http.Response, error)
+	// remote tunes the upstream client; the harness sets URL and Transport,
+	// and Retries defaults to none. With remoteClock, the client runs on
+	// the harness clock (its circuit breaker's back-off).
+	remote      upstream.Options
+	remoteClock bool
 }
 
 // epoch is where the harness clock starts: whole seconds, so times survive
@@ -120,7 +125,15 @@ func newHarness(t *testing.T, s setup) *harness {
 	}
 	// No retries: a failure injected by a test is seen at once, without
 	// the client's real-time back-off.
-	if h.remote, err = upstream.New(upstream.Options{URL: h.up.URL, Transport: tr, Retries: -1}); err != nil {
+	ro := s.remote
+	ro.URL, ro.Transport = h.up.URL, tr
+	if ro.Retries == 0 {
+		ro.Retries = -1
+	}
+	if s.remoteClock {
+		ro.Now = h.clock.Now
+	}
+	if h.remote, err = upstream.New(ro); err != nil {
 		t.Fatalf("upstream client: %v", err)
 	}
 	h.cache = cache.New(h.store, h.blobs, h.remote, opts)

@@ -101,6 +101,9 @@ func (c *Cache) listing(ctx context.Context, t Target, kind, subject string, fet
 	ch := c.flights.DoChan(key, func() (any, error) {
 		ctx := context.WithoutCancel(ctx)
 		fctx, cancel := context.WithTimeout(ctx, c.opts.FetchTimeout)
+		if cached {
+			fctx = upstream.WithFallback(fctx) // the stored list is served after one failed attempt
+		}
 		content, err := fetch(fctx)
 		cancel()
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/dproxy/dproxy/internal/metrics"
 	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/store"
+	"github.com/dproxy/dproxy/internal/upstream"
 )
 
 // Manifest is a manifest as served to a client: the upstream's exact bytes
@@ -85,8 +86,11 @@ func (c *Cache) shared(ctx context.Context, t Target, ref oci.Reference, fn func
 }
 
 // revalidate asks the upstream whether a cached tag still points at the
-// cached manifest, and replaces it when it moved.
+// cached manifest, and replaces it when it moved. The cached copy is
+// served after at most one failed upstream attempt (no retries), and at
+// once while the upstream is known to be failing (upstream.ErrCircuitOpen).
 func (c *Cache) revalidate(ctx context.Context, t Target, ref oci.Reference, row store.Manifest) (Manifest, error) {
+	ctx = upstream.WithFallback(ctx)
 	hctx, cancel := context.WithTimeout(ctx, c.opts.RevalidateTimeout)
 	desc, err := c.remote.HeadManifest(hctx, t.Creds, t.Image, ref)
 	cancel()
@@ -185,6 +189,8 @@ func reason(err error) string {
 	switch {
 	case errors.Is(err, errReserve):
 		return "rate_limit_reserve"
+	case errors.Is(err, upstream.ErrCircuitOpen):
+		return "upstream_failing"
 	case errors.Is(err, oci.ErrTooManyRequests):
 		return "rate_limited"
 	case errors.Is(err, oci.ErrTimeout), errors.Is(err, context.DeadlineExceeded):

@@ -2,13 +2,17 @@ package cache_test
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dproxy/dproxy/internal/cache"
 	"github.com/dproxy/dproxy/internal/metrics"
+	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/testregistry"
 	"github.com/dproxy/dproxy/internal/upstream"
 )
@@ -191,5 +195,122 @@ func TestFreshnessWindowBoundary(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// When the upstream fails, a cached tag is served after one failed
+// attempt (the client's retries are for callers with nothing cached); the
+// upstream's circuit breaker then has cached tags served without any
+// upstream request, and uncached content asked for once, without retries,
+// and refused saying since when the upstream fails, until a probe after
+// the back-off finds it answering again. Counted in requests sent, on the
+// harness clock.
+func TestStaleServedWithoutWaiting(t *testing.T) {
+	t.Parallel()
+	for _, r := range []struct {
+		name string
+		fail func(*testregistry.Upstream, bool)
+	}{
+		{"503", func(u *testregistry.Upstream, on bool) {
+			if on {
+				u.SetStatus(http.StatusServiceUnavailable)
+			} else {
+				u.SetStatus(0)
+			}
+		}},
+		{"connection dropped", func(u *testregistry.Upstream, on bool) { u.SetDown(on) }},
+	} {
+		t.Run(r.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			var sent, tokens atomic.Int32
+			m := metrics.New()
+			h := newHarness(t, setup{
+				remote:      upstream.Options{Retries: 3, BreakerBackoff: 2 * time.Second, Metrics: m},
+				remoteClock: true,
+				cache:       cache.Options{Metrics: m},
+				intercept: func(req *http.Request, next http.RoundTripper) (*http.Response, error) {
+					if strings.HasSuffix(req.URL.Path, "/token") {
+						tokens.Add(1)
+					} else {
+						sent.Add(1)
+					}
+					return next.RoundTrip(req)
+				},
+			})
+			defer h.remote.Close()
+			img := h.push(t, "library/app", "v1", 1<<10)
+			h.push(t, "library/other", "v1", 1<<10)
+			tg := h.target(t, "a", "library/app", upstream.Credentials{})
+			other := tg
+			other.Image = "library/other"
+			ref := tag(t, "v1")
+			if _, err := h.cache.Manifest(ctx, tg, ref); err != nil {
+				t.Fatal(err)
+			}
+
+			r.fail(h.up, true)
+			before := sent.Load()
+			got, err := h.cache.Manifest(ctx, tg, ref)
+			if err != nil || got.Digest != img.digest || got.Result != metrics.ResultStale {
+				t.Fatalf("cached tag, upstream failing: %s (%s), %v; want the cached %s stale", got.Digest, got.Result, err, img.digest)
+			}
+			if n := sent.Load() - before; n != 1 {
+				t.Errorf("upstream requests before the cached tag was served: %d, want 1", n)
+			}
+
+			before = sent.Load()
+			for range 3 {
+				got, err = h.cache.Manifest(ctx, tg, ref)
+				if err != nil || got.Result != metrics.ResultStale {
+					t.Fatalf("cached tag, breaker open: %s, %v; want it stale", got.Result, err)
+				}
+			}
+			if n := sent.Load() - before; n != 0 {
+				t.Errorf("upstream requests for a cached tag while the breaker is open: %d, want 0", n)
+			}
+			before, beforeTokens := sent.Load(), tokens.Load()
+			_, err = h.cache.Manifest(ctx, other, ref)
+			if !errors.Is(err, oci.ErrUnavailable) || !strings.Contains(err.Error(), "is failing since") {
+				t.Errorf("uncached tag, breaker open: %v; want ErrUnavailable saying since when the upstream fails", err)
+			}
+			// One attempt: a token for the other repository and the GET (or
+			// only the token request, when it is refused).
+			if n, tok := sent.Load()-before, tokens.Load()-beforeTokens; n > 1 || tok > 1 || n+tok == 0 {
+				t.Errorf("upstream requests for an uncached tag while the breaker is open: %d and %d to the token service, want one attempt", n, tok)
+			}
+			checkMetrics(t, m, `dproxy_upstream_failing{upstream="`+h.up.Host()+`"} 1`)
+
+			r.fail(h.up, false)
+			h.clock.Add(2 * time.Second)
+			got, err = h.cache.Manifest(ctx, tg, ref)
+			if err != nil || got.Result != metrics.ResultStale {
+				t.Fatalf("the request after the back-off: %s, %v; want it stale at once (the probe runs in the background)", got.Result, err)
+			}
+			h.remote.Close() // waits for the probe
+			if _, failing := h.remote.Failing(); failing {
+				t.Fatal("the upstream answers the probe, the breaker stays open")
+			}
+			if got, err = h.cache.Manifest(ctx, tg, ref); err != nil || got.Result != metrics.ResultHit {
+				t.Errorf("after the probe: %s, %v; want the tag revalidated (hit)", got.Result, err)
+			}
+
+			checkMetrics(t, m,
+				`dproxy_stale_served_total{kind="manifest",reason="unavailable"} 1`,
+				`dproxy_stale_served_total{kind="manifest",reason="upstream_failing"} 4`,
+				`dproxy_upstream_failing{upstream="`+h.up.Host()+`"} 0`)
+		})
+	}
+}
+
+// checkMetrics fails t unless m exposes every one of the lines want.
+func checkMetrics(t *testing.T, m *metrics.Metrics, want ...string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, w := range want {
+		if !strings.Contains(rec.Body.String(), w+"\n") {
+			t.Errorf("metrics lack %s", w)
+		}
 	}
 }

@@ -11,8 +11,9 @@ import (
 const maxVerified = 50_000
 
 // verifiedFiles remembers stored blob files whose whole content was hashed
-// and matched while being served, with the identity of the file then
-// (device and inode, size, modification time). A later serve of the same
+// and matched, while downloaded (recorded at commit when the stored file
+// is the downloaded one) or while served, with the identity of the file
+// then (device and inode, size, modification time). A later serve of the same
 // unchanged file skips hashing: serving is then bounded by the disk and
 // the network, not by SHA-256 (profile: hashing took 80% of a cached
 // blob's serve time, 0.9 vs 2.8 GB/s for one client). A file that was

@@ -37,6 +37,7 @@ type Metrics struct {
 	rateLimitLimit    *prometheus.GaugeVec
 	rateLimitRemain   *prometheus.GaugeVec
 	revalidationFails *prometheus.CounterVec
+	upstreamFailing   *prometheus.GaugeVec
 }
 
 // New creates the collectors on a fresh registry, with Go and process collectors.
@@ -72,9 +73,12 @@ func New() *Metrics {
 		revalidationFails: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dproxy_stale_served_total", Help: "Cached content served instead of asking the upstream (it failed, answered 429, or its pull rate limit is at the reserve), by kind and reason.",
 		}, []string{"kind", "reason"}),
+		upstreamFailing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dproxy_upstream_failing", Help: "1 while the upstream's circuit breaker is open (it failed; requests fail at once and cached content is served until a probe reaches it), by upstream host.",
+		}, []string{"upstream"}),
 	}
 	reg.MustRegister(m.requests, m.requestSeconds, m.cacheResults, m.upstreamRequests, m.bytesServed,
-		m.inflight, m.rateLimitLimit, m.rateLimitRemain, m.revalidationFails,
+		m.inflight, m.rateLimitLimit, m.rateLimitRemain, m.revalidationFails, m.upstreamFailing,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -154,4 +158,17 @@ func (m *Metrics) RateLimit(upstream, credential string, limit, remaining int) {
 	}
 	m.rateLimitLimit.WithLabelValues(upstream, credential).Set(float64(limit))
 	m.rateLimitRemain.WithLabelValues(upstream, credential).Set(float64(remaining))
+}
+
+// UpstreamBreaker records whether the circuit breaker of an upstream host
+// is open (the upstream is failing).
+func (m *Metrics) UpstreamBreaker(upstream string, open bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if open {
+		v = 1
+	}
+	m.upstreamFailing.WithLabelValues(upstream).Set(v)
 }

@@ -1,8 +1,9 @@
 // Package upstream owns the client of a remote OCI registry (Docker Hub by
 // default): the Docker v2 token flow with a token cache, retries with
-// backoff, CDN redirects that never carry our credentials to another host,
-// rate-limit headers, and the mapping of upstream failures to oci sentinel
-// errors.
+// backoff, a circuit breaker that fails requests at once while the
+// upstream is failing (breaker.go), CDN redirects that never carry our
+// credentials to another host, rate-limit headers, and the mapping of
+// upstream failures to oci sentinel errors.
 //
 // It imports only oci, metrics and netpolicy among dproxy packages; it
 // knows nothing of storage, caching policy or the server.
@@ -59,6 +60,11 @@ type Options struct {
 	// TooManyRequestsBackoff is how long requests with a credential are not
 	// sent after the upstream answered 429 without a Retry-After. Default 60s.
 	TooManyRequestsBackoff time.Duration
+	// BreakerBackoff is how long requests fail at once after the upstream
+	// failed (no answer, a timeout, 500/502/503/504, its token service
+	// failing) before a probe is sent; each failed probe doubles it, up to
+	// 30s or BreakerBackoff if longer. Default 2s; negative = no breaker.
+	BreakerBackoff time.Duration
 	// Now is the clock of back-offs, rate-limit times and token lifetimes.
 	// Default time.Now.
 	Now     func() time.Time
@@ -92,6 +98,9 @@ type Client struct {
 	tokens         map[string]cachedToken // tokenKey → token
 	rateLimits     map[string]RateLimit   // Credentials.ID → last seen
 	blocked        map[string]time.Time   // Credentials.ID → no request before (after a 429)
+
+	breaker breaker
+	wg      sync.WaitGroup // probes in progress
 }
 
 // ParseURL checks a registry's base URL: http(s)://host[:port][/path]
@@ -135,6 +144,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.TooManyRequestsBackoff <= 0 {
 		opts.TooManyRequestsBackoff = time.Minute
+	}
+	if opts.BreakerBackoff == 0 {
+		opts.BreakerBackoff = 2 * time.Second
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -320,23 +332,40 @@ func (c *Client) HeadBlob(ctx context.Context, creds Credentials, repo string, d
 
 const maxBackoff = 5 * time.Second
 
-// do sends a registry request, retrying transient failures. It returns a 2xx
-// response or an *Error. After a 429 the credentials back off: requests
-// with them fail at once with a 429 *Error until Retry-After has passed.
+// do sends a registry request, retrying transient failures (not for a
+// caller WithFallback, nor while the upstream is failing). It returns a
+// 2xx response or an *Error. After a 429 the credentials back off:
+// requests with them fail at once with a 429 *Error until Retry-After has
+// passed. While the upstream is failing (the circuit breaker is open),
+// requests WithFallback fail at once with an *Error matching
+// ErrCircuitOpen; others are sent once.
 func (c *Client) do(ctx context.Context, o op, creds Credentials, method, path, accept string) (*http.Response, error) {
+	failing, err := c.admit(ctx, o)
+	if err != nil {
+		return nil, err
+	}
 	if err := c.backingOff(o, creds); err != nil {
 		return nil, err
+	}
+	retries := c.opts.Retries
+	if failing || hasFallback(ctx) {
+		retries = 0
 	}
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		res, err := c.attempt(ctx, o, creds, method, path, accept)
 		if err == nil {
+			c.result(nil)
 			return res, nil
 		}
 		if e := (*Error)(nil); errors.As(err, &e) && e.Status == http.StatusTooManyRequests {
 			c.backOff(ctx, creds, e.RetryAfter())
 		}
-		if attempt >= c.opts.Retries || !retryable(err) || ctx.Err() != nil {
+		if attempt >= retries || !retryable(err) || ctx.Err() != nil {
+			c.result(err)
+			if failing {
+				err = c.failingSince(err)
+			}
 			return nil, err
 		}
 		c.log.DebugContext(ctx, "retrying upstream request", "op", o.name, "repo", o.repo, "ref", o.ref,

@@ -642,7 +642,8 @@ func TestTokenServiceFailure(t *testing.T) {
 	up := testregistry.New(t, testregistry.Options{})
 	up.PushRandomImage(t, "library/alpine", "3", 1, 512)
 	up.SetTokenStatus(503)
-	cl := newClient(t, up, Options{Retries: 1})
+	// Without the circuit breaker (TestBreaker): recovery is seen at once.
+	cl := newClient(t, up, Options{Retries: 1, BreakerBackoff: -1})
 	_, err := cl.HeadManifest(context.Background(), Credentials{}, "library/alpine", tag("3"))
 	checkErr(t, "token 503", err, oci.ErrUnavailable, 503, "token service", "library/alpine:3")
 	if n := up.Count("GET", testregistry.KindToken); n != 2 {

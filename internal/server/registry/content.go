@@ -106,6 +106,14 @@ func (h *Handler) blob(w http.ResponseWriter, r *http.Request, src source, d oci
 	}
 
 	hd.Set(CacheHeader, metrics.ResultMiss)
+	if rs, ok := b.ReadCloser.(io.ReadSeeker); ok && b.Size >= 0 && r.Header.Get("Range") != "" {
+		// A resumed pull: the range is answered (206) from the download in
+		// progress as its bytes arrive, not after the whole blob.
+		cw := &countingWriter{ResponseWriter: w, r: r, log: h.log}
+		http.ServeContent(cw, r, "", time.Time{}, rs)
+		h.metrics.BytesServed(metrics.SourceUpstream, cw.n)
+		return nil
+	}
 	if b.Size >= 0 {
 		hd.Set("Content-Length", strconv.FormatInt(b.Size, 10))
 	}
