@@ -102,6 +102,9 @@ func TestCITrustRules(t *testing.T) {
 	if got := names(owner); len(got) != 1 || got[0] != "acme-ci" {
 		t.Errorf("owner sees %v, want only acme-ci", got)
 	}
+	if got := names(maint); len(got) != 0 {
+		t.Errorf("maintainer sees %v, want none (owners manage trusts)", got)
+	}
 	if got := names(outsider); len(got) != 0 {
 		t.Errorf("owner of another group sees %v", got)
 	}
