@@ -20,6 +20,14 @@ type CITrustStore interface {
 	DeleteCITrust(ctx context.Context, id int64) error
 }
 
+// ClaimRule is a condition of a CI trust: the claim Key, as a string,
+// matches Glob (* for any run of characters).
+type ClaimRule = store.ClaimRule
+
+// ParseRole parses a role name as the CLI and the CI trust API write it
+// (guest, reporter, …).
+func ParseRole(s string) (Role, error) { return store.ParseRole(s) }
+
 // CITrust is a trust policy for CI jobs' OpenID Connect ID tokens, as the
 // admin API shows it. GroupPath is the fixed target group, "" when the
 // target comes from the token's GroupClaim.

@@ -7,7 +7,6 @@ import (
 
 	"github.com/dproxy/dproxy/internal/admin"
 	"github.com/dproxy/dproxy/internal/server/graphql/generated"
-	"github.com/dproxy/dproxy/internal/store"
 )
 
 func (q queryResolver) CiTrusts(ctx context.Context) ([]generated.CiTrust, error) {
@@ -39,14 +38,14 @@ func (m mutationResolver) CreateCiTrust(ctx context.Context, in generated.Create
 	n := admin.NewCITrust{Name: in.Name, Issuer: in.Issuer, Audience: in.Audience,
 		GroupPath: deref(in.GroupPath), GroupClaim: deref(in.GroupClaim)}
 	if in.Role != nil {
-		r, err := store.ParseRole(*in.Role)
+		r, err := admin.ParseRole(*in.Role)
 		if err != nil {
 			return &generated.CreateCiTrustPayload{Errors: []string{"role: " + err.Error()}}, nil
 		}
 		n.Role = r
 	}
 	for _, c := range in.Claims {
-		n.Claims = append(n.Claims, store.ClaimRule{Key: c.Key, Glob: c.Glob})
+		n.Claims = append(n.Claims, admin.ClaimRule{Key: c.Key, Glob: c.Glob})
 	}
 	if in.MaxLifetimeSeconds != nil {
 		n.MaxLifetime = time.Duration(min(max(*in.MaxLifetimeSeconds, -1), int(maxDurationSeconds))) * time.Second
