@@ -377,7 +377,8 @@ func (r *recordingKeySet) VerifySignature(ctx context.Context, token string) ([]
 }
 
 // issuerKeys is one issuer's key set, as last fetched. It implements
-// oidc.KeySet.
+// oidc.KeySet. Fetches run without the lock, one at a time: a sign-in
+// whose key is known never waits for one.
 type issuerKeys struct {
 	issuer string
 	v      *ciVerifier
@@ -385,7 +386,9 @@ type issuerKeys struct {
 	mu        sync.Mutex
 	jwksURL   string
 	keys      []jose.JSONWebKey
-	fetchedAt time.Time // of the last fetch attempt; zero before the first
+	fetchedAt time.Time     // of the last fetch attempt; zero before the first
+	fetchErr  error         // of the last fetch attempt
+	inflight  chan struct{} // non-nil while a fetch runs; closed when it ends
 }
 
 // VerifySignature checks the signature of a JWT with the issuer's key of
@@ -404,19 +407,9 @@ func (k *issuerKeys) VerifySignature(ctx context.Context, token string) ([]byte,
 		return nil, errCISignIn("want exactly one signature")
 	}
 	kid := jws.Signatures[0].Header.KeyID
-
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	key, found := k.find(kid)
-	if !found && (k.fetchedAt.IsZero() || k.v.now().Sub(k.fetchedAt) >= ciRefetchInterval) {
-		err := k.fetch(ctx)
-		if err != nil && len(k.keys) == 0 {
-			return nil, &issuerUnavailableError{issuer: k.issuer, err: err}
-		}
-		key, found = k.find(kid)
-	}
-	if !found {
-		return nil, errCISignIn("signature: issuer %s has no signing key %q", k.issuer, clip(kid))
+	key, err := k.key(ctx, kid)
+	if err != nil {
+		return nil, err
 	}
 	payload, err := jws.Verify(key)
 	if err != nil {
@@ -425,6 +418,50 @@ func (k *issuerKeys) VerifySignature(ctx context.Context, token string) ([]byte,
 	return payload, nil
 }
 
+// key returns the issuer's key kid, fetching the key set as
+// VerifySignature says; it waits for a fetch another sign-in started.
+func (k *issuerKeys) key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
+	for {
+		k.mu.Lock()
+		if key, ok := k.find(kid); ok {
+			k.mu.Unlock()
+			return key, nil
+		}
+		if ch := k.inflight; ch != nil {
+			k.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, &issuerUnavailableError{issuer: k.issuer, err: ctx.Err()}
+			}
+		}
+		if !k.fetchedAt.IsZero() && k.v.now().Sub(k.fetchedAt) < ciRefetchInterval {
+			keys, ferr := len(k.keys), k.fetchErr
+			k.mu.Unlock()
+			if keys == 0 && ferr != nil {
+				return nil, &issuerUnavailableError{issuer: k.issuer, err: ferr}
+			}
+			return nil, errCISignIn("signature: issuer %s has no signing key %q", k.issuer, clip(kid))
+		}
+		ch := make(chan struct{})
+		k.inflight, k.fetchedAt = ch, k.v.now()
+		jwksURL := k.jwksURL
+		k.mu.Unlock()
+
+		jwksURL, keys, err := k.fetch(ctx, jwksURL)
+		k.mu.Lock()
+		k.fetchErr = err
+		if err == nil {
+			k.jwksURL, k.keys = jwksURL, keys
+		}
+		k.inflight = nil
+		close(ch)
+		k.mu.Unlock()
+	}
+}
+
+// find returns the signing key kid. Callers hold k.mu.
 func (k *issuerKeys) find(kid string) (*jose.JSONWebKey, bool) {
 	for i := range k.keys {
 		if k.keys[i].KeyID == kid && k.keys[i].Use != "enc" {
@@ -434,34 +471,32 @@ func (k *issuerKeys) find(kid string) (*jose.JSONWebKey, bool) {
 	return nil, false
 }
 
-// fetch reads the discovery document (once) and the key set. A failed
-// fetch keeps the keys it had. Callers hold k.mu.
-func (k *issuerKeys) fetch(ctx context.Context) error {
-	k.fetchedAt = k.v.now()
+// fetch reads the discovery document (when jwksURL is not known yet) and
+// the key set, within the verifier's timeout.
+func (k *issuerKeys) fetch(ctx context.Context, jwksURL string) (string, []jose.JSONWebKey, error) {
 	ctx, cancel := context.WithTimeout(ctx, k.v.timeout)
 	defer cancel()
-	if k.jwksURL == "" {
+	if jwksURL == "" {
 		var doc struct {
 			Issuer  string `json:"issuer"`
 			JWKSURI string `json:"jwks_uri"`
 		}
 		if err := k.getJSON(ctx, strings.TrimSuffix(k.issuer, "/")+"/.well-known/openid-configuration", &doc); err != nil {
-			return err
+			return "", nil, err
 		}
 		if doc.Issuer != k.issuer {
-			return fmt.Errorf("the discovery document names issuer %q, not %q", clip(doc.Issuer), k.issuer)
+			return "", nil, fmt.Errorf("the discovery document names issuer %q, not %q", clip(doc.Issuer), k.issuer)
 		}
 		if doc.JWKSURI == "" {
-			return errors.New("the discovery document names no jwks_uri")
+			return "", nil, errors.New("the discovery document names no jwks_uri")
 		}
-		k.jwksURL = doc.JWKSURI
+		jwksURL = doc.JWKSURI
 	}
 	var set jose.JSONWebKeySet
-	if err := k.getJSON(ctx, k.jwksURL, &set); err != nil {
-		return err
+	if err := k.getJSON(ctx, jwksURL, &set); err != nil {
+		return "", nil, err
 	}
-	k.keys = set.Keys
-	return nil
+	return jwksURL, set.Keys, nil
 }
 
 func (k *issuerKeys) getJSON(ctx context.Context, url string, v any) error {
