@@ -183,6 +183,8 @@ type Options struct {
 	// CheckRateLimit, when set, asks the upstream for a credential's
 	// limit. The upstream is the server's own.
 	CheckRateLimit func(ctx context.Context, creds Credentials) (RateLimitCheck, error)
+	// CITrusts holds the CI trust policies; nil refuses their operations.
+	CITrusts CITrustStore
 }
 
 // DefaultVirtualRegistries and DefaultVirtualUpstreams are GitLab's

@@ -167,16 +167,17 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	// Failed sign-ins are counted in this process: each replica throttles
 	// on its own (docs/security.md).
 	limiter := auth.NewLimiter(auth.LimiterOptions{Now: o.now})
-	svc := auth.NewService(st, iss, auth.ServiceOptions{MirrorGroup: cfg.MirrorGroup, MirrorNamespaces: cfg.MirrorNamespaces(),
-		Now: o.now, Logger: log, Limiter: limiter})
-	checkMirrorNamespaces(ctx, st, cfg.MirrorNamespaces(), log)
-	proxies := cfg.TrustedProxyPrefixes()
-
-	m := metrics.New()
 	policy, err := netpolicy.New(cfg.UpstreamAllowCIDR, o.resolver)
 	if err != nil {
 		return nil, err
 	}
+	svc := auth.NewService(st, iss, auth.ServiceOptions{MirrorGroup: cfg.MirrorGroup, MirrorNamespaces: cfg.MirrorNamespaces(),
+		Now: o.now, Logger: log, Limiter: limiter,
+		CITrusts: st, CIClient: ciClient(policy, cfg.UpstreamConnectTimeout), CIFetchTimeout: auth.DefaultCIFetchTimeout})
+	checkMirrorNamespaces(ctx, st, cfg.MirrorNamespaces(), log)
+	proxies := cfg.TrustedProxyPrefixes()
+
+	m := metrics.New()
 	// newUpstream makes the client of an upstream registry: Docker Hub (or
 	// the configured upstream, trusted: the operator chose it) and each
 	// virtual registry upstream (an owner's choice).
@@ -229,7 +230,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	reg := registry.New(svc, iss, c, vc, registry.Options{ExternalURL: cfg.ExternalURL,
 		TrustedProxies: proxies, Logger: log, Metrics: m})
 	adm := admin.New(st, cacheHooks{c, vc, lc}, svc, admin.Options{
-		Logger: log, Now: o.now, AddressPolicy: policy,
+		Logger: log, Now: o.now, AddressPolicy: policy, CITrusts: st,
 		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams,
 		RateLimits: up.RateLimits, CheckRateLimit: upstream.NewCheckCache(up.CheckRateLimit, rateLimitCheckTTL, o.now).Check,
 	})
@@ -262,6 +263,25 @@ func checkMirrorNamespaces(ctx context.Context, st *store.Store, ns map[string]i
 		case err != nil:
 			log.Warn("mirror-ns: could not read a virtual registry", "host", host, "virtual_registry", id, "err", err)
 		}
+	}
+}
+
+// ciClient fetches ID token issuers' discovery documents and keys. An
+// issuer is chosen by an instance admin or a group owner, so every
+// connection is checked against the address policy, as for an owner's
+// upstream.
+func ciClient(policy *netpolicy.Policy, connectTimeout time.Duration) *http.Client {
+	d := policy.Dialer(connectTimeout, 30*time.Second, "")
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 d.Proxy(http.ProxyFromEnvironment),
+			DialContext:           d.DialContext,
+			TLSHandshakeTimeout:   connectTimeout,
+			ResponseHeaderTimeout: auth.DefaultCIFetchTimeout,
+			MaxIdleConnsPerHost:   2,
+			IdleConnTimeout:       90 * time.Second,
+		},
+		Timeout: auth.DefaultCIFetchTimeout,
 	}
 }
 

@@ -126,6 +126,8 @@ var owners = []struct {
 	{"github.com/jackc/pgx", []string{"internal/store/..."}},
 	{"github.com/prometheus/client_golang", []string{"internal/metrics"}},
 	{"github.com/golang-jwt/jwt", []string{"internal/auth"}},
+	{"github.com/coreos/go-oidc", []string{"internal/auth"}},
+	{"github.com/go-jose/go-jose", []string{"internal/auth", "internal/testoidc"}},
 }
 
 // TestImportArrows checks every dproxy package's direct imports (not its

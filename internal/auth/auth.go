@@ -29,9 +29,14 @@ import (
 // a group that allows anonymous pulls: it has no user, no token and no
 // scope, and may only pull from groups whose dependency proxy setting
 // allows anonymous pulls, checked on every request.
+//
+// CI is a CI job signed in with an OpenID Connect ID token under a trust
+// policy: it has no user, no token, only the read_registry scope, and may
+// pull from the trust's target group and its subgroups until NotAfter.
 type Principal struct {
 	User      *store.User
 	Token     *store.Token
+	CI        *CIIdentity
 	Anonymous bool
 }
 
@@ -39,10 +44,13 @@ type Principal struct {
 var AnonymousPrincipal = Principal{Anonymous: true}
 
 // Subject identifies the principal in a JWT: "token:<id>" for any token,
-// "user:<id>" for a password sign-in, "" for the zero Principal. It never
+// "user:<id>" for a password sign-in, "ci:<trust>:<sub>" for a CI job (its
+// trust and group go into their own claims), "" for the zero Principal. It never
 // contains a secret.
 func (p Principal) Subject() string {
 	switch {
+	case p.CI != nil:
+		return p.Name()
 	case p.Token != nil:
 		return subjectToken + strconv.FormatInt(p.Token.ID, 10)
 	case p.User != nil:
@@ -53,11 +61,14 @@ func (p Principal) Subject() string {
 	return ""
 }
 
-// Name is the principal's display name: the username of a user or personal
+// Name is the principal's display name: "ci:<trust>:<sub>" for a CI job,
+// the username of a user or personal
 // token, the username of a deploy token, "group-token-<id>" for a group
 // access token.
 func (p Principal) Name() string {
 	switch {
+	case p.CI != nil:
+		return subjectCI + p.CI.Trust.Name + ":" + p.CI.Subject
 	case p.User != nil:
 		return p.User.Username
 	case p.Token == nil && p.Anonymous:
@@ -71,7 +82,9 @@ func (p Principal) Name() string {
 }
 
 // IsZero reports whether p is nobody (not even an anonymous client).
-func (p Principal) IsZero() bool { return p.User == nil && p.Token == nil && !p.Anonymous }
+func (p Principal) IsZero() bool {
+	return p.User == nil && p.Token == nil && p.CI == nil && !p.Anonymous
+}
 
 // IsAdmin reports whether p acts for an instance admin (with a password or
 // one of the admin's personal tokens).
@@ -80,6 +93,9 @@ func (p Principal) IsAdmin() bool { return p.User != nil && p.User.Admin }
 // HasScope reports whether p may use scope: a password sign-in has every
 // scope, a token only those it was created with, nobody has none.
 func (p Principal) HasScope(scope string) bool {
+	if p.CI != nil {
+		return scope == ScopeReadRegistry
+	}
 	if p.Token == nil {
 		return p.User != nil
 	}
@@ -95,4 +111,5 @@ const (
 	subjectUser      = "user:"
 	subjectToken     = "token:"
 	subjectAnonymous = "anonymous"
+	subjectCI        = "ci:"
 )

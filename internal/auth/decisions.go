@@ -107,7 +107,8 @@ func remember[K comparable, V any](m map[K]V, k K, v V) {
 // under (so a token minted before a password change never finds the
 // principal of one minted after), a Basic password only by its SHA-256.
 func bearerKey(c Claims) string {
-	return "bearer\x00" + c.Subject + "\x00" + strconv.FormatInt(c.CredentialVersion, 10)
+	return "bearer\x00" + c.Subject + "\x00" + strconv.FormatInt(c.CredentialVersion, 10) +
+		"\x00" + strconv.FormatInt(c.CITrust, 10) + "\x00" + strconv.FormatInt(c.CIGroup, 10)
 }
 
 func basicKey(user, secret string) string {
@@ -130,6 +131,9 @@ func validUntil(p Principal, now time.Time, max time.Duration) time.Time {
 	until := now.Add(max)
 	if p.Token != nil && p.Token.ExpiresAt != nil && p.Token.ExpiresAt.Before(until) {
 		until = *p.Token.ExpiresAt
+	}
+	if p.CI != nil && p.CI.NotAfter.Before(until) {
+		until = p.CI.NotAfter
 	}
 	return until
 }

@@ -51,6 +51,9 @@ type Claims struct {
 	Access            []Access `json:"access,omitempty"`
 	Kind              string   `json:"kind"`
 	CredentialVersion int64    `json:"cv,omitempty"`
+	// CITrust and CIGroup are a CI job's trust and target group ids.
+	CITrust int64 `json:"ci_trust,omitempty"`
+	CIGroup int64 `json:"ci_group,omitempty"`
 }
 
 // IssuerOptions configure an Issuer. Zero values mean the defaults.
@@ -132,7 +135,7 @@ func publicKeyID(key *ecdsa.PublicKey) (string, error) {
 // expiry times (whole seconds, as in the token).
 func (i *Issuer) Mint(p Principal, access []Access) (token string, issuedAt, expiresAt time.Time, err error) {
 	issuedAt = i.opts.Now().Truncate(time.Second)
-	expiresAt = issuedAt.Add(i.opts.TTL)
+	expiresAt = capCI(p, issuedAt.Add(i.opts.TTL))
 	token, err = i.sign(p, KindAccess, access, issuedAt, expiresAt)
 	if err != nil {
 		return "", time.Time{}, time.Time{}, err
@@ -145,7 +148,15 @@ func (i *Issuer) Mint(p Principal, access []Access) (token string, issuedAt, exp
 // grant_type=refresh_token).
 func (i *Issuer) MintRefresh(p Principal) (string, error) {
 	now := i.opts.Now().Truncate(time.Second)
-	return i.sign(p, KindRefresh, nil, now, now.Add(i.opts.RefreshTTL))
+	return i.sign(p, KindRefresh, nil, now, capCI(p, now.Add(i.opts.RefreshTTL)))
+}
+
+// capCI bounds a token's expiry by the end of a CI job's sign-in.
+func capCI(p Principal, exp time.Time) time.Time {
+	if p.CI != nil && !p.CI.NotAfter.IsZero() && p.CI.NotAfter.Before(exp) {
+		return p.CI.NotAfter.Truncate(time.Second)
+	}
+	return exp
 }
 
 func (i *Issuer) sign(p Principal, kind string, access []Access, iat, exp time.Time) (string, error) {
@@ -173,6 +184,9 @@ func (i *Issuer) sign(p Principal, kind string, access []Access, iat, exp time.T
 	}
 	if p.User != nil {
 		claims.CredentialVersion = p.User.CredentialVersion
+	}
+	if p.CI != nil {
+		claims.CITrust, claims.CIGroup = p.CI.Trust.ID, p.CI.GroupID
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
 	t.Header["kid"] = i.kid

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"runtime"
 	"slices"
 	"strconv"
@@ -70,6 +71,21 @@ type ServiceOptions struct {
 	// (default half of GOMAXPROCS, at least 1), so a flood of sign-ins
 	// queues instead of taking every CPU from serving.
 	PasswordChecks int
+	// CITrusts are the trust policies for CI jobs' ID tokens; nil means
+	// no ID token signs in (each is refused as from an unknown issuer).
+	CITrusts CITrusts
+	// CIClient fetches ID token issuers' discovery documents and keys; it
+	// must apply the address policy (default http.DefaultClient, for
+	// tests). CIFetchTimeout bounds one fetch (default 10 s).
+	CIClient       *http.Client
+	CIFetchTimeout time.Duration
+}
+
+// CITrusts reads CI trust policies. *store.Store satisfies it. Missing
+// rows give errors wrapping store.ErrNotFound.
+type CITrusts interface {
+	CITrustsByIssuer(ctx context.Context, issuer string) ([]store.CITrust, error)
+	CITrustByID(ctx context.Context, id int64) (store.CITrust, error)
 }
 
 // Service signs principals in and decides what they may pull. It is safe
@@ -80,6 +96,7 @@ type Service struct {
 	opts     ServiceOptions
 	checks   chan struct{} // a slot per password check running
 	decided  decisions     // registry callers and pull targets, per auth generation
+	ci       *ciVerifier
 }
 
 // NewService returns a Service reading accounts from a and verifying JWTs
@@ -100,7 +117,8 @@ func NewService(a Accounts, iss *Issuer, opts ServiceOptions) *Service {
 	if opts.PasswordChecks <= 0 {
 		opts.PasswordChecks = max(1, runtime.GOMAXPROCS(0)/2)
 	}
-	return &Service{accounts: a, issuer: iss, opts: opts, checks: make(chan struct{}, opts.PasswordChecks)}
+	return &Service{accounts: a, issuer: iss, opts: opts, checks: make(chan struct{}, opts.PasswordChecks),
+		ci: newCIVerifier(opts.CIClient, opts.CIFetchTimeout, opts.Now)}
 }
 
 // errBadCredentials is the one answer to every failed sign-in, so that
@@ -299,6 +317,9 @@ func (s *Service) principalOfToken(ctx context.Context, t store.Token, now time.
 // version moved on since the JWT was minted (a new password, a block) give
 // an error wrapping oci.ErrUnauthorized.
 func (s *Service) PrincipalFromClaims(ctx context.Context, c Claims) (Principal, error) {
+	if c.CITrust != 0 {
+		return s.principalOfCIClaims(ctx, c)
+	}
 	p, err := s.principalFromSubject(ctx, c.Subject)
 	if err != nil {
 		return Principal{}, err
@@ -417,6 +438,15 @@ func (s *Service) AuthorizePull(ctx context.Context, p Principal, groupPath stri
 	switch {
 	case p.IsAdmin():
 		return g, nil
+	case p.CI != nil:
+		in, err := s.accounts.IsAncestorOrSelf(ctx, p.CI.GroupID, g.ID)
+		if err != nil {
+			return store.Group{}, fmt.Errorf("authorize pull of %s from group %s: %w", p.Name(), groupPath, err)
+		}
+		if !in {
+			return store.Group{}, unknown
+		}
+		role = p.CI.Trust.Role
 	case p.User != nil:
 		if role, err = s.accounts.EffectiveRole(ctx, p.User.ID, g.ID); err != nil {
 			return store.Group{}, fmt.Errorf("authorize pull of %s from group %s: %w", p.Name(), groupPath, err)

@@ -37,6 +37,10 @@ func (s *Service) SignIn(ctx context.Context, from netip.Addr, username, secret 
 	if secret == "" {
 		return Principal{}, s.failed(ctx, username, from, "password", errBadCredentials)
 	}
+	if LooksLikeIDToken(secret) {
+		p, err := s.signInCI(ctx, secret)
+		return p, s.failed(ctx, username, from, "id token", err)
+	}
 	p, err := s.authenticateToken(ctx, secret, &username)
 	if !errors.Is(err, store.ErrNotFound) {
 		return p, s.failed(ctx, username, from, "token", err)
@@ -62,6 +66,10 @@ func (s *Service) SignIn(ctx context.Context, from netip.Addr, username, secret 
 func (s *Service) SignInToken(ctx context.Context, from netip.Addr, username, secret string) (Principal, error) {
 	if err := s.opts.Limiter.Check(username, from); err != nil {
 		return Principal{}, s.refused(ctx, username, from, err)
+	}
+	if LooksLikeIDToken(secret) {
+		p, err := s.signInCI(ctx, secret)
+		return p, s.failed(ctx, username, from, "id token", err)
 	}
 	p, err := s.AuthenticateTokenAs(ctx, username, secret)
 	return p, s.failed(ctx, username, from, "token", err)

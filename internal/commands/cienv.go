@@ -22,6 +22,9 @@ type ciEnvOptions struct {
 	Group       string
 	Format      string // dotenv, shell, dockerconfig, table or json
 	CreateToken bool
+	// OIDC and GitHub print a GitLab CI or a GitHub Actions snippet that
+	// signs in with the job's ID token instead of variables.
+	OIDC, GitHub bool
 }
 
 // ciEnvFormats are the values of ci-env's -o; dotenv is the default.
@@ -31,7 +34,7 @@ func newCmdCIEnv(f *cmdutil.Factory, runF func(context.Context, *ciEnvOptions) e
 	opts := &ciEnvOptions{api: newAPI(f)}
 	var format string
 	cmd := &cobra.Command{
-		Use:   "ci-env <group> [-o dotenv|shell|dockerconfig|table|json] [--create-deploy-token]",
+		Use:   "ci-env <group> [-o dotenv|shell|dockerconfig|table|json] [--create-deploy-token] [--oidc | --github]",
 		Short: "Print GitLab's CI_DEPENDENCY_PROXY_* variables for a group",
 		Long: "Print the variables GitLab CI sets for its dependency proxy, pointing at this dproxy:\n" +
 			"CI_DEPENDENCY_PROXY_SERVER (host:port), CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX (the top-level\n" +
@@ -40,11 +43,17 @@ func newCmdCIEnv(f *cmdutil.Factory, runF func(context.Context, *ciEnvOptions) e
 			"is created and CI_DEPENDENCY_PROXY_USER/CI_DEPENDENCY_PROXY_PASSWORD are its credentials.\n\n" +
 			"-o picks the form: dotenv (KEY=value, the default), shell (export KEY='value'), table, json, or\n" +
 			"dockerconfig: a Docker config.json with the deploy token's credentials for the server (for\n" +
-			"GitLab's DOCKER_AUTH_CONFIG; needs --create-deploy-token).",
+			"GitLab's DOCKER_AUTH_CONFIG; needs --create-deploy-token).\n\n" +
+			"--oidc prints a .gitlab-ci.yml snippet and --github a GitHub Actions one that sign in with the\n" +
+			"job's OpenID Connect ID token (audience: the server's external URL) instead of a stored secret;\n" +
+			"dproxy must trust the CI system's tokens first (dproxy ci-trust add). Ports come from the\n" +
+			"server's external URL.",
 		Example: "  $ dproxy ci-env acme\n" +
 			"  $ eval \"$(dproxy ci-env acme/ci -o shell --create-deploy-token)\"\n" +
 			"  $ dproxy ci-env acme/ci -o dockerconfig --create-deploy-token > ~/.docker/config.json\n" +
-			"  $ dproxy ci-env acme -o json",
+			"  $ dproxy ci-env acme -o json\n" +
+			"  $ dproxy ci-env acme --oidc\n" +
+			"  $ dproxy ci-env acme --github",
 		Args:              exactArgs(1, "a group path"),
 		ValidArgsFunction: newCompleter(f).groups(),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -63,6 +72,12 @@ func newCmdCIEnv(f *cmdutil.Factory, runF func(context.Context, *ciEnvOptions) e
 			if !slices.Contains(ciEnvFormats, opts.Format) {
 				return &cmdutil.FlagError{Err: fmt.Errorf("-o: unknown format %q for ci-env: want %s", opts.Format, strings.Join(ciEnvFormats, ", "))}
 			}
+			if opts.OIDC && opts.GitHub {
+				return &cmdutil.FlagError{Err: errors.New("give --oidc (GitLab CI) or --github (GitHub Actions), not both")}
+			}
+			if (opts.OIDC || opts.GitHub) && (opts.CreateToken || cmd.Flags().Changed("output") || cmd.Flags().Changed("format")) {
+				return &cmdutil.FlagError{Err: errors.New("--oidc and --github print a CI configuration snippet: they take no -o and need no --create-deploy-token")}
+			}
 			if opts.Format == "dockerconfig" && !opts.CreateToken {
 				return &cmdutil.FlagError{Err: errors.New("-o dockerconfig holds a password: add --create-deploy-token to create a deploy token for it")}
 			}
@@ -74,6 +89,8 @@ func newCmdCIEnv(f *cmdutil.Factory, runF func(context.Context, *ciEnvOptions) e
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(ciEnvFormats, cobra.ShellCompDirectiveNoFileComp))
 	oldName(cmd, "format", "-o", func() { cmd.Flags().StringVar(&format, "format", "", "") })
 	cmd.Flags().BoolVar(&opts.CreateToken, "create-deploy-token", false, "create a deploy token of the group and print its credentials")
+	cmd.Flags().BoolVar(&opts.OIDC, "oidc", false, "print a .gitlab-ci.yml snippet that pulls with the job's ID token (see dproxy ci-trust)")
+	cmd.Flags().BoolVar(&opts.GitHub, "github", false, "print a GitHub Actions snippet that pulls with the job's ID token (see dproxy ci-trust)")
 	return cmd
 }
 
@@ -86,8 +103,14 @@ func runCIEnv(ctx context.Context, opts *ciEnvOptions) error {
 	if err != nil {
 		return err
 	}
+	// The port a client uses is the external URL's (the server may be
+	// reached here another way, e.g. plain HTTP behind a TLS proxy).
+	external, err := c.ExternalURL(ctx)
+	if err != nil || external == "" {
+		external = c.Server()
+	}
 	scheme := "http"
-	if u, err := url.Parse(c.Server()); err == nil {
+	if u, err := url.Parse(external); err == nil && u.Scheme != "" {
 		scheme = u.Scheme
 	}
 	// GitLab CI's group prefix is the top-level group's; the group's own
@@ -95,6 +118,13 @@ func runCIEnv(ctx context.Context, opts *ciEnvOptions) error {
 	top, _, _ := strings.Cut(g.FullPath, "/")
 	server, prefix := withPort(strings.Replace(g.ImagePrefix, "/"+g.FullPath+"/", "/"+top+"/", 1), scheme)
 	_, direct := withPort(g.ImagePrefix, scheme)
+	if opts.OIDC || opts.GitHub {
+		sn := ciSnippet{Audience: strings.TrimSuffix(external, "/"), Server: server, Prefix: direct, Group: g.FullPath}
+		if opts.GitHub {
+			return writeGitHubOIDC(opts.IO.Out, sn)
+		}
+		return writeGitLabOIDC(opts.IO.Out, sn)
+	}
 	vars := [][2]string{
 		{"CI_DEPENDENCY_PROXY_SERVER", server},
 		{"CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX", prefix},

@@ -54,6 +54,23 @@ type ComplexityRoot struct {
 		Username       func(childComplexity int) int
 	}
 
+	CiTrust struct {
+		Audience           func(childComplexity int) int
+		Claims             func(childComplexity int) int
+		CreatedAt          func(childComplexity int) int
+		GroupClaim         func(childComplexity int) int
+		GroupPath          func(childComplexity int) int
+		Issuer             func(childComplexity int) int
+		MaxLifetimeSeconds func(childComplexity int) int
+		Name               func(childComplexity int) int
+		Role               func(childComplexity int) int
+	}
+
+	CiTrustClaim struct {
+		Glob func(childComplexity int) int
+		Key  func(childComplexity int) int
+	}
+
 	ContainerVirtualRegistry struct {
 		CreatedAt   func(childComplexity int) int
 		Description func(childComplexity int) int
@@ -101,11 +118,21 @@ type ComplexityRoot struct {
 		Username           func(childComplexity int) int
 	}
 
+	CreateCiTrustPayload struct {
+		CiTrust func(childComplexity int) int
+		Errors  func(childComplexity int) int
+	}
+
 	CurrentUser struct {
 		Admin    func(childComplexity int) int
 		Kind     func(childComplexity int) int
 		Scopes   func(childComplexity int) int
 		Username func(childComplexity int) int
+	}
+
+	DeleteCiTrustPayload struct {
+		CiTrust func(childComplexity int) int
+		Errors  func(childComplexity int) int
 	}
 
 	DeleteDependencyProxyManifestPayload struct {
@@ -269,6 +296,8 @@ type ComplexityRoot struct {
 		ContainerVirtualRegistryUpstreamDelete   func(childComplexity int, input ContainerVirtualRegistryUpstreamDeleteInput) int
 		ContainerVirtualRegistryUpstreamMove     func(childComplexity int, input ContainerVirtualRegistryUpstreamMoveInput) int
 		ContainerVirtualRegistryUpstreamUpdate   func(childComplexity int, input ContainerVirtualRegistryUpstreamUpdateInput) int
+		CreateCiTrust                            func(childComplexity int, input CreateCiTrustInput) int
+		DeleteCiTrust                            func(childComplexity int, input DeleteCiTrustInput) int
 		DeleteDependencyProxyManifest            func(childComplexity int, input DeleteDependencyProxyManifestInput) int
 		GroupCreate                              func(childComplexity int, input GroupCreateInput) int
 		GroupDelete                              func(childComplexity int, input GroupDeleteInput) int
@@ -301,10 +330,13 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		CiTrust                              func(childComplexity int, name string) int
+		CiTrusts                             func(childComplexity int) int
 		ContainerVirtualRegistry             func(childComplexity int, id string) int
 		ContainerVirtualRegistryCacheEntries func(childComplexity int, upstreamID string, first *int, after *string) int
 		CurrentUser                          func(childComplexity int) int
 		DockerHubRateLimit                   func(childComplexity int, groupPath *string) int
+		ExternalURL                          func(childComplexity int) int
 		Group                                func(childComplexity int, fullPath string) int
 		Groups                               func(childComplexity int, search *string, first *int, after *string) int
 		InstanceDockerHubCredentials         func(childComplexity int) int
@@ -425,6 +457,8 @@ type MutationResolver interface {
 	MemberRemove(ctx context.Context, input MemberRemoveInput) (*MemberRemovePayload, error)
 	TokenCreate(ctx context.Context, input TokenCreateInput) (*TokenCreatePayload, error)
 	TokenRevoke(ctx context.Context, input TokenRevokeInput) (*TokenRevokePayload, error)
+	CreateCiTrust(ctx context.Context, input CreateCiTrustInput) (*CreateCiTrustPayload, error)
+	DeleteCiTrust(ctx context.Context, input DeleteCiTrustInput) (*DeleteCiTrustPayload, error)
 	ContainerVirtualRegistryCreate(ctx context.Context, input ContainerVirtualRegistryCreateInput) (*ContainerVirtualRegistryPayload, error)
 	ContainerVirtualRegistryUpdate(ctx context.Context, input ContainerVirtualRegistryUpdateInput) (*ContainerVirtualRegistryPayload, error)
 	ContainerVirtualRegistryDelete(ctx context.Context, input ContainerVirtualRegistryDeleteInput) (*ContainerVirtualRegistryPayload, error)
@@ -443,6 +477,9 @@ type QueryResolver interface {
 	User(ctx context.Context, username string) (*User, error)
 	Tokens(ctx context.Context, username *string, groupPath *string) ([]AccessToken, error)
 	InstanceDockerHubCredentials(ctx context.Context) (*DockerHubCredentials, error)
+	CiTrusts(ctx context.Context) ([]CiTrust, error)
+	CiTrust(ctx context.Context, name string) (*CiTrust, error)
+	ExternalURL(ctx context.Context) (string, error)
 	UpstreamRateLimits(ctx context.Context) ([]UpstreamRateLimit, error)
 	DockerHubRateLimit(ctx context.Context, groupPath *string) (*DockerHubRateLimit, error)
 	ContainerVirtualRegistry(ctx context.Context, id string) (*ContainerVirtualRegistry, error)
@@ -545,6 +582,74 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AccessToken.Username(childComplexity), true
+
+	case "CiTrust.audience":
+		if e.ComplexityRoot.CiTrust.Audience == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CiTrust.Audience(childComplexity), true
+	case "CiTrust.claims":
+		if e.ComplexityRoot.CiTrust.Claims == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CiTrust.Claims(childComplexity), true
+	case "CiTrust.createdAt":
+		if e.ComplexityRoot.CiTrust.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CiTrust.CreatedAt(childComplexity), true
+	case "CiTrust.groupClaim":
+		if e.ComplexityRoot.CiTrust.GroupClaim == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CiTrust.GroupClaim(childComplexity), true
+	case "CiTrust.groupPath":
+		if e.ComplexityRoot.CiTrust.GroupPath == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CiTrust.GroupPath(childComplexity), true
+	case "CiTrust.issuer":
+		if e.ComplexityRoot.CiTrust.Issuer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CiTrust.Issuer(childComplexity), true
+	case "CiTrust.maxLifetimeSeconds":
+		if e.ComplexityRoot.CiTrust.MaxLifetimeSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CiTrust.MaxLifetimeSeconds(childComplexity), true
+	case "CiTrust.name":
+		if e.ComplexityRoot.CiTrust.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CiTrust.Name(childComplexity), true
+	case "CiTrust.role":
+		if e.ComplexityRoot.CiTrust.Role == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CiTrust.Role(childComplexity), true
+
+	case "CiTrustClaim.glob":
+		if e.ComplexityRoot.CiTrustClaim.Glob == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CiTrustClaim.Glob(childComplexity), true
+	case "CiTrustClaim.key":
+		if e.ComplexityRoot.CiTrustClaim.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CiTrustClaim.Key(childComplexity), true
 
 	case "ContainerVirtualRegistry.createdAt":
 		if e.ComplexityRoot.ContainerVirtualRegistry.CreatedAt == nil {
@@ -726,6 +831,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ContainerVirtualRegistryUpstream.Username(childComplexity), true
 
+	case "CreateCiTrustPayload.ciTrust":
+		if e.ComplexityRoot.CreateCiTrustPayload.CiTrust == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateCiTrustPayload.CiTrust(childComplexity), true
+	case "CreateCiTrustPayload.errors":
+		if e.ComplexityRoot.CreateCiTrustPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateCiTrustPayload.Errors(childComplexity), true
+
 	case "CurrentUser.admin":
 		if e.ComplexityRoot.CurrentUser.Admin == nil {
 			break
@@ -750,6 +868,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CurrentUser.Username(childComplexity), true
+
+	case "DeleteCiTrustPayload.ciTrust":
+		if e.ComplexityRoot.DeleteCiTrustPayload.CiTrust == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteCiTrustPayload.CiTrust(childComplexity), true
+	case "DeleteCiTrustPayload.errors":
+		if e.ComplexityRoot.DeleteCiTrustPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeleteCiTrustPayload.Errors(childComplexity), true
 
 	case "DeleteDependencyProxyManifestPayload.clientMutationId":
 		if e.ComplexityRoot.DeleteDependencyProxyManifestPayload.ClientMutationID == nil {
@@ -1443,6 +1574,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ContainerVirtualRegistryUpstreamUpdate(childComplexity, args["input"].(ContainerVirtualRegistryUpstreamUpdateInput)), true
+	case "Mutation.createCiTrust":
+		if e.ComplexityRoot.Mutation.CreateCiTrust == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createCiTrust_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateCiTrust(childComplexity, args["input"].(CreateCiTrustInput)), true
+	case "Mutation.deleteCiTrust":
+		if e.ComplexityRoot.Mutation.DeleteCiTrust == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteCiTrust_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteCiTrust(childComplexity, args["input"].(DeleteCiTrustInput)), true
 	case "Mutation.deleteDependencyProxyManifest":
 		if e.ComplexityRoot.Mutation.DeleteDependencyProxyManifest == nil {
 			break
@@ -1654,6 +1807,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PurgeDependencyProxyCachePayload.ManifestCount(childComplexity), true
 
+	case "Query.ciTrust":
+		if e.ComplexityRoot.Query.CiTrust == nil {
+			break
+		}
+
+		args, err := ec.field_Query_ciTrust_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.CiTrust(childComplexity, args["name"].(string)), true
+	case "Query.ciTrusts":
+		if e.ComplexityRoot.Query.CiTrusts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.CiTrusts(childComplexity), true
 	case "Query.containerVirtualRegistry":
 		if e.ComplexityRoot.Query.ContainerVirtualRegistry == nil {
 			break
@@ -1693,6 +1863,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.DockerHubRateLimit(childComplexity, args["groupPath"].(*string)), true
+	case "Query.externalUrl":
+		if e.ComplexityRoot.Query.ExternalURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.ExternalURL(childComplexity), true
 	case "Query.group":
 		if e.ComplexityRoot.Query.Group == nil {
 			break
@@ -2004,6 +2180,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
+		ec.unmarshalInputCiTrustClaimInput,
 		ec.unmarshalInputContainerVirtualRegistryCacheClearInput,
 		ec.unmarshalInputContainerVirtualRegistryCacheEntryDeleteInput,
 		ec.unmarshalInputContainerVirtualRegistryCreateInput,
@@ -2013,6 +2190,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputContainerVirtualRegistryUpstreamDeleteInput,
 		ec.unmarshalInputContainerVirtualRegistryUpstreamMoveInput,
 		ec.unmarshalInputContainerVirtualRegistryUpstreamUpdateInput,
+		ec.unmarshalInputCreateCiTrustInput,
+		ec.unmarshalInputDeleteCiTrustInput,
 		ec.unmarshalInputDeleteDependencyProxyManifestInput,
 		ec.unmarshalInputGroupCreateInput,
 		ec.unmarshalInputGroupDeleteInput,
@@ -2102,6 +2281,84 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/citrust.graphqls", Input: `# CI trust policies: CI jobs sign in with their OpenID Connect ID token.
+
+extend type Query {
+  "The CI trust policies the caller may manage, by name: every one for an instance admin, else those whose group the caller owns."
+  ciTrusts: [CiTrust!]!
+  "A CI trust policy by name; null when it does not exist or the caller may not manage it."
+  ciTrust(name: String!): CiTrust
+  "The URL clients reach this server at (its external URL); CI configuration uses it as the ID token audience."
+  externalUrl: String!
+}
+
+"A trust policy: ID tokens from issuer for audience whose claims match every rule sign in and may pull, with role, in the group and its subgroups."
+type CiTrust {
+  name: String!
+  "The issuer URL, as the tokens' iss claim names it."
+  issuer: String!
+  "The audience the tokens must carry (aud)."
+  audience: String!
+  "The group granted; null when groupClaim names it per token."
+  groupPath: ID
+  "The claim whose value is the path of the group granted; null with a fixed group."
+  groupClaim: String
+  "The role the job pulls with: guest, reporter, developer, maintainer or owner."
+  role: String!
+  "Rules every token must match: the claim, as a string, matches the glob (* for any run of characters)."
+  claims: [CiTrustClaim!]!
+  "The longest a registry token issued to a job lives, in seconds; never longer than the ID token."
+  maxLifetimeSeconds: Int!
+  createdAt: Time!
+}
+
+"A claim rule of a CI trust."
+type CiTrustClaim {
+  key: String!
+  glob: String!
+}
+
+extend type Mutation {
+  "Create a CI trust policy: an instance admin for any group, an owner for their own group. A group claim (any group) needs an instance admin."
+  createCiTrust(input: CreateCiTrustInput!): CreateCiTrustPayload
+  "Remove a CI trust policy (an instance admin, or an owner of its group); registry tokens issued under it stop working."
+  deleteCiTrust(input: DeleteCiTrustInput!): DeleteCiTrustPayload
+}
+
+input CreateCiTrustInput {
+  name: String!
+  issuer: String!
+  audience: String!
+  "The group granted, or null with groupClaim."
+  groupPath: ID
+  "The claim naming the group granted, or null with groupPath."
+  groupClaim: String
+  "guest (the default), reporter, developer, maintainer or owner."
+  role: String
+  claims: [CiTrustClaimInput!]
+  "Default 3600; between 60 and 86400."
+  maxLifetimeSeconds: Int
+}
+
+input CiTrustClaimInput {
+  key: String!
+  glob: String!
+}
+
+type CreateCiTrustPayload {
+  ciTrust: CiTrust
+  errors: [String!]!
+}
+
+input DeleteCiTrustInput {
+  name: String!
+}
+
+type DeleteCiTrustPayload {
+  ciTrust: CiTrust
+  errors: [String!]!
+}
+`, BuiltIn: false},
 	{Name: "../schema/ratelimit.graphqls", Input: `extend type Query {
   "The upstream rate-limit headers last seen by this server, one entry per upstream credential. Instance admins see every credential; others see the anonymous one only."
   upstreamRateLimits: [UpstreamRateLimit!]!
@@ -2843,6 +3100,40 @@ func (ec *executionContext) childFields_AccessToken(ctx context.Context, field g
 	return nil, fmt.Errorf("no field named %q was found under type AccessToken", field.Name)
 }
 
+func (ec *executionContext) childFields_CiTrust(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_CiTrust_name(ctx, field)
+	case "issuer":
+		return ec.fieldContext_CiTrust_issuer(ctx, field)
+	case "audience":
+		return ec.fieldContext_CiTrust_audience(ctx, field)
+	case "groupPath":
+		return ec.fieldContext_CiTrust_groupPath(ctx, field)
+	case "groupClaim":
+		return ec.fieldContext_CiTrust_groupClaim(ctx, field)
+	case "role":
+		return ec.fieldContext_CiTrust_role(ctx, field)
+	case "claims":
+		return ec.fieldContext_CiTrust_claims(ctx, field)
+	case "maxLifetimeSeconds":
+		return ec.fieldContext_CiTrust_maxLifetimeSeconds(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_CiTrust_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CiTrust", field.Name)
+}
+
+func (ec *executionContext) childFields_CiTrustClaim(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_CiTrustClaim_key(ctx, field)
+	case "glob":
+		return ec.fieldContext_CiTrustClaim_glob(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CiTrustClaim", field.Name)
+}
+
 func (ec *executionContext) childFields_ContainerVirtualRegistry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -2937,6 +3228,16 @@ func (ec *executionContext) childFields_ContainerVirtualRegistryUpstream(ctx con
 	return nil, fmt.Errorf("no field named %q was found under type ContainerVirtualRegistryUpstream", field.Name)
 }
 
+func (ec *executionContext) childFields_CreateCiTrustPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "ciTrust":
+		return ec.fieldContext_CreateCiTrustPayload_ciTrust(ctx, field)
+	case "errors":
+		return ec.fieldContext_CreateCiTrustPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreateCiTrustPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_CurrentUser(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "username":
@@ -2949,6 +3250,16 @@ func (ec *executionContext) childFields_CurrentUser(ctx context.Context, field g
 		return ec.fieldContext_CurrentUser_scopes(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CurrentUser", field.Name)
+}
+
+func (ec *executionContext) childFields_DeleteCiTrustPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "ciTrust":
+		return ec.fieldContext_DeleteCiTrustPayload_ciTrust(ctx, field)
+	case "errors":
+		return ec.fieldContext_DeleteCiTrustPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeleteCiTrustPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_DeleteDependencyProxyManifestPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3715,6 +4026,34 @@ func (ec *executionContext) field_Mutation_containerVirtualRegistryUpstreamUpdat
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createCiTrust_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (CreateCiTrustInput, error) {
+			return ec.unmarshalNCreateCiTrustInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCreateCiTrustInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deleteCiTrust_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (DeleteCiTrustInput, error) {
+			return ec.unmarshalNDeleteCiTrustInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐDeleteCiTrustInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_deleteDependencyProxyManifest_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3912,6 +4251,20 @@ func (ec *executionContext) field_Mutation_userUpdate_args(ctx context.Context, 
 }
 
 func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_ciTrust_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "name",
@@ -4442,6 +4795,268 @@ func (ec *executionContext) _AccessToken_active(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_AccessToken_active(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AccessToken", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _CiTrust_name(ctx context.Context, field graphql.CollectedField, obj *CiTrust) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CiTrust_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CiTrust_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CiTrust", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _CiTrust_issuer(ctx context.Context, field graphql.CollectedField, obj *CiTrust) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CiTrust_issuer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Issuer, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CiTrust_issuer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CiTrust", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _CiTrust_audience(ctx context.Context, field graphql.CollectedField, obj *CiTrust) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CiTrust_audience(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Audience, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CiTrust_audience(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CiTrust", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _CiTrust_groupPath(ctx context.Context, field graphql.CollectedField, obj *CiTrust) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CiTrust_groupPath(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.GroupPath, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CiTrust_groupPath(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CiTrust", field, false, false, errors.New("field of type ID does not have child fields"))
+}
+
+func (ec *executionContext) _CiTrust_groupClaim(ctx context.Context, field graphql.CollectedField, obj *CiTrust) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CiTrust_groupClaim(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.GroupClaim, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CiTrust_groupClaim(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CiTrust", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _CiTrust_role(ctx context.Context, field graphql.CollectedField, obj *CiTrust) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CiTrust_role(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Role, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CiTrust_role(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CiTrust", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _CiTrust_claims(ctx context.Context, field graphql.CollectedField, obj *CiTrust) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CiTrust_claims(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Claims, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []CiTrustClaim) graphql.Marshaler {
+			return ec.marshalNCiTrustClaim2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrustClaimᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CiTrust_claims(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CiTrust",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CiTrustClaim(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CiTrust_maxLifetimeSeconds(ctx context.Context, field graphql.CollectedField, obj *CiTrust) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CiTrust_maxLifetimeSeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxLifetimeSeconds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CiTrust_maxLifetimeSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CiTrust", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _CiTrust_createdAt(ctx context.Context, field graphql.CollectedField, obj *CiTrust) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CiTrust_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CiTrust_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CiTrust", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _CiTrustClaim_key(ctx context.Context, field graphql.CollectedField, obj *CiTrustClaim) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CiTrustClaim_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CiTrustClaim_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CiTrustClaim", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _CiTrustClaim_glob(ctx context.Context, field graphql.CollectedField, obj *CiTrustClaim) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CiTrustClaim_glob(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Glob, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CiTrustClaim_glob(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CiTrustClaim", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _ContainerVirtualRegistry_id(ctx context.Context, field graphql.CollectedField, obj *ContainerVirtualRegistry) (ret graphql.Marshaler) {
@@ -5147,6 +5762,61 @@ func (ec *executionContext) fieldContext_ContainerVirtualRegistryUpstream_update
 	return graphql.NewScalarFieldContext("ContainerVirtualRegistryUpstream", field, false, false, errors.New("field of type Time does not have child fields"))
 }
 
+func (ec *executionContext) _CreateCiTrustPayload_ciTrust(ctx context.Context, field graphql.CollectedField, obj *CreateCiTrustPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateCiTrustPayload_ciTrust(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CiTrust, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CiTrust) graphql.Marshaler {
+			return ec.marshalOCiTrust2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrust(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CreateCiTrustPayload_ciTrust(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreateCiTrustPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CiTrust(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreateCiTrustPayload_errors(ctx context.Context, field graphql.CollectedField, obj *CreateCiTrustPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateCiTrustPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateCiTrustPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreateCiTrustPayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
 func (ec *executionContext) _CurrentUser_username(ctx context.Context, field graphql.CollectedField, obj *CurrentUser) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5237,6 +5907,61 @@ func (ec *executionContext) _CurrentUser_scopes(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_CurrentUser_scopes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CurrentUser", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _DeleteCiTrustPayload_ciTrust(ctx context.Context, field graphql.CollectedField, obj *DeleteCiTrustPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteCiTrustPayload_ciTrust(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CiTrust, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CiTrust) graphql.Marshaler {
+			return ec.marshalOCiTrust2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrust(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteCiTrustPayload_ciTrust(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DeleteCiTrustPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CiTrust(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DeleteCiTrustPayload_errors(ctx context.Context, field graphql.CollectedField, obj *DeleteCiTrustPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeleteCiTrustPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeleteCiTrustPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeleteCiTrustPayload", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _DeleteDependencyProxyManifestPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *DeleteDependencyProxyManifestPayload) (ret graphql.Marshaler) {
@@ -8239,6 +8964,94 @@ func (ec *executionContext) fieldContext_Mutation_tokenRevoke(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_createCiTrust(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createCiTrust(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateCiTrust(ctx, fc.Args["input"].(CreateCiTrustInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CreateCiTrustPayload) graphql.Marshaler {
+			return ec.marshalOCreateCiTrustPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCreateCiTrustPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createCiTrust(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreateCiTrustPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createCiTrust_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteCiTrust(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteCiTrust(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteCiTrust(ctx, fc.Args["input"].(DeleteCiTrustInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *DeleteCiTrustPayload) graphql.Marshaler {
+			return ec.marshalODeleteCiTrustPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐDeleteCiTrustPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteCiTrust(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeleteCiTrustPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteCiTrust_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_containerVirtualRegistryCreate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9124,6 +9937,105 @@ func (ec *executionContext) fieldContext_Query_instanceDockerHubCredentials(_ co
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Query_ciTrusts(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_ciTrusts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().CiTrusts(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []CiTrust) graphql.Marshaler {
+			return ec.marshalNCiTrust2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrustᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_ciTrusts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CiTrust(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_ciTrust(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_ciTrust(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().CiTrust(ctx, fc.Args["name"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CiTrust) graphql.Marshaler {
+			return ec.marshalOCiTrust2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrust(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_ciTrust(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CiTrust(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_ciTrust_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_externalUrl(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_externalUrl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().ExternalURL(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_externalUrl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Query", field, true, true, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _Query_upstreamRateLimits(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -11375,6 +12287,43 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputCiTrustClaimInput(ctx context.Context, obj any) (CiTrustClaimInput, error) {
+	var it CiTrustClaimInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"key", "glob"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "key":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("key"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Key = data
+		case "glob":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("glob"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Glob = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputContainerVirtualRegistryCacheClearInput(ctx context.Context, obj any) (ContainerVirtualRegistryCacheClearInput, error) {
 	var it ContainerVirtualRegistryCacheClearInput
 	if obj == nil {
@@ -11759,6 +12708,115 @@ func (ec *executionContext) unmarshalInputContainerVirtualRegistryUpstreamUpdate
 				return it, err
 			}
 			it.CacheValidityHours = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputCreateCiTrustInput(ctx context.Context, obj any) (CreateCiTrustInput, error) {
+	var it CreateCiTrustInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "issuer", "audience", "groupPath", "groupClaim", "role", "claims", "maxLifetimeSeconds"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "issuer":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("issuer"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Issuer = data
+		case "audience":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("audience"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Audience = data
+		case "groupPath":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupPath"))
+			data, err := ec.unmarshalOID2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupPath = data
+		case "groupClaim":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupClaim"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupClaim = data
+		case "role":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("role"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Role = data
+		case "claims":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("claims"))
+			data, err := ec.unmarshalOCiTrustClaimInput2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrustClaimInputᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Claims = data
+		case "maxLifetimeSeconds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxLifetimeSeconds"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxLifetimeSeconds = data
+		}
+	}
+	return it, nil
+}
+
+func (ec *executionContext) unmarshalInputDeleteCiTrustInput(ctx context.Context, obj any) (DeleteCiTrustInput, error) {
+	var it DeleteCiTrustInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
 		}
 	}
 	return it, nil
@@ -12507,6 +13565,127 @@ func (ec *executionContext) _AccessToken(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var ciTrustImplementors = []string{"CiTrust"}
+
+func (ec *executionContext) _CiTrust(ctx context.Context, sel ast.SelectionSet, obj *CiTrust) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, ciTrustImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CiTrust")
+		case "name":
+			out.Values[i] = ec._CiTrust_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "issuer":
+			out.Values[i] = ec._CiTrust_issuer(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "audience":
+			out.Values[i] = ec._CiTrust_audience(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "groupPath":
+			out.Values[i] = ec._CiTrust_groupPath(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "groupClaim":
+			out.Values[i] = ec._CiTrust_groupClaim(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "role":
+			out.Values[i] = ec._CiTrust_role(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "claims":
+			out.Values[i] = ec._CiTrust_claims(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "maxLifetimeSeconds":
+			out.Values[i] = ec._CiTrust_maxLifetimeSeconds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._CiTrust_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var ciTrustClaimImplementors = []string{"CiTrustClaim"}
+
+func (ec *executionContext) _CiTrustClaim(ctx context.Context, sel ast.SelectionSet, obj *CiTrustClaim) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, ciTrustClaimImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CiTrustClaim")
+		case "key":
+			out.Values[i] = ec._CiTrustClaim_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "glob":
+			out.Values[i] = ec._CiTrustClaim_glob(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var containerVirtualRegistryImplementors = []string{"ContainerVirtualRegistry"}
 
 func (ec *executionContext) _ContainerVirtualRegistry(ctx context.Context, sel ast.SelectionSet, obj *ContainerVirtualRegistry) graphql.Marshaler {
@@ -12850,6 +14029,49 @@ func (ec *executionContext) _ContainerVirtualRegistryUpstream(ctx context.Contex
 	return out
 }
 
+var createCiTrustPayloadImplementors = []string{"CreateCiTrustPayload"}
+
+func (ec *executionContext) _CreateCiTrustPayload(ctx context.Context, sel ast.SelectionSet, obj *CreateCiTrustPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, createCiTrustPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreateCiTrustPayload")
+		case "ciTrust":
+			out.Values[i] = ec._CreateCiTrustPayload_ciTrust(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._CreateCiTrustPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var currentUserImplementors = []string{"CurrentUser"}
 
 func (ec *executionContext) _CurrentUser(ctx context.Context, sel ast.SelectionSet, obj *CurrentUser) graphql.Marshaler {
@@ -12879,6 +14101,49 @@ func (ec *executionContext) _CurrentUser(ctx context.Context, sel ast.SelectionS
 			}
 		case "scopes":
 			out.Values[i] = ec._CurrentUser_scopes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var deleteCiTrustPayloadImplementors = []string{"DeleteCiTrustPayload"}
+
+func (ec *executionContext) _DeleteCiTrustPayload(ctx context.Context, sel ast.SelectionSet, obj *DeleteCiTrustPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deleteCiTrustPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeleteCiTrustPayload")
+		case "ciTrust":
+			out.Values[i] = ec._DeleteCiTrustPayload_ciTrust(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._DeleteCiTrustPayload_errors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -14646,6 +15911,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "createCiTrust":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createCiTrust(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "deleteCiTrust":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteCiTrust(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "containerVirtualRegistryCreate":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_containerVirtualRegistryCreate(ctx, field)
@@ -15003,6 +16282,72 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 					}
 				}()
 				res = ec._Query_instanceDockerHubCredentials(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "ciTrusts":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_ciTrusts(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "ciTrust":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_ciTrust(ctx, field)
+				if res == graphql.RequiredNull {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "externalUrl":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_externalUrl(ctx, field)
 				if res == graphql.Null {
 					atomic.AddUint32(&fs.Invalids, 1)
 				}
@@ -16157,6 +17502,51 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNCiTrust2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrust(ctx context.Context, sel ast.SelectionSet, v CiTrust) graphql.Marshaler {
+	return ec._CiTrust(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNCiTrust2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrustᚄ(ctx context.Context, sel ast.SelectionSet, v []CiTrust) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCiTrust2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrust(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCiTrustClaim2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrustClaim(ctx context.Context, sel ast.SelectionSet, v CiTrustClaim) graphql.Marshaler {
+	return ec._CiTrustClaim(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNCiTrustClaim2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrustClaimᚄ(ctx context.Context, sel ast.SelectionSet, v []CiTrustClaim) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCiTrustClaim2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrustClaim(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNCiTrustClaimInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrustClaimInput(ctx context.Context, v any) (CiTrustClaimInput, error) {
+	res, err := ec.unmarshalInputCiTrustClaimInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNContainerVirtualRegistry2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistry(ctx context.Context, sel ast.SelectionSet, v ContainerVirtualRegistry) graphql.Marshaler {
 	return ec._ContainerVirtualRegistry(ctx, sel, &v)
 }
@@ -16272,6 +17662,11 @@ func (ec *executionContext) unmarshalNContainerVirtualRegistryUpstreamUpdateInpu
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNCreateCiTrustInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCreateCiTrustInput(ctx context.Context, v any) (CreateCiTrustInput, error) {
+	res, err := ec.unmarshalInputCreateCiTrustInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNCurrentUser2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCurrentUser(ctx context.Context, sel ast.SelectionSet, v *CurrentUser) graphql.Marshaler {
 	if v == nil {
 		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
@@ -16280,6 +17675,11 @@ func (ec *executionContext) marshalNCurrentUser2ᚖgithubᚗcomᚋdproxyᚋdprox
 		return graphql.Null
 	}
 	return ec._CurrentUser(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDeleteCiTrustInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐDeleteCiTrustInput(ctx context.Context, v any) (DeleteCiTrustInput, error) {
+	res, err := ec.unmarshalInputDeleteCiTrustInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNDeleteDependencyProxyManifestInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐDeleteDependencyProxyManifestInput(ctx context.Context, v any) (DeleteDependencyProxyManifestInput, error) {
@@ -16782,6 +18182,30 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) marshalOCiTrust2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrust(ctx context.Context, sel ast.SelectionSet, v *CiTrust) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CiTrust(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOCiTrustClaimInput2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrustClaimInputᚄ(ctx context.Context, v any) ([]CiTrustClaimInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]CiTrustClaimInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNCiTrustClaimInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrustClaimInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
 func (ec *executionContext) marshalOContainerVirtualRegistry2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐContainerVirtualRegistry(ctx context.Context, sel ast.SelectionSet, v *ContainerVirtualRegistry) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -16801,6 +18225,20 @@ func (ec *executionContext) marshalOContainerVirtualRegistryPayload2ᚖgithubᚗ
 		return graphql.Null
 	}
 	return ec._ContainerVirtualRegistryPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOCreateCiTrustPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCreateCiTrustPayload(ctx context.Context, sel ast.SelectionSet, v *CreateCiTrustPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CreateCiTrustPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalODeleteCiTrustPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐDeleteCiTrustPayload(ctx context.Context, sel ast.SelectionSet, v *DeleteCiTrustPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DeleteCiTrustPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalODeleteDependencyProxyManifestPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐDeleteDependencyProxyManifestPayload(ctx context.Context, sel ast.SelectionSet, v *DeleteDependencyProxyManifestPayload) graphql.Marshaler {

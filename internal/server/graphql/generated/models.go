@@ -33,6 +33,37 @@ type AccessToken struct {
 	Active bool `json:"active"`
 }
 
+// A trust policy: ID tokens from issuer for audience whose claims match every rule sign in and may pull, with role, in the group and its subgroups.
+type CiTrust struct {
+	Name string `json:"name"`
+	// The issuer URL, as the tokens' iss claim names it.
+	Issuer string `json:"issuer"`
+	// The audience the tokens must carry (aud).
+	Audience string `json:"audience"`
+	// The group granted; null when groupClaim names it per token.
+	GroupPath *string `json:"groupPath,omitempty"`
+	// The claim whose value is the path of the group granted; null with a fixed group.
+	GroupClaim *string `json:"groupClaim,omitempty"`
+	// The role the job pulls with: guest, reporter, developer, maintainer or owner.
+	Role string `json:"role"`
+	// Rules every token must match: the claim, as a string, matches the glob (* for any run of characters).
+	Claims []CiTrustClaim `json:"claims"`
+	// The longest a registry token issued to a job lives, in seconds; never longer than the ID token.
+	MaxLifetimeSeconds int       `json:"maxLifetimeSeconds"`
+	CreatedAt          time.Time `json:"createdAt"`
+}
+
+// A claim rule of a CI trust.
+type CiTrustClaim struct {
+	Key  string `json:"key"`
+	Glob string `json:"glob"`
+}
+
+type CiTrustClaimInput struct {
+	Key  string `json:"key"`
+	Glob string `json:"glob"`
+}
+
 type ContainerVirtualRegistry struct {
 	// gid://dproxy/VirtualRegistries::Container::Registry/<n>
 	ID          string `json:"id"`
@@ -153,6 +184,26 @@ type ContainerVirtualRegistryUpstreamUpdateInput struct {
 	CacheValidityHours *int    `json:"cacheValidityHours,omitempty"`
 }
 
+type CreateCiTrustInput struct {
+	Name     string `json:"name"`
+	Issuer   string `json:"issuer"`
+	Audience string `json:"audience"`
+	// The group granted, or null with groupClaim.
+	GroupPath *string `json:"groupPath,omitempty"`
+	// The claim naming the group granted, or null with groupPath.
+	GroupClaim *string `json:"groupClaim,omitempty"`
+	// guest (the default), reporter, developer, maintainer or owner.
+	Role   *string             `json:"role,omitempty"`
+	Claims []CiTrustClaimInput `json:"claims,omitempty"`
+	// Default 3600; between 60 and 86400.
+	MaxLifetimeSeconds *int `json:"maxLifetimeSeconds,omitempty"`
+}
+
+type CreateCiTrustPayload struct {
+	CiTrust *CiTrust `json:"ciTrust,omitempty"`
+	Errors  []string `json:"errors"`
+}
+
 type CurrentUser struct {
 	// The username, or the token's name for group access and deploy tokens.
 	Username string `json:"username"`
@@ -160,6 +211,15 @@ type CurrentUser struct {
 	// USER, PERSONAL_ACCESS_TOKEN, GROUP_ACCESS_TOKEN or DEPLOY_TOKEN.
 	Kind   string   `json:"kind"`
 	Scopes []string `json:"scopes"`
+}
+
+type DeleteCiTrustInput struct {
+	Name string `json:"name"`
+}
+
+type DeleteCiTrustPayload struct {
+	CiTrust *CiTrust `json:"ciTrust,omitempty"`
+	Errors  []string `json:"errors"`
 }
 
 type DeleteDependencyProxyManifestInput struct {
