@@ -597,6 +597,37 @@ REF=$(ref big)
 expect_output "$EXPECT" "$DOCKER" run --rm --network none "$REF"
 round_end "$("$DOCKER" version --format 'docker {{.Server.Version}}')"
 
+# ---------------------------------------------------------------- CI ID token
+
+# A CI job signs in with its OpenID Connect ID token as the password, under
+# a trust policy: no stored secret. The fixture issuer runs beside the
+# upstream and mints the token a CI system would give the job.
+round_begin "docker: CI ID token"
+REF=$DP
+dpx ci-trust add e2e-ci --issuer "$OIDC_ISSUER" --audience "http://$DP" --group "$GROUP" --claim ref_protected=true >/dev/null
+mint() { curl -sf -X POST "$UPSTREAM_CONTROL/-/id-token?aud=http://$DP&sub=project_path:$GROUP/app:ref_type:branch:ref:main&$1"; }
+run "$DOCKER" logout "$DP" >/dev/null
+mint claim=ref_protected=false >"$WORK/token" || fail "the fixture issuer minted no ID token" curl -X POST "$UPSTREAM_CONTROL/-/id-token"
+# An unprotected ref: the claim rule refuses it, and says so.
+if "$DOCKER" login "$DP" -u ci --password-stdin <"$WORK/token" >"$WORK/last.out" 2>&1; then
+	fail "docker login with an ID token of an unprotected ref succeeded" "$DOCKER" login "$DP" -u ci --password-stdin
+fi
+grep -q ref_protected "$WORK/last.out" || fail "the refusal does not name the claim" "$DOCKER" login "$DP" -u ci --password-stdin
+mint claim=ref_protected=true >"$WORK/token"
+if ! "$DOCKER" login "$DP" -u ci --password-stdin <"$WORK/token" >"$WORK/last.out" 2>&1; then
+	fail "docker login with a CI ID token failed" "$DOCKER" login "$DP" -u ci --password-stdin
+fi
+rm -f "$WORK/token"
+REF=$(ref hello)
+run "$DOCKER" image rm "$REF" >/dev/null
+run "$DOCKER" pull "$REF" >/dev/null
+expect_digest "${WANT[hello]}" "$DOCKER" image inspect "$REF"
+expect_output "$EXPECT" "$DOCKER" run --rm --network none "$REF"
+echo "$PULL_TOKEN" >"$WORK/token" # back to the docker round's sign-in
+"$DOCKER" login "$DP" -u "$E2E_USER" --password-stdin <"$WORK/token" >"$WORK/last.out" 2>&1 ||
+	fail "docker login failed" "$DOCKER" login "$DP" -u "$E2E_USER" --password-stdin
+round_end "$("$DOCKER" version --format 'docker {{.Server.Version}}')"
+
 # ---------------------------------------------------------------- containerd
 
 start_containerd

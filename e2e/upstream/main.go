@@ -10,6 +10,10 @@
 // file: SEED_REPO, SEED_TAGS (space-separated), SEED_MANIFEST, SEED_CONFIG
 // and SEED_LAYER.
 //
+// It also runs an OpenID Connect issuer, as a CI system does
+// (internal/testoidc), and mints ID tokens on the control server for the
+// suite's CI sign-in round.
+//
 // It listens only on 127.0.0.1, writes its addresses to the -env file as
 // shell assignments once it serves, and runs until SIGINT or SIGTERM.
 package main
@@ -24,6 +28,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -32,6 +37,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/dproxy/dproxy/internal/testoidc"
 	"github.com/dproxy/dproxy/internal/testregistry"
 )
 
@@ -43,7 +49,7 @@ func main() {
 }
 
 func run() error {
-	envFile := flag.String("env", "", "write UPSTREAM_URL, UPSTREAM_PUSH and UPSTREAM_CONTROL to this file once serving (required)")
+	envFile := flag.String("env", "", "write UPSTREAM_URL, UPSTREAM_PUSH, UPSTREAM_CONTROL and OIDC_ISSUER to this file once serving (required)")
 	users := flag.String("users", "", "comma-separated user:password pairs the token service accepts besides anonymous requests")
 	seedRepo := flag.String("seed", "", "push a small OCI image to this repository before serving")
 	seedTags := flag.String("seed-tags", "tagtest0,tagtest1,tagtest2,tagtest3", "comma-separated tags of the -seed image")
@@ -88,11 +94,28 @@ func run() error {
 		up.ResetCounts()
 		w.WriteHeader(http.StatusNoContent)
 	})
+	// POST /-/id-token?aud=A&sub=S&claim=k=v...: an RS256 ID token of the
+	// issuer, valid for 10 minutes, with the claims given.
+	issuer := testoidc.Start()
+	defer issuer.Close()
+	mux.HandleFunc("POST /-/id-token", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		claims := issuer.Claims(q.Get("sub"), q.Get("aud"), time.Now(), 10*time.Minute)
+		for _, kv := range q["claim"] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				http.Error(w, "claim must be key=value", http.StatusBadRequest)
+				return
+			}
+			claims[k] = v
+		}
+		fmt.Fprint(w, issuer.Token(testoidc.RS256, claims))
+	})
 	srv := &http.Server{Handler: mux}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 
-	env := fmt.Sprintf("UPSTREAM_URL=%s\nUPSTREAM_PUSH=%s\nUPSTREAM_CONTROL=http://%s\n%s", up.URL, up.PushURL(), ln.Addr(), seeded)
+	env := fmt.Sprintf("UPSTREAM_URL=%s\nUPSTREAM_PUSH=%s\nUPSTREAM_CONTROL=http://%s\nOIDC_ISSUER=%s\n%s", up.URL, up.PushURL(), ln.Addr(), issuer.URL, seeded)
 	tmp := *envFile + ".tmp"
 	if err := os.WriteFile(tmp, []byte(env), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)

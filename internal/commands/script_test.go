@@ -81,13 +81,15 @@ func TestScripts(t *testing.T) {
 // name dproxy (testscript.Main runs the CLI then).
 type server struct {
 	URL, Host, DataDir string
+	bin                string // this test binary as dproxy
 	Upstream           *testregistry.Upstream
 	log                string // path of its log (debug level)
 }
 
 // serve starts `dproxy serve` on a free port of 127.0.0.1 with a temp data
-// dir in front of up; it is stopped by PID when the test ends.
-func serve(t *testing.T, up *testregistry.Upstream) *server {
+// dir in front of up, with args after the default flags (a flag given
+// again there wins); it is stopped by PID when the test ends.
+func serve(t *testing.T, up *testregistry.Upstream, args ...string) *server {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "dproxy")
 	if err := os.Symlink(os.Args[0], bin); err != nil {
@@ -96,7 +98,7 @@ func serve(t *testing.T, up *testregistry.Upstream) *server {
 	// A free port may be taken between picking and binding it: then the
 	// child exits saying so, and another port is tried.
 	for attempt := 1; ; attempt++ {
-		s, err := startServe(t, bin, up)
+		s, err := startServe(t, bin, up, args)
 		if err == nil {
 			return s
 		}
@@ -108,22 +110,22 @@ func serve(t *testing.T, up *testregistry.Upstream) *server {
 
 // startServe starts `dproxy serve` on a port that was free a moment ago
 // and waits until it is ready, or exits.
-func startServe(t *testing.T, bin string, up *testregistry.Upstream) (*server, error) {
+func startServe(t *testing.T, bin string, up *testregistry.Upstream, args []string) (*server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	s := &server{URL: "http://" + addr, Host: addr, DataDir: t.TempDir(), Upstream: up, log: filepath.Join(t.TempDir(), "serve.log")}
+	s := &server{URL: "http://" + addr, Host: addr, DataDir: t.TempDir(), bin: bin, Upstream: up, log: filepath.Join(t.TempDir(), "serve.log")}
 	logf, err := os.Create(s.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The scripts' virtual registries pull from the test upstream on
 	// 127.0.0.1, which the address policy refuses unless allowed.
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--data-dir", s.DataDir, "--upstream", up.URL,
-		"--external-url", s.URL, "--log-level", "debug", "--log-format", "text", "--upstream-allow-cidr", "127.0.0.1/32")
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", addr, "--data-dir", s.DataDir, "--upstream", up.URL,
+		"--external-url", s.URL, "--log-level", "debug", "--log-format", "text", "--upstream-allow-cidr", "127.0.0.1/32"}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

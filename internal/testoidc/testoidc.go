@@ -47,20 +47,31 @@ type Issuer struct {
 	published   []key          // the keys the JWKS lists
 	jwksFetches int
 	hang        chan struct{} // non-nil: requests wait on it
+	srv         *httptest.Server
 }
 
 // New starts an issuer that lives until the test ends.
 func New(t testing.TB) *Issuer {
 	t.Helper()
-	i := &Issuer{}
-	srv := httptest.NewServer(http.HandlerFunc(i.serve))
-	i.URL = srv.URL
-	i.rotate()
-	t.Cleanup(func() {
-		i.Hang(false)
-		srv.Close()
-	})
+	i := Start()
+	t.Cleanup(i.Close)
 	return i
+}
+
+// Start starts an issuer on 127.0.0.1 for a program that is not a test
+// (the end-to-end suite's fixtures); the caller must Close it.
+func Start() *Issuer {
+	i := &Issuer{}
+	i.srv = httptest.NewServer(http.HandlerFunc(i.serve))
+	i.URL = i.srv.URL
+	i.rotate()
+	return i
+}
+
+// Close stops the issuer and releases hanging requests.
+func (i *Issuer) Close() {
+	i.Hang(false)
+	i.srv.Close()
 }
 
 func (i *Issuer) serve(w http.ResponseWriter, r *http.Request) {
