@@ -33,7 +33,7 @@ RACE = $(if $(filter 1,$(shell $(GO) env CGO_ENABLED 2>/dev/null)),-race)
 test: $(BIN)/gotestsum ## Run every test (with the race detector when a C compiler is installed)
 	@if [ -z "$(RACE)" ]; then echo "note: cgo is off (go env CGO_ENABLED is 0, as without a C compiler): running the tests without the race detector; for it, install gcc (Debian/Ubuntu: apt-get install gcc libc6-dev)"; fi
 	@if [ -z "$$DPROXY_TEST_POSTGRES" ] || [ -z "$$DPROXY_TEST_S3" ]; then echo "note: DPROXY_TEST_POSTGRES or DPROXY_TEST_S3 is not set: the PostgreSQL and S3 tests skip (with CI=true, fail) and the summary says how to run them; bash .ci/run (as root) starts both servers and runs every test"; fi
-	$(BIN)/gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg -- $(RACE) -shuffle=on -count=1 -timeout 20m ./...
+	$(BIN)/gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg -- $(RACE) -shuffle=on -count=1 -timeout 30m ./...
 
 .PHONY: lint
 lint: $(BIN)/staticcheck ## gofmt, go vet, staticcheck, go mod tidy check

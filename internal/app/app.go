@@ -65,8 +65,9 @@ type App struct {
 type Option func(*options)
 
 type options struct {
-	now      func() time.Time
-	resolver *net.Resolver
+	now          func() time.Time
+	resolver     *net.Resolver
+	preVerifyMax int64
 }
 
 // WithClock makes everything that judges time by a clock read it from now:
@@ -82,6 +83,13 @@ func WithClock(now func() time.Time) Option {
 // name can move to another address).
 func WithResolver(r *net.Resolver) Option {
 	return func(o *options) { o.resolver = r }
+}
+
+// WithPreVerifyMax sets the size up to which a stored blob not yet
+// verified is hashed before it is served (cache.Options.PreVerifyMax), so
+// that tests reach both sides of it with small blobs.
+func WithPreVerifyMax(n int64) Option {
+	return func(o *options) { o.preVerifyMax = n }
 }
 
 // BlobStore is blob storage as the server uses it: blobstore.FS or
@@ -206,6 +214,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		RevalidateTimeout: cfg.RevalidateTimeout,
 		RateLimitReserve:  reserve(cfg.RateLimitReserve),
 		MaxBlobSize:       cfg.MaxBlobSize,
+		PreVerifyMax:      o.preVerifyMax,
 		Logger:            log,
 		Metrics:           m,
 		Now:               o.now,

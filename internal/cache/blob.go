@@ -148,15 +148,12 @@ func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retr
 	return &Blob{ReadCloser: r, Size: size}, false, nil
 }
 
-// preVerifyMax is the size up to which a stored file not yet verified by
-// this process is hashed whole before its first byte is sent, so that a
-// corrupt one is fetched again for the same client instead of cutting its
-// response short. Larger files are verified while they are served.
-const preVerifyMax = 64 << 20
+// DefaultPreVerifyMax is Options.PreVerifyMax's default.
+const DefaultPreVerifyMax = 64 << 20
 
 // checkStored says what is wrong with f, the stored file of d whose
 // recorded size is size: "" when it may be served. A file of at most
-// preVerifyMax bytes not verified since it last changed is hashed first
+// Options.PreVerifyMax bytes not verified since it last changed is hashed first
 // (and rewound). Files of blob stores that give no identity (S3) are
 // verified while served instead: each serve there would be hashed twice.
 func (c *Cache) checkStored(f blobstore.Blob, d oci.Digest, size int64) (why string, _ error) {
@@ -164,7 +161,7 @@ func (c *Cache) checkStored(f blobstore.Blob, d oci.Digest, size int64) (why str
 		return fmt.Sprintf("file has %d bytes, the cache recorded %d", f.Size(), size), nil
 	}
 	fi := identity(f)
-	if fi == nil || size > preVerifyMax || c.verified.known(d, fi) {
+	if fi == nil || size > c.opts.PreVerifyMax || c.verified.known(d, fi) {
 		return "", nil
 	}
 	v := oci.NewVerifier(d)

@@ -84,6 +84,12 @@ type Options struct {
 	RateLimitReserve int
 	// MaxBlobSize refuses larger blobs. Default 50 GiB.
 	MaxBlobSize int64
+	// PreVerifyMax is the size up to which a stored file not verified by
+	// this process since it last changed is hashed whole before its first
+	// byte is sent, so that a corrupt one is fetched again for the same
+	// client instead of cutting its response short. Larger files are
+	// verified while they are served. Default DefaultPreVerifyMax.
+	PreVerifyMax int64
 	// TouchInterval is how often batched read times are written. Default 5s.
 	TouchInterval time.Duration
 	// TrustHead says the upstream is the operator's own (the instance
@@ -144,6 +150,9 @@ func New(meta metaStore, blobs blobStore, remote Remote, opts Options) *Cache {
 	}
 	if opts.RateLimitReserve == 0 {
 		opts.RateLimitReserve = 10
+	}
+	if opts.PreVerifyMax <= 0 {
+		opts.PreVerifyMax = DefaultPreVerifyMax
 	}
 	if opts.TouchInterval <= 0 {
 		opts.TouchInterval = 5 * time.Second
