@@ -123,23 +123,7 @@ func (s *Store) CITrusts(ctx context.Context) ([]CITrust, error) {
 }
 
 func (s *Store) ciTrusts(ctx context.Context, what, query string, args ...any) ([]CITrust, error) {
-	rows, err := s.read(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	defer rows.Close()
-	var out []CITrust
-	for rows.Next() {
-		t, err := scanCITrust(rows)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return out, nil
+	return readAll(ctx, s, what, scanCITrust, query, args...)
 }
 
 // DeleteCITrust removes a trust. An unknown id is an error wrapping

@@ -103,23 +103,7 @@ func (s *Store) GroupByID(ctx context.Context, id int64) (Group, error) {
 // Groups returns every group, ordered by path (so parents come before
 // their subgroups).
 func (s *Store) Groups(ctx context.Context) ([]Group, error) {
-	rows, err := s.read(ctx, `SELECT `+groupColumns+` FROM groups ORDER BY path`)
-	if err != nil {
-		return nil, fmt.Errorf("list groups: %w", err)
-	}
-	defer rows.Close()
-	var out []Group
-	for rows.Next() {
-		g, err := scanGroup(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list groups: %w", err)
-		}
-		out = append(out, g)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list groups: %w", err)
-	}
-	return out, nil
+	return readAll(ctx, s, "list groups", scanGroup, `SELECT `+groupColumns+` FROM groups ORDER BY path`)
 }
 
 // DeleteGroup deletes a group, its subgroups and everything that belongs to

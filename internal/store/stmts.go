@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"sync"
 )
 
@@ -58,6 +59,28 @@ func (s *Store) readRow(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // read runs a multi-row read on the reader like readRow.
+// readAll runs query on the read pool and returns every row as scan makes
+// it; errors are wrapped with what (e.g. "list users").
+func readAll[T any](ctx context.Context, s *Store, what string, scan func(interface{ Scan(...any) error }) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := s.read(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
+
 func (s *Store) read(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if s.stmts != nil {
 		if st, err := s.stmts.get(ctx, query); err == nil {

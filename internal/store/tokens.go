@@ -129,23 +129,7 @@ func (s *Store) TokensOfGroup(ctx context.Context, groupID int64) ([]Token, erro
 }
 
 func (s *Store) tokens(ctx context.Context, what, query string, args ...any) ([]Token, error) {
-	rows, err := s.read(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	defer rows.Close()
-	var out []Token
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return out, nil
+	return readAll(ctx, s, what, scanToken, query, args...)
 }
 
 // RevokeToken marks a token revoked at at. Revoking a revoked token keeps

@@ -69,23 +69,7 @@ func (s *Store) CountUsers(ctx context.Context) (int, error) {
 
 // Users returns every user, ordered by username.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
-	rows, err := s.read(ctx, `SELECT `+userColumns+` FROM users ORDER BY username`)
-	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
-	}
-	defer rows.Close()
-	var out []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list users: %w", err)
-		}
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
-	}
-	return out, nil
+	return readAll(ctx, s, "list users", scanUser, `SELECT `+userColumns+` FROM users ORDER BY username`)
 }
 
 // SetUserPassword replaces a user's bcrypt hash ("" disables password
