@@ -101,9 +101,6 @@ type BlobStore interface {
 // jwtKeySetting names the JWT signing key replicas share through PostgreSQL.
 const jwtKeySetting = "jwt_signing_key"
 
-// redirectExpiry is the lifetime of presigned blob URLs (storage-redirect).
-const redirectExpiry = 20 * time.Minute
-
 // Open prepares the data dir (creating keys on first start, removing
 // leftover temp files), opens the store, bootstraps the admin token when the
 // instance has no user yet, and builds the server. It listens on nothing.
@@ -417,7 +414,7 @@ func openBlobs(ctx context.Context, cfg config.Config) (BlobStore, error) {
 	opts.AccessKeyID, opts.SecretAccessKey = cfg.S3AccessKeyID, cfg.S3SecretAccessKey
 	opts.SpoolDir = cfg.BlobDir()
 	if cfg.StorageRedirect {
-		opts.RedirectExpiry = redirectExpiry
+		opts.RedirectExpiry = cfg.StorageRedirectExpiry
 	}
 	s3, err := blobstore.NewS3(ctx, opts)
 	if err != nil {
