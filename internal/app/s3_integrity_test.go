@@ -5,18 +5,24 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/store"
 	"github.com/dproxy/dproxy/internal/testregistry"
 )
 
@@ -127,5 +133,53 @@ func TestStorageRedirectOnlyToVerifiedObjects(t *testing.T) {
 	got.Body.Close()
 	if got.StatusCode != http.StatusOK || digestOf(body) != fx.digest.String() {
 		t.Errorf("GET of the presigned URL: %d, digest %s; want the blob", got.StatusCode, digestOf(body))
+	}
+}
+
+// fsck checks a server on PostgreSQL and S3 through its config file:
+// every object is stat'ed, and with --verify-content streamed and hashed,
+// so an object corrupted in place (same size) is found and repaired.
+func TestFsckCoversS3(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	e := newEnv(t, envOptions{configure: c.configure})
+	e.group("acme")
+	tok := e.user("alice", "acme", store.RoleGuest)
+	var imgs []v1.Image
+	for i := range 2 {
+		imgs = append(imgs, e.up.PushRandomImage(t, fmt.Sprintf("library/img%d", i), "v1", 1, 4096))
+		pullAll(t, e.ref("acme", fmt.Sprintf("img%d:v1", i)), pullOpts("alice", tok))
+	}
+	e.settle()
+	corrupt := blobsOf(t, imgs[0])[1]
+	size, err := e.app.Blobs.Stat(t.Context(), corrupt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := make([]byte, size)
+	rand.Read(bad)
+	c.overwriteObject(t, corrupt, bad)
+
+	file := filepath.Join(t.TempDir(), "dproxy.yaml")
+	conf := fmt.Sprintf("data-dir: %s\ndatabase: %s\nstorage: %s\nsecret-key: %s\ns3-access-key-id: %s\ns3-secret-access-key: %s\n",
+		e.app.Config.DataDir, c.database, c.storage, c.secretKey, c.s3ID, c.s3Secret)
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runCLI("fsck", "--config", file); code != 0 || !strings.Contains(out, "checked 4 cached blobs, 4 blob files") {
+		t.Errorf("fsck of the bucket without --verify-content exited %d, want 0 after checking 4 blobs and 4 objects:\n%s", code, out)
+	}
+	code, out := runCLI("fsck", "--config", file, "--verify-content")
+	if code != 1 || !strings.Contains(out, "corrupt-file\t"+string(corrupt)+"\tfound") {
+		t.Errorf("fsck --verify-content exited %d, want 1 naming the corrupt object %s:\n%s", code, corrupt, out)
+	}
+	if code, out := runCLI("fsck", "--config", file, "--verify-content", "--repair"); code != 0 || strings.Count(out, "\trepaired\t") != 1 {
+		t.Errorf("fsck --verify-content --repair exited %d, want 0 with 1 repair:\n%s", code, out)
+	}
+	if _, err := e.app.Blobs.Stat(t.Context(), corrupt); !errors.Is(err, oci.ErrBlobUnknown) {
+		t.Errorf("the corrupt object after the repair: %v, want it deleted", err)
+	}
+	if code, out := runCLI("fsck", "--config", file, "--verify-content"); code != 0 || !strings.Contains(out, "checked 3 cached blobs, 3 blob files, 0 temp files: 0 problems") {
+		t.Errorf("fsck after the repair exited %d:\n%s", code, out)
 	}
 }
