@@ -88,6 +88,12 @@ func New(reg *registry.Handler, ready func(context.Context) error, opts Options)
 	adminMux := mux
 	if opts.AdminElsewhere {
 		adminMux = http.NewServeMux()
+		// A 404 that says where to go, for a CLI still pointed here.
+		elsewhere := func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusNotFound, `{"errors":[{"message":"this address does not serve the admin API: use the server's admin address (admin-addr)"}]}`)
+		}
+		mux.HandleFunc("/api/graphql", elsewhere)
+		mux.HandleFunc("/api/v4/", elsewhere)
 	}
 	if opts.Metrics != nil && !opts.MetricsElsewhere {
 		adminMux.Handle("GET /metrics", authorizeMetrics(opts.Metrics.Handler(), opts.MetricsAuthorize))

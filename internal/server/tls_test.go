@@ -53,7 +53,7 @@ func TestAdminAddressSplitOverTLS(t *testing.T) {
 		want               int
 		body               string
 	}{
-		{mainURL, http.MethodPost, "/api/graphql", http.StatusNotFound, ""},
+		{mainURL, http.MethodPost, "/api/graphql", http.StatusNotFound, `{"errors":[{"message":"this address does not serve the admin API: use the server's admin address (admin-addr)"}]}`},
 		{mainURL, http.MethodDelete, "/api/v4/groups/acme/dependency_proxy/cache", http.StatusNotFound, ""},
 		{mainURL, http.MethodGet, "/metrics", http.StatusNotFound, ""},
 		{mainURL, http.MethodGet, "/-/health", http.StatusOK, `{"status":"ok"}`},
