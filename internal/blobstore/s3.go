@@ -227,9 +227,12 @@ func (s *S3) commit(ctx context.Context, d oci.Digest, tmp *os.File) error {
 		return fmt.Errorf("commit blob %s: upload s3 object %s: %w", d, key, err)
 	}
 	if err := s.verifyObject(ctx, d, key); err != nil {
-		// Nobody may be served what did not arrive intact.
-		if rerr := s.client.RemoveObject(ctx, s.opts.Bucket, key, minio.RemoveObjectOptions{}); rerr != nil && !isNotFound(rerr) {
-			return fmt.Errorf("commit blob %s: %w; removing the object failed too: %w", d, err, rerr)
+		// Nobody may be served what did not arrive intact. An object that
+		// could not be read back stays: it is hashed when first served.
+		if errors.Is(err, oci.ErrDigestInvalid) {
+			if rerr := s.client.RemoveObject(ctx, s.opts.Bucket, key, minio.RemoveObjectOptions{}); rerr != nil && !isNotFound(rerr) {
+				return fmt.Errorf("commit blob %s: %w; removing the object failed too: %w", d, err, rerr)
+			}
 		}
 		return fmt.Errorf("commit blob %s: %w", d, err)
 	}
