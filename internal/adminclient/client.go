@@ -221,6 +221,9 @@ func (c *Client) statusError(ne graphql.NetworkError) error {
 	case http.StatusUnauthorized:
 		return &UnauthorizedError{Server: c.server, Message: msg}
 	case http.StatusNotFound:
+		if strings.HasPrefix(strings.TrimSpace(ne.Body()), "{") && msg != "" {
+			return fmt.Errorf("%s has no admin API (HTTP 404 on /api/graphql): %s", c.server, msg) // e.g. it is on admin-addr
+		}
 		return fmt.Errorf("%s has no admin API (HTTP 404 on /api/graphql): is --server the URL of a dproxy?", c.server)
 	}
 	if msg == "" {

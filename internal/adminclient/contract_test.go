@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/dproxy/dproxy/internal/adminclient"
+	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/testregistry"
 	"github.com/dproxy/dproxy/internal/testserver"
 )
@@ -391,5 +392,22 @@ func TestNewRejectsBadURL(t *testing.T) {
 		if _, err := adminclient.New(u, "", adminclient.Options{}); err == nil {
 			t.Errorf("New(%q) succeeded", u)
 		}
+	}
+}
+
+// A server with admin-addr answers the admin API only there; a client
+// pointed at the main address is told where to go.
+func TestAdminAddrIsNamedOnTheMainAddress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := testserver.New(t, testserver.Options{Configure: func(c *config.Config) { c.AdminAddr = "127.0.0.1:0" }})
+	_, err := newClient(t, s.URL, s.AdminToken).CurrentUser(ctx)
+	if err == nil || !strings.Contains(err.Error(), "use the server's admin address (admin-addr)") {
+		t.Errorf("CurrentUser on the main address = %v, want an error naming admin-addr", err)
+	}
+	admin := httptest.NewServer(s.App.Server.AdminHandler())
+	t.Cleanup(admin.Close)
+	if me, err := newClient(t, admin.URL, s.AdminToken).CurrentUser(ctx); err != nil || me.Username != "admin" {
+		t.Errorf("CurrentUser on the admin address = %+v, %v", me, err)
 	}
 }

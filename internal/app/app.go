@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,7 @@ import (
 	"github.com/dproxy/dproxy/internal/server/gitlab"
 	"github.com/dproxy/dproxy/internal/server/graphql"
 	"github.com/dproxy/dproxy/internal/server/registry"
+	"github.com/dproxy/dproxy/internal/servertls"
 	"github.com/dproxy/dproxy/internal/store"
 	"github.com/dproxy/dproxy/internal/upstream"
 )
@@ -57,8 +59,11 @@ type App struct {
 	// Lifecycle runs TTL expiry, garbage collection and the size cap; Run
 	// starts its schedule.
 	Lifecycle *lifecycle.Manager
-	log       *slog.Logger
-	dirLock   *lifecycle.DataDirLock
+	// TLSCert is the served certificate when TLS is on (nil otherwise);
+	// Run reloads it on SIGHUP and when its files change.
+	TLSCert *servertls.Certificate
+	log     *slog.Logger
+	dirLock *lifecycle.DataDirLock
 }
 
 // Option changes how Open assembles the server.
@@ -108,9 +113,6 @@ type BlobStore interface {
 
 // jwtKeySetting names the JWT signing key replicas share through PostgreSQL.
 const jwtKeySetting = "jwt_signing_key"
-
-// redirectExpiry is the lifetime of presigned blob URLs (storage-redirect).
-const redirectExpiry = 20 * time.Minute
 
 // Open prepares the data dir (creating keys on first start, removing
 // leftover temp files), opens the store, bootstraps the admin token when the
@@ -247,12 +249,24 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		return nil, err
 	}
 	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Admin: adm, Issuer: iss, Cache: c, Virtual: vc, Metrics: m, Lifecycle: lc, log: log, dirLock: dirLock}
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" {
+		minVersion, err := config.ParseTLSVersion(cfg.TLSMinVersion)
+		if err != nil {
+			return nil, fmt.Errorf("tls-min-version: %w", err)
+		}
+		if a.TLSCert, err = servertls.Load(cfg.TLSCert, cfg.TLSKey, log); err != nil {
+			return nil, err
+		}
+		tlsConfig = servertls.Config(a.TLSCert, minVersion)
+	}
 	gql := graphql.New(adm, graphql.Options{ExternalURL: cfg.ExternalURL, Logger: log, TrustedProxies: proxies})
 	a.Server = server.New(reg, a.ready, server.Options{
-		Addr: cfg.Addr, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
+		Addr: cfg.Addr, TLS: tlsConfig,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Metrics: m,
 		GraphQL: gql.GraphQL(), GitLabAPI: gitlab.New(adm, gitlab.Options{ExternalURL: cfg.ExternalURL, Logger: log}),
 		MetricsElsewhere: cfg.MetricsAddr != "", MetricsAuthorize: metricsAuthorizer(svc),
+		AdminElsewhere: cfg.AdminAddr != "",
 	})
 	return a, nil
 }
@@ -323,6 +337,29 @@ func (a *App) Run(ctx context.Context) error {
 	bg, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Lifecycle.Run(bg) })
+	if a.TLSCert != nil {
+		wg.Go(func() { a.TLSCert.Watch(bg, servertls.DefaultPollInterval) })
+	}
+	if a.Config.AdminAddr != "" {
+		aln, err := net.Listen("tcp", a.Config.AdminAddr)
+		if err != nil {
+			stop()
+			wg.Wait()
+			ln.Close()
+			return fmt.Errorf("listen on %s (admin-addr): %w", a.Config.AdminAddr, err)
+		}
+		a.log.Info("serving the admin API", "addr", aln.Addr().String())
+		if a.Config.TLSCert == "" && !loopback(aln.Addr()) {
+			a.log.Warn("serving the admin API over plain HTTP on a non-loopback address: admin tokens cross the network unencrypted",
+				"addr", aln.Addr().String())
+		}
+		wg.Go(func() {
+			// It ends with ctx, as the main address does.
+			if err := a.Server.ServeAdmin(ctx, aln); err != nil {
+				a.log.Error("admin listener stopped", "err", err)
+			}
+		})
+	}
 	if a.Config.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", a.Config.MetricsAddr)
 		if err != nil {
@@ -446,7 +483,7 @@ func openBlobs(ctx context.Context, cfg config.Config) (BlobStore, error) {
 	opts.AccessKeyID, opts.SecretAccessKey = cfg.S3AccessKeyID, cfg.S3SecretAccessKey
 	opts.SpoolDir = cfg.BlobDir()
 	if cfg.StorageRedirect {
-		opts.RedirectExpiry = redirectExpiry
+		opts.RedirectExpiry = cfg.StorageRedirectExpiry
 	}
 	s3, err := blobstore.NewS3(ctx, opts)
 	if err != nil {

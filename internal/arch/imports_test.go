@@ -95,6 +95,11 @@ var rules = []rule{
 		why:  "cache → store, blobstore, upstream, oci",
 	},
 	{
+		from: []string{"internal/servertls"},
+		only: []string{"internal/keyfile"},
+		why:  "servertls reads the certificate's key as a key file; app hands the TLS settings to server",
+	},
+	{
 		from: []string{"internal/oci"},
 		only: []string{},
 		why:  "oci is vocabulary: it imports no dproxy package",

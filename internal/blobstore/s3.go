@@ -2,6 +2,8 @@ package blobstore
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -43,8 +46,9 @@ type S3Options struct {
 	// written there, verified, then uploaded. Required.
 	SpoolDir string
 	// RedirectExpiry, when positive, makes opened blobs offer a presigned
-	// GET URL of that lifetime (see RedirectURL) and defers their download
-	// until the first read.
+	// GET URL of that lifetime (see RedirectURL) once their object's
+	// content has been verified, and defers their download until the
+	// first read.
 	RedirectExpiry time.Duration
 	// Transport is the HTTP transport; nil is a default one.
 	Transport http.RoundTripper
@@ -107,12 +111,27 @@ func ParseS3URL(raw string) (S3Options, error) {
 // uploaded by Commit once verified: an object exists under a digest key only
 // complete and verified (a PUT, multipart or not, is atomic in S3). S3 is
 // safe for concurrent use, also by several replicas sharing the bucket.
+//
+// Integrity: an upload of up to 5 GiB is one PUT that carries the blob's
+// SHA-256 twice, as the signed payload hash and as x-amz-checksum-sha256,
+// so a server that checks either refuses bytes that do not match and one
+// that keeps checksums records it with the object. Every upload is then
+// read back and hashed once. S3 remembers, per process, the object
+// versions (ETag, size, modification time) whose content it hashed: at
+// commit, through Verify, or because a reader read the whole object and
+// reported it with ContentVerified. Only such a version is ever redirected
+// to; an object replaced since is streamed (and so hashed) first.
 type S3 struct {
-	client *minio.Client
-	core   minio.Core
-	opts   S3Options
-	spool  *FS // only its temp folder is used
+	client   *minio.Client
+	core     minio.Core
+	opts     S3Options
+	spool    *FS // only its temp folder is used
+	verified *verifiedObjects
 }
+
+// maxSinglePut is the largest object S3 accepts in one PUT; larger blobs
+// go up as multipart uploads, which carry no whole-object SHA-256.
+const maxSinglePut = 5 << 30
 
 // NewS3 connects to the bucket and checks that it exists.
 func NewS3(ctx context.Context, opts S3Options) (*S3, error) {
@@ -151,7 +170,7 @@ func NewS3(ctx context.Context, opts S3Options) (*S3, error) {
 	if !ok {
 		return nil, fmt.Errorf("open s3 bucket %s at %s: the bucket does not exist; create it first", opts.Bucket, endpoint)
 	}
-	return &S3{client: c, core: minio.Core{Client: c}, opts: opts, spool: spool}, nil
+	return &S3{client: c, core: minio.Core{Client: c}, opts: opts, spool: spool, verified: newVerifiedObjects()}, nil
 }
 
 func (s *S3) key(d oci.Digest) (string, error) {
@@ -204,11 +223,60 @@ func (s *S3) commit(ctx context.Context, d oci.Digest, tmp *os.File) error {
 	}
 	// A section reader reads by offset: the writer's file position is irrelevant.
 	body := io.NewSectionReader(tmp, 0, fi.Size())
-	if _, err := s.client.PutObject(ctx, s.opts.Bucket, key, body, fi.Size(), minio.PutObjectOptions{
-		ContentType: oci.MediaTypeOctetStream,
-	}); err != nil {
+	if err := s.upload(ctx, d, key, body, fi.Size()); err != nil {
 		return fmt.Errorf("commit blob %s: upload s3 object %s: %w", d, key, err)
 	}
+	if err := s.verifyObject(ctx, d, key); err != nil {
+		// Nobody may be served what did not arrive intact. An object that
+		// could not be read back stays: it is hashed when first served.
+		if errors.Is(err, oci.ErrDigestInvalid) {
+			if rerr := s.client.RemoveObject(ctx, s.opts.Bucket, key, minio.RemoveObjectOptions{}); rerr != nil && !isNotFound(rerr) {
+				return fmt.Errorf("commit blob %s: %w; removing the object failed too: %w", d, err, rerr)
+			}
+		}
+		return fmt.Errorf("commit blob %s: %w", d, err)
+	}
+	return nil
+}
+
+// upload PUTs the verified bytes of blob d, with its SHA-256 as the signed
+// payload hash and as x-amz-checksum-sha256 when it fits one PUT.
+func (s *S3) upload(ctx context.Context, d oci.Digest, key string, body io.Reader, size int64) error {
+	if size > maxSinglePut {
+		_, err := s.client.PutObject(ctx, s.opts.Bucket, key, body, size, minio.PutObjectOptions{ContentType: oci.MediaTypeOctetStream})
+		return err
+	}
+	_, err := s.core.PutObject(ctx, s.opts.Bucket, key, body, size, "", d.Hex(), minio.PutObjectOptions{
+		ContentType:          oci.MediaTypeOctetStream,
+		DisableContentSha256: true, // the hash is given: no streaming signature that hashes again
+		UserMetadata:         map[string]string{checksumHeader: checksumOf(d)},
+	})
+	return err
+}
+
+// checksumHeader carries an object's SHA-256 (base64) in S3's
+// additional-checksums API.
+const checksumHeader = "x-amz-checksum-sha256"
+
+// checksumOf is blob d's x-amz-checksum-sha256 value: its digest's bytes
+// in base64.
+func checksumOf(d oci.Digest) string {
+	sum, _ := hex.DecodeString(d.Hex())
+	return base64.StdEncoding.EncodeToString(sum)
+}
+
+// verifyObject reads object key back and checks that it hashes to d; the
+// version read is then remembered as verified.
+func (s *S3) verifyObject(ctx context.Context, d oci.Digest, key string) error {
+	body, info, _, err := s.core.GetObject(ctx, s.opts.Bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return s.objectErr("verify", d, key, err)
+	}
+	defer body.Close()
+	if err := verify(ctx, d, body, "s3://"+s.opts.Bucket+"/"+key); err != nil {
+		return err
+	}
+	s.verified.add(d, versionOf(info))
 	return nil
 }
 
@@ -226,19 +294,80 @@ func (s *S3) Open(ctx context.Context, d oci.Digest) (Blob, error) {
 	}
 	b := &s3Blob{s: s, ctx: ctx, digest: d, key: key}
 	if s.opts.RedirectExpiry > 0 {
-		info, err := s.client.StatObject(ctx, s.opts.Bucket, key, minio.StatObjectOptions{})
+		// The checksum S3 recorded, if it keeps one, is compared before a redirect.
+		info, err := s.client.StatObject(ctx, s.opts.Bucket, key, minio.StatObjectOptions{Checksum: true})
 		if err != nil {
 			return nil, s.objectErr("open", d, key, err)
 		}
-		b.size = info.Size
+		b.size, b.version, b.checksum = info.Size, versionOf(info), info.ChecksumSHA256
 		return b, nil
 	}
 	body, info, _, err := s.core.GetObject(ctx, s.opts.Bucket, key, minio.GetObjectOptions{})
 	if err != nil {
 		return nil, s.objectErr("open", d, key, err)
 	}
-	b.size, b.body = info.Size, body
+	b.size, b.body, b.version = info.Size, body, versionOf(info)
 	return b, nil
+}
+
+// objectVersion identifies one write of an object: another PUT under the
+// same key changes the ETag or the modification time.
+type objectVersion struct {
+	etag     string
+	size     int64
+	modified time.Time
+}
+
+func versionOf(info minio.ObjectInfo) objectVersion {
+	return objectVersion{etag: info.ETag, size: info.Size, modified: info.LastModified}
+}
+
+// maxVerifiedObjects bounds the memory of verifiedObjects; a forgotten
+// entry only makes the next serve of that blob stream (and hash) it.
+const maxVerifiedObjects = 100_000
+
+// verifiedObjects remembers, per digest, the object version last hashed
+// and found to match.
+type verifiedObjects struct {
+	mu sync.Mutex
+	m  map[oci.Digest]objectVersion
+}
+
+func newVerifiedObjects() *verifiedObjects {
+	return &verifiedObjects{m: make(map[oci.Digest]objectVersion)}
+}
+
+// known reports whether v, an object version of blob d, was verified. A
+// version without an ETag is never known: it could not be told apart.
+func (v *verifiedObjects) known(d oci.Digest, ver objectVersion) bool {
+	if ver.etag == "" {
+		return false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	prev, ok := v.m[d]
+	return ok && prev.etag == ver.etag && prev.size == ver.size && prev.modified.Equal(ver.modified)
+}
+
+func (v *verifiedObjects) add(d oci.Digest, ver objectVersion) {
+	if ver.etag == "" {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, ok := v.m[d]; !ok && len(v.m) >= maxVerifiedObjects {
+		for k := range v.m {
+			delete(v.m, k)
+			break
+		}
+	}
+	v.m[d] = ver
+}
+
+func (v *verifiedObjects) forget(d oci.Digest) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.m, d)
 }
 
 func (s *S3) objectErr(action string, d oci.Digest, key string, err error) error {
@@ -253,14 +382,16 @@ func (s *S3) objectErr(action string, d oci.Digest, key string, err error) error
 // http.ServeContent's probe (seek to the end and back) costs no request;
 // a read elsewhere replaces it with a ranged GET from the offset.
 type s3Blob struct {
-	s      *S3
-	ctx    context.Context // of the Open call: the request the blob is served to
-	digest oci.Digest
-	key    string
-	size   int64
-	off    int64         // where the next Read starts
-	body   io.ReadCloser // nil until needed
-	bodyAt int64         // the offset body's next byte is at
+	s        *S3
+	ctx      context.Context // of the Open call: the request the blob is served to
+	digest   oci.Digest
+	key      string
+	size     int64
+	version  objectVersion // of the object opened; every read asks for it
+	checksum string        // x-amz-checksum-sha256 S3 reported, if any (redirect mode)
+	off      int64         // where the next Read starts
+	body     io.ReadCloser // nil until needed
+	bodyAt   int64         // the offset body's next byte is at
 }
 
 func (b *s3Blob) Size() int64 { return b.size }
@@ -275,6 +406,13 @@ func (b *s3Blob) Read(p []byte) (int, error) {
 	}
 	if b.body == nil {
 		var opts minio.GetObjectOptions
+		if b.version.etag != "" {
+			// Bytes of a later write under the key would not be the ones
+			// ContentVerified vouches for.
+			if err := opts.SetMatchETag(b.version.etag); err != nil {
+				return 0, err
+			}
+		}
 		if b.off > 0 {
 			if err := opts.SetRange(b.off, 0); err != nil {
 				return 0, err
@@ -323,10 +461,20 @@ func (b *s3Blob) Close() error {
 	return err
 }
 
-// RedirectURL returns a presigned GET URL of the blob, or "" when the store
-// does not redirect (RedirectExpiry is 0).
+// ContentVerified records that the caller read the whole blob from this
+// opened object and it hashed to the digest, so the object version may be
+// redirected to from now on.
+func (b *s3Blob) ContentVerified() { b.s.verified.add(b.digest, b.version) }
+
+// RedirectURL returns a presigned GET URL of the blob, or "" when the blob
+// is to be served by the caller: the store does not redirect
+// (RedirectExpiry is 0), or the object's content was not verified (see
+// S3), or the checksum S3 recorded for it is not the digest's.
 func (b *s3Blob) RedirectURL(ctx context.Context) (string, error) {
 	if b.s.opts.RedirectExpiry <= 0 {
+		return "", nil
+	}
+	if !b.s.verified.known(b.digest, b.version) || (b.checksum != "" && b.checksum != checksumOf(b.digest)) {
 		return "", nil
 	}
 	u, err := b.s.client.PresignedGetObject(ctx, b.s.opts.Bucket, b.key, b.s.opts.RedirectExpiry, nil)
@@ -362,6 +510,7 @@ func (s *S3) Delete(ctx context.Context, d oci.Digest) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delete blob %s: %w", d, err)
 	}
+	s.verified.forget(d)
 	if err := s.client.RemoveObject(ctx, s.opts.Bucket, key, minio.RemoveObjectOptions{}); err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete blob %s: s3 object %s: %w", d, key, err)
 	}
@@ -398,13 +547,37 @@ func (s *S3) Walk(ctx context.Context, fn func(d oci.Digest, size int64) error) 
 	return nil
 }
 
-// Verify re-reads blob d and checks that it still hashes to d, as
-// FS.Verify does.
+// Verify re-reads blob d, streaming the whole object, and checks that it
+// still hashes to d, as FS.Verify does.
 func (s *S3) Verify(ctx context.Context, d oci.Digest) error {
-	b, err := s.Open(ctx, d)
+	key, err := s.key(d)
 	if err != nil {
-		return fmt.Errorf("verify: %w", err)
+		return fmt.Errorf("verify blob: %w", err)
 	}
-	defer b.Close()
-	return verify(ctx, d, b, "s3://"+s.opts.Bucket+"/"+b.(*s3Blob).key)
+	if err := s.verifyObject(ctx, d, key); err != nil {
+		if errors.Is(err, oci.ErrDigestInvalid) {
+			s.verified.forget(d)
+		}
+		return err
+	}
+	return nil
 }
+
+// ModTime returns when blob d's object was last written.
+func (s *S3) ModTime(ctx context.Context, d oci.Digest) (time.Time, error) {
+	key, err := s.key(d)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("stat blob: %w", err)
+	}
+	info, err := s.client.StatObject(ctx, s.opts.Bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return time.Time{}, s.objectErr("stat", d, key, err)
+	}
+	return info.LastModified, nil
+}
+
+// Temps lists the spool files of downloads, as FS.Temps does.
+func (s *S3) Temps() ([]TempFile, error) { return s.spool.Temps() }
+
+// RemoveTemp removes a spool file Temps listed.
+func (s *S3) RemoveTemp(name string) error { return s.spool.RemoveTemp(name) }

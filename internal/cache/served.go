@@ -55,6 +55,9 @@ func (b *servedBlob) Read(p []byte) (int, error) {
 				return 0, fmt.Errorf("%w: stored blob %s does not match its digest", oci.ErrDigestInvalid, b.digest)
 			}
 			b.c.verified.add(b.digest, b.file)
+			if cv, ok := b.Blob.(interface{ ContentVerified() }); ok {
+				cv.ContentVerified() // e.g. S3 may now redirect to this object
+			}
 		}
 	}
 	b.pos += int64(n)

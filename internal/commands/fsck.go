@@ -14,11 +14,22 @@ import (
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/lifecycle"
+	"github.com/dproxy/dproxy/internal/oci"
+	"github.com/dproxy/dproxy/internal/store"
 )
 
 type fsckOptions struct {
-	IO            *cmdutil.IOStreams
-	DataDir       string
+	IO      *cmdutil.IOStreams
+	DataDir string
+	// ConfigFile is the server's config file: its database and storage
+	// (with DPROXY_* variables over it) are checked instead of the data
+	// dir's SQLite file and blob folder.
+	ConfigFile string
+	// DataDirSet says --data-dir was given: it wins over the config's.
+	DataDirSet bool
+	// Environ is the environment the configuration is read from (nil:
+	// os.Environ()).
+	Environ       []string
 	Repair        bool
 	VerifyContent bool
 	Output        string
@@ -53,14 +64,20 @@ func newCmdFsck(ios *cmdutil.IOStreams, runF func(context.Context, *fsckOptions)
 		Long: "Check that the database and the blob folder of a data dir agree: every cached blob has its\n" +
 			"file with the recorded size (and with --verify-content, the right content), every blob file\n" +
 			"is referenced by a group, and no download left a temp file behind.\n\n" +
+			"A server on PostgreSQL and S3 is checked with its configuration: --config and the DPROXY_*\n" +
+			"variables (DPROXY_DATABASE, DPROXY_STORAGE, DPROXY_SECRET_KEY, the S3 credentials) as serve reads\n" +
+			"them. Each object is then stat'ed, and with --verify-content streamed and hashed. Other replicas\n" +
+			"may be running, so objects written in the last hour are left alone.\n\n" +
 			"With --repair, references to missing or corrupt blobs are dropped (the next pull fetches them\n" +
 			"again) and corrupt, orphan and leftover temp files are deleted. It may run while a server uses\n" +
 			"the data dir; files written in the last hour are left alone then, as they may belong to a\n" +
 			"download in progress. It exits with status 1 when it leaves problems unrepaired.",
 		Example: "  $ dproxy fsck --data-dir /var/lib/dproxy\n" +
-			"  $ dproxy fsck --data-dir /var/lib/dproxy --verify-content --repair",
+			"  $ dproxy fsck --data-dir /var/lib/dproxy --verify-content --repair\n" +
+			"  $ dproxy fsck --config /etc/dproxy/dproxy.yaml --verify-content",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.DataDirSet = cmd.Flags().Changed("data-dir")
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -71,9 +88,60 @@ func newCmdFsck(ios *cmdutil.IOStreams, runF func(context.Context, *fsckOptions)
 	f.StringVar(&opts.DataDir, "data-dir", defaultDataDir(), "data dir to check (default $DPROXY_DATA_DIR or ./dproxy-data)")
 	f.BoolVar(&opts.Repair, "repair", false, "drop bad entries and delete unused files")
 	f.BoolVar(&opts.VerifyContent, "verify-content", false, "re-hash every cached blob (reads them all)")
+	f.StringVar(&opts.ConfigFile, "config", "", "the server's YAML config file, for its database and storage")
 	addOutputFlag(cmd, &opts.Output)
 	_ = cmd.MarkFlagDirname("data-dir")
+	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
 	return cmd
+}
+
+// fsckConfig is the configuration fsck checks: the server's (config file
+// and DPROXY_* variables) when it names a database or storage other than
+// the data dir's, else just the data dir.
+func fsckConfig(opts *fsckOptions) (config.Config, error) {
+	environ := opts.Environ
+	if environ == nil {
+		environ = os.Environ()
+	}
+	cfg, err := config.Load(opts.ConfigFile, nil, environ)
+	if err != nil {
+		return cfg, &cmdutil.FlagError{Err: fmt.Errorf("read the server's configuration: %w", err)}
+	}
+	if opts.DataDirSet || opts.ConfigFile == "" {
+		cfg.DataDir = opts.DataDir
+	}
+	if cfg.Storage == "" && !store.IsPostgres(cfg.Database) {
+		return existingDataDir(cfg.DataDir)
+	}
+	return cfg, nil
+}
+
+// fsckBlobs opens the blob folder, or the S3 bucket cfg names.
+func fsckBlobs(ctx context.Context, cfg config.Config) (fsckFiles, error) {
+	if cfg.Storage == "" {
+		return blobstore.NewFS(cfg.BlobDir())
+	}
+	o, err := blobstore.ParseS3URL(cfg.Storage)
+	if err != nil {
+		return nil, err
+	}
+	o.AccessKeyID, o.SecretAccessKey, o.SpoolDir = cfg.S3AccessKeyID, cfg.S3SecretAccessKey, cfg.BlobDir()
+	s3, err := blobstore.NewS3(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("open blob storage %s: %w", cfg.Storage, err)
+	}
+	return s3, nil
+}
+
+// fsckFiles is what fsck checks blobs in: the blob folder or a bucket.
+type fsckFiles interface {
+	Walk(ctx context.Context, fn func(d oci.Digest, size int64) error) error
+	Stat(ctx context.Context, d oci.Digest) (int64, error)
+	Verify(ctx context.Context, d oci.Digest) error
+	Delete(ctx context.Context, d oci.Digest) error
+	ModTime(ctx context.Context, d oci.Digest) (time.Time, error)
+	Temps() ([]blobstore.TempFile, error)
+	RemoveTemp(name string) error
 }
 
 // defaultDataDir is the data dir `serve` would use without a config file.
@@ -99,16 +167,16 @@ func runFsck(ctx context.Context, opts *fsckOptions) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := existingDataDir(opts.DataDir)
+	cfg, err := fsckConfig(opts)
 	if err != nil {
 		return err
 	}
-	st, err := lifecycle.OpenStoreForMaintenance(ctx, cfg.DBPath())
+	st, err := lifecycle.OpenCacheStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	files, err := blobstore.NewFS(cfg.BlobDir())
+	files, err := fsckBlobs(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -119,8 +187,11 @@ func runFsck(ctx context.Context, opts *fsckOptions) error {
 		fo.Progress = meter.update
 	}
 	// With no server on the data dir, no temp file or new file can belong
-	// to a download in progress: no grace period.
-	switch lock, err := lifecycle.TryExclusive(opts.DataDir); {
+	// to a download in progress: no grace period. Replicas sharing a
+	// database elsewhere cannot be seen: the grace period stays.
+	switch lock, err := lifecycle.TryExclusive(cfg.DataDir); {
+	case err == nil && store.IsPostgres(cfg.Database):
+		defer lock.Unlock()
 	case err == nil:
 		defer lock.Unlock()
 		fo.Grace = -1

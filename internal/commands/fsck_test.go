@@ -23,11 +23,13 @@ func TestNewCmdFsck(t *testing.T) {
 		want fsckOptions
 	}{
 		{name: "check only", args: []string{"--data-dir", "/srv/dproxy"},
-			want: fsckOptions{DataDir: "/srv/dproxy"}},
+			want: fsckOptions{DataDir: "/srv/dproxy", DataDirSet: true}},
 		{name: "repair", args: []string{"--data-dir", "d", "--repair"},
-			want: fsckOptions{DataDir: "d", Repair: true}},
+			want: fsckOptions{DataDir: "d", DataDirSet: true, Repair: true}},
 		{name: "verify content and repair", args: []string{"--verify-content", "--repair", "--data-dir=d"},
-			want: fsckOptions{DataDir: "d", Repair: true, VerifyContent: true}},
+			want: fsckOptions{DataDir: "d", DataDirSet: true, Repair: true, VerifyContent: true}},
+		{name: "the server's config", args: []string{"--config", "/etc/dproxy/dproxy.yaml", "--verify-content"},
+			want: fsckOptions{DataDir: defaultDataDir(), ConfigFile: "/etc/dproxy/dproxy.yaml", VerifyContent: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -52,9 +53,19 @@ type Config struct {
 	// then has no /metrics. When empty, /metrics on the main address needs
 	// an instance admin's token with the api scope.
 	MetricsAddr string `koanf:"metrics-addr"`
-	// TLSCert and TLSKey are PEM files; both or neither.
+	// AdminAddr, when set, is a second address that serves the admin API
+	// (/api/graphql and /api/v4/) and, unless MetricsAddr is set, /metrics;
+	// the main address then answers 404 for them.
+	AdminAddr string `koanf:"admin-addr"`
+	// TLSCert and TLSKey are PEM files; both or neither. The key file must
+	// be private to its owner (mode 0600 or stricter). Both are read again
+	// on SIGHUP and when either file changes.
 	TLSCert string `koanf:"tls-cert"`
 	TLSKey  string `koanf:"tls-key"`
+	// TLSMinVersion is the oldest TLS version the server accepts: "1.2" or
+	// "1.3". TLS 1.2 is offered only with the AEAD ECDHE cipher suites of
+	// Mozilla's intermediate profile.
+	TLSMinVersion string `koanf:"tls-min-version"`
 	// TokenExpiry is the lifetime of registry tokens the server issues.
 	TokenExpiry time.Duration `koanf:"token-expiry"`
 	// LogFormat is "auto" (text on a terminal, JSON otherwise), "json" or "text".
@@ -115,6 +126,16 @@ type Config struct {
 	// StorageRedirect answers cached blob GETs with a redirect to a
 	// presigned bucket URL instead of streaming them (S3 storage only).
 	StorageRedirect bool `koanf:"storage-redirect"`
+	// StorageRedirectExpiry is the lifetime of the presigned URLs
+	// storage-redirect hands out: bearer capabilities anyone holding the
+	// URL can use. It may not exceed TokenExpiry; when no source sets it,
+	// Load makes it the shorter of 5 minutes and TokenExpiry.
+	StorageRedirectExpiry time.Duration `koanf:"storage-redirect-expiry"`
+	// StorageRedirectAllowHTTP lets storage-redirect send clients to a
+	// plain-http S3 endpoint although the server or its external URL is
+	// https (refused otherwise: the presigned URLs and the blobs would
+	// cross the network unencrypted).
+	StorageRedirectAllowHTTP bool `koanf:"storage-redirect-allow-http"`
 	// S3AccessKeyID and S3SecretAccessKey sign S3 requests. Load takes them
 	// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when no dproxy
 	// source sets them.
@@ -134,6 +155,8 @@ func Default() Config {
 		ExternalURL:                   "http://127.0.0.1:5000",
 		Upstream:                      "https://registry-1.docker.io",
 		TokenExpiry:                   15 * time.Minute,
+		TLSMinVersion:                 "1.2",
+		StorageRedirectExpiry:         DefaultStorageRedirectExpiry,
 		LogFormat:                     "auto",
 		LogLevel:                      "info",
 		RevalidateTimeout:             5 * time.Second,
@@ -150,6 +173,13 @@ func Default() Config {
 		GCInterval:                    time.Hour,
 	}
 }
+
+// DefaultStorageRedirectExpiry is the presigned URL lifetime when no
+// source sets storage-redirect-expiry (unless token-expiry is shorter).
+const DefaultStorageRedirectExpiry = 5 * time.Minute
+
+// maxPresignExpiry is the longest lifetime S3 accepts for a presigned URL.
+const maxPresignExpiry = 7 * 24 * time.Hour
 
 // DBPath is the SQLite database file.
 func (c Config) DBPath() string { return filepath.Join(c.DataDir, "dproxy.db") }
@@ -218,6 +248,13 @@ func (c Config) Validate() error {
 	if addrErr != nil {
 		add("addr %q: %w", c.Addr, addrErr)
 	}
+	if c.AdminAddr != "" {
+		if err := checkAddr(c.AdminAddr); err != nil {
+			add("admin-addr %q: %w", c.AdminAddr, err)
+		} else if c.AdminAddr == c.Addr || c.AdminAddr == c.MetricsAddr {
+			add("admin-addr %q: the same address as addr or metrics-addr; give the admin API an address of its own, or leave admin-addr unset to serve it on addr", c.AdminAddr)
+		}
+	}
 	if c.DataDir == "" {
 		add("data-dir must be set")
 	}
@@ -246,6 +283,12 @@ func (c Config) Validate() error {
 		add("tls-cert is set but tls-key is not: set both or neither")
 	case c.TLSCert == "" && c.TLSKey != "":
 		add("tls-key is set but tls-cert is not: set both or neither")
+	}
+	if _, err := ParseTLSVersion(c.TLSMinVersion); err != nil {
+		add("tls-min-version: %w", err)
+	}
+	if c.TLSCert != "" && strings.HasPrefix(strings.ToLower(c.ExternalURL), "http://") {
+		add("external-url %q is http:// but the server serves TLS (tls-cert): clients would be sent to a plain-http token realm; make external-url https://", c.ExternalURL)
 	}
 	for _, d := range []struct {
 		key    string
@@ -326,6 +369,18 @@ func (c Config) Validate() error {
 	if c.StorageRedirect && c.Storage == "" {
 		add("storage-redirect needs S3 storage: the blob folder is only reachable through dproxy")
 	}
+	switch e := c.StorageRedirectExpiry; {
+	case e <= 0:
+		add("storage-redirect-expiry must be positive, got %s; it is the lifetime of presigned blob URLs (default %s)", e, DefaultStorageRedirectExpiry)
+	case e > maxPresignExpiry:
+		add("storage-redirect-expiry %s is longer than S3 allows for a presigned URL (%s)", e, maxPresignExpiry)
+	case c.TokenExpiry > 0 && e > c.TokenExpiry:
+		add("storage-redirect-expiry %s is longer than token-expiry %s: a presigned blob URL must not outlive the token that obtained it; lower storage-redirect-expiry", e, c.TokenExpiry)
+	}
+	if c.StorageRedirect && !c.StorageRedirectAllowHTTP && plainHTTPEndpoint(c.Storage) &&
+		(c.TLSCert != "" || strings.HasPrefix(strings.ToLower(c.ExternalURL), "https://")) {
+		add("storage-redirect with an http:// S3 endpoint behind an https server: clients would fetch blobs and presigned URLs over plain HTTP; use an https endpoint, or set storage-redirect-allow-http if that network is trusted")
+	}
 	if (c.S3AccessKeyID == "") != (c.S3SecretAccessKey == "") {
 		add("s3-access-key-id and s3-secret-access-key: set both or neither")
 	}
@@ -333,6 +388,27 @@ func (c Config) Validate() error {
 		add("trusted-proxies: %w", err)
 	}
 	return errors.Join(errs...)
+}
+
+// ParseTLSVersion reads a tls-min-version value: "1.2" or "1.3".
+func ParseTLSVersion(v string) (uint16, error) {
+	switch strings.TrimSpace(v) {
+	case "1.2":
+		return tls.VersionTLS12, nil
+	case "1.3":
+		return tls.VersionTLS13, nil
+	}
+	return 0, fmt.Errorf("%q: want 1.2 or 1.3 (older versions are not safe to offer)", v)
+}
+
+// plainHTTPEndpoint reports whether an s3:// storage URL names an http://
+// endpoint; a bare host:port, and AWS, are https.
+func plainHTTPEndpoint(storage string) bool {
+	u, err := url.Parse(storage)
+	if err != nil {
+		return false
+	}
+	return strings.HasPrefix(strings.ToLower(u.Query().Get("endpoint")), "http://")
 }
 
 // MirrorNamespaces returns MirrorNS as host (lower case) → virtual

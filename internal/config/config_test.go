@@ -62,6 +62,7 @@ func TestDefault(t *testing.T) {
 		UpstreamConnectTimeout: 10 * time.Second, UpstreamResponseHeaderTimeout: 30 * time.Second,
 		MaxManifestSize: 10 << 20, MaxBlobSize: 50 << 30, ShutdownTimeout: 30 * time.Second,
 		TTLInterval: 24 * time.Hour, GCInterval: time.Hour,
+		TLSMinVersion: "1.2", StorageRedirectExpiry: 5 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %+v\nwant %+v", c, want)
@@ -452,7 +453,17 @@ func TestValidate(t *testing.T) {
 		{"mirror group nested", func(c *Config) { c.MirrorGroup = "acme/team" }, ""},
 		{"tls cert without key", func(c *Config) { c.TLSCert = "c.pem" }, "tls-cert is set but tls-key is not"},
 		{"tls key without cert", func(c *Config) { c.TLSKey = "k.pem" }, "tls-key is set but tls-cert is not"},
-		{"tls both", func(c *Config) { c.TLSCert, c.TLSKey = "c.pem", "k.pem" }, ""},
+		{"tls both", func(c *Config) { c.TLSCert, c.TLSKey, c.ExternalURL = "c.pem", "k.pem", "https://dproxy.example" }, ""},
+		{"tls with an http external url", func(c *Config) { c.TLSCert, c.TLSKey = "c.pem", "k.pem" }, `external-url "http://127.0.0.1:5000" is http:// but the server serves TLS`},
+		{"tls min version 1.3", func(c *Config) { c.TLSMinVersion = "1.3" }, ""},
+		{"tls min version 1.1", func(c *Config) { c.TLSMinVersion = "1.1" }, `tls-min-version: "1.1": want 1.2 or 1.3`},
+		{"tls min version 1.0", func(c *Config) { c.TLSMinVersion = "1.0" }, `tls-min-version: "1.0": want 1.2 or 1.3`},
+		{"tls min version empty", func(c *Config) { c.TLSMinVersion = "" }, `tls-min-version: "": want 1.2 or 1.3`},
+		{"tls min version garbage", func(c *Config) { c.TLSMinVersion = "tls13" }, `tls-min-version: "tls13"`},
+		{"admin addr", func(c *Config) { c.AdminAddr = "127.0.0.1:5001" }, ""},
+		{"admin addr without port", func(c *Config) { c.AdminAddr = "localhost" }, `admin-addr "localhost": want host:port`},
+		{"admin addr same as addr", func(c *Config) { c.AdminAddr = ":5000" }, `admin-addr ":5000": the same address as addr or metrics-addr`},
+		{"admin addr same as metrics addr", func(c *Config) { c.AdminAddr, c.MetricsAddr = "127.0.0.1:9000", "127.0.0.1:9000" }, "the same address as addr or metrics-addr"},
 		{"negative token expiry", func(c *Config) { c.TokenExpiry = -time.Second }, "token-expiry must not be negative, got -1s"},
 		{"zero token expiry", func(c *Config) { c.TokenExpiry = 0 }, "token-expiry must be positive"},
 		{"zero revalidate timeout", func(c *Config) { c.RevalidateTimeout = 0 }, "revalidate-timeout must be positive"},
@@ -488,6 +499,33 @@ func TestValidate(t *testing.T) {
 		{"storage with credentials", func(c *Config) { c.Storage = "s3://k:pw@bucket" }, "credentials do not go in the URL"},
 		{"storage redirect without s3", func(c *Config) { c.StorageRedirect = true }, "storage-redirect needs S3 storage"},
 		{"storage redirect with s3", func(c *Config) { c.Storage, c.StorageRedirect = "s3://bucket", true }, ""},
+		{"storage redirect expiry zero", func(c *Config) { c.StorageRedirectExpiry = 0 }, "storage-redirect-expiry must be positive, got 0s"},
+		{"storage redirect expiry negative", func(c *Config) { c.StorageRedirectExpiry = -time.Minute }, "storage-redirect-expiry must be positive"},
+		{"storage redirect expiry as token expiry", func(c *Config) { c.StorageRedirectExpiry = 15 * time.Minute }, ""},
+		{"storage redirect expiry past token expiry", func(c *Config) { c.StorageRedirectExpiry = 20 * time.Minute },
+			"storage-redirect-expiry 20m0s is longer than token-expiry 15m0s"},
+		{"storage redirect expiry past S3's limit", func(c *Config) { c.TokenExpiry, c.StorageRedirectExpiry = 30*24*time.Hour, 8*24*time.Hour },
+			"longer than S3 allows for a presigned URL (168h0m0s)"},
+		{"storage redirect to http behind tls", func(c *Config) {
+			c.Storage, c.StorageRedirect = "s3://bucket?endpoint=http://s3.internal:9000", true
+			c.TLSCert, c.TLSKey, c.ExternalURL = "c.pem", "k.pem", "https://dproxy.example"
+		}, "storage-redirect with an http:// S3 endpoint behind an https server"},
+		{"storage redirect to http behind an https external url", func(c *Config) {
+			c.Storage, c.StorageRedirect, c.ExternalURL = "s3://bucket?endpoint=HTTP://s3.internal:9000", true, "https://dproxy.example"
+		}, "set storage-redirect-allow-http if that network is trusted"},
+		{"storage redirect to http allowed", func(c *Config) {
+			c.Storage, c.StorageRedirect, c.ExternalURL = "s3://bucket?endpoint=http://s3.internal:9000", true, "https://dproxy.example"
+			c.StorageRedirectAllowHTTP = true
+		}, ""},
+		{"storage redirect to https behind tls", func(c *Config) {
+			c.Storage, c.StorageRedirect, c.ExternalURL = "s3://bucket?endpoint=https://s3.internal:9000", true, "https://dproxy.example"
+		}, ""},
+		{"storage redirect to http on an http server", func(c *Config) {
+			c.Storage, c.StorageRedirect = "s3://bucket?endpoint=http://127.0.0.1:9000", true
+		}, ""},
+		{"storage without redirect to http behind tls", func(c *Config) {
+			c.Storage, c.ExternalURL = "s3://bucket?endpoint=http://s3.internal:9000", "https://dproxy.example"
+		}, ""},
 		{"s3 key id without secret", func(c *Config) { c.S3AccessKeyID = "AKIA" }, "set both or neither"},
 		{"upstream allow cidrs", func(c *Config) {
 			c.UpstreamAllowCIDR = []string{"127.0.0.2/32", "10.0.0.0/8", "fd00::/8", "192.168.1.5"}
@@ -657,6 +695,36 @@ func TestLoadS3CredentialsAndRedirect(t *testing.T) {
 	}
 	if _, err := Load("", nil, []string{"DPROXY_STORAGE_REDIRECT=maybe", "DPROXY_STORAGE=s3://b"}); err == nil || !strings.Contains(err.Error(), `invalid boolean "maybe"`) {
 		t.Errorf("Load with storage-redirect=maybe = %v, want an invalid boolean error", err)
+	}
+}
+
+// The presigned URL lifetime defaults to 5 minutes, or the token expiry
+// when that is shorter; set explicitly, it may not exceed the token expiry.
+func TestLoadStorageRedirectExpiry(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		environ []string
+		want    time.Duration
+		wantErr string
+	}{
+		{environ: nil, want: 5 * time.Minute},
+		{environ: []string{"DPROXY_TOKEN_EXPIRY=2m"}, want: 2 * time.Minute},
+		{environ: []string{"DPROXY_TOKEN_EXPIRY=1h"}, want: 5 * time.Minute},
+		{environ: []string{"DPROXY_STORAGE_REDIRECT_EXPIRY=90s"}, want: 90 * time.Second},
+		{environ: []string{"DPROXY_TOKEN_EXPIRY=1h", "DPROXY_STORAGE_REDIRECT_EXPIRY=30m"}, want: 30 * time.Minute},
+		{environ: []string{"DPROXY_TOKEN_EXPIRY=2m", "DPROXY_STORAGE_REDIRECT_EXPIRY=5m"}, wantErr: "storage-redirect-expiry 5m0s is longer than token-expiry 2m0s"},
+		{environ: []string{"DPROXY_STORAGE_REDIRECT_EXPIRY=soon"}, wantErr: "DPROXY_STORAGE_REDIRECT_EXPIRY"},
+		{environ: []string{"DPROXY_TLS_MIN_VERSION=1.0"}, wantErr: `tls-min-version: "1.0": want 1.2 or 1.3`},
+	} {
+		c, err := Load("", nil, tc.environ)
+		switch {
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("Load(%v) = %v, want an error containing %q", tc.environ, err, tc.wantErr)
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("Load(%v): %v", tc.environ, err)
+		case tc.wantErr == "" && c.StorageRedirectExpiry != tc.want:
+			t.Errorf("Load(%v): storage-redirect-expiry %s, want %s", tc.environ, c.StorageRedirectExpiry, tc.want)
+		}
 	}
 }
 

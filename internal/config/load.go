@@ -92,6 +92,9 @@ func Load(configFile string, flags *pflag.FlagSet, environ []string) (Config, er
 	if !set["external-url"] || cfg.ExternalURL == "" {
 		cfg.ExternalURL = deriveExternalURL(cfg.Addr, cfg.TLSCert != "")
 	}
+	if !set["storage-redirect-expiry"] && cfg.TokenExpiry > 0 {
+		cfg.StorageRedirectExpiry = min(cfg.StorageRedirectExpiry, cfg.TokenExpiry)
+	}
 	cfg.LogFormat = strings.ToLower(cfg.LogFormat)
 	cfg.LogLevel = strings.ToLower(cfg.LogLevel)
 	if err := cfg.Validate(); err != nil {

@@ -230,6 +230,24 @@ func OpenStoreForMaintenance(ctx context.Context, dbPath string) (*store.Store, 
 	return store.OpenSQLite(ctx, dbPath, box)
 }
 
+// OpenCacheStore opens the database cfg names for fsck: the SQLite file of
+// the data dir, or the PostgreSQL database replicas share. fsck reads and
+// drops blob references only, never a secret.
+func OpenCacheStore(ctx context.Context, cfg config.Config) (*store.Store, error) {
+	if !store.IsPostgres(cfg.Database) {
+		return OpenStoreForMaintenance(ctx, cfg.DBPath())
+	}
+	box, err := throwawayBox()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, cfg.Database, cfg.DBPath(), box)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", store.RedactDSN(cfg.Database), err)
+	}
+	return st, nil
+}
+
 // CreateBackup writes an archive of the data dir dataDir to w. It works
 // while a server uses the data dir. Every blob is hashed as it is written:
 // one that does not match its digest is reported in Corrupt and the

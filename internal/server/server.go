@@ -21,8 +21,11 @@ import (
 
 // Options configure a Server.
 type Options struct {
-	Addr            string
-	TLSCert, TLSKey string
+	Addr string
+	// TLS, when set, makes every listener of the server speak TLS with
+	// these settings (certificate, versions, cipher suites); nil is plain
+	// HTTP.
+	TLS *tls.Config
 	// ShutdownTimeout bounds how long in-flight responses may take to
 	// finish after a shutdown starts. Default 30s.
 	ShutdownTimeout time.Duration
@@ -39,6 +42,10 @@ type Options struct {
 	// MetricsElsewhere leaves /metrics off the main address: it is served
 	// by ServeMetrics on an address of its own.
 	MetricsElsewhere bool
+	// AdminElsewhere moves the admin API (GraphQL, GitLab REST) and, unless
+	// MetricsElsewhere, /metrics off the main address: ServeAdmin serves
+	// them on an address of their own, and the main address answers 404.
+	AdminElsewhere bool
 	// BodyReadTimeout bounds reading the body of a token or admin API
 	// request. Default DefaultBodyReadTimeout.
 	BodyReadTimeout time.Duration
@@ -47,6 +54,7 @@ type Options struct {
 // Server is dproxy's HTTP server.
 type Server struct {
 	handler http.Handler
+	admin   http.Handler // nil unless AdminElsewhere
 	opts    Options
 	log     *slog.Logger
 }
@@ -75,15 +83,26 @@ func New(reg *registry.Handler, ready func(context.Context) error, opts Options)
 		}
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
 	})
-	if opts.Metrics != nil && !opts.MetricsElsewhere {
-		mux.Handle("GET /metrics", authorizeMetrics(opts.Metrics.Handler(), opts.MetricsAuthorize))
-	}
 	mux.HandleFunc("/jwt/auth", reg.Token)
+	// The admin routes go on the main mux, or on the admin address's own.
+	adminMux := mux
+	if opts.AdminElsewhere {
+		adminMux = http.NewServeMux()
+		// A 404 that says where to go, for a CLI still pointed here.
+		elsewhere := func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusNotFound, `{"errors":[{"message":"this address does not serve the admin API: use the server's admin address (admin-addr)"}]}`)
+		}
+		mux.HandleFunc("/api/graphql", elsewhere)
+		mux.HandleFunc("/api/v4/", elsewhere)
+	}
+	if opts.Metrics != nil && !opts.MetricsElsewhere {
+		adminMux.Handle("GET /metrics", authorizeMetrics(opts.Metrics.Handler(), opts.MetricsAuthorize))
+	}
 	if opts.GraphQL != nil {
-		mux.Handle("POST /api/graphql", opts.GraphQL)
+		adminMux.Handle("POST /api/graphql", opts.GraphQL)
 	}
 	if opts.GitLabAPI != nil {
-		mux.Handle("/api/v4/", opts.GitLabAPI)
+		adminMux.Handle("/api/v4/", opts.GitLabAPI)
 	}
 
 	// /v2/ bypasses ServeMux, which would clean or redirect the paths the
@@ -96,30 +115,48 @@ func New(reg *registry.Handler, ready func(context.Context) error, opts Options)
 		mux.ServeHTTP(w, r)
 	})
 	limited := limitBodies(root, opts.BodyReadTimeout)
-	return &Server{handler: observe(limited, opts.Logger, opts.Metrics), opts: opts, log: opts.Logger}
+	srv := &Server{handler: observe(limited, opts.Logger, opts.Metrics), opts: opts, log: opts.Logger}
+	if opts.AdminElsewhere {
+		srv.admin = observe(limitBodies(adminMux, opts.BodyReadTimeout), opts.Logger, opts.Metrics)
+	}
+	return srv
 }
 
-// Handler returns the complete handler, middleware included.
+// Handler returns the complete handler of the main address, middleware
+// included.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Serve serves on ln until ctx ends, then shuts down gracefully: it stops
-// accepting, lets in-flight responses finish within ShutdownTimeout, and
-// returns.
+// AdminHandler returns the handler of the admin address, middleware
+// included, or nil unless AdminElsewhere.
+func (s *Server) AdminHandler() http.Handler { return s.admin }
+
+// Serve serves the main address on ln until ctx ends, then shuts down
+// gracefully: it stops accepting, lets in-flight responses finish within
+// ShutdownTimeout, and returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.serve(ctx, ln, s.handler)
+}
+
+// ServeAdmin serves the admin API on ln (AdminElsewhere), with the same
+// TLS settings and shutdown as Serve.
+func (s *Server) ServeAdmin(ctx context.Context, ln net.Listener) error {
+	if s.admin == nil {
+		return errors.New("serve the admin API: the server was not built with AdminElsewhere")
+	}
+	return s.serve(ctx, ln, s.admin)
+}
+
+func (s *Server) serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	hs := &http.Server{
-		Handler:           s.handler,
+		Handler:           h,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		ConnContext:       registry.WithConn,
 	}
-	if s.opts.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(s.opts.TLSCert, s.opts.TLSKey)
-		if err != nil {
-			return fmt.Errorf("load TLS certificate %s and key %s: %w", s.opts.TLSCert, s.opts.TLSKey, err)
-		}
-		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if s.opts.TLS != nil {
+		hs.TLSConfig = s.opts.TLS
 		ln = tls.NewListener(ln, hs.TLSConfig)
 	}
 	errc := make(chan error, 1)
