@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -148,26 +149,53 @@ func TestServeTLS(t *testing.T) {
 	ca := testcert.NewCA(t)
 	first := ca.Issue(t, certPath, keyPath)
 	up := testregistry.New(t, testregistry.Options{})
-	addr, adminAddr := freeAddr(t), freeAddr(t)
-	logPath := filepath.Join(dir, "serve.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
+	// start starts `dproxy serve` on two ports that were free a moment ago;
+	// false when one was taken meanwhile (the child exits saying so).
+	var addr, adminAddr, logPath string
+	var cmd *exec.Cmd
+	var exited chan struct{}
+	start := func(attempt int) bool {
+		addr, adminAddr = freeAddr(t), freeAddr(t)
+		logPath = filepath.Join(dir, fmt.Sprintf("serve-%d.log", attempt))
+		logf, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { logf.Close() })
+		cmd = exec.Command(os.Args[0], "serve", "--addr", addr, "--admin-addr", adminAddr, "--data-dir", filepath.Join(dir, "data"),
+			"--upstream", up.URL, "--external-url", "https://"+addr, "--log-format", "json",
+			"--tls-cert", certPath, "--tls-key", keyPath)
+		cmd.Env = append(os.Environ(), "DPROXY_TEST_RUN_MAIN=1")
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited = make(chan struct{})
+		go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); close(exited) }(cmd, exited)
+		t.Cleanup(func(cmd *exec.Cmd, exited chan struct{}) func() {
+			return func() { cmd.Process.Signal(syscall.SIGTERM); <-exited }
+		}(cmd, exited))
+		deadline := time.Now().Add(time.Minute)
+		for {
+			b, _ := os.ReadFile(logPath)
+			switch {
+			case strings.Contains(string(b), `"msg":"dproxy listening"`) && strings.Contains(string(b), `"msg":"serving the admin API"`):
+				return true
+			case strings.Contains(string(b), "address already in use") && attempt < 5:
+				<-exited
+				return false
+			case time.Now().After(deadline):
+				t.Fatalf("dproxy serve did not listen within a minute: %s", b)
+			}
+			select {
+			case <-exited:
+				t.Fatalf("dproxy serve exited: %s", b)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 	}
-	defer logf.Close()
-	cmd := exec.Command(os.Args[0], "serve", "--addr", addr, "--admin-addr", adminAddr, "--data-dir", filepath.Join(dir, "data"),
-		"--upstream", up.URL, "--external-url", "https://"+addr, "--log-format", "json",
-		"--tls-cert", certPath, "--tls-key", keyPath)
-	cmd.Env = append(os.Environ(), "DPROXY_TEST_RUN_MAIN=1")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	for attempt := 1; !start(attempt); attempt++ {
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); <-exited })
-	waitLog(t, cmd, exited, logPath, `"msg":"serving the admin API"`)
-	waitLog(t, cmd, exited, logPath, `"msg":"dproxy listening"`)
 
 	dial := func(a string, cfg *tls.Config) (*x509.Certificate, error) {
 		cfg.RootCAs, cfg.ServerName = ca.Pool, "127.0.0.1"
