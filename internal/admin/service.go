@@ -183,6 +183,9 @@ type Options struct {
 	// CheckRateLimit, when set, asks the upstream for a credential's
 	// limit. The upstream is the server's own.
 	CheckRateLimit func(ctx context.Context, creds Credentials) (RateLimitCheck, error)
+	// Activity, when set, reports downloads in progress, recent pulls and
+	// the per-second counts.
+	Activity ActivitySource
 }
 
 // DefaultVirtualRegistries and DefaultVirtualUpstreams are GitLab's
