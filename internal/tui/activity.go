@@ -31,7 +31,6 @@ type (
 	}
 	dashboardMsg struct {
 		last15, last60 []adminclient.ActivityBucket
-		buckets        int
 		err            error
 	}
 	// liveMsg is a tick of the live refresh of generation gen.
@@ -98,7 +97,7 @@ func (m *Model) loadActivity() tea.Cmd {
 func (m *Model) loadDashboard() tea.Cmd {
 	api, n := m.api, m.sparkWidth()
 	return m.call(func(ctx context.Context) tea.Msg {
-		out := dashboardMsg{buckets: n}
+		var out dashboardMsg
 		if out.last15, out.err = api.ActivitySeries(ctx, 15, n); out.err != nil {
 			out.err = fmt.Errorf("read the last 15 minutes: %w", out.err)
 			return out

@@ -48,7 +48,7 @@ func perSecond(n float64) string { return fmt.Sprintf("%.1f/s", n) }
 
 func percent(v float64) string { return fmt.Sprintf("%.0f%%", v*100) }
 
-func figures() []figure {
+func chartRows() []figure {
 	count := func(f func(adminclient.ActivityTotals) float64) func(adminclient.ActivityBucket, float64) (float64, bool) {
 		return func(b adminclient.ActivityBucket, secs float64) (float64, bool) { return f(b.Totals) / secs, true }
 	}
@@ -100,7 +100,7 @@ func (m *Model) dashboardBody(height int) string {
 // window renders one window's figures in width cells.
 func (m *Model) window(title string, bs []adminclient.ActivityBucket, minutes, width int) string {
 	secs := float64(minutes*60) / float64(max(len(bs), 1))
-	figs := figures()
+	figs := chartRows()
 	spark := width - sparkLabel - sparkValue - 2
 	var b strings.Builder
 	b.WriteString(m.st.Title.Render(title))
