@@ -20,9 +20,9 @@ type ActivitySource interface {
 	// UpstreamDownloads are the virtual registries' downloads in
 	// progress; their Owners are virtual registry upstream ids.
 	UpstreamDownloads() []Download
-	// RecentPulls are the pulls kept that keep selects, newest first, at
-	// most limit.
-	RecentPulls(limit int, keep func(Pull) bool) []Pull
+	// RecentPulls are the pulls kept after Seq after (0: all) that keep
+	// selects, newest first, at most limit; it costs what is after after.
+	RecentPulls(limit int, after int64, keep func(Pull) bool) []Pull
 	// Totals are the counts since the start and over the last window.
 	Totals(window time.Duration) (sinceStart, recent ActivityTotals)
 	// Series is the last window in n buckets, oldest first.
@@ -57,7 +57,9 @@ type ActiveDownload struct {
 
 // Pull is a request for content a client made.
 type Pull struct {
-	At time.Time
+	// Seq numbers the pulls in the order they were recorded.
+	Seq int64
+	At  time.Time
 	// Result is "hit", "miss" or "stale"; Kind "manifest" or "blob".
 	Result, Kind     string
 	Image, Reference string
@@ -112,12 +114,12 @@ const (
 // noActivity is the ActivitySource of a Service without one.
 type noActivity struct{}
 
-func (noActivity) Downloads() []Download                      { return nil }
-func (noActivity) UpstreamDownloads() []Download              { return nil }
-func (noActivity) RecentPulls(int, func(Pull) bool) []Pull    { return nil }
-func (noActivity) Totals(time.Duration) (a, b ActivityTotals) { return }
-func (noActivity) Series(time.Duration, int) []ActivityBucket { return nil }
-func (noActivity) Started() time.Time                         { return time.Time{} }
+func (noActivity) Downloads() []Download                          { return nil }
+func (noActivity) UpstreamDownloads() []Download                  { return nil }
+func (noActivity) RecentPulls(int, int64, func(Pull) bool) []Pull { return nil }
+func (noActivity) Totals(time.Duration) (a, b ActivityTotals)     { return }
+func (noActivity) Series(time.Duration, int) []ActivityBucket     { return nil }
+func (noActivity) Started() time.Time                             { return time.Time{} }
 
 func (s *Service) activity() ActivitySource {
 	if s.opts.Activity == nil {
@@ -169,6 +171,22 @@ func (s *Service) activityScope(ctx context.Context, a Actor) (*activityScope, e
 		sc.readable[g.ID] = g.Path
 	}
 	return sc, nil
+}
+
+// lazyScope reads the caller's scope the first time a pull asks for it.
+type lazyScope struct {
+	s   *Service
+	ctx context.Context
+	a   Actor
+	sc  *activityScope
+	err error
+}
+
+func (l *lazyScope) get() (*activityScope, bool) {
+	if l.sc == nil && l.err == nil {
+		l.sc, l.err = l.s.activityScope(l.ctx, l.a)
+	}
+	return l.sc, l.err == nil
 }
 
 // registry returns virtual registry id when its group is readable.
@@ -242,29 +260,38 @@ func (s *Service) ActiveDownloads(ctx context.Context, a Actor) ([]ActiveDownloa
 	return out, nil
 }
 
-// RecentPulls returns up to limit recent pulls (0: all kept) into groups
-// the caller may read, or their virtual registries, newest first; an
-// instance admin sees them all.
-func (s *Service) RecentPulls(ctx context.Context, a Actor, limit int) ([]RecentPull, error) {
+// RecentPulls returns up to limit recent pulls (0: all kept) after Seq
+// after (0: all) into groups the caller may read, or their virtual
+// registries, newest first; an instance admin sees them all. With nothing
+// new after after it reads nothing.
+func (s *Service) RecentPulls(ctx context.Context, a Actor, limit int, after int64) ([]RecentPull, error) {
 	if limit < 0 {
 		return nil, invalid("first is %d; ask for a positive number of pulls", limit)
 	}
-	sc, err := s.activityScope(ctx, a)
-	if err != nil {
-		return nil, err
+	if after < 0 {
+		return nil, invalid("after is %d; give the seq of a pull seen, or 0", after)
 	}
-	pulls := s.activity().RecentPulls(limit, func(p Pull) bool {
+	lz := &lazyScope{s: s, ctx: ctx, a: a}
+	pulls := s.activity().RecentPulls(limit, after, func(p Pull) bool {
+		sc, ok := lz.get()
+		if !ok {
+			return false
+		}
 		if p.VirtualRegistryID != 0 {
 			_, _, ok := sc.registry(p.VirtualRegistryID)
 			return ok
 		}
-		_, ok := sc.readable[p.GroupID]
+		_, ok = sc.readable[p.GroupID]
 		return ok
 	})
+	if lz.err != nil {
+		return nil, lz.err
+	}
 	out := make([]RecentPull, len(pulls))
 	for i, p := range pulls {
 		out[i] = RecentPull{Pull: p}
 		if p.VirtualRegistryID != 0 {
+			sc, _ := lz.get()
 			r, path, _ := sc.registry(p.VirtualRegistryID)
 			out[i].VirtualRegistry, out[i].VirtualGroup = r.Name, path
 		}

@@ -2,6 +2,7 @@ package adminclient
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -37,7 +38,9 @@ func (c *Client) ActiveDownloads(ctx context.Context) ([]ActiveDownload, error) 
 
 // RecentPull is one manifest or blob request a client made.
 type RecentPull struct {
-	At time.Time `json:"at"`
+	// Seq numbers the pulls in the order the server recorded them.
+	Seq Seq       `json:"seq"`
+	At  time.Time `json:"at"`
 	// Result is hit, miss or stale; Kind manifest or blob.
 	Result    string `json:"result"`
 	Kind      string `json:"kind"`
@@ -51,20 +54,100 @@ type RecentPull struct {
 	Principal            string  `json:"principal"`
 }
 
-// RecentPulls returns up to first recent pulls the caller may see, newest
-// first (0: all the server keeps).
-func (c *Client) RecentPulls(ctx context.Context, first int) ([]RecentPull, error) {
-	var q struct {
-		RecentPulls []RecentPull `graphql:"recentPulls(first: $first)"`
-	}
+// Seq is a pull's number, a GraphQL BigInt (sent as a string).
+type Seq int64
+
+// GetGraphQLType names the scalar in the schema (Seq goes as a nullable
+// argument, *Seq).
+func (*Seq) GetGraphQLType() string { return "BigInt" }
+
+// MarshalJSON sends the number as a string, as BigInt wants.
+func (s Seq) MarshalJSON() ([]byte, error) {
+	return []byte(strconv.Quote(strconv.FormatInt(int64(s), 10))), nil
+}
+
+// UnmarshalJSON accepts "123" and 123.
+func (s *Seq) UnmarshalJSON(data []byte) error {
+	var b Bytes
+	err := b.UnmarshalJSON(data)
+	*s = Seq(b)
+	return err
+}
+
+// pullVars are the variables of recentPulls: up to first (0: all kept)
+// after the pull numbered after (0: from the oldest kept).
+func pullVars(first int, after Seq) map[string]any {
 	var n *int
 	if first > 0 {
 		n = &first
 	}
-	if err := c.query(ctx, &q, map[string]any{"first": n}); err != nil {
+	var a *Seq
+	if after > 0 {
+		a = &after
+	}
+	return map[string]any{"first": n, "after": a}
+}
+
+// RecentPulls returns up to first recent pulls the caller may see, newest
+// first (0: all the server keeps), recorded after the pull numbered after
+// (0: any).
+func (c *Client) RecentPulls(ctx context.Context, first int, after Seq) ([]RecentPull, error) {
+	var q struct {
+		RecentPulls []RecentPull `graphql:"recentPulls(first: $first, after: $after)"`
+	}
+	if err := c.query(ctx, &q, pullVars(first, after)); err != nil {
 		return nil, err
 	}
 	return q.RecentPulls, nil
+}
+
+// ActivitySnapshot is what one refresh of the activity screen shows, asked
+// in one request: the header's figures and rate limits, the downloads in
+// flight and the pulls after the one numbered after.
+type ActivitySnapshot struct {
+	Stats     CacheActivity
+	Limits    []UpstreamRateLimit
+	Downloads []ActiveDownload
+	Pulls     []RecentPull
+}
+
+// ActivitySnapshot asks for one refresh of the activity screen: up to
+// first pulls recorded after the one numbered after.
+func (c *Client) ActivitySnapshot(ctx context.Context, first int, after Seq) (ActivitySnapshot, error) {
+	var q struct {
+		CacheActivity      CacheActivity       `graphql:"cacheActivity"`
+		UpstreamRateLimits []UpstreamRateLimit `graphql:"upstreamRateLimits"`
+		ActiveDownloads    []ActiveDownload    `graphql:"activeDownloads"`
+		RecentPulls        []RecentPull        `graphql:"recentPulls(first: $first, after: $after)"`
+	}
+	if err := c.query(ctx, &q, pullVars(first, after)); err != nil {
+		return ActivitySnapshot{}, err
+	}
+	return ActivitySnapshot{Stats: q.CacheActivity, Limits: q.UpstreamRateLimits, Downloads: q.ActiveDownloads, Pulls: q.RecentPulls}, nil
+}
+
+// DashboardSnapshot is what one refresh of the dashboard shows, asked in
+// one request: the header's figures and rate limits and the last 15 and 60
+// minutes in buckets.
+type DashboardSnapshot struct {
+	Stats          CacheActivity
+	Limits         []UpstreamRateLimit
+	Last15, Last60 []ActivityBucket
+}
+
+// DashboardSnapshot asks for one refresh of the dashboard, each window in
+// buckets.
+func (c *Client) DashboardSnapshot(ctx context.Context, buckets int) (DashboardSnapshot, error) {
+	var q struct {
+		CacheActivity      CacheActivity       `graphql:"cacheActivity"`
+		UpstreamRateLimits []UpstreamRateLimit `graphql:"upstreamRateLimits"`
+		Last15             []ActivityBucket    `graphql:"last15: cacheActivitySeries(minutes: 15, buckets: $buckets)"`
+		Last60             []ActivityBucket    `graphql:"last60: cacheActivitySeries(minutes: 60, buckets: $buckets)"`
+	}
+	if err := c.query(ctx, &q, map[string]any{"buckets": buckets}); err != nil {
+		return DashboardSnapshot{}, err
+	}
+	return DashboardSnapshot{Stats: q.CacheActivity, Limits: q.UpstreamRateLimits, Last15: q.Last15, Last60: q.Last60}, nil
 }
 
 // ActivityTotals are counts over a stretch of time; a stale answer counts

@@ -46,7 +46,7 @@ func TestActivityContract(t *testing.T) {
 	pull(t, s, "zeta", "alpine:latest", "admin", s.AdminToken)
 	pull(t, s, "zeta", "alpine:latest", "admin", s.AdminToken) // from the cache
 
-	all, err := admin.RecentPulls(ctx, 0)
+	all, err := admin.RecentPulls(ctx, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,11 +64,17 @@ func TestActivityContract(t *testing.T) {
 	if all[0].GroupPath == nil || *all[0].GroupPath != "zeta" || all[0].Result != "hit" {
 		t.Errorf("newest pull %+v, want zeta's hit", all[0])
 	}
-	two, err := admin.RecentPulls(ctx, 2)
+	two, err := admin.RecentPulls(ctx, 2, 0)
 	if err != nil || len(two) != 2 {
 		t.Errorf("RecentPulls(2) = %d pulls, %v", len(two), err)
 	}
-	mine, err := alice.RecentPulls(ctx, 0)
+	if after, err := admin.RecentPulls(ctx, 0, all[2].Seq); err != nil || len(after) != 2 || after[0].Seq != all[0].Seq || after[1].Seq != all[1].Seq {
+		t.Errorf("RecentPulls after seq %d = %+v, %v; want the 2 newer", all[2].Seq, after, err)
+	}
+	if after, err := admin.RecentPulls(ctx, 0, all[0].Seq); err != nil || len(after) != 0 {
+		t.Errorf("RecentPulls after the newest = %+v, %v; want none", after, err)
+	}
+	mine, err := alice.RecentPulls(ctx, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +85,14 @@ func TestActivityContract(t *testing.T) {
 	act, err := alice.CacheActivity(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	snap, err := alice.ActivitySnapshot(ctx, 300, 0)
+	if err != nil || snap.Stats.SinceStart.Requests != 6 || len(snap.Pulls) != 2 || snap.Downloads == nil {
+		t.Errorf("ActivitySnapshot = %+v, %v; want the counts and acme's 2 pulls", snap, err)
+	}
+	dash, err := admin.DashboardSnapshot(ctx, 20)
+	if err != nil || len(dash.Last15) != 20 || len(dash.Last60) != 20 || dash.Stats.SinceStart.Requests != 6 {
+		t.Errorf("DashboardSnapshot(20) = %+v, %v; want 20 buckets a window", dash, err)
 	}
 	series, err := admin.ActivitySeries(ctx, 15, 30)
 	if err != nil || len(series) != 30 {

@@ -29,8 +29,8 @@ func downloadsOf(ds []cache.Download) []admin.Download {
 	return out
 }
 
-func (a activity) RecentPulls(limit int, keep func(admin.Pull) bool) []admin.Pull {
-	ps := a.rec.RecentPulls(limit, func(p metrics.Pull) bool { return keep(admin.Pull(p)) })
+func (a activity) RecentPulls(limit int, after int64, keep func(admin.Pull) bool) []admin.Pull {
+	ps := a.rec.RecentPulls(limit, after, func(p metrics.Pull) bool { return keep(admin.Pull(p)) })
 	out := make([]admin.Pull, len(ps))
 	for i, p := range ps {
 		out[i] = admin.Pull(p)

@@ -17,9 +17,9 @@ import (
 
 // S8: pulls with `dproxy tui --activity` attached. The same loads run on
 // dproxy without and then with watchers that ask what the activity screen
-// asks (the header's figures and rate limits, the downloads in flight,
-// the last 300 pulls), each refresh right after the last one answered:
-// S2's warm load and S3's cold pull. The peer has no such screen.
+// asks, in one request a refresh (the header's figures and rate limits,
+// the downloads in flight, the pulls since the last refresh): S2's warm
+// load and S3's cold pull. The peer has no such screen.
 
 // Watchers and their refresh period in S8: ten screens at their default
 // 500 ms, and as many again asking as fast as they are answered.
@@ -78,9 +78,10 @@ func (r *run) watch(ctx context.Context, n int, every time.Duration) (*watchers,
 	w := &watchers{cancel: cancel, start: time.Now()}
 	for range n {
 		w.wg.Go(func() {
+			var after adminclient.Seq
 			for ctx.Err() == nil {
 				s := time.Now()
-				seen, err := refreshActivity(ctx, api)
+				seen, err := refreshActivity(ctx, api, &after)
 				lat := time.Since(s)
 				w.mu.Lock()
 				if err != nil && ctx.Err() == nil {
@@ -103,22 +104,17 @@ func (r *run) watch(ctx context.Context, n int, every time.Duration) (*watchers,
 	return w, nil
 }
 
-// refreshActivity asks what one refresh of the activity screen asks.
-func refreshActivity(ctx context.Context, api *adminclient.Client) (downloads int, err error) {
-	if _, err := api.CacheActivity(ctx); err != nil {
-		return 0, err
-	}
-	if _, err := api.UpstreamRateLimits(ctx); err != nil {
-		return 0, err
-	}
-	dls, err := api.ActiveDownloads(ctx)
+// refreshActivity asks what one refresh of the activity screen asks: the
+// pulls after *after, which it moves to the newest.
+func refreshActivity(ctx context.Context, api *adminclient.Client, after *adminclient.Seq) (downloads int, err error) {
+	snap, err := api.ActivitySnapshot(ctx, 300, *after)
 	if err != nil {
 		return 0, err
 	}
-	if _, err := api.RecentPulls(ctx, 300); err != nil {
-		return 0, err
+	if len(snap.Pulls) > 0 {
+		*after = snap.Pulls[0].Seq
 	}
-	return len(dls), nil
+	return len(snap.Downloads), nil
 }
 
 // stop ends the screens and returns their refreshes per second, their

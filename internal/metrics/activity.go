@@ -20,8 +20,9 @@ type Activity struct {
 	secs    [SeriesSeconds]Second
 	total   Totals
 	pulls   [RecentPullsKept]Pull
-	next    int // where the next pull goes
-	nPulls  int // pulls kept, up to RecentPullsKept
+	next    int   // where the next pull goes
+	nPulls  int   // pulls kept, up to RecentPullsKept
+	seq     int64 // the Seq of the last pull
 }
 
 // SeriesSeconds is how far back the per-second counts go (one hour).
@@ -72,7 +73,9 @@ type Second struct {
 
 // Pull is one request for content a client made.
 type Pull struct {
-	At time.Time
+	// Seq numbers the pulls from 1 in the order they were recorded.
+	Seq int64
+	At  time.Time
 	// Result is ResultHit, ResultMiss or ResultStale.
 	Result string
 	// Kind is "manifest" or "blob".
@@ -155,24 +158,29 @@ func (a *Activity) rateLimit(host string, remaining int) {
 	a.mu.Unlock()
 }
 
-// Pull records a request for content.
+// Pull records a request for content; its Seq is set here.
 func (a *Activity) Pull(p Pull) {
 	a.mu.Lock()
+	a.seq++
+	p.Seq = a.seq
 	a.pulls[a.next] = p
 	a.next = (a.next + 1) % RecentPullsKept
 	a.nPulls = min(a.nPulls+1, RecentPullsKept)
 	a.mu.Unlock()
 }
 
-// RecentPulls returns the pulls kept that keep selects, newest first, at
-// most limit of them (0: all kept).
-func (a *Activity) RecentPulls(limit int, keep func(Pull) bool) []Pull {
+// RecentPulls returns the pulls kept after Seq after (0: all) that keep
+// selects, newest first, at most limit of them (0: all kept). It costs a
+// copy of the pulls after after: a caller that remembers the last Seq it
+// saw pays for the new pulls only.
+func (a *Activity) RecentPulls(limit int, after int64, keep func(Pull) bool) []Pull {
 	if limit <= 0 || limit > RecentPullsKept {
 		limit = RecentPullsKept
 	}
 	a.mu.Lock()
-	kept := make([]Pull, a.nPulls)
-	for i := range a.nPulls {
+	n := min(a.nPulls, int(max(a.seq-after, 0)))
+	kept := make([]Pull, n)
+	for i := range n {
 		kept[i] = a.pulls[(a.next-1-i+2*RecentPullsKept)%RecentPullsKept]
 	}
 	a.mu.Unlock()

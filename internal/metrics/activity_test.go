@@ -77,16 +77,32 @@ func TestRecentPullsBoundedNewestFirst(t *testing.T) {
 	for i := range RecentPullsKept + 20 {
 		a.Pull(Pull{Image: fmt.Sprintf("img%d", i), GroupID: int64(i % 2), Client: netip.MustParseAddr("127.0.0.1")})
 	}
-	all := a.RecentPulls(0, nil)
+	all := a.RecentPulls(0, 0, nil)
 	if len(all) != RecentPullsKept {
 		t.Fatalf("kept %d pulls, want %d", len(all), RecentPullsKept)
 	}
 	if all[0].Image != fmt.Sprintf("img%d", RecentPullsKept+19) || all[len(all)-1].Image != "img20" {
 		t.Errorf("pulls run from %s to %s, want newest img%d first and img20 last", all[0].Image, all[len(all)-1].Image, RecentPullsKept+19)
 	}
-	odd := a.RecentPulls(3, func(p Pull) bool { return p.GroupID == 1 })
+	odd := a.RecentPulls(3, 0, func(p Pull) bool { return p.GroupID == 1 })
 	if len(odd) != 3 || odd[0].Image != fmt.Sprintf("img%d", RecentPullsKept+19) || odd[2].Image != fmt.Sprintf("img%d", RecentPullsKept+15) {
 		t.Errorf("3 newest pulls of group 1 = %v", odd)
+	}
+	// After a Seq: only the newer pulls, newest first.
+	last := all[0].Seq
+	if all[0].Seq != RecentPullsKept+20 || all[1].Seq != last-1 {
+		t.Errorf("pulls numbered %d, %d; want %d, %d", all[0].Seq, all[1].Seq, RecentPullsKept+20, RecentPullsKept+19)
+	}
+	if got := a.RecentPulls(0, last, nil); len(got) != 0 {
+		t.Errorf("after the last pull: %d pulls, want none", len(got))
+	}
+	a.Pull(Pull{Image: "new1"})
+	a.Pull(Pull{Image: "new2"})
+	if got := a.RecentPulls(0, last, nil); len(got) != 2 || got[0].Image != "new2" || got[1].Image != "new1" {
+		t.Errorf("after %d: %v, want new2 and new1", last, got)
+	}
+	if got := a.RecentPulls(0, 1, nil); len(got) != RecentPullsKept {
+		t.Errorf("after a pull no longer kept: %d pulls, want the %d kept", len(got), RecentPullsKept)
 	}
 }
 

@@ -18,20 +18,16 @@ import (
 // Options.RefreshEvery.
 
 type (
-	// statsMsg carries the header's figures.
-	statsMsg struct {
-		stats  adminclient.CacheActivity
-		limits []adminclient.UpstreamRateLimit
-		err    error
-	}
+	// activityMsg is one refresh of the activity screen, of the pulls
+	// after the one numbered after.
 	activityMsg struct {
-		downloads []adminclient.ActiveDownload
-		pulls     []adminclient.RecentPull
-		err       error
+		snap  adminclient.ActivitySnapshot
+		after adminclient.Seq
+		err   error
 	}
 	dashboardMsg struct {
-		last15, last60 []adminclient.ActivityBucket
-		err            error
+		snap adminclient.DashboardSnapshot
+		err  error
 	}
 	// liveMsg is a tick of the live refresh of generation gen.
 	liveMsg struct{ gen int }
@@ -52,61 +48,48 @@ func (m *Model) scheduleLive() tea.Cmd {
 	return tea.Tick(m.opts.LiveEvery, func(time.Time) tea.Msg { return liveMsg{gen: gen} })
 }
 
-// loadLive asks for what the open live screen shows and the header's
-// figures. These calls do not spin the spinner: they run all the time.
+// loadLive asks, in one request, for what the open live screen shows and
+// the header's figures. It does not spin the spinner: it runs all the time.
 func (m *Model) loadLive() tea.Cmd {
+	api := m.api
 	m.liveBusy++
-	cmds := []tea.Cmd{m.loadStats()}
-	switch m.screen {
-	case screenActivity:
-		cmds = append(cmds, m.loadActivity())
-	case screenDashboard:
-		cmds = append(cmds, m.loadDashboard())
+	if m.screen == screenDashboard {
+		n := m.sparkWidth()
+		return m.call(func(ctx context.Context) tea.Msg {
+			snap, err := api.DashboardSnapshot(ctx, n)
+			if err != nil {
+				err = fmt.Errorf("read the activity of the last hour: %w", err)
+			}
+			return dashboardMsg{snap: snap, err: err}
+		})
 	}
-	m.liveBusy += len(cmds) - 1
-	return tea.Batch(cmds...)
-}
-
-func (m *Model) loadStats() tea.Cmd {
-	api := m.api
+	after := m.lastSeq
 	return m.call(func(ctx context.Context) tea.Msg {
-		st, err := api.CacheActivity(ctx)
+		snap, err := api.ActivitySnapshot(ctx, recentPullsShown, after)
 		if err != nil {
-			return statsMsg{err: fmt.Errorf("read the cache activity: %w", err)}
+			err = fmt.Errorf("read the activity: %w", err)
 		}
-		limits, err := api.UpstreamRateLimits(ctx)
-		return statsMsg{stats: st, limits: limits, err: err}
+		return activityMsg{snap: snap, after: after, err: err}
 	})
 }
 
-func (m *Model) loadActivity() tea.Cmd {
-	api := m.api
-	return m.call(func(ctx context.Context) tea.Msg {
-		dls, err := api.ActiveDownloads(ctx)
-		if err != nil {
-			return activityMsg{err: fmt.Errorf("list downloads in flight: %w", err)}
-		}
-		pulls, err := api.RecentPulls(ctx, recentPullsShown)
-		if err != nil {
-			err = fmt.Errorf("list recent pulls: %w", err)
-		}
-		return activityMsg{downloads: dls, pulls: pulls, err: err}
-	})
-}
-
-func (m *Model) loadDashboard() tea.Cmd {
-	api, n := m.api, m.sparkWidth()
-	return m.call(func(ctx context.Context) tea.Msg {
-		var out dashboardMsg
-		if out.last15, out.err = api.ActivitySeries(ctx, 15, n); out.err != nil {
-			out.err = fmt.Errorf("read the last 15 minutes: %w", out.err)
-			return out
-		}
-		if out.last60, out.err = api.ActivitySeries(ctx, 60, n); out.err != nil {
-			out.err = fmt.Errorf("read the last 60 minutes: %w", out.err)
-		}
-		return out
-	})
+// addPulls puts the pulls of a refresh before those shown, newest first,
+// keeping recentPullsShown. A server that restarted numbers its pulls
+// anew: then the list starts again.
+func (m *Model) addPulls(msg activityMsg) {
+	restarted := m.stats != nil && !msg.snap.Stats.StartedAt.Equal(m.stats.StartedAt)
+	switch {
+	case restarted:
+		m.pulls, m.lastSeq = nil, 0
+		return // the next refresh asks for all
+	case msg.after != m.lastSeq:
+		return // an answer to an older question
+	}
+	m.pulls = append(msg.snap.Pulls, m.pulls...)
+	m.pulls = m.pulls[:min(len(m.pulls), recentPullsShown)]
+	if len(m.pulls) > 0 {
+		m.lastSeq = max(m.lastSeq, m.pulls[0].Seq)
+	}
 }
 
 // liveDone counts a live call that ended; a failure shows in the status

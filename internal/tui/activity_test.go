@@ -85,7 +85,7 @@ func TestActivityRefreshesLive(t *testing.T) {
 	api.mu.Lock()
 	api.downloads[0].Bytes = 120 << 20
 	api.downloads[0].Clients = 4
-	api.pulls = append([]adminclient.RecentPull{{At: clock, Result: "miss", Kind: "manifest", Image: "library/nginx",
+	api.pulls = append([]adminclient.RecentPull{{Seq: 41, At: clock, Result: "miss", Kind: "manifest", Image: "library/nginx",
 		Reference: "1.27", GroupPath: ptr("acme"), Client: "10.0.0.99", Principal: "bob"}}, api.pulls...)
 	api.mu.Unlock()
 	waitOutput(t, tm, "120.0 MiB/128.0 MiB", " 93%", "library/nginx:1.27", "10.0.0.99")

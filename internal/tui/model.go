@@ -112,6 +112,7 @@ type Model struct {
 	last60       []adminclient.ActivityBucket
 	dashDone     bool
 	pullList     list
+	lastSeq      adminclient.Seq // the newest pull shown
 	liveGen      int
 	liveBusy     int  // live calls in flight
 	liveFailed   bool // the status shows a live call's error
@@ -199,22 +200,19 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 			m.stats = msg.stats
 		}
 		return nil
-	case statsMsg:
-		m.liveDone(msg.err)
-		if msg.err == nil {
-			m.stats, m.limits = &msg.stats, msg.limits
-		}
-		return nil
 	case activityMsg:
 		m.liveDone(msg.err)
 		if msg.err == nil {
-			m.downloads, m.pulls, m.activityDone = msg.downloads, msg.pulls, true
+			m.addPulls(msg)
+			m.downloads, m.activityDone = msg.snap.Downloads, true
+			m.stats, m.limits = &msg.snap.Stats, msg.snap.Limits
 		}
 		return nil
 	case dashboardMsg:
 		m.liveDone(msg.err)
 		if msg.err == nil {
-			m.last15, m.last60, m.dashDone = msg.last15, msg.last60, true
+			m.last15, m.last60, m.dashDone = msg.snap.Last15, msg.snap.Last60, true
+			m.stats, m.limits = &msg.snap.Stats, msg.snap.Limits
 		}
 		return nil
 	case liveMsg:

@@ -37,9 +37,8 @@ type API interface {
 	PurgeCache(ctx context.Context, group string) (adminclient.PurgeResult, error)
 	UpdateProxySettings(ctx context.Context, in adminclient.ProxySettingsInput) (adminclient.ProxySetting, error)
 	CacheActivity(ctx context.Context) (adminclient.CacheActivity, error)
-	ActiveDownloads(ctx context.Context) ([]adminclient.ActiveDownload, error)
-	RecentPulls(ctx context.Context, first int) ([]adminclient.RecentPull, error)
-	ActivitySeries(ctx context.Context, minutes, buckets int) ([]adminclient.ActivityBucket, error)
+	ActivitySnapshot(ctx context.Context, first int, after adminclient.Seq) (adminclient.ActivitySnapshot, error)
+	DashboardSnapshot(ctx context.Context, buckets int) (adminclient.DashboardSnapshot, error)
 }
 
 // Options configure the browser.

@@ -48,7 +48,6 @@ type fakeAPI struct {
 	stats     adminclient.CacheActivity
 	downloads []adminclient.ActiveDownload
 	pulls     []adminclient.RecentPull
-	noSeries  bool // ActivitySeries answers buckets without counts
 }
 
 func (f *fakeAPI) CacheActivity(context.Context) (adminclient.CacheActivity, error) {
@@ -57,25 +56,26 @@ func (f *fakeAPI) CacheActivity(context.Context) (adminclient.CacheActivity, err
 	return f.stats, f.err
 }
 
-func (f *fakeAPI) ActiveDownloads(context.Context) ([]adminclient.ActiveDownload, error) {
+// ActivitySnapshot answers as the server: the pulls (newest first) after
+// the one numbered after.
+func (f *fakeAPI) ActivitySnapshot(_ context.Context, first int, after adminclient.Seq) (adminclient.ActivitySnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]adminclient.ActiveDownload(nil), f.downloads...), f.err
-}
-
-func (f *fakeAPI) RecentPulls(_ context.Context, first int) ([]adminclient.RecentPull, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]adminclient.RecentPull(nil), f.pulls[:min(first, len(f.pulls))]...), f.err
-}
-
-func (f *fakeAPI) ActivitySeries(_ context.Context, minutes, buckets int) ([]adminclient.ActivityBucket, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.noSeries {
-		return make([]adminclient.ActivityBucket, buckets), f.err
+	var pulls []adminclient.RecentPull
+	for _, p := range f.pulls {
+		if p.Seq > after && len(pulls) < first {
+			pulls = append(pulls, p)
+		}
 	}
-	return fakeSeries(minutes, buckets), f.err
+	return adminclient.ActivitySnapshot{Stats: f.stats, Limits: f.limits,
+		Downloads: append([]adminclient.ActiveDownload(nil), f.downloads...), Pulls: pulls}, f.err
+}
+
+func (f *fakeAPI) DashboardSnapshot(_ context.Context, buckets int) (adminclient.DashboardSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return adminclient.DashboardSnapshot{Stats: f.stats, Limits: f.limits,
+		Last15: fakeSeries(15, buckets), Last60: fakeSeries(60, buckets)}, f.err
 }
 
 func (f *fakeAPI) Server() string {
@@ -276,7 +276,7 @@ func fakePulls() []adminclient.RecentPull {
 	images := []string{"library/alpine", "library/redis", "library/postgres", "tools/build"}
 	results := []string{"hit", "hit", "miss", "stale", "hit"}
 	for i := range 40 {
-		p := adminclient.RecentPull{At: clock.Add(-time.Duration(i*7) * time.Second), Result: results[i%len(results)],
+		p := adminclient.RecentPull{Seq: adminclient.Seq(40 - i), At: clock.Add(-time.Duration(i*7) * time.Second), Result: results[i%len(results)],
 			Image: images[i%len(images)], Client: fmt.Sprintf("10.0.0.%d", 10+i%3), Principal: []string{"ci-deploy", "alice"}[i%2]}
 		if i%3 == 0 {
 			p.Kind, p.Reference = "manifest", "latest"

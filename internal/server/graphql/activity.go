@@ -30,18 +30,21 @@ func (q queryResolver) ActiveDownloads(ctx context.Context) ([]generated.ActiveD
 	return out, nil
 }
 
-func (q queryResolver) RecentPulls(ctx context.Context, first *int) ([]generated.RecentPull, error) {
-	limit := 0
+func (q queryResolver) RecentPulls(ctx context.Context, first *int, after *model.BigInt) ([]generated.RecentPull, error) {
+	limit, since := 0, int64(0)
 	if first != nil {
 		limit = *first
 	}
-	ps, err := q.h.svc.RecentPulls(ctx, principal(ctx), limit)
+	if after != nil {
+		since = int64(*after)
+	}
+	ps, err := q.h.svc.RecentPulls(ctx, principal(ctx), limit, since)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]generated.RecentPull, len(ps))
 	for i, p := range ps {
-		out[i] = generated.RecentPull{At: p.At.UTC(), Result: p.Result, Kind: p.Kind, Image: p.Image, Reference: p.Reference,
+		out[i] = generated.RecentPull{Seq: model.BigInt(p.Seq), At: p.At.UTC(), Result: p.Result, Kind: p.Kind, Image: p.Image, Reference: p.Reference,
 			GroupPath: optional(p.Group), VirtualRegistry: optional(p.VirtualRegistry), VirtualRegistryGroup: optional(p.VirtualGroup),
 			Client: p.Client.String(), Principal: p.Principal}
 		if p.VirtualRegistryID != 0 {

@@ -348,7 +348,7 @@ type ComplexityRoot struct {
 		Group                                func(childComplexity int, fullPath string) int
 		Groups                               func(childComplexity int, search *string, first *int, after *string) int
 		InstanceDockerHubCredentials         func(childComplexity int) int
-		RecentPulls                          func(childComplexity int, first *int) int
+		RecentPulls                          func(childComplexity int, first *int, after *model.BigInt) int
 		Tokens                               func(childComplexity int, username *string, groupPath *string) int
 		UpstreamRateLimits                   func(childComplexity int) int
 		User                                 func(childComplexity int, username string) int
@@ -364,6 +364,7 @@ type ComplexityRoot struct {
 		Principal            func(childComplexity int) int
 		Reference            func(childComplexity int) int
 		Result               func(childComplexity int) int
+		Seq                  func(childComplexity int) int
 		VirtualRegistry      func(childComplexity int) int
 		VirtualRegistryGroup func(childComplexity int) int
 	}
@@ -498,7 +499,7 @@ type QueryResolver interface {
 	Tokens(ctx context.Context, username *string, groupPath *string) ([]AccessToken, error)
 	InstanceDockerHubCredentials(ctx context.Context) (*DockerHubCredentials, error)
 	ActiveDownloads(ctx context.Context) ([]ActiveDownload, error)
-	RecentPulls(ctx context.Context, first *int) ([]RecentPull, error)
+	RecentPulls(ctx context.Context, first *int, after *model.BigInt) ([]RecentPull, error)
 	CacheActivity(ctx context.Context) (*CacheActivity, error)
 	CacheActivitySeries(ctx context.Context, minutes int, buckets int) ([]ActivityBucket, error)
 	UpstreamRateLimits(ctx context.Context) ([]UpstreamRateLimit, error)
@@ -1967,7 +1968,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.RecentPulls(childComplexity, args["first"].(*int)), true
+		return e.ComplexityRoot.Query.RecentPulls(childComplexity, args["first"].(*int), args["after"].(*model.BigInt)), true
 	case "Query.tokens":
 		if e.ComplexityRoot.Query.Tokens == nil {
 			break
@@ -2056,6 +2057,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RecentPull.Result(childComplexity), true
+	case "RecentPull.seq":
+		if e.ComplexityRoot.RecentPull.Seq == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecentPull.Seq(childComplexity), true
 	case "RecentPull.virtualRegistry":
 		if e.ComplexityRoot.RecentPull.VirtualRegistry == nil {
 			break
@@ -2419,8 +2426,8 @@ var sources = []*ast.Source{
 extend type Query {
   "Blob downloads from upstreams in progress, oldest first."
   activeDownloads: [ActiveDownload!]!
-  "The most recent manifest and blob requests (at most 500 are kept), newest first."
-  recentPulls(first: Int): [RecentPull!]!
+  "The most recent manifest and blob requests (at most 500 are kept), newest first; with ` + "`" + `after` + "`" + `, only those recorded after the pull of that ` + "`" + `seq` + "`" + ` (what a screen asks every refresh, paying for the new pulls only)."
+  recentPulls(first: Int, after: BigInt): [RecentPull!]!
   "Cache hit counts and bytes served, since the start and over the last 5 minutes."
   cacheActivity: CacheActivity!
   "The last ` + "`" + `minutes` + "`" + ` (1 to 60) of activity in ` + "`" + `buckets` + "`" + ` (1 to 600) of equal length, oldest first."
@@ -2448,6 +2455,8 @@ type ActiveDownload {
 
 "A request for a manifest or a blob."
 type RecentPull {
+  "Numbers the pulls in the order they were recorded, from 1 at the server's start."
+  seq: BigInt!
   at: Time!
   "hit (from the cache), miss (from the upstream) or stale (from the cache because the upstream failed)."
   result: String!
@@ -3760,6 +3769,8 @@ func (ec *executionContext) childFields_PurgeDependencyProxyCachePayload(ctx con
 
 func (ec *executionContext) childFields_RecentPull(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
+	case "seq":
+		return ec.fieldContext_RecentPull_seq(ctx, field)
 	case "at":
 		return ec.fieldContext_RecentPull_at(ctx, field)
 	case "result":
@@ -4561,6 +4572,14 @@ func (ec *executionContext) field_Query_recentPulls_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*model.BigInt, error) {
+			return ec.unmarshalOBigInt2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋmodelᚐBigInt(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -10307,7 +10326,7 @@ func (ec *executionContext) _Query_recentPulls(ctx context.Context, field graphq
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().RecentPulls(ctx, fc.Args["first"].(*int))
+			return ec.Resolvers.Query().RecentPulls(ctx, fc.Args["first"].(*int), fc.Args["after"].(*model.BigInt))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []RecentPull) graphql.Marshaler {
@@ -10655,6 +10674,29 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _RecentPull_seq(ctx context.Context, field graphql.CollectedField, obj *RecentPull) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecentPull_seq(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Seq, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.BigInt) graphql.Marshaler {
+			return ec.marshalNBigInt2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋmodelᚐBigInt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecentPull_seq(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecentPull", field, false, false, errors.New("field of type BigInt does not have child fields"))
 }
 
 func (ec *executionContext) _RecentPull_at(ctx context.Context, field graphql.CollectedField, obj *RecentPull) (ret graphql.Marshaler) {
@@ -17016,6 +17058,11 @@ func (ec *executionContext) _RecentPull(ctx context.Context, sel ast.SelectionSe
 		switch field.Name {
 		case "__typename":
 			out.Values[i] = graphql.MarshalString("RecentPull")
+		case "seq":
+			out.Values[i] = ec._RecentPull_seq(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "at":
 			out.Values[i] = ec._RecentPull_at(ctx, field, obj)
 			if out.Values[i] == graphql.Null {

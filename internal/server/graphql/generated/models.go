@@ -470,7 +470,9 @@ type Query struct {
 
 // A request for a manifest or a blob.
 type RecentPull struct {
-	At time.Time `json:"at"`
+	// Numbers the pulls in the order they were recorded, from 1 at the server's start.
+	Seq model.BigInt `json:"seq"`
+	At  time.Time    `json:"at"`
 	// hit (from the cache), miss (from the upstream) or stale (from the cache because the upstream failed).
 	Result string `json:"result"`
 	// manifest or blob.
