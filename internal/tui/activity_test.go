@@ -201,3 +201,26 @@ func TestGuestKeyBar(t *testing.T) {
 	m = press(newModel(api, 140, 30), "enter")
 	mustContain(t, footer(), "x delete", "p purge", "e proxy on/off")
 }
+
+// The recent pulls grow by what is new at each refresh; a server that
+// restarted (it numbers its pulls anew) has the list start over.
+func TestRecentPullsAcrossARestart(t *testing.T) {
+	t.Parallel()
+	api := newFake()
+	m := press(newModel(api, 140, 40), "a")
+	mustContain(t, m.View(), "Recent pulls (40)")
+	api.mu.Lock()
+	api.pulls = append([]adminclient.RecentPull{{Seq: 41, At: clock, Result: "hit", Kind: "manifest", Image: "library/busybox",
+		Reference: "1", GroupPath: ptr("acme"), Client: "10.0.0.7", Principal: "bob"}}, api.pulls...)
+	api.mu.Unlock()
+	m = press(m, "r")
+	mustContain(t, m.View(), "Recent pulls (41)", "library/busybox:1")
+
+	api.mu.Lock()
+	api.stats.StartedAt = clock // restarted: pulls 1 to 5 since
+	api.pulls = api.pulls[36:]
+	api.mu.Unlock()
+	m = press(m, "r", "r")
+	mustContain(t, m.View(), "Recent pulls (5)")
+	mustNotContain(t, m.View(), "library/busybox")
+}

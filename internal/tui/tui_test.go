@@ -195,7 +195,8 @@ const indexJSON = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.ind
 
 const imageJSON = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",` +
 	`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333","size":1024},` +
-	`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:4444444444444444444444444444444444444444444444444444444444444444","size":3145728}]}`
+	`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:4444444444444444444444444444444444444444444444444444444444444444","size":3145728},` +
+	`{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:7777777777777777777777777777777777777777777777777777777777777777","size":12582912}]}`
 
 func newFake() *fakeAPI {
 	on := &adminclient.ProxySetting{Enabled: true}
@@ -497,7 +498,7 @@ func TestNavigation(t *testing.T) {
 	s = m.View()
 	mustContain(t, s, "acme › library/redis:7", "Pull reference:", "  127.0.0.1:5000/acme/dependency_proxy/containers/library/redis:7",
 		"✓ sha256:333333333333    1.0 KiB  cached", "Layers:", "✓ sha256:444444444444    3.0 MiB  cached",
-		"1 layer, 3.0 MiB; 1 cached (3.0 MiB)", `"schemaVersion": 2`)
+		"· sha256:777777777777   12.0 MiB  not cached", "2 layers, 15.0 MiB; 1 cached (3.0 MiB)", `"schemaVersion": 2`)
 	m = press(m, "esc", "g", "enter")
 	mustContain(t, m.View(), "Platforms:", "linux/amd64", "linux/arm64/v8")
 	m = press(m, "esc", "esc")
