@@ -9,9 +9,11 @@
 # --registry-mirror, containerd hosts.toml and podman registries.conf, with
 # the daemons' fallback to Docker Hub blocked so a broken mirror fails; a
 # virtual registry; regctl's mirror setting and containerd hosts.toml for a
-# second registry through --mirror-ns; last, `dproxy tui` in tmux purges the
-# group as a person would. E2E_ONLY=mirror-ns runs the set-up and the
-# --mirror-ns rounds only.
+# second registry through --mirror-ns; `dproxy tui` in tmux purges the
+# group as a person would; last, `dproxy tui --activity` in tmux watches
+# three clients pull a cold image through a throttled upstream.
+# E2E_ONLY=mirror-ns runs the set-up and the --mirror-ns rounds only,
+# E2E_ONLY=tui-activity the set-up and the last round.
 #
 # Everything it starts is stopped by PID on exit. A failure prints the
 # client, the reference, the command, its output and the tail of dproxy's log.
@@ -456,7 +458,67 @@ EOF
 	round_end "$(podman --version)"
 }
 
-# E2E_ONLY=mirror-ns runs the set-up and the --mirror-ns rounds only.
+# A person watching the server work: `dproxy tui --activity` in tmux while
+# three crane clients pull a cold image whose 64 MiB layer the upstream
+# sends at 8 MiB/s. The pane must show the one download with its progress
+# and its three clients, then the download gone and the pulls as misses.
+TMUX_SOCK=$WORK/tmux.sock
+tm() { tmux -S "$TMUX_SOCK" "$@"; }
+# pane_shows TEXT: wait up to 20 s for the pane to show TEXT; pane_matches
+# REGEX the same for an extended regular expression.
+pane_shows() { pane_wait -F "$1"; }
+pane_matches() { pane_wait -E "$1"; }
+pane_wait() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		tm capture-pane -p -t tui >"$WORK/pane.txt" 2>&1 && grep -q "$1" -- "$2" "$WORK/pane.txt" && return 0
+		sleep 0.2
+	done
+	cp "$WORK/pane.txt" "$WORK/last.out"
+	fail "the tui never showed \"$2\"" tmux capture-pane -p -t tui
+}
+round_tui_activity() {
+	round_begin "dproxy tui --activity in tmux"
+	mkdir -p "$WORK/activity"
+	head -c 64M /dev/urandom >"$WORK/activity/activity.bin"
+	tar -C "$WORK/activity" --owner=0 --group=0 -cf "$WORK/activity.tar" activity.bin
+	rm -f "$WORK/activity/activity.bin"
+	"$CRANE" append -f "$WORK/activity.tar" -t "$PUSH/library/activity:latest" >/dev/null
+	rm -f "$WORK/activity.tar"
+	run "$CRANE" auth login "$DP" -u "$E2E_USER" -p "$PULL_TOKEN" >/dev/null
+	run curl -sf -X POST "$UPSTREAM_CONTROL/-/bandwidth?bytes-per-second=$((8 << 20))" >/dev/null
+	tm new-session -d -s tui -x 140 -y 40 \
+		"NO_COLOR=1 $BIN/dproxy tui --activity --server http://$DP --data-dir $WORK/dproxy-data; sleep 30"
+	PIDS+=("$(tm display-message -p '#{pid}')") # the tmux server, stopped on exit
+	pane_shows "Downloads in flight (0)"
+	REF=$(ref activity)
+	local pulls=() i
+	for i in 1 2 3; do
+		"$CRANE" pull --format oci "$REF" "$WORK/activity-$i" >"$WORK/activity-$i.out" 2>&1 </dev/null &
+		pulls+=($!)
+		PIDS+=($!)
+	done
+	# The row of the layer: image, digest, group, bar and %, bytes of
+	# total, rate, three clients, elapsed time.
+	pane_matches "library/activity +[0-9a-f]{12} +$GROUP +[█░]+ +[0-9]+% +[0-9.]+ [KM]iB/[0-9.]+ MiB +[0-9.]+ [KM]?i?B/s +3 +[0-9ms]+"
+	cat "$WORK/pane.txt"
+	for i in "${!pulls[@]}"; do
+		if ! wait "${pulls[i]}"; then
+			cp "$WORK/activity-$((i + 1)).out" "$WORK/last.out"
+			fail "a pull watched by the tui failed" "$CRANE" pull --format oci "$REF"
+		fi
+	done
+	run curl -sf -X POST "$UPSTREAM_CONTROL/-/bandwidth?bytes-per-second=0" >/dev/null
+	pane_shows "Downloads in flight (0)"
+	pane_matches "miss +blob +library/activity@sha256:[0-9a-f]{12} +$GROUP "
+	pane_matches "hits 5m [0-9]+% of requests"
+	cat "$WORK/pane.txt"
+	tm send-keys -t tui q
+	tm kill-server
+	REF=-
+	round_end "$(tmux -V)"
+}
+
 case ${E2E_ONLY:-} in
 "") ;;
 mirror-ns)
@@ -467,8 +529,16 @@ mirror-ns)
 	echo "e2e (mirror-ns rounds) passed in $(($(date +%s) - START_ALL))s"
 	exit 0
 	;;
+tui-activity)
+	round_tui_activity
+	log "summary"
+	printf '%-32s %-32s %7s\n' "ROUND" "CLIENT VERSION" "TIME"
+	printf '%s\n' "${SUMMARY[@]}"
+	echo "e2e (tui-activity round) passed in $(($(date +%s) - START_ALL))s"
+	exit 0
+	;;
 *)
-	echo "E2E_ONLY=$E2E_ONLY: the only subset is mirror-ns" >&2
+	echo "E2E_ONLY=$E2E_ONLY: the subsets are mirror-ns and tui-activity" >&2
 	exit 2
 	;;
 esac
@@ -783,18 +853,6 @@ rounds_mirror_ns
 # (signed in with the local initial admin token, read from --data-dir), keys
 # sent, the pane captured and read as a person would.
 round_begin "dproxy tui in tmux"
-TMUX_SOCK=$WORK/tmux.sock
-tm() { tmux -S "$TMUX_SOCK" "$@"; }
-# pane_shows TEXT: wait up to 20 s for the pane to show TEXT.
-pane_shows() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		tm capture-pane -p -t tui >"$WORK/pane.txt" 2>&1 && grep -qF -- "$1" "$WORK/pane.txt" && return 0
-		sleep 0.2
-	done
-	cp "$WORK/pane.txt" "$WORK/last.out"
-	fail "the tui never showed \"$1\"" tmux capture-pane -p -t tui
-}
 tm new-session -d -s tui -x 100 -y 30 \
 	"NO_COLOR=1 $BIN/dproxy tui --server http://$DP --data-dir $WORK/dproxy-data --refresh 0; sleep 30"
 PIDS+=("$(tm display-message -p '#{pid}')") # the tmux server, stopped on exit
@@ -826,6 +884,10 @@ grep -q '"dependencyProxyImageCount": *0' "$WORK/group.json" ||
 tm send-keys -t tui q
 tm kill-server
 round_end "$(tmux -V)"
+
+# ---------------------------------------------------------------- tui --activity
+
+round_tui_activity
 
 # ---------------------------------------------------------------- summary
 

@@ -2,7 +2,8 @@
 // registry as a process (internal/testregistry: a real registry behind a
 // Docker v2 token service) and a small control server reporting the
 // upstream's request counts, so the suite can check that a warm cache
-// makes no upstream blob fetch.
+// makes no upstream blob fetch, and capping its bandwidth, so a pull can be
+// watched while it runs.
 //
 // With -seed REPO it first pushes a small OCI image (a config and one
 // layer) to REPO under the tags of -seed-tags, for suites that only pull
@@ -26,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -110,6 +112,17 @@ func run() error {
 			claims[k] = v
 		}
 		fmt.Fprint(w, issuer.Token(testoidc.RS256, claims))
+	})
+	// POST /-/bandwidth?bytes-per-second=N caps the throughput of blob
+	// bodies (0: unlimited), so a pull can be watched while it runs.
+	mux.HandleFunc("POST /-/bandwidth", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.ParseInt(r.URL.Query().Get("bytes-per-second"), 10, 64)
+		if err != nil || n < 0 {
+			http.Error(w, "bytes-per-second must be a number of bytes, 0 for unlimited", http.StatusBadRequest)
+			return
+		}
+		up.SetBandwidth(n)
+		w.WriteHeader(http.StatusNoContent)
 	})
 	srv := &http.Server{Handler: mux}
 	go func() { _ = srv.Serve(ln) }()

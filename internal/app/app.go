@@ -211,6 +211,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
+	m.Activity().SetHubHost(up.Host())
 	cacheOpts := cache.Options{
 		TrustHead:         true, // the operator's upstream; NewVirtual decides per upstream
 		RevalidateTimeout: cfg.RevalidateTimeout,
@@ -244,6 +245,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		Logger: log, Now: o.now, AddressPolicy: policy, CITrusts: st,
 		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams,
 		RateLimits: up.RateLimits, CheckRateLimit: upstream.NewCheckCache(up.CheckRateLimit, rateLimitCheckTTL, o.now).Check,
+		Activity: activity{main: c, virtual: vc, rec: m.Activity()},
 	})
 	if err := bootstrap(ctx, adm, cfg.InitialTokenPath(), log); err != nil {
 		return nil, err

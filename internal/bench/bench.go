@@ -54,8 +54,9 @@ type Options struct {
 }
 
 // Scenarios are the scenarios a run can be limited to, in the order they
-// run. S2 includes S2m; S5 is recorded by every run.
-var Scenarios = []string{"S1", "S2", "S2f", "S3", "S6", "S7", "S4"}
+// run. S2 includes S2m; S5 is recorded by every run; S8 (dproxy only)
+// pulls with activity screens of `dproxy tui` attached.
+var Scenarios = []string{"S1", "S2", "S2f", "S3", "S6", "S7", "S4", "S8"}
 
 // selected reports whether the run includes scenario s.
 func (o *Options) selected(s string) bool {
@@ -133,6 +134,8 @@ type run struct {
 	nginx   *process
 	res     *Results
 	big     string // digest of the S4 blob
+	// watchToken is the S8 watchers' api token.
+	watchToken string
 }
 
 // Run starts everything, runs every scenario opts.Runs times and returns
@@ -212,6 +215,11 @@ func (r *run) start(ctx context.Context) error {
 	secret, err := prepareDproxy(ctx, ddir, o.Window, hubUser, hubPass)
 	if err != nil {
 		return err
+	}
+	if o.selected("S8") {
+		if r.watchToken, err = prepareWatcher(ctx, ddir); err != nil {
+			return err
+		}
 	}
 	addr, err := freeAddr()
 	if err != nil {
@@ -415,6 +423,12 @@ func (r *run) runOnce(ctx context.Context, i int) error {
 			if err := r.s2Reference(ctx, small); err != nil {
 				return err
 			}
+		}
+	}
+	if r.opts.selected("S8") {
+		log.Info("scenario", "run", i, "scenario", "S8", "target", Dproxy)
+		if err := r.s8(ctx, i); err != nil {
+			return fmt.Errorf("S8 on dproxy: %w", err)
 		}
 	}
 	if !r.opts.selected("S4") {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -230,7 +231,7 @@ func (c *Cache) join(ctx context.Context, t Target, d oci.Digest, gen uint64) (*
 			c.mu.Unlock()
 			return nil, nil, false, fmt.Errorf("create temp file for blob %s: %w", d, err)
 		}
-		dl = newDownload(d, tmp, t.GroupID)
+		dl = newDownload(d, tmp, t.GroupID, t.Image, c.opts.Now())
 		c.downloads[d] = dl
 		c.wg.Add(1)
 		go c.run(dl, t)
@@ -238,7 +239,7 @@ func (c *Cache) join(ctx context.Context, t Target, d oci.Digest, gen uint64) (*
 	// The temp file cannot be renamed while we hold c.mu and dl is not sealed.
 	f, err := os.Open(dl.tmp.Name())
 	if err == nil {
-		dl.addOwner(t.GroupID)
+		dl.addReader(t.GroupID)
 	}
 	c.mu.Unlock()
 	if err != nil {
@@ -250,10 +251,12 @@ func (c *Cache) join(ctx context.Context, t Target, d oci.Digest, gen uint64) (*
 // download is one upstream fetch of a blob into a temp file, read by any
 // number of clients while it grows.
 type download struct {
-	digest oci.Digest
-	tmp    *os.File
-	ready  chan struct{} // closed once the size is known or the download failed
-	done   chan struct{} // closed when committed or failed
+	digest  oci.Digest
+	tmp     *os.File
+	image   string        // the repository of the client that started it
+	started time.Time     // when it started
+	ready   chan struct{} // closed once the size is known or the download failed
+	done    chan struct{} // closed when committed or failed
 
 	// sealed is guarded by Cache.mu: once set, no reader may open tmp.
 	sealed bool
@@ -265,11 +268,12 @@ type download struct {
 	err      error
 	progress chan struct{}      // closed and replaced whenever the fields above change
 	owners   map[int64]struct{} // Target.GroupID of every client that joined
+	readers  int                // clients streaming from it now
 }
 
-func newDownload(d oci.Digest, tmp *os.File, ownerID int64) *download {
+func newDownload(d oci.Digest, tmp *os.File, ownerID int64, image string, started time.Time) *download {
 	return &download{
-		digest: d, tmp: tmp, size: -1,
+		digest: d, tmp: tmp, size: -1, image: image, started: started,
 		ready: make(chan struct{}), done: make(chan struct{}),
 		progress: make(chan struct{}),
 		owners:   map[int64]struct{}{ownerID: {}},
@@ -283,9 +287,11 @@ func (dl *download) hasOwner(id int64) bool {
 	return ok
 }
 
-func (dl *download) addOwner(id int64) {
+// addReader records a client of group id streaming from the download.
+func (dl *download) addReader(id int64) {
 	dl.mu.Lock()
 	dl.owners[id] = struct{}{}
+	dl.readers++
 	dl.mu.Unlock()
 }
 
@@ -464,10 +470,11 @@ func (c *Cache) recordVerified(d oci.Digest, downloaded os.FileInfo) {
 
 // downloadReader streams a download in progress to one client.
 type downloadReader struct {
-	dl  *download
-	f   *os.File
-	off int64
-	ctx context.Context
+	dl   *download
+	f    *os.File
+	off  int64
+	ctx  context.Context
+	once sync.Once // Close counts the reader out once
 }
 
 func (r *downloadReader) Read(p []byte) (int, error) {
@@ -535,7 +542,15 @@ func (r *downloadReader) Seek(off int64, whence int) (int64, error) {
 	return off, nil
 }
 
-func (r *downloadReader) Close() error { return r.f.Close() }
+
+func (r *downloadReader) Close() error {
+	r.once.Do(func() {
+		r.dl.mu.Lock()
+		r.dl.readers--
+		r.dl.mu.Unlock()
+	})
+	return r.f.Close()
+}
 
 // StatBlob returns the size of blob d without reading it: from storage when
 // the group has it, from a download in progress, or from an upstream HEAD
@@ -565,6 +580,47 @@ func (c *Cache) StatBlob(ctx context.Context, t Target, d oci.Digest) (int64, er
 		return 0, err
 	}
 	return desc.Size, nil
+}
+
+// Download is a blob download in progress, as Downloads reports it.
+type Download struct {
+	Digest oci.Digest
+	// Image is the upstream repository of the client that started it.
+	Image string
+	// Owners are the Target.GroupID of every client that joined it.
+	Owners []int64
+	// Written counts the bytes received so far; Size is the whole, -1
+	// while unknown.
+	Written, Size int64
+	// Readers counts the clients streaming from it now.
+	Readers int
+	Started time.Time
+}
+
+// Downloads returns the blob downloads in progress. It costs a copy of
+// each download's counters and takes no lock a pull waits on for longer
+// than that.
+func (c *Cache) Downloads() []Download {
+	c.mu.Lock()
+	dls := make([]*download, 0, len(c.downloads))
+	for _, dl := range c.downloads {
+		dls = append(dls, dl)
+	}
+	c.mu.Unlock()
+	out := make([]Download, 0, len(dls))
+	for _, dl := range dls {
+		dl.mu.Lock()
+		d := Download{Digest: dl.digest, Image: dl.image, Written: dl.written, Size: dl.size, Readers: dl.readers, Started: dl.started,
+			Owners: make([]int64, 0, len(dl.owners))}
+		for o := range dl.owners {
+			d.Owners = append(d.Owners, o)
+		}
+		dl.mu.Unlock()
+		slices.Sort(d.Owners)
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b Download) int { return a.Started.Compare(b.Started) })
+	return out
 }
 
 // InFlight returns the number of blob downloads in progress.

@@ -445,3 +445,53 @@ func TestCloseStopsDownloadsAndKeepsNothing(t *testing.T) {
 		t.Errorf("%d commits after Close, want 0", n)
 	}
 }
+
+// Downloads reports a download in progress with its bytes so far, its
+// size, its image, its groups and the clients streaming from it, and
+// forgets it once it is stored.
+func TestDownloadsReportsProgressAndReaders(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	h := newHarness(t, setup{fakes: true})
+	content, d := randomBlob(t, 64<<10)
+	h.fakeUp.setBlob(d, content)
+	h.fakeUp.setHold(true)
+	tg := h.target(t, "a", "library/app", upstream.Credentials{})
+
+	first := h.miss(ctx, t, tg, d)
+	body := h.fakeUp.nextGet(t)
+	second := h.miss(ctx, t, tg, d)
+	third := h.miss(ctx, t, tg, d)
+	half := len(content) / 2
+	body.send(t, content[:half])
+	readFull(t, first, half-1) // the bytes arrived
+
+	dls := h.cache.Downloads()
+	if len(dls) != 1 {
+		t.Fatalf("Downloads() = %+v, want the one download", dls)
+	}
+	got := dls[0]
+	if got.Digest != d || got.Image != "library/app" || got.Written != int64(half) || got.Size != int64(len(content)) ||
+		got.Readers != 3 || len(got.Owners) != 1 || got.Owners[0] != tg.GroupID || got.Started.IsZero() {
+		t.Errorf("Downloads()[0] = %+v; want %s of library/app, %d of %d bytes, 3 readers, owner %d",
+			got, d, half, len(content), tg.GroupID)
+	}
+	third.Close()
+	third.Close() // a second Close counts nothing
+	if n := h.cache.Downloads()[0].Readers; n != 2 {
+		t.Errorf("after a client closed: %d readers, want 2", n)
+	}
+
+	body.send(t, content[half:])
+	body.end()
+	for _, b := range []*cache.Blob{first, second} {
+		if _, err := readRest(t, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.waitStored(t)
+	h.cache.Close() // waits for the download to end
+	if dls := h.cache.Downloads(); len(dls) != 0 {
+		t.Errorf("after the download ended Downloads() = %+v, want none", dls)
+	}
+}

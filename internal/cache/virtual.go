@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -365,4 +366,15 @@ func (v *Virtual) InFlight() int {
 		n += c.InFlight()
 	}
 	return n
+}
+
+// Downloads returns the blob downloads in progress from the upstreams of
+// virtual registries; their Owners are upstream ids (VirtualUpstream.ID).
+func (v *Virtual) Downloads() []Download {
+	var out []Download
+	for _, c := range v.all() {
+		out = append(out, c.Downloads()...)
+	}
+	slices.SortFunc(out, func(a, b Download) int { return a.Started.Compare(b.Started) })
+	return out
 }

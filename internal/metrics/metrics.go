@@ -6,6 +6,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -38,13 +39,15 @@ type Metrics struct {
 	rateLimitRemain   *prometheus.GaugeVec
 	revalidationFails *prometheus.CounterVec
 	upstreamFailing   *prometheus.GaugeVec
+	activity          *Activity
 }
 
 // New creates the collectors on a fresh registry, with Go and process collectors.
 func New() *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
-		reg: reg,
+		reg:      reg,
+		activity: newActivity(time.Now),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dproxy_http_requests_total", Help: "HTTP requests served, by route and status.",
 		}, []string{"route", "method", "status"}),
@@ -88,6 +91,23 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
+// Activity is the recent activity the counters below also feed; nil for
+// a nil *Metrics.
+func (m *Metrics) Activity() *Activity {
+	if m == nil {
+		return nil
+	}
+	return m.activity
+}
+
+// Pull records one request for content in the recent activity.
+func (m *Metrics) Pull(p Pull) {
+	if m == nil {
+		return
+	}
+	m.activity.Pull(p)
+}
+
 // Registry exposes the registry, for tests that read values.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
@@ -115,6 +135,7 @@ func (m *Metrics) CacheResult(kind, result string) {
 		return
 	}
 	m.cacheResults.WithLabelValues(kind, result).Inc()
+	m.activity.result(kind, result)
 }
 
 // StaleServed records cached content served because the upstream failed.
@@ -124,6 +145,7 @@ func (m *Metrics) StaleServed(kind, reason string) {
 	}
 	m.revalidationFails.WithLabelValues(kind, reason).Inc()
 	m.cacheResults.WithLabelValues(kind, ResultStale).Inc()
+	m.activity.result(kind, ResultStale)
 }
 
 // UpstreamRequest records one request sent upstream; status 0 means no response.
@@ -132,6 +154,7 @@ func (m *Metrics) UpstreamRequest(method, kind string, status int) {
 		return
 	}
 	m.upstreamRequests.WithLabelValues(method, kind, strconv.Itoa(status)).Inc()
+	m.activity.count(Totals{UpstreamRequests: 1})
 }
 
 // BytesServed adds n bytes sent to clients from source.
@@ -140,6 +163,11 @@ func (m *Metrics) BytesServed(source string, n int64) {
 		return
 	}
 	m.bytesServed.WithLabelValues(source).Add(float64(n))
+	if source == SourceCache {
+		m.activity.count(Totals{BytesCache: n})
+	} else {
+		m.activity.count(Totals{BytesUpstream: n})
+	}
 }
 
 // InflightDownloads adds delta (+1 on start, -1 on end) to the in-flight gauge.
@@ -158,6 +186,7 @@ func (m *Metrics) RateLimit(upstream, credential string, limit, remaining int) {
 	}
 	m.rateLimitLimit.WithLabelValues(upstream, credential).Set(float64(limit))
 	m.rateLimitRemain.WithLabelValues(upstream, credential).Set(float64(remaining))
+	m.activity.rateLimit(upstream, remaining)
 }
 
 // UpstreamBreaker records whether the circuit breaker of an upstream host

@@ -24,6 +24,8 @@ const (
 	screenGroups screen = iota
 	screenGroup
 	screenDetail
+	screenActivity
+	screenDashboard
 )
 
 type tab int
@@ -38,6 +40,7 @@ type (
 	headerMsg struct {
 		user   adminclient.CurrentUser
 		limits []adminclient.UpstreamRateLimit
+		stats  *adminclient.CacheActivity
 		err    error
 	}
 	groupsMsg struct {
@@ -92,6 +95,27 @@ type Model struct {
 	tab       tab
 	detail    *adminclient.ManifestWithContent
 	vp        viewport.Model
+	// manifestDigests are the digests of the open group's cached
+	// manifests; blobsAll says m.blobs holds every blob of the group
+	// (not cut at Options.Limit), so a missing one is not cached.
+	manifestDigests map[string]bool
+	blobDigests     map[string]bool
+	blobsAll        bool
+
+	// The live screens: back is where esc returns to.
+	back         screen
+	stats        *adminclient.CacheActivity
+	downloads    []adminclient.ActiveDownload
+	pulls        []adminclient.RecentPull
+	activityDone bool
+	last15       []adminclient.ActivityBucket
+	last60       []adminclient.ActivityBucket
+	dashDone     bool
+	pullList     list
+	lastSeq      adminclient.Seq // the newest pull shown
+	liveGen      int
+	liveBusy     int  // live calls in flight
+	liveFailed   bool // the status shows a live call's error
 
 	groupList, imageList, blobList list
 	filtering                      bool
@@ -120,17 +144,31 @@ func New(api API, r *lipgloss.Renderer, opts Options) Model {
 	return Model{
 		api: api, opts: opts, keys: DefaultKeyMap(), st: st, help: h,
 		width: 80, height: 24,
-		vp:    viewport.New(80, 18),
-		input: in,
-		spin:  spinner.New(spinner.WithSpinner(spinner.Line), spinner.WithStyle(st.Muted)),
-		auto:  opts.RefreshEvery > 0,
-		busy:  2, // Init's header and groups calls
+		vp:     viewport.New(80, 18),
+		input:  in,
+		spin:   spinner.New(spinner.WithSpinner(spinner.Line), spinner.WithStyle(st.Muted)),
+		auto:   opts.RefreshEvery > 0,
+		busy:   2, // Init's header and groups calls
+		screen: map[bool]screen{true: screenActivity, false: screenGroups}[opts.StartActivity],
 	}
+}
+
+// setScreen opens screen s with a clear status line.
+func (m *Model) setScreen(s screen) {
+	m.screen = s
+	m.status, m.statusErr, m.liveFailed = "", false, false
+	m.filtering = false
+	m.input.Blur()
+	m.vp.Height = m.bodyHeight()
 }
 
 // Init loads the header and the groups and starts auto-refresh.
 func (m Model) Init() tea.Cmd {
-	return tea.Batch(m.loadHeader(), m.loadGroups(), m.spin.Tick, m.scheduleRefresh())
+	cmds := []tea.Cmd{m.loadHeader(), m.loadGroups(), m.spin.Tick, m.scheduleRefresh()}
+	if m.opts.StartActivity {
+		cmds = append(cmds, m.loadLive(), m.scheduleLive())
+	}
+	return tea.Batch(cmds...)
 }
 
 // Update handles a message; it never blocks.
@@ -158,7 +196,33 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 			return nil
 		}
 		m.user, m.limits = &msg.user, msg.limits
+		if msg.stats != nil {
+			m.stats = msg.stats
+		}
 		return nil
+	case activityMsg:
+		m.liveDone(msg.err)
+		if msg.err == nil {
+			m.addPulls(msg)
+			m.downloads, m.activityDone = msg.snap.Downloads, true
+			m.stats, m.limits = &msg.snap.Stats, msg.snap.Limits
+		}
+		return nil
+	case dashboardMsg:
+		m.liveDone(msg.err)
+		if msg.err == nil {
+			m.last15, m.last60, m.dashDone = msg.snap.Last15, msg.snap.Last60, true
+			m.stats, m.limits = &msg.snap.Stats, msg.snap.Limits
+		}
+		return nil
+	case liveMsg:
+		if msg.gen != m.liveGen || !m.live() {
+			return nil
+		}
+		if m.liveBusy > 0 { // the server is slower than the ticks: skip one
+			return m.scheduleLive()
+		}
+		return tea.Batch(m.loadLive(), m.scheduleLive())
 	case groupsMsg:
 		m.done()
 		if msg.err != nil {
@@ -179,6 +243,15 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		g := msg.group
 		m.group, m.images, m.blobs, m.groupDone = &g, groupImages(msg.images), msg.blobs, true
+		m.blobsAll = len(msg.blobs) < m.opts.Limit
+		m.blobDigests = make(map[string]bool, len(msg.blobs))
+		for _, b := range msg.blobs {
+			m.blobDigests[b.Digest] = true
+		}
+		m.manifestDigests = make(map[string]bool, len(msg.images))
+		for _, im := range msg.images {
+			m.manifestDigests[im.Digest] = true
+		}
 		m.imageList.clamp(len(m.visibleImages()))
 		m.blobList.clamp(len(m.visibleBlobs()))
 		if m.screen == screenDetail && m.detail != nil {
@@ -220,7 +293,7 @@ func (m *Model) SetSize(width, height int) {
 
 // bodyHeight is what is left for a view under the header and title and
 // above the status and help lines.
-func (m *Model) bodyHeight() int { return max(m.height-3-len(m.statusLines()), 1) }
+func (m *Model) bodyHeight() int { return max(m.height-4-len(m.statusLines()), 1) }
 
 func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 	k := m.keys
@@ -285,19 +358,30 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 		return tea.Quit
 	case key.Matches(msg, k.Help):
 		m.showHelp = true
+	case key.Matches(msg, k.Activity):
+		return m.openLive(screenActivity)
+	case key.Matches(msg, k.Dashboard):
+		return m.openLive(screenDashboard)
+	case m.live() && key.Matches(msg, k.Back):
+		return m.leaveLive()
 	case key.Matches(msg, k.Refresh):
+		if m.live() {
+			return m.loadLive()
+		}
 		m.note(refreshing)
 		return m.reload()
 	case key.Matches(msg, k.AutoRefresh):
 		return m.toggleAuto()
 	case m.screen == screenDetail:
 		return m.detailKey(msg)
+	case m.screen == screenDashboard:
+		return nil
 	case key.Matches(msg, k.Filter):
 		m.filtering = true
 		m.input.SetValue(m.current().filter)
 		m.input.CursorEnd()
 		return m.input.Focus()
-	case key.Matches(msg, k.Sort):
+	case key.Matches(msg, k.Sort) && !m.live():
 		l := m.current()
 		l.bySize = !l.bySize
 		l.cursor, l.offset = 0, 0
@@ -310,6 +394,10 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 		m.current().move(-m.rowsShown(), m.rowsShown())
 	case key.Matches(msg, k.PageDown):
 		m.current().move(m.rowsShown(), m.rowsShown())
+	case key.Matches(msg, k.Top):
+		m.current().move(-m.current().cursor, m.rowsShown())
+	case key.Matches(msg, k.Bottom):
+		m.current().move(m.rows()-1-m.current().cursor, m.rowsShown())
 	case m.screen == screenGroups:
 		return m.groupsKey(msg)
 	case m.screen == screenGroup:
@@ -325,7 +413,8 @@ func (m *Model) groupsKey(msg tea.KeyMsg) tea.Cmd {
 	case !ok:
 		return nil
 	case key.Matches(msg, k.Open):
-		m.screen, m.groupPath, m.group, m.images, m.blobs, m.groupDone = screenGroup, g.FullPath, nil, nil, nil, false
+		m.setScreen(screenGroup)
+		m.groupPath, m.group, m.images, m.blobs, m.groupDone = g.FullPath, nil, nil, nil, false
 		m.tab, m.imageList, m.blobList = tabImages, list{}, list{}
 		return m.start(m.loadGroup(g.FullPath))
 	case key.Matches(msg, k.Purge):
@@ -336,11 +425,31 @@ func (m *Model) groupsKey(msg tea.KeyMsg) tea.Cmd {
 	return nil
 }
 
+// mayChange reports whether the signed-in user may purge, delete from or
+// enable and disable the proxy of a group: an owner or an instance admin.
+func (m *Model) mayChange(g adminclient.GroupSummary) bool {
+	return m.user != nil && m.user.Admin || g.MyRole == "OWNER"
+}
+
+// refuseChange explains a key the user's role cannot use; true when it did.
+func (m *Model) refuseChange(g adminclient.GroupSummary, what string) bool {
+	if m.mayChange(g) {
+		return false
+	}
+	role := strings.ToLower(string(g.MyRole))
+	if role == "" {
+		role = "no role"
+	}
+	m.note(fmt.Sprintf("%s needs the owner role in %s (yours: %s)", what, g.FullPath, role))
+	return true
+}
+
 func (m *Model) groupKey(msg tea.KeyMsg) tea.Cmd {
 	k := m.keys
 	switch {
 	case key.Matches(msg, k.Back):
-		m.screen, m.group = screenGroups, nil
+		m.setScreen(screenGroups)
+		m.group = nil
 		return m.start(m.loadGroups())
 	case key.Matches(msg, k.Tab):
 		m.tab = 1 - m.tab
@@ -354,7 +463,8 @@ func (m *Model) groupKey(msg tea.KeyMsg) tea.Cmd {
 		return nil
 	case key.Matches(msg, k.Open):
 		if im, ok := m.selectedImage(); ok {
-			m.screen, m.detail = screenDetail, &im.ManifestWithContent
+			m.setScreen(screenDetail)
+			m.detail = &im.ManifestWithContent
 			m.refreshDetail()
 			m.vp.GotoTop()
 		}
@@ -370,7 +480,12 @@ func (m *Model) detailKey(msg tea.KeyMsg) tea.Cmd {
 	k := m.keys
 	switch {
 	case key.Matches(msg, k.Back):
-		m.screen, m.detail = screenGroup, nil
+		m.setScreen(screenGroup)
+		m.detail = nil
+	case key.Matches(msg, k.Top):
+		m.vp.GotoTop()
+	case key.Matches(msg, k.Bottom):
+		m.vp.GotoBottom()
 	case key.Matches(msg, k.Delete):
 		m.askDelete(m.detail.Manifest, true)
 	default:
@@ -382,6 +497,9 @@ func (m *Model) detailKey(msg tea.KeyMsg) tea.Cmd {
 }
 
 func (m *Model) askPurge(g adminclient.GroupSummary) {
+	if m.refuseChange(g, "purging") {
+		return
+	}
 	path := g.FullPath
 	m.confirm = &confirmation{
 		question: fmt.Sprintf("Purge the cache of group %s?\n\nThis removes its %d cached images and %d blob references (%s).\nThe next pulls fetch them from the upstream again.",
@@ -397,6 +515,9 @@ func (m *Model) askPurge(g adminclient.GroupSummary) {
 }
 
 func (m *Model) askToggle(g adminclient.GroupSummary) {
+	if m.refuseChange(g, "enabling or disabling the proxy") {
+		return
+	}
 	path := g.FullPath
 	on := g.Setting == nil || !g.Setting.Enabled
 	q := fmt.Sprintf("Enable the dependency proxy of %s?\n\nPulls through %s/dependency_proxy/containers/… start to work.", path, path)
@@ -415,6 +536,9 @@ func (m *Model) askToggle(g adminclient.GroupSummary) {
 }
 
 func (m *Model) askDelete(im adminclient.Manifest, fromDetail bool) {
+	if m.group != nil && m.refuseChange(m.group.GroupSummary, "deleting an image") {
+		return
+	}
 	path, name := m.groupPath, imageRef(im)
 	m.confirm = &confirmation{
 		question: fmt.Sprintf("Delete %s (%s) from the cache of %s?\n\nThe next pull of it fetches it from the upstream again.", name, shortDigest(im.Digest), path),
@@ -446,6 +570,8 @@ func (m *Model) toggleAuto() tea.Cmd {
 // current is the list the keys act on.
 func (m *Model) current() *list {
 	switch {
+	case m.live():
+		return &m.pullList
 	case m.screen == screenGroups:
 		return &m.groupList
 	case m.tab == tabBlobs:
@@ -457,6 +583,19 @@ func (m *Model) current() *list {
 func (m *Model) setFilter(f string) {
 	l := m.current()
 	l.filter, l.cursor, l.offset = f, 0, 0
+}
+
+// rows is the number of rows of the current list.
+func (m *Model) rows() int {
+	switch {
+	case m.live():
+		return len(m.visiblePulls())
+	case m.screen == screenGroups:
+		return len(m.visibleGroups())
+	case m.tab == tabBlobs:
+		return len(m.visibleBlobs())
+	}
+	return len(m.visibleImages())
 }
 
 // rowsShown is how many table rows fit under the column titles.
@@ -498,6 +637,9 @@ const refreshing = "refreshing"
 // reload asks again for everything on screen.
 func (m *Model) reload() tea.Cmd {
 	cmds := []tea.Cmd{m.loadHeader(), m.loadGroups()}
+	if m.live() {
+		return tea.Batch(m.start(cmds...), m.loadLive())
+	}
 	if m.screen != screenGroups && m.groupPath != "" {
 		cmds = append(cmds, m.loadGroup(m.groupPath))
 	}
@@ -530,7 +672,14 @@ func (m *Model) loadHeader() tea.Cmd {
 			return headerMsg{err: fmt.Errorf("read the signed-in user: %w", err)}
 		}
 		limits, err := api.UpstreamRateLimits(ctx)
-		return headerMsg{user: u, limits: limits, err: err}
+		if err != nil {
+			return headerMsg{err: fmt.Errorf("read the upstream rate limits: %w", err)}
+		}
+		st, err := api.CacheActivity(ctx)
+		if err != nil {
+			return headerMsg{err: fmt.Errorf("read the cache activity: %w", err)}
+		}
+		return headerMsg{user: u, limits: limits, stats: &st}
 	})
 }
 

@@ -15,6 +15,10 @@ type Styles struct {
 	Error    lipgloss.Style
 	Dialog   lipgloss.Style
 	Help     lipgloss.Style
+	Dim      lipgloss.Style // a key the caller's role cannot use
+	Bar      lipgloss.Style // the filled part of a progress bar
+	Spark    lipgloss.Style
+	SparkAlt lipgloss.Style // the second series of a pair (bytes from upstream)
 }
 
 // NewStyles returns the styles for a renderer. With noColor (NO_COLOR)
@@ -30,6 +34,7 @@ func NewStyles(r *lipgloss.Renderer, noColor bool) Styles {
 	accent := lipgloss.AdaptiveColor{Light: "#005f87", Dark: "#5fafff"}
 	muted := lipgloss.AdaptiveColor{Light: "#6c6c6c", Dark: "#8a8a8a"}
 	bad := lipgloss.AdaptiveColor{Light: "#af0000", Dark: "#ff5f5f"}
+	warm := lipgloss.AdaptiveColor{Light: "#af5f00", Dark: "#ffaf5f"}
 	return Styles{
 		Header:   r.NewStyle().Bold(true),
 		Title:    fg(r.NewStyle().Bold(true), accent),
@@ -42,5 +47,9 @@ func NewStyles(r *lipgloss.Renderer, noColor bool) Styles {
 		Error:    fg(r.NewStyle().Bold(true), bad),
 		Dialog:   r.NewStyle().Border(lipgloss.NormalBorder()).Padding(0, 1),
 		Help:     fg(r.NewStyle(), muted),
+		Dim:      fg(r.NewStyle().Faint(true), muted),
+		Bar:      fg(r.NewStyle(), accent),
+		Spark:    fg(r.NewStyle(), accent),
+		SparkAlt: fg(r.NewStyle(), warm),
 	}
 }

@@ -1,7 +1,9 @@
 // Package tui is `dproxy tui`, an interactive cache browser: groups with
-// their cache usage, a group's images and blobs, an image's manifest, and
-// the actions an operator takes there (delete an image, purge a group,
-// enable or disable the proxy), each confirmed first.
+// their cache usage, a group's images and blobs, an image's manifest and
+// which of its layers are cached, what the server is doing now (downloads
+// in flight, recent pulls, charts of the last hour), and the actions an
+// operator takes (delete an image, purge a group, enable or disable the
+// proxy), each confirmed first.
 //
 // It owns bubbletea and lipgloss and talks to the server only through
 // the API interface (satisfied by *adminclient.Client); sizes are rendered
@@ -34,6 +36,9 @@ type API interface {
 	DeleteManifest(ctx context.Context, group, image, reference string) (adminclient.Manifest, error)
 	PurgeCache(ctx context.Context, group string) (adminclient.PurgeResult, error)
 	UpdateProxySettings(ctx context.Context, in adminclient.ProxySettingsInput) (adminclient.ProxySetting, error)
+	CacheActivity(ctx context.Context) (adminclient.CacheActivity, error)
+	ActivitySnapshot(ctx context.Context, first int, after adminclient.Seq) (adminclient.ActivitySnapshot, error)
+	DashboardSnapshot(ctx context.Context, buckets int) (adminclient.DashboardSnapshot, error)
 }
 
 // Options configure the browser.
@@ -49,6 +54,12 @@ type Options struct {
 	Now func() time.Time
 	// Limit caps the images and blobs loaded for a group. Default 1000.
 	Limit int
+	// LiveEvery is the refresh period of the activity screen and the
+	// dashboard (and then of the header's figures). Default 500ms;
+	// negative turns it off (r still refreshes).
+	LiveEvery time.Duration
+	// StartActivity opens the activity screen first.
+	StartActivity bool
 }
 
 func (o Options) withDefaults() Options {
@@ -60,6 +71,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Limit <= 0 {
 		o.Limit = 1000
+	}
+	if o.LiveEvery == 0 {
+		o.LiveEvery = 500 * time.Millisecond
 	}
 	return o
 }

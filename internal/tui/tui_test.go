@@ -22,7 +22,12 @@ import (
 	"github.com/dproxy/dproxy/internal/adminclient"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden screens in testdata")
+// updating reports whether -update asks to rewrite the golden screens in
+// testdata (the flag is teatest's golden package's).
+func updating() bool {
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
 
 var clock = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
@@ -36,8 +41,41 @@ type fakeAPI struct {
 	limits  []adminclient.UpstreamRateLimit
 	err     error
 	actions []string
-	server  string // default http://127.0.0.1:5000
-	calls   int    // calls that went through fail (header, groups, group, actions)
+	server  string                   // default http://127.0.0.1:5000
+	calls   int                      // calls that went through fail (header, groups, group, actions)
+	user    *adminclient.CurrentUser // default the admin
+
+	stats     adminclient.CacheActivity
+	downloads []adminclient.ActiveDownload
+	pulls     []adminclient.RecentPull
+}
+
+func (f *fakeAPI) CacheActivity(context.Context) (adminclient.CacheActivity, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stats, f.err
+}
+
+// ActivitySnapshot answers as the server: the pulls (newest first) after
+// the one numbered after.
+func (f *fakeAPI) ActivitySnapshot(_ context.Context, first int, after adminclient.Seq) (adminclient.ActivitySnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var pulls []adminclient.RecentPull
+	for _, p := range f.pulls {
+		if p.Seq > after && len(pulls) < first {
+			pulls = append(pulls, p)
+		}
+	}
+	return adminclient.ActivitySnapshot{Stats: f.stats, Limits: f.limits,
+		Downloads: append([]adminclient.ActiveDownload(nil), f.downloads...), Pulls: pulls}, f.err
+}
+
+func (f *fakeAPI) DashboardSnapshot(_ context.Context, buckets int) (adminclient.DashboardSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return adminclient.DashboardSnapshot{Stats: f.stats, Limits: f.limits,
+		Last15: fakeSeries(15, buckets), Last60: fakeSeries(60, buckets)}, f.err
 }
 
 func (f *fakeAPI) Server() string {
@@ -55,6 +93,9 @@ func (f *fakeAPI) fail() error {
 }
 
 func (f *fakeAPI) CurrentUser(context.Context) (adminclient.CurrentUser, error) {
+	if f.user != nil {
+		return *f.user, f.fail()
+	}
 	return adminclient.CurrentUser{Username: "admin", Admin: true}, f.fail()
 }
 
@@ -154,7 +195,8 @@ const indexJSON = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.ind
 
 const imageJSON = `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",` +
 	`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333","size":1024},` +
-	`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:4444444444444444444444444444444444444444444444444444444444444444","size":3145728}]}`
+	`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:4444444444444444444444444444444444444444444444444444444444444444","size":3145728},` +
+	`{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:7777777777777777777777777777777777777777777777777777777777777777","size":12582912}]}`
 
 func newFake() *fakeAPI {
 	on := &adminclient.ProxySetting{Enabled: true}
@@ -188,6 +230,10 @@ func newFake() *fakeAPI {
 					"application/vnd.oci.image.manifest.v1+json", imageJSON, 2048, 50*time.Hour, time.Hour), 30<<20, 30<<20, 0, 0),
 				sized(im("library/redis", "7", "sha256:bbbbbbbbbbbb0000000000000000000000000000000000000000000000000000",
 					"application/vnd.oci.image.manifest.v1+json", imageJSON, 2048, 50*time.Hour, 2*time.Hour), 30<<20, 30<<20, 0, 0),
+				// alpine's amd64 platform, pulled by digest through its index.
+				sized(im("library/alpine", "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+					"sha256:1111111111111111111111111111111111111111111111111111111111111111",
+					"application/vnd.oci.image.manifest.v1+json", imageJSON, 480, 3*time.Hour, 5*time.Minute), 3<<20, 3<<20, 0, 0),
 			},
 		},
 		blobs: map[string][]adminclient.Blob{
@@ -197,13 +243,84 @@ func newFake() *fakeAPI {
 			},
 		},
 		limits: []adminclient.UpstreamRateLimit{{Credential: "anonymous", Limit: 100, Remaining: 97}},
+		stats: adminclient.CacheActivity{StartedAt: clock.Add(-2 * time.Hour),
+			Last5Minutes: totals(40, 34, 4, 2, 9, 300<<20, 20<<20),
+			SinceStart:   totals(1200, 1000, 150, 50, 310, 9<<30, 1<<30)},
+		downloads: []adminclient.ActiveDownload{
+			{Digest: "sha256:5555555555555555555555555555555555555555555555555555555555555555", Image: "library/postgres",
+				GroupPaths: []string{"acme"}, Bytes: 96 << 20, TotalBytes: ptr(adminclient.Bytes(128 << 20)), Clients: 3, StartedAt: clock.Add(-12 * time.Second)},
+			{Digest: "sha256:6666666666666666666666666666666666666666666666666666666666666666", Image: "tools/build",
+				VirtualRegistry: ptr("internal"), VirtualRegistryGroup: ptr("acme"), Bytes: 5 << 20, Clients: 1, StartedAt: clock.Add(-75 * time.Second)},
+		},
+		pulls: fakePulls(),
 	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// totals are counts with their ratios, as the server computes them.
+func totals(requests, hits, misses, stale, saved int, fromCache, fromUpstream int64) adminclient.ActivityTotals {
+	t := adminclient.ActivityTotals{Requests: requests, Hits: hits, Misses: misses, Stale: stale, UpstreamPullsSaved: saved,
+		BytesFromCache: adminclient.Bytes(fromCache), BytesFromUpstream: adminclient.Bytes(fromUpstream), UpstreamRequests: misses + 1}
+	if requests > 0 {
+		t.HitRatio = ptr(float64(hits+stale) / float64(requests))
+	}
+	if fromCache+fromUpstream > 0 {
+		t.ByteHitRatio = ptr(float64(fromCache) / float64(fromCache+fromUpstream))
+	}
+	return t
+}
+
+// fakePulls are recent pulls of every kind, newest first.
+func fakePulls() []adminclient.RecentPull {
+	var out []adminclient.RecentPull
+	images := []string{"library/alpine", "library/redis", "library/postgres", "tools/build"}
+	results := []string{"hit", "hit", "miss", "stale", "hit"}
+	for i := range 40 {
+		p := adminclient.RecentPull{Seq: adminclient.Seq(40 - i), At: clock.Add(-time.Duration(i*7) * time.Second), Result: results[i%len(results)],
+			Image: images[i%len(images)], Client: fmt.Sprintf("10.0.0.%d", 10+i%3), Principal: []string{"ci-deploy", "alice"}[i%2]}
+		if i%3 == 0 {
+			p.Kind, p.Reference = "manifest", "latest"
+		} else {
+			p.Kind, p.Reference = "blob", fmt.Sprintf("sha256:%064d", i)
+		}
+		if p.Image == "tools/build" {
+			p.VirtualRegistry, p.VirtualRegistryGroup = ptr("internal"), ptr("acme")
+		} else {
+			p.GroupPath = ptr([]string{"acme", "acme/ci"}[i%2])
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// fakeSeries is a window of minutes in n buckets whose figures follow
+// waves, so that every sparkline level shows: no traffic in the first
+// fifth, then requests rising and falling, the hit ratio climbing as the
+// cache fills; Docker Hub reported its limit in the second half only, one
+// pull fewer each bucket.
+func fakeSeries(minutes, n int) []adminclient.ActivityBucket {
+	out := make([]adminclient.ActivityBucket, n)
+	secs := minutes * 60
+	for i := range out {
+		out[i].Start = clock.Add(time.Duration(i*secs/n-secs) * time.Second)
+		if i < n/5 {
+			continue
+		}
+		wave := (i*7)%13 + 1
+		hits := wave * 10 * (i + 1) / n
+		out[i].Totals = totals(wave*10, hits, wave*10-hits, 0, hits/2, int64(hits)<<22, int64(wave*10-hits)<<22)
+		if i >= n/2 {
+			out[i].DockerHubRemaining = ptr(180 - i)
+		}
+	}
+	return out
 }
 
 func newModel(api API, w, h int) Model {
 	r := lipgloss.NewRenderer(io.Discard)
 	r.SetColorProfile(termenv.Ascii)
-	m := New(api, r, Options{Now: func() time.Time { return clock }})
+	m := New(api, r, Options{Now: func() time.Time { return clock }, LiveEvery: -1})
 	return drive(m, m.Init(), tea.WindowSizeMsg{Width: w, Height: h})
 }
 
@@ -298,7 +415,7 @@ func mustNotContain(t *testing.T, screen string, bad ...string) {
 func golden(t *testing.T, name, screen string) {
 	t.Helper()
 	path := filepath.Join("testdata", name+".golden")
-	if *update {
+	if updating() {
 		if err := os.WriteFile(path, []byte(screen), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -358,7 +475,7 @@ func TestNavigation(t *testing.T) {
 	t.Parallel()
 	m := newModel(newFake(), 80, 24)
 	s := m.View()
-	mustContain(t, s, "admin", "Docker Hub 97/100 (anonymous)", "cache 45.0 MiB", "acme", "  ci", "zeta", "enabled", "90d")
+	mustContain(t, s, "admin", "Hub 97/100", "cache 45.0 MiB", "acme", "  ci", "zeta", "enabled", "90d")
 	// By name, acme/ci follows acme indented; the cursor starts on acme.
 	if i, j := strings.Index(s, "acme"), strings.Index(s, "  ci"); i < 0 || j < i {
 		t.Errorf("subgroup not under its parent:\n%s", s)
@@ -377,11 +494,12 @@ func TestNavigation(t *testing.T) {
 
 	m = press(m, "tab")
 	mustContain(t, m.View(), "sha256:4444", "3.0 MiB", "1h ago")
-	m = press(m, "tab", "j", "enter") // alpine is first by name; j → redis
+	m = press(m, "tab", "G", "enter") // by name redis is last: G → redis
 	s = m.View()
 	mustContain(t, s, "acme › library/redis:7", "Pull reference:", "  127.0.0.1:5000/acme/dependency_proxy/containers/library/redis:7",
-		"Config: sha256:333333333333", "Layers:", "1 layer, 3.0 MiB", `"schemaVersion": 2`)
-	m = press(m, "esc", "k", "enter")
+		"✓ sha256:333333333333    1.0 KiB  cached", "Layers:", "✓ sha256:444444444444    3.0 MiB  cached",
+		"· sha256:777777777777   12.0 MiB  not cached", "2 layers, 15.0 MiB; 1 cached (3.0 MiB)", `"schemaVersion": 2`)
+	m = press(m, "esc", "g", "enter")
 	mustContain(t, m.View(), "Platforms:", "linux/amd64", "linux/arm64/v8")
 	m = press(m, "esc", "esc")
 	mustContain(t, m.View(), "Groups")
@@ -428,7 +546,7 @@ func TestVirtualRegistriesBesideGroups(t *testing.T) {
 func TestDetailOfAnImageThatLeft(t *testing.T) {
 	t.Parallel()
 	api := newFake()
-	m := press(newModel(api, 80, 24), "enter", "j", "enter")
+	m := press(newModel(api, 80, 24), "enter", "G", "enter")
 	mustNotContain(t, m.View(), "no longer cached")
 	api.mu.Lock()
 	api.images["acme"] = api.images["acme"][:1]
@@ -493,11 +611,11 @@ func TestConfirmations(t *testing.T) {
 		action   string
 		result   string
 	}{
-		{"purge", []string{"p"}, "Purge the cache of group acme?", "purge acme", "purged acme: 3 manifests, 2 blobs, 3.0 MiB freed"},
+		{"purge", []string{"p"}, "Purge the cache of group acme?", "purge acme", "purged acme: 4 manifests, 2 blobs, 3.0 MiB freed"},
 		{"disable", []string{"e"}, "Disable the dependency proxy of acme?", "enabled acme false", "dependency proxy of acme disabled"},
 		{"enable", []string{"j", "j", "e"}, "Enable the dependency proxy of zeta?", "enabled zeta true", "dependency proxy of zeta enabled"},
-		{"delete from the list", []string{"enter", "d"}, "Delete library/alpine:latest (sha256:aaaaaaaaaaaa) from the cache of acme?", "delete acme library/alpine:latest", "deleted library/alpine:latest from acme"},
-		{"delete from the detail", []string{"enter", "j", "enter", "d"}, "Delete library/redis:7", "delete acme library/redis:7", "deleted library/redis:7 from acme"},
+		{"delete from the list", []string{"enter", "x"}, "Delete library/alpine:latest (sha256:aaaaaaaaaaaa) from the cache of acme?", "delete acme library/alpine:latest", "deleted library/alpine:latest from acme"},
+		{"delete from the detail", []string{"enter", "G", "enter", "x"}, "Delete library/redis:7", "delete acme library/redis:7", "deleted library/redis:7 from acme"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -567,12 +685,12 @@ func TestResize(t *testing.T) {
 func TestAutoRefreshToggle(t *testing.T) {
 	t.Parallel()
 	r := lipgloss.NewRenderer(io.Discard)
-	m := New(newFake(), r, Options{RefreshEvery: time.Hour, Now: func() time.Time { return clock }})
+	m := New(newFake(), r, Options{RefreshEvery: time.Hour, Now: func() time.Time { return clock }, LiveEvery: -1})
 	m.SetSize(80, 24)
 	if !strings.Contains(m.View(), "auto 1h0m0s") {
 		t.Errorf("auto-refresh not shown as on:\n%s", m.View())
 	}
-	next, cmd := m.Update(keys("a")[0])
+	next, cmd := m.Update(keys("A")[0])
 	m = next.(Model)
 	if m.auto || cmd != nil || !strings.Contains(m.View(), "auto-refresh off") {
 		t.Errorf("a did not turn auto-refresh off (auto %v)", m.auto)
@@ -581,7 +699,7 @@ func TestAutoRefreshToggle(t *testing.T) {
 	if _, cmd := m.Update(refreshMsg{gen: 0}); cmd != nil {
 		t.Error("a stale refresh tick reloaded")
 	}
-	next, cmd = m.Update(keys("a")[0])
+	next, cmd = m.Update(keys("A")[0])
 	m = next.(Model)
 	if !m.auto || cmd == nil {
 		t.Error("a did not turn auto-refresh back on")
@@ -600,10 +718,10 @@ func TestFooterFits(t *testing.T) {
 		narrow []string // at 50 columns
 		bad    []string
 	}{
-		{"groups", nil, []string{"enter open", "/ filter", "p purge", "? help", "q quit"}, []string{"? help", "q quit"}, []string{"esc back"}},
-		{"group images", []string{"enter"}, []string{"esc back", "tab blobs", "d delete", "? help", "q quit"}, []string{"esc back", "? help", "q quit"}, nil},
-		{"group blobs", []string{"enter", "tab"}, []string{"esc back", "tab images", "p purge", "? help", "q quit"}, []string{"? help", "q quit"}, []string{"d delete"}},
-		{"detail", []string{"enter", "enter"}, []string{"↑/k scroll", "esc back", "d delete", "? help", "q quit"}, []string{"esc back", "? help", "q quit"}, nil},
+		{"groups", nil, []string{"enter open", "a activity", "d dashboard", "/ filter", "? help", "q quit"}, []string{"? help", "q quit"}, []string{"esc back"}},
+		{"group images", []string{"enter"}, []string{"esc back", "tab blobs", "x delete", "? help", "q quit"}, []string{"esc back", "? help", "q quit"}, nil},
+		{"group blobs", []string{"enter", "tab"}, []string{"esc back", "tab images", "p purge", "? help", "q quit"}, []string{"? help", "q quit"}, []string{"x delete"}},
+		{"detail", []string{"enter", "enter"}, []string{"↑/k scroll", "esc back", "x delete", "? help", "q quit"}, []string{"esc back", "? help", "q quit"}, nil},
 		{"confirmation", []string{"p"}, []string{"y yes", "n/esc cancel"}, []string{"y yes", "n/esc cancel"}, []string{"q quit"}},
 		{"filter", []string{"/"}, []string{"enter: keep filter", "esc: clear filter"}, []string{"enter: keep filter"}, []string{"q quit"}},
 		{"help", []string{"?"}, []string{"any key: close help", "q: quit"}, []string{"any key: close help", "q: quit"}, nil},
@@ -636,7 +754,8 @@ func TestHeaderLongServer(t *testing.T) {
 	api.server = "https://dependency-proxy.build-infrastructure.internal.example.com:5443"
 	m := newModel(api, 80, 24)
 	header := strings.Split(m.View(), "\n")[0]
-	mustContain(t, header, "dproxy dependency-prox…", "admin", "97/100", "cache 45.0 MiB")
+	mustContain(t, header, "dproxy dependency-proxy.build-infrastructure.internal.…", "admin", "cache 45.0 MiB")
+	mustContain(t, strings.Split(m.View(), "\n")[1], "Hub 97/100")
 	if lipgloss.Width(header) > 80 {
 		t.Errorf("header is %d cells: %q", lipgloss.Width(header), header)
 	}
@@ -648,7 +767,7 @@ func TestNoColorKeepsCursorAndTab(t *testing.T) {
 	t.Parallel()
 	r := lipgloss.NewRenderer(io.Discard)
 	r.SetColorProfile(termenv.ANSI) // what Run sets for NO_COLOR
-	m := New(newFake(), r, Options{Now: func() time.Time { return clock }, NoColor: true})
+	m := New(newFake(), r, Options{Now: func() time.Time { return clock }, NoColor: true, LiveEvery: -1})
 	m = drive(m, m.Init(), tea.WindowSizeMsg{Width: 100, Height: 30})
 	m = press(m, "j")
 	s := m.View()
@@ -714,7 +833,7 @@ func TestCallsInFlightShowSpinnerAndKeysAct(t *testing.T) {
 	api := newFake()
 	r := lipgloss.NewRenderer(io.Discard)
 	r.SetColorProfile(termenv.Ascii)
-	m := New(api, r, Options{Now: func() time.Time { return clock }})
+	m := New(api, r, Options{Now: func() time.Time { return clock }, LiveEvery: -1})
 	init := m.Init() // the header and groups calls, not run yet: in flight
 	update := func(msg tea.Msg) tea.Cmd {
 		next, cmd := m.Update(msg)

@@ -24,6 +24,7 @@ func (m Model) View() string {
 	}
 	lines := []string{
 		fit(m.header(), m.width, false),
+		fit(m.figures(), m.width, false),
 		fit(m.title(), m.width, false),
 		lipgloss.NewStyle().Width(m.width).Height(m.bodyHeight()).MaxHeight(m.bodyHeight()).Render(body),
 	}
@@ -37,10 +38,6 @@ func (m *Model) header() string {
 	if m.user != nil {
 		user = m.user.Username
 	}
-	hub := "Docker Hub —"
-	if rl, ok := lowestLimit(m.limits); ok {
-		hub = fmt.Sprintf("Docker Hub %d/%d (%s)", rl.Remaining, rl.Limit, rl.Credential)
-	}
 	var total adminclient.Bytes
 	for _, g := range m.groups {
 		total += g.TotalSizeBytes
@@ -50,12 +47,43 @@ func (m *Model) header() string {
 		auto = " · auto " + m.opts.RefreshEvery.String()
 	}
 	server := strings.TrimPrefix(strings.TrimPrefix(m.api.Server(), "https://"), "http://")
-	rest := " · " + user + " · " + hub + " · cache " + size(int64(total)) + auto
-	// A long server name is cut before the user, the limit and the size.
+	rest := " · " + user + " · cache " + size(int64(total)) + auto
+	// A long server name is cut before the user and the size.
 	if room := max(m.width-len("dproxy ")-lipgloss.Width(rest), 12); lipgloss.Width(server) > room {
 		server = fit(server, room, false)
 	}
 	return m.st.Header.Render("dproxy") + " " + server + rest
+}
+
+// figures is the header's second line: the hit ratio by requests and by
+// bytes over the last 5 minutes and since the start, the upstream pulls
+// saved, and the Docker Hub pulls remaining. It is shortened to fit.
+func (m *Model) figures() string {
+	hub := "Docker Hub —"
+	short := "Hub —"
+	if rl, ok := lowestLimit(m.limits); ok {
+		hub = fmt.Sprintf("Docker Hub %d/%d left (%s)", rl.Remaining, rl.Limit, rl.Credential)
+		short = fmt.Sprintf("Hub %d/%d", rl.Remaining, rl.Limit)
+	}
+	if m.stats == nil {
+		return m.st.Muted.Render("hit ratio —") + " · " + hub
+	}
+	r5, all := m.stats.Last5Minutes, m.stats.SinceStart
+	long := fmt.Sprintf("hits 5m %s of requests, %s of bytes · since start %s, %s · %d upstream pulls saved · %s",
+		ratio(r5.HitRatio), ratio(r5.ByteHitRatio), ratio(all.HitRatio), ratio(all.ByteHitRatio), all.UpstreamPullsSaved, hub)
+	if lipgloss.Width(long) <= m.width {
+		return long
+	}
+	return fmt.Sprintf("hits 5m %s/%sB · all %s/%sB · saved %d · %s",
+		ratio(r5.HitRatio), ratio(r5.ByteHitRatio), ratio(all.HitRatio), ratio(all.ByteHitRatio), all.UpstreamPullsSaved, short)
+}
+
+// ratio renders a ratio as a percentage, "—" when there is none.
+func ratio(r *float64) string {
+	if r == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f%%", *r*100)
 }
 
 // lowestLimit picks the credential closest to its limit.
@@ -86,8 +114,20 @@ func (m *Model) title() string {
 		return m.st.Title.Render("Group "+m.groupPath) + "  " + strings.Join(tabs, " ") + m.listNote(m.current())
 	case screenDetail:
 		return m.st.Title.Render(m.groupPath + " › " + imageRef(m.detail.Manifest))
+	case screenActivity:
+		return m.st.Title.Render("Activity") + m.st.Muted.Render(m.liveNote()) + m.listNote(&m.pullList)
+	case screenDashboard:
+		return m.st.Title.Render("Dashboard") + m.st.Muted.Render(m.liveNote())
 	}
 	return m.st.Title.Render("Groups") + m.listNote(&m.groupList)
+}
+
+// liveNote says how often a live screen refreshes.
+func (m *Model) liveNote() string {
+	if m.opts.LiveEvery <= 0 {
+		return "  (r refreshes)"
+	}
+	return "  (every " + m.opts.LiveEvery.String() + ")"
 }
 
 func (m *Model) listNote(l *list) string {
@@ -108,8 +148,13 @@ func (m *Model) body() string {
 	if m.filtering {
 		return m.input.View() + "\n" + m.listBody(m.bodyHeight()-1)
 	}
-	if m.screen == screenDetail {
+	switch m.screen {
+	case screenDetail:
 		return m.vp.View()
+	case screenActivity:
+		return m.activityBody(m.bodyHeight())
+	case screenDashboard:
+		return m.dashboardBody(m.bodyHeight())
 	}
 	return m.listBody(m.bodyHeight())
 }
@@ -117,6 +162,8 @@ func (m *Model) body() string {
 func (m *Model) listBody(height int) string {
 	now := m.opts.Now()
 	switch {
+	case m.screen == screenActivity:
+		return m.activityBody(height)
 	case m.screen == screenGroups:
 		if !m.groupsDone {
 			return m.st.Muted.Render("loading groups…")
@@ -320,20 +367,32 @@ func (m *Model) refreshDetail() {
 						name += "/" + p.Platform.Variant
 					}
 				}
-				fmt.Fprintf(&b, "  %-16s %s  %s\n", name, shortDigest(p.Digest), size(int64(p.Size)))
+				mark := markNot
+				if m.manifestDigests[p.Digest] {
+					mark = markCached
+				}
+				fmt.Fprintf(&b, "  %s %-16s %s  %9s  %s\n", mark.sign, name, shortDigest(p.Digest), size(int64(p.Size)), mark.word)
 			}
 		}
 		if doc.Config != nil {
-			fmt.Fprintf(&b, "\nConfig: %s  %s\n", shortDigest(doc.Config.Digest), size(int64(doc.Config.Size)))
+			mark := m.blobMark(doc.Config.Digest)
+			fmt.Fprintf(&b, "\nConfig:\n  %s %s  %9s  %s\n", mark.sign, shortDigest(doc.Config.Digest), size(int64(doc.Config.Size)), mark.word)
 		}
 		if len(doc.Layers) > 0 {
-			var total int64
+			var total, cachedBytes int64
+			cached := 0
 			b.WriteString("Layers:\n")
 			for _, l := range doc.Layers {
 				total += l.Size
-				fmt.Fprintf(&b, "  %s  %s\n", shortDigest(l.Digest), size(int64(l.Size)))
+				mark := m.blobMark(l.Digest)
+				if mark == markCached {
+					cached++
+					cachedBytes += l.Size
+				}
+				fmt.Fprintf(&b, "  %s %s  %9s  %s\n", mark.sign, shortDigest(l.Digest), size(int64(l.Size)), mark.word)
 			}
-			fmt.Fprintf(&b, "  %d %s, %s\n", len(doc.Layers), plural(len(doc.Layers), "layer", "layers"), size(int64(total)))
+			fmt.Fprintf(&b, "  %d %s, %s; %d cached (%s)\n", len(doc.Layers), plural(len(doc.Layers), "layer", "layers"), size(int64(total)),
+				cached, size(cachedBytes))
 		}
 	}
 	b.WriteString("\nManifest:\n")
@@ -346,6 +405,28 @@ func (m *Model) refreshDetail() {
 	// Long lines wrap: the pull reference and digests must be readable
 	// and copyable whole at any width.
 	m.vp.SetContent(lipgloss.NewStyle().Width(m.width).Render(b.String()))
+}
+
+// mark is how a layer, config or platform is marked: cached in the
+// group, not cached, or unknown (the group's blob list was cut at the
+// load limit).
+type mark struct{ sign, word string }
+
+var (
+	markCached  = mark{"✓", "cached"}
+	markNot     = mark{"·", "not cached"}
+	markUnknown = mark{"?", "not among the blobs loaded"}
+)
+
+// blobMark marks blob d of the open group.
+func (m *Model) blobMark(d string) mark {
+	switch {
+	case m.blobDigests[d]:
+		return markCached
+	case m.blobsAll:
+		return markNot
+	}
+	return markUnknown
 }
 
 func (m *Model) dialog(text string) string {
@@ -405,16 +486,39 @@ func (m *Model) footer() string {
 	case m.showHelp:
 		return m.st.Help.Render(fit("any key: close help · q: quit", m.width, false))
 	case m.screen == screenGroups:
-		keys = []key.Binding{k.Open, k.Filter, k.Sort, short(k.Purge, "purge"), short(k.Toggle, "proxy on/off"), k.Refresh}
+		keys = []key.Binding{k.Open, k.Activity, k.Dashboard, k.Filter, k.Sort}
+		if g, ok := m.selectedGroup(); ok && m.mayChange(g.GroupSummary) {
+			keys = append(keys, short(k.Purge, "purge"), short(k.Toggle, "proxy on/off"))
+		}
+		keys = append(keys, k.Refresh)
 	case m.screen == screenGroup:
 		other := map[tab]string{tabImages: "blobs", tabBlobs: "images"}[m.tab]
+		mayChange := m.group != nil && m.mayChange(m.group.GroupSummary)
 		keys = []key.Binding{k.Back, short(k.Tab, other)}
 		if m.tab == tabImages {
-			keys = append(keys, k.Open, short(k.Delete, "delete"))
+			keys = append(keys, k.Open)
+			if mayChange {
+				keys = append(keys, short(k.Delete, "delete"))
+			}
 		}
-		keys = append(keys, short(k.Purge, "purge"), k.Filter, k.Sort, short(k.Toggle, "proxy on/off"), k.Refresh)
+		if mayChange {
+			keys = append(keys, short(k.Purge, "purge"))
+		}
+		keys = append(keys, k.Filter, k.Sort)
+		if mayChange {
+			keys = append(keys, short(k.Toggle, "proxy on/off"))
+		}
+		keys = append(keys, k.Activity, k.Dashboard, k.Refresh)
 	case m.screen == screenDetail:
-		keys = []key.Binding{short(k.Up, "scroll"), k.Back, short(k.Delete, "delete"), k.Refresh}
+		keys = []key.Binding{short(k.Up, "scroll"), k.Back}
+		if m.group != nil && m.mayChange(m.group.GroupSummary) {
+			keys = append(keys, short(k.Delete, "delete"))
+		}
+		keys = append(keys, k.Activity, k.Dashboard, k.Refresh)
+	case m.screen == screenActivity:
+		keys = []key.Binding{k.Back, k.Filter, short(k.Top, "top"), k.Dashboard, k.Refresh}
+	case m.screen == screenDashboard:
+		keys = []key.Binding{k.Back, k.Activity, k.Refresh}
 	}
 	whole := m.help // unbounded, to see whether all of it fits
 	whole.Width = 0

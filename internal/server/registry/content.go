@@ -17,11 +17,12 @@ import (
 
 // manifest answers GET and HEAD of a manifest with the upstream's exact
 // bytes and headers; HEAD carries the same headers and no body.
-func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, src source, ref oci.Reference) error {
+func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, src source, ref oci.Reference, pull *metrics.Pull) error {
 	m, err := src.Manifest(r.Context(), ref)
 	if err != nil {
 		return err
 	}
+	h.recordPull(pull, "manifest", ref.String(), m.Result)
 	hd := w.Header()
 	hd.Set("Content-Type", m.MediaType)
 	hd.Set("Docker-Content-Digest", string(m.Digest))
@@ -50,7 +51,7 @@ func sourceOf(result string) string {
 // blob answers GET and HEAD of a blob. A cached blob supports Range; a
 // blob being downloaded streams as it arrives, and a failed download
 // aborts the connection so the client never mistakes a prefix for the blob.
-func (h *Handler) blob(w http.ResponseWriter, r *http.Request, src source, d oci.Digest) error {
+func (h *Handler) blob(w http.ResponseWriter, r *http.Request, src source, d oci.Digest, pull *metrics.Pull) error {
 	hd := w.Header()
 	if r.Method == http.MethodHead {
 		size, err := src.StatBlob(r.Context(), d)
@@ -74,6 +75,7 @@ func (h *Handler) blob(w http.ResponseWriter, r *http.Request, src source, d oci
 	hd.Set("ETag", `"`+string(d)+`"`)
 
 	if b.Cached {
+		h.recordPull(pull, "blob", string(d), metrics.ResultHit)
 		hd.Set(CacheHeader, metrics.ResultHit)
 		if rd, ok := b.ReadCloser.(redirecter); ok {
 			loc, err := rd.RedirectURL(r.Context())
@@ -105,6 +107,7 @@ func (h *Handler) blob(w http.ResponseWriter, r *http.Request, src source, d oci
 		return nil
 	}
 
+	h.recordPull(pull, "blob", string(d), metrics.ResultMiss)
 	hd.Set(CacheHeader, metrics.ResultMiss)
 	if rs, ok := b.ReadCloser.(io.ReadSeeker); ok && b.Size >= 0 && r.Header.Get("Range") != "" {
 		// A resumed pull: the range is answered (206) from the download in

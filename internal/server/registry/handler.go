@@ -208,13 +208,32 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request) error {
 	src := h.source(t)
 	switch rt.kind {
 	case kindManifests:
-		return h.manifest(w, r, src, ref)
+		return h.manifest(w, r, src, ref, h.pullOf(r, caller, t))
 	case kindTags:
 		return h.tags(w, r, src, rt.name, pg)
 	case kindReferrers:
 		return h.referrers(w, r, src, ref.Digest)
 	}
-	return h.blob(w, r, src, ref.Digest)
+	return h.blob(w, r, src, ref.Digest, h.pullOf(r, caller, t))
+}
+
+// pullOf starts the activity record of a pull; the handler adds the
+// result. Nothing is recorded without metrics.
+func (h *Handler) pullOf(r *http.Request, c auth.Caller, t auth.Target) *metrics.Pull {
+	if h.metrics == nil {
+		return nil
+	}
+	return &metrics.Pull{At: time.Now(), Image: t.Image, GroupID: t.GroupID, Group: t.Group,
+		VirtualRegistryID: t.VirtualRegistryID, Client: h.clientAddr(r), Principal: c.Name()}
+}
+
+// recordPull adds a finished pull to the recent activity.
+func (h *Handler) recordPull(p *metrics.Pull, kind, reference, result string) {
+	if p == nil {
+		return
+	}
+	p.Kind, p.Reference, p.Result = kind, reference, result
+	h.metrics.Pull(*p)
 }
 
 // source is the cache that serves target t.

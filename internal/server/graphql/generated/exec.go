@@ -54,6 +54,43 @@ type ComplexityRoot struct {
 		Username       func(childComplexity int) int
 	}
 
+	ActiveDownload struct {
+		Bytes                func(childComplexity int) int
+		Clients              func(childComplexity int) int
+		Digest               func(childComplexity int) int
+		GroupPaths           func(childComplexity int) int
+		Image                func(childComplexity int) int
+		StartedAt            func(childComplexity int) int
+		TotalBytes           func(childComplexity int) int
+		VirtualRegistry      func(childComplexity int) int
+		VirtualRegistryGroup func(childComplexity int) int
+	}
+
+	ActivityBucket struct {
+		DockerHubRemaining func(childComplexity int) int
+		Start              func(childComplexity int) int
+		Totals             func(childComplexity int) int
+	}
+
+	ActivityTotals struct {
+		ByteHitRatio       func(childComplexity int) int
+		BytesFromCache     func(childComplexity int) int
+		BytesFromUpstream  func(childComplexity int) int
+		HitRatio           func(childComplexity int) int
+		Hits               func(childComplexity int) int
+		Misses             func(childComplexity int) int
+		Requests           func(childComplexity int) int
+		Stale              func(childComplexity int) int
+		UpstreamPullsSaved func(childComplexity int) int
+		UpstreamRequests   func(childComplexity int) int
+	}
+
+	CacheActivity struct {
+		Last5Minutes func(childComplexity int) int
+		SinceStart   func(childComplexity int) int
+		StartedAt    func(childComplexity int) int
+	}
+
 	CiTrust struct {
 		Audience           func(childComplexity int) int
 		Claims             func(childComplexity int) int
@@ -330,6 +367,9 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		ActiveDownloads                      func(childComplexity int) int
+		CacheActivity                        func(childComplexity int) int
+		CacheActivitySeries                  func(childComplexity int, minutes int, buckets int) int
 		CiTrust                              func(childComplexity int, name string) int
 		CiTrusts                             func(childComplexity int) int
 		ContainerVirtualRegistry             func(childComplexity int, id string) int
@@ -340,10 +380,25 @@ type ComplexityRoot struct {
 		Group                                func(childComplexity int, fullPath string) int
 		Groups                               func(childComplexity int, search *string, first *int, after *string) int
 		InstanceDockerHubCredentials         func(childComplexity int) int
+		RecentPulls                          func(childComplexity int, first *int, after *model.BigInt) int
 		Tokens                               func(childComplexity int, username *string, groupPath *string) int
 		UpstreamRateLimits                   func(childComplexity int) int
 		User                                 func(childComplexity int, username string) int
 		Users                                func(childComplexity int, first *int, after *string) int
+	}
+
+	RecentPull struct {
+		At                   func(childComplexity int) int
+		Client               func(childComplexity int) int
+		GroupPath            func(childComplexity int) int
+		Image                func(childComplexity int) int
+		Kind                 func(childComplexity int) int
+		Principal            func(childComplexity int) int
+		Reference            func(childComplexity int) int
+		Result               func(childComplexity int) int
+		Seq                  func(childComplexity int) int
+		VirtualRegistry      func(childComplexity int) int
+		VirtualRegistryGroup func(childComplexity int) int
 	}
 
 	TokenCreatePayload struct {
@@ -477,6 +532,10 @@ type QueryResolver interface {
 	User(ctx context.Context, username string) (*User, error)
 	Tokens(ctx context.Context, username *string, groupPath *string) ([]AccessToken, error)
 	InstanceDockerHubCredentials(ctx context.Context) (*DockerHubCredentials, error)
+	ActiveDownloads(ctx context.Context) ([]ActiveDownload, error)
+	RecentPulls(ctx context.Context, first *int, after *model.BigInt) ([]RecentPull, error)
+	CacheActivity(ctx context.Context) (*CacheActivity, error)
+	CacheActivitySeries(ctx context.Context, minutes int, buckets int) ([]ActivityBucket, error)
 	CiTrusts(ctx context.Context) ([]CiTrust, error)
 	CiTrust(ctx context.Context, name string) (*CiTrust, error)
 	ExternalURL(ctx context.Context) (string, error)
@@ -582,6 +641,160 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AccessToken.Username(childComplexity), true
+
+	case "ActiveDownload.bytes":
+		if e.ComplexityRoot.ActiveDownload.Bytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActiveDownload.Bytes(childComplexity), true
+	case "ActiveDownload.clients":
+		if e.ComplexityRoot.ActiveDownload.Clients == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActiveDownload.Clients(childComplexity), true
+	case "ActiveDownload.digest":
+		if e.ComplexityRoot.ActiveDownload.Digest == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActiveDownload.Digest(childComplexity), true
+	case "ActiveDownload.groupPaths":
+		if e.ComplexityRoot.ActiveDownload.GroupPaths == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActiveDownload.GroupPaths(childComplexity), true
+	case "ActiveDownload.image":
+		if e.ComplexityRoot.ActiveDownload.Image == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActiveDownload.Image(childComplexity), true
+	case "ActiveDownload.startedAt":
+		if e.ComplexityRoot.ActiveDownload.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActiveDownload.StartedAt(childComplexity), true
+	case "ActiveDownload.totalBytes":
+		if e.ComplexityRoot.ActiveDownload.TotalBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActiveDownload.TotalBytes(childComplexity), true
+	case "ActiveDownload.virtualRegistry":
+		if e.ComplexityRoot.ActiveDownload.VirtualRegistry == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActiveDownload.VirtualRegistry(childComplexity), true
+	case "ActiveDownload.virtualRegistryGroup":
+		if e.ComplexityRoot.ActiveDownload.VirtualRegistryGroup == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActiveDownload.VirtualRegistryGroup(childComplexity), true
+
+	case "ActivityBucket.dockerHubRemaining":
+		if e.ComplexityRoot.ActivityBucket.DockerHubRemaining == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityBucket.DockerHubRemaining(childComplexity), true
+	case "ActivityBucket.start":
+		if e.ComplexityRoot.ActivityBucket.Start == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityBucket.Start(childComplexity), true
+	case "ActivityBucket.totals":
+		if e.ComplexityRoot.ActivityBucket.Totals == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityBucket.Totals(childComplexity), true
+
+	case "ActivityTotals.byteHitRatio":
+		if e.ComplexityRoot.ActivityTotals.ByteHitRatio == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityTotals.ByteHitRatio(childComplexity), true
+	case "ActivityTotals.bytesFromCache":
+		if e.ComplexityRoot.ActivityTotals.BytesFromCache == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityTotals.BytesFromCache(childComplexity), true
+	case "ActivityTotals.bytesFromUpstream":
+		if e.ComplexityRoot.ActivityTotals.BytesFromUpstream == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityTotals.BytesFromUpstream(childComplexity), true
+	case "ActivityTotals.hitRatio":
+		if e.ComplexityRoot.ActivityTotals.HitRatio == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityTotals.HitRatio(childComplexity), true
+	case "ActivityTotals.hits":
+		if e.ComplexityRoot.ActivityTotals.Hits == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityTotals.Hits(childComplexity), true
+	case "ActivityTotals.misses":
+		if e.ComplexityRoot.ActivityTotals.Misses == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityTotals.Misses(childComplexity), true
+	case "ActivityTotals.requests":
+		if e.ComplexityRoot.ActivityTotals.Requests == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityTotals.Requests(childComplexity), true
+	case "ActivityTotals.stale":
+		if e.ComplexityRoot.ActivityTotals.Stale == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityTotals.Stale(childComplexity), true
+	case "ActivityTotals.upstreamPullsSaved":
+		if e.ComplexityRoot.ActivityTotals.UpstreamPullsSaved == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityTotals.UpstreamPullsSaved(childComplexity), true
+	case "ActivityTotals.upstreamRequests":
+		if e.ComplexityRoot.ActivityTotals.UpstreamRequests == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityTotals.UpstreamRequests(childComplexity), true
+
+	case "CacheActivity.last5Minutes":
+		if e.ComplexityRoot.CacheActivity.Last5Minutes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheActivity.Last5Minutes(childComplexity), true
+	case "CacheActivity.sinceStart":
+		if e.ComplexityRoot.CacheActivity.SinceStart == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheActivity.SinceStart(childComplexity), true
+	case "CacheActivity.startedAt":
+		if e.ComplexityRoot.CacheActivity.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheActivity.StartedAt(childComplexity), true
 
 	case "CiTrust.audience":
 		if e.ComplexityRoot.CiTrust.Audience == nil {
@@ -1807,6 +2020,29 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PurgeDependencyProxyCachePayload.ManifestCount(childComplexity), true
 
+	case "Query.activeDownloads":
+		if e.ComplexityRoot.Query.ActiveDownloads == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.ActiveDownloads(childComplexity), true
+	case "Query.cacheActivity":
+		if e.ComplexityRoot.Query.CacheActivity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.CacheActivity(childComplexity), true
+	case "Query.cacheActivitySeries":
+		if e.ComplexityRoot.Query.CacheActivitySeries == nil {
+			break
+		}
+
+		args, err := ec.field_Query_cacheActivitySeries_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.CacheActivitySeries(childComplexity, args["minutes"].(int), args["buckets"].(int)), true
 	case "Query.ciTrust":
 		if e.ComplexityRoot.Query.CiTrust == nil {
 			break
@@ -1898,6 +2134,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.InstanceDockerHubCredentials(childComplexity), true
 
+	case "Query.recentPulls":
+		if e.ComplexityRoot.Query.RecentPulls == nil {
+			break
+		}
+
+		args, err := ec.field_Query_recentPulls_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.RecentPulls(childComplexity, args["first"].(*int), args["after"].(*model.BigInt)), true
 	case "Query.tokens":
 		if e.ComplexityRoot.Query.Tokens == nil {
 			break
@@ -1937,6 +2184,73 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Users(childComplexity, args["first"].(*int), args["after"].(*string)), true
+
+	case "RecentPull.at":
+		if e.ComplexityRoot.RecentPull.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecentPull.At(childComplexity), true
+	case "RecentPull.client":
+		if e.ComplexityRoot.RecentPull.Client == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecentPull.Client(childComplexity), true
+	case "RecentPull.groupPath":
+		if e.ComplexityRoot.RecentPull.GroupPath == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecentPull.GroupPath(childComplexity), true
+	case "RecentPull.image":
+		if e.ComplexityRoot.RecentPull.Image == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecentPull.Image(childComplexity), true
+	case "RecentPull.kind":
+		if e.ComplexityRoot.RecentPull.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecentPull.Kind(childComplexity), true
+	case "RecentPull.principal":
+		if e.ComplexityRoot.RecentPull.Principal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecentPull.Principal(childComplexity), true
+	case "RecentPull.reference":
+		if e.ComplexityRoot.RecentPull.Reference == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecentPull.Reference(childComplexity), true
+	case "RecentPull.result":
+		if e.ComplexityRoot.RecentPull.Result == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecentPull.Result(childComplexity), true
+	case "RecentPull.seq":
+		if e.ComplexityRoot.RecentPull.Seq == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecentPull.Seq(childComplexity), true
+	case "RecentPull.virtualRegistry":
+		if e.ComplexityRoot.RecentPull.VirtualRegistry == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecentPull.VirtualRegistry(childComplexity), true
+	case "RecentPull.virtualRegistryGroup":
+		if e.ComplexityRoot.RecentPull.VirtualRegistryGroup == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RecentPull.VirtualRegistryGroup(childComplexity), true
 
 	case "TokenCreatePayload.errors":
 		if e.ComplexityRoot.TokenCreatePayload.Errors == nil {
@@ -2281,6 +2595,102 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/activity.graphqls", Input: `# What the server is doing now, from memory (each replica answers for
+# itself): downloads in progress, recent pulls, and per-second counts over
+# the last hour. Downloads and pulls are scoped like groups: a caller sees
+# those of groups it may read (guest) and of their virtual registries; an
+# instance admin sees all. The counts are instance-wide sums that name no
+# group, image or user.
+
+extend type Query {
+  "Blob downloads from upstreams in progress, oldest first."
+  activeDownloads: [ActiveDownload!]!
+  "The most recent manifest and blob requests (at most 500 are kept), newest first; with ` + "`" + `after` + "`" + `, only those recorded after the pull of that ` + "`" + `seq` + "`" + ` (what a screen asks every refresh, paying for the new pulls only)."
+  recentPulls(first: Int, after: BigInt): [RecentPull!]!
+  "Cache hit counts and bytes served, since the start and over the last 5 minutes."
+  cacheActivity: CacheActivity!
+  "The last ` + "`" + `minutes` + "`" + ` (1 to 60) of activity in ` + "`" + `buckets` + "`" + ` (1 to 600) of equal length, oldest first."
+  cacheActivitySeries(minutes: Int!, buckets: Int!): [ActivityBucket!]!
+}
+
+"A blob being downloaded from an upstream once for every client that asked for it."
+type ActiveDownload {
+  digest: String!
+  "The upstream repository of the client that started the download."
+  image: String!
+  "The groups whose clients stream from it (the ones the caller may read); empty for a virtual registry."
+  groupPaths: [String!]!
+  "The virtual registry it serves and its group; null for the dependency proxy."
+  virtualRegistry: String
+  virtualRegistryGroup: String
+  "Bytes received so far."
+  bytes: BigInt!
+  "The blob's size; null until the upstream says."
+  totalBytes: BigInt
+  "Clients streaming from it now."
+  clients: Int!
+  startedAt: Time!
+}
+
+"A request for a manifest or a blob."
+type RecentPull {
+  "Numbers the pulls in the order they were recorded, from 1 at the server's start."
+  seq: BigInt!
+  at: Time!
+  "hit (from the cache), miss (from the upstream) or stale (from the cache because the upstream failed)."
+  result: String!
+  "manifest or blob."
+  kind: String!
+  "The image as cached: the upstream repository for a group, the image as requested for a virtual registry."
+  image: String!
+  "The tag or digest asked for."
+  reference: String!
+  "The group whose dependency proxy served it; null for a virtual registry."
+  groupPath: String
+  "The virtual registry that served it and its group; null for the dependency proxy."
+  virtualRegistry: String
+  virtualRegistryGroup: String
+  "The client's address (behind trusted proxies: the one they forwarded)."
+  client: String!
+  "Who pulled: a username, a deploy token's username, group-token-<id>, or anonymous."
+  principal: String!
+}
+
+type CacheActivity {
+  "When counting began (the server's start)."
+  startedAt: Time!
+  sinceStart: ActivityTotals!
+  last5Minutes: ActivityTotals!
+}
+
+"Counts over a stretch of time. A stale answer counts as served from cache."
+type ActivityTotals {
+  "Manifest, blob, tag list and referrers lookups."
+  requests: Int!
+  hits: Int!
+  misses: Int!
+  stale: Int!
+  "Manifests served from the cache without an upstream GET: pulls an upstream such as Docker Hub did not count."
+  upstreamPullsSaved: Int!
+  "Bytes sent to clients from storage and from downloads in progress."
+  bytesFromCache: BigInt!
+  bytesFromUpstream: BigInt!
+  "Requests sent to upstreams (tokens included)."
+  upstreamRequests: Int!
+  "hits + stale over requests, 0 to 1; null without requests."
+  hitRatio: Float
+  "bytesFromCache over all bytes sent, 0 to 1; null when none were sent."
+  byteHitRatio: Float
+}
+
+type ActivityBucket {
+  "The bucket's first second."
+  start: Time!
+  totals: ActivityTotals!
+  "The lowest Docker Hub pulls remaining the upstream reported in the bucket, for any credential; null when it reported none."
+  dockerHubRemaining: Int
+}
+`, BuiltIn: false},
 	{Name: "../schema/citrust.graphqls", Input: `# CI trust policies: CI jobs sign in with their OpenID Connect ID token.
 
 extend type Query {
@@ -3100,6 +3510,80 @@ func (ec *executionContext) childFields_AccessToken(ctx context.Context, field g
 	return nil, fmt.Errorf("no field named %q was found under type AccessToken", field.Name)
 }
 
+func (ec *executionContext) childFields_ActiveDownload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "digest":
+		return ec.fieldContext_ActiveDownload_digest(ctx, field)
+	case "image":
+		return ec.fieldContext_ActiveDownload_image(ctx, field)
+	case "groupPaths":
+		return ec.fieldContext_ActiveDownload_groupPaths(ctx, field)
+	case "virtualRegistry":
+		return ec.fieldContext_ActiveDownload_virtualRegistry(ctx, field)
+	case "virtualRegistryGroup":
+		return ec.fieldContext_ActiveDownload_virtualRegistryGroup(ctx, field)
+	case "bytes":
+		return ec.fieldContext_ActiveDownload_bytes(ctx, field)
+	case "totalBytes":
+		return ec.fieldContext_ActiveDownload_totalBytes(ctx, field)
+	case "clients":
+		return ec.fieldContext_ActiveDownload_clients(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_ActiveDownload_startedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ActiveDownload", field.Name)
+}
+
+func (ec *executionContext) childFields_ActivityBucket(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "start":
+		return ec.fieldContext_ActivityBucket_start(ctx, field)
+	case "totals":
+		return ec.fieldContext_ActivityBucket_totals(ctx, field)
+	case "dockerHubRemaining":
+		return ec.fieldContext_ActivityBucket_dockerHubRemaining(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ActivityBucket", field.Name)
+}
+
+func (ec *executionContext) childFields_ActivityTotals(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "requests":
+		return ec.fieldContext_ActivityTotals_requests(ctx, field)
+	case "hits":
+		return ec.fieldContext_ActivityTotals_hits(ctx, field)
+	case "misses":
+		return ec.fieldContext_ActivityTotals_misses(ctx, field)
+	case "stale":
+		return ec.fieldContext_ActivityTotals_stale(ctx, field)
+	case "upstreamPullsSaved":
+		return ec.fieldContext_ActivityTotals_upstreamPullsSaved(ctx, field)
+	case "bytesFromCache":
+		return ec.fieldContext_ActivityTotals_bytesFromCache(ctx, field)
+	case "bytesFromUpstream":
+		return ec.fieldContext_ActivityTotals_bytesFromUpstream(ctx, field)
+	case "upstreamRequests":
+		return ec.fieldContext_ActivityTotals_upstreamRequests(ctx, field)
+	case "hitRatio":
+		return ec.fieldContext_ActivityTotals_hitRatio(ctx, field)
+	case "byteHitRatio":
+		return ec.fieldContext_ActivityTotals_byteHitRatio(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ActivityTotals", field.Name)
+}
+
+func (ec *executionContext) childFields_CacheActivity(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "startedAt":
+		return ec.fieldContext_CacheActivity_startedAt(ctx, field)
+	case "sinceStart":
+		return ec.fieldContext_CacheActivity_sinceStart(ctx, field)
+	case "last5Minutes":
+		return ec.fieldContext_CacheActivity_last5Minutes(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CacheActivity", field.Name)
+}
+
 func (ec *executionContext) childFields_CiTrust(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "name":
@@ -3592,6 +4076,34 @@ func (ec *executionContext) childFields_PurgeDependencyProxyCachePayload(ctx con
 		return ec.fieldContext_PurgeDependencyProxyCachePayload_errors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PurgeDependencyProxyCachePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RecentPull(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "seq":
+		return ec.fieldContext_RecentPull_seq(ctx, field)
+	case "at":
+		return ec.fieldContext_RecentPull_at(ctx, field)
+	case "result":
+		return ec.fieldContext_RecentPull_result(ctx, field)
+	case "kind":
+		return ec.fieldContext_RecentPull_kind(ctx, field)
+	case "image":
+		return ec.fieldContext_RecentPull_image(ctx, field)
+	case "reference":
+		return ec.fieldContext_RecentPull_reference(ctx, field)
+	case "groupPath":
+		return ec.fieldContext_RecentPull_groupPath(ctx, field)
+	case "virtualRegistry":
+		return ec.fieldContext_RecentPull_virtualRegistry(ctx, field)
+	case "virtualRegistryGroup":
+		return ec.fieldContext_RecentPull_virtualRegistryGroup(ctx, field)
+	case "client":
+		return ec.fieldContext_RecentPull_client(ctx, field)
+	case "principal":
+		return ec.fieldContext_RecentPull_principal(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RecentPull", field.Name)
 }
 
 func (ec *executionContext) childFields_TokenCreatePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4264,6 +4776,28 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_cacheActivitySeries_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "minutes",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["minutes"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "buckets",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["buckets"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_ciTrust_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4377,6 +4911,28 @@ func (ec *executionContext) field_Query_groups_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["after"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_recentPulls_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*model.BigInt, error) {
+			return ec.unmarshalOBigInt2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋmodelᚐBigInt(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -4795,6 +5351,608 @@ func (ec *executionContext) _AccessToken_active(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_AccessToken_active(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AccessToken", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _ActiveDownload_digest(ctx context.Context, field graphql.CollectedField, obj *ActiveDownload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActiveDownload_digest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Digest, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActiveDownload_digest(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActiveDownload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ActiveDownload_image(ctx context.Context, field graphql.CollectedField, obj *ActiveDownload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActiveDownload_image(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Image, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActiveDownload_image(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActiveDownload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ActiveDownload_groupPaths(ctx context.Context, field graphql.CollectedField, obj *ActiveDownload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActiveDownload_groupPaths(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.GroupPaths, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActiveDownload_groupPaths(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActiveDownload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ActiveDownload_virtualRegistry(ctx context.Context, field graphql.CollectedField, obj *ActiveDownload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActiveDownload_virtualRegistry(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.VirtualRegistry, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ActiveDownload_virtualRegistry(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActiveDownload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ActiveDownload_virtualRegistryGroup(ctx context.Context, field graphql.CollectedField, obj *ActiveDownload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActiveDownload_virtualRegistryGroup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.VirtualRegistryGroup, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ActiveDownload_virtualRegistryGroup(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActiveDownload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _ActiveDownload_bytes(ctx context.Context, field graphql.CollectedField, obj *ActiveDownload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActiveDownload_bytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Bytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.BigInt) graphql.Marshaler {
+			return ec.marshalNBigInt2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋmodelᚐBigInt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActiveDownload_bytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActiveDownload", field, false, false, errors.New("field of type BigInt does not have child fields"))
+}
+
+func (ec *executionContext) _ActiveDownload_totalBytes(ctx context.Context, field graphql.CollectedField, obj *ActiveDownload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActiveDownload_totalBytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalBytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.BigInt) graphql.Marshaler {
+			return ec.marshalOBigInt2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋmodelᚐBigInt(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ActiveDownload_totalBytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActiveDownload", field, false, false, errors.New("field of type BigInt does not have child fields"))
+}
+
+func (ec *executionContext) _ActiveDownload_clients(ctx context.Context, field graphql.CollectedField, obj *ActiveDownload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActiveDownload_clients(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Clients, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActiveDownload_clients(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActiveDownload", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ActiveDownload_startedAt(ctx context.Context, field graphql.CollectedField, obj *ActiveDownload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActiveDownload_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActiveDownload_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActiveDownload", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityBucket_start(ctx context.Context, field graphql.CollectedField, obj *ActivityBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityBucket_start(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Start, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityBucket_start(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityBucket", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityBucket_totals(ctx context.Context, field graphql.CollectedField, obj *ActivityBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityBucket_totals(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Totals, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ActivityTotals) graphql.Marshaler {
+			return ec.marshalNActivityTotals2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐActivityTotals(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityBucket_totals(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ActivityBucket",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ActivityTotals(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ActivityBucket_dockerHubRemaining(ctx context.Context, field graphql.CollectedField, obj *ActivityBucket) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityBucket_dockerHubRemaining(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DockerHubRemaining, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityBucket_dockerHubRemaining(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityBucket", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityTotals_requests(ctx context.Context, field graphql.CollectedField, obj *ActivityTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityTotals_requests(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Requests, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityTotals_requests(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityTotals", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityTotals_hits(ctx context.Context, field graphql.CollectedField, obj *ActivityTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityTotals_hits(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Hits, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityTotals_hits(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityTotals", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityTotals_misses(ctx context.Context, field graphql.CollectedField, obj *ActivityTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityTotals_misses(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Misses, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityTotals_misses(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityTotals", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityTotals_stale(ctx context.Context, field graphql.CollectedField, obj *ActivityTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityTotals_stale(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Stale, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityTotals_stale(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityTotals", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityTotals_upstreamPullsSaved(ctx context.Context, field graphql.CollectedField, obj *ActivityTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityTotals_upstreamPullsSaved(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpstreamPullsSaved, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityTotals_upstreamPullsSaved(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityTotals", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityTotals_bytesFromCache(ctx context.Context, field graphql.CollectedField, obj *ActivityTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityTotals_bytesFromCache(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BytesFromCache, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.BigInt) graphql.Marshaler {
+			return ec.marshalNBigInt2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋmodelᚐBigInt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityTotals_bytesFromCache(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityTotals", field, false, false, errors.New("field of type BigInt does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityTotals_bytesFromUpstream(ctx context.Context, field graphql.CollectedField, obj *ActivityTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityTotals_bytesFromUpstream(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.BytesFromUpstream, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.BigInt) graphql.Marshaler {
+			return ec.marshalNBigInt2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋmodelᚐBigInt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityTotals_bytesFromUpstream(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityTotals", field, false, false, errors.New("field of type BigInt does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityTotals_upstreamRequests(ctx context.Context, field graphql.CollectedField, obj *ActivityTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityTotals_upstreamRequests(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpstreamRequests, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityTotals_upstreamRequests(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityTotals", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityTotals_hitRatio(ctx context.Context, field graphql.CollectedField, obj *ActivityTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityTotals_hitRatio(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HitRatio, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityTotals_hitRatio(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityTotals", field, false, false, errors.New("field of type Float does not have child fields"))
+}
+
+func (ec *executionContext) _ActivityTotals_byteHitRatio(ctx context.Context, field graphql.CollectedField, obj *ActivityTotals) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityTotals_byteHitRatio(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ByteHitRatio, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityTotals_byteHitRatio(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityTotals", field, false, false, errors.New("field of type Float does not have child fields"))
+}
+
+func (ec *executionContext) _CacheActivity_startedAt(ctx context.Context, field graphql.CollectedField, obj *CacheActivity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheActivity_startedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheActivity_startedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheActivity", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _CacheActivity_sinceStart(ctx context.Context, field graphql.CollectedField, obj *CacheActivity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheActivity_sinceStart(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SinceStart, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ActivityTotals) graphql.Marshaler {
+			return ec.marshalNActivityTotals2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐActivityTotals(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheActivity_sinceStart(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CacheActivity",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ActivityTotals(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CacheActivity_last5Minutes(ctx context.Context, field graphql.CollectedField, obj *CacheActivity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheActivity_last5Minutes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Last5Minutes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ActivityTotals) graphql.Marshaler {
+			return ec.marshalNActivityTotals2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐActivityTotals(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheActivity_last5Minutes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CacheActivity",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ActivityTotals(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _CiTrust_name(ctx context.Context, field graphql.CollectedField, obj *CiTrust) (ret graphql.Marshaler) {
@@ -9939,6 +11097,158 @@ func (ec *executionContext) fieldContext_Query_instanceDockerHubCredentials(_ co
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_activeDownloads(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_activeDownloads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().ActiveDownloads(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []ActiveDownload) graphql.Marshaler {
+			return ec.marshalNActiveDownload2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐActiveDownloadᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_activeDownloads(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ActiveDownload(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_recentPulls(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_recentPulls(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().RecentPulls(ctx, fc.Args["first"].(*int), fc.Args["after"].(*model.BigInt))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []RecentPull) graphql.Marshaler {
+			return ec.marshalNRecentPull2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐRecentPullᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_recentPulls(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RecentPull(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_recentPulls_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_cacheActivity(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_cacheActivity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().CacheActivity(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *CacheActivity) graphql.Marshaler {
+			return ec.marshalNCacheActivity2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCacheActivity(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_cacheActivity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CacheActivity(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_cacheActivitySeries(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_cacheActivitySeries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().CacheActivitySeries(ctx, fc.Args["minutes"].(int), fc.Args["buckets"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []ActivityBucket) graphql.Marshaler {
+			return ec.marshalNActivityBucket2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐActivityBucketᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_cacheActivitySeries(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ActivityBucket(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_cacheActivitySeries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_ciTrusts(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10276,6 +11586,259 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _RecentPull_seq(ctx context.Context, field graphql.CollectedField, obj *RecentPull) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecentPull_seq(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Seq, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.BigInt) graphql.Marshaler {
+			return ec.marshalNBigInt2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋmodelᚐBigInt(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecentPull_seq(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecentPull", field, false, false, errors.New("field of type BigInt does not have child fields"))
+}
+
+func (ec *executionContext) _RecentPull_at(ctx context.Context, field graphql.CollectedField, obj *RecentPull) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecentPull_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecentPull_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecentPull", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _RecentPull_result(ctx context.Context, field graphql.CollectedField, obj *RecentPull) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecentPull_result(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Result, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecentPull_result(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecentPull", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RecentPull_kind(ctx context.Context, field graphql.CollectedField, obj *RecentPull) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecentPull_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecentPull_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecentPull", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RecentPull_image(ctx context.Context, field graphql.CollectedField, obj *RecentPull) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecentPull_image(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Image, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecentPull_image(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecentPull", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RecentPull_reference(ctx context.Context, field graphql.CollectedField, obj *RecentPull) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecentPull_reference(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reference, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecentPull_reference(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecentPull", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RecentPull_groupPath(ctx context.Context, field graphql.CollectedField, obj *RecentPull) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecentPull_groupPath(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.GroupPath, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RecentPull_groupPath(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecentPull", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RecentPull_virtualRegistry(ctx context.Context, field graphql.CollectedField, obj *RecentPull) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecentPull_virtualRegistry(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.VirtualRegistry, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RecentPull_virtualRegistry(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecentPull", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RecentPull_virtualRegistryGroup(ctx context.Context, field graphql.CollectedField, obj *RecentPull) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecentPull_virtualRegistryGroup(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.VirtualRegistryGroup, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RecentPull_virtualRegistryGroup(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecentPull", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RecentPull_client(ctx context.Context, field graphql.CollectedField, obj *RecentPull) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecentPull_client(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Client, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecentPull_client(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecentPull", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RecentPull_principal(ctx context.Context, field graphql.CollectedField, obj *RecentPull) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RecentPull_principal(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Principal, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RecentPull_principal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RecentPull", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _TokenCreatePayload_token(ctx context.Context, field graphql.CollectedField, obj *TokenCreatePayload) (ret graphql.Marshaler) {
@@ -13565,6 +15128,263 @@ func (ec *executionContext) _AccessToken(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var activeDownloadImplementors = []string{"ActiveDownload"}
+
+func (ec *executionContext) _ActiveDownload(ctx context.Context, sel ast.SelectionSet, obj *ActiveDownload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, activeDownloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ActiveDownload")
+		case "digest":
+			out.Values[i] = ec._ActiveDownload_digest(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "image":
+			out.Values[i] = ec._ActiveDownload_image(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "groupPaths":
+			out.Values[i] = ec._ActiveDownload_groupPaths(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "virtualRegistry":
+			out.Values[i] = ec._ActiveDownload_virtualRegistry(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "virtualRegistryGroup":
+			out.Values[i] = ec._ActiveDownload_virtualRegistryGroup(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "bytes":
+			out.Values[i] = ec._ActiveDownload_bytes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalBytes":
+			out.Values[i] = ec._ActiveDownload_totalBytes(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "clients":
+			out.Values[i] = ec._ActiveDownload_clients(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "startedAt":
+			out.Values[i] = ec._ActiveDownload_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var activityBucketImplementors = []string{"ActivityBucket"}
+
+func (ec *executionContext) _ActivityBucket(ctx context.Context, sel ast.SelectionSet, obj *ActivityBucket) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, activityBucketImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ActivityBucket")
+		case "start":
+			out.Values[i] = ec._ActivityBucket_start(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totals":
+			out.Values[i] = ec._ActivityBucket_totals(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "dockerHubRemaining":
+			out.Values[i] = ec._ActivityBucket_dockerHubRemaining(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var activityTotalsImplementors = []string{"ActivityTotals"}
+
+func (ec *executionContext) _ActivityTotals(ctx context.Context, sel ast.SelectionSet, obj *ActivityTotals) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, activityTotalsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ActivityTotals")
+		case "requests":
+			out.Values[i] = ec._ActivityTotals_requests(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hits":
+			out.Values[i] = ec._ActivityTotals_hits(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "misses":
+			out.Values[i] = ec._ActivityTotals_misses(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "stale":
+			out.Values[i] = ec._ActivityTotals_stale(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "upstreamPullsSaved":
+			out.Values[i] = ec._ActivityTotals_upstreamPullsSaved(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bytesFromCache":
+			out.Values[i] = ec._ActivityTotals_bytesFromCache(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bytesFromUpstream":
+			out.Values[i] = ec._ActivityTotals_bytesFromUpstream(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "upstreamRequests":
+			out.Values[i] = ec._ActivityTotals_upstreamRequests(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hitRatio":
+			out.Values[i] = ec._ActivityTotals_hitRatio(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "byteHitRatio":
+			out.Values[i] = ec._ActivityTotals_byteHitRatio(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var cacheActivityImplementors = []string{"CacheActivity"}
+
+func (ec *executionContext) _CacheActivity(ctx context.Context, sel ast.SelectionSet, obj *CacheActivity) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, cacheActivityImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CacheActivity")
+		case "startedAt":
+			out.Values[i] = ec._CacheActivity_startedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sinceStart":
+			out.Values[i] = ec._CacheActivity_sinceStart(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "last5Minutes":
+			out.Values[i] = ec._CacheActivity_last5Minutes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var ciTrustImplementors = []string{"CiTrust"}
 
 func (ec *executionContext) _CiTrust(ctx context.Context, sel ast.SelectionSet, obj *CiTrust) graphql.Marshaler {
@@ -16294,6 +18114,94 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "activeDownloads":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_activeDownloads(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "recentPulls":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_recentPulls(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "cacheActivity":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_cacheActivity(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "cacheActivitySeries":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_cacheActivitySeries(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "ciTrusts":
 			field := field
 
@@ -16461,6 +18369,94 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var recentPullImplementors = []string{"RecentPull"}
+
+func (ec *executionContext) _RecentPull(ctx context.Context, sel ast.SelectionSet, obj *RecentPull) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, recentPullImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RecentPull")
+		case "seq":
+			out.Values[i] = ec._RecentPull_seq(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._RecentPull_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "result":
+			out.Values[i] = ec._RecentPull_result(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._RecentPull_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "image":
+			out.Values[i] = ec._RecentPull_image(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reference":
+			out.Values[i] = ec._RecentPull_reference(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "groupPath":
+			out.Values[i] = ec._RecentPull_groupPath(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "virtualRegistry":
+			out.Values[i] = ec._RecentPull_virtualRegistry(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "virtualRegistryGroup":
+			out.Values[i] = ec._RecentPull_virtualRegistryGroup(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "client":
+			out.Values[i] = ec._RecentPull_client(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "principal":
+			out.Values[i] = ec._RecentPull_principal(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -17476,6 +19472,56 @@ func (ec *executionContext) marshalNAccessToken2ᚕgithubᚗcomᚋdproxyᚋdprox
 	return ret
 }
 
+func (ec *executionContext) marshalNActiveDownload2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐActiveDownload(ctx context.Context, sel ast.SelectionSet, v ActiveDownload) graphql.Marshaler {
+	return ec._ActiveDownload(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNActiveDownload2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐActiveDownloadᚄ(ctx context.Context, sel ast.SelectionSet, v []ActiveDownload) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNActiveDownload2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐActiveDownload(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNActivityBucket2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐActivityBucket(ctx context.Context, sel ast.SelectionSet, v ActivityBucket) graphql.Marshaler {
+	return ec._ActivityBucket(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNActivityBucket2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐActivityBucketᚄ(ctx context.Context, sel ast.SelectionSet, v []ActivityBucket) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNActivityBucket2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐActivityBucket(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNActivityTotals2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐActivityTotals(ctx context.Context, sel ast.SelectionSet, v *ActivityTotals) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._ActivityTotals(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNBigInt2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋmodelᚐBigInt(ctx context.Context, v any) (model.BigInt, error) {
 	var res model.BigInt
 	err := res.UnmarshalGQL(v)
@@ -17500,6 +19546,16 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 		}
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNCacheActivity2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCacheActivity(ctx context.Context, sel ast.SelectionSet, v *CacheActivity) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._CacheActivity(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNCiTrust2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐCiTrust(ctx context.Context, sel ast.SelectionSet, v CiTrust) graphql.Marshaler {
@@ -17854,6 +19910,26 @@ func (ec *executionContext) unmarshalNPurgeDependencyProxyCacheInput2githubᚗco
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNRecentPull2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐRecentPull(ctx context.Context, sel ast.SelectionSet, v RecentPull) graphql.Marshaler {
+	return ec._RecentPull(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNRecentPull2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐRecentPullᚄ(ctx context.Context, sel ast.SelectionSet, v []RecentPull) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRecentPull2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐRecentPull(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNRole2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐRole(ctx context.Context, v any) (Role, error) {
 	var res Role
 	err := res.UnmarshalGQL(v)
@@ -18152,6 +20228,22 @@ func (ec *executionContext) marshalOAccessToken2ᚖgithubᚗcomᚋdproxyᚋdprox
 	return ec._AccessToken(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalOBigInt2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋmodelᚐBigInt(ctx context.Context, v any) (*model.BigInt, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.BigInt)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOBigInt2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋmodelᚐBigInt(ctx context.Context, sel ast.SelectionSet, v *model.BigInt) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalOBoolean2bool(ctx context.Context, v any) (bool, error) {
 	res, err := graphql.UnmarshalBoolean(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -18347,6 +20439,23 @@ func (ec *executionContext) marshalODockerHubCredentials2ᚖgithubᚗcomᚋdprox
 		return graphql.Null
 	}
 	return ec._DockerHubCredentials(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel ast.SelectionSet, v *float64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalFloatContext(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) marshalOGroup2ᚕᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐGroup(ctx context.Context, sel ast.SelectionSet, v []*Group) graphql.Marshaler {

@@ -33,6 +33,60 @@ type AccessToken struct {
 	Active bool `json:"active"`
 }
 
+// A blob being downloaded from an upstream once for every client that asked for it.
+type ActiveDownload struct {
+	Digest string `json:"digest"`
+	// The upstream repository of the client that started the download.
+	Image string `json:"image"`
+	// The groups whose clients stream from it (the ones the caller may read); empty for a virtual registry.
+	GroupPaths []string `json:"groupPaths"`
+	// The virtual registry it serves and its group; null for the dependency proxy.
+	VirtualRegistry      *string `json:"virtualRegistry,omitempty"`
+	VirtualRegistryGroup *string `json:"virtualRegistryGroup,omitempty"`
+	// Bytes received so far.
+	Bytes model.BigInt `json:"bytes"`
+	// The blob's size; null until the upstream says.
+	TotalBytes *model.BigInt `json:"totalBytes,omitempty"`
+	// Clients streaming from it now.
+	Clients   int       `json:"clients"`
+	StartedAt time.Time `json:"startedAt"`
+}
+
+type ActivityBucket struct {
+	// The bucket's first second.
+	Start  time.Time       `json:"start"`
+	Totals *ActivityTotals `json:"totals"`
+	// The lowest Docker Hub pulls remaining the upstream reported in the bucket, for any credential; null when it reported none.
+	DockerHubRemaining *int `json:"dockerHubRemaining,omitempty"`
+}
+
+// Counts over a stretch of time. A stale answer counts as served from cache.
+type ActivityTotals struct {
+	// Manifest, blob, tag list and referrers lookups.
+	Requests int `json:"requests"`
+	Hits     int `json:"hits"`
+	Misses   int `json:"misses"`
+	Stale    int `json:"stale"`
+	// Manifests served from the cache without an upstream GET: pulls an upstream such as Docker Hub did not count.
+	UpstreamPullsSaved int `json:"upstreamPullsSaved"`
+	// Bytes sent to clients from storage and from downloads in progress.
+	BytesFromCache    model.BigInt `json:"bytesFromCache"`
+	BytesFromUpstream model.BigInt `json:"bytesFromUpstream"`
+	// Requests sent to upstreams (tokens included).
+	UpstreamRequests int `json:"upstreamRequests"`
+	// hits + stale over requests, 0 to 1; null without requests.
+	HitRatio *float64 `json:"hitRatio,omitempty"`
+	// bytesFromCache over all bytes sent, 0 to 1; null when none were sent.
+	ByteHitRatio *float64 `json:"byteHitRatio,omitempty"`
+}
+
+type CacheActivity struct {
+	// When counting began (the server's start).
+	StartedAt    time.Time       `json:"startedAt"`
+	SinceStart   *ActivityTotals `json:"sinceStart"`
+	Last5Minutes *ActivityTotals `json:"last5Minutes"`
+}
+
 // A trust policy: ID tokens from issuer for audience whose claims match every rule sign in and may pull, with role, in the group and its subgroups.
 type CiTrust struct {
 	Name string `json:"name"`
@@ -472,6 +526,30 @@ type PurgeDependencyProxyCachePayload struct {
 }
 
 type Query struct {
+}
+
+// A request for a manifest or a blob.
+type RecentPull struct {
+	// Numbers the pulls in the order they were recorded, from 1 at the server's start.
+	Seq model.BigInt `json:"seq"`
+	At  time.Time    `json:"at"`
+	// hit (from the cache), miss (from the upstream) or stale (from the cache because the upstream failed).
+	Result string `json:"result"`
+	// manifest or blob.
+	Kind string `json:"kind"`
+	// The image as cached: the upstream repository for a group, the image as requested for a virtual registry.
+	Image string `json:"image"`
+	// The tag or digest asked for.
+	Reference string `json:"reference"`
+	// The group whose dependency proxy served it; null for a virtual registry.
+	GroupPath *string `json:"groupPath,omitempty"`
+	// The virtual registry that served it and its group; null for the dependency proxy.
+	VirtualRegistry      *string `json:"virtualRegistry,omitempty"`
+	VirtualRegistryGroup *string `json:"virtualRegistryGroup,omitempty"`
+	// The client's address (behind trusted proxies: the one they forwarded).
+	Client string `json:"client"`
+	// Who pulled: a username, a deploy token's username, group-token-<id>, or anonymous.
+	Principal string `json:"principal"`
 }
 
 type TokenCreateInput struct {
