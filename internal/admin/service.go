@@ -183,6 +183,8 @@ type Options struct {
 	// CheckRateLimit, when set, asks the upstream for a credential's
 	// limit. The upstream is the server's own.
 	CheckRateLimit func(ctx context.Context, creds Credentials) (RateLimitCheck, error)
+	// Warmer, when set, hears when warm entries were added or made due.
+	Warmer Warmer
 }
 
 // DefaultVirtualRegistries and DefaultVirtualUpstreams are GitLab's

@@ -37,6 +37,7 @@ import (
 	"github.com/dproxy/dproxy/internal/server/registry"
 	"github.com/dproxy/dproxy/internal/store"
 	"github.com/dproxy/dproxy/internal/upstream"
+	"github.com/dproxy/dproxy/internal/warm"
 )
 
 // App is an assembled dproxy server. Close releases what Open acquired.
@@ -57,8 +58,10 @@ type App struct {
 	// Lifecycle runs TTL expiry, garbage collection and the size cap; Run
 	// starts its schedule.
 	Lifecycle *lifecycle.Manager
-	log       *slog.Logger
-	dirLock   *lifecycle.DataDirLock
+	// Warmer keeps the groups' watched tags cached; Run starts it.
+	Warmer  *warm.Warmer
+	log     *slog.Logger
+	dirLock *lifecycle.DataDirLock
 }
 
 // Option changes how Open assembles the server.
@@ -67,6 +70,7 @@ type Option func(*options)
 type options struct {
 	now      func() time.Time
 	resolver *net.Resolver
+	onWarm   func(warm.Run)
 }
 
 // WithClock makes everything that judges time by a clock read it from now:
@@ -82,6 +86,12 @@ func WithClock(now func() time.Time) Option {
 // name can move to another address).
 func WithResolver(r *net.Resolver) Option {
 	return func(o *options) { o.resolver = r }
+}
+
+// WithWarmRuns calls fn after each run of the warmer on this server (tests
+// wait for a run instead of sleeping).
+func WithWarmRuns(fn func(warm.Run)) Option {
+	return func(o *options) { o.onWarm = fn }
 }
 
 // BlobStore is blob storage as the server uses it: blobstore.FS or
@@ -211,7 +221,19 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	}
 	var lc *lifecycle.Manager // made below, before anything is served
 	cacheOpts.Stored = func() { lc.KickSizeCap() }
-	c := cache.New(st, blobs, up, cacheOpts)
+	wm, err := metrics.NewWarm(m)
+	if err != nil {
+		return nil, fmt.Errorf("register warm metrics: %w", err)
+	}
+	mainOpts := cacheOpts
+	mainOpts.Pulls, mainOpts.Warm = st, wm
+	c := cache.New(st, blobs, up, mainOpts)
+	warmReserve, err := warm.ParseReserve(cfg.WarmReserve)
+	if err != nil {
+		return nil, err
+	}
+	warmer := warm.New(st, c, warm.Options{Reserve: warmReserve, MaxSize: cfg.CacheMaxSize, Poll: cfg.WarmPoll,
+		Now: o.now, Logger: log, Metrics: wm, OnRun: o.onWarm})
 	vc := cache.NewVirtual(st, st.UpstreamCache(), blobs, func(url string) (cache.Remote, error) { return newUpstream(url, false) }, cfg.Upstream, cacheOpts)
 	lm, err := metrics.NewLifecycle(m, cacheSizes(st))
 	if err != nil {
@@ -232,11 +254,12 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		Logger: log, Now: o.now, AddressPolicy: policy,
 		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams,
 		RateLimits: up.RateLimits, CheckRateLimit: upstream.NewCheckCache(up.CheckRateLimit, rateLimitCheckTTL, o.now).Check,
+		Warmer: warmer,
 	})
 	if err := bootstrap(ctx, adm, cfg.InitialTokenPath(), log); err != nil {
 		return nil, err
 	}
-	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Admin: adm, Issuer: iss, Cache: c, Virtual: vc, Metrics: m, Lifecycle: lc, log: log, dirLock: dirLock}
+	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Admin: adm, Issuer: iss, Cache: c, Virtual: vc, Metrics: m, Lifecycle: lc, Warmer: warmer, log: log, dirLock: dirLock}
 	gql := graphql.New(adm, graphql.Options{ExternalURL: cfg.ExternalURL, Logger: log, TrustedProxies: proxies})
 	a.Server = server.New(reg, a.ready, server.Options{
 		Addr: cfg.Addr, TLSCert: cfg.TLSCert, TLSKey: cfg.TLSKey,
@@ -294,6 +317,7 @@ func (a *App) Run(ctx context.Context) error {
 	bg, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.Lifecycle.Run(bg) })
+	wg.Go(func() { a.Warmer.Run(bg) })
 	if a.Config.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", a.Config.MetricsAddr)
 		if err != nil {

@@ -40,23 +40,25 @@ func (c *Cache) Warm(ctx context.Context, t Target, ref oci.Reference, reserve R
 		err = store.ErrNotFound
 	}
 	switch {
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return Manifest{}, fmt.Errorf("look up manifest %s:%s: %w", t.Image, ref, err)
 	case err == nil && ref.IsDigest():
 		return fromRow(row, metrics.ResultHit), nil
-	case err == nil:
+	case !ref.IsDigest():
+		// Asked even when nothing is cached: it is free, and it tells the
+		// rate limit left before a pull is spent.
 		hctx, cancel := context.WithTimeout(ctx, c.opts.RevalidateTimeout)
-		desc, err := c.remote.HeadManifest(hctx, t.Creds, t.Image, ref)
+		desc, herr := c.remote.HeadManifest(hctx, t.Creds, t.Image, ref)
 		cancel()
-		if err != nil {
-			return Manifest{}, err
+		if herr != nil {
+			return Manifest{}, herr
 		}
-		if desc.Digest == row.Digest && (desc.MediaType == "" || desc.MediaType == row.MediaType) {
+		if err == nil && desc.Digest == row.Digest && (desc.MediaType == "" || desc.MediaType == row.MediaType) {
 			if err := c.meta.ConfirmManifest(ctx, row.ID, c.opts.Now()); err != nil {
 				c.log.WarnContext(ctx, "record manifest revalidation", "image", t.Image, "ref", ref.String(), "err", err)
 			}
 			return fromRow(row, metrics.ResultHit), nil
 		}
-	case !errors.Is(err, store.ErrNotFound):
-		return Manifest{}, fmt.Errorf("look up manifest %s:%s: %w", t.Image, ref, err)
 	}
 	if err := c.spendable(t.Creds, reserve); err != nil {
 		return Manifest{}, fmt.Errorf("fetch manifest %s%s%s: %w", t.Image, refSep(ref), ref, err)

@@ -143,6 +143,15 @@ func (s *Store) DueWarmEntries(ctx context.Context, at time.Time, limit int) ([]
 		dbTime(at), listLimit(limit))
 }
 
+// CountWarmEntries returns the number of warm entries of all groups.
+func (s *Store) CountWarmEntries(ctx context.Context) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM warm_entries`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count warm entries: %w", err)
+	}
+	return n, nil
+}
+
 // NextWarmDue returns the earliest next_at of all entries; ok is false
 // when there is none.
 func (s *Store) NextWarmDue(ctx context.Context) (at time.Time, ok bool, err error) {
