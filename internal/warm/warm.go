@@ -90,7 +90,7 @@ type Options struct {
 // Run is what one run over the due entries did.
 type Run struct {
 	Checked    int // entries checked
-	Moved      int // entries whose tag had moved and were fetched
+	Moved      int // entries whose tag had moved (or was not cached) and were fetched
 	Pulls      int // manifest GETs spent
 	Prefetched int // blobs downloaded
 	Err        error
@@ -395,8 +395,10 @@ func (w *Warmer) warm(ctx context.Context, e store.WarmEntry, run *Run) store.Wa
 			w.opts.Metrics.Prefetched(size)
 		}
 	}
-	if moved || len(blobs) > 0 {
+	if moved {
 		run.Moved++
+	}
+	if moved || len(blobs) > 0 {
 		return store.WarmCheck{State: store.WarmWarmed, Digest: string(m.Digest),
 			Message: fmt.Sprintf("fetched %d manifest(s) and %d blob(s)", boolInt(moved), len(blobs))}
 	}
