@@ -8,9 +8,10 @@
 --
 -- warm_auto is a group's "keep the top N pulled tags warm" setting.
 -- tag_pulls counts the pulls of a group's tags per UTC day, for it.
+-- Written to run again on a database that has it (IF NOT EXISTS).
 
 -- +goose Up
-CREATE TABLE warm_entries (
+CREATE TABLE IF NOT EXISTS warm_entries (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     group_id      INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
     image         TEXT NOT NULL,
@@ -26,9 +27,9 @@ CREATE TABLE warm_entries (
     next_at       TIMESTAMP NOT NULL,
     UNIQUE (group_id, image, tag)
 );
-CREATE INDEX warm_entries_next_at ON warm_entries (next_at);
+CREATE INDEX IF NOT EXISTS warm_entries_next_at ON warm_entries (next_at);
 
-CREATE TABLE warm_auto (
+CREATE TABLE IF NOT EXISTS warm_auto (
     group_id       INTEGER PRIMARY KEY REFERENCES groups (id) ON DELETE CASCADE,
     top            INTEGER NOT NULL,
     window_seconds BIGINT NOT NULL,
@@ -37,7 +38,7 @@ CREATE TABLE warm_auto (
     refreshed_at   TIMESTAMP
 );
 
-CREATE TABLE tag_pulls (
+CREATE TABLE IF NOT EXISTS tag_pulls (
     group_id INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
     image    TEXT NOT NULL,
     tag      TEXT NOT NULL,
@@ -45,4 +46,4 @@ CREATE TABLE tag_pulls (
     pulls    BIGINT NOT NULL,
     PRIMARY KEY (group_id, image, tag, day)
 );
-CREATE INDEX tag_pulls_group_day ON tag_pulls (group_id, day);
+CREATE INDEX IF NOT EXISTS tag_pulls_group_day ON tag_pulls (group_id, day);
