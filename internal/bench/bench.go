@@ -47,6 +47,7 @@ type Options struct {
 	Pulls        int           // S6 sequential pulls; default 360
 	Window       time.Duration // S2f freshness window; default 30s
 	HangTimeout  time.Duration // S7 client gives up after; default 40s
+	WarmClients  int           // S8 clients pulling the moved tag at once; default 20
 	Dir          string        // work dir; default a new temp dir, removed at the end
 	Scenarios    []string      // the scenarios to run (see Scenarios); default all
 	Logger       *slog.Logger
@@ -54,7 +55,7 @@ type Options struct {
 
 // Scenarios are the scenarios a run can be limited to, in the order they
 // run. S2 includes S2m; S5 is recorded by every run.
-var Scenarios = []string{"S1", "S2", "S2f", "S3", "S6", "S7", "S4"}
+var Scenarios = []string{"S1", "S2", "S2f", "S3", "S6", "S7", "S8", "S4"}
 
 // selected reports whether the run includes scenario s.
 func (o *Options) selected(s string) bool {
@@ -76,6 +77,7 @@ func (o *Options) defaults() {
 	def(&o.Clients, 50)
 	def(&o.ColdClients, 20)
 	def(&o.Pulls, 360)
+	def(&o.WarmClients, 20)
 	defD(&o.Latency, 50*time.Millisecond)
 	defD(&o.LoadDuration, 5*time.Second)
 	defD(&o.Window, 30*time.Second)
@@ -129,6 +131,8 @@ type run struct {
 	nginx   *process
 	res     *Results
 	big     string // digest of the S4 blob
+	// dproxyMetrics is the base URL of dproxy's metrics listener.
+	dproxyMetrics string
 }
 
 // Run starts everything, runs every scenario opts.Runs times and returns
@@ -213,8 +217,13 @@ func (r *run) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	maddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	r.dproxyMetrics = "http://" + maddr
 	p, err := startProcess("dproxy", r.dir, nil, o.Dproxy, "serve", "--addr", addr, "--data-dir", ddir,
-		"--upstream", r.up.URL, "--external-url", "http://"+addr, "--log-format", "json")
+		"--upstream", r.up.URL, "--external-url", "http://"+addr, "--log-format", "json", "--metrics-addr", maddr)
 	if err != nil {
 		return err
 	}
@@ -384,6 +393,7 @@ func (r *run) runOnce(ctx context.Context, i int) error {
 		{"S3", func(t *target) error { return r.s3(ctx, t, cold, coldDigest.String()) }},
 		{"S6", func(t *target) error { return r.s6(ctx, t, small) }},
 		{"S7", func(t *target) error { return r.s7(ctx, t, small) }},
+		{"S8", func(t *target) error { return r.s8(ctx, t) }},
 	}
 	for _, s := range steps {
 		if !r.opts.selected(s.name) {
