@@ -247,3 +247,62 @@ func TestReplicasRunOneWarmer(t *testing.T) {
 	waitFor(t, "replica 2 taking the warmer over", func() bool { return runs2.count(func(r warm.Run) bool { return r.Checked > 0 }) > 0 })
 	stop2()
 }
+
+// After a 429 the warmer backs off with the rest of dproxy: the entry says
+// throttled, and its next check sends nothing upstream until the back-off
+// ends.
+func TestWarmBacksOffAfter429(t *testing.T) {
+	t.Parallel()
+	e, runs := warmEnv(t, envOptions{})
+	e.group("acme")
+	ctx := context.Background()
+	e.up.PushRandomImage(t, "library/ruby", "3", 1, 1024)
+	if _, err := e.app.Admin.AddWarmEntries(ctx, admin.System, "acme", []string{"ruby:3"}, admin.WarmInput{Every: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	startWarmer(t, e)
+	waitFor(t, "the first check", func() bool { return warmEntry(t, e, "acme", "ruby:3").State == store.WarmWarmed })
+
+	e.up.Set429(true, time.Hour)
+	if _, err := e.app.Admin.WarmNow(ctx, admin.System, "acme", "ruby:3"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a throttled check", func() bool { return warmEntry(t, e, "acme", "ruby:3").State == store.WarmThrottled })
+	e.up.ResetCounts()
+	before := runs.count(func(r warm.Run) bool { return r.Checked > 0 })
+	if _, err := e.app.Admin.WarmNow(ctx, admin.System, "acme", "ruby:3"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "another check", func() bool { return runs.count(func(r warm.Run) bool { return r.Checked > 0 }) > before })
+	for _, k := range []string{"manifest", "blob", "token"} {
+		for _, m := range []string{"GET", "HEAD"} {
+			if n := e.up.Count(m, k); n != 0 {
+				t.Errorf("during the back-off the warmer sent %d %s %s upstream, want 0", n, m, k)
+			}
+		}
+	}
+	if got := warmEntry(t, e, "acme", "ruby:3"); got.State != store.WarmThrottled {
+		t.Errorf("check during the back-off: %s (%s), want %s", got.State, got.Message, store.WarmThrottled)
+	}
+}
+
+// The warmer never evicts to make room: when an image's missing blobs
+// would pass the size cap, it fetches none of them.
+func TestWarmRespectsTheSizeCap(t *testing.T) {
+	t.Parallel()
+	e, _ := warmEnv(t, envOptions{configure: func(cfg *config.Config) { cfg.CacheMaxSize = 64 << 10 }})
+	e.group("acme")
+	ctx := context.Background()
+	e.up.PushRandomImage(t, "library/big", "1", 2, 48<<10) // 96 KiB of layers
+	if _, err := e.app.Admin.AddWarmEntries(ctx, admin.System, "acme", []string{"big:1"}, admin.WarmInput{Every: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	startWarmer(t, e)
+	waitFor(t, "the first check", func() bool { return warmEntry(t, e, "acme", "big:1").CheckedAt != nil })
+	if got := warmEntry(t, e, "acme", "big:1"); got.State != store.WarmSizeCap {
+		t.Errorf("state %s (%s), want %s", got.State, got.Message, store.WarmSizeCap)
+	}
+	if n := e.up.Count("GET", "blob"); n != 0 {
+		t.Errorf("the warmer downloaded %d blobs past the size cap, want 0", n)
+	}
+}
