@@ -333,7 +333,7 @@ func (w *Warmer) warm(ctx context.Context, e store.WarmEntry, run *Run) store.Wa
 	}
 	m, err := w.cache.Warm(ctx, t, tag, w.opts.Reserve)
 	if err != nil {
-		return failure(err)
+		return w.failure(ctx, e, err)
 	}
 	moved := m.Result == metrics.ResultMiss
 	if moved {
@@ -362,7 +362,7 @@ func (w *Warmer) warm(ctx context.Context, e store.WarmEntry, run *Run) store.Wa
 		for _, d := range children {
 			cm, err := w.cache.Warm(ctx, t, oci.Reference{Digest: d}, w.opts.Reserve)
 			if err != nil {
-				return withDigest(failure(err), m.Digest)
+				return withDigest(w.failure(ctx, e, err), m.Digest)
 			}
 			if cm.Result == metrics.ResultMiss {
 				run.Pulls++
@@ -388,7 +388,7 @@ func (w *Warmer) warm(ctx context.Context, e store.WarmEntry, run *Run) store.Wa
 	for _, b := range blobs {
 		size, fetched, err := w.cache.Prefetch(ctx, t, b.Digest)
 		if err != nil {
-			return withDigest(failure(err), m.Digest)
+			return withDigest(w.failure(ctx, e, err), m.Digest)
 		}
 		if fetched {
 			run.Prefetched++
@@ -417,15 +417,24 @@ func withDigest(c store.WarmCheck, d oci.Digest) store.WarmCheck {
 	return c
 }
 
-// failure is the outcome of a check the cache refused or the upstream failed.
-func failure(err error) store.WarmCheck {
+// failure is the outcome of a check the cache refused or the upstream
+// failed. The entry's message is read by every guest of the group: an
+// upstream failure is told in general words there (upstream.Error.Public),
+// and in full in the log.
+func (w *Warmer) failure(ctx context.Context, e store.WarmEntry, err error) store.WarmCheck {
+	msg := err.Error()
+	var ue *upstream.Error
+	if errors.As(err, &ue) {
+		msg = ue.Op + " " + e.Image + ":" + e.Tag + ": " + ue.Public()
+		w.log.WarnContext(ctx, "warm check failed upstream", "group_id", e.GroupID, "image", e.Image, "tag", e.Tag, "err", err)
+	}
 	switch {
 	case errors.Is(err, cache.ErrReserve):
-		return store.WarmCheck{State: store.WarmReserve, Message: "the tag moved; " + err.Error()}
+		return store.WarmCheck{State: store.WarmReserve, Message: "the tag moved; " + msg}
 	case errors.Is(err, oci.ErrTooManyRequests):
-		return store.WarmCheck{State: store.WarmThrottled, Message: err.Error()}
+		return store.WarmCheck{State: store.WarmThrottled, Message: msg}
 	default:
-		return store.WarmCheck{State: store.WarmFailed, Message: err.Error()}
+		return store.WarmCheck{State: store.WarmFailed, Message: msg}
 	}
 }
 
