@@ -374,6 +374,16 @@ func (s *Store) CountTagPulls(ctx context.Context, pulls []TagPull) error {
 	})
 }
 
+// PruneTagPulls deletes the pull counts of the days before before and
+// returns how many rows went.
+func (s *Store) PruneTagPulls(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM tag_pulls WHERE day < $1`, dbTime(before).Truncate(24*time.Hour))
+	if err != nil {
+		return 0, fmt.Errorf("prune tag pull counts: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // TopPulledTags returns up to limit of a group's tags most pulled on the
 // days from since on, most pulled first (ties by image and tag).
 func (s *Store) TopPulledTags(ctx context.Context, groupID int64, since time.Time, limit int) ([]PulledTag, error) {

@@ -141,6 +141,9 @@ func contractWarmAuto(t *testing.T, s *Store) {
 	if !slices.Equal(refs, []string{"library/b:1", "library/c:1"}) {
 		t.Errorf("entries after the second refresh = %v", refs)
 	}
+	if n, err := s.PruneTagPulls(ctx, day.Add(-7*24*time.Hour)); n != 1 || err != nil {
+		t.Errorf("PruneTagPulls before a week ago = %d, %v; want the one older row", n, err)
+	}
 	if err := s.DeleteWarmAuto(ctx, g.ID); err != nil {
 		t.Fatal(err)
 	}

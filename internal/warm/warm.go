@@ -40,6 +40,7 @@ type metaStore interface {
 	StaleWarmAutos(ctx context.Context, before time.Time) ([]store.WarmAuto, error)
 	TopPulledTags(ctx context.Context, groupID int64, since time.Time, limit int) ([]store.PulledTag, error)
 	RefreshWarmAuto(ctx context.Context, a store.WarmAuto, tags []store.PulledTag, at time.Time) error
+	PruneTagPulls(ctx context.Context, before time.Time) (int64, error)
 	ProxySetting(ctx context.Context, groupID int64) (store.ProxySetting, error)
 	DefaultHubCredentials(ctx context.Context) (store.HubCredentials, error)
 	Manifest(ctx context.Context, groupID int64, image, reference string) (store.Manifest, error)
@@ -103,7 +104,8 @@ type Warmer struct {
 	opts  Options
 	log   *slog.Logger
 
-	kick chan struct{}
+	kick   chan struct{}
+	pruned time.Time // when old pull counts were last dropped (schedule only)
 
 	mu      sync.Mutex
 	running bool // holds the lock and runs the schedule
@@ -230,10 +232,22 @@ func (w *Warmer) schedule(ctx context.Context) {
 	}
 }
 
+// pullHistory is how long daily pull counts are kept: the longest
+// auto-top window.
+const pullHistory = 90 * 24 * time.Hour
+
 // refreshAuto chooses again the auto-top entries of the groups whose
-// choice is older than AutoRefresh (or was never made).
+// choice is older than AutoRefresh (or was never made), and drops pull
+// counts older than any window, once per AutoRefresh.
 func (w *Warmer) refreshAuto(ctx context.Context) {
 	now := w.opts.Now()
+	if now.Sub(w.pruned) >= w.opts.AutoRefresh {
+		if _, err := w.meta.PruneTagPulls(ctx, now.Add(-pullHistory)); err != nil {
+			w.log.ErrorContext(ctx, "prune tag pull counts", "err", err)
+		} else {
+			w.pruned = now
+		}
+	}
 	autos, err := w.meta.StaleWarmAutos(ctx, now.Add(-w.opts.AutoRefresh))
 	if err != nil {
 		w.log.ErrorContext(ctx, "list auto warm settings", "err", err)
