@@ -220,7 +220,9 @@ func (w *Warmer) schedule(ctx context.Context) {
 		}
 		wait := w.opts.Poll
 		if at, ok, err := w.meta.NextWarmDue(ctx); err == nil && ok {
-			wait = min(wait, max(at.Sub(w.opts.Now()), 10*time.Millisecond))
+			// A past-due entry (its outcome could not be recorded) waits a
+			// second rather than spinning.
+			wait = min(wait, max(at.Sub(w.opts.Now()), time.Second))
 		}
 		t := time.NewTimer(wait)
 		select {
