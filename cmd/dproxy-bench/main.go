@@ -37,6 +37,7 @@ func main() {
 	flag.IntVar(&o.Pulls, "pulls", 360, "S6 sequential pulls")
 	flag.DurationVar(&o.Window, "window", 0, "S2f freshness window (default 30s)")
 	flag.DurationVar(&o.HangTimeout, "hang-timeout", 0, "S7: the client gives up after (default 40s)")
+	flag.IntVar(&o.WarmClients, "warm-clients", 20, "S10 clients pulling the moved tag at once")
 	flag.StringVar(&o.Dir, "dir", "", "work dir, kept afterwards (default a temp dir, removed)")
 	flag.StringVar(&scenarios, "scenarios", "", "comma-separated scenarios to run, of "+strings.Join(bench.Scenarios, ",")+
 		" (default all); a subset is printed unless -out is given")

@@ -188,6 +188,8 @@ type Options struct {
 	// Activity, when set, reports downloads in progress, recent pulls and
 	// the per-second counts.
 	Activity ActivitySource
+	// Warmer, when set, hears when warm entries were added or made due.
+	Warmer Warmer
 }
 
 // DefaultVirtualRegistries and DefaultVirtualUpstreams are GitLab's

@@ -39,6 +39,7 @@ import (
 	"github.com/dproxy/dproxy/internal/servertls"
 	"github.com/dproxy/dproxy/internal/store"
 	"github.com/dproxy/dproxy/internal/upstream"
+	"github.com/dproxy/dproxy/internal/warm"
 )
 
 // App is an assembled dproxy server. Close releases what Open acquired.
@@ -62,6 +63,8 @@ type App struct {
 	// TLSCert is the served certificate when TLS is on (nil otherwise);
 	// Run reloads it on SIGHUP and when its files change.
 	TLSCert *servertls.Certificate
+	// Warmer keeps the groups' watched tags cached; Run starts it.
+	Warmer *warm.Warmer
 	log     *slog.Logger
 	dirLock *lifecycle.DataDirLock
 }
@@ -73,6 +76,7 @@ type options struct {
 	now          func() time.Time
 	resolver     *net.Resolver
 	preVerifyMax int64
+	onWarm       func(warm.Run)
 }
 
 // WithClock makes everything that judges time by a clock read it from now:
@@ -95,6 +99,12 @@ func WithResolver(r *net.Resolver) Option {
 // that tests reach both sides of it with small blobs.
 func WithPreVerifyMax(n int64) Option {
 	return func(o *options) { o.preVerifyMax = n }
+}
+
+// WithWarmRuns calls fn after each run of the warmer on this server (tests
+// wait for a run instead of sleeping).
+func WithWarmRuns(fn func(warm.Run)) Option {
+	return func(o *options) { o.onWarm = fn }
 }
 
 // BlobStore is blob storage as the server uses it: blobstore.FS or
@@ -224,7 +234,19 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	}
 	var lc *lifecycle.Manager // made below, before anything is served
 	cacheOpts.Stored = func() { lc.KickSizeCap() }
-	c := cache.New(st, blobs, up, cacheOpts)
+	wm, err := metrics.NewWarm(m)
+	if err != nil {
+		return nil, fmt.Errorf("register warm metrics: %w", err)
+	}
+	mainOpts := cacheOpts
+	mainOpts.Pulls, mainOpts.Warm = st, wm
+	c := cache.New(st, blobs, up, mainOpts)
+	warmReserve, err := warm.ParseReserve(cfg.WarmReserve)
+	if err != nil {
+		return nil, err
+	}
+	warmer := warm.New(st, c, warm.Options{Reserve: warmReserve, MaxSize: cfg.CacheMaxSize, Poll: cfg.WarmPoll,
+		Now: o.now, Logger: log, Metrics: wm, OnRun: o.onWarm})
 	vc := cache.NewVirtual(st, st.UpstreamCache(), blobs, func(url string) (cache.Remote, error) { return newUpstream(url, false) }, cfg.Upstream, cacheOpts)
 	lm, err := metrics.NewLifecycle(m, cacheSizes(st))
 	if err != nil {
@@ -246,11 +268,12 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams,
 		RateLimits: up.RateLimits, CheckRateLimit: upstream.NewCheckCache(up.CheckRateLimit, rateLimitCheckTTL, o.now).Check,
 		Activity: activity{main: c, virtual: vc, rec: m.Activity()},
+		Warmer: warmer,
 	})
 	if err := bootstrap(ctx, adm, cfg.InitialTokenPath(), log); err != nil {
 		return nil, err
 	}
-	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Admin: adm, Issuer: iss, Cache: c, Virtual: vc, Metrics: m, Lifecycle: lc, log: log, dirLock: dirLock}
+	a := &App{Config: cfg, Store: st, Blobs: blobs, Auth: svc, Admin: adm, Issuer: iss, Cache: c, Virtual: vc, Metrics: m, Lifecycle: lc, Warmer: warmer, log: log, dirLock: dirLock}
 	var tlsConfig *tls.Config
 	if cfg.TLSCert != "" {
 		minVersion, err := config.ParseTLSVersion(cfg.TLSMinVersion)
@@ -362,6 +385,7 @@ func (a *App) Run(ctx context.Context) error {
 			}
 		})
 	}
+	wg.Go(func() { a.Warmer.Run(bg) })
 	if a.Config.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", a.Config.MetricsAddr)
 		if err != nil {

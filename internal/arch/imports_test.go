@@ -100,6 +100,16 @@ var rules = []rule{
 		why:  "servertls reads the certificate's key as a key file; app hands the TLS settings to server",
 	},
 	{
+		from: []string{"internal/warm"},
+		only: []string{"internal/cache", "internal/store", "internal/upstream", "internal/oci", "internal/metrics"},
+		why:  "warm → cache, store, upstream, oci (the warmer pulls through the cache's own paths)",
+	},
+	{
+		from: []string{"..."}, except: []string{"internal/app", "internal/warm"},
+		never: []string{"internal/warm"},
+		why:   "only app runs the warmer; admin reaches it through its own interface",
+	},
+	{
 		from: []string{"internal/oci"},
 		only: []string{},
 		why:  "oci is vocabulary: it imports no dproxy package",

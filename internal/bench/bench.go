@@ -48,6 +48,7 @@ type Options struct {
 	Pulls        int           // S6 sequential pulls; default 360
 	Window       time.Duration // S2f freshness window; default 30s
 	HangTimeout  time.Duration // S7 client gives up after; default 40s
+	WarmClients  int           // S8 clients pulling the moved tag at once; default 20
 	Dir          string        // work dir; default a new temp dir, removed at the end
 	Scenarios    []string      // the scenarios to run (see Scenarios); default all
 	Logger       *slog.Logger
@@ -55,8 +56,9 @@ type Options struct {
 
 // Scenarios are the scenarios a run can be limited to, in the order they
 // run. S2 includes S2m; S5 is recorded by every run; S8 (dproxy only)
-// pulls with activity screens of `dproxy tui` attached.
-var Scenarios = []string{"S1", "S2", "S2f", "S3", "S6", "S7", "S4", "S8"}
+// pulls with activity screens of `dproxy tui` attached; S10 pulls a moved
+// tag, warm against not warm.
+var Scenarios = []string{"S1", "S2", "S2f", "S3", "S6", "S7", "S8", "S10", "S4"}
 
 // selected reports whether the run includes scenario s.
 func (o *Options) selected(s string) bool {
@@ -78,6 +80,7 @@ func (o *Options) defaults() {
 	def(&o.Clients, 50)
 	def(&o.ColdClients, 20)
 	def(&o.Pulls, 360)
+	def(&o.WarmClients, 20)
 	defD(&o.Latency, 50*time.Millisecond)
 	defD(&o.LoadDuration, 5*time.Second)
 	defD(&o.Window, 30*time.Second)
@@ -136,6 +139,8 @@ type run struct {
 	big     string // digest of the S4 blob
 	// watchToken is the S8 watchers' api token.
 	watchToken string
+	// dproxyMetrics is the base URL of dproxy's metrics listener.
+	dproxyMetrics string
 }
 
 // Run starts everything, runs every scenario opts.Runs times and returns
@@ -225,8 +230,13 @@ func (r *run) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	maddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	r.dproxyMetrics = "http://" + maddr
 	p, err := startProcess("dproxy", r.dir, nil, o.Dproxy, "serve", "--addr", addr, "--data-dir", ddir,
-		"--upstream", r.up.URL, "--external-url", "http://"+addr, "--log-format", "json")
+		"--upstream", r.up.URL, "--external-url", "http://"+addr, "--log-format", "json", "--metrics-addr", maddr)
 	if err != nil {
 		return err
 	}
@@ -408,6 +418,7 @@ func (r *run) runOnce(ctx context.Context, i int) error {
 		{"S3", func(t *target) error { return r.s3(ctx, t, cold, coldDigest.String()) }},
 		{"S6", func(t *target) error { return r.s6(ctx, t, small) }},
 		{"S7", func(t *target) error { return r.s7(ctx, t, small) }},
+		{"S10", func(t *target) error { return r.s10(ctx, t) }},
 	}
 	for _, s := range steps {
 		if !r.opts.selected(s.name) {

@@ -156,6 +156,16 @@ func prepareDproxy(ctx context.Context, dataDir string, window time.Duration, hu
 			}
 		}
 	}
+	// S10: group warm keeps its image warm, checked every second.
+	if _, err := adm.CreateGroup(ctx, sys, "warm"); err != nil {
+		return "", fmt.Errorf("prepare dproxy data dir: %w", err)
+	}
+	if _, err := adm.SetMember(ctx, sys, "warm", user, admin.RoleGuest); err != nil {
+		return "", fmt.Errorf("prepare dproxy data dir: %w", err)
+	}
+	if _, err := adm.AddWarmEntries(ctx, sys, "warm", []string{s10Warmed + ":" + s10Tag}, admin.WarmInput{Every: time.Second}); err != nil {
+		return "", fmt.Errorf("prepare dproxy data dir: %w", err)
+	}
 	if _, err := adm.SetInstanceHubCredentials(ctx, sys, hubUser, hubPass); err != nil {
 		return "", fmt.Errorf("prepare dproxy data dir: %w", err)
 	}

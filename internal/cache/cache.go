@@ -42,6 +42,11 @@ type metaStore interface {
 	TouchList(ctx context.Context, id int64, at time.Time) error
 }
 
+// pullCounter records how often tags are pulled (store.CountTagPulls).
+type pullCounter interface {
+	CountTagPulls(ctx context.Context, pulls []store.TagPull) error
+}
+
 // blobStore is what the cache needs of blob storage. Temp files live on
 // the same filesystem as committed blobs. Commit takes the temp file over:
 // it is gone afterwards whether or not the commit succeeded, as
@@ -102,7 +107,12 @@ type Options struct {
 	TrustHead bool
 	// Stored, when set, is called after a downloaded blob was committed
 	// and referenced (the size cap may have been passed). It must not block.
-	Stored  func()
+	Stored func()
+	// Pulls, when set, receives the daily pull counts of tags (client
+	// manifest requests by tag), written with the read times.
+	Pulls pullCounter
+	// Warm counts warm hits: client pulls of a tag the warmer updated.
+	Warm    *metrics.Warm
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
 	Now     func() time.Time
@@ -126,6 +136,7 @@ type Cache struct {
 	closed     bool    // set by Close, guarded by mu: no new download starts
 
 	touch    *toucher
+	warmed   warmedTags     // tags the warmer updated, until a client pulls them
 	verified *verifiedFiles // stored files hashed while served, unchanged since
 
 	ctx    context.Context // cancelled by Close: stops downloads and the toucher
@@ -176,7 +187,7 @@ func New(meta metaStore, blobs blobStore, remote Remote, opts Options) *Cache {
 		ctx:       ctx,
 		cancel:    cancel,
 	}
-	c.touch = newToucher(meta, opts.Now, opts.Logger)
+	c.touch = newToucher(meta, opts.Pulls, opts.Now, opts.Logger)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()

@@ -37,6 +37,17 @@ func fromRow(m store.Manifest, result string) Manifest {
 // served (oci.ManifestMediaType); a row of another type, stored by an
 // older version, is fetched again.
 func (c *Cache) Manifest(ctx context.Context, t Target, ref oci.Reference) (Manifest, error) {
+	m, err := c.manifest(ctx, t, ref)
+	if err == nil && !ref.IsDigest() {
+		c.touch.pull(t.GroupID, t.Image, ref.Tag)
+		if m.Result != metrics.ResultMiss && c.warmed.take(t.GroupID, t.Image, ref.String(), m.Digest) {
+			c.opts.Warm.Hit()
+		}
+	}
+	return m, err
+}
+
+func (c *Cache) manifest(ctx context.Context, t Target, ref oci.Reference) (Manifest, error) {
 	row, err := c.meta.Manifest(ctx, t.GroupID, t.Image, ref.String())
 	if err == nil && !oci.IsManifestMediaType(row.MediaType) {
 		err = store.ErrNotFound

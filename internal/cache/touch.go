@@ -13,18 +13,36 @@ import (
 // transaction: reads are collected in memory and written in one
 // transaction per kind every interval, and once more on shutdown.
 type toucher struct {
-	meta metaStore
-	now  func() time.Time
-	log  *slog.Logger
+	meta  metaStore
+	pulls pullCounter // nil: pulls are not counted
+	now   func() time.Time
+	log   *slog.Logger
 
 	mu        sync.Mutex
 	manifests map[int64]struct{}
 	blobs     map[store.BlobKey]struct{}
+	tags      map[pulledTag]int64
 }
 
-func newToucher(meta metaStore, now func() time.Time, log *slog.Logger) *toucher {
-	return &toucher{meta: meta, now: now, log: log,
-		manifests: make(map[int64]struct{}), blobs: make(map[store.BlobKey]struct{})}
+// pulledTag names a tag of a group's image, for pull counts.
+type pulledTag struct {
+	groupID    int64
+	image, tag string
+}
+
+func newToucher(meta metaStore, pulls pullCounter, now func() time.Time, log *slog.Logger) *toucher {
+	return &toucher{meta: meta, pulls: pulls, now: now, log: log,
+		manifests: make(map[int64]struct{}), blobs: make(map[store.BlobKey]struct{}), tags: make(map[pulledTag]int64)}
+}
+
+// pull counts a client's pull of a tag.
+func (t *toucher) pull(groupID int64, image, tag string) {
+	if t.pulls == nil {
+		return
+	}
+	t.mu.Lock()
+	t.tags[pulledTag{groupID, image, tag}]++
+	t.mu.Unlock()
 }
 
 func (t *toucher) manifest(id int64) {
@@ -64,11 +82,21 @@ func (t *toucher) flush(ctx context.Context) {
 	for k := range t.blobs {
 		keys = append(keys, k)
 	}
+	pulls := make([]store.TagPull, 0, len(t.tags))
+	at := t.now()
+	for k, n := range t.tags {
+		pulls = append(pulls, store.TagPull{GroupID: k.groupID, Image: k.image, Tag: k.tag, Day: at, Pulls: n})
+	}
 	clear(t.manifests)
 	clear(t.blobs)
+	clear(t.tags)
 	t.mu.Unlock()
 
-	at := t.now()
+	if len(pulls) > 0 {
+		if err := t.pulls.CountTagPulls(ctx, pulls); err != nil {
+			t.log.WarnContext(ctx, "record tag pull counts", "count", len(pulls), "err", err)
+		}
+	}
 	if len(ids) > 0 {
 		if err := t.meta.TouchManifests(ctx, ids, at); err != nil {
 			t.log.WarnContext(ctx, "record manifest read times", "count", len(ids), "err", err)

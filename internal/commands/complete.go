@@ -262,3 +262,33 @@ func complete(cmd *cobra.Command, flag string, fn cobra.CompletionFunc) {
 		panic(err)
 	}
 }
+
+// tags completes the cached tags of the group in args[0] as image:tag, as
+// `warm add` takes them.
+func (k completer) tags() cobra.CompletionFunc {
+	return k.from(func(ctx context.Context, c *adminclient.Client, args []string) ([]string, error) {
+		ms, err := adminclient.Collect(500, func(pg adminclient.Page) ([]adminclient.Manifest, adminclient.PageInfo, error) {
+			r, err := c.Manifests(ctx, args[0], pg)
+			return r.Manifests, r.PageInfo, err
+		})
+		var out []string
+		for _, m := range ms {
+			if !strings.Contains(m.Reference, ":") && !slices.Contains(out, m.Image+":"+m.Reference) {
+				out = append(out, m.Image+":"+m.Reference)
+			}
+		}
+		return out, err
+	})
+}
+
+// warmEntries completes the tags the group in args[0] keeps warm.
+func (k completer) warmEntries() cobra.CompletionFunc {
+	return k.from(func(ctx context.Context, c *adminclient.Client, args []string) ([]string, error) {
+		l, err := c.WarmEntries(ctx, args[0])
+		var out []string
+		for _, e := range l.Entries {
+			out = append(out, e.Ref())
+		}
+		return out, err
+	})
+}

@@ -107,6 +107,7 @@ func NewRootCmd(ios *cmdutil.IOStreams) *cobra.Command {
 		newCmdLogin(f, nil), newCmdLogout(f, nil),
 		newCmdGroup(f), newCmdHubCreds(f), newCmdTTLPolicy(f), newCmdCache(f),
 		newCmdUser(f), newCmdMember(f), newCmdToken(f), newCmdCIEnv(f, nil), newCmdCITrust(f), newCmdRateLimit(f), newCmdTUI(f, nil), newCmdVirtualRegistry(f),
+		newCmdWarm(f),
 		newCmdFsck(ios, nil), newCmdBackup(ios), newCmdKeys(ios),
 		newCmdCompletion(ios),
 	)

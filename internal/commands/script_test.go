@@ -171,6 +171,12 @@ func (s *server) Logs() string {
 // (its dproxy_inflight_downloads gauge is 0): clients get a blob's bytes
 // while it downloads, and the cache records it just after.
 func (s *server) waitDownloads(ts *testscript.TestScript) {
+	s.waitMetric(ts, "dproxy_inflight_downloads 0")
+}
+
+// waitMetric waits until the server's /metrics has line, for at most a
+// minute.
+func (s *server) waitMetric(ts *testscript.TestScript, line string) {
 	deadline := time.Now().Add(time.Minute)
 	for {
 		tok, err := os.ReadFile(filepath.Join(s.DataDir, "initial_admin_token"))
@@ -185,11 +191,11 @@ func (s *server) waitDownloads(ts *testscript.TestScript) {
 		}
 		b, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		if strings.Contains(string(b), "\ndproxy_inflight_downloads 0\n") {
+		if strings.Contains(string(b), "\n"+line+"\n") {
 			return
 		}
 		if time.Now().After(deadline) {
-			ts.Fatalf("blob downloads still in flight after a minute")
+			ts.Fatalf("/metrics has no line %q after a minute", line)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -262,6 +268,14 @@ func scriptCmds(t *testing.T, srv *server) map[string]func(ts *testscript.TestSc
 		},
 		"upstream-reset": func(ts *testscript.TestScript, neg bool, args []string) {
 			up.ResetCounts()
+		},
+		// wait-metric LINE: wait until the server's /metrics has LINE (a
+		// whole line, such as a counter at a value), for at most a minute.
+		"wait-metric": func(ts *testscript.TestScript, neg bool, args []string) {
+			if len(args) != 1 {
+				ts.Fatalf("usage: wait-metric LINE")
+			}
+			srv.waitMetric(ts, args[0])
 		},
 		// upstream-down on|off: the upstream drops every connection, or
 		// answers again.

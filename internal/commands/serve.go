@@ -66,6 +66,8 @@ func newCmdServe(ios *cmdutil.IOStreams, runF func(context.Context, *serveOption
 	f.Duration("revalidate-timeout", def.RevalidateTimeout, "give up revalidating a cached tag upstream after this long and serve the cached copy")
 	f.Int("ratelimit-reserve", def.RateLimitReserve, "at or below this many remaining upstream pulls, serve a moved tag's cached copy instead of a manifest GET (0: off)")
 	f.Duration("ratelimit-backoff", def.RateLimitBackoff, "after an upstream 429 without Retry-After, send nothing upstream with that credential for this long")
+	f.String("warm-reserve", def.WarmReserve, "pulls of each credential prewarming leaves unspent on top of --ratelimit-reserve: a percentage of the limit (20%) or a number")
+	f.Duration("warm-poll", def.WarmPoll, "longest wait between the warmer's looks at its entries; how soon another replica takes the warmer over")
 	f.Int("virtual-registries-per-group", def.VirtualRegistriesPerGroup, "most container virtual registries a top-level group may have")
 	f.Int("virtual-registry-upstreams", def.VirtualRegistryUpstreams, "most upstreams a container virtual registry may have")
 	f.StringSlice("upstream-allow-cidr", nil, "let virtual-registry upstreams, redirects and token realms reach this range, refused by default (loopback, private, link-local...); repeatable, e.g. 10.1.0.0/16")

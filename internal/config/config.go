@@ -85,6 +85,14 @@ type Config struct {
 	// RateLimitBackoff is how long no request goes upstream with a
 	// credential after a 429 that carried no Retry-After.
 	RateLimitBackoff time.Duration `koanf:"ratelimit-backoff"`
+	// WarmReserve is what prewarming leaves of each credential's pulls on
+	// top of RateLimitReserve: a percentage of the limit ("20%") or a
+	// number of pulls ("50").
+	WarmReserve string `koanf:"warm-reserve"`
+	// WarmPoll bounds how long the warmer waits between looks at its
+	// entries, and how often a replica without the warm lock tries to
+	// take it over.
+	WarmPoll time.Duration `koanf:"warm-poll"`
 	// VirtualRegistriesPerGroup caps the container virtual registries of a
 	// top-level group; VirtualRegistryUpstreams the upstreams of one.
 	VirtualRegistriesPerGroup int `koanf:"virtual-registries-per-group"`
@@ -162,6 +170,8 @@ func Default() Config {
 		RevalidateTimeout:             5 * time.Second,
 		RateLimitReserve:              10,
 		RateLimitBackoff:              time.Minute,
+		WarmReserve:                   "20%",
+		WarmPoll:                      30 * time.Second,
 		VirtualRegistriesPerGroup:     5,
 		VirtualRegistryUpstreams:      5,
 		UpstreamConnectTimeout:        10 * time.Second,
@@ -180,6 +190,9 @@ const DefaultStorageRedirectExpiry = 5 * time.Minute
 
 // maxPresignExpiry is the longest lifetime S3 accepts for a presigned URL.
 const maxPresignExpiry = 7 * 24 * time.Hour
+
+// warmReservePattern matches a warm reserve: 0% to 100%, or a number.
+var warmReservePattern = regexp.MustCompile(`^(100%|[0-9]{1,2}%|[0-9]{1,9})$`)
 
 // DBPath is the SQLite database file.
 func (c Config) DBPath() string { return filepath.Join(c.DataDir, "dproxy.db") }
@@ -303,6 +316,7 @@ func (c Config) Validate() error {
 		{"shutdown-timeout", c.ShutdownTimeout, true},
 		{"ttl-interval", c.TTLInterval, false},
 		{"gc-interval", c.GCInterval, false},
+		{"warm-poll", c.WarmPoll, false},
 	} {
 		switch {
 		case d.v < 0:
@@ -321,6 +335,9 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimitReserve < 0 {
 		add("ratelimit-reserve must not be negative, got %d (0 turns the reserve off)", c.RateLimitReserve)
+	}
+	if !warmReservePattern.MatchString(c.WarmReserve) {
+		add("warm-reserve %q: want a percentage of the limit from 0%% to 100%% (20%%) or a number of pulls (50)", c.WarmReserve)
 	}
 	if !oneOf(c.LogFormat, "auto", "json", "text") {
 		add("log-format %q: want auto, json or text", c.LogFormat)

@@ -58,7 +58,7 @@ func TestDefault(t *testing.T) {
 	want := Config{
 		Addr: ":5000", DataDir: "./dproxy-data", ExternalURL: "http://127.0.0.1:5000",
 		Upstream: "https://registry-1.docker.io", TokenExpiry: 15 * time.Minute,
-		LogFormat: "auto", LogLevel: "info", RevalidateTimeout: 5 * time.Second, RateLimitReserve: 10, RateLimitBackoff: time.Minute, VirtualRegistriesPerGroup: 5, VirtualRegistryUpstreams: 5,
+		LogFormat: "auto", LogLevel: "info", RevalidateTimeout: 5 * time.Second, RateLimitReserve: 10, RateLimitBackoff: time.Minute, WarmReserve: "20%", WarmPoll: 30 * time.Second, VirtualRegistriesPerGroup: 5, VirtualRegistryUpstreams: 5,
 		UpstreamConnectTimeout: 10 * time.Second, UpstreamResponseHeaderTimeout: 30 * time.Second,
 		MaxManifestSize: 10 << 20, MaxBlobSize: 50 << 30, ShutdownTimeout: 30 * time.Second,
 		TTLInterval: 24 * time.Hour, GCInterval: time.Hour,

@@ -52,6 +52,7 @@ type (
 		group  adminclient.Group
 		images []adminclient.ManifestWithContent
 		blobs  []adminclient.Blob
+		warm   map[string]bool // watched image:tag, upstream names (warmKey)
 		err    error
 	}
 	// actionMsg ends a confirmed action: done says what happened.
@@ -90,6 +91,7 @@ type Model struct {
 	groupPath string
 	group     *adminclient.Group
 	images    []cachedImage
+	warm      map[string]bool // the open group's watched tags (warmKey)
 	blobs     []adminclient.Blob
 	groupDone bool // the open group's first answer arrived
 	tab       tab
@@ -242,7 +244,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 			return nil
 		}
 		g := msg.group
-		m.group, m.images, m.blobs, m.groupDone = &g, groupImages(msg.images), msg.blobs, true
+		m.group, m.images, m.blobs, m.warm, m.groupDone = &g, groupImages(msg.images), msg.blobs, msg.warm, true
 		m.blobsAll = len(msg.blobs) < m.opts.Limit
 		m.blobDigests = make(map[string]bool, len(msg.blobs))
 		for _, b := range msg.blobs {
@@ -708,9 +710,36 @@ func (m *Model) loadGroup(path string) tea.Cmd {
 		}
 		if out.blobs, out.err = api.BrowseBlobs(ctx, path, limit); out.err != nil {
 			out.err = fmt.Errorf("list blobs of %s: %w", path, out.err)
+			return out
+		}
+		// The marks are extra: a server without warm entries shows none.
+		if l, err := api.WarmEntries(ctx, path); err == nil {
+			out.warm = make(map[string]bool, len(l.Entries))
+			for _, e := range l.Entries {
+				out.warm[warmKey(e.Image, e.Tag)] = true
+			}
 		}
 		return out
 	})
+}
+
+// warmKey names a watched tag by its upstream image, as cached manifests
+// name it ("library/node:20" for node:20).
+func warmKey(image, tag string) string {
+	if !strings.Contains(image, "/") {
+		image = "library/" + image
+	}
+	return image + ":" + tag
+}
+
+// watched reports whether the group keeps one of im's tags warm.
+func (m *Model) watched(im cachedImage) bool {
+	for _, t := range im.tags {
+		if m.warm[warmKey(im.Image, t)] {
+			return true
+		}
+	}
+	return false
 }
 
 // imageRef names a cached manifest as a client pulls it.

@@ -33,6 +33,8 @@ type API interface {
 	Group(ctx context.Context, path string) (adminclient.Group, error)
 	BrowseManifests(ctx context.Context, group string, limit int) ([]adminclient.ManifestWithContent, error)
 	BrowseBlobs(ctx context.Context, group string, limit int) ([]adminclient.Blob, error)
+	// WarmEntries lists the tags the group keeps warm (marked in its images).
+	WarmEntries(ctx context.Context, group string) (adminclient.WarmList, error)
 	DeleteManifest(ctx context.Context, group, image, reference string) (adminclient.Manifest, error)
 	PurgeCache(ctx context.Context, group string) (adminclient.PurgeResult, error)
 	UpdateProxySettings(ctx context.Context, in adminclient.ProxySettingsInput) (adminclient.ProxySetting, error)

@@ -39,6 +39,7 @@ type fakeAPI struct {
 	images  map[string][]adminclient.ManifestWithContent
 	blobs   map[string][]adminclient.Blob
 	limits  []adminclient.UpstreamRateLimit
+	warm    map[string][]adminclient.WarmEntry
 	err     error
 	actions []string
 	server  string                   // default http://127.0.0.1:5000
@@ -138,6 +139,12 @@ func (f *fakeAPI) BrowseBlobs(_ context.Context, group string, _ int) ([]admincl
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]adminclient.Blob(nil), f.blobs[group]...), f.err
+}
+
+func (f *fakeAPI) WarmEntries(_ context.Context, group string) (adminclient.WarmList, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return adminclient.WarmList{Entries: append([]adminclient.WarmEntry(nil), f.warm[group]...)}, f.err
 }
 
 func (f *fakeAPI) DeleteManifest(_ context.Context, group, image, ref string) (adminclient.Manifest, error) {
@@ -868,4 +875,20 @@ func TestCallsInFlightShowSpinnerAndKeysAct(t *testing.T) {
 			t.Errorf("the spinner still shows after the calls ended:\n%s", s)
 		}
 	}
+}
+
+// The group screen marks the images whose tags the group keeps warm.
+func TestGroupMarksWatchedImages(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	m := newModel(f, 100, 24)
+	m = press(m, "enter") // acme
+	mustNotContain(t, m.View(), "(warm)")
+
+	f.mu.Lock()
+	f.warm = map[string][]adminclient.WarmEntry{"acme": {{Image: "alpine", Tag: "latest", State: "warmed"}}}
+	f.mu.Unlock()
+	m = newModel(f, 100, 24)
+	m = press(m, "enter")
+	mustContain(t, m.View(), "library/alpine (warm)")
 }

@@ -227,7 +227,11 @@ func (m *Model) listBody(height int) string {
 			if tags == "" {
 				tags = "-"
 			}
-			rows[i] = []string{im.Image, tags, strings.TrimPrefix(shortDigest(im.Digest), "sha256:"), kind(im.MediaType),
+			name := im.Image
+			if m.watched(im) {
+				name += " (warm)" // kept cached by the warmer: dproxy warm list
+			}
+			rows[i] = []string{name, tags, strings.TrimPrefix(shortDigest(im.Digest), "sha256:"), kind(im.MediaType),
 				size(int64(im.ImageSize)), size(int64(im.CachedSize)), age(now, im.ReadAt)}
 		}
 		// SIZE is the image's config plus layers (an index: its cached

@@ -85,6 +85,12 @@ type ComplexityRoot struct {
 		UpstreamRequests   func(childComplexity int) int
 	}
 
+	AddWarmEntryPayload struct {
+		Auto        func(childComplexity int) int
+		Errors      func(childComplexity int) int
+		WarmEntries func(childComplexity int) int
+	}
+
 	CacheActivity struct {
 		Last5Minutes func(childComplexity int) int
 		SinceStart   func(childComplexity int) int
@@ -324,6 +330,7 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		AddWarmEntry                             func(childComplexity int, input AddWarmEntryInput) int
 		ContainerVirtualRegistryCacheClear       func(childComplexity int, input ContainerVirtualRegistryCacheClearInput) int
 		ContainerVirtualRegistryCacheEntryDelete func(childComplexity int, input ContainerVirtualRegistryCacheEntryDeleteInput) int
 		ContainerVirtualRegistryCreate           func(childComplexity int, input ContainerVirtualRegistryCreateInput) int
@@ -341,6 +348,7 @@ type ComplexityRoot struct {
 		MemberAdd                                func(childComplexity int, input MemberAddInput) int
 		MemberRemove                             func(childComplexity int, input MemberRemoveInput) int
 		PurgeDependencyProxyCache                func(childComplexity int, input PurgeDependencyProxyCacheInput) int
+		RemoveWarmEntry                          func(childComplexity int, input RemoveWarmEntryInput) int
 		TokenCreate                              func(childComplexity int, input TokenCreateInput) int
 		TokenRevoke                              func(childComplexity int, input TokenRevokeInput) int
 		UpdateDependencyProxyImageTTLGroupPolicy func(childComplexity int, input UpdateDependencyProxyImageTTLGroupPolicyInput) int
@@ -349,6 +357,7 @@ type ComplexityRoot struct {
 		UserCreate                               func(childComplexity int, input UserCreateInput) int
 		UserDelete                               func(childComplexity int, input UserDeleteInput) int
 		UserUpdate                               func(childComplexity int, input UserUpdateInput) int
+		WarmNow                                  func(childComplexity int, input WarmNowInput) int
 	}
 
 	PageInfo struct {
@@ -385,6 +394,7 @@ type ComplexityRoot struct {
 		UpstreamRateLimits                   func(childComplexity int) int
 		User                                 func(childComplexity int, username string) int
 		Users                                func(childComplexity int, first *int, after *string) int
+		WarmEntries                          func(childComplexity int, groupPath string) int
 	}
 
 	RecentPull struct {
@@ -399,6 +409,10 @@ type ComplexityRoot struct {
 		Seq                  func(childComplexity int) int
 		VirtualRegistry      func(childComplexity int) int
 		VirtualRegistryGroup func(childComplexity int) int
+	}
+
+	RemoveWarmEntryPayload struct {
+		Errors func(childComplexity int) int
 	}
 
 	TokenCreatePayload struct {
@@ -473,6 +487,37 @@ type ComplexityRoot struct {
 		Errors func(childComplexity int) int
 		User   func(childComplexity int) int
 	}
+
+	WarmAuto struct {
+		EverySeconds  func(childComplexity int) int
+		Platforms     func(childComplexity int) int
+		RefreshedAt   func(childComplexity int) int
+		Top           func(childComplexity int) int
+		WindowSeconds func(childComplexity int) int
+	}
+
+	WarmEntries struct {
+		Auto    func(childComplexity int) int
+		Entries func(childComplexity int) int
+	}
+
+	WarmEntry struct {
+		Auto          func(childComplexity int) int
+		Digest        func(childComplexity int) int
+		EverySeconds  func(childComplexity int) int
+		Image         func(childComplexity int) int
+		LastCheckedAt func(childComplexity int) int
+		Message       func(childComplexity int) int
+		NextRunAt     func(childComplexity int) int
+		Platforms     func(childComplexity int) int
+		State         func(childComplexity int) int
+		Tag           func(childComplexity int) int
+	}
+
+	WarmNowPayload struct {
+		Entries func(childComplexity int) int
+		Errors  func(childComplexity int) int
+	}
 }
 
 // endregion ***************************** api!.gotpl *****************************
@@ -523,6 +568,9 @@ type MutationResolver interface {
 	ContainerVirtualRegistryUpstreamDelete(ctx context.Context, input ContainerVirtualRegistryUpstreamDeleteInput) (*ContainerVirtualRegistryPayload, error)
 	ContainerVirtualRegistryCacheEntryDelete(ctx context.Context, input ContainerVirtualRegistryCacheEntryDeleteInput) (*ContainerVirtualRegistryCacheClearPayload, error)
 	ContainerVirtualRegistryCacheClear(ctx context.Context, input ContainerVirtualRegistryCacheClearInput) (*ContainerVirtualRegistryCacheClearPayload, error)
+	AddWarmEntry(ctx context.Context, input AddWarmEntryInput) (*AddWarmEntryPayload, error)
+	RemoveWarmEntry(ctx context.Context, input RemoveWarmEntryInput) (*RemoveWarmEntryPayload, error)
+	WarmNow(ctx context.Context, input WarmNowInput) (*WarmNowPayload, error)
 }
 type QueryResolver interface {
 	CurrentUser(ctx context.Context) (*CurrentUser, error)
@@ -543,6 +591,7 @@ type QueryResolver interface {
 	DockerHubRateLimit(ctx context.Context, groupPath *string) (*DockerHubRateLimit, error)
 	ContainerVirtualRegistry(ctx context.Context, id string) (*ContainerVirtualRegistry, error)
 	ContainerVirtualRegistryCacheEntries(ctx context.Context, upstreamID string, first *int, after *string) (*ContainerVirtualRegistryCacheEntryConnection, error)
+	WarmEntries(ctx context.Context, groupPath string) (*WarmEntries, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -776,6 +825,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ActivityTotals.UpstreamRequests(childComplexity), true
+
+	case "AddWarmEntryPayload.auto":
+		if e.ComplexityRoot.AddWarmEntryPayload.Auto == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddWarmEntryPayload.Auto(childComplexity), true
+	case "AddWarmEntryPayload.errors":
+		if e.ComplexityRoot.AddWarmEntryPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddWarmEntryPayload.Errors(childComplexity), true
+	case "AddWarmEntryPayload.warmEntries":
+		if e.ComplexityRoot.AddWarmEntryPayload.WarmEntries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AddWarmEntryPayload.WarmEntries(childComplexity), true
 
 	case "CacheActivity.last5Minutes":
 		if e.ComplexityRoot.CacheActivity.Last5Minutes == nil {
@@ -1688,6 +1756,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MemberRemovePayload.Errors(childComplexity), true
 
+	case "Mutation.addWarmEntry":
+		if e.ComplexityRoot.Mutation.AddWarmEntry == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_addWarmEntry_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AddWarmEntry(childComplexity, args["input"].(AddWarmEntryInput)), true
 	case "Mutation.containerVirtualRegistryCacheClear":
 		if e.ComplexityRoot.Mutation.ContainerVirtualRegistryCacheClear == nil {
 			break
@@ -1875,6 +1954,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PurgeDependencyProxyCache(childComplexity, args["input"].(PurgeDependencyProxyCacheInput)), true
+	case "Mutation.removeWarmEntry":
+		if e.ComplexityRoot.Mutation.RemoveWarmEntry == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removeWarmEntry_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveWarmEntry(childComplexity, args["input"].(RemoveWarmEntryInput)), true
 	case "Mutation.tokenCreate":
 		if e.ComplexityRoot.Mutation.TokenCreate == nil {
 			break
@@ -1963,6 +2053,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UserUpdate(childComplexity, args["input"].(UserUpdateInput)), true
+	case "Mutation.warmNow":
+		if e.ComplexityRoot.Mutation.WarmNow == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_warmNow_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.WarmNow(childComplexity, args["input"].(WarmNowInput)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -2184,6 +2285,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Users(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Query.warmEntries":
+		if e.ComplexityRoot.Query.WarmEntries == nil {
+			break
+		}
+
+		args, err := ec.field_Query_warmEntries_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.WarmEntries(childComplexity, args["groupPath"].(string)), true
 
 	case "RecentPull.at":
 		if e.ComplexityRoot.RecentPull.At == nil {
@@ -2251,6 +2363,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RecentPull.VirtualRegistryGroup(childComplexity), true
+
+	case "RemoveWarmEntryPayload.errors":
+		if e.ComplexityRoot.RemoveWarmEntryPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoveWarmEntryPayload.Errors(childComplexity), true
 
 	case "TokenCreatePayload.errors":
 		if e.ComplexityRoot.TokenCreatePayload.Errors == nil {
@@ -2486,6 +2605,124 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.UserUpdatePayload.User(childComplexity), true
 
+	case "WarmAuto.everySeconds":
+		if e.ComplexityRoot.WarmAuto.EverySeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmAuto.EverySeconds(childComplexity), true
+	case "WarmAuto.platforms":
+		if e.ComplexityRoot.WarmAuto.Platforms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmAuto.Platforms(childComplexity), true
+	case "WarmAuto.refreshedAt":
+		if e.ComplexityRoot.WarmAuto.RefreshedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmAuto.RefreshedAt(childComplexity), true
+	case "WarmAuto.top":
+		if e.ComplexityRoot.WarmAuto.Top == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmAuto.Top(childComplexity), true
+	case "WarmAuto.windowSeconds":
+		if e.ComplexityRoot.WarmAuto.WindowSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmAuto.WindowSeconds(childComplexity), true
+
+	case "WarmEntries.auto":
+		if e.ComplexityRoot.WarmEntries.Auto == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmEntries.Auto(childComplexity), true
+	case "WarmEntries.entries":
+		if e.ComplexityRoot.WarmEntries.Entries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmEntries.Entries(childComplexity), true
+
+	case "WarmEntry.auto":
+		if e.ComplexityRoot.WarmEntry.Auto == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmEntry.Auto(childComplexity), true
+	case "WarmEntry.digest":
+		if e.ComplexityRoot.WarmEntry.Digest == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmEntry.Digest(childComplexity), true
+	case "WarmEntry.everySeconds":
+		if e.ComplexityRoot.WarmEntry.EverySeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmEntry.EverySeconds(childComplexity), true
+	case "WarmEntry.image":
+		if e.ComplexityRoot.WarmEntry.Image == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmEntry.Image(childComplexity), true
+	case "WarmEntry.lastCheckedAt":
+		if e.ComplexityRoot.WarmEntry.LastCheckedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmEntry.LastCheckedAt(childComplexity), true
+	case "WarmEntry.message":
+		if e.ComplexityRoot.WarmEntry.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmEntry.Message(childComplexity), true
+	case "WarmEntry.nextRunAt":
+		if e.ComplexityRoot.WarmEntry.NextRunAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmEntry.NextRunAt(childComplexity), true
+	case "WarmEntry.platforms":
+		if e.ComplexityRoot.WarmEntry.Platforms == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmEntry.Platforms(childComplexity), true
+	case "WarmEntry.state":
+		if e.ComplexityRoot.WarmEntry.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmEntry.State(childComplexity), true
+	case "WarmEntry.tag":
+		if e.ComplexityRoot.WarmEntry.Tag == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmEntry.Tag(childComplexity), true
+
+	case "WarmNowPayload.entries":
+		if e.ComplexityRoot.WarmNowPayload.Entries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmNowPayload.Entries(childComplexity), true
+	case "WarmNowPayload.errors":
+		if e.ComplexityRoot.WarmNowPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WarmNowPayload.Errors(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -2494,6 +2731,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalMap := graphql.BuildUnmarshalerMap(
+		ec.unmarshalInputAddWarmEntryInput,
 		ec.unmarshalInputCiTrustClaimInput,
 		ec.unmarshalInputContainerVirtualRegistryCacheClearInput,
 		ec.unmarshalInputContainerVirtualRegistryCacheEntryDeleteInput,
@@ -2512,6 +2750,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputMemberAddInput,
 		ec.unmarshalInputMemberRemoveInput,
 		ec.unmarshalInputPurgeDependencyProxyCacheInput,
+		ec.unmarshalInputRemoveWarmEntryInput,
 		ec.unmarshalInputTokenCreateInput,
 		ec.unmarshalInputTokenRevokeInput,
 		ec.unmarshalInputUpdateDependencyProxyImageTtlGroupPolicyInput,
@@ -2520,6 +2759,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		ec.unmarshalInputUserCreateInput,
 		ec.unmarshalInputUserDeleteInput,
 		ec.unmarshalInputUserUpdateInput,
+		ec.unmarshalInputWarmNowInput,
 	)
 	first := true
 
@@ -3471,6 +3711,106 @@ type ContainerVirtualRegistryCacheClearPayload {
   errors: [String!]!
 }
 `, BuiltIn: false},
+	{Name: "../schema/warm.graphqls", Input: `extend type Query {
+  "The tags a group keeps warm, with each one's last check (reading the group needs guest)."
+  warmEntries(groupPath: ID!): WarmEntries!
+}
+
+"What a group keeps warm."
+type WarmEntries {
+  "By image and tag; auto-top entries included."
+  entries: [WarmEntry!]!
+  "The group's auto-top setting; null when it has none."
+  auto: WarmAuto
+}
+
+"A tag the warmer checks upstream every interval, fetching its new content before clients ask."
+type WarmEntry {
+  "The image as pulled through the proxy (` + "`" + `node` + "`" + `, ` + "`" + `acme/tool` + "`" + `)."
+  image: String!
+  tag: String!
+  "os/arch[/variant] values; empty: the platforms pulled in the window, else linux/amd64."
+  platforms: [String!]!
+  everySeconds: Int!
+  "True for an entry chosen from the pull statistics (auto-top)."
+  auto: Boolean!
+  "When the warmer last checked the tag; null before the first check."
+  lastCheckedAt: Time
+  "The digest the tag pointed at when last checked; null before."
+  digest: String
+  "pending, current, warmed, reserve (moved, no pull spent to keep the rate-limit reserve), size-cap, failed or throttled."
+  state: String!
+  "What the last check did or why it failed."
+  message: String!
+  "When the entry is due again."
+  nextRunAt: Time!
+}
+
+"Keep the group's most pulled tags warm; the tags are chosen again daily."
+type WarmAuto {
+  top: Int!
+  windowSeconds: Int!
+  everySeconds: Int!
+  platforms: [String!]!
+  "When the tags were last chosen; null before the warmer's next run."
+  refreshedAt: Time
+}
+
+extend type Mutation {
+  "Keep tags of a group warm, or its most pulled tags with autoTop (owner). An existing entry takes the new platforms and interval; every named entry is checked soon."
+  addWarmEntry(input: AddWarmEntryInput!): AddWarmEntryPayload
+  "Stop keeping a tag warm, or with auto the most pulled tags (owner). What is cached stays, as ordinary cache."
+  removeWarmEntry(input: RemoveWarmEntryInput!): RemoveWarmEntryPayload
+  "Check a group's entries now: all, or the one of image (owner)."
+  warmNow(input: WarmNowInput!): WarmNowPayload
+}
+
+input AddWarmEntryInput {
+  groupPath: ID!
+  "image:tag as pulled through the proxy (` + "`" + `node:20` + "`" + `). Leave out with autoTop."
+  images: [String!]
+  "os/arch[/variant]; default: the platforms pulled in the window, else linux/amd64."
+  platforms: [String!]
+  "Check interval in seconds, from 1 to 604800; default 900."
+  everySeconds: Int
+  "Keep this many most pulled tags warm instead of named ones (1 to 100)."
+  autoTop: Int
+  "With autoTop: the window of pulls counted, in seconds (1 to 90 days); default 7 days."
+  windowSeconds: Int
+}
+
+type AddWarmEntryPayload {
+  "The entries added or changed."
+  warmEntries: [WarmEntry!]!
+  "The auto-top setting, when autoTop was given."
+  auto: WarmAuto
+  errors: [String!]!
+}
+
+input RemoveWarmEntryInput {
+  groupPath: ID!
+  "image:tag to stop keeping warm; leave out with auto."
+  image: String
+  "Remove the auto-top setting and its entries."
+  auto: Boolean
+}
+
+type RemoveWarmEntryPayload {
+  errors: [String!]!
+}
+
+input WarmNowInput {
+  groupPath: ID!
+  "image:tag; leave out for all of the group's entries."
+  image: String
+}
+
+type WarmNowPayload {
+  "How many entries were made due."
+  entries: Int!
+  errors: [String!]!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -3570,6 +3910,18 @@ func (ec *executionContext) childFields_ActivityTotals(ctx context.Context, fiel
 		return ec.fieldContext_ActivityTotals_byteHitRatio(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ActivityTotals", field.Name)
+}
+
+func (ec *executionContext) childFields_AddWarmEntryPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "warmEntries":
+		return ec.fieldContext_AddWarmEntryPayload_warmEntries(ctx, field)
+	case "auto":
+		return ec.fieldContext_AddWarmEntryPayload_auto(ctx, field)
+	case "errors":
+		return ec.fieldContext_AddWarmEntryPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AddWarmEntryPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_CacheActivity(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4106,6 +4458,14 @@ func (ec *executionContext) childFields_RecentPull(ctx context.Context, field gr
 	return nil, fmt.Errorf("no field named %q was found under type RecentPull", field.Name)
 }
 
+func (ec *executionContext) childFields_RemoveWarmEntryPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "errors":
+		return ec.fieldContext_RemoveWarmEntryPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RemoveWarmEntryPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_TokenCreatePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "token":
@@ -4250,6 +4610,68 @@ func (ec *executionContext) childFields_UserUpdatePayload(ctx context.Context, f
 		return ec.fieldContext_UserUpdatePayload_errors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UserUpdatePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_WarmAuto(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "top":
+		return ec.fieldContext_WarmAuto_top(ctx, field)
+	case "windowSeconds":
+		return ec.fieldContext_WarmAuto_windowSeconds(ctx, field)
+	case "everySeconds":
+		return ec.fieldContext_WarmAuto_everySeconds(ctx, field)
+	case "platforms":
+		return ec.fieldContext_WarmAuto_platforms(ctx, field)
+	case "refreshedAt":
+		return ec.fieldContext_WarmAuto_refreshedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WarmAuto", field.Name)
+}
+
+func (ec *executionContext) childFields_WarmEntries(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "entries":
+		return ec.fieldContext_WarmEntries_entries(ctx, field)
+	case "auto":
+		return ec.fieldContext_WarmEntries_auto(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WarmEntries", field.Name)
+}
+
+func (ec *executionContext) childFields_WarmEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "image":
+		return ec.fieldContext_WarmEntry_image(ctx, field)
+	case "tag":
+		return ec.fieldContext_WarmEntry_tag(ctx, field)
+	case "platforms":
+		return ec.fieldContext_WarmEntry_platforms(ctx, field)
+	case "everySeconds":
+		return ec.fieldContext_WarmEntry_everySeconds(ctx, field)
+	case "auto":
+		return ec.fieldContext_WarmEntry_auto(ctx, field)
+	case "lastCheckedAt":
+		return ec.fieldContext_WarmEntry_lastCheckedAt(ctx, field)
+	case "digest":
+		return ec.fieldContext_WarmEntry_digest(ctx, field)
+	case "state":
+		return ec.fieldContext_WarmEntry_state(ctx, field)
+	case "message":
+		return ec.fieldContext_WarmEntry_message(ctx, field)
+	case "nextRunAt":
+		return ec.fieldContext_WarmEntry_nextRunAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WarmEntry", field.Name)
+}
+
+func (ec *executionContext) childFields_WarmNowPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "entries":
+		return ec.fieldContext_WarmNowPayload_entries(ctx, field)
+	case "errors":
+		return ec.fieldContext_WarmNowPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WarmNowPayload", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4409,6 +4831,20 @@ func (ec *executionContext) field_Group_dependencyProxyManifests_args(ctx contex
 		return nil, err
 	}
 	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_addWarmEntry_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (AddWarmEntryInput, error) {
+			return ec.unmarshalNAddWarmEntryInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐAddWarmEntryInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -4650,6 +5086,20 @@ func (ec *executionContext) field_Mutation_purgeDependencyProxyCache_args(ctx co
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_removeWarmEntry_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (RemoveWarmEntryInput, error) {
+			return ec.unmarshalNRemoveWarmEntryInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐRemoveWarmEntryInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_tokenCreate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4754,6 +5204,20 @@ func (ec *executionContext) field_Mutation_userUpdate_args(ctx context.Context, 
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (UserUpdateInput, error) {
 			return ec.unmarshalNUserUpdateInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐUserUpdateInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_warmNow_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (WarmNowInput, error) {
+			return ec.unmarshalNWarmNowInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐWarmNowInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -4991,6 +5455,20 @@ func (ec *executionContext) field_Query_users_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_warmEntries_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "groupPath",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["groupPath"] = arg0
 	return args, nil
 }
 
@@ -5866,6 +6344,93 @@ func (ec *executionContext) _ActivityTotals_byteHitRatio(ctx context.Context, fi
 }
 func (ec *executionContext) fieldContext_ActivityTotals_byteHitRatio(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ActivityTotals", field, false, false, errors.New("field of type Float does not have child fields"))
+}
+
+func (ec *executionContext) _AddWarmEntryPayload_warmEntries(ctx context.Context, field graphql.CollectedField, obj *AddWarmEntryPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AddWarmEntryPayload_warmEntries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WarmEntries, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []WarmEntry) graphql.Marshaler {
+			return ec.marshalNWarmEntry2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐWarmEntryᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AddWarmEntryPayload_warmEntries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddWarmEntryPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WarmEntry(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AddWarmEntryPayload_auto(ctx context.Context, field graphql.CollectedField, obj *AddWarmEntryPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AddWarmEntryPayload_auto(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Auto, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *WarmAuto) graphql.Marshaler {
+			return ec.marshalOWarmAuto2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐWarmAuto(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AddWarmEntryPayload_auto(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AddWarmEntryPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WarmAuto(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AddWarmEntryPayload_errors(ctx context.Context, field graphql.CollectedField, obj *AddWarmEntryPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AddWarmEntryPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AddWarmEntryPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AddWarmEntryPayload", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _CacheActivity_startedAt(ctx context.Context, field graphql.CollectedField, obj *CacheActivity) (ret graphql.Marshaler) {
@@ -10606,6 +11171,138 @@ func (ec *executionContext) fieldContext_Mutation_containerVirtualRegistryCacheC
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_addWarmEntry(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_addWarmEntry(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AddWarmEntry(ctx, fc.Args["input"].(AddWarmEntryInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *AddWarmEntryPayload) graphql.Marshaler {
+			return ec.marshalOAddWarmEntryPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐAddWarmEntryPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_addWarmEntry(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AddWarmEntryPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_addWarmEntry_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_removeWarmEntry(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_removeWarmEntry(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RemoveWarmEntry(ctx, fc.Args["input"].(RemoveWarmEntryInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *RemoveWarmEntryPayload) graphql.Marshaler {
+			return ec.marshalORemoveWarmEntryPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐRemoveWarmEntryPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_removeWarmEntry(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RemoveWarmEntryPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_removeWarmEntry_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_warmNow(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_warmNow(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().WarmNow(ctx, fc.Args["input"].(WarmNowInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *WarmNowPayload) graphql.Marshaler {
+			return ec.marshalOWarmNowPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐWarmNowPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_warmNow(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WarmNowPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_warmNow_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *PageInfo) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11512,6 +12209,50 @@ func (ec *executionContext) fieldContext_Query_containerVirtualRegistryCacheEntr
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_warmEntries(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_warmEntries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().WarmEntries(ctx, fc.Args["groupPath"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *WarmEntries) graphql.Marshaler {
+			return ec.marshalNWarmEntries2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐWarmEntries(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_warmEntries(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WarmEntries(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_warmEntries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11839,6 +12580,29 @@ func (ec *executionContext) _RecentPull_principal(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_RecentPull_principal(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RecentPull", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _RemoveWarmEntryPayload_errors(ctx context.Context, field graphql.CollectedField, obj *RemoveWarmEntryPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoveWarmEntryPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoveWarmEntryPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoveWarmEntryPayload", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) _TokenCreatePayload_token(ctx context.Context, field graphql.CollectedField, obj *TokenCreatePayload) (ret graphql.Marshaler) {
@@ -12789,6 +13553,461 @@ func (ec *executionContext) _UserUpdatePayload_errors(ctx context.Context, field
 }
 func (ec *executionContext) fieldContext_UserUpdatePayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UserUpdatePayload", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _WarmAuto_top(ctx context.Context, field graphql.CollectedField, obj *WarmAuto) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmAuto_top(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Top, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WarmAuto_top(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmAuto", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _WarmAuto_windowSeconds(ctx context.Context, field graphql.CollectedField, obj *WarmAuto) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmAuto_windowSeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WindowSeconds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WarmAuto_windowSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmAuto", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _WarmAuto_everySeconds(ctx context.Context, field graphql.CollectedField, obj *WarmAuto) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmAuto_everySeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EverySeconds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WarmAuto_everySeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmAuto", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _WarmAuto_platforms(ctx context.Context, field graphql.CollectedField, obj *WarmAuto) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmAuto_platforms(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Platforms, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WarmAuto_platforms(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmAuto", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _WarmAuto_refreshedAt(ctx context.Context, field graphql.CollectedField, obj *WarmAuto) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmAuto_refreshedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RefreshedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WarmAuto_refreshedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmAuto", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _WarmEntries_entries(ctx context.Context, field graphql.CollectedField, obj *WarmEntries) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmEntries_entries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Entries, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []WarmEntry) graphql.Marshaler {
+			return ec.marshalNWarmEntry2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐWarmEntryᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WarmEntries_entries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WarmEntries",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WarmEntry(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WarmEntries_auto(ctx context.Context, field graphql.CollectedField, obj *WarmEntries) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmEntries_auto(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Auto, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *WarmAuto) graphql.Marshaler {
+			return ec.marshalOWarmAuto2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐWarmAuto(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WarmEntries_auto(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WarmEntries",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WarmAuto(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WarmEntry_image(ctx context.Context, field graphql.CollectedField, obj *WarmEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmEntry_image(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Image, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WarmEntry_image(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _WarmEntry_tag(ctx context.Context, field graphql.CollectedField, obj *WarmEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmEntry_tag(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Tag, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WarmEntry_tag(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _WarmEntry_platforms(ctx context.Context, field graphql.CollectedField, obj *WarmEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmEntry_platforms(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Platforms, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WarmEntry_platforms(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _WarmEntry_everySeconds(ctx context.Context, field graphql.CollectedField, obj *WarmEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmEntry_everySeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EverySeconds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WarmEntry_everySeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmEntry", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _WarmEntry_auto(ctx context.Context, field graphql.CollectedField, obj *WarmEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmEntry_auto(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Auto, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WarmEntry_auto(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmEntry", field, false, false, errors.New("field of type Boolean does not have child fields"))
+}
+
+func (ec *executionContext) _WarmEntry_lastCheckedAt(ctx context.Context, field graphql.CollectedField, obj *WarmEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmEntry_lastCheckedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastCheckedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WarmEntry_lastCheckedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmEntry", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _WarmEntry_digest(ctx context.Context, field graphql.CollectedField, obj *WarmEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmEntry_digest(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Digest, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WarmEntry_digest(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _WarmEntry_state(ctx context.Context, field graphql.CollectedField, obj *WarmEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmEntry_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WarmEntry_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _WarmEntry_message(ctx context.Context, field graphql.CollectedField, obj *WarmEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmEntry_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WarmEntry_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmEntry", field, false, false, errors.New("field of type String does not have child fields"))
+}
+
+func (ec *executionContext) _WarmEntry_nextRunAt(ctx context.Context, field graphql.CollectedField, obj *WarmEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmEntry_nextRunAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NextRunAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WarmEntry_nextRunAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmEntry", field, false, false, errors.New("field of type Time does not have child fields"))
+}
+
+func (ec *executionContext) _WarmNowPayload_entries(ctx context.Context, field graphql.CollectedField, obj *WarmNowPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmNowPayload_entries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Entries, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WarmNowPayload_entries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmNowPayload", field, false, false, errors.New("field of type Int does not have child fields"))
+}
+
+func (ec *executionContext) _WarmNowPayload_errors(ctx context.Context, field graphql.CollectedField, obj *WarmNowPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WarmNowPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WarmNowPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WarmNowPayload", field, false, false, errors.New("field of type String does not have child fields"))
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -13850,6 +15069,71 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputAddWarmEntryInput(ctx context.Context, obj any) (AddWarmEntryInput, error) {
+	var it AddWarmEntryInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"groupPath", "images", "platforms", "everySeconds", "autoTop", "windowSeconds"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "groupPath":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupPath"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupPath = data
+		case "images":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("images"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Images = data
+		case "platforms":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("platforms"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Platforms = data
+		case "everySeconds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("everySeconds"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EverySeconds = data
+		case "autoTop":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("autoTop"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AutoTop = data
+		case "windowSeconds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("windowSeconds"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WindowSeconds = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputCiTrustClaimInput(ctx context.Context, obj any) (CiTrustClaimInput, error) {
 	var it CiTrustClaimInput
 	if obj == nil {
@@ -14614,6 +15898,50 @@ func (ec *executionContext) unmarshalInputPurgeDependencyProxyCacheInput(ctx con
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputRemoveWarmEntryInput(ctx context.Context, obj any) (RemoveWarmEntryInput, error) {
+	var it RemoveWarmEntryInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"groupPath", "image", "auto"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "groupPath":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupPath"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupPath = data
+		case "image":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("image"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Image = data
+		case "auto":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("auto"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Auto = data
+		}
+	}
+	return it, nil
+}
+
 func (ec *executionContext) unmarshalInputTokenCreateInput(ctx context.Context, obj any) (TokenCreateInput, error) {
 	var it TokenCreateInput
 	if obj == nil {
@@ -15022,6 +16350,43 @@ func (ec *executionContext) unmarshalInputUserUpdateInput(ctx context.Context, o
 	return it, nil
 }
 
+func (ec *executionContext) unmarshalInputWarmNowInput(ctx context.Context, obj any) (WarmNowInput, error) {
+	var it WarmNowInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"groupPath", "image"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "groupPath":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupPath"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupPath = data
+		case "image":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("image"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Image = data
+		}
+	}
+	return it, nil
+}
+
 // endregion **************************** input.gotpl *****************************
 
 // region    ************************** interface.gotpl ***************************
@@ -15314,6 +16679,54 @@ func (ec *executionContext) _ActivityTotals(ctx context.Context, sel ast.Selecti
 		case "byteHitRatio":
 			out.Values[i] = ec._ActivityTotals_byteHitRatio(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var addWarmEntryPayloadImplementors = []string{"AddWarmEntryPayload"}
+
+func (ec *executionContext) _AddWarmEntryPayload(ctx context.Context, sel ast.SelectionSet, obj *AddWarmEntryPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, addWarmEntryPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AddWarmEntryPayload")
+		case "warmEntries":
+			out.Values[i] = ec._AddWarmEntryPayload_warmEntries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "auto":
+			out.Values[i] = ec._AddWarmEntryPayload_auto(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._AddWarmEntryPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -17808,6 +19221,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "addWarmEntry":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_addWarmEntry(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "removeWarmEntry":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_removeWarmEntry(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "warmNow":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_warmNow(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -18356,6 +19790,28 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			}
 
 			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
+		case "warmEntries":
+			field := field
+
+			innerFunc := func(ctx context.Context, fs *graphql.FieldSet) (res graphql.Marshaler) {
+				defer func() {
+					if r := recover(); r != nil {
+						ec.Error(ctx, ec.Recover(ctx, r))
+					}
+				}()
+				res = ec._Query_warmEntries(ctx, field)
+				if res == graphql.Null {
+					atomic.AddUint32(&fs.Invalids, 1)
+				}
+				return res
+			}
+
+			rrm := func(ctx context.Context) graphql.Marshaler {
+				return ec.OperationContext.RootResolverMiddleware(ctx,
+					func(ctx context.Context) graphql.Marshaler { return innerFunc(ctx, out) })
+			}
+
+			out.Concurrently(i, func(ctx context.Context) graphql.Marshaler { return rrm(innerCtx) })
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -18455,6 +19911,44 @@ func (ec *executionContext) _RecentPull(ctx context.Context, sel ast.SelectionSe
 			}
 		case "principal":
 			out.Values[i] = ec._RecentPull_principal(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var removeWarmEntryPayloadImplementors = []string{"RemoveWarmEntryPayload"}
+
+func (ec *executionContext) _RemoveWarmEntryPayload(ctx context.Context, sel ast.SelectionSet, obj *RemoveWarmEntryPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, removeWarmEntryPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RemoveWarmEntryPayload")
+		case "errors":
+			out.Values[i] = ec._RemoveWarmEntryPayload_errors(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -19060,6 +20554,233 @@ func (ec *executionContext) _UserUpdatePayload(ctx context.Context, sel ast.Sele
 	return out
 }
 
+var warmAutoImplementors = []string{"WarmAuto"}
+
+func (ec *executionContext) _WarmAuto(ctx context.Context, sel ast.SelectionSet, obj *WarmAuto) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, warmAutoImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WarmAuto")
+		case "top":
+			out.Values[i] = ec._WarmAuto_top(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "windowSeconds":
+			out.Values[i] = ec._WarmAuto_windowSeconds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "everySeconds":
+			out.Values[i] = ec._WarmAuto_everySeconds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "platforms":
+			out.Values[i] = ec._WarmAuto_platforms(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refreshedAt":
+			out.Values[i] = ec._WarmAuto_refreshedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var warmEntriesImplementors = []string{"WarmEntries"}
+
+func (ec *executionContext) _WarmEntries(ctx context.Context, sel ast.SelectionSet, obj *WarmEntries) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, warmEntriesImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WarmEntries")
+		case "entries":
+			out.Values[i] = ec._WarmEntries_entries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "auto":
+			out.Values[i] = ec._WarmEntries_auto(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var warmEntryImplementors = []string{"WarmEntry"}
+
+func (ec *executionContext) _WarmEntry(ctx context.Context, sel ast.SelectionSet, obj *WarmEntry) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, warmEntryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WarmEntry")
+		case "image":
+			out.Values[i] = ec._WarmEntry_image(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "tag":
+			out.Values[i] = ec._WarmEntry_tag(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "platforms":
+			out.Values[i] = ec._WarmEntry_platforms(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "everySeconds":
+			out.Values[i] = ec._WarmEntry_everySeconds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "auto":
+			out.Values[i] = ec._WarmEntry_auto(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastCheckedAt":
+			out.Values[i] = ec._WarmEntry_lastCheckedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "digest":
+			out.Values[i] = ec._WarmEntry_digest(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "state":
+			out.Values[i] = ec._WarmEntry_state(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._WarmEntry_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nextRunAt":
+			out.Values[i] = ec._WarmEntry_nextRunAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
+var warmNowPayloadImplementors = []string{"WarmNowPayload"}
+
+func (ec *executionContext) _WarmNowPayload(ctx context.Context, sel ast.SelectionSet, obj *WarmNowPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, warmNowPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferredFieldSet := graphql.NewFieldSet(nil)
+	deferLabelToView := make(map[string]*graphql.FieldSetView)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WarmNowPayload")
+		case "entries":
+			out.Values[i] = ec._WarmNowPayload_entries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._WarmNowPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	atomic.AddInt32(&ec.Deferred, int32(min(len(deferLabelToView), math.MaxInt32)))
+
+	ec.ProcessDeferredGroup(graphql.DeferredGroup{
+		Defers:   deferLabelToView,
+		Path:     graphql.GetPath(ctx),
+		FieldSet: deferredFieldSet,
+		Context:  ctx,
+	})
+
+	return out
+}
+
 var __DirectiveImplementors = []string{"__Directive"}
 
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
@@ -19522,6 +21243,11 @@ func (ec *executionContext) marshalNActivityTotals2ᚖgithubᚗcomᚋdproxyᚋdp
 	return ec._ActivityTotals(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNAddWarmEntryInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐAddWarmEntryInput(ctx context.Context, v any) (AddWarmEntryInput, error) {
+	res, err := ec.unmarshalInputAddWarmEntryInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNBigInt2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋmodelᚐBigInt(ctx context.Context, v any) (model.BigInt, error) {
 	var res model.BigInt
 	err := res.UnmarshalGQL(v)
@@ -19930,6 +21656,11 @@ func (ec *executionContext) marshalNRecentPull2ᚕgithubᚗcomᚋdproxyᚋdproxy
 	return ret
 }
 
+func (ec *executionContext) unmarshalNRemoveWarmEntryInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐRemoveWarmEntryInput(ctx context.Context, v any) (RemoveWarmEntryInput, error) {
+	res, err := ec.unmarshalInputRemoveWarmEntryInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNRole2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐRole(ctx context.Context, v any) (Role, error) {
 	var res Role
 	err := res.UnmarshalGQL(v)
@@ -20081,6 +21812,41 @@ func (ec *executionContext) unmarshalNUserUpdateInput2githubᚗcomᚋdproxyᚋdp
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNWarmEntries2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐWarmEntries(ctx context.Context, sel ast.SelectionSet, v *WarmEntries) graphql.Marshaler {
+	if v == nil {
+		if !graphql.HasFieldError(ctx, graphql.GetFieldContext(ctx)) {
+			graphql.AddErrorf(ctx, "the requested element is null which the schema does not allow")
+		}
+		return graphql.Null
+	}
+	return ec._WarmEntries(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNWarmEntry2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐWarmEntry(ctx context.Context, sel ast.SelectionSet, v WarmEntry) graphql.Marshaler {
+	return ec._WarmEntry(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNWarmEntry2ᚕgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐWarmEntryᚄ(ctx context.Context, sel ast.SelectionSet, v []WarmEntry) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNWarmEntry2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐWarmEntry(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNWarmNowInput2githubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐWarmNowInput(ctx context.Context, v any) (WarmNowInput, error) {
+	res, err := ec.unmarshalInputWarmNowInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
 	return ec.___Directive(ctx, sel, &v)
 }
@@ -20226,6 +21992,13 @@ func (ec *executionContext) marshalOAccessToken2ᚖgithubᚗcomᚋdproxyᚋdprox
 		return graphql.Null
 	}
 	return ec._AccessToken(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOAddWarmEntryPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐAddWarmEntryPayload(ctx context.Context, sel ast.SelectionSet, v *AddWarmEntryPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AddWarmEntryPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOBigInt2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋmodelᚐBigInt(ctx context.Context, v any) (*model.BigInt, error) {
@@ -20576,6 +22349,13 @@ func (ec *executionContext) marshalOPurgeDependencyProxyCachePayload2ᚖgithub�
 	return ec._PurgeDependencyProxyCachePayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalORemoveWarmEntryPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐRemoveWarmEntryPayload(ctx context.Context, sel ast.SelectionSet, v *RemoveWarmEntryPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RemoveWarmEntryPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalORole2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐRole(ctx context.Context, v any) (*Role, error) {
 	if v == nil {
 		return nil, nil
@@ -20590,6 +22370,41 @@ func (ec *executionContext) marshalORole2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋint
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {
@@ -20722,6 +22537,20 @@ func (ec *executionContext) marshalOUserUpdatePayload2ᚖgithubᚗcomᚋdproxy�
 		return graphql.Null
 	}
 	return ec._UserUpdatePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOWarmAuto2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐWarmAuto(ctx context.Context, sel ast.SelectionSet, v *WarmAuto) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._WarmAuto(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOWarmNowPayload2ᚖgithubᚗcomᚋdproxyᚋdproxyᚋinternalᚋserverᚋgraphqlᚋgeneratedᚐWarmNowPayload(ctx context.Context, sel ast.SelectionSet, v *WarmNowPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._WarmNowPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {

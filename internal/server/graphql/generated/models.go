@@ -80,6 +80,28 @@ type ActivityTotals struct {
 	ByteHitRatio *float64 `json:"byteHitRatio,omitempty"`
 }
 
+type AddWarmEntryInput struct {
+	GroupPath string `json:"groupPath"`
+	// image:tag as pulled through the proxy (`node:20`). Leave out with autoTop.
+	Images []string `json:"images,omitempty"`
+	// os/arch[/variant]; default: the platforms pulled in the window, else linux/amd64.
+	Platforms []string `json:"platforms,omitempty"`
+	// Check interval in seconds, from 1 to 604800; default 900.
+	EverySeconds *int `json:"everySeconds,omitempty"`
+	// Keep this many most pulled tags warm instead of named ones (1 to 100).
+	AutoTop *int `json:"autoTop,omitempty"`
+	// With autoTop: the window of pulls counted, in seconds (1 to 90 days); default 7 days.
+	WindowSeconds *int `json:"windowSeconds,omitempty"`
+}
+
+type AddWarmEntryPayload struct {
+	// The entries added or changed.
+	WarmEntries []WarmEntry `json:"warmEntries"`
+	// The auto-top setting, when autoTop was given.
+	Auto   *WarmAuto `json:"auto,omitempty"`
+	Errors []string  `json:"errors"`
+}
+
 type CacheActivity struct {
 	// When counting began (the server's start).
 	StartedAt    time.Time       `json:"startedAt"`
@@ -552,6 +574,18 @@ type RecentPull struct {
 	Principal string `json:"principal"`
 }
 
+type RemoveWarmEntryInput struct {
+	GroupPath string `json:"groupPath"`
+	// image:tag to stop keeping warm; leave out with auto.
+	Image *string `json:"image,omitempty"`
+	// Remove the auto-top setting and its entries.
+	Auto *bool `json:"auto,omitempty"`
+}
+
+type RemoveWarmEntryPayload struct {
+	Errors []string `json:"errors"`
+}
+
 type TokenCreateInput struct {
 	Kind TokenKind `json:"kind"`
 	Name string    `json:"name"`
@@ -707,6 +741,58 @@ type UserUpdateInput struct {
 type UserUpdatePayload struct {
 	User   *User    `json:"user,omitempty"`
 	Errors []string `json:"errors"`
+}
+
+// Keep the group's most pulled tags warm; the tags are chosen again daily.
+type WarmAuto struct {
+	Top           int      `json:"top"`
+	WindowSeconds int      `json:"windowSeconds"`
+	EverySeconds  int      `json:"everySeconds"`
+	Platforms     []string `json:"platforms"`
+	// When the tags were last chosen; null before the warmer's next run.
+	RefreshedAt *time.Time `json:"refreshedAt,omitempty"`
+}
+
+// What a group keeps warm.
+type WarmEntries struct {
+	// By image and tag; auto-top entries included.
+	Entries []WarmEntry `json:"entries"`
+	// The group's auto-top setting; null when it has none.
+	Auto *WarmAuto `json:"auto,omitempty"`
+}
+
+// A tag the warmer checks upstream every interval, fetching its new content before clients ask.
+type WarmEntry struct {
+	// The image as pulled through the proxy (`node`, `acme/tool`).
+	Image string `json:"image"`
+	Tag   string `json:"tag"`
+	// os/arch[/variant] values; empty: the platforms pulled in the window, else linux/amd64.
+	Platforms    []string `json:"platforms"`
+	EverySeconds int      `json:"everySeconds"`
+	// True for an entry chosen from the pull statistics (auto-top).
+	Auto bool `json:"auto"`
+	// When the warmer last checked the tag; null before the first check.
+	LastCheckedAt *time.Time `json:"lastCheckedAt,omitempty"`
+	// The digest the tag pointed at when last checked; null before.
+	Digest *string `json:"digest,omitempty"`
+	// pending, current, warmed, reserve (moved, no pull spent to keep the rate-limit reserve), size-cap, failed or throttled.
+	State string `json:"state"`
+	// What the last check did or why it failed.
+	Message string `json:"message"`
+	// When the entry is due again.
+	NextRunAt time.Time `json:"nextRunAt"`
+}
+
+type WarmNowInput struct {
+	GroupPath string `json:"groupPath"`
+	// image:tag; leave out for all of the group's entries.
+	Image *string `json:"image,omitempty"`
+}
+
+type WarmNowPayload struct {
+	// How many entries were made due.
+	Entries int      `json:"entries"`
+	Errors  []string `json:"errors"`
 }
 
 type DependencyProxyManifestStatus string
