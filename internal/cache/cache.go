@@ -121,6 +121,8 @@ type Cache struct {
 
 	touch    *toucher
 	verified *verifiedFiles // stored files hashed while served, unchanged since
+	index    *blobIndex     // blob references found, under their generation
+	files    *openFiles     // idle opened blob files, under the same generation
 
 	ctx    context.Context // cancelled by Close: stops downloads and the toucher
 	cancel context.CancelFunc
@@ -164,6 +166,8 @@ func New(meta metaStore, blobs blobStore, remote Remote, opts Options) *Cache {
 		downloads: make(map[oci.Digest]*download),
 		pins:      newPinSet(),
 		verified:  newVerifiedFiles(),
+		index:     newBlobIndex(),
+		files:     newOpenFiles(),
 		ctx:       ctx,
 		cancel:    cancel,
 	}
@@ -184,6 +188,7 @@ func (c *Cache) Close() {
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
+	c.files.closeAll()
 }
 
 // Target says where a request goes: the group whose cache it uses, the
@@ -198,4 +203,10 @@ type Target struct {
 	Creds upstream.Credentials
 	// FreshnessWindow skips revalidation of tags confirmed more recently.
 	FreshnessWindow time.Duration
+	// BlobRefs is the store's blob-reference generation
+	// (store.Generations.BlobRefs) read for this request, when
+	// BlobRefsKnown: blob references found under the same number are
+	// reused without reading the store again (see blobIndex).
+	BlobRefs      int64
+	BlobRefsKnown bool
 }
