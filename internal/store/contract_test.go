@@ -775,7 +775,9 @@ func contractBlobRefGeneration(t *testing.T, s *Store) {
 			return put(sub.ID, "a", 1)
 		}},
 		{"put blob again, same size", func() error { return put(g.ID, "a", 1) }},
-		{"touch blobs", func() error { return s.TouchBlobs(ctx, []BlobKey{{OwnerID: g.ID, Digest: digestOf("a")}}, t0.Add(time.Hour)) }},
+		{"touch blobs", func() error {
+			return s.TouchBlobs(ctx, []BlobKey{{OwnerID: g.ID, Digest: digestOf("a")}}, t0.Add(time.Hour))
+		}},
 		{"delete a reference that does not exist", func() error { return s.DeleteBlob(ctx, g.ID, digestOf("none")) }},
 	}
 	for _, k := range keeps {
