@@ -9,7 +9,7 @@ import (
 )
 
 // maxIndexed bounds the memory of blobIndex (about 150 bytes an entry).
-const maxIndexed = 100_000
+const maxIndexed = 50_000
 
 // blobIndex remembers blob references the store returned (owner and digest
 // → size), all found under one blob-reference generation, so that a warm
