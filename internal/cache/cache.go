@@ -188,7 +188,7 @@ func (c *Cache) Close() {
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
-	c.files.closeAll()
+	c.files.close()
 }
 
 // Target says where a request goes: the group whose cache it uses, the

@@ -26,9 +26,10 @@ const maxIdleFiles = 64
 // served from an idle descriptor; the file is then opened afresh. Idle
 // files do not count as in use (pins): a delete proceeds, and drops them.
 type openFiles struct {
-	mu   sync.Mutex
-	idle map[oci.Digest][]idleFile
-	n    int
+	mu     sync.Mutex
+	idle   map[oci.Digest][]idleFile
+	n      int
+	closed bool // set by close: nothing is kept any more
 }
 
 type idleFile struct {
@@ -101,7 +102,7 @@ func (o *openFiles) put(d oci.Digest, f blobstore.Blob, fi os.FileInfo) error {
 		return f.Close()
 	}
 	o.mu.Lock()
-	if o.n >= maxIdleFiles {
+	if o.closed || o.n >= maxIdleFiles {
 		o.mu.Unlock()
 		return f.Close()
 	}
@@ -121,6 +122,14 @@ func (o *openFiles) drop(d oci.Digest) {
 	for _, e := range list {
 		e.f.Close()
 	}
+}
+
+// close closes every idle file and keeps none from now on (Cache.Close).
+func (o *openFiles) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	o.closeAll()
 }
 
 // closeAll closes every idle file.
