@@ -361,10 +361,10 @@ func (m *memStore) ChangeTTLPolicy(_ context.Context, groupID int64, c store.TTL
 	return p, nil
 }
 
-// AuthGeneration is unknown in the fake: auth then remembers no pull
+// Generations are unknown in the fake: auth then remembers no pull
 // decision, which the admin service does not use.
-func (m *memStore) AuthGeneration(context.Context) (int64, error) {
-	return 0, errors.New("the in-memory store keeps no auth generation")
+func (m *memStore) Generations(context.Context) (store.Generations, error) {
+	return store.Generations{}, errors.New("the in-memory store keeps no generations")
 }
 
 func (m *memStore) DefaultHubCredentials(_ context.Context) (store.HubCredentials, error) {

@@ -52,6 +52,12 @@ type Target struct {
 	// FreshnessWindow is how long a dependency proxy tag confirmed upstream
 	// is served without asking again.
 	FreshnessWindow time.Duration
+	// BlobRefs is the store's blob-reference generation, read in the same
+	// query as the auth generation for this request, for the cache to
+	// reuse the blob references it found under it; BlobRefsKnown is false
+	// when it could not be read (the cache then reads every reference).
+	BlobRefs      int64
+	BlobRefsKnown bool
 }
 
 // Virtual reports whether t is a container virtual registry's.
@@ -59,15 +65,17 @@ func (t Target) Virtual() bool { return t.VirtualRegistryID != 0 }
 
 // generation is the store's auth generation, read once per request when
 // its credentials are checked; ok is false when it could not be read, and
-// then no pull decision is reused or remembered.
+// then no pull decision is reused or remembered. blobRefs, read with it,
+// goes to the pull's Target.
 type generation struct {
-	n  int64
-	ok bool
+	n        int64
+	blobRefs int64
+	ok       bool
 }
 
 func (s *Service) generation(ctx context.Context) generation {
-	n, err := s.accounts.AuthGeneration(ctx)
-	return generation{n: n, ok: err == nil}
+	g, err := s.accounts.Generations(ctx)
+	return generation{n: g.Auth, blobRefs: g.BlobRefs, ok: err == nil}
 }
 
 // BasicCaller signs in with Basic credentials sent on a registry request,
@@ -163,6 +171,7 @@ func (s *Service) PullTarget(ctx context.Context, c Caller, repo oci.Repository)
 	if c.bearer && !grantsPull(c.access, repo.Name) {
 		return Target{}, &InsufficientScopeError{Repository: repo.Name}
 	}
+	t.BlobRefs, t.BlobRefsKnown = c.gen.blobRefs, c.gen.ok
 	return t, nil
 }
 

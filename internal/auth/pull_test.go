@@ -132,6 +132,10 @@ func TestPullTarget(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, err := c.svc.PullTarget(ctx, w.bearer(t, c.svc, c.who, granted), repo)
+			if err == nil && !got.BlobRefsKnown {
+				t.Errorf("PullTarget = %+v: the blob-reference generation read with the auth generation is not passed on", got)
+			}
+			got.BlobRefs, got.BlobRefsKnown = 0, false // a number of the store's, checked above
 			switch {
 			case c.wantErr == errInsufficientScope:
 				if !IsInsufficientScope(err) || !errors.Is(err, oci.ErrUnauthorized) {
@@ -201,7 +205,7 @@ func TestMirrorRepository(t *testing.T) {
 	// The mapped repository is pulled by a virtual registry's rules.
 	quay, _ := svc.MirrorRepository(plain, "quay.io")
 	if got, err := svc.PullTarget(ctx, w.bearer(t, svc, "alice-vread+read", virtualName), quay); err != nil ||
-		got != (Target{VirtualRegistryID: w.vr.ID, Image: "coreos/etcd"}) {
+		got.VirtualRegistryID != w.vr.ID || got.Image != "coreos/etcd" || got.GroupID != 0 {
 		t.Errorf("PullTarget = %+v, %v; want the virtual registry", got, err)
 	}
 	if _, err := svc.PullTarget(ctx, w.bearer(t, svc, "alice-read", virtualName), quay); !errors.Is(err, oci.ErrDenied) {
@@ -229,7 +233,7 @@ var errInsufficientScope = errors.New("insufficient scope")
 type countingAccounts struct {
 	Accounts
 	mu      sync.Mutex
-	reads   int // every read but AuthGeneration
+	reads   int // every read but Generations
 	gens    int
 	genFail bool
 }
@@ -242,15 +246,15 @@ func (c *countingAccounts) snapshot() (reads, gens int) {
 	return c.reads, c.gens
 }
 
-func (c *countingAccounts) AuthGeneration(ctx context.Context) (int64, error) {
+func (c *countingAccounts) Generations(ctx context.Context) (store.Generations, error) {
 	c.mu.Lock()
 	c.gens++
 	fail := c.genFail
 	c.mu.Unlock()
 	if fail {
-		return 0, errors.New("database is gone")
+		return store.Generations{}, errors.New("database is gone")
 	}
-	return c.Accounts.AuthGeneration(ctx)
+	return c.Accounts.Generations(ctx)
 }
 
 func (c *countingAccounts) UserByID(ctx context.Context, id int64) (store.User, error) {

@@ -39,11 +39,13 @@ type Accounts interface {
 	DefaultHubCredentials(ctx context.Context) (store.HubCredentials, error)
 	VirtualRegistry(ctx context.Context, id int64) (store.VirtualRegistry, error)
 	GroupByID(ctx context.Context, id int64) (store.Group, error)
-	// AuthGeneration is a number that changes, in the changing
-	// transaction, with every committed change to what authorises a pull:
-	// users, groups, memberships, tokens (not their last use) and
-	// settings. Pull decisions are remembered only while it holds.
-	AuthGeneration(ctx context.Context) (int64, error)
+	// Generations reads, in one query, the auth generation (Auth: a
+	// number that changes, in the changing transaction, with every
+	// committed change to what authorises a pull: users, groups,
+	// memberships, tokens (not their last use) and settings; pull
+	// decisions are remembered only while it holds) and the
+	// blob-reference generation, which PullTarget passes on.
+	Generations(ctx context.Context) (store.Generations, error)
 }
 
 // ServiceOptions configure a Service. Zero values mean the defaults.

@@ -49,16 +49,16 @@ func (c *Cache) Blob(ctx context.Context, t Target, d oci.Digest) (*Blob, error)
 // looked and the lookup must start over.
 func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retry bool, _ error) {
 	key := store.BlobKey{OwnerID: t.GroupID, Digest: d}
-	row, err := c.meta.Blob(ctx, t.GroupID, d)
+	refSize, err := c.blobRef(ctx, t, d)
 	switch {
 	case err == nil:
 		release, err := c.pin(ctx, d)
 		if err != nil {
 			return nil, false, err
 		}
-		f, err := c.blobs.Open(ctx, d)
+		f, err := c.open(ctx, d)
 		if err == nil {
-			why, err := c.checkStored(f, d, row.Size)
+			why, err := c.checkStored(f, d, refSize)
 			if why == "" && err == nil {
 				c.touch.blob(key)
 				c.opts.Metrics.CacheResult("blob", metrics.ResultHit)
@@ -69,6 +69,7 @@ func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retr
 			if err != nil {
 				return nil, false, err
 			}
+			c.index.forget(key)
 			c.discardCorrupt(ctx, d, why)
 			return nil, true, nil // fetch it again for this client
 		}
@@ -78,6 +79,7 @@ func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retr
 		}
 		// The row outlived its file: drop it and fetch again.
 		c.log.WarnContext(ctx, "cached blob file missing, fetching again", "digest", d, "group_id", t.GroupID)
+		c.index.forget(key)
 		if err := c.meta.DeleteBlob(ctx, t.GroupID, d); err != nil {
 			return nil, false, fmt.Errorf("drop blob reference %s: %w", d, err)
 		}

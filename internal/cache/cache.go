@@ -138,6 +138,8 @@ type Cache struct {
 	touch    *toucher
 	warmed   warmedTags     // tags the warmer updated, until a client pulls them
 	verified *verifiedFiles // stored files hashed while served, unchanged since
+	index    *blobIndex     // blob references found, under their generation
+	files    *openFiles     // idle opened blob files, under the same generation
 
 	ctx    context.Context // cancelled by Close: stops downloads and the toucher
 	cancel context.CancelFunc
@@ -184,6 +186,8 @@ func New(meta metaStore, blobs blobStore, remote Remote, opts Options) *Cache {
 		downloads: make(map[oci.Digest]*download),
 		pins:      newPinSet(),
 		verified:  newVerifiedFiles(),
+		index:     newBlobIndex(),
+		files:     newOpenFiles(),
 		ctx:       ctx,
 		cancel:    cancel,
 	}
@@ -204,6 +208,7 @@ func (c *Cache) Close() {
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
+	c.files.close()
 }
 
 // Target says where a request goes: the group whose cache it uses, the
@@ -218,4 +223,10 @@ type Target struct {
 	Creds upstream.Credentials
 	// FreshnessWindow skips revalidation of tags confirmed more recently.
 	FreshnessWindow time.Duration
+	// BlobRefs is the store's blob-reference generation
+	// (store.Generations.BlobRefs) read for this request, when
+	// BlobRefsKnown: blob references found under the same number are
+	// reused without reading the store again (see blobIndex).
+	BlobRefs      int64
+	BlobRefsKnown bool
 }

@@ -128,6 +128,9 @@ func removeUnused(ctx context.Context, caches []*Cache, d oci.Digest) (bool, err
 	if referenced {
 		return false, nil
 	}
+	for _, c := range caches {
+		c.files.drop(d)
+	}
 	if err := c.blobs.Delete(ctx, d); err != nil {
 		return false, fmt.Errorf("remove unused blob %s: %w", d, err)
 	}
@@ -144,6 +147,7 @@ func (c *Cache) discardCorrupt(ctx context.Context, d oci.Digest, why string) {
 		c.log.ErrorContext(ctx, "drop references of corrupt blob", "digest", d, "err", err)
 		return
 	}
+	c.files.drop(d)
 	clear := c.markDeleting(d, true)
 	if clear == nil {
 		return // a download of d is replacing it, or another delete runs

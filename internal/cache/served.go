@@ -84,8 +84,15 @@ func (b *servedBlob) Direct() io.ReadSeeker {
 	return b.Blob
 }
 
+// Close puts a file served without hashing, verified and unchanged, back
+// among the idle files (openFiles) and closes any other; then unpins.
 func (b *servedBlob) Close() error {
-	err := b.Blob.Close()
+	var err error
+	if b.verifier == nil && b.file != nil && b.c.verified.known(b.digest, b.file) {
+		err = b.c.files.put(b.digest, b.Blob, b.file)
+	} else {
+		err = b.Blob.Close()
+	}
 	b.release()
 	return err
 }

@@ -27,10 +27,14 @@ func observe(next http.Handler, log *slog.Logger, m *metrics.Metrics) http.Handl
 			if rt == "health" || rt == "metrics" {
 				level = slog.LevelDebug
 			}
-			log.Log(r.Context(), level, "request",
-				"method", r.Method, "path", r.URL.Path, "status", rec.status,
-				"duration", d, "cache", rec.Header().Get(registry.CacheHeader), "bytes", rec.bytes,
-				"remote", r.RemoteAddr)
+			if !log.Enabled(r.Context(), level) {
+				return
+			}
+			// Typed attributes: no value is boxed on the way to the handler.
+			log.LogAttrs(r.Context(), level, "request",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", rec.status),
+				slog.Duration("duration", d), slog.String("cache", rec.Header().Get(registry.CacheHeader)),
+				slog.Int64("bytes", rec.bytes), slog.String("remote", r.RemoteAddr))
 		}()
 		next.ServeHTTP(rec, r)
 	})

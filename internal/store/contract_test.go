@@ -42,6 +42,7 @@ func runStoreContract(t *testing.T, open func(t *testing.T) *Store) {
 		{"DefaultHubCredentials", contractDefaultHubCredentials},
 		{"InstanceValue", contractInstanceValue},
 		{"AuthGeneration", contractAuthGeneration},
+		{"BlobRefGeneration", contractBlobRefGeneration},
 		{"Manifests", contractManifests},
 		{"ManifestUpsert", contractManifestUpsert},
 		{"ManifestErrors", contractManifestErrors},
@@ -735,6 +736,84 @@ func contractAuthGeneration(t *testing.T, s *Store) {
 		}
 		if after := gen(); after != before {
 			t.Errorf("%s: auth generation %d → %d, want it unchanged", k.what, before, after)
+		}
+	}
+}
+
+// contractBlobRefGeneration: every removal of a blob reference, however it
+// happens, moves the blob-reference generation, in the same read as the
+// auth generation; adding references, touching them and auth changes do not.
+func contractBlobRefGeneration(t *testing.T, s *Store) {
+	ctx := t.Context()
+	gen := func() Generations {
+		t.Helper()
+		g, err := s.Generations(ctx)
+		if err != nil {
+			t.Fatalf("Generations: %v", err)
+		}
+		if n, err := s.AuthGeneration(ctx); err != nil || n != g.Auth {
+			t.Fatalf("Generations().Auth = %d, AuthGeneration = %d, %v", g.Auth, n, err)
+		}
+		return g
+	}
+	g := mustGroup(t, s, "acme")
+	sub := mustGroup(t, s, "acme/web")
+	put := func(owner int64, name string, size int64) error {
+		return s.PutBlob(ctx, Blob{OwnerID: owner, Digest: digestOf(name), Size: size, CreatedAt: t0, ReadAt: t0})
+	}
+	keeps := []struct {
+		what   string
+		change func() error
+	}{
+		{"put blob", func() error { return put(g.ID, "a", 1) }},
+		{"put more blobs", func() error {
+			for _, n := range []string{"b", "c", "d", "e"} {
+				if err := put(g.ID, n, 1); err != nil {
+					return err
+				}
+			}
+			return put(sub.ID, "a", 1)
+		}},
+		{"put blob again, same size", func() error { return put(g.ID, "a", 1) }},
+		{"touch blobs", func() error {
+			return s.TouchBlobs(ctx, []BlobKey{{OwnerID: g.ID, Digest: digestOf("a")}}, t0.Add(time.Hour))
+		}},
+		{"delete a reference that does not exist", func() error { return s.DeleteBlob(ctx, g.ID, digestOf("none")) }},
+	}
+	for _, k := range keeps {
+		before := gen()
+		if err := k.change(); err != nil {
+			t.Fatalf("%s: %v", k.what, err)
+		}
+		if after := gen(); after.BlobRefs != before.BlobRefs {
+			t.Errorf("%s: blob-reference generation %d → %d, want it unchanged", k.what, before.BlobRefs, after.BlobRefs)
+		}
+	}
+	moves := []struct {
+		what   string
+		change func() error
+	}{
+		{"delete blob", func() error { return s.DeleteBlob(ctx, g.ID, digestOf("a")) }},
+		{"change a reference's size", func() error { return put(g.ID, "b", 2) }},
+		{"drop blob", func() error { _, err := s.DropBlob(ctx, digestOf("b")); return err }},
+		{"evict blob", func() error { _, err := s.EvictBlob(ctx, digestOf("c"), t0.Add(time.Hour)); return err }},
+		{"expire group cache", func() error { _, err := s.ExpireGroupCache(ctx, g.ID, t0.Add(time.Hour)); return err }},
+		{"purge group cache", func() error {
+			if err := put(g.ID, "f", 1); err != nil {
+				return err
+			}
+			_, err := s.PurgeGroupCache(ctx, g.ID)
+			return err
+		}},
+		{"delete group (its references go with it)", func() error { return s.DeleteGroup(ctx, sub.ID) }},
+	}
+	for _, m := range moves {
+		before := gen()
+		if err := m.change(); err != nil {
+			t.Fatalf("%s: %v", m.what, err)
+		}
+		if after := gen(); after.BlobRefs <= before.BlobRefs {
+			t.Errorf("%s: blob-reference generation %d → %d, want it to move", m.what, before.BlobRefs, after.BlobRefs)
 		}
 	}
 }

@@ -286,6 +286,27 @@ func (s *Store) AuthGeneration(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// Generations are the store's change counters, read together.
+type Generations struct {
+	// Auth is AuthGeneration.
+	Auth int64
+	// BlobRefs counts committed removals of blob references (of groups and
+	// of virtual registry upstreams) and changes of a reference's size,
+	// bumped by triggers in the changing transaction. While it is
+	// unchanged, every blob reference found under it still exists with the
+	// size found. Adding a reference does not change it.
+	BlobRefs int64
+}
+
+// Generations reads the auth and blob-reference generations in one query.
+func (s *Store) Generations(ctx context.Context) (Generations, error) {
+	var g Generations
+	if err := s.readRow(ctx, `SELECT a.n, b.n FROM auth_generation a, blob_ref_generation b WHERE a.id = 1 AND b.id = 1`).Scan(&g.Auth, &g.BlobRefs); err != nil {
+		return Generations{}, fmt.Errorf("read the store generations: %w", err)
+	}
+	return g, nil
+}
+
 // ProxySettingChange changes some fields of a group's dependency proxy
 // setting; nil fields stay as they are.
 type ProxySettingChange struct {

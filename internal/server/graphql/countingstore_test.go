@@ -271,7 +271,7 @@ func (w *countingStore) TouchToken(ctx context.Context, id int64, at time.Time) 
 	w.add("TouchToken")
 	return w.st.TouchToken(ctx, id, at)
 }
-func (w *countingStore) AuthGeneration(ctx context.Context) (int64, error) {
-	w.add("AuthGeneration")
-	return w.st.AuthGeneration(ctx)
+func (w *countingStore) Generations(ctx context.Context) (store.Generations, error) {
+	w.add("Generations")
+	return w.st.Generations(ctx)
 }

@@ -241,7 +241,7 @@ func (h *Handler) source(t auth.Target) source {
 	if t.Virtual() {
 		return virtualSource{v: h.virtual, id: t.VirtualRegistryID, image: t.Image}
 	}
-	return proxySource{c: h.cache, t: cache.Target{GroupID: t.GroupID, Image: t.Image, Creds: t.Creds, FreshnessWindow: t.FreshnessWindow}, group: t.Group}
+	return proxySource{c: h.cache, t: cache.Target{GroupID: t.GroupID, Image: t.Image, Creds: t.Creds, FreshnessWindow: t.FreshnessWindow, BlobRefs: t.BlobRefs, BlobRefsKnown: t.BlobRefsKnown}, group: t.Group}
 }
 
 // mirrorRepository resolves a plain name (mirror mode) with the registry
