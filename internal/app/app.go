@@ -220,6 +220,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	lc = lifecycle.New(st, blobs, cache.All{Main: c, Virtual: vc}, lifecycle.Options{
 		TTLInterval: cfg.TTLInterval,
 		GCInterval:  cfg.GCInterval,
+		GCGrace:     gcGrace(cfg),
 		MaxSize:     cfg.CacheMaxSize,
 		Now:         o.now,
 		Logger:      log,
@@ -512,4 +513,14 @@ func NewLogger(w *os.File, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, errors.New("log format must be auto, json or text")
+}
+
+// gcGrace is how long garbage collection leaves an unreferenced blob file:
+// only replicas sharing a database need to, since a single process knows
+// which files it serves.
+func gcGrace(cfg config.Config) time.Duration {
+	if !cfg.SharedDatabase() {
+		return 0
+	}
+	return cfg.GCGrace
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"sync"
 	"time"
@@ -129,7 +130,13 @@ func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retr
 		return nil, true, nil
 	}
 
-	r, dl, retry, err := c.join(ctx, t, d, gen)
+	// The purge generation when this client joins: the commit adds the
+	// reference only if no purge came since (on any replica).
+	purges, err := c.meta.PurgeGeneration(ctx, t.GroupID)
+	if err != nil {
+		return nil, false, fmt.Errorf("look up blob %s: %w", d, err)
+	}
+	r, dl, retry, err := c.join(ctx, t, d, gen, purges)
 	if retry || err != nil {
 		return nil, retry, err
 	}
@@ -199,11 +206,25 @@ func (c *Cache) reference(ctx context.Context, ownerID int64, d oci.Digest, size
 	}
 }
 
+// referenceUnpurged records that owner uses a downloaded blob, unless its
+// cache was purged since purges (its generation when its client joined).
+func (c *Cache) referenceUnpurged(ctx context.Context, ownerID, purges int64, d oci.Digest, size int64) {
+	now := c.opts.Now()
+	added, err := c.meta.PutBlobUnpurged(ctx, store.Blob{OwnerID: ownerID, Digest: d, Size: size, CreatedAt: now, ReadAt: now}, purges)
+	switch {
+	case err != nil:
+		c.log.ErrorContext(ctx, "store blob reference", "digest", d, "group_id", ownerID, "err", err)
+	case !added:
+		c.log.InfoContext(ctx, "blob reference not stored: the cache was purged while the blob downloaded", "digest", d, "group_id", ownerID)
+	}
+}
+
 // join attaches a reader to the download of d, starting the download when
-// none runs. retry is true when the download of d was being committed, or a
+// none runs; purges is the purge generation of t.GroupID as the client
+// joins. retry is true when the download of d was being committed, or a
 // download finished since gen, or (without TrustHead) another group's
 // download started meanwhile: the caller looks the blob up again.
-func (c *Cache) join(ctx context.Context, t Target, d oci.Digest, gen uint64) (*downloadReader, *download, bool, error) {
+func (c *Cache) join(ctx context.Context, t Target, d oci.Digest, gen uint64, purges int64) (*downloadReader, *download, bool, error) {
 	c.mu.Lock()
 	dl := c.downloads[d]
 	switch {
@@ -233,7 +254,7 @@ func (c *Cache) join(ctx context.Context, t Target, d oci.Digest, gen uint64) (*
 			c.mu.Unlock()
 			return nil, nil, false, fmt.Errorf("create temp file for blob %s: %w", d, err)
 		}
-		dl = newDownload(d, tmp, t.GroupID)
+		dl = newDownload(d, tmp)
 		c.downloads[d] = dl
 		c.wg.Add(1)
 		go c.run(dl, t)
@@ -241,7 +262,7 @@ func (c *Cache) join(ctx context.Context, t Target, d oci.Digest, gen uint64) (*
 	// The temp file cannot be renamed while we hold c.mu and dl is not sealed.
 	f, err := os.Open(dl.tmp.Name())
 	if err == nil {
-		dl.addOwner(t.GroupID)
+		dl.addOwner(t.GroupID, purges)
 	}
 	c.mu.Unlock()
 	if err != nil {
@@ -266,16 +287,18 @@ type download struct {
 	written  int64
 	verified bool
 	err      error
-	progress chan struct{}      // closed and replaced whenever the fields above change
-	owners   map[int64]struct{} // Target.GroupID of every client that joined
+	progress chan struct{} // closed and replaced whenever the fields above change
+	// owners maps the Target.GroupID of every client that joined to the
+	// owner's purge generation when the last of them joined.
+	owners map[int64]int64
 }
 
-func newDownload(d oci.Digest, tmp *os.File, ownerID int64) *download {
+func newDownload(d oci.Digest, tmp *os.File) *download {
 	return &download{
 		digest: d, tmp: tmp, size: -1,
 		ready: make(chan struct{}), done: make(chan struct{}),
 		progress: make(chan struct{}),
-		owners:   map[int64]struct{}{ownerID: {}},
+		owners:   map[int64]int64{},
 	}
 }
 
@@ -286,9 +309,14 @@ func (dl *download) hasOwner(id int64) bool {
 	return ok
 }
 
-func (dl *download) addOwner(id int64) {
+// addOwner records that a client of owner id joined when the owner's
+// purge generation was purges. A client joining after a purge is a new use
+// of the cache: its generation counts.
+func (dl *download) addOwner(id, purges int64) {
 	dl.mu.Lock()
-	dl.owners[id] = struct{}{}
+	if old, ok := dl.owners[id]; !ok || purges > old {
+		dl.owners[id] = purges
+	}
 	dl.mu.Unlock()
 }
 
@@ -410,7 +438,7 @@ func (c *Cache) fetchBlob(dl *download, t Target) error {
 }
 
 // commit moves a verified temp file into place and records the blob for
-// every group that asked for it.
+// every group that asked for it and was not purged since.
 func (c *Cache) commit(dl *download) error {
 	c.mu.Lock()
 	dl.sealed = true // readers that joined hold their own descriptor
@@ -430,14 +458,11 @@ func (c *Cache) commit(dl *download) error {
 	}
 	c.recordVerified(dl.digest, downloaded)
 	dl.mu.Lock()
-	owners := make([]int64, 0, len(dl.owners))
-	for o := range dl.owners {
-		owners = append(owners, o)
-	}
+	owners := maps.Clone(dl.owners)
 	size := dl.written
 	dl.mu.Unlock()
-	for _, o := range owners {
-		c.reference(context.WithoutCancel(c.ctx), o, dl.digest, size)
+	for o, purges := range owners {
+		c.referenceUnpurged(context.WithoutCancel(c.ctx), o, purges, dl.digest, size)
 	}
 	if c.opts.Stored != nil {
 		c.opts.Stored()

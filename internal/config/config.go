@@ -101,6 +101,11 @@ type Config struct {
 	// GCInterval is how often blob files no group references are deleted
 	// and the size cap is enforced.
 	GCInterval time.Duration `koanf:"gc-interval"`
+	// GCGrace is, with PostgreSQL, how long a blob file stays after it was
+	// first found unreferenced before garbage collection deletes it: longer
+	// than any pull another replica may be serving from it. With SQLite
+	// (one process, which knows what it serves) files go at once.
+	GCGrace time.Duration `koanf:"gc-grace"`
 	// CacheMaxSize caps the bytes of stored blobs (a blob shared by groups
 	// counted once); 0 means no cap.
 	CacheMaxSize int64 `koanf:"cache-max-size"`
@@ -148,7 +153,14 @@ func Default() Config {
 		ShutdownTimeout:               30 * time.Second,
 		TTLInterval:                   24 * time.Hour,
 		GCInterval:                    time.Hour,
+		GCGrace:                       time.Hour,
 	}
+}
+
+// SharedDatabase reports whether the database is PostgreSQL, which several
+// replicas may share.
+func (c Config) SharedDatabase() bool {
+	return strings.HasPrefix(c.Database, "postgres://") || strings.HasPrefix(c.Database, "postgresql://")
 }
 
 // DBPath is the SQLite database file.
@@ -260,6 +272,7 @@ func (c Config) Validate() error {
 		{"shutdown-timeout", c.ShutdownTimeout, true},
 		{"ttl-interval", c.TTLInterval, false},
 		{"gc-interval", c.GCInterval, false},
+		{"gc-grace", c.GCGrace, true},
 	} {
 		switch {
 		case d.v < 0:

@@ -61,7 +61,7 @@ func TestDefault(t *testing.T) {
 		LogFormat: "auto", LogLevel: "info", RevalidateTimeout: 5 * time.Second, RateLimitReserve: 10, RateLimitBackoff: time.Minute, VirtualRegistriesPerGroup: 5, VirtualRegistryUpstreams: 5,
 		UpstreamConnectTimeout: 10 * time.Second, UpstreamResponseHeaderTimeout: 30 * time.Second,
 		MaxManifestSize: 10 << 20, MaxBlobSize: 50 << 30, ShutdownTimeout: 30 * time.Second,
-		TTLInterval: 24 * time.Hour, GCInterval: time.Hour,
+		TTLInterval: 24 * time.Hour, GCInterval: time.Hour, GCGrace: time.Hour,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %+v\nwant %+v", c, want)
@@ -472,6 +472,7 @@ func TestValidate(t *testing.T) {
 		{"negative blob size", func(c *Config) { c.MaxBlobSize = -5 }, "max-blob-size must be positive, got -5"},
 		{"zero ttl interval", func(c *Config) { c.TTLInterval = 0 }, "ttl-interval must be positive"},
 		{"negative gc interval", func(c *Config) { c.GCInterval = -time.Minute }, "gc-interval must not be negative"},
+		{"negative gc grace", func(c *Config) { c.GCGrace = -time.Minute }, "gc-grace must not be negative"},
 		{"negative cache cap", func(c *Config) { c.CacheMaxSize = -1 }, "cache-max-size must not be negative"},
 		{"no cache cap", func(c *Config) { c.CacheMaxSize = 0 }, ""},
 		{"database sqlite", func(c *Config) { c.Database = "sqlite" }, ""},
