@@ -349,8 +349,12 @@ func TestReplicasRunBackgroundJobsOneAtATime(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
 	up := testregistry.New(t, testregistry.Options{})
-	rs := c.replicas(t, 2, up)
-	r1, r2 := rs[0], rs[1]
+	r1 := newEnv(t, envOptions{keepUpstream: up, configure: c.configure})
+	// No grace period: the purged files go at the first collection.
+	r2 := newEnv(t, envOptions{keepUpstream: up, configure: func(cfg *config.Config) {
+		c.configure(cfg)
+		cfg.GCGrace = 0
+	}})
 	ctx := context.Background()
 
 	r1.group("acme")
