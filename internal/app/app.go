@@ -24,6 +24,7 @@ import (
 	"github.com/dproxy/dproxy/internal/auth"
 	"github.com/dproxy/dproxy/internal/blobstore"
 	"github.com/dproxy/dproxy/internal/cache"
+	"github.com/dproxy/dproxy/internal/cluster"
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/keyfile"
 	"github.com/dproxy/dproxy/internal/lifecycle"
@@ -211,7 +212,20 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	}
 	var lc *lifecycle.Manager // made below, before anything is served
 	cacheOpts.Stored = func() { lc.KickSizeCap() }
-	c := cache.New(st, blobs, up, cacheOpts)
+	mainOpts := cacheOpts
+	var peerKey []byte
+	if store.IsPostgres(cfg.Database) {
+		// Replicas fetch each blob of the operator's upstream once between
+		// them. Virtual registry upstreams are not shared: each group's
+		// upstream must serve its bytes itself.
+		peerKey = box.Derive(cluster.KeyPurpose)
+		cl, err := cluster.New(st, peerKey, cluster.Options{PeerURL: cfg.PeerURL, LeaseTTL: cfg.FetchLeaseTimeout})
+		if err != nil {
+			return nil, err
+		}
+		mainOpts.Cluster = cl
+	}
+	c := cache.New(st, blobs, up, mainOpts)
 	vc := cache.NewVirtual(st, st.UpstreamCache(), blobs, func(url string) (cache.Remote, error) { return newUpstream(url, false) }, cfg.Upstream, cacheOpts)
 	lm, err := metrics.NewLifecycle(m, cacheSizes(st))
 	if err != nil {
@@ -244,6 +258,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Metrics: m,
 		GraphQL: gql.GraphQL(), GitLabAPI: gitlab.New(adm, gitlab.Options{ExternalURL: cfg.ExternalURL, Logger: log}),
 		MetricsElsewhere: cfg.MetricsAddr != "", MetricsAuthorize: metricsAuthorizer(svc),
+		Peer: peerHandler(cfg, c, peerKey, log),
 	})
 	return a, nil
 }
@@ -523,4 +538,13 @@ func gcGrace(cfg config.Config) time.Duration {
 		return 0
 	}
 	return cfg.GCGrace
+}
+
+// peerHandler is the endpoint the other replicas stream blobs from, when
+// this replica has a peer URL.
+func peerHandler(cfg config.Config, c *cache.Cache, key []byte, log *slog.Logger) http.Handler {
+	if cfg.PeerURL == "" || key == nil {
+		return nil
+	}
+	return cluster.Handler(c, key, log)
 }

@@ -281,6 +281,9 @@ type download struct {
 
 	// sealed is guarded by Cache.mu: once set, no reader may open tmp.
 	sealed bool
+	// stopRenew, set while this download holds the cluster's fetch lease,
+	// stops renewing it. Used by the download's own goroutine only.
+	stopRenew func()
 
 	mu       sync.Mutex
 	size     int64 // -1 until known or when the upstream did not say
@@ -348,9 +351,14 @@ func (c *Cache) run(dl *download, t Target) {
 	start := time.Now()
 
 	err := c.fetchBlob(dl, t)
-	if err == nil {
+	fetched := err == nil
+	if fetched {
 		err = c.commit(dl)
-	} else {
+	}
+	// After the commit (and the references): a replica waiting for the
+	// lease then finds the stored object.
+	c.releaseLease(dl)
+	if !fetched {
 		// Sealed first: a client joining now must not open the temp file
 		// that Abort removes.
 		c.mu.Lock()
@@ -379,8 +387,12 @@ func (c *Cache) run(dl *download, t Target) {
 	close(dl.done)
 }
 
-// fetchBlob streams the upstream body into the temp file and verifies it.
-// Readers see every byte but the last until the digest is verified.
+// fetchBlob streams the blob's body into the temp file and verifies it.
+// Readers see every byte but the last until the digest is verified. The
+// body comes from the upstream, or, when another replica holds the fetch
+// lease (Options.Cluster), from that replica or the stored object; a
+// source of the cluster that fails midway is replaced by the next one,
+// from the offset reached.
 func (c *Cache) fetchBlob(dl *download, t Target) error {
 	ctx, cancel := context.WithCancelCause(c.ctx)
 	defer cancel(nil)
@@ -389,43 +401,60 @@ func (c *Cache) fetchBlob(dl *download, t Target) error {
 	})
 	defer idle.Stop()
 
-	body, size, err := c.remote.GetBlob(ctx, t.Creds, t.Image, dl.digest)
-	if err != nil {
-		return err
-	}
-	defer body.Close()
-	if size > c.opts.MaxBlobSize {
-		return fmt.Errorf("%w: blob %s of %s is %d bytes, the limit is %d", oci.ErrSizeInvalid, dl.digest, t.Image, size, c.opts.MaxBlobSize)
-	}
-	dl.update(func() { dl.size = size })
-	close(dl.ready)
-
 	v := oci.NewVerifier(dl.digest)
 	buf := make([]byte, 256<<10)
 	var written int64
+	size := int64(-2) // not known yet
 	for {
-		n, rerr := body.Read(buf)
-		if n > 0 {
-			idle.Reset(c.opts.IdleTimeout)
-			if _, err := dl.tmp.Write(buf[:n]); err != nil {
-				return fmt.Errorf("write blob %s to temp file: %w", dl.digest, err)
-			}
-			v.Write(buf[:n])
-			written += int64(n)
-			if written > c.opts.MaxBlobSize || (size >= 0 && written > size) {
-				return fmt.Errorf("%w: blob %s from upstream is longer than announced (%d bytes) or the limit", oci.ErrSizeInvalid, dl.digest, size)
-			}
-			dl.update(func() { dl.written = written })
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
+		src, err := c.source(ctx, dl, t, written, func() { idle.Reset(c.opts.IdleTimeout) })
+		if err != nil {
 			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 				return fmt.Errorf("download blob %s of %s: %w", dl.digest, t.Image, cause)
 			}
+			return err
+		}
+		if size == -2 {
+			size = src.size
+			if size > c.opts.MaxBlobSize {
+				src.body.Close()
+				return fmt.Errorf("%w: blob %s of %s is %d bytes, the limit is %d", oci.ErrSizeInvalid, dl.digest, t.Image, size, c.opts.MaxBlobSize)
+			}
+			dl.update(func() { dl.size = size })
+			close(dl.ready)
+		}
+		var rerr error
+		for {
+			var n int
+			n, rerr = src.body.Read(buf)
+			if n > 0 {
+				idle.Reset(c.opts.IdleTimeout)
+				if _, err := dl.tmp.Write(buf[:n]); err != nil {
+					src.body.Close()
+					return fmt.Errorf("write blob %s to temp file: %w", dl.digest, err)
+				}
+				v.Write(buf[:n])
+				written += int64(n)
+				if written > c.opts.MaxBlobSize || (size >= 0 && written > size) {
+					src.body.Close()
+					return fmt.Errorf("%w: blob %s from upstream is longer than announced (%d bytes) or the limit", oci.ErrSizeInvalid, dl.digest, size)
+				}
+				dl.update(func() { dl.written = written })
+			}
+			if rerr != nil {
+				break
+			}
+		}
+		src.body.Close()
+		if rerr == io.EOF {
+			break
+		}
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return fmt.Errorf("download blob %s of %s: %w", dl.digest, t.Image, cause)
+		}
+		if src.upstream || ctx.Err() != nil {
 			return fmt.Errorf("%w: download blob %s of %s: %w", oci.ErrUnavailable, dl.digest, t.Image, rerr)
 		}
+		c.log.Warn("blob source of the cluster failed, trying the next", "digest", dl.digest, "from", src.name, "offset", written, "err", rerr)
 	}
 	if size >= 0 && written != size {
 		return fmt.Errorf("%w: blob %s from upstream ended after %d of %d bytes", oci.ErrUnavailable, dl.digest, written, size)

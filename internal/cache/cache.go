@@ -101,7 +101,12 @@ type Options struct {
 	TrustHead bool
 	// Stored, when set, is called after a downloaded blob was committed
 	// and referenced (the size cap may have been passed). It must not block.
-	Stored  func()
+	Stored func()
+	// Cluster, when set, makes replicas sharing the store fetch each blob
+	// from the upstream once between them (see Cluster). Only for a cache
+	// whose upstream is the operator's (TrustHead): the others' downloads
+	// must come from their own upstream.
+	Cluster Cluster
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
 	Now     func() time.Time

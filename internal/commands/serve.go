@@ -74,6 +74,8 @@ func newCmdServe(ios *cmdutil.IOStreams, runF func(context.Context, *serveOption
 	f.Duration("shutdown-timeout", def.ShutdownTimeout, "how long in-flight responses may take to finish on SIGTERM")
 	f.Duration("ttl-interval", def.TTLInterval, "how often the groups' image TTL policies are applied")
 	f.Duration("gc-interval", def.GCInterval, "how often unreferenced blob files are deleted and the size cap enforced")
+	f.String("peer-url", def.PeerURL, "this replica's internal base URL, where the other replicas stream a blob it downloads (PostgreSQL only)")
+	f.Duration("fetch-lease-timeout", def.FetchLeaseTimeout, "with PostgreSQL, how long a replica's claim on fetching a blob lasts unrenewed before another takes over")
 	f.Duration("gc-grace", def.GCGrace, "with PostgreSQL, how long a blob file stays unreferenced before it is deleted; longer than any pull a replica serves")
 	f.String("cache-max-size", "0", "cap on the bytes of stored blobs, e.g. 200GiB; 0 means no cap")
 	f.String("database", "", "metadata database: sqlite (default) or postgres://user:password@host/db (prefer DPROXY_DATABASE: flags are visible to other users)")

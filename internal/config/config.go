@@ -125,6 +125,15 @@ type Config struct {
 	// source sets them.
 	S3AccessKeyID     string `koanf:"s3-access-key-id"`
 	S3SecretAccessKey string `koanf:"s3-secret-access-key"`
+	// PeerURL is this replica's internal base URL (http://10.0.0.5:5000),
+	// where the other replicas sharing the PostgreSQL database stream a
+	// blob from it while it downloads the blob from the upstream. "": they
+	// wait for the stored blob instead.
+	PeerURL string `koanf:"peer-url"`
+	// FetchLeaseTimeout is, with PostgreSQL, how long a replica's claim on
+	// fetching a blob from the upstream lasts without renewal: when the
+	// replica dies, another takes the download over after it.
+	FetchLeaseTimeout time.Duration `koanf:"fetch-lease-timeout"`
 	// TrustedProxies lists, comma-separated, the reverse proxies (CIDRs or
 	// addresses) whose X-Forwarded-For header names the client, for
 	// sign-in throttling. "" trusts none: the peer is the client.
@@ -154,6 +163,7 @@ func Default() Config {
 		TTLInterval:                   24 * time.Hour,
 		GCInterval:                    time.Hour,
 		GCGrace:                       time.Hour,
+		FetchLeaseTimeout:             30 * time.Second,
 	}
 }
 
@@ -253,6 +263,15 @@ func (c Config) Validate() error {
 	if _, err := parseMirrorNS(c.MirrorNS); err != nil {
 		errs = append(errs, err)
 	}
+	if c.PeerURL != "" {
+		u, err := url.Parse(c.PeerURL)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+			add("peer-url %q: want this replica's internal base URL, such as http://10.0.0.5:5000", c.PeerURL)
+		case !c.SharedDatabase():
+			add("peer-url is for replicas sharing a PostgreSQL database (database postgres://…); with SQLite there are no peers")
+		}
+	}
 	switch {
 	case c.TLSCert != "" && c.TLSKey == "":
 		add("tls-cert is set but tls-key is not: set both or neither")
@@ -273,6 +292,7 @@ func (c Config) Validate() error {
 		{"ttl-interval", c.TTLInterval, false},
 		{"gc-interval", c.GCInterval, false},
 		{"gc-grace", c.GCGrace, true},
+		{"fetch-lease-timeout", c.FetchLeaseTimeout, false},
 	} {
 		switch {
 		case d.v < 0:

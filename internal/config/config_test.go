@@ -62,6 +62,7 @@ func TestDefault(t *testing.T) {
 		UpstreamConnectTimeout: 10 * time.Second, UpstreamResponseHeaderTimeout: 30 * time.Second,
 		MaxManifestSize: 10 << 20, MaxBlobSize: 50 << 30, ShutdownTimeout: 30 * time.Second,
 		TTLInterval: 24 * time.Hour, GCInterval: time.Hour, GCGrace: time.Hour,
+		FetchLeaseTimeout: 30 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %+v\nwant %+v", c, want)
@@ -473,6 +474,11 @@ func TestValidate(t *testing.T) {
 		{"zero ttl interval", func(c *Config) { c.TTLInterval = 0 }, "ttl-interval must be positive"},
 		{"negative gc interval", func(c *Config) { c.GCInterval = -time.Minute }, "gc-interval must not be negative"},
 		{"negative gc grace", func(c *Config) { c.GCGrace = -time.Minute }, "gc-grace must not be negative"},
+		{"zero fetch lease", func(c *Config) { c.FetchLeaseTimeout = 0 }, "fetch-lease-timeout must be positive"},
+		{"peer url not a url", func(c *Config) {
+			c.Database, c.SecretKey, c.PeerURL = "postgres://u@db/dproxy", strings.Repeat("ab", 32), "10.0.0.5:5000"
+		}, "peer-url \"10.0.0.5:5000\": want this replica's internal base URL"},
+		{"peer url with sqlite", func(c *Config) { c.PeerURL = "http://10.0.0.5:5000" }, "peer-url is for replicas sharing a PostgreSQL database"},
 		{"negative cache cap", func(c *Config) { c.CacheMaxSize = -1 }, "cache-max-size must not be negative"},
 		{"no cache cap", func(c *Config) { c.CacheMaxSize = 0 }, ""},
 		{"database sqlite", func(c *Config) { c.Database = "sqlite" }, ""},

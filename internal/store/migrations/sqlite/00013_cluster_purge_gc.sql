@@ -1,5 +1,5 @@
--- Purges and garbage collection that hold across replicas sharing one
--- database.
+-- Purges, garbage collection and blob downloads that hold across
+-- replicas sharing one database.
 --
 -- purge_generation counts the purges of a group's cache (and the clears
 -- of a virtual registry upstream's cache). A download notes it when a
@@ -13,6 +13,11 @@
 -- unreferenced for longer than the grace period, so a replica still
 -- handing it out (it had a reference when it started) finishes first.
 -- Adding a reference removes the row.
+--
+-- blob_fetches holds the lease of the one replica fetching a blob from
+-- its upstream, with the internal URL (peer_url, "" for none) other
+-- replicas stream it from meanwhile. The holder renews expires_at while it
+-- downloads; a lease past expires_at (its holder died) may be taken over.
 
 -- +goose Up
 ALTER TABLE groups ADD COLUMN purge_generation BIGINT NOT NULL DEFAULT 0;
@@ -21,4 +26,11 @@ ALTER TABLE virtual_registry_upstreams ADD COLUMN purge_generation BIGINT NOT NU
 CREATE TABLE blob_unreferenced (
     digest TEXT NOT NULL PRIMARY KEY,
     since  TIMESTAMP NOT NULL
+);
+
+CREATE TABLE blob_fetches (
+    digest     TEXT NOT NULL PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    peer_url   TEXT NOT NULL,
+    expires_at TIMESTAMP NOT NULL
 );
