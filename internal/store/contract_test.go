@@ -54,6 +54,7 @@ func runStoreContract(t *testing.T, open func(t *testing.T) *Store) {
 		{"BlobReferenced", contractBlobReferenced},
 		{"PutBlobUnpurged", contractPutBlobUnpurged},
 		{"UnreferencedSince", contractUnreferencedSince},
+		{"FetchLease", contractFetchLease},
 		{"UsageAndPurge", contractUsageAndPurge},
 		{"BatchedReads", contractBatchedReads},
 		{"ExpireGroupCache", contractExpireGroupCache},
@@ -1181,6 +1182,45 @@ func contractUnreferencedSince(t *testing.T, s *Store) {
 		t.Fatal(err)
 	}
 	check(t0.Add(5*time.Hour), t0.Add(5*time.Hour), false)
+}
+
+// One holder at a time has the lease on fetching a blob; it renews and
+// releases it, and another takes it over once it expired.
+func contractFetchLease(t *testing.T, s *Store) {
+	ctx := t.Context()
+	d := digestOf("layer")
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	acquire := func(holder string, now time.Time, wantHeld bool, wantHolder, wantPeer string) {
+		t.Helper()
+		l, held, err := s.AcquireFetchLease(ctx, d, holder, "http://"+holder, now, now.Add(30*time.Second))
+		if err != nil || held != wantHeld || l.Holder != wantHolder || l.PeerURL != wantPeer {
+			t.Errorf("AcquireFetchLease(%s at %s) = %+v, %v, %v; want held %v by %s at %s", holder, now, l, held, err, wantHeld, wantHolder, wantPeer)
+		}
+	}
+	acquire("a", t0, true, "a", "http://a")
+	acquire("b", t0.Add(10*time.Second), false, "a", "http://a")
+	acquire("a", t0.Add(20*time.Second), true, "a", "http://a") // renewed to t0+50s
+	acquire("b", t0.Add(40*time.Second), false, "a", "http://a")
+	if held, err := s.RenewFetchLease(ctx, d, "a", t0.Add(90*time.Second)); err != nil || !held {
+		t.Errorf("RenewFetchLease by the holder = %v, %v", held, err)
+	}
+	if held, err := s.RenewFetchLease(ctx, d, "b", t0.Add(90*time.Second)); err != nil || held {
+		t.Errorf("RenewFetchLease by another = %v, %v; want not held", held, err)
+	}
+	acquire("b", t0.Add(80*time.Second), false, "a", "http://a")
+	// Expired: taken over, and the old holder can neither renew nor release it.
+	acquire("b", t0.Add(91*time.Second), true, "b", "http://b")
+	if held, err := s.RenewFetchLease(ctx, d, "a", t0.Add(200*time.Second)); err != nil || held {
+		t.Errorf("RenewFetchLease by the old holder = %v, %v; want not held", held, err)
+	}
+	if err := s.ReleaseFetchLease(ctx, d, "a"); err != nil {
+		t.Fatal(err)
+	}
+	acquire("c", t0.Add(92*time.Second), false, "b", "http://b")
+	if err := s.ReleaseFetchLease(ctx, d, "b"); err != nil {
+		t.Fatal(err)
+	}
+	acquire("c", t0.Add(93*time.Second), true, "c", "http://c")
 }
 
 func contractUsageAndPurge(t *testing.T, s *Store) {
