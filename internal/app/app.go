@@ -25,6 +25,7 @@ import (
 	"github.com/dproxy/dproxy/internal/auth"
 	"github.com/dproxy/dproxy/internal/blobstore"
 	"github.com/dproxy/dproxy/internal/cache"
+	"github.com/dproxy/dproxy/internal/cluster"
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/keyfile"
 	"github.com/dproxy/dproxy/internal/lifecycle"
@@ -64,7 +65,7 @@ type App struct {
 	// Run reloads it on SIGHUP and when its files change.
 	TLSCert *servertls.Certificate
 	// Warmer keeps the groups' watched tags cached; Run starts it.
-	Warmer *warm.Warmer
+	Warmer  *warm.Warmer
 	log     *slog.Logger
 	dirLock *lifecycle.DataDirLock
 }
@@ -240,6 +241,18 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	}
 	mainOpts := cacheOpts
 	mainOpts.Pulls, mainOpts.Warm = st, wm
+	var peerKey []byte
+	if store.IsPostgres(cfg.Database) {
+		// Replicas fetch each blob of the operator's upstream once between
+		// them. Virtual registry upstreams are not shared: each group's
+		// upstream must serve its bytes itself.
+		peerKey = box.Derive(cluster.KeyPurpose)
+		cl, err := cluster.New(st, peerKey, cluster.Options{PeerURL: cfg.PeerURL, LeaseTTL: cfg.FetchLeaseTimeout})
+		if err != nil {
+			return nil, err
+		}
+		mainOpts.Cluster = cl
+	}
 	c := cache.New(st, blobs, up, mainOpts)
 	warmReserve, err := warm.ParseReserve(cfg.WarmReserve)
 	if err != nil {
@@ -255,6 +268,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	lc = lifecycle.New(st, blobs, cache.All{Main: c, Virtual: vc}, lifecycle.Options{
 		TTLInterval: cfg.TTLInterval,
 		GCInterval:  cfg.GCInterval,
+		GCGrace:     gcGrace(cfg),
 		MaxSize:     cfg.CacheMaxSize,
 		Now:         o.now,
 		Logger:      log,
@@ -268,7 +282,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams,
 		RateLimits: up.RateLimits, CheckRateLimit: upstream.NewCheckCache(up.CheckRateLimit, rateLimitCheckTTL, o.now).Check,
 		Activity: activity{main: c, virtual: vc, rec: m.Activity()},
-		Warmer: warmer,
+		Warmer:   warmer,
 	})
 	if err := bootstrap(ctx, adm, cfg.InitialTokenPath(), log); err != nil {
 		return nil, err
@@ -292,6 +306,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 		GraphQL: gql.GraphQL(), GitLabAPI: gitlab.New(adm, gitlab.Options{ExternalURL: cfg.ExternalURL, Logger: log}),
 		MetricsElsewhere: cfg.MetricsAddr != "", MetricsAuthorize: metricsAuthorizer(svc),
 		AdminElsewhere: cfg.AdminAddr != "",
+		Peer:           peerHandler(cfg, c, peerKey, log),
 	})
 	return a, nil
 }
@@ -604,4 +619,23 @@ func NewLogger(w *os.File, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, errors.New("log format must be auto, json or text")
+}
+
+// gcGrace is how long garbage collection leaves an unreferenced blob file:
+// only replicas sharing a database need to, since a single process knows
+// which files it serves.
+func gcGrace(cfg config.Config) time.Duration {
+	if !cfg.SharedDatabase() {
+		return 0
+	}
+	return cfg.GCGrace
+}
+
+// peerHandler is the endpoint the other replicas stream blobs from, when
+// this replica has a peer URL.
+func peerHandler(cfg config.Config, c *cache.Cache, key []byte, log *slog.Logger) http.Handler {
+	if cfg.PeerURL == "" || key == nil {
+		return nil
+	}
+	return cluster.Handler(c, key, log)
 }

@@ -110,6 +110,11 @@ var rules = []rule{
 		why:   "only app runs the warmer; admin reaches it through its own interface",
 	},
 	{
+		from: []string{"internal/cluster"},
+		only: []string{"internal/store", "internal/oci"},
+		why:  "cluster → store (fetch leases), oci; the cache uses it through its own interface",
+	},
+	{
 		from: []string{"internal/oci"},
 		only: []string{},
 		why:  "oci is vocabulary: it imports no dproxy package",

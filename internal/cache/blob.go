@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -132,7 +133,13 @@ func (c *Cache) blob(ctx context.Context, t Target, d oci.Digest) (_ *Blob, retr
 		return nil, true, nil
 	}
 
-	r, dl, retry, err := c.join(ctx, t, d, gen)
+	// The purge generation when this client joins: the commit adds the
+	// reference only if no purge came since (on any replica).
+	purges, err := c.meta.PurgeGeneration(ctx, t.GroupID)
+	if err != nil {
+		return nil, false, fmt.Errorf("look up blob %s: %w", d, err)
+	}
+	r, dl, retry, err := c.join(ctx, t, d, gen, purges)
 	if retry || err != nil {
 		return nil, retry, err
 	}
@@ -199,11 +206,25 @@ func (c *Cache) reference(ctx context.Context, ownerID int64, d oci.Digest, size
 	}
 }
 
+// referenceUnpurged records that owner uses a downloaded blob, unless its
+// cache was purged since purges (its generation when its client joined).
+func (c *Cache) referenceUnpurged(ctx context.Context, ownerID, purges int64, d oci.Digest, size int64) {
+	now := c.opts.Now()
+	added, err := c.meta.PutBlobUnpurged(ctx, store.Blob{OwnerID: ownerID, Digest: d, Size: size, CreatedAt: now, ReadAt: now}, purges)
+	switch {
+	case err != nil:
+		c.log.ErrorContext(ctx, "store blob reference", "digest", d, "group_id", ownerID, "err", err)
+	case !added:
+		c.log.InfoContext(ctx, "blob reference not stored: the cache was purged while the blob downloaded", "digest", d, "group_id", ownerID)
+	}
+}
+
 // join attaches a reader to the download of d, starting the download when
-// none runs. retry is true when the download of d was being committed, or a
+// none runs; purges is the purge generation of t.GroupID as the client
+// joins. retry is true when the download of d was being committed, or a
 // download finished since gen, or (without TrustHead) another group's
 // download started meanwhile: the caller looks the blob up again.
-func (c *Cache) join(ctx context.Context, t Target, d oci.Digest, gen uint64) (*downloadReader, *download, bool, error) {
+func (c *Cache) join(ctx context.Context, t Target, d oci.Digest, gen uint64, purges int64) (*downloadReader, *download, bool, error) {
 	c.mu.Lock()
 	dl := c.downloads[d]
 	switch {
@@ -233,7 +254,7 @@ func (c *Cache) join(ctx context.Context, t Target, d oci.Digest, gen uint64) (*
 			c.mu.Unlock()
 			return nil, nil, false, fmt.Errorf("create temp file for blob %s: %w", d, err)
 		}
-		dl = newDownload(d, tmp, t.GroupID, t.Image, c.opts.Now())
+		dl = newDownload(d, tmp, t.Image, c.opts.Now())
 		c.downloads[d] = dl
 		c.wg.Add(1)
 		go c.run(dl, t)
@@ -241,7 +262,7 @@ func (c *Cache) join(ctx context.Context, t Target, d oci.Digest, gen uint64) (*
 	// The temp file cannot be renamed while we hold c.mu and dl is not sealed.
 	f, err := os.Open(dl.tmp.Name())
 	if err == nil {
-		dl.addReader(t.GroupID)
+		dl.addReader(t.GroupID, purges)
 	}
 	c.mu.Unlock()
 	if err != nil {
@@ -262,23 +283,28 @@ type download struct {
 
 	// sealed is guarded by Cache.mu: once set, no reader may open tmp.
 	sealed bool
+	// stopRenew, set while this download holds the cluster's fetch lease,
+	// stops renewing it. Used by the download's own goroutine only.
+	stopRenew func()
 
 	mu       sync.Mutex
 	size     int64 // -1 until known or when the upstream did not say
 	written  int64
 	verified bool
 	err      error
-	progress chan struct{}      // closed and replaced whenever the fields above change
-	owners   map[int64]struct{} // Target.GroupID of every client that joined
-	readers  int                // clients streaming from it now
+	progress chan struct{} // closed and replaced whenever the fields above change
+	// owners maps the Target.GroupID of every client that joined to the
+	// owner's purge generation when the last of them joined.
+	owners  map[int64]int64
+	readers int // clients streaming from it now
 }
 
-func newDownload(d oci.Digest, tmp *os.File, ownerID int64, image string, started time.Time) *download {
+func newDownload(d oci.Digest, tmp *os.File, image string, started time.Time) *download {
 	return &download{
 		digest: d, tmp: tmp, size: -1, image: image, started: started,
 		ready: make(chan struct{}), done: make(chan struct{}),
 		progress: make(chan struct{}),
-		owners:   map[int64]struct{}{ownerID: {}},
+		owners:   map[int64]int64{},
 	}
 }
 
@@ -289,10 +315,14 @@ func (dl *download) hasOwner(id int64) bool {
 	return ok
 }
 
-// addReader records a client of group id streaming from the download.
-func (dl *download) addReader(id int64) {
+// addReader records a client of owner id streaming from the download,
+// which joined when the owner's purge generation was purges. A client
+// joining after a purge is a new use of the cache: its generation counts.
+func (dl *download) addReader(id, purges int64) {
 	dl.mu.Lock()
-	dl.owners[id] = struct{}{}
+	if old, ok := dl.owners[id]; !ok || purges > old {
+		dl.owners[id] = purges
+	}
 	dl.readers++
 	dl.mu.Unlock()
 }
@@ -325,9 +355,14 @@ func (c *Cache) run(dl *download, t Target) {
 	start := time.Now()
 
 	err := c.fetchBlob(dl, t)
-	if err == nil {
+	fetched := err == nil
+	if fetched {
 		err = c.commit(dl)
-	} else {
+	}
+	// After the commit (and the references): a replica waiting for the
+	// lease then finds the stored object.
+	c.releaseLease(dl)
+	if !fetched {
 		// Sealed first: a client joining now must not open the temp file
 		// that Abort removes.
 		c.mu.Lock()
@@ -356,8 +391,12 @@ func (c *Cache) run(dl *download, t Target) {
 	close(dl.done)
 }
 
-// fetchBlob streams the upstream body into the temp file and verifies it.
-// Readers see every byte but the last until the digest is verified.
+// fetchBlob streams the blob's body into the temp file and verifies it.
+// Readers see every byte but the last until the digest is verified. The
+// body comes from the upstream, or, when another replica holds the fetch
+// lease (Options.Cluster), from that replica or the stored object; a
+// source of the cluster that fails midway is replaced by the next one,
+// from the offset reached.
 func (c *Cache) fetchBlob(dl *download, t Target) error {
 	ctx, cancel := context.WithCancelCause(c.ctx)
 	defer cancel(nil)
@@ -366,43 +405,60 @@ func (c *Cache) fetchBlob(dl *download, t Target) error {
 	})
 	defer idle.Stop()
 
-	body, size, err := c.remote.GetBlob(ctx, t.Creds, t.Image, dl.digest)
-	if err != nil {
-		return err
-	}
-	defer body.Close()
-	if size > c.opts.MaxBlobSize {
-		return fmt.Errorf("%w: blob %s of %s is %d bytes, the limit is %d", oci.ErrSizeInvalid, dl.digest, t.Image, size, c.opts.MaxBlobSize)
-	}
-	dl.update(func() { dl.size = size })
-	close(dl.ready)
-
 	v := oci.NewVerifier(dl.digest)
 	buf := make([]byte, 256<<10)
 	var written int64
+	size := int64(-2) // not known yet
 	for {
-		n, rerr := body.Read(buf)
-		if n > 0 {
-			idle.Reset(c.opts.IdleTimeout)
-			if _, err := dl.tmp.Write(buf[:n]); err != nil {
-				return fmt.Errorf("write blob %s to temp file: %w", dl.digest, err)
-			}
-			v.Write(buf[:n])
-			written += int64(n)
-			if written > c.opts.MaxBlobSize || (size >= 0 && written > size) {
-				return fmt.Errorf("%w: blob %s from upstream is longer than announced (%d bytes) or the limit", oci.ErrSizeInvalid, dl.digest, size)
-			}
-			dl.update(func() { dl.written = written })
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
+		src, err := c.source(ctx, dl, t, written, func() { idle.Reset(c.opts.IdleTimeout) })
+		if err != nil {
 			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 				return fmt.Errorf("download blob %s of %s: %w", dl.digest, t.Image, cause)
 			}
+			return err
+		}
+		if size == -2 {
+			size = src.size
+			if size > c.opts.MaxBlobSize {
+				src.body.Close()
+				return fmt.Errorf("%w: blob %s of %s is %d bytes, the limit is %d", oci.ErrSizeInvalid, dl.digest, t.Image, size, c.opts.MaxBlobSize)
+			}
+			dl.update(func() { dl.size = size })
+			close(dl.ready)
+		}
+		var rerr error
+		for {
+			var n int
+			n, rerr = src.body.Read(buf)
+			if n > 0 {
+				idle.Reset(c.opts.IdleTimeout)
+				if _, err := dl.tmp.Write(buf[:n]); err != nil {
+					src.body.Close()
+					return fmt.Errorf("write blob %s to temp file: %w", dl.digest, err)
+				}
+				v.Write(buf[:n])
+				written += int64(n)
+				if written > c.opts.MaxBlobSize || (size >= 0 && written > size) {
+					src.body.Close()
+					return fmt.Errorf("%w: blob %s from upstream is longer than announced (%d bytes) or the limit", oci.ErrSizeInvalid, dl.digest, size)
+				}
+				dl.update(func() { dl.written = written })
+			}
+			if rerr != nil {
+				break
+			}
+		}
+		src.body.Close()
+		if rerr == io.EOF {
+			break
+		}
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return fmt.Errorf("download blob %s of %s: %w", dl.digest, t.Image, cause)
+		}
+		if src.upstream || ctx.Err() != nil {
 			return fmt.Errorf("%w: download blob %s of %s: %w", oci.ErrUnavailable, dl.digest, t.Image, rerr)
 		}
+		c.log.Warn("blob source of the cluster failed, trying the next", "digest", dl.digest, "from", src.name, "offset", written, "err", rerr)
 	}
 	if size >= 0 && written != size {
 		return fmt.Errorf("%w: blob %s from upstream ended after %d of %d bytes", oci.ErrUnavailable, dl.digest, written, size)
@@ -415,7 +471,7 @@ func (c *Cache) fetchBlob(dl *download, t Target) error {
 }
 
 // commit moves a verified temp file into place and records the blob for
-// every group that asked for it.
+// every group that asked for it and was not purged since.
 func (c *Cache) commit(dl *download) error {
 	c.mu.Lock()
 	dl.sealed = true // readers that joined hold their own descriptor
@@ -435,14 +491,11 @@ func (c *Cache) commit(dl *download) error {
 	}
 	c.recordVerified(dl.digest, downloaded)
 	dl.mu.Lock()
-	owners := make([]int64, 0, len(dl.owners))
-	for o := range dl.owners {
-		owners = append(owners, o)
-	}
+	owners := maps.Clone(dl.owners)
 	size := dl.written
 	dl.mu.Unlock()
-	for _, o := range owners {
-		c.reference(context.WithoutCancel(c.ctx), o, dl.digest, size)
+	for o, purges := range owners {
+		c.referenceUnpurged(context.WithoutCancel(c.ctx), o, purges, dl.digest, size)
 	}
 	if c.opts.Stored != nil {
 		c.opts.Stored()
@@ -543,7 +596,6 @@ func (r *downloadReader) Seek(off int64, whence int) (int64, error) {
 	r.off = off
 	return off, nil
 }
-
 
 func (r *downloadReader) Close() error {
 	r.once.Do(func() {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dproxy/dproxy/internal/cache"
 	"github.com/dproxy/dproxy/internal/upstream"
@@ -148,7 +149,7 @@ func TestIdleFileIsDroppedByCollection(t *testing.T) {
 	if err := h.store.DeleteBlob(ctx, tg.GroupID, img.layer); err != nil {
 		t.Fatal(err)
 	}
-	if removed, err := h.cache.RemoveUnusedBlob(ctx, img.layer); err != nil || !removed {
+	if removed, err := h.cache.RemoveUnusedBlob(ctx, img.layer, time.Now(), 0); err != nil || !removed {
 		t.Fatalf("RemoveUnusedBlob = %v, %v; want the unreferenced, idle blob removed", removed, err)
 	}
 	if _, err := h.blobs.Stat(ctx, img.layer); err == nil {

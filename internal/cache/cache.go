@@ -33,9 +33,14 @@ type metaStore interface {
 	TouchManifests(ctx context.Context, ids []int64, at time.Time) error
 	Blob(ctx context.Context, groupID int64, d oci.Digest) (store.Blob, error)
 	PutBlob(ctx context.Context, b store.Blob) error
+	// PutBlobUnpurged stores b unless the owner's cache was purged since
+	// generation (PurgeGeneration), in one statement.
+	PutBlobUnpurged(ctx context.Context, b store.Blob, generation int64) (bool, error)
+	PurgeGeneration(ctx context.Context, owner int64) (int64, error)
 	DeleteBlob(ctx context.Context, groupID int64, d oci.Digest) error
 	TouchBlobs(ctx context.Context, keys []store.BlobKey, at time.Time) error
-	BlobReferenced(ctx context.Context, d oci.Digest) (bool, error)
+	UnreferencedSince(ctx context.Context, d oci.Digest, now time.Time) (time.Time, bool, error)
+	ForgetUnreferenced(ctx context.Context, d oci.Digest) error
 	DropBlob(ctx context.Context, d oci.Digest) (int64, error)
 	List(ctx context.Context, groupID int64, image, kind, subject string) (store.List, error)
 	PutList(ctx context.Context, l store.List) (store.List, error)
@@ -112,7 +117,12 @@ type Options struct {
 	// manifest requests by tag), written with the read times.
 	Pulls pullCounter
 	// Warm counts warm hits: client pulls of a tag the warmer updated.
-	Warm    *metrics.Warm
+	Warm *metrics.Warm
+	// Cluster, when set, makes replicas sharing the store fetch each blob
+	// from the upstream once between them (see Cluster). Only for a cache
+	// whose upstream is the operator's (TrustHead): the others' downloads
+	// must come from their own upstream.
+	Cluster Cluster
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
 	Now     func() time.Time

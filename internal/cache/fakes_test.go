@@ -32,6 +32,10 @@ type fakeStore struct {
 	manifests map[manifestKey]store.Manifest
 	blobs     map[store.BlobKey]store.Blob
 	lists     map[listKey]store.List
+	// purges counts each owner's purges; unreferenced is when garbage
+	// collection first found a blob unreferenced.
+	purges       map[int64]int64
+	unreferenced map[oci.Digest]time.Time
 }
 
 type listKey struct {
@@ -45,7 +49,8 @@ type manifestKey struct {
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{manifests: map[manifestKey]store.Manifest{}, blobs: map[store.BlobKey]store.Blob{}, lists: map[listKey]store.List{}}
+	return &fakeStore{manifests: map[manifestKey]store.Manifest{}, blobs: map[store.BlobKey]store.Blob{}, lists: map[listKey]store.List{},
+		purges: map[int64]int64{}, unreferenced: map[oci.Digest]time.Time{}}
 }
 
 func (s *fakeStore) Manifest(_ context.Context, owner int64, image, reference string) (store.Manifest, error) {
@@ -120,6 +125,61 @@ func (s *fakeStore) PutBlob(_ context.Context, b store.Blob) error {
 		b.CreatedAt = old.CreatedAt
 	}
 	s.blobs[k] = b
+	delete(s.unreferenced, b.Digest)
+	return nil
+}
+
+// PutBlobUnpurged is PutBlob unless the owner was purged since generation.
+func (s *fakeStore) PutBlobUnpurged(ctx context.Context, b store.Blob, generation int64) (bool, error) {
+	s.mu.Lock()
+	purged := s.purges[b.OwnerID] != generation
+	s.mu.Unlock()
+	if purged {
+		return false, nil
+	}
+	return true, s.PutBlob(ctx, b)
+}
+
+func (s *fakeStore) PurgeGeneration(_ context.Context, owner int64) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.purges[owner], nil
+}
+
+// purge removes an owner's blob references and counts the purge, as
+// store.PurgeGroupCache does.
+func (s *fakeStore) purge(owner int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.blobs {
+		if k.OwnerID == owner {
+			delete(s.blobs, k)
+		}
+	}
+	s.purges[owner]++
+}
+
+func (s *fakeStore) UnreferencedSince(_ context.Context, d oci.Digest, now time.Time) (time.Time, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.blobs {
+		if k.Digest == d {
+			delete(s.unreferenced, d)
+			return time.Time{}, true, nil
+		}
+	}
+	since, ok := s.unreferenced[d]
+	if !ok {
+		since = now
+		s.unreferenced[d] = now
+	}
+	return since, false, nil
+}
+
+func (s *fakeStore) ForgetUnreferenced(_ context.Context, d oci.Digest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.unreferenced, d)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/dproxy/dproxy/internal/oci"
 )
@@ -16,7 +17,8 @@ import (
 // The protocol: every path that adds a reference to a stored file, or reads
 // one, first pins the digest; RemoveUnusedBlob marks the digest as being
 // deleted only when it is neither pinned nor downloading, re-checks in the
-// store that no group references it, deletes the file and clears the mark.
+// store that no group references it (and has not for the grace period),
+// deletes the file and clears the mark.
 // A pin waits while the mark is set. So a reference is either added before
 // the re-check (and the file is kept) or after the delete (and the file is
 // fetched again by the download that then starts).
@@ -96,17 +98,22 @@ func (c *Cache) markDeleting(d oci.Digest, force bool) func() {
 	}
 }
 
-// RemoveUnusedBlob deletes the file of blob d when no group references it
-// and nothing uses it, and reports whether it did. It is safe while the
-// cache serves: see the protocol above.
-func (c *Cache) RemoveUnusedBlob(ctx context.Context, d oci.Digest) (bool, error) {
-	return removeUnused(ctx, []*Cache{c}, d)
+// RemoveUnusedBlob deletes the file of blob d when no group references it,
+// none has for at least grace (see store.UnreferencedSince; now is the
+// time of this collection) and nothing in this process uses it, and
+// reports whether it did. It is safe while the cache serves: see the
+// protocol above. The grace period covers what other replicas sharing the
+// database do: they only hand out a file that had a reference when they
+// started, so one unreferenced for longer than any such operation is no
+// longer in use anywhere.
+func (c *Cache) RemoveUnusedBlob(ctx context.Context, d oci.Digest, now time.Time, grace time.Duration) (bool, error) {
+	return removeUnused(ctx, []*Cache{c}, d, now, grace)
 }
 
 // removeUnused runs the delete protocol over caches that share the blob
 // files and the store: the delete mark is set in each of them first, so a
 // pin in any of them waits for the delete.
-func removeUnused(ctx context.Context, caches []*Cache, d oci.Digest) (bool, error) {
+func removeUnused(ctx context.Context, caches []*Cache, d oci.Digest, now time.Time, grace time.Duration) (bool, error) {
 	var clears []func()
 	defer func() {
 		for _, clear := range clears {
@@ -121,11 +128,11 @@ func removeUnused(ctx context.Context, caches []*Cache, d oci.Digest) (bool, err
 		clears = append(clears, clear)
 	}
 	c := caches[0]
-	referenced, err := c.meta.BlobReferenced(ctx, d)
+	since, referenced, err := c.meta.UnreferencedSince(ctx, d, now)
 	if err != nil {
 		return false, fmt.Errorf("remove unused blob %s: %w", d, err)
 	}
-	if referenced {
+	if referenced || now.Sub(since) < grace {
 		return false, nil
 	}
 	for _, c := range caches {
@@ -133,6 +140,9 @@ func removeUnused(ctx context.Context, caches []*Cache, d oci.Digest) (bool, err
 	}
 	if err := c.blobs.Delete(ctx, d); err != nil {
 		return false, fmt.Errorf("remove unused blob %s: %w", d, err)
+	}
+	if err := c.meta.ForgetUnreferenced(ctx, d); err != nil {
+		return true, fmt.Errorf("remove unused blob %s: %w", d, err)
 	}
 	return true, nil
 }

@@ -342,9 +342,9 @@ func (a All) Prune(ctx context.Context) error {
 }
 
 // RemoveUnusedBlob deletes the file of blob d when nothing references it
-// and no cache uses it (see the protocol in pins.go).
-func (a All) RemoveUnusedBlob(ctx context.Context, d oci.Digest) (bool, error) {
-	return removeUnused(ctx, a.caches(), d)
+// and has not for grace, and no cache uses it (see Cache.RemoveUnusedBlob).
+func (a All) RemoveUnusedBlob(ctx context.Context, d oci.Digest, now time.Time, grace time.Duration) (bool, error) {
+	return removeUnused(ctx, a.caches(), d, now, grace)
 }
 
 // Idle reports whether no cache of a virtual registry upstream uses a blob

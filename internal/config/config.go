@@ -120,6 +120,11 @@ type Config struct {
 	// GCInterval is how often blob files no group references are deleted
 	// and the size cap is enforced.
 	GCInterval time.Duration `koanf:"gc-interval"`
+	// GCGrace is, with PostgreSQL, how long a blob file stays after it was
+	// first found unreferenced before garbage collection deletes it: longer
+	// than any pull another replica may be serving from it. With SQLite
+	// (one process, which knows what it serves) files go at once.
+	GCGrace time.Duration `koanf:"gc-grace"`
 	// CacheMaxSize caps the bytes of stored blobs (a blob shared by groups
 	// counted once); 0 means no cap.
 	CacheMaxSize int64 `koanf:"cache-max-size"`
@@ -149,6 +154,15 @@ type Config struct {
 	// source sets them.
 	S3AccessKeyID     string `koanf:"s3-access-key-id"`
 	S3SecretAccessKey string `koanf:"s3-secret-access-key"`
+	// PeerURL is this replica's internal base URL (http://10.0.0.5:5000),
+	// where the other replicas sharing the PostgreSQL database stream a
+	// blob from it while it downloads the blob from the upstream. "": they
+	// wait for the stored blob instead.
+	PeerURL string `koanf:"peer-url"`
+	// FetchLeaseTimeout is, with PostgreSQL, how long a replica's claim on
+	// fetching a blob from the upstream lasts without renewal: when the
+	// replica dies, another takes the download over after it.
+	FetchLeaseTimeout time.Duration `koanf:"fetch-lease-timeout"`
 	// TrustedProxies lists, comma-separated, the reverse proxies (CIDRs or
 	// addresses) whose X-Forwarded-For header names the client, for
 	// sign-in throttling. "" trusts none: the peer is the client.
@@ -181,6 +195,8 @@ func Default() Config {
 		ShutdownTimeout:               30 * time.Second,
 		TTLInterval:                   24 * time.Hour,
 		GCInterval:                    time.Hour,
+		GCGrace:                       time.Hour,
+		FetchLeaseTimeout:             30 * time.Second,
 	}
 }
 
@@ -193,6 +209,12 @@ const maxPresignExpiry = 7 * 24 * time.Hour
 
 // warmReservePattern matches a warm reserve: 0% to 100%, or a number.
 var warmReservePattern = regexp.MustCompile(`^(100%|[0-9]{1,2}%|[0-9]{1,9})$`)
+
+// SharedDatabase reports whether the database is PostgreSQL, which several
+// replicas may share.
+func (c Config) SharedDatabase() bool {
+	return strings.HasPrefix(c.Database, "postgres://") || strings.HasPrefix(c.Database, "postgresql://")
+}
 
 // DBPath is the SQLite database file.
 func (c Config) DBPath() string { return filepath.Join(c.DataDir, "dproxy.db") }
@@ -291,6 +313,15 @@ func (c Config) Validate() error {
 	if _, err := parseMirrorNS(c.MirrorNS); err != nil {
 		errs = append(errs, err)
 	}
+	if c.PeerURL != "" {
+		u, err := url.Parse(c.PeerURL)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+			add("peer-url %q: want this replica's internal base URL, such as http://10.0.0.5:5000", c.PeerURL)
+		case !c.SharedDatabase():
+			add("peer-url is for replicas sharing a PostgreSQL database (database postgres://…); with SQLite there are no peers")
+		}
+	}
 	switch {
 	case c.TLSCert != "" && c.TLSKey == "":
 		add("tls-cert is set but tls-key is not: set both or neither")
@@ -317,6 +348,8 @@ func (c Config) Validate() error {
 		{"ttl-interval", c.TTLInterval, false},
 		{"gc-interval", c.GCInterval, false},
 		{"warm-poll", c.WarmPoll, false},
+		{"gc-grace", c.GCGrace, true},
+		{"fetch-lease-timeout", c.FetchLeaseTimeout, false},
 	} {
 		switch {
 		case d.v < 0:

@@ -61,8 +61,9 @@ func TestDefault(t *testing.T) {
 		LogFormat: "auto", LogLevel: "info", RevalidateTimeout: 5 * time.Second, RateLimitReserve: 10, RateLimitBackoff: time.Minute, WarmReserve: "20%", WarmPoll: 30 * time.Second, VirtualRegistriesPerGroup: 5, VirtualRegistryUpstreams: 5,
 		UpstreamConnectTimeout: 10 * time.Second, UpstreamResponseHeaderTimeout: 30 * time.Second,
 		MaxManifestSize: 10 << 20, MaxBlobSize: 50 << 30, ShutdownTimeout: 30 * time.Second,
-		TTLInterval: 24 * time.Hour, GCInterval: time.Hour,
-		TLSMinVersion: "1.2", StorageRedirectExpiry: 5 * time.Minute,
+		TTLInterval: 24 * time.Hour, GCInterval: time.Hour, GCGrace: time.Hour,
+		FetchLeaseTimeout: 30 * time.Second,
+		TLSMinVersion:     "1.2", StorageRedirectExpiry: 5 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %+v\nwant %+v", c, want)
@@ -483,6 +484,12 @@ func TestValidate(t *testing.T) {
 		{"negative blob size", func(c *Config) { c.MaxBlobSize = -5 }, "max-blob-size must be positive, got -5"},
 		{"zero ttl interval", func(c *Config) { c.TTLInterval = 0 }, "ttl-interval must be positive"},
 		{"negative gc interval", func(c *Config) { c.GCInterval = -time.Minute }, "gc-interval must not be negative"},
+		{"negative gc grace", func(c *Config) { c.GCGrace = -time.Minute }, "gc-grace must not be negative"},
+		{"zero fetch lease", func(c *Config) { c.FetchLeaseTimeout = 0 }, "fetch-lease-timeout must be positive"},
+		{"peer url not a url", func(c *Config) {
+			c.Database, c.SecretKey, c.PeerURL = "postgres://u@db/dproxy", strings.Repeat("ab", 32), "10.0.0.5:5000"
+		}, "peer-url \"10.0.0.5:5000\": want this replica's internal base URL"},
+		{"peer url with sqlite", func(c *Config) { c.PeerURL = "http://10.0.0.5:5000" }, "peer-url is for replicas sharing a PostgreSQL database"},
 		{"negative cache cap", func(c *Config) { c.CacheMaxSize = -1 }, "cache-max-size must not be negative"},
 		{"no cache cap", func(c *Config) { c.CacheMaxSize = 0 }, ""},
 		{"database sqlite", func(c *Config) { c.Database = "sqlite" }, ""},

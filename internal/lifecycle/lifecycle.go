@@ -50,7 +50,7 @@ type blobFiles interface {
 // being added.
 type caches interface {
 	InUse(d oci.Digest) bool
-	RemoveUnusedBlob(ctx context.Context, d oci.Digest) (bool, error)
+	RemoveUnusedBlob(ctx context.Context, d oci.Digest, now time.Time, grace time.Duration) (bool, error)
 	FlushReads(ctx context.Context)
 	// Prune lets go of the caches of upstreams that no longer exist.
 	Prune(ctx context.Context) error
@@ -63,6 +63,11 @@ type Options struct {
 	// GCInterval is how often unreferenced blob files are deleted and the
 	// size cap is enforced. Default 1h.
 	GCInterval time.Duration
+	// GCGrace is how long a blob file must have been unreferenced before it
+	// is deleted (the first collection that finds it unreferenced records
+	// when; a new reference clears that). Replicas sharing a database need
+	// it longer than any pull they serve; 0 deletes at once.
+	GCGrace time.Duration
 	// MaxSize caps the bytes of stored blobs; 0 means no cap.
 	MaxSize int64
 	Now     func() time.Time
@@ -263,8 +268,10 @@ type GCResult struct {
 	FreedBytes int64
 }
 
-// CollectGarbage deletes every blob file that no group references and
-// nothing uses (see cache.RemoveUnusedBlob for why that is race-free).
+// CollectGarbage deletes every blob file that no group references, none
+// has for GCGrace, and nothing uses (see cache.RemoveUnusedBlob for why
+// that is race-free). Files found unreferenced for the first time are
+// noted, and deleted by a collection once the grace period has passed.
 func (m *Manager) CollectGarbage(ctx context.Context) (GCResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -287,9 +294,10 @@ func (m *Manager) CollectGarbage(ctx context.Context) (GCResult, error) {
 
 func (m *Manager) collect(ctx context.Context) (GCResult, error) {
 	var res GCResult
+	now := m.opts.Now()
 	err := m.files.Walk(ctx, func(d oci.Digest, size int64) error {
 		res.Scanned++
-		removed, err := m.cache.RemoveUnusedBlob(ctx, d)
+		removed, err := m.cache.RemoveUnusedBlob(ctx, d, now, m.opts.GCGrace)
 		if err != nil {
 			return err
 		}
@@ -320,8 +328,9 @@ type CapResult struct {
 // EnforceSizeCap evicts the least recently read blobs, across all groups,
 // until the stored blobs take at most MaxSize bytes; a blob shared by
 // several groups counts once and is evicted from all of them at once. A
-// blob in use is skipped. Evicted files are deleted at once. With no cap
-// it does nothing.
+// blob in use is skipped. Evicted files are deleted at once, or with a
+// grace period (GCGrace) by a later collection. With no cap it does
+// nothing.
 func (m *Manager) EnforceSizeCap(ctx context.Context) (CapResult, error) {
 	if m.opts.MaxSize <= 0 {
 		return CapResult{}, nil
@@ -380,7 +389,7 @@ func (m *Manager) enforce(ctx context.Context) (CapResult, error) {
 			res.Evicted++
 			res.EvictedBytes += c.Size
 			m.opts.Metrics.Evicted(c.Size)
-			if _, err := m.cache.RemoveUnusedBlob(ctx, c.Digest); err != nil {
+			if _, err := m.cache.RemoveUnusedBlob(ctx, c.Digest, m.opts.Now(), m.opts.GCGrace); err != nil {
 				return res, err
 			}
 		}

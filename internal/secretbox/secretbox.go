@@ -16,7 +16,9 @@ package secretbox
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -34,6 +36,7 @@ const keyID byte = 1
 // Box seals and opens secrets with one key. It is safe for concurrent use.
 type Box struct {
 	aead cipher.AEAD
+	mac  []byte // HMAC key for Derive, itself derived from the key
 }
 
 // New returns a Box for a 32-byte key.
@@ -49,7 +52,18 @@ func New(key []byte) (*Box, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create gcm: %w", err)
 	}
-	return &Box{aead: aead}, nil
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("dproxy derive v1"))
+	return &Box{aead: aead, mac: m.Sum(nil)}, nil
+}
+
+// Derive returns a 32-byte key for purpose, derived from the box's key
+// (HMAC-SHA256): every holder of the same key derives the same one, and
+// neither the box's key nor another purpose's key can be computed from it.
+func (b *Box) Derive(purpose string) []byte {
+	m := hmac.New(sha256.New, b.mac)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }
 
 // Seal encrypts plaintext, binding it to additionalData.

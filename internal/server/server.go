@@ -36,6 +36,9 @@ type Options struct {
 	// GitLabAPI serves /api/v4/ (GitLab's REST purge and container virtual
 	// registries API); nil leaves it out.
 	GitLabAPI http.Handler
+	// Peer serves GET /-/peer/blobs/<digest> to the other replicas of a
+	// cluster (it checks their signature itself); nil leaves it out.
+	Peer http.Handler
 	// MetricsAuthorize, when set, must accept a request to /metrics on the
 	// main address; a refusal answers 401.
 	MetricsAuthorize func(*http.Request) error
@@ -97,6 +100,9 @@ func New(reg *registry.Handler, ready func(context.Context) error, opts Options)
 	}
 	if opts.Metrics != nil && !opts.MetricsElsewhere {
 		adminMux.Handle("GET /metrics", authorizeMetrics(opts.Metrics.Handler(), opts.MetricsAuthorize))
+	}
+	if opts.Peer != nil {
+		mux.Handle("GET /-/peer/blobs/", opts.Peer)
 	}
 	if opts.GraphQL != nil {
 		adminMux.Handle("POST /api/graphql", opts.GraphQL)

@@ -73,7 +73,7 @@ type Purged struct {
 }
 
 // PurgeGroupCacheCounted deletes all of a group's manifests, blob
-// references and cached lists in one transaction, like PurgeGroupCache, and says how many
+// references and cached lists in one transaction and counts the purge, like PurgeGroupCache, and says how many
 // and how many bytes it removed. Blob files are not touched: the garbage
 // collector removes those BlobReferenced reports as unused.
 func (s *Store) PurgeGroupCacheCounted(ctx context.Context, groupID int64) (Purged, error) {
@@ -108,6 +108,9 @@ func (s *Store) PurgeGroupCacheCounted(ctx context.Context, groupID int64) (Purg
 			return fmt.Errorf("purge manifests of group %d: %w", groupID, err)
 		}
 		if err := purgeLists(ctx, tx, groupID); err != nil {
+			return err
+		}
+		if err := bumpPurgeGeneration(ctx, tx, &groupCache, groupID); err != nil {
 			return err
 		}
 		p.Manifests, p.Bytes = n, p.Bytes+bytes

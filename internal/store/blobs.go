@@ -44,16 +44,60 @@ func (s *Store) PutBlob(ctx context.Context, b Blob) error {
 }
 
 func (s *Store) putBlob(ctx context.Context, t *cacheTables, b Blob) error {
+	_, err := s.insertBlob(ctx, t, b, t.putBlob)
+	return err
+}
+
+// PutBlobUnpurged is PutBlob for a download that started when the group's
+// purge generation (PurgeGeneration) was generation: when the group's cache
+// was purged since, nothing is stored and added is false. The check and
+// the insert are one statement, so a purge through any replica sharing the
+// database either comes first (and wins) or removes the reference.
+func (s *Store) PutBlobUnpurged(ctx context.Context, b Blob, generation int64) (added bool, _ error) {
+	return s.insertBlob(ctx, &groupCache, b, groupCache.putBlobUnpurged, generation)
+}
+
+// PurgeGeneration returns how many times the group's cache was purged, or
+// an error wrapping ErrNotFound.
+func (s *Store) PurgeGeneration(ctx context.Context, groupID int64) (int64, error) {
+	return s.purgeGeneration(ctx, &groupCache, groupID)
+}
+
+func (s *Store) purgeGeneration(ctx context.Context, t *cacheTables, owner int64) (int64, error) {
+	var n int64
+	if err := s.w.QueryRowContext(ctx, t.generation, owner).Scan(&n); err != nil {
+		return 0, notFound(err, fmt.Sprintf("purge generation of %s %d", t.owner, owner))
+	}
+	return n, nil
+}
+
+// insertBlob runs query (putBlob or putBlobUnpurged, extra holding the
+// latter's generation) and, in the same transaction, takes the blob off
+// the list of unreferenced files when a reference was stored.
+func (s *Store) insertBlob(ctx context.Context, t *cacheTables, b Blob, query string, extra ...any) (bool, error) {
 	now := s.now()
-	_, err := s.w.ExecContext(ctx, t.putBlob,
-		b.OwnerID, string(b.Digest), b.Size, dbTime(orNow(b.CreatedAt, now)), dbTime(orNow(b.ReadAt, now)))
+	args := append([]any{b.OwnerID, string(b.Digest), b.Size, dbTime(orNow(b.CreatedAt, now)), dbTime(orNow(b.ReadAt, now))}, extra...)
+	var added bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n == 0 {
+			return err
+		}
+		added = true
+		_, err = tx.ExecContext(ctx, `DELETE FROM blob_unreferenced WHERE digest = $1`, string(b.Digest))
+		return err
+	})
 	if s.isForeignKey(err) {
-		return fmt.Errorf("store blob %s: %s %d: %w", b.Digest, t.owner, b.OwnerID, ErrNotFound)
+		return false, fmt.Errorf("store blob %s: %s %d: %w", b.Digest, t.owner, b.OwnerID, ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("store blob %s of %s %d: %w", b.Digest, t.owner, b.OwnerID, err)
+		return false, fmt.Errorf("store blob %s of %s %d: %w", b.Digest, t.owner, b.OwnerID, err)
 	}
-	return nil
+	return added, nil
 }
 
 // TouchBlobs sets the read time of the given blob references to at, in one
@@ -106,6 +150,39 @@ func (s *Store) BlobReferenced(ctx context.Context, d oci.Digest) (bool, error) 
 		return false, fmt.Errorf("is blob %s referenced: %w", d, err)
 	}
 	return ok, nil
+}
+
+// UnreferencedSince is garbage collection's first phase for the file of
+// blob d: when something references d, it forgets any earlier finding and
+// returns referenced; otherwise it returns since when the file is known to
+// be unreferenced, recording now when this is the first time. A reference
+// added later (PutBlob) clears the record.
+func (s *Store) UnreferencedSince(ctx context.Context, d oci.Digest, now time.Time) (since time.Time, referenced bool, _ error) {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM blob_refs WHERE digest = $1)`, string(d)).Scan(&referenced); err != nil {
+			return err
+		}
+		if referenced {
+			_, err := tx.ExecContext(ctx, `DELETE FROM blob_unreferenced WHERE digest = $1`, string(d))
+			return err
+		}
+		return tx.QueryRowContext(ctx, `INSERT INTO blob_unreferenced (digest, since) VALUES ($1, $2)
+			ON CONFLICT (digest) DO UPDATE SET since = blob_unreferenced.since RETURNING since`,
+			string(d), dbTime(now)).Scan(&since)
+	})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("is blob %s unreferenced: %w", d, err)
+	}
+	return since.UTC(), referenced, nil
+}
+
+// ForgetUnreferenced drops the record UnreferencedSince keeps of blob d,
+// once its file is deleted.
+func (s *Store) ForgetUnreferenced(ctx context.Context, d oci.Digest) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM blob_unreferenced WHERE digest = $1`, string(d)); err != nil {
+		return fmt.Errorf("forget unreferenced blob %s: %w", d, err)
+	}
+	return nil
 }
 
 // BlobsOfGroup returns up to limit of a group's blob references ordered by
@@ -196,8 +273,8 @@ func (s *Store) GroupUsages(ctx context.Context, groupIDs []int64) (map[int64]Us
 }
 
 // PurgeGroupCache deletes all of a group's manifests, blob references and
-// cached lists in one transaction and returns the digests of the blobs it
-// referenced; the caller removes the files that BlobReferenced then
+// cached lists in one transaction, counts the purge (PurgeGeneration) and
+// returns the digests of the blobs it referenced; the caller removes the files that BlobReferenced then
 // reports as unused.
 func (s *Store) PurgeGroupCache(ctx context.Context, groupID int64) ([]oci.Digest, error) {
 	var digests []oci.Digest
@@ -221,7 +298,10 @@ func (s *Store) PurgeGroupCache(ctx context.Context, groupID int64) ([]oci.Diges
 		if _, err := tx.ExecContext(ctx, `DELETE FROM manifests WHERE group_id = $1`, groupID); err != nil {
 			return fmt.Errorf("purge manifests of group %d: %w", groupID, err)
 		}
-		return purgeLists(ctx, tx, groupID)
+		if err := purgeLists(ctx, tx, groupID); err != nil {
+			return err
+		}
+		return bumpPurgeGeneration(ctx, tx, &groupCache, groupID)
 	})
 	if err != nil {
 		return nil, err

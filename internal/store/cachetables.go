@@ -1,6 +1,11 @@
 package store
 
-import "strings"
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
 
 // cacheTables holds the queries of one kind of cache owner: groups (the
 // dependency proxy: manifests, blobs) or virtual registry upstreams
@@ -11,15 +16,19 @@ type cacheTables struct {
 	owner                                                 string
 	manifest, putManifest, confirmManifest, touchManifest string
 	blob, putBlob, touchBlob, deleteBlob                  string
+	// putBlobUnpurged is putBlob that inserts nothing when the owner's
+	// purge_generation ($6) has changed; generation reads it and
+	// bumpGeneration counts a purge.
+	putBlobUnpurged, generation, bumpGeneration string
 }
 
 var (
-	groupCache    = newCacheTables("group", "manifests", "blobs", "group_id")
-	upstreamCache = newCacheTables("virtual registry upstream", "virtual_manifests", "virtual_blobs", "upstream_id")
+	groupCache    = newCacheTables("group", "groups", "manifests", "blobs", "group_id")
+	upstreamCache = newCacheTables("virtual registry upstream", "virtual_registry_upstreams", "virtual_manifests", "virtual_blobs", "upstream_id")
 )
 
-func newCacheTables(owner, manifests, blobs, ownerCol string) cacheTables {
-	r := strings.NewReplacer("{m}", manifests, "{b}", blobs, "{owner}", ownerCol)
+func newCacheTables(owner, owners, manifests, blobs, ownerCol string) cacheTables {
+	r := strings.NewReplacer("{o}", owners, "{m}", manifests, "{b}", blobs, "{owner}", ownerCol)
 	cols := `id, {owner}, image, reference, digest, media_type, size, image_size, content, etag, status, created_at, updated_at, read_at`
 	return cacheTables{
 		owner:    owner,
@@ -38,7 +47,22 @@ func newCacheTables(owner, manifests, blobs, ownerCol string) cacheTables {
 		blob:            r.Replace(`SELECT {owner}, digest, size, created_at, read_at FROM {b} WHERE {owner} = $1 AND digest = $2`),
 		putBlob: r.Replace(`INSERT INTO {b} ({owner}, digest, size, created_at, read_at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT ({owner}, digest) DO UPDATE SET size = excluded.size, read_at = excluded.read_at`),
-		touchBlob:  r.Replace(`UPDATE {b} SET read_at = $1 WHERE {owner} = $2 AND digest = $3`),
-		deleteBlob: r.Replace(`DELETE FROM {b} WHERE {owner} = $1 AND digest = $2`),
+		putBlobUnpurged: r.Replace(`INSERT INTO {b} ({owner}, digest, size, created_at, read_at)
+		SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM {o} WHERE id = $1 AND purge_generation = $6)
+		ON CONFLICT ({owner}, digest) DO UPDATE SET size = excluded.size, read_at = excluded.read_at`),
+		generation:     r.Replace(`SELECT purge_generation FROM {o} WHERE id = $1`),
+		bumpGeneration: r.Replace(`UPDATE {o} SET purge_generation = purge_generation + 1 WHERE id = $1`),
+		touchBlob:      r.Replace(`UPDATE {b} SET read_at = $1 WHERE {owner} = $2 AND digest = $3`),
+		deleteBlob:     r.Replace(`DELETE FROM {b} WHERE {owner} = $1 AND digest = $2`),
 	}
+}
+
+// bumpPurgeGeneration counts a purge of owner's cache in tx, so that no
+// download that started before it adds a blob reference back
+// (putBlobUnpurged).
+func bumpPurgeGeneration(ctx context.Context, tx *sql.Tx, t *cacheTables, owner int64) error {
+	if _, err := tx.ExecContext(ctx, t.bumpGeneration, owner); err != nil {
+		return fmt.Errorf("count the purge of %s %d: %w", t.owner, owner, err)
+	}
+	return nil
 }

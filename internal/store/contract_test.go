@@ -53,6 +53,9 @@ func runStoreContract(t *testing.T, open func(t *testing.T) *Store) {
 		{"Blobs", contractBlobs},
 		{"TouchBlobs", contractTouchBlobs},
 		{"BlobReferenced", contractBlobReferenced},
+		{"PutBlobUnpurged", contractPutBlobUnpurged},
+		{"UnreferencedSince", contractUnreferencedSince},
+		{"FetchLease", contractFetchLease},
 		{"UsageAndPurge", contractUsageAndPurge},
 		{"BatchedReads", contractBatchedReads},
 		{"ExpireGroupCache", contractExpireGroupCache},
@@ -1162,6 +1165,141 @@ func contractBlobReferenced(t *testing.T, s *Store) {
 		t.Fatal(err)
 	}
 	check(false)
+}
+
+// A download's reference is stored only when neither the group's cache
+// was purged nor the upstream's cache cleared since the download noted
+// the generation.
+func contractPutBlobUnpurged(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g, _, u := mustUpstream(t, s, "acme")
+	uc := s.UpstreamCache()
+	owners := []struct {
+		name  string
+		id    int64
+		gen   func() (int64, error)
+		put   func(b Blob, gen int64) (bool, error)
+		get   func(d oci.Digest) (Blob, error)
+		purge func() error
+	}{
+		{"group", g.ID,
+			func() (int64, error) { return s.PurgeGeneration(ctx, g.ID) },
+			func(b Blob, gen int64) (bool, error) { return s.PutBlobUnpurged(ctx, b, gen) },
+			func(d oci.Digest) (Blob, error) { return s.Blob(ctx, g.ID, d) },
+			func() error { _, err := s.PurgeGroupCacheCounted(ctx, g.ID); return err }},
+		{"upstream", u.ID,
+			func() (int64, error) { return uc.PurgeGeneration(ctx, u.ID) },
+			func(b Blob, gen int64) (bool, error) { return uc.PutBlobUnpurged(ctx, b, gen) },
+			func(d oci.Digest) (Blob, error) { return uc.Blob(ctx, u.ID, d) },
+			func() error { _, err := s.ClearVirtualCache(ctx, []int64{u.ID}); return err }},
+	}
+	for _, o := range owners {
+		before, err := o.gen()
+		if err != nil {
+			t.Fatalf("%s: PurgeGeneration: %v", o.name, err)
+		}
+		early, late := digestOf(o.name+"early"), digestOf(o.name+"late")
+		if added, err := o.put(Blob{OwnerID: o.id, Digest: early, Size: 1}, before); err != nil || !added {
+			t.Fatalf("%s: PutBlobUnpurged with the current generation = %v, %v; want stored", o.name, added, err)
+		}
+		if err := o.purge(); err != nil {
+			t.Fatal(err)
+		}
+		after, err := o.gen()
+		if err != nil || after == before {
+			t.Fatalf("%s: PurgeGeneration after a purge = %d, %v; want other than %d", o.name, after, err, before)
+		}
+		if added, err := o.put(Blob{OwnerID: o.id, Digest: late, Size: 1}, before); err != nil || added {
+			t.Errorf("%s: PutBlobUnpurged with the generation before the purge = %v, %v; want not stored", o.name, added, err)
+		}
+		if _, err := o.get(late); !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: the reference of a download that started before the purge exists: %v", o.name, err)
+		}
+		if added, err := o.put(Blob{OwnerID: o.id, Digest: late, Size: 1}, after); err != nil || !added {
+			t.Errorf("%s: PutBlobUnpurged with the generation after the purge = %v, %v; want stored", o.name, added, err)
+		}
+	}
+	if _, err := s.PurgeGeneration(ctx, 1<<40); !errors.Is(err, ErrNotFound) {
+		t.Errorf("PurgeGeneration of an unknown group: %v, want ErrNotFound", err)
+	}
+}
+
+// Garbage collection's record of unreferenced files: the first finding
+// is kept until a reference clears it or it is forgotten.
+func contractUnreferencedSince(t *testing.T, s *Store) {
+	ctx := t.Context()
+	g := mustGroup(t, s, "acme")
+	d := digestOf("file")
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	check := func(now time.Time, wantSince time.Time, wantRef bool) {
+		t.Helper()
+		since, ref, err := s.UnreferencedSince(ctx, d, now)
+		if err != nil || ref != wantRef || (!wantRef && !since.Equal(wantSince)) {
+			t.Errorf("UnreferencedSince(%s) = %s, %v, %v; want %s, %v", now, since, ref, err, wantSince, wantRef)
+		}
+	}
+	check(t0, t0, false)
+	check(t0.Add(time.Hour), t0, false) // the first finding counts
+	if err := s.PutBlob(ctx, Blob{OwnerID: g.ID, Digest: d, Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	check(t0.Add(2*time.Hour), time.Time{}, true)
+	if err := s.DeleteBlob(ctx, g.ID, d); err != nil {
+		t.Fatal(err)
+	}
+	check(t0.Add(3*time.Hour), t0.Add(3*time.Hour), false) // the reference cleared the record
+	// A reference added while the record exists clears it too, without a
+	// collection seeing it.
+	if err := s.PutBlob(ctx, Blob{OwnerID: g.ID, Digest: d, Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PurgeGroupCache(ctx, g.ID); err != nil {
+		t.Fatal(err)
+	}
+	check(t0.Add(4*time.Hour), t0.Add(4*time.Hour), false)
+	if err := s.ForgetUnreferenced(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	check(t0.Add(5*time.Hour), t0.Add(5*time.Hour), false)
+}
+
+// One holder at a time has the lease on fetching a blob; it renews and
+// releases it, and another takes it over once it expired.
+func contractFetchLease(t *testing.T, s *Store) {
+	ctx := t.Context()
+	d := digestOf("layer")
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	acquire := func(holder string, now time.Time, wantHeld bool, wantHolder, wantPeer string) {
+		t.Helper()
+		l, held, err := s.AcquireFetchLease(ctx, d, holder, "http://"+holder, now, now.Add(30*time.Second))
+		if err != nil || held != wantHeld || l.Holder != wantHolder || l.PeerURL != wantPeer {
+			t.Errorf("AcquireFetchLease(%s at %s) = %+v, %v, %v; want held %v by %s at %s", holder, now, l, held, err, wantHeld, wantHolder, wantPeer)
+		}
+	}
+	acquire("a", t0, true, "a", "http://a")
+	acquire("b", t0.Add(10*time.Second), false, "a", "http://a")
+	acquire("a", t0.Add(20*time.Second), true, "a", "http://a") // renewed to t0+50s
+	acquire("b", t0.Add(40*time.Second), false, "a", "http://a")
+	if held, err := s.RenewFetchLease(ctx, d, "a", t0.Add(90*time.Second)); err != nil || !held {
+		t.Errorf("RenewFetchLease by the holder = %v, %v", held, err)
+	}
+	if held, err := s.RenewFetchLease(ctx, d, "b", t0.Add(90*time.Second)); err != nil || held {
+		t.Errorf("RenewFetchLease by another = %v, %v; want not held", held, err)
+	}
+	acquire("b", t0.Add(80*time.Second), false, "a", "http://a")
+	// Expired: taken over, and the old holder can neither renew nor release it.
+	acquire("b", t0.Add(91*time.Second), true, "b", "http://b")
+	if held, err := s.RenewFetchLease(ctx, d, "a", t0.Add(200*time.Second)); err != nil || held {
+		t.Errorf("RenewFetchLease by the old holder = %v, %v; want not held", held, err)
+	}
+	if err := s.ReleaseFetchLease(ctx, d, "a"); err != nil {
+		t.Fatal(err)
+	}
+	acquire("c", t0.Add(92*time.Second), false, "b", "http://b")
+	if err := s.ReleaseFetchLease(ctx, d, "b"); err != nil {
+		t.Fatal(err)
+	}
+	acquire("c", t0.Add(93*time.Second), true, "c", "http://c")
 }
 
 func contractUsageAndPurge(t *testing.T, s *Store) {

@@ -1,8 +1,12 @@
 package store
 
 import (
+	"database/sql"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/pressly/goose/v3"
 
@@ -160,30 +164,47 @@ func (s *Store) mustImageSize(t *testing.T, id int64) int64 {
 }
 
 // A database whose manifests were stored before image_size (the backfill
-// not yet applied, every size 0) gets their sizes when its migrations next
-// run. Later migrations are already applied here, so the backfill runs out
-// of order, as goose would run it for a database from before them.
+// not yet applied, every size 0) gets their sizes when it is next opened.
 func TestSQLiteImageSizeBackfillOnOpen(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	s := openTestSQLite(t)
-	g := mustGroup(t, s, "old")
-	content, _, _, _ := imageFixture("old")
-	m, err := s.PutManifest(ctx, testManifest(g.ID, "library/alpine", "3", content))
+	path, box := filepath.Join(t.TempDir(), "dproxy.db"), testBox(t, 1)
+	// The schema as it was just before the backfill, with one manifest.
+	db, err := sql.Open("sqlite", "file:"+path+"?"+sqlitePragmas)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := m.ImageSize
-	for _, q := range []string{`UPDATE manifests SET image_size = 0`,
-		fmt.Sprintf(`DELETE FROM goose_db_version WHERE version_id = %d`, imageSizeBackfill.Version)} {
-		if _, err := s.w.ExecContext(ctx, q); err != nil {
+	p, err := migrationProvider(goose.DialectSQLite3, db, "migrations/sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, imageSizeBackfill.Version-1); err != nil {
+		t.Fatal(err)
+	}
+	content, config, layer1, layer2 := imageFixture("old")
+	m := testManifest(0, "library/alpine", "3", content)
+	now := dbTime(time.Now())
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO groups (id, path, created_at) VALUES (1, 'old', $1)`, []any{now}},
+		{`INSERT INTO manifests (id, group_id, image, reference, digest, media_type, size, content, etag, created_at, updated_at, read_at)
+			VALUES (1, 1, $1, $2, $3, $4, $5, $6, $7, $8, $8, $8)`,
+			[]any{m.Image, m.Reference, string(m.Digest), m.MediaType, len(m.Content), m.Content, m.ETag, now}},
+	} {
+		if _, err := db.ExecContext(ctx, q.sql, q.args...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.migrate(ctx, goose.DialectSQLite3, "migrations/sqlite", goose.WithAllowOutofOrder(true)); err != nil {
+	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.mustImageSize(t, m.ID); got != want || want == 0 {
-		t.Errorf("image_size after the backfill = %d, want %d", got, want)
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := openSQLiteAt(t, path, box)
+	if got, want := s.mustImageSize(t, 1), config.Size+layer1.Size+layer2.Size; got != want {
+		t.Errorf("image_size after reopening = %d, want %d (backfilled)", got, want)
 	}
 }

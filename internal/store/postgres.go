@@ -142,15 +142,17 @@ func pgIsForeignKey(err error) bool { return pgCode(err) == "23503" }
 
 // pgTryLock takes a session-level advisory lock on a connection of its own,
 // held until unlock. If that connection breaks, PostgreSQL releases the
-// lock: holders must do work that is safe to repeat.
+// lock: holders must do work that is safe to repeat. Advisory locks are
+// per database: the key names the schema too, so that clusters in other
+// schemas of the same database do not share it.
 func (s *Store) pgTryLock(ctx context.Context, name string) (func(), bool, error) {
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("lock %q: get a connection: %w", name, err)
 	}
 	var ok bool
-	key := lockKeyPrefix + name
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok); err != nil {
+	key := lockKeyPrefix + name + "@"
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1 || current_schema(), 0))`, key).Scan(&ok); err != nil {
 		conn.Close()
 		return nil, false, fmt.Errorf("lock %q: %w", name, err)
 	}
@@ -162,7 +164,7 @@ func (s *Store) pgTryLock(ctx context.Context, name string) (func(), bool, error
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		var released bool
-		err := conn.QueryRowContext(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key).Scan(&released)
+		err := conn.QueryRowContext(ctx, `SELECT pg_advisory_unlock(hashtextextended($1 || current_schema(), 0))`, key).Scan(&released)
 		if err != nil || !released {
 			// The session is suspect: discard it, which releases any lock it holds.
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })

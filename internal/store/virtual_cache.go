@@ -13,7 +13,8 @@ import (
 // UpstreamCache is the cache of virtual registry upstreams, with the
 // methods of the groups' cache: where those take a group id (OwnerID
 // fields included), these take an upstream id. Blob files are shared, so
-// BlobReferenced and DropBlob are the store's own.
+// BlobReferenced, UnreferencedSince, ForgetUnreferenced and DropBlob are
+// the store's own.
 type UpstreamCache struct{ s *Store }
 
 // UpstreamCache returns the store's virtual registry upstream cache.
@@ -49,6 +50,17 @@ func (u UpstreamCache) PutBlob(ctx context.Context, b Blob) error {
 	return u.s.putBlob(ctx, &upstreamCache, b)
 }
 
+// PutBlobUnpurged stores upstream b.OwnerID's reference to a blob unless
+// its cache was cleared since generation, as Store.PutBlobUnpurged.
+func (u UpstreamCache) PutBlobUnpurged(ctx context.Context, b Blob, generation int64) (bool, error) {
+	return u.s.insertBlob(ctx, &upstreamCache, b, upstreamCache.putBlobUnpurged, generation)
+}
+
+// PurgeGeneration returns how many times the upstream's cache was cleared.
+func (u UpstreamCache) PurgeGeneration(ctx context.Context, upstreamID int64) (int64, error) {
+	return u.s.purgeGeneration(ctx, &upstreamCache, upstreamID)
+}
+
 // DeleteBlob removes an upstream's reference to a blob; idempotent.
 func (u UpstreamCache) DeleteBlob(ctx context.Context, upstreamID int64, d oci.Digest) error {
 	return u.s.deleteBlob(ctx, &upstreamCache, upstreamID, d)
@@ -62,6 +74,16 @@ func (u UpstreamCache) TouchBlobs(ctx context.Context, keys []BlobKey, at time.T
 // BlobReferenced reports whether anything references blob d.
 func (u UpstreamCache) BlobReferenced(ctx context.Context, d oci.Digest) (bool, error) {
 	return u.s.BlobReferenced(ctx, d)
+}
+
+// UnreferencedSince is Store.UnreferencedSince.
+func (u UpstreamCache) UnreferencedSince(ctx context.Context, d oci.Digest, now time.Time) (time.Time, bool, error) {
+	return u.s.UnreferencedSince(ctx, d, now)
+}
+
+// ForgetUnreferenced is Store.ForgetUnreferenced.
+func (u UpstreamCache) ForgetUnreferenced(ctx context.Context, d oci.Digest) error {
+	return u.s.ForgetUnreferenced(ctx, d)
 }
 
 // DropBlob deletes every reference to blob d.
@@ -167,7 +189,8 @@ func (s *Store) DeleteVirtualCacheEntry(ctx context.Context, upstreamID int64, p
 }
 
 // ClearVirtualCache deletes every cache entry of the given upstreams, and
-// their cached lists, and returns how many entries (manifests and blobs)
+// their cached lists, counts the clear in each upstream's purge generation
+// (so that no download started before it adds a reference back), and returns how many entries (manifests and blobs)
 // it deleted.
 func (s *Store) ClearVirtualCache(ctx context.Context, upstreamIDs []int64) (int64, error) {
 	var total int64
@@ -186,6 +209,9 @@ func (s *Store) ClearVirtualCache(ctx context.Context, upstreamIDs []int64) (int
 			}
 			if _, err := tx.ExecContext(ctx, `DELETE FROM virtual_lists WHERE upstream_id = $1`, id); err != nil {
 				return fmt.Errorf("clear the cached lists of upstream %d: %w", id, err)
+			}
+			if err := bumpPurgeGeneration(ctx, tx, &upstreamCache, id); err != nil {
+				return err
 			}
 		}
 		return nil
