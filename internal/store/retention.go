@@ -88,12 +88,25 @@ func (s *Store) CachedBlobBytes(ctx context.Context) (int64, error) {
 }
 
 // LeastRecentlyRead returns up to limit referenced blobs, least recently
-// read first, where a blob's read time is the latest over all groups.
-func (s *Store) LeastRecentlyRead(ctx context.Context, limit int) ([]StoredBlob, error) {
+// read first (ties by digest), where a blob's read time is the latest over
+// all its references, starting after the blob after when it is not nil
+// (the last one of the previous page). Each page walks an index from the
+// cursor, so paging through every blob costs about one pass over the
+// references, however many pages it takes.
+func (s *Store) LeastRecentlyRead(ctx context.Context, after *StoredBlob, limit int) ([]StoredBlob, error) {
+	var cut time.Time // zero: before any read time
+	var afterDigest string
+	if after != nil {
+		cut, afterDigest = after.ReadAt, string(after.Digest)
+	}
+	// A reference is a blob's position when no other reference to the blob
+	// was read later.
 	rows, err := s.r.QueryContext(ctx,
 		`SELECT b.digest, b.size, b.read_at FROM blob_refs b
-		WHERE b.read_at = (SELECT MAX(c.read_at) FROM blob_refs c WHERE c.digest = b.digest)
-		ORDER BY b.read_at, b.digest LIMIT $1`, listLimit(limit))
+		WHERE (b.read_at > $1 OR (b.read_at = $1 AND b.digest > $2))
+			AND NOT EXISTS (SELECT 1 FROM blobs c WHERE c.digest = b.digest AND c.read_at > b.read_at)
+			AND NOT EXISTS (SELECT 1 FROM virtual_blobs c WHERE c.digest = b.digest AND c.read_at > b.read_at)
+		ORDER BY b.read_at, b.digest LIMIT $3`, dbTime(cut), afterDigest, listLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("list least recently read blobs: %w", err)
 	}
@@ -106,7 +119,7 @@ func (s *Store) LeastRecentlyRead(ctx context.Context, limit int) ([]StoredBlob,
 			return nil, fmt.Errorf("list least recently read blobs: %w", err)
 		}
 		b.Digest, b.ReadAt = oci.Digest(d), b.ReadAt.UTC()
-		// Two groups may have read a blob at the same instant.
+		// Two owners may have read a blob at the same instant.
 		if n := len(out); n > 0 && out[n-1].Digest == b.Digest {
 			continue
 		}
