@@ -42,7 +42,7 @@ type managerStore interface {
 	ExpireGroupCache(ctx context.Context, groupID int64, before time.Time) (store.Expired, error)
 	CachedBlobBytes(ctx context.Context) (int64, error)
 	LeastRecentlyRead(ctx context.Context, after *store.StoredBlob, limit int) ([]store.StoredBlob, error)
-	EvictBlob(ctx context.Context, d oci.Digest, readAt time.Time) (int64, error)
+	EvictBlobs(ctx context.Context, blobs []store.StoredBlob) ([]int64, error)
 	TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error)
 }
 

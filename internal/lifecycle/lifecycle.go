@@ -27,7 +27,7 @@ type metaStore interface {
 	ExpireGroupCache(ctx context.Context, groupID int64, before time.Time) (store.Expired, error)
 	CachedBlobBytes(ctx context.Context) (int64, error)
 	LeastRecentlyRead(ctx context.Context, after *store.StoredBlob, limit int) ([]store.StoredBlob, error)
-	EvictBlob(ctx context.Context, d oci.Digest, readAt time.Time) (int64, error)
+	EvictBlobs(ctx context.Context, blobs []store.StoredBlob) ([]int64, error)
 	// TryLock takes a cluster-wide lock without waiting (store.TryLock).
 	TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error)
 }
@@ -371,18 +371,29 @@ func (m *Manager) enforce(ctx context.Context) (CapResult, error) {
 			break
 		}
 		after = &page[len(page)-1]
+		// The page's candidates, oldest first, up to what brings the
+		// stored bytes under the cap, are evicted in one transaction.
+		var picked []store.StoredBlob
+		over := res.After - m.opts.MaxSize
 		for _, c := range page {
-			if res.After <= m.opts.MaxSize {
+			if over <= 0 {
 				break
 			}
 			if m.cache.InUse(c.Digest) {
 				continue
 			}
-			n, err := m.meta.EvictBlob(ctx, c.Digest, c.ReadAt)
-			if err != nil {
-				return res, err
-			}
-			if n == 0 {
+			picked = append(picked, c)
+			over -= c.Size
+		}
+		if len(picked) == 0 {
+			continue
+		}
+		n, err := m.meta.EvictBlobs(ctx, picked)
+		if err != nil {
+			return res, err
+		}
+		for i, c := range picked {
+			if n[i] == 0 {
 				continue // read since we listed it
 			}
 			res.After -= c.Size

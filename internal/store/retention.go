@@ -136,19 +136,36 @@ func (s *Store) LeastRecentlyRead(ctx context.Context, after *StoredBlob, limit 
 // was read since the caller chose it). It returns how many references it
 // deleted. The file is not touched.
 func (s *Store) EvictBlob(ctx context.Context, d oci.Digest, readAt time.Time) (int64, error) {
-	var n int64
+	n, err := s.EvictBlobs(ctx, []StoredBlob{{Digest: d, ReadAt: readAt}})
+	if err != nil {
+		return 0, err
+	}
+	return n[0], nil
+}
+
+// EvictBlobs is EvictBlob of each of blobs (Digest and ReadAt), in one
+// transaction: n[i] is how many references of blobs[i] it deleted.
+func (s *Store) EvictBlobs(ctx context.Context, blobs []StoredBlob) ([]int64, error) {
+	n := make([]int64, len(blobs))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var recent bool
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM blob_refs WHERE digest = $1 AND read_at > $2)`,
-			string(d), dbTime(readAt)).Scan(&recent); err != nil || recent {
-			return err
+		for i, b := range blobs {
+			var recent bool
+			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM blob_refs WHERE digest = $1 AND read_at > $2)`,
+				string(b.Digest), dbTime(b.ReadAt)).Scan(&recent); err != nil {
+				return fmt.Errorf("evict blob %s: %w", b.Digest, err)
+			}
+			if recent {
+				continue
+			}
+			var err error
+			if n[i], err = dropRefs(ctx, tx, b.Digest); err != nil {
+				return fmt.Errorf("evict blob %s: %w", b.Digest, err)
+			}
 		}
-		var err error
-		n, err = dropRefs(ctx, tx, d)
-		return err
+		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("evict blob %s: %w", d, err)
+		return nil, err
 	}
 	return n, nil
 }

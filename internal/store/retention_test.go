@@ -172,6 +172,25 @@ func contractEvictBlob(t *testing.T, s *Store) {
 	if ok, _ := s.BlobReferenced(ctx, digestOf("x")); ok {
 		t.Error("evicted blob is still referenced")
 	}
+
+	// Several at once: each is checked for its own later read.
+	putRef(t, s, g1.ID, "y", 5, t0)
+	putRef(t, s, g2.ID, "z", 5, t0)
+	putRef(t, s, g1.ID, "z", 5, t0.Add(-time.Hour))
+	got, err := s.EvictBlobs(ctx, []StoredBlob{
+		{Digest: digestOf("y"), ReadAt: t0.Add(-time.Minute)}, // read since: kept
+		{Digest: digestOf("z"), ReadAt: t0},
+		{Digest: digestOf("gone"), ReadAt: t0},
+	})
+	if err != nil || !slices.Equal(got, []int64{0, 2, 0}) {
+		t.Fatalf("EvictBlobs = %v, %v; want [0 2 0], nil", got, err)
+	}
+	if ok, _ := s.BlobReferenced(ctx, digestOf("y")); !ok {
+		t.Error("EvictBlobs evicted a blob read after its cut-off")
+	}
+	if ok, _ := s.BlobReferenced(ctx, digestOf("z")); ok {
+		t.Error("EvictBlobs left a reference of an evicted blob")
+	}
 }
 
 func contractDropBlob(t *testing.T, s *Store) {
