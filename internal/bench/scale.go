@@ -207,6 +207,7 @@ type scaleRun struct {
 	res     *ScaleResults
 	dataDir string
 	dsn     string // PostgreSQL: the bench database's URL
+	key     string // the secret key, hex (PostgreSQL: passed to the server)
 
 	st     *store.Store
 	token  string
@@ -275,6 +276,7 @@ func (s *scaleRun) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.key = hex.EncodeToString(key)
 	if s.backend == SQLite {
 		s.st, err = store.OpenSQLite(ctx, cfg.DBPath(), box)
 		return err
@@ -466,7 +468,7 @@ func (s *scaleRun) serve(ctx context.Context, log *slog.Logger) error {
 	}
 	var env []string
 	if s.dsn != "" {
-		env = append(env, "DPROXY_DATABASE="+s.dsn)
+		env = append(env, "DPROXY_DATABASE="+s.dsn, "DPROXY_SECRET_KEY="+s.key)
 	}
 	// The upstream is never contacted (the pull group's freshness window
 	// covers the run); a closed port makes sure of it.
