@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -116,7 +117,7 @@ func runScale(out, scales, postgres string, o bench.Options) int {
 	defer stop()
 	res, err := bench.RunScale(ctx, so)
 	if res != nil {
-		cmd := "dproxy-bench " + strings.Join(relative(os.Args[1:]), " ")
+		cmd := "dproxy-bench " + strings.Join(hideURL(relative(os.Args[1:])), " ")
 		section := res.Markdown(strings.TrimSpace(cmd))
 		if err != nil {
 			section = "**The run failed: " + err.Error() + "**\n\n" + section
@@ -133,4 +134,20 @@ func runScale(out, scales, postgres string, o bench.Options) int {
 		return 1
 	}
 	return 0
+}
+
+// hideURL replaces the PostgreSQL URL of -s9-postgres, which may carry a
+// password, with "URL" in a report's command line.
+func hideURL(args []string) []string {
+	out := slices.Clone(args)
+	for i, a := range out {
+		name := strings.TrimLeft(a, "-")
+		switch {
+		case name == "s9-postgres" && i+1 < len(out):
+			out[i+1] = "URL"
+		case strings.HasPrefix(name, "s9-postgres="):
+			out[i] = "-s9-postgres=URL"
+		}
+	}
+	return out
 }
