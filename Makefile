@@ -15,7 +15,7 @@ STATICCHECK_VERSION := v0.8.2
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: build
 build: ## Build bin/dproxy
@@ -45,6 +45,7 @@ lint: $(BIN)/staticcheck ## gofmt, go vet, staticcheck, go mod tidy check
 
 DISTRIBUTION_VERSION := v3.1.2
 BENCH_FLAGS ?=
+S9_FLAGS ?=
 
 .PHONY: bench
 bench: bench-go bench-e2e ## Run the Go benchmarks and the end-to-end bench (writes docs/performance.md)
@@ -57,6 +58,10 @@ bench-go: ## Run the Go benchmarks (hot paths with allocations, cached blob thro
 bench-e2e: build $(BIN)/registry $(BIN)/dproxy-bench ## dproxy vs CNCF Distribution vs nginx on loopback; table into docs/performance.md
 	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || apt-get install -y nginx-light
 	$(BIN)/dproxy-bench -dproxy $(BIN)/dproxy -registry $(BIN)/registry -nginx $$(command -v nginx || echo /usr/sbin/nginx) $(BENCH_FLAGS)
+
+.PHONY: bench-s9
+bench-s9: build $(BIN)/dproxy-bench ## S9: cost against store size (SQLite; PostgreSQL too with DPROXY_BENCH_POSTGRES); prints its tables
+	$(BIN)/dproxy-bench -s9 - -dproxy $(BIN)/dproxy $(S9_FLAGS)
 
 .PHONY: $(BIN)/dproxy-bench
 $(BIN)/dproxy-bench:

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -41,7 +43,15 @@ func main() {
 	flag.StringVar(&o.Dir, "dir", "", "work dir, kept afterwards (default a temp dir, removed)")
 	flag.StringVar(&scenarios, "scenarios", "", "comma-separated scenarios to run, of "+strings.Join(bench.Scenarios, ",")+
 		" (default all); a subset is printed unless -out is given")
+	var s9, s9Scales, s9Postgres string
+	flag.StringVar(&s9, "s9", "", "run only S9, the scale scenario (see docs/performance.md), and write its tables to this file (- prints them)")
+	flag.StringVar(&s9Scales, "s9-scales", "0,10000,100000", "S9: comma-separated numbers of blob references to seed (1000000 for the full curve)")
+	flag.StringVar(&s9Postgres, "s9-postgres", "", "S9: URL of a PostgreSQL server to measure too (default $DPROXY_BENCH_POSTGRES); database "+
+		"dproxy_s9 is created in it and dropped afterwards")
 	flag.Parse()
+	if s9 != "" {
+		os.Exit(runScale(s9, s9Scales, s9Postgres, o))
+	}
 	if scenarios != "" {
 		o.Scenarios = strings.Split(scenarios, ",")
 		outSet := false
@@ -85,6 +95,60 @@ func relative(args []string) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
 		out[i] = strings.ReplaceAll(a, wd+string(os.PathSeparator), "")
+	}
+	return out
+}
+
+// runScale runs S9 alone and writes its section to out ("-": stdout).
+func runScale(out, scales, postgres string, o bench.Options) int {
+	so := bench.ScaleOptions{Dproxy: o.Dproxy, Dir: o.Dir, Postgres: postgres,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	if so.Postgres == "" {
+		so.Postgres = os.Getenv("DPROXY_BENCH_POSTGRES")
+	}
+	for _, f := range strings.Split(scales, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			fmt.Fprintf(os.Stderr, "dproxy-bench: -s9-scales: %q is not a number of blob references\n", f)
+			return 2
+		}
+		so.Scales = append(so.Scales, n)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.RunScale(ctx, so)
+	if res != nil {
+		cmd := "dproxy-bench " + strings.Join(hideURL(relative(os.Args[1:])), " ")
+		section := res.Markdown(strings.TrimSpace(cmd))
+		if err != nil {
+			section = "**The run failed: " + err.Error() + "**\n\n" + section
+		}
+		if out == "-" {
+			fmt.Print(section)
+		} else if werr := os.WriteFile(out, []byte(section), 0o644); werr != nil {
+			fmt.Fprintln(os.Stderr, "dproxy-bench:", werr)
+			return 1
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dproxy-bench:", err)
+		return 1
+	}
+	return 0
+}
+
+// hideURL replaces the PostgreSQL URL of -s9-postgres, which may carry a
+// password, with "URL" in a report's command line.
+func hideURL(args []string) []string {
+	out := slices.Clone(args)
+	for i, a := range out {
+		name := strings.TrimLeft(a, "-")
+		switch {
+		case name == "s9-postgres" && i+1 < len(out):
+			out[i+1] = "URL"
+		case strings.HasPrefix(name, "s9-postgres="):
+			out[i] = "-s9-postgres=URL"
+		}
 	}
 	return out
 }

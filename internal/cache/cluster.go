@@ -40,7 +40,7 @@ type blobSource struct {
 }
 
 // source opens the body of dl's blob from offset. Alone, or holding the
-// cluster's lease, it is the upstream's. Otherwise, once t's credentials
+// cluster's lease while the blob is not stored, it is the upstream's. Otherwise, once t's credentials
 // proved access (a group only shares what it could fetch itself), it is
 // the stored object when the leader committed it, else the leader's peer
 // endpoint; with neither it waits, polling, until one of them is there or
@@ -59,9 +59,16 @@ func (c *Cache) source(ctx context.Context, dl *download, t Target, offset int64
 		if err != nil {
 			return blobSource{}, err
 		}
+		// A lease taken just after its last holder committed the blob and
+		// let go: the stored object serves, not the upstream again.
 		if held {
-			c.lead(dl)
-			return c.upstreamSource(ctx, dl, t, offset)
+			if _, err := c.blobs.Stat(ctx, dl.digest); err != nil {
+				c.lead(dl)
+				return c.upstreamSource(ctx, dl, t, offset)
+			}
+			if err := cl.Release(ctx, dl.digest); err != nil {
+				c.log.Warn("release the lease on fetching a blob; it expires by itself", "digest", dl.digest, "err", err)
+			}
 		}
 		if !confirmed {
 			if err := c.confirm(ctx, t, dl.digest); err != nil {

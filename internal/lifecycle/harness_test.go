@@ -41,8 +41,8 @@ type managerStore interface {
 	EnabledTTLPolicies(ctx context.Context) ([]store.TTLPolicy, error)
 	ExpireGroupCache(ctx context.Context, groupID int64, before time.Time) (store.Expired, error)
 	CachedBlobBytes(ctx context.Context) (int64, error)
-	LeastRecentlyRead(ctx context.Context, limit int) ([]store.StoredBlob, error)
-	EvictBlob(ctx context.Context, d oci.Digest, readAt time.Time) (int64, error)
+	LeastRecentlyRead(ctx context.Context, after *store.StoredBlob, limit int) ([]store.StoredBlob, error)
+	EvictBlobs(ctx context.Context, blobs []store.StoredBlob) ([]int64, error)
 	TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error)
 }
 

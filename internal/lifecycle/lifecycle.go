@@ -26,8 +26,8 @@ type metaStore interface {
 	EnabledTTLPolicies(ctx context.Context) ([]store.TTLPolicy, error)
 	ExpireGroupCache(ctx context.Context, groupID int64, before time.Time) (store.Expired, error)
 	CachedBlobBytes(ctx context.Context) (int64, error)
-	LeastRecentlyRead(ctx context.Context, limit int) ([]store.StoredBlob, error)
-	EvictBlob(ctx context.Context, d oci.Digest, readAt time.Time) (int64, error)
+	LeastRecentlyRead(ctx context.Context, after *store.StoredBlob, limit int) ([]store.StoredBlob, error)
+	EvictBlobs(ctx context.Context, blobs []store.StoredBlob) ([]int64, error)
 	// TryLock takes a cluster-wide lock without waiting (store.TryLock).
 	TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error)
 }
@@ -70,9 +70,12 @@ type Options struct {
 	GCGrace time.Duration
 	// MaxSize caps the bytes of stored blobs; 0 means no cap.
 	MaxSize int64
-	Now     func() time.Time
-	Logger  *slog.Logger
-	Metrics *metrics.Lifecycle
+	// SizeCapPage is how many eviction candidates the size cap reads at a
+	// time, which bounds its memory. Default 500.
+	SizeCapPage int
+	Now         func() time.Time
+	Logger      *slog.Logger
+	Metrics     *metrics.Lifecycle
 	// AfterDelete, when set, is called each time garbage collection has
 	// deleted a blob file, before it goes on; ctx ends when the run does.
 	// It lets a test stop a collection at a known point.
@@ -106,6 +109,9 @@ func New(meta metaStore, files blobFiles, cache caches, opts Options) *Manager {
 	}
 	if opts.GCInterval <= 0 {
 		opts.GCInterval = time.Hour
+	}
+	if opts.SizeCapPage <= 0 {
+		opts.SizeCapPage = 500
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -359,32 +365,46 @@ func (m *Manager) enforce(ctx context.Context) (CapResult, error) {
 		return CapResult{}, err
 	}
 	res := CapResult{Before: total, After: total}
-	skipped := make(map[oci.Digest]bool) // in use this round
+	// One pass in read order, a page at a time: memory stays bounded by
+	// the page, and a blob passed over (in use, or read since it was
+	// listed) waits for the next run.
+	var after *store.StoredBlob
 	for res.After > m.opts.MaxSize {
-		cands, err := m.meta.LeastRecentlyRead(ctx, len(skipped)+100)
+		page, err := m.meta.LeastRecentlyRead(ctx, after, m.opts.SizeCapPage)
 		if err != nil {
 			return res, err
 		}
-		progress := false
-		for _, c := range cands {
-			if res.After <= m.opts.MaxSize {
+		if len(page) == 0 {
+			m.log.WarnContext(ctx, "cache is over its size cap but every remaining blob is in use or was read during the run",
+				"max_bytes", m.opts.MaxSize, "stored_bytes", res.After)
+			break
+		}
+		after = &page[len(page)-1]
+		// The page's candidates, oldest first, up to what brings the
+		// stored bytes under the cap, are evicted in one transaction.
+		var picked []store.StoredBlob
+		over := res.After - m.opts.MaxSize
+		for _, c := range page {
+			if over <= 0 {
 				break
 			}
-			if skipped[c.Digest] {
-				continue
-			}
 			if m.cache.InUse(c.Digest) {
-				skipped[c.Digest] = true
 				continue
 			}
-			n, err := m.meta.EvictBlob(ctx, c.Digest, c.ReadAt)
-			if err != nil {
-				return res, err
-			}
-			if n == 0 {
+			picked = append(picked, c)
+			over -= c.Size
+		}
+		if len(picked) == 0 {
+			continue
+		}
+		n, err := m.meta.EvictBlobs(ctx, picked)
+		if err != nil {
+			return res, err
+		}
+		for i, c := range picked {
+			if n[i] == 0 {
 				continue // read since we listed it
 			}
-			progress = true
 			res.After -= c.Size
 			res.Evicted++
 			res.EvictedBytes += c.Size
@@ -392,11 +412,6 @@ func (m *Manager) enforce(ctx context.Context) (CapResult, error) {
 			if _, err := m.cache.RemoveUnusedBlob(ctx, c.Digest, m.opts.Now(), m.opts.GCGrace); err != nil {
 				return res, err
 			}
-		}
-		if !progress {
-			m.log.WarnContext(ctx, "cache is over its size cap but every remaining blob is in use",
-				"max_bytes", m.opts.MaxSize, "stored_bytes", res.After)
-			break
 		}
 	}
 	return res, nil

@@ -223,66 +223,78 @@ func TestCollectGarbage(t *testing.T) {
 func TestSizeCap(t *testing.T) {
 	t.Parallel()
 	// Four blobs of 100 bytes, 400 in all, read in the order A, B, C, D.
-	for _, r := range []struct {
-		name    string
-		max     int64
-		inUse   []string // served and held open, their read written while still the oldest
-		readNow []string // read through the cache just before, not written yet
-		evicted []string
-		after   int64
-	}{
+	for _, r := range []sizeCapRow{
 		{name: "least recently read first", max: 250, evicted: []string{"A", "B"}, after: 200},
 		{name: "a read not yet written counts", max: 250, readNow: []string{"A"}, evicted: []string{"B", "C"}, after: 200},
 		{name: "a blob in use is skipped", max: 250, inUse: []string{"A"}, evicted: []string{"B", "C"}, after: 200},
 		{name: "everything in use: stays over the cap", max: 50, inUse: []string{"A", "B", "C", "D"}, after: 400},
 		{name: "under the cap: nothing", max: 400, after: 400},
 	} {
-		t.Run(r.name, func(t *testing.T) {
-			t.Parallel()
-			ctx := t.Context()
-			f := newFixture(t, fixtureOptions{lifecycle: lifecycle.Options{MaxSize: r.max}})
-			a, b := f.group(t, "a"), f.group(t, "b")
-			blobs := map[string]oci.Digest{}
-			for i, name := range []string{"A", "B", "C", "D"} {
-				blobs[name] = f.blob(t, content(name, 100), now.Add(time.Duration(i-5)*time.Hour), a)
-			}
-			// A is shared: group b read it earlier than group a.
-			f.reference(t, b, blobs["A"], 100, now.Add(-6*time.Hour))
+		// Candidates are read a page at a time; pages of 1 and 3 cross
+		// page boundaries in every case.
+		for _, page := range []int{0, 1, 3} {
+			t.Run(fmt.Sprintf("%s/pages of %d", r.name, page), func(t *testing.T) {
+				t.Parallel()
+				sizeCapCase(t, r, page)
+			})
+		}
+	}
+}
 
-			f.clock.Set(now.Add(-10 * time.Hour))
-			for _, name := range r.inUse {
-				f.serve(t, a, blobs[name])
-			}
-			f.cache.FlushReads(ctx)
-			f.clock.Set(now)
-			for _, name := range r.readNow {
-				f.read(t, a, blobs[name])
-			}
+type sizeCapRow struct {
+	name    string
+	max     int64
+	inUse   []string // served and held open, their read written while still the oldest
+	readNow []string // read through the cache just before, not written yet
+	evicted []string
+	after   int64
+}
 
-			res, err := f.m.EnforceSizeCap(ctx)
-			if err != nil {
-				t.Fatalf("EnforceSizeCap: %v", err)
-			}
-			want := lifecycle.CapResult{Before: 400, After: r.after, Evicted: len(r.evicted), EvictedBytes: 400 - r.after}
-			if res != want {
-				t.Errorf("EnforceSizeCap = %+v, want %+v", res, want)
-			}
-			evicted := map[string]bool{}
-			for _, name := range r.evicted {
-				evicted[name] = true
-			}
-			for name, d := range blobs {
-				if f.hasRef(t, a, d) == evicted[name] || f.hasFile(t, d) == evicted[name] {
-					t.Errorf("blob %s: reference kept %v, file kept %v; want evicted %v", name, f.hasRef(t, a, d), f.hasFile(t, d), evicted[name])
-				}
-			}
-			if f.hasRef(t, b, blobs["A"]) == evicted["A"] {
-				t.Errorf("group b's reference to the shared blob A: kept %v, want evicted %v", !evicted["A"], evicted["A"])
-			}
-			if n, err := f.st.CachedBlobBytes(ctx); err != nil || n != r.after {
-				t.Errorf("stored blob bytes after the cap: %d, %v; want %d", n, err, r.after)
-			}
-		})
+// sizeCapCase runs one row of TestSizeCap, reading candidates page at a
+// time (0: the default).
+func sizeCapCase(t *testing.T, r sizeCapRow, page int) {
+	ctx := t.Context()
+	f := newFixture(t, fixtureOptions{lifecycle: lifecycle.Options{MaxSize: r.max, SizeCapPage: page}})
+	a, b := f.group(t, "a"), f.group(t, "b")
+	blobs := map[string]oci.Digest{}
+	for i, name := range []string{"A", "B", "C", "D"} {
+		blobs[name] = f.blob(t, content(name, 100), now.Add(time.Duration(i-5)*time.Hour), a)
+	}
+	// A is shared: group b read it earlier than group a.
+	f.reference(t, b, blobs["A"], 100, now.Add(-6*time.Hour))
+
+	f.clock.Set(now.Add(-10 * time.Hour))
+	for _, name := range r.inUse {
+		f.serve(t, a, blobs[name])
+	}
+	f.cache.FlushReads(ctx)
+	f.clock.Set(now)
+	for _, name := range r.readNow {
+		f.read(t, a, blobs[name])
+	}
+
+	res, err := f.m.EnforceSizeCap(ctx)
+	if err != nil {
+		t.Fatalf("EnforceSizeCap: %v", err)
+	}
+	want := lifecycle.CapResult{Before: 400, After: r.after, Evicted: len(r.evicted), EvictedBytes: 400 - r.after}
+	if res != want {
+		t.Errorf("EnforceSizeCap = %+v, want %+v", res, want)
+	}
+	evicted := map[string]bool{}
+	for _, name := range r.evicted {
+		evicted[name] = true
+	}
+	for name, d := range blobs {
+		if f.hasRef(t, a, d) == evicted[name] || f.hasFile(t, d) == evicted[name] {
+			t.Errorf("blob %s: reference kept %v, file kept %v; want evicted %v", name, f.hasRef(t, a, d), f.hasFile(t, d), evicted[name])
+		}
+	}
+	if f.hasRef(t, b, blobs["A"]) == evicted["A"] {
+		t.Errorf("group b's reference to the shared blob A: kept %v, want evicted %v", !evicted["A"], evicted["A"])
+	}
+	if n, err := f.st.CachedBlobBytes(ctx); err != nil || n != r.after {
+		t.Errorf("stored blob bytes after the cap: %d, %v; want %d", n, err, r.after)
 	}
 }
 

@@ -73,50 +73,69 @@ type Purged struct {
 }
 
 // PurgeGroupCacheCounted deletes all of a group's manifests, blob
-// references and cached lists in one transaction and counts the purge, like PurgeGroupCache, and says how many
-// and how many bytes it removed. Blob files are not touched: the garbage
-// collector removes those BlobReferenced reports as unused.
+// references and cached lists, and says how many and how many bytes it
+// removed. It first counts the purge (the group's purge generation, see
+// PutBlobUnpurged), so no download that started before it adds a
+// reference back, then deletes purgeBatch rows per transaction, so a
+// large group never holds the writer for long and pulls that write go on
+// between the batches; a purge that fails part-way has removed some rows
+// and can be run again. Blob files are not touched: the garbage collector removes
+// those BlobReferenced reports as unused.
 func (s *Store) PurgeGroupCacheCounted(ctx context.Context, groupID int64) (Purged, error) {
+	return s.purgeGroupCacheCounted(ctx, groupID, purgeBatch)
+}
+
+// purgeBatch is how many rows one transaction of a purge deletes.
+const purgeBatch = 1000
+
+func (s *Store) purgeGroupCacheCounted(ctx context.Context, groupID int64, batch int) (Purged, error) {
 	var p Purged
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		p = Purged{}
-		rows, err := tx.QueryContext(ctx, `DELETE FROM blobs WHERE group_id = $1 RETURNING digest, size`, groupID)
-		if err != nil {
-			return fmt.Errorf("purge blobs of group %d: %w", groupID, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var d string
-			var size int64
-			if err := rows.Scan(&d, &size); err != nil {
-				return fmt.Errorf("purge blobs of group %d: %w", groupID, err)
+	if err := s.inTx(ctx, func(tx *sql.Tx) error { return bumpPurgeGeneration(ctx, tx, &groupCache, groupID) }); err != nil {
+		return Purged{}, err
+	}
+	// Each batch's DELETE … RETURNING yields its rows' digest (blobs; "" for
+	// manifests) and size.
+	purge := func(query, what string, row func(d string, size int64)) error {
+		for {
+			n := 0
+			err := s.inTx(ctx, func(tx *sql.Tx) error {
+				rows, err := tx.QueryContext(ctx, query, groupID, batch)
+				if err != nil {
+					return err
+				}
+				defer rows.Close()
+				for rows.Next() {
+					var d string
+					var size int64
+					if err := rows.Scan(&d, &size); err != nil {
+						return err
+					}
+					row(d, size)
+					n++
+				}
+				return rows.Err()
+			})
+			if err != nil {
+				return fmt.Errorf("purge %s of group %d: %w", what, groupID, err)
 			}
-			p.Blobs = append(p.Blobs, oci.Digest(d))
-			p.Bytes += size
+			if n < batch {
+				return nil
+			}
 		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("purge blobs of group %d: %w", groupID, err)
-		}
-		rows.Close()
-		var n int
-		var bytes int64
-		if err := tx.QueryRowContext(ctx,
-			`SELECT COUNT(*), COALESCE(SUM(size), 0) FROM manifests WHERE group_id = $1`, groupID).Scan(&n, &bytes); err != nil {
-			return fmt.Errorf("count manifests of group %d: %w", groupID, err)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM manifests WHERE group_id = $1`, groupID); err != nil {
-			return fmt.Errorf("purge manifests of group %d: %w", groupID, err)
-		}
-		if err := purgeLists(ctx, tx, groupID); err != nil {
-			return err
-		}
-		if err := bumpPurgeGeneration(ctx, tx, &groupCache, groupID); err != nil {
-			return err
-		}
-		p.Manifests, p.Bytes = n, p.Bytes+bytes
-		return nil
-	})
+	}
+	err := purge(`DELETE FROM blobs WHERE group_id = $1 AND digest IN
+		(SELECT digest FROM blobs WHERE group_id = $1 ORDER BY digest LIMIT $2) RETURNING digest, size`, "blobs",
+		func(d string, size int64) { p.Blobs = append(p.Blobs, oci.Digest(d)); p.Bytes += size })
 	if err != nil {
+		return Purged{}, err
+	}
+	err = purge(`DELETE FROM manifests WHERE id IN
+		(SELECT id FROM manifests WHERE group_id = $1 ORDER BY id LIMIT $2) RETURNING '', size`, "manifests",
+		func(_ string, size int64) { p.Manifests++; p.Bytes += size })
+	if err != nil {
+		return Purged{}, err
+	}
+	if err := s.inTx(ctx, func(tx *sql.Tx) error { return purgeLists(ctx, tx, groupID) }); err != nil {
 		return Purged{}, err
 	}
 	return p, nil

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -114,8 +115,18 @@ func contractMembershipsOfUser(t *testing.T, s *Store) {
 }
 
 func contractPurgeGroupCacheCounted(t *testing.T, s *Store) {
+	// Batches of 1 and 2 cross batch boundaries (two manifests and two
+	// blob references of the group, one of each in another).
+	for _, batch := range []int{purgeBatch, 1, 2} {
+		t.Run(fmt.Sprintf("batches of %d", batch), func(t *testing.T) {
+			purgeGroupCacheCountedIn(t, s, batch)
+		})
+	}
+}
+
+func purgeGroupCacheCountedIn(t *testing.T, s *Store, batch int) {
 	ctx := t.Context()
-	g, other := mustGroup(t, s, "g"), mustGroup(t, s, "other")
+	g, other := mustGroup(t, s, fmt.Sprintf("g%d", batch)), mustGroup(t, s, fmt.Sprintf("other%d", batch))
 	for _, m := range []Manifest{testManifest(g.ID, "library/a", "v1", "1234"), testManifest(g.ID, "library/a", "v2", "123456"),
 		testManifest(other.ID, "library/a", "v1", "xx")} {
 		if _, err := s.PutManifest(ctx, m); err != nil {
@@ -128,7 +139,7 @@ func contractPurgeGroupCacheCounted(t *testing.T, s *Store) {
 			t.Fatal(err)
 		}
 	}
-	p, err := s.PurgeGroupCacheCounted(ctx, g.ID)
+	p, err := s.purgeGroupCacheCounted(ctx, g.ID, batch)
 	if err != nil {
 		t.Fatal(err)
 	}

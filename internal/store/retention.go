@@ -88,12 +88,25 @@ func (s *Store) CachedBlobBytes(ctx context.Context) (int64, error) {
 }
 
 // LeastRecentlyRead returns up to limit referenced blobs, least recently
-// read first, where a blob's read time is the latest over all groups.
-func (s *Store) LeastRecentlyRead(ctx context.Context, limit int) ([]StoredBlob, error) {
+// read first (ties by digest), where a blob's read time is the latest over
+// all its references, starting after the blob after when it is not nil
+// (the last one of the previous page). Each page walks an index from the
+// cursor, so paging through every blob costs about one pass over the
+// references, however many pages it takes.
+func (s *Store) LeastRecentlyRead(ctx context.Context, after *StoredBlob, limit int) ([]StoredBlob, error) {
+	var cut time.Time // zero: before any read time
+	var afterDigest string
+	if after != nil {
+		cut, afterDigest = after.ReadAt, string(after.Digest)
+	}
+	// A reference is a blob's position when no other reference to the blob
+	// was read later.
 	rows, err := s.r.QueryContext(ctx,
 		`SELECT b.digest, b.size, b.read_at FROM blob_refs b
-		WHERE b.read_at = (SELECT MAX(c.read_at) FROM blob_refs c WHERE c.digest = b.digest)
-		ORDER BY b.read_at, b.digest LIMIT $1`, listLimit(limit))
+		WHERE (b.read_at > $1 OR (b.read_at = $1 AND b.digest > $2))
+			AND NOT EXISTS (SELECT 1 FROM blobs c WHERE c.digest = b.digest AND c.read_at > b.read_at)
+			AND NOT EXISTS (SELECT 1 FROM virtual_blobs c WHERE c.digest = b.digest AND c.read_at > b.read_at)
+		ORDER BY b.read_at, b.digest LIMIT $3`, dbTime(cut), afterDigest, listLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("list least recently read blobs: %w", err)
 	}
@@ -106,7 +119,7 @@ func (s *Store) LeastRecentlyRead(ctx context.Context, limit int) ([]StoredBlob,
 			return nil, fmt.Errorf("list least recently read blobs: %w", err)
 		}
 		b.Digest, b.ReadAt = oci.Digest(d), b.ReadAt.UTC()
-		// Two groups may have read a blob at the same instant.
+		// Two owners may have read a blob at the same instant.
 		if n := len(out); n > 0 && out[n-1].Digest == b.Digest {
 			continue
 		}
@@ -123,19 +136,36 @@ func (s *Store) LeastRecentlyRead(ctx context.Context, limit int) ([]StoredBlob,
 // was read since the caller chose it). It returns how many references it
 // deleted. The file is not touched.
 func (s *Store) EvictBlob(ctx context.Context, d oci.Digest, readAt time.Time) (int64, error) {
-	var n int64
+	n, err := s.EvictBlobs(ctx, []StoredBlob{{Digest: d, ReadAt: readAt}})
+	if err != nil {
+		return 0, err
+	}
+	return n[0], nil
+}
+
+// EvictBlobs is EvictBlob of each of blobs (Digest and ReadAt), in one
+// transaction: n[i] is how many references of blobs[i] it deleted.
+func (s *Store) EvictBlobs(ctx context.Context, blobs []StoredBlob) ([]int64, error) {
+	n := make([]int64, len(blobs))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var recent bool
-		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM blob_refs WHERE digest = $1 AND read_at > $2)`,
-			string(d), dbTime(readAt)).Scan(&recent); err != nil || recent {
-			return err
+		for i, b := range blobs {
+			var recent bool
+			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM blob_refs WHERE digest = $1 AND read_at > $2)`,
+				string(b.Digest), dbTime(b.ReadAt)).Scan(&recent); err != nil {
+				return fmt.Errorf("evict blob %s: %w", b.Digest, err)
+			}
+			if recent {
+				continue
+			}
+			var err error
+			if n[i], err = dropRefs(ctx, tx, b.Digest); err != nil {
+				return fmt.Errorf("evict blob %s: %w", b.Digest, err)
+			}
 		}
-		var err error
-		n, err = dropRefs(ctx, tx, d)
-		return err
+		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("evict blob %s: %w", d, err)
+		return nil, err
 	}
 	return n, nil
 }

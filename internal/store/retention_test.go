@@ -115,20 +115,40 @@ func contractLeastRecentlyRead(t *testing.T, s *Store) {
 	putRef(t, s, g2.ID, "mid", 5, t0.Add(-time.Hour))
 	putRef(t, s, g1.ID, "tie", 5, t0.Add(-30*time.Minute))
 	putRef(t, s, g2.ID, "tie", 5, t0.Add(-30*time.Minute))
-	got, err := s.LeastRecentlyRead(ctx, 10)
-	if err != nil {
-		t.Fatalf("LeastRecentlyRead: %v", err)
+	// A virtual registry upstream's reference counts like a group's.
+	u := mustVirtualUpstream(t, s, g1.ID)
+	if err := s.UpstreamCache().PutBlob(ctx, Blob{OwnerID: u, Digest: digestOf("mid"), Size: 5, ReadAt: t0.Add(-20 * time.Minute)}); err != nil {
+		t.Fatal(err)
 	}
-	var order []oci.Digest
-	for _, b := range got {
-		order = append(order, b.Digest)
-	}
-	want := []oci.Digest{digestOf("old"), digestOf("mid"), digestOf("tie"), digestOf("shared")}
-	if !slices.Equal(order, want) {
-		t.Errorf("order %v, want old, mid, tie, shared %v", order, want)
-	}
-	if len(got) > 0 && !got[0].ReadAt.Equal(t0.Add(-5*time.Hour)) {
-		t.Errorf("ReadAt of the oldest = %v, want %v", got[0].ReadAt, t0.Add(-5*time.Hour))
+	putRef(t, s, g1.ID, "virtual", 5, t0.Add(-2*time.Hour))
+	want := []oci.Digest{digestOf("old"), digestOf("virtual"), digestOf("tie"), digestOf("mid"), digestOf("shared")}
+	for _, size := range []int{10, 1, 2, 3} {
+		// Paged by size, the pages join into the one order, each blob once.
+		var order []oci.Digest
+		var first StoredBlob
+		var after *StoredBlob
+		for range 10 {
+			got, err := s.LeastRecentlyRead(ctx, after, size)
+			if err != nil {
+				t.Fatalf("LeastRecentlyRead: %v", err)
+			}
+			if len(got) == 0 {
+				break
+			}
+			if after == nil {
+				first = got[0]
+			}
+			for _, b := range got {
+				order = append(order, b.Digest)
+			}
+			after = &got[len(got)-1]
+		}
+		if !slices.Equal(order, want) {
+			t.Errorf("pages of %d: order %v, want old, virtual, tie, mid, shared %v", size, order, want)
+		}
+		if !first.ReadAt.Equal(t0.Add(-5 * time.Hour)) {
+			t.Errorf("pages of %d: ReadAt of the oldest = %v, want %v", size, first.ReadAt, t0.Add(-5*time.Hour))
+		}
 	}
 }
 
@@ -151,6 +171,25 @@ func contractEvictBlob(t *testing.T, s *Store) {
 	}
 	if ok, _ := s.BlobReferenced(ctx, digestOf("x")); ok {
 		t.Error("evicted blob is still referenced")
+	}
+
+	// Several at once: each is checked for its own later read.
+	putRef(t, s, g1.ID, "y", 5, t0)
+	putRef(t, s, g2.ID, "z", 5, t0)
+	putRef(t, s, g1.ID, "z", 5, t0.Add(-time.Hour))
+	got, err := s.EvictBlobs(ctx, []StoredBlob{
+		{Digest: digestOf("y"), ReadAt: t0.Add(-time.Minute)}, // read since: kept
+		{Digest: digestOf("z"), ReadAt: t0},
+		{Digest: digestOf("gone"), ReadAt: t0},
+	})
+	if err != nil || !slices.Equal(got, []int64{0, 2, 0}) {
+		t.Fatalf("EvictBlobs = %v, %v; want [0 2 0], nil", got, err)
+	}
+	if ok, _ := s.BlobReferenced(ctx, digestOf("y")); !ok {
+		t.Error("EvictBlobs evicted a blob read after its cut-off")
+	}
+	if ok, _ := s.BlobReferenced(ctx, digestOf("z")); ok {
+		t.Error("EvictBlobs left a reference of an evicted blob")
 	}
 }
 
@@ -193,4 +232,19 @@ func contractGroupCacheSizes(t *testing.T, s *Store) {
 	if len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2].BlobBytes != 0 || got[2].ManifestBytes != 0 {
 		t.Errorf("GroupCacheSizes = %+v, want %+v and an empty third", got, want)
 	}
+}
+
+// mustVirtualUpstream creates a virtual registry in group and an upstream
+// of it, and returns the upstream's id.
+func mustVirtualUpstream(t *testing.T, s *Store, group int64) int64 {
+	t.Helper()
+	r, err := s.CreateVirtualRegistry(t.Context(), VirtualRegistry{GroupID: group, Name: "mirrors"}, 10)
+	if err != nil {
+		t.Fatalf("CreateVirtualRegistry: %v", err)
+	}
+	u, err := s.AddVirtualUpstream(t.Context(), VirtualUpstream{RegistryID: r.ID, Name: "hub", URL: "https://registry.example.com"}, 10)
+	if err != nil {
+		t.Fatalf("AddVirtualUpstream: %v", err)
+	}
+	return u.ID
 }
