@@ -146,19 +146,6 @@ func (s *fakeStore) PurgeGeneration(_ context.Context, owner int64) (int64, erro
 	return s.purges[owner], nil
 }
 
-// purge removes an owner's blob references and counts the purge, as
-// store.PurgeGroupCache does.
-func (s *fakeStore) purge(owner int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k := range s.blobs {
-		if k.OwnerID == owner {
-			delete(s.blobs, k)
-		}
-	}
-	s.purges[owner]++
-}
-
 func (s *fakeStore) UnreferencedSince(_ context.Context, d oci.Digest, now time.Time) (time.Time, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
