@@ -14,7 +14,6 @@ import (
 	"github.com/dproxy/dproxy/internal/commands/cmdutil"
 	"github.com/dproxy/dproxy/internal/config"
 	"github.com/dproxy/dproxy/internal/lifecycle"
-	"github.com/dproxy/dproxy/internal/oci"
 	"github.com/dproxy/dproxy/internal/store"
 )
 
@@ -117,7 +116,7 @@ func fsckConfig(opts *fsckOptions) (config.Config, error) {
 }
 
 // fsckBlobs opens the blob folder, or the S3 bucket cfg names.
-func fsckBlobs(ctx context.Context, cfg config.Config) (fsckFiles, error) {
+func fsckBlobs(ctx context.Context, cfg config.Config) (lifecycle.FsckFiles, error) {
 	if cfg.Storage == "" {
 		return blobstore.NewFS(cfg.BlobDir())
 	}
@@ -131,17 +130,6 @@ func fsckBlobs(ctx context.Context, cfg config.Config) (fsckFiles, error) {
 		return nil, fmt.Errorf("open blob storage %s: %w", cfg.Storage, err)
 	}
 	return s3, nil
-}
-
-// fsckFiles is what fsck checks blobs in: the blob folder or a bucket.
-type fsckFiles interface {
-	Walk(ctx context.Context, fn func(d oci.Digest, size int64) error) error
-	Stat(ctx context.Context, d oci.Digest) (int64, error)
-	Verify(ctx context.Context, d oci.Digest) error
-	Delete(ctx context.Context, d oci.Digest) error
-	ModTime(ctx context.Context, d oci.Digest) (time.Time, error)
-	Temps() ([]blobstore.TempFile, error)
-	RemoveTemp(name string) error
 }
 
 // defaultDataDir is the data dir `serve` would use without a config file.

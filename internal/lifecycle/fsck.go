@@ -54,8 +54,9 @@ type fsckStore interface {
 	DropBlob(ctx context.Context, d oci.Digest) (int64, error)
 }
 
-// fsckFiles is what fsck needs of the blob folder.
-type fsckFiles interface {
+// FsckFiles is what fsck needs of blob storage: the blob folder
+// (blobstore.FS) or a bucket (blobstore.S3).
+type FsckFiles interface {
 	Walk(ctx context.Context, fn func(d oci.Digest, size int64) error) error
 	Stat(ctx context.Context, d oci.Digest) (int64, error)
 	Verify(ctx context.Context, d oci.Digest) error
@@ -87,7 +88,7 @@ type FsckOptions struct {
 // content), every file is referenced, and no temp file was left behind. It
 // may run alongside a server using the same data dir; at worst a repair
 // makes a pull fetch a blob again.
-func Fsck(ctx context.Context, st fsckStore, files fsckFiles, opts FsckOptions) (FsckReport, error) {
+func Fsck(ctx context.Context, st fsckStore, files FsckFiles, opts FsckOptions) (FsckReport, error) {
 	if opts.Grace == 0 {
 		opts.Grace = time.Hour
 	}
