@@ -185,6 +185,9 @@ type Options struct {
 	CheckRateLimit func(ctx context.Context, creds Credentials) (RateLimitCheck, error)
 	// CITrusts holds the CI trust policies; nil refuses their operations.
 	CITrusts CITrustStore
+	// WarmEntries holds the tags groups keep warm; nil refuses their
+	// operations.
+	WarmEntries WarmStore
 	// Activity, when set, reports downloads in progress, recent pulls and
 	// the per-second counts.
 	Activity ActivitySource

@@ -12,8 +12,8 @@ import (
 	"github.com/dproxy/dproxy/internal/store"
 )
 
-// warmStore holds the tags the groups keep warm.
-type warmStore interface {
+// WarmStore holds the tags the groups keep warm.
+type WarmStore interface {
 	WarmEntries(ctx context.Context, groupID int64) ([]store.WarmEntry, error)
 	PutWarmEntry(ctx context.Context, e store.WarmEntry) (store.WarmEntry, error)
 	DeleteWarmEntry(ctx context.Context, groupID int64, image, tag string) error
@@ -304,14 +304,13 @@ func (s *Service) WarmNow(ctx context.Context, a Actor, groupPath, ref string) (
 	return int(n), nil
 }
 
-// warm returns the store's warm tables, or a refusal when this server was
-// built without them.
-func (s *Service) warm() (warmStore, error) {
-	ws, ok := s.store.(warmStore)
-	if !ok {
+// warm returns the warm tables (Options.WarmEntries), or a refusal when
+// this server was built without them.
+func (s *Service) warm() (WarmStore, error) {
+	if s.opts.WarmEntries == nil {
 		return nil, refuse(ErrUnavailable, "this server does not keep tags warm")
 	}
-	return ws, nil
+	return s.opts.WarmEntries, nil
 }
 
 func (s *Service) kickWarmer() {

@@ -278,7 +278,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Opti
 	reg := registry.New(svc, iss, c, vc, registry.Options{ExternalURL: cfg.ExternalURL,
 		TrustedProxies: proxies, Logger: log, Metrics: m})
 	adm := admin.New(st, cacheHooks{c, vc, lc}, svc, admin.Options{
-		Logger: log, Now: o.now, AddressPolicy: policy, CITrusts: st,
+		Logger: log, Now: o.now, AddressPolicy: policy, CITrusts: st, WarmEntries: st,
 		VirtualRegistries: cfg.VirtualRegistriesPerGroup, VirtualUpstreams: cfg.VirtualRegistryUpstreams,
 		RateLimits: up.RateLimits, CheckRateLimit: upstream.NewCheckCache(up.CheckRateLimit, rateLimitCheckTTL, o.now).Check,
 		Activity: activity{main: c, virtual: vc, rec: m.Activity()},
@@ -625,7 +625,7 @@ func NewLogger(w *os.File, format, level string) (*slog.Logger, error) {
 // only replicas sharing a database need to, since a single process knows
 // which files it serves.
 func gcGrace(cfg config.Config) time.Duration {
-	if !cfg.SharedDatabase() {
+	if !store.IsPostgres(cfg.Database) {
 		return 0
 	}
 	return cfg.GCGrace

@@ -137,7 +137,7 @@ func prepareDproxy(ctx context.Context, dataDir string, window time.Duration, hu
 	defer st.Close()
 	// The seeding is an operator's admin work: it goes through the admin
 	// service, acting as the server itself.
-	adm := admin.New(st, nil, auth.NewService(st, nil, auth.ServiceOptions{}), admin.Options{})
+	adm := admin.New(st, nil, auth.NewService(st, nil, auth.ServiceOptions{}), admin.Options{WarmEntries: st})
 	sys := admin.System
 	user := dproxyUser
 	if _, err := adm.CreateUser(ctx, sys, admin.UserInput{Username: user}); err != nil {
